@@ -1,0 +1,329 @@
+//! The reference interpreter: naive loops, written to be obviously correct rather than fast.
+//! Every pass and every generated kernel is checked against it. Accumulation is in f64.
+use crate::error::IrError;
+use crate::graph::{Graph, NodeId, ValueId};
+use crate::op::{Activation, Conv2dAttrs, GemmAttrs, Op, SeAttrs};
+use crate::types::Dim;
+use std::collections::BTreeMap;
+
+/// A dense row-major f32 tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    /// extents
+    pub shape: Vec<usize>,
+    /// data, `shape.iter().product()` elements
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    /// New tensor; panics if the element count is wrong (a caller bug).
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Self {
+        assert_eq!(shape.iter().product::<usize>(), data.len(), "tensor data/shape mismatch");
+        Tensor { shape, data }
+    }
+}
+
+fn err(m: impl Into<String>) -> IrError {
+    IrError::Interp(m.into())
+}
+
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// Value at output multi-index `idx` of an operand broadcast to the output rank.
+fn bcast_at(t: &Tensor, idx: &[usize]) -> f32 {
+    let off = idx.len() - t.shape.len();
+    let st = strides(&t.shape);
+    let mut p = 0;
+    for (i, &d) in t.shape.iter().enumerate() {
+        let j = if d == 1 { 0 } else { idx[off + i] };
+        p += j * st[i];
+    }
+    t.data[p]
+}
+
+fn for_each_index(shape: &[usize], mut f: impl FnMut(&[usize])) {
+    let n: usize = shape.iter().product();
+    let mut idx = vec![0; shape.len()];
+    for _ in 0..n {
+        f(&idx);
+        for d in (0..shape.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+}
+
+fn bshape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, IrError> {
+    let r = a.len().max(b.len());
+    (0..r)
+        .map(|i| {
+            let da = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
+            let db = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
+            if da == db || db == 1 {
+                Ok(da)
+            } else if da == 1 {
+                Ok(db)
+            } else {
+                Err(err(format!("shapes {a:?} and {b:?} do not broadcast")))
+            }
+        })
+        .collect()
+}
+
+fn binary(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32) -> Result<Tensor, IrError> {
+    let shape = bshape(&a.shape, &b.shape)?;
+    let mut data = Vec::with_capacity(shape.iter().product());
+    for_each_index(&shape, |i| data.push(f(bcast_at(a, i), bcast_at(b, i))));
+    Ok(Tensor::new(shape, data))
+}
+
+fn reduce_mean(x: &Tensor, axes: &[usize], keep: bool) -> Tensor {
+    let mut oshape_keep: Vec<usize> = x.shape.clone();
+    for &a in axes {
+        oshape_keep[a] = 1;
+    }
+    let n: usize = oshape_keep.iter().product();
+    let mut acc = vec![0f64; n];
+    let ost = strides(&oshape_keep);
+    for_each_index(&x.shape, |i| {
+        let mut p = 0;
+        let mut xp = 0;
+        let xst = strides(&x.shape);
+        for d in 0..i.len() {
+            if !axes.contains(&d) {
+                p += i[d] * ost[d];
+            }
+            xp += i[d] * xst[d];
+        }
+        acc[p] += x.data[xp] as f64;
+    });
+    let cnt: usize = axes.iter().map(|&a| x.shape[a]).product();
+    let data = acc.iter().map(|&s| (s / cnt as f64) as f32).collect();
+    let shape = if keep {
+        oshape_keep
+    } else {
+        x.shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect()
+    };
+    Tensor::new(shape, data)
+}
+
+fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, IrError> {
+    let a2 = if a.shape.len() == 1 { vec![1, a.shape[0]] } else { a.shape.clone() };
+    let b2 = if b.shape.len() == 1 { vec![b.shape[0], 1] } else { b.shape.clone() };
+    let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
+    let (k2, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
+    if k != k2 {
+        return Err(err("matmul inner dims differ"));
+    }
+    let batch = bshape(&a2[..a2.len() - 2], &b2[..b2.len() - 2])?;
+    let at = Tensor::new(a2.clone(), a.data.clone());
+    let bt = Tensor::new(b2.clone(), b.data.clone());
+    let mut full = batch.clone();
+    full.extend([m, n]);
+    let mut data = Vec::with_capacity(full.iter().product());
+    for_each_index(&full, |i| {
+        let nb = i.len() - 2;
+        let (r, c) = (i[nb], i[nb + 1]);
+        let mut s = 0f64;
+        let mut ia: Vec<usize> = i[..nb].to_vec();
+        ia.extend([r, 0]);
+        let mut ib: Vec<usize> = i[..nb].to_vec();
+        ib.extend([0, c]);
+        for kk in 0..k {
+            ia[nb + 1] = kk;
+            ib[nb] = kk;
+            s += bcast_at(&at, &ia) as f64 * bcast_at(&bt, &ib) as f64;
+        }
+        data.push(s as f32);
+    });
+    let mut shape = batch;
+    if a.shape.len() > 1 {
+        shape.push(m);
+    }
+    if b.shape.len() > 1 {
+        shape.push(n);
+    }
+    Ok(Tensor::new(shape, data))
+}
+
+fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>) -> Result<Tensor, IrError> {
+    let at = |i: usize, j: usize| if g.trans_a { a.data[j * a.shape[1] + i] } else { a.data[i * a.shape[1] + j] };
+    let bt = |i: usize, j: usize| if g.trans_b { b.data[j * b.shape[1] + i] } else { b.data[i * b.shape[1] + j] };
+    let (m, k) = if g.trans_a { (a.shape[1], a.shape[0]) } else { (a.shape[0], a.shape[1]) };
+    let n = if g.trans_b { b.shape[0] } else { b.shape[1] };
+    let mut data = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0f64;
+            for kk in 0..k {
+                s += at(i, kk) as f64 * bt(kk, j) as f64;
+            }
+            let mut v = g.alpha as f64 * s;
+            if let Some(c) = c {
+                v += g.beta as f64 * bcast_at(c, &[i, j]) as f64;
+            }
+            data[i * n + j] = v as f32;
+        }
+    }
+    Ok(Tensor::new(vec![m, n], data))
+}
+
+fn conv2d(a: &Conv2dAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
+    let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    let (o, cg, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
+    let g = a.group as usize;
+    let og = o / g;
+    let oh = (h + (a.pads[0] + a.pads[2]) as usize - (a.dilations[0] as usize * (kh - 1) + 1)) / a.strides[0] as usize + 1;
+    let ow = (wd + (a.pads[1] + a.pads[3]) as usize - (a.dilations[1] as usize * (kw - 1) + 1)) / a.strides[1] as usize + 1;
+    let mut out = vec![0f32; n * o * oh * ow];
+    for ni in 0..n {
+        for oc in 0..o {
+            let grp = oc / og;
+            for y in 0..oh {
+                for xx in 0..ow {
+                    let mut s = b.map(|b| b.data[oc] as f64).unwrap_or(0.0);
+                    for ic in 0..cg {
+                        let cin = grp * cg + ic;
+                        for ky in 0..kh {
+                            let iy = (y * a.strides[0] as usize + ky * a.dilations[0] as usize) as i64 - a.pads[0] as i64;
+                            if iy < 0 || iy >= h as i64 {
+                                continue;
+                            }
+                            for kx in 0..kw {
+                                let ix = (xx * a.strides[1] as usize + kx * a.dilations[1] as usize) as i64 - a.pads[1] as i64;
+                                if ix < 0 || ix >= wd as i64 {
+                                    continue;
+                                }
+                                let xv = x.data[((ni * c + cin) * h + iy as usize) * wd + ix as usize];
+                                let wv = w.data[((oc * cg + ic) * kh + ky) * kw + kx];
+                                s += xv as f64 * wv as f64;
+                            }
+                        }
+                    }
+                    out[((ni * o + oc) * oh + y) * ow + xx] = s as f32;
+                }
+            }
+        }
+    }
+    Tensor::new(vec![n, o, oh, ow], out)
+}
+
+/// The SE block written out step by step, exactly as the paper defines it.
+fn squeeze_excite(a: &SeAttrs, x: &Tensor, w1: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor) -> Tensor {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    let r = w1.shape[0];
+    let hw = h * w;
+    let mut y = x.data.clone();
+    for ni in 0..n {
+        let pooled: Vec<f64> = (0..c)
+            .map(|ci| x.data[(ni * c + ci) * hw..(ni * c + ci + 1) * hw].iter().map(|&v| v as f64).sum::<f64>() / hw as f64)
+            .collect();
+        let hidden: Vec<f32> = (0..r)
+            .map(|j| {
+                let s: f64 = b1.data[j] as f64 + (0..c).map(|ci| w1.data[j * c + ci] as f64 * pooled[ci]).sum::<f64>();
+                a.inner.apply(s as f32)
+            })
+            .collect();
+        for ci in 0..c {
+            let s: f64 = b2.data[ci] as f64 + (0..r).map(|j| w2.data[ci * r + j] as f64 * hidden[j] as f64).sum::<f64>();
+            let gate = a.gate.apply(s as f32);
+            for v in &mut y[(ni * c + ci) * hw..(ni * c + ci + 1) * hw] {
+                *v *= gate;
+            }
+        }
+    }
+    Tensor::new(x.shape.clone(), y)
+}
+
+fn act(a: Activation, x: &Tensor) -> Tensor {
+    Tensor::new(x.shape.clone(), x.data.iter().map(|&v| a.apply(v)).collect())
+}
+
+/// Binds symbolic dims from the concrete input shapes.
+pub fn bind_symbols(g: &Graph, inputs: &[Tensor]) -> Result<Vec<u64>, IrError> {
+    if inputs.len() != g.inputs.len() {
+        return Err(err(format!("graph has {} inputs, got {}", g.inputs.len(), inputs.len())));
+    }
+    let mut syms: Vec<Option<u64>> = vec![None; g.sym_names.len()];
+    for ((name, id), t) in g.inputs.iter().zip(inputs) {
+        let ty = &g.node(*id).outputs[0];
+        if ty.shape.len() != t.shape.len() {
+            return Err(err(format!("input '{name}': rank {} expected, got shape {:?}", ty.shape.len(), t.shape)));
+        }
+        for (d, &v) in ty.shape.iter().zip(&t.shape) {
+            match *d {
+                Dim::Known(k) if k as usize == v => {}
+                Dim::Sym(s, k) if v as u64 % k == 0 => {
+                    let b = v as u64 / k;
+                    match syms[s.0 as usize] {
+                        Some(o) if o != b => return Err(err(format!("input '{name}': symbol '{}' bound to {o} and {b}", g.sym_names[s.0 as usize]))),
+                        _ => syms[s.0 as usize] = Some(b),
+                    }
+                }
+                _ => return Err(err(format!("input '{name}': expected {}, got shape {:?}", ty.display(&g.sym_names), t.shape))),
+            }
+        }
+    }
+    Ok(syms.into_iter().map(|s| s.unwrap_or(1)).collect())
+}
+
+/// Runs the graph on `inputs` (in signature order) and returns the outputs in order.
+pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, IrError> {
+    let syms = bind_symbols(g, inputs)?;
+    let order = g.topo_order().ok_or_else(|| err("graph has a cycle"))?;
+    let mut vals: BTreeMap<NodeId, Tensor> = BTreeMap::new();
+    for id in order {
+        let n = g.node(id);
+        let ins: Vec<&Tensor> = g
+            .inputs(id)
+            .iter()
+            .map(|v: &ValueId| vals.get(&v.node).ok_or_else(|| err("operand not computed")))
+            .collect::<Result<_, _>>()?;
+        let at = |e: IrError| IrError::AtNode { node: g.node_ref(id), source: Box::new(e) };
+        let t = match &n.op {
+            Op::Input { index } => inputs[*index as usize].clone(),
+            Op::Const(c) => {
+                let d = g.consts.get(*c);
+                Tensor::new(d.shape.clone(), d.data.to_vec())
+            }
+            Op::Identity => ins[0].clone(),
+            Op::Binary(b) => binary(ins[0], ins[1], |x, y| b.apply(x, y)).map_err(at)?,
+            Op::Act(a) => act(*a, ins[0]),
+            Op::GlobalAvgPool => {
+                let axes: Vec<usize> = (2..ins[0].shape.len()).collect();
+                reduce_mean(ins[0], &axes, true)
+            }
+            Op::ReduceMean { axes, keep_dims } => reduce_mean(ins[0], axes, *keep_dims),
+            Op::Reshape { shape } => {
+                let s: Vec<usize> = shape
+                    .iter()
+                    .map(|d| d.eval(&syms).map(|v| v as usize))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| at(err("unbound symbol")))?;
+                Tensor::new(s, ins[0].data.clone())
+            }
+            Op::MatMul => matmul(ins[0], ins[1]).map_err(at)?,
+            Op::Gemm(a) => gemm(a, ins[0], ins[1], ins.get(2).copied()).map_err(at)?,
+            Op::Conv2d(a) => conv2d(a, ins[0], ins[1], ins.get(2).copied()),
+            Op::SqueezeExcite(a) => squeeze_excite(a, ins[0], ins[1], ins[2], ins[3], ins[4]),
+        };
+        let want = n.outputs[0].eval(&syms).ok_or_else(|| at(err("unbound symbol")))?;
+        if t.shape != want {
+            return Err(at(err(format!("computed shape {:?}, type says {:?}", t.shape, want))));
+        }
+        vals.insert(id, t);
+    }
+    g.outputs
+        .iter()
+        .map(|(_, v)| vals.get(&v.node).cloned().ok_or_else(|| err("output not computed")))
+        .collect()
+}

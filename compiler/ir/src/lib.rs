@@ -1,0 +1,25 @@
+//! secc-ir: the graph IR every compiler stage shares.
+//!
+//! It owns the closed [`Op`] enum with typed attributes, tensor types with a symbolic batch
+//! dimension ([`Dim`]), the [`Graph`] on a petgraph `StableDiGraph` with a builder that infers
+//! types, the [`verify`](Graph::verify) pass, the stable textual form ([`print`]) used by snapshot
+//! tests, and an obviously-correct reference interpreter ([`interp`]) that every rewrite and
+//! kernel is checked against.
+//!
+//! It depends on no other secc crate and knows nothing of ONNX, egg or LLVM.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod graph;
+pub mod interp;
+mod op;
+pub mod print;
+mod types;
+mod verify;
+
+pub use error::{IrError, NodeRef};
+pub use graph::{ConstData, ConstId, ConstPool, Graph, Node, NodeId, ValueId};
+pub use op::{Activation, BinaryOp, Conv2dAttrs, GemmAttrs, Op, SeAttrs};
+pub use types::{broadcast_shapes, DType, Dim, Shape, SymId, TensorType};
+pub use verify::VerifyErrors;

@@ -1,0 +1,421 @@
+//! The closed op set, typed attributes, and the per-op type rule.
+use crate::error::IrError;
+use crate::graph::ConstId;
+use crate::types::{broadcast_shapes, Dim, Shape, TensorType};
+
+/// Attributes of a 2-D convolution (NCHW, weights OIHW). Pads are explicit
+/// `[top, left, bottom, right]`; `auto_pad` is resolved by the importer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conv2dAttrs {
+    /// strides `[h, w]`
+    pub strides: [u64; 2],
+    /// pads `[top, left, bottom, right]`
+    pub pads: [u64; 4],
+    /// dilations `[h, w]`
+    pub dilations: [u64; 2],
+    /// number of groups
+    pub group: u64,
+}
+
+/// Attributes of `Gemm`: `alpha * op(A) @ op(B) + beta * C`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GemmAttrs {
+    /// scale of the product
+    pub alpha: f32,
+    /// scale of C
+    pub beta: f32,
+    /// A is transposed
+    pub trans_a: bool,
+    /// B is transposed
+    pub trans_b: bool,
+}
+
+/// Element-wise binary ops with numpy broadcasting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// a + b
+    Add,
+    /// a - b
+    Sub,
+    /// a * b
+    Mul,
+    /// a / b
+    Div,
+}
+
+impl BinaryOp {
+    /// Mnemonic.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+        }
+    }
+    /// Scalar semantics (the reference).
+    pub fn apply(self, a: f32, b: f32) -> f32 {
+        match self {
+            BinaryOp::Add => a + b,
+            BinaryOp::Sub => a - b,
+            BinaryOp::Mul => a * b,
+            BinaryOp::Div => a / b,
+        }
+    }
+}
+
+/// Element-wise activations. Also used to describe the two activations inside an SE block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// max(x, 0)
+    Relu,
+    /// 1 / (1 + exp(-x))
+    Sigmoid,
+    /// clamp(alpha * x + beta, 0, 1), alpha and beta kept exactly as given
+    HardSigmoid {
+        /// slope
+        alpha: f32,
+        /// offset
+        beta: f32,
+    },
+    /// x * clamp(x / 6 + 1/2, 0, 1) (ONNX HardSwish: alpha = 1/6, beta = 0.5)
+    HardSwish,
+    /// x * sigmoid(x)
+    Silu,
+    /// clamp(x, min, max); a missing bound is infinite
+    Clip {
+        /// lower bound
+        min: f32,
+        /// upper bound
+        max: f32,
+    },
+}
+
+impl Activation {
+    /// Mnemonic without attributes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::HardSigmoid { .. } => "hard_sigmoid",
+            Activation::HardSwish => "hard_swish",
+            Activation::Silu => "silu",
+            Activation::Clip { .. } => "clip",
+        }
+    }
+    /// Attributes as sorted `key=value` pairs (floats in shortest round-trip form).
+    pub fn attrs(self) -> Vec<(&'static str, String)> {
+        match self {
+            Activation::HardSigmoid { alpha, beta } => {
+                vec![("alpha", format!("{alpha:?}")), ("beta", format!("{beta:?}"))]
+            }
+            Activation::Clip { min, max } => {
+                vec![("max", format!("{max:?}")), ("min", format!("{min:?}"))]
+            }
+            _ => vec![],
+        }
+    }
+    /// `name` or `name(k=v,...)`, used inside SE attributes.
+    pub fn spelled(self) -> String {
+        let a = self.attrs();
+        if a.is_empty() {
+            self.name().to_string()
+        } else {
+            let kv: Vec<String> = a.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{}({})", self.name(), kv.join(","))
+        }
+    }
+    /// Scalar semantics (the reference), computed in f64 then rounded.
+    pub fn apply(self, x: f32) -> f32 {
+        let xd = x as f64;
+        let r = match self {
+            Activation::Relu => xd.max(0.0),
+            Activation::Sigmoid => 1.0 / (1.0 + (-xd).exp()),
+            Activation::HardSigmoid { alpha, beta } => {
+                (alpha as f64 * xd + beta as f64).clamp(0.0, 1.0)
+            }
+            Activation::HardSwish => xd * (xd / 6.0 + 0.5).clamp(0.0, 1.0),
+            Activation::Silu => xd / (1.0 + (-xd).exp()),
+            Activation::Clip { min, max } => xd.max(min as f64).min(max as f64),
+        };
+        r as f32
+    }
+}
+
+/// Attributes of the fused squeeze-and-excitation op.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeAttrs {
+    /// activation between the two FC layers
+    pub inner: Activation,
+    /// gate activation applied to the second FC's output
+    pub gate: Activation,
+}
+
+/// The closed set of IR ops. Weights are `Const` nodes pointing into the graph's pool.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Graph input number `index` (its name lives in the graph).
+    Input {
+        /// position in the graph signature
+        index: u32,
+    },
+    /// A constant from the graph's [`crate::ConstPool`].
+    Const(ConstId),
+    /// Copy (from ONNX Identity and inference-mode Dropout); removed by a pass.
+    Identity,
+    /// 2-D convolution: `(x, w[, b])`.
+    Conv2d(Conv2dAttrs),
+    /// General matrix multiply: `(a, b[, c])`.
+    Gemm(GemmAttrs),
+    /// Numpy matmul with batch broadcasting: `(a, b)`.
+    MatMul,
+    /// Broadcasting element-wise binary op.
+    Binary(BinaryOp),
+    /// Element-wise activation.
+    Act(Activation),
+    /// Mean over the spatial axes of an NCHW tensor, keeping them as 1.
+    GlobalAvgPool,
+    /// Mean over sorted, normalised `axes`.
+    ReduceMean {
+        /// axes reduced, sorted, non-negative
+        axes: Vec<usize>,
+        /// keep reduced axes as extent 1
+        keep_dims: bool,
+    },
+    /// Re-interpretation of the same data with another shape (Reshape, Flatten, Squeeze,
+    /// Unsqueeze). The target shape is fully resolved.
+    Reshape {
+        /// output shape
+        shape: Shape,
+    },
+    /// Fused SE block: `(x[N,C,H,W], w1[R,C], b1[R], w2[C,R], b2[C])` ->
+    /// `x * gate(w2 @ inner(w1 @ mean_hw(x) + b1) + b2)`.
+    SqueezeExcite(SeAttrs),
+}
+
+impl Op {
+    /// Mnemonic used in the textual IR.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Const(_) => "const",
+            Op::Identity => "identity",
+            Op::Conv2d(_) => "conv2d",
+            Op::Gemm(_) => "gemm",
+            Op::MatMul => "matmul",
+            Op::Binary(b) => b.name(),
+            Op::Act(a) => a.name(),
+            Op::GlobalAvgPool => "global_avg_pool",
+            Op::ReduceMean { .. } => "reduce_mean",
+            Op::Reshape { .. } => "reshape",
+            Op::SqueezeExcite(_) => "squeeze_excite",
+        }
+    }
+
+    /// All attributes, sorted by key, defaults included (for the printer).
+    pub fn attrs(&self, names: &[String]) -> Vec<(&'static str, String)> {
+        fn list(v: &[u64]) -> String {
+            let s: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+            format!("[{}]", s.join(","))
+        }
+        match self {
+            Op::Conv2d(a) => vec![
+                ("dilations", list(&a.dilations)),
+                ("group", a.group.to_string()),
+                ("pads", list(&a.pads)),
+                ("strides", list(&a.strides)),
+            ],
+            Op::Gemm(a) => vec![
+                ("alpha", format!("{:?}", a.alpha)),
+                ("beta", format!("{:?}", a.beta)),
+                ("trans_a", a.trans_a.to_string()),
+                ("trans_b", a.trans_b.to_string()),
+            ],
+            Op::Act(a) => a.attrs(),
+            Op::ReduceMean { axes, keep_dims } => {
+                let ax: Vec<u64> = axes.iter().map(|&a| a as u64).collect();
+                vec![("axes", list(&ax)), ("keep_dims", keep_dims.to_string())]
+            }
+            Op::Reshape { shape } => {
+                let s: Vec<String> = shape.iter().map(|d| d.display(names)).collect();
+                vec![("shape", format!("[{}]", s.join(",")))]
+            }
+            Op::SqueezeExcite(a) => vec![("gate", a.gate.spelled()), ("inner", a.inner.spelled())],
+            _ => vec![],
+        }
+    }
+
+    /// Accepted operand counts `(min, max)`.
+    pub fn arity(&self) -> (usize, usize) {
+        match self {
+            Op::Input { .. } | Op::Const(_) => (0, 0),
+            Op::Identity
+            | Op::Act(_)
+            | Op::GlobalAvgPool
+            | Op::ReduceMean { .. }
+            | Op::Reshape { .. } => (1, 1),
+            Op::Binary(_) | Op::MatMul => (2, 2),
+            Op::Conv2d(_) | Op::Gemm(_) => (2, 3),
+            Op::SqueezeExcite(_) => (5, 5),
+        }
+    }
+
+    /// The type rule: output types from operand types. Inputs and constants carry their
+    /// type on the node and are not inferred here.
+    pub fn infer(&self, ins: &[&TensorType]) -> Result<TensorType, IrError> {
+        let name = self.name();
+        let (lo, hi) = self.arity();
+        if ins.len() < lo || ins.len() > hi {
+            return Err(IrError::Arity {
+                op: name.into(),
+                expected: if lo == hi { lo.to_string() } else { format!("{lo}..={hi}") },
+                got: ins.len(),
+            });
+        }
+        let ty = |m: String| IrError::ty(name, m);
+        let known = |d: Dim, what: &str| {
+            d.known().ok_or_else(|| IrError::ty(name, format!("{what} must be a known extent")))
+        };
+        match self {
+            Op::Input { .. } | Op::Const(_) => Err(ty("inputs and constants are not inferred".into())),
+            Op::Identity | Op::Act(_) => Ok(ins[0].clone()),
+            Op::Binary(_) => broadcast_shapes(&ins[0].shape, &ins[1].shape)
+                .map(TensorType::f32)
+                .map_err(ty),
+            Op::GlobalAvgPool => {
+                let s = &ins[0].shape;
+                if s.len() < 3 {
+                    return Err(ty(format!("needs rank >= 3, got rank {}", s.len())));
+                }
+                let mut o: Shape = s[..2].iter().copied().collect();
+                o.extend(std::iter::repeat_n(Dim::Known(1), s.len() - 2));
+                Ok(TensorType::f32(o))
+            }
+            Op::ReduceMean { axes, keep_dims } => {
+                let s = &ins[0].shape;
+                if let Some(&a) = axes.iter().find(|&&a| a >= s.len()) {
+                    return Err(ty(format!("axis {a} out of range for rank {}", s.len())));
+                }
+                let mut o = Shape::new();
+                for (i, &d) in s.iter().enumerate() {
+                    if axes.contains(&i) {
+                        if *keep_dims {
+                            o.push(Dim::Known(1));
+                        }
+                    } else {
+                        o.push(d);
+                    }
+                }
+                Ok(TensorType::f32(o))
+            }
+            Op::Reshape { shape } => {
+                let a = ins[0].numel();
+                let b = TensorType::f32(shape.iter().copied()).numel();
+                if a.is_none() || a != b {
+                    return Err(ty(format!(
+                        "element count differs: input {} vs target {}",
+                        ins[0],
+                        TensorType::f32(shape.iter().copied())
+                    )));
+                }
+                Ok(TensorType::f32(shape.iter().copied()))
+            }
+            Op::MatMul => {
+                let (a, b) = (&ins[0].shape, &ins[1].shape);
+                if a.is_empty() || b.is_empty() {
+                    return Err(ty("operands must have rank >= 1".into()));
+                }
+                let a2: Shape = if a.len() == 1 { [Dim::Known(1), a[0]].into_iter().collect() } else { a.clone() };
+                let b2: Shape = if b.len() == 1 { [b[0], Dim::Known(1)].into_iter().collect() } else { b.clone() };
+                let (m, k1) = (a2[a2.len() - 2], a2[a2.len() - 1]);
+                let (k2, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
+                if k1 != k2 {
+                    return Err(ty(format!("inner dimensions differ: {} vs {}", ins[0], ins[1])));
+                }
+                let mut o = broadcast_shapes(&a2[..a2.len() - 2], &b2[..b2.len() - 2]).map_err(ty)?;
+                if a.len() > 1 {
+                    o.push(m);
+                }
+                if b.len() > 1 {
+                    o.push(n);
+                }
+                Ok(TensorType::f32(o))
+            }
+            Op::Gemm(g) => {
+                let (a, b) = (&ins[0].shape, &ins[1].shape);
+                if a.len() != 2 || b.len() != 2 {
+                    return Err(ty(format!("A and B must be 2-D, got {} and {}", ins[0], ins[1])));
+                }
+                let (m, k1) = if g.trans_a { (a[1], a[0]) } else { (a[0], a[1]) };
+                let (k2, n) = if g.trans_b { (b[1], b[0]) } else { (b[0], b[1]) };
+                if k1 != k2 {
+                    return Err(ty(format!("inner dimensions differ: {} vs {}", ins[0], ins[1])));
+                }
+                let out: Shape = [m, n].into_iter().collect();
+                if let Some(c) = ins.get(2) {
+                    let bc = broadcast_shapes(&out, &c.shape).map_err(ty)?;
+                    if bc != out {
+                        return Err(ty(format!("C {} does not broadcast to [M,N]", c)));
+                    }
+                }
+                Ok(TensorType::f32(out))
+            }
+            Op::Conv2d(c) => {
+                let (x, w) = (&ins[0].shape, &ins[1].shape);
+                if x.len() != 4 || w.len() != 4 {
+                    return Err(ty(format!("x and w must be 4-D, got {} and {}", ins[0], ins[1])));
+                }
+                let cin = known(x[1], "input channels")?;
+                let cout = known(w[0], "output channels")?;
+                let (kh, kw) = (known(w[2], "kernel height")?, known(w[3], "kernel width")?);
+                if c.group == 0 || cin % c.group != 0 || cout % c.group != 0 {
+                    return Err(ty(format!("group {} does not divide channels {cin}->{cout}", c.group)));
+                }
+                if known(w[1], "weight in-channels")? != cin / c.group {
+                    return Err(ty(format!("weight {} does not match {cin} input channels / group {}", ins[1], c.group)));
+                }
+                if c.strides.contains(&0) || c.dilations.contains(&0) {
+                    return Err(ty("strides and dilations must be >= 1".into()));
+                }
+                if let Some(b) = ins.get(2) {
+                    if b.shape.as_slice() != [Dim::Known(cout)] {
+                        return Err(ty(format!("bias {} must be f32[{cout}]", b)));
+                    }
+                }
+                let mut o: Shape = [x[0], Dim::Known(cout)].into_iter().collect();
+                for i in 0..2 {
+                    let inp = known(x[2 + i], "spatial extent")? + c.pads[i] + c.pads[i + 2];
+                    let k = c.dilations[i] * ([kh, kw][i] - 1) + 1;
+                    if inp < k {
+                        return Err(ty(format!("kernel {k} larger than padded input {inp}")));
+                    }
+                    o.push(Dim::Known((inp - k) / c.strides[i] + 1));
+                }
+                Ok(TensorType::f32(o))
+            }
+            Op::SqueezeExcite(_) => {
+                let x = &ins[0].shape;
+                if x.len() != 4 {
+                    return Err(ty(format!("x must be 4-D NCHW, got {}", ins[0])));
+                }
+                let c = x[1];
+                let w1 = &ins[1].shape;
+                if w1.len() != 2 || w1[1] != c {
+                    return Err(ty(format!("w1 {} must be [R, C] with C = {}", ins[1], c.display(&[]))));
+                }
+                let r = w1[0];
+                let want = [
+                    (2, vec![r]),
+                    (3, vec![c, r]),
+                    (4, vec![c]),
+                ];
+                for (i, s) in want {
+                    if ins[i].shape.as_slice() != s.as_slice() {
+                        return Err(ty(format!("operand {i} has type {}, expected shape {:?}", ins[i], s.iter().map(|d| d.display(&[])).collect::<Vec<_>>())));
+                    }
+                }
+                Ok(ins[0].clone())
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs what secc needs on a fresh Debian 12 (bookworm) machine, as root, idempotently:
+#   - LLVM 19 (llvm-19-dev; dynamic linking, see ../shared/TOOLCHAIN.md) and a C toolchain
+#   - ptxas (extracted from Debian non-free's nvidia-cuda-toolkit .deb into .tools/, not installed)
+#   - a Python venv in .venv with onnx, numpy and onnxruntime (fixture generation, benchmarks)
+# Usage: scripts/setup.sh [--no-python] [--no-ptxas]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_python=1; want_ptxas=1
+for a in "$@"; do
+  case "$a" in
+    --no-python) want_python=0 ;;
+    --no-ptxas) want_ptxas=0 ;;
+    *) echo "unknown flag $a" >&2; exit 2 ;;
+  esac
+done
+
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+need_pkgs=()
+for p in llvm-19-dev build-essential zlib1g-dev python3-venv; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+done
+# python3 may come from pyenv rather than Debian; venv then works without python3-venv.
+if python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  need_pkgs=("${need_pkgs[@]/python3-venv}")
+fi
+need_pkgs=($(printf '%s\n' "${need_pkgs[@]}" | grep -v '^$' || true))
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "setup: installing ${need_pkgs[*]}"
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${need_pkgs[@]}"
+fi
+
+if [ "$want_ptxas" = 1 ] && [ ! -x .tools/cuda/usr/bin/ptxas ] && ! command -v ptxas >/dev/null 2>&1; then
+  echo "setup: fetching ptxas from Debian non-free (nvidia-cuda-toolkit), extracted into .tools/"
+  src=/etc/apt/sources.list.d/secc-nonfree.sources
+  if [ ! -f "$src" ]; then
+    $SUDO tee "$src" >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: non-free contrib
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  fi
+  $SUDO apt-get update -q
+  mkdir -p .tools/deb .tools/cuda
+  (cd .tools/deb && apt-get download nvidia-cuda-toolkit)
+  dpkg -x .tools/deb/nvidia-cuda-toolkit_*.deb .tools/cuda
+  rm -rf .tools/deb
+  .tools/cuda/usr/bin/ptxas --version | tail -1
+fi
+
+if [ "$want_python" = 1 ] && [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import onnx, onnxruntime, numpy' >/dev/null 2>&1; then
+  if [ "$want_python" = 1 ]; then
+    echo "setup: creating .venv (onnx, numpy, onnxruntime)"
+    python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements.txt
+  fi
+fi
+echo "setup: done"
