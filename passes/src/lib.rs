@@ -1,1 +1,19 @@
-//! placeholder
+//! secc-passes: the pass manager and the graph passes.
+//!
+//! Passes work in place on a [`secc_ir::Graph`]; the [`PassManager`] runs them in the order of
+//! [`pipeline::default_pipeline`], verifies the graph after each, and can print the textual IR
+//! after any of them. Passes never see ONNX types.
+#![forbid(unsafe_code)]
+
+mod const_fold;
+mod dce;
+mod identity;
+mod manager;
+pub mod pipeline;
+pub mod se_fuse;
+
+pub use const_fold::ConstFold;
+pub use dce::DeadCode;
+pub use identity::RemoveIdentity;
+pub use manager::{Changed, Pass, PassError, PassLog, PassManager, PrintAfter};
+pub use se_fuse::SeFuse;

@@ -276,6 +276,36 @@ pub fn bind_symbols(g: &Graph, inputs: &[Tensor]) -> Result<Vec<u64>, IrError> {
     Ok(syms.into_iter().map(|s| s.unwrap_or(1)).collect())
 }
 
+/// Evaluates one compute op (not `Input`/`Const`) on concrete operands.
+pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError> {
+    Ok(match op {
+        Op::Input { .. } | Op::Const(_) => return Err(err("inputs and constants are not evaluated")),
+        Op::Identity => ins[0].clone(),
+        Op::Binary(b) => binary(ins[0], ins[1], |x, y| b.apply(x, y))?,
+        Op::Act(a) => act(*a, ins[0]),
+        Op::GlobalAvgPool => {
+            let axes: Vec<usize> = (2..ins[0].shape.len()).collect();
+            reduce_mean(ins[0], &axes, true)
+        }
+        Op::ReduceMean { axes, keep_dims } => reduce_mean(ins[0], axes, *keep_dims),
+        Op::Reshape { shape } => {
+            let s: Vec<usize> = shape
+                .iter()
+                .map(|d| d.eval(syms).map(|v| v as usize))
+                .collect::<Option<_>>()
+                .ok_or_else(|| err("unbound symbol"))?;
+            if s.iter().product::<usize>() != ins[0].data.len() {
+                return Err(err("reshape changes the element count"));
+            }
+            Tensor::new(s, ins[0].data.clone())
+        }
+        Op::MatMul => matmul(ins[0], ins[1])?,
+        Op::Gemm(a) => gemm(a, ins[0], ins[1], ins.get(2).copied())?,
+        Op::Conv2d(a) => conv2d(a, ins[0], ins[1], ins.get(2).copied()),
+        Op::SqueezeExcite(a) => squeeze_excite(a, ins[0], ins[1], ins[2], ins[3], ins[4]),
+    })
+}
+
 /// Runs the graph on `inputs` (in signature order) and returns the outputs in order.
 pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, IrError> {
     let syms = bind_symbols(g, inputs)?;
@@ -295,26 +325,7 @@ pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, IrError> {
                 let d = g.consts.get(*c);
                 Tensor::new(d.shape.clone(), d.data.to_vec())
             }
-            Op::Identity => ins[0].clone(),
-            Op::Binary(b) => binary(ins[0], ins[1], |x, y| b.apply(x, y)).map_err(at)?,
-            Op::Act(a) => act(*a, ins[0]),
-            Op::GlobalAvgPool => {
-                let axes: Vec<usize> = (2..ins[0].shape.len()).collect();
-                reduce_mean(ins[0], &axes, true)
-            }
-            Op::ReduceMean { axes, keep_dims } => reduce_mean(ins[0], axes, *keep_dims),
-            Op::Reshape { shape } => {
-                let s: Vec<usize> = shape
-                    .iter()
-                    .map(|d| d.eval(&syms).map(|v| v as usize))
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| at(err("unbound symbol")))?;
-                Tensor::new(s, ins[0].data.clone())
-            }
-            Op::MatMul => matmul(ins[0], ins[1]).map_err(at)?,
-            Op::Gemm(a) => gemm(a, ins[0], ins[1], ins.get(2).copied()).map_err(at)?,
-            Op::Conv2d(a) => conv2d(a, ins[0], ins[1], ins.get(2).copied()),
-            Op::SqueezeExcite(a) => squeeze_excite(a, ins[0], ins[1], ins[2], ins[3], ins[4]),
+            op => eval_op(op, &ins, &syms).map_err(at)?,
         };
         let want = n.outputs[0].eval(&syms).ok_or_else(|| at(err("unbound symbol")))?;
         if t.shape != want {

@@ -31,6 +31,30 @@ pub fn print(g: &Graph) -> String {
     for (name, id) in &g.inputs {
         val.insert(*id, format!("%{}", quote_name(name)));
     }
+    // constants are numbered by first use, in printed order
+    for id in &order {
+        if matches!(g.node(*id).op, Op::Input { .. } | Op::Const(_)) {
+            continue;
+        }
+        for v in g.inputs(*id) {
+            if let Op::Const(c) = g.node(v.node).op {
+                let nm = const_name.entry(c).or_insert_with(|| {
+                    consts.push(c);
+                    format!("@c{}", consts.len() - 1)
+                });
+                val.insert(v.node, nm.clone());
+            }
+        }
+    }
+    for (_, v) in &g.outputs {
+        if let Op::Const(c) = g.node(v.node).op {
+            let nm = const_name.entry(c).or_insert_with(|| {
+                consts.push(c);
+                format!("@c{}", consts.len() - 1)
+            });
+            val.insert(v.node, nm.clone());
+        }
+    }
     let mut next = 0usize;
     let mut body = String::new();
     let operand = |v: &ValueId, val: &BTreeMap<NodeId, String>| -> String {
@@ -43,17 +67,8 @@ pub fn print(g: &Graph) -> String {
     };
     for id in &order {
         let n = g.node(*id);
-        match &n.op {
-            Op::Input { .. } => continue,
-            Op::Const(c) => {
-                let nm = const_name.entry(*c).or_insert_with(|| {
-                    consts.push(*c);
-                    format!("@c{}", consts.len() - 1)
-                });
-                val.insert(*id, nm.clone());
-                continue;
-            }
-            _ => {}
+        if matches!(n.op, Op::Input { .. } | Op::Const(_)) {
+            continue;
         }
         let v = format!("%{next}");
         next += 1;

@@ -1,0 +1,517 @@
+//! The importer: model -> graph, one function per ONNX op.
+use crate::attrs::NodeCx;
+use crate::error::{ImportError, NodeError};
+use crate::tensor::{decode, dtype_name, ConstVal};
+use onnx_protobuf::{Message, ModelProto, NodeProto, ValueInfoProto};
+use secc_ir::{
+    Activation, BinaryOp, ConstData, Conv2dAttrs, Dim, GemmAttrs, Graph, Op, Shape, TensorType,
+    ValueId,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Oldest default-domain opset accepted.
+pub const MIN_OPSET: i64 = 11;
+/// Newest default-domain opset accepted.
+pub const MAX_OPSET: i64 = 23;
+
+/// Import options.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Bind every symbolic dimension named here to a fixed extent (e.g. `N=1`).
+    pub fixed_dims: BTreeMap<String, u64>,
+}
+
+/// Reads and imports an ONNX file; external data is resolved relative to its folder.
+pub fn import_file(path: &Path, opts: &ImportOptions) -> Result<Graph, ImportError> {
+    let bytes = std::fs::read(path).map_err(|e| ImportError::Io { path: path.display().to_string(), source: e })?;
+    import_bytes(&bytes, path.parent(), opts)
+}
+
+/// Imports a serialized `ModelProto`. `base` is the folder holding external data, if any.
+pub fn import_bytes(bytes: &[u8], base: Option<&Path>, opts: &ImportOptions) -> Result<Graph, ImportError> {
+    let model = ModelProto::parse_from_bytes(bytes).map_err(|e| ImportError::Parse(e.to_string()))?;
+    let graph = model.graph.as_ref().ok_or_else(|| ImportError::Model("model has no graph".into()))?;
+    if graph.node.is_empty() && graph.output.is_empty() {
+        return Err(ImportError::Model("graph is empty (no nodes, no outputs): is this really an ONNX model?".into()));
+    }
+    let mut opset = None;
+    for o in &model.opset_import {
+        if o.domain.is_empty() || o.domain == "ai.onnx" {
+            opset = Some(o.version);
+        }
+    }
+    let opset = opset.ok_or_else(|| ImportError::Model("no default-domain opset in opset_import".into()))?;
+    if !(MIN_OPSET..=MAX_OPSET).contains(&opset) {
+        return Err(ImportError::Model(format!("opset {opset} is not supported (supported: {MIN_OPSET}..={MAX_OPSET})")));
+    }
+    let mut im = Importer {
+        g: Graph::new(if graph.name.is_empty() { "main" } else { &graph.name }),
+        opset,
+        base,
+        vals: BTreeMap::new(),
+        ints: BTreeMap::new(),
+        floats: BTreeMap::new(),
+        float_nodes: BTreeMap::new(),
+        poisoned: BTreeSet::new(),
+    };
+    for t in &graph.initializer {
+        match decode(t, base) {
+            Ok(ConstVal::F32(s, d)) => {
+                im.floats.insert(t.name.clone(), (s, d));
+            }
+            Ok(ConstVal::I64(s, d)) => {
+                im.ints.insert(t.name.clone(), (s, d));
+            }
+            Err(msg) => {
+                return Err(ImportError::Tensor { name: t.name.clone(), msg });
+            }
+        }
+    }
+    for vi in &graph.input {
+        if im.floats.contains_key(&vi.name) || im.ints.contains_key(&vi.name) {
+            continue; // an initializer listed as input (IR < 4 style): it is a constant
+        }
+        let ty = im.input_type(vi, opts)?;
+        let v = im.g.add_input(vi.name.clone(), ty);
+        im.vals.insert(vi.name.clone(), v);
+    }
+    let mut unsupported = Vec::new();
+    for (i, n) in graph.node.iter().enumerate() {
+        let cx = NodeCx::new(n, i);
+        if n.input.iter().any(|x| im.poisoned.contains(x)) {
+            for o in &n.output {
+                im.poisoned.insert(o.clone());
+            }
+            continue;
+        }
+        match im.node(&cx) {
+            Ok(()) => {}
+            Err(Failure::Unsupported(e)) => {
+                unsupported.push(e);
+                for o in &n.output {
+                    im.poisoned.insert(o.clone());
+                }
+            }
+            Err(Failure::Error(e)) => return Err(ImportError::Node(e)),
+        }
+    }
+    if !unsupported.is_empty() {
+        return Err(ImportError::Unsupported(unsupported));
+    }
+    for vi in &graph.output {
+        let v = im.float_value(&vi.name).map_err(|m| ImportError::Model(format!("graph output {:?}: {m}", vi.name)))?;
+        im.g.add_output(vi.name.clone(), v);
+    }
+    Ok(im.g)
+}
+
+enum Failure {
+    Unsupported(NodeError),
+    Error(NodeError),
+}
+
+impl From<NodeError> for Failure {
+    fn from(e: NodeError) -> Self {
+        Failure::Error(e)
+    }
+}
+
+struct Importer<'b> {
+    g: Graph,
+    opset: i64,
+    base: Option<&'b Path>,
+    vals: BTreeMap<String, ValueId>,
+    ints: BTreeMap<String, (Vec<usize>, Vec<i64>)>,
+    floats: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    float_nodes: BTreeMap<String, ValueId>,
+    poisoned: BTreeSet<String>,
+}
+
+type R<T> = Result<T, Failure>;
+
+impl Importer<'_> {
+    fn input_type(&mut self, vi: &ValueInfoProto, opts: &ImportOptions) -> Result<TensorType, ImportError> {
+        let bad = |m: String| ImportError::Model(format!("graph input {:?}: {m}", vi.name));
+        let tt = vi.type_.as_ref().filter(|t| t.has_tensor_type()).ok_or_else(|| bad("not a tensor".into()))?.tensor_type();
+        if tt.elem_type != 1 {
+            return Err(bad(format!("element type {} is not supported (only float32)", dtype_name(tt.elem_type))));
+        }
+        let shape = tt.shape.as_ref().ok_or_else(|| bad("has no shape (rank must be known)".into()))?;
+        let mut dims = Shape::new();
+        for (axis, d) in shape.dim.iter().enumerate() {
+            if d.has_dim_value() && d.dim_value() > 0 {
+                dims.push(Dim::Known(d.dim_value() as u64));
+            } else {
+                let name = if d.has_dim_param() && !d.dim_param().is_empty() {
+                    d.dim_param().to_string()
+                } else if axis == 0 {
+                    "N".to_string()
+                } else {
+                    format!("{}_dim{axis}", vi.name)
+                };
+                match opts.fixed_dims.get(&name) {
+                    Some(&v) => dims.push(Dim::Known(v)),
+                    None => dims.push(Dim::Sym(self.g.sym(&name), 1)),
+                }
+            }
+        }
+        Ok(TensorType::f32(dims))
+    }
+
+    /// The float value with this name (materialising an initializer on first use).
+    fn float_value(&mut self, name: &str) -> Result<ValueId, String> {
+        if let Some(v) = self.vals.get(name).or_else(|| self.float_nodes.get(name)) {
+            return Ok(*v);
+        }
+        if let Some((s, d)) = self.floats.get(name) {
+            let v = self.g.add_const(ConstData::new(s.clone(), d.clone()), Some(name.to_string()));
+            self.float_nodes.insert(name.to_string(), v);
+            return Ok(v);
+        }
+        if self.ints.contains_key(name) {
+            return Err(format!("{name:?} is an integer tensor; only float32 tensors are supported as data"));
+        }
+        Err(format!("{name:?} is not defined before use"))
+    }
+
+    fn operand(&mut self, cx: &NodeCx, i: usize) -> R<ValueId> {
+        let name = cx.input(i).ok_or_else(|| cx.err(format!("input {i} is missing")))?;
+        self.float_value(name).map_err(|m| Failure::Error(cx.err(format!("input {i}: {m}"))))
+    }
+
+    fn const_ints(&self, cx: &NodeCx, i: usize, what: &str) -> R<Vec<i64>> {
+        let name = cx.input(i).ok_or_else(|| cx.err(format!("input {i} ({what}) is missing")))?;
+        match self.ints.get(name) {
+            Some((_, d)) => Ok(d.clone()),
+            None => Err(cx.err(format!("input {i} ({what}) must be a constant integer tensor; {name:?} is computed at run time, which is not supported")).into()),
+        }
+    }
+
+    fn const_scalar_f32(&self, cx: &NodeCx, i: usize, what: &str) -> R<Option<f32>> {
+        let Some(name) = cx.input(i) else { return Ok(None) };
+        if let Some(v) = self.float_nodes.get(name).or_else(|| self.vals.get(name)) {
+            if let Some(c) = self.g.const_of(*v) {
+                if c.data.len() == 1 {
+                    return Ok(Some(c.data[0]));
+                }
+            }
+        }
+        match self.floats.get(name) {
+            Some((_, d)) if d.len() == 1 => Ok(Some(d[0])),
+            Some(_) => Err(cx.err(format!("input {i} ({what}) must be a scalar")).into()),
+            None => Err(cx.err(format!("input {i} ({what}) must be a constant; {name:?} is computed at run time, which is not supported")).into()),
+        }
+    }
+
+    fn shape_of(&self, v: ValueId) -> Shape {
+        self.g.ty(v).shape.clone()
+    }
+
+    fn add(&mut self, cx: &NodeCx, op: Op, ins: &[ValueId]) -> R<()> {
+        let v = self
+            .g
+            .add_node(op, ins, Some(cx.name.clone()))
+            .map_err(|e| cx.err(match e {
+                secc_ir::IrError::AtNode { source, .. } => source.to_string(),
+                e => e.to_string(),
+            }))?;
+        self.def(cx, v)
+    }
+
+    fn def(&mut self, cx: &NodeCx, v: ValueId) -> R<()> {
+        let out = cx.node.output.first().filter(|s| !s.is_empty()).ok_or_else(|| cx.err("has no output"))?;
+        self.vals.insert(out.clone(), v);
+        Ok(())
+    }
+
+    fn node(&mut self, cx: &NodeCx) -> R<()> {
+        let n: &NodeProto = cx.node;
+        if !(n.domain.is_empty() || n.domain == "ai.onnx") {
+            return Err(Failure::Unsupported(cx.err(format!("op domain {:?} is not supported", n.domain))));
+        }
+        match cx.op() {
+            "Constant" => self.constant(cx),
+            "Identity" => {
+                let x = self.operand(cx, 0)?;
+                self.add(cx, Op::Identity, &[x])
+            }
+            "Dropout" => {
+                if let Some(name) = cx.input(2) {
+                    let training = self.ints.get(name).map(|(_, d)| d.first().copied().unwrap_or(0));
+                    if training != Some(0) {
+                        return Err(cx.err("input 2 (training_mode) must be a constant false; training-mode Dropout is not supported").into());
+                    }
+                }
+                if cx.node.output.get(1).is_some_and(|s| !s.is_empty()) {
+                    return Err(cx.err("the mask output is not supported").into());
+                }
+                let x = self.operand(cx, 0)?;
+                self.add(cx, Op::Identity, &[x])
+            }
+            "Add" | "Sub" | "Mul" | "Div" => {
+                let op = match cx.op() {
+                    "Add" => BinaryOp::Add,
+                    "Sub" => BinaryOp::Sub,
+                    "Mul" => BinaryOp::Mul,
+                    _ => BinaryOp::Div,
+                };
+                let (a, b) = (self.operand(cx, 0)?, self.operand(cx, 1)?);
+                self.add(cx, Op::Binary(op), &[a, b])
+            }
+            "Relu" => self.act(cx, Activation::Relu),
+            "Sigmoid" => self.act(cx, Activation::Sigmoid),
+            "HardSwish" => self.act(cx, Activation::HardSwish),
+            "HardSigmoid" => {
+                let alpha = cx.float_or("alpha", 0.2)?;
+                let beta = cx.float_or("beta", 0.5)?;
+                self.act(cx, Activation::HardSigmoid { alpha, beta })
+            }
+            "Clip" => {
+                let (min, max) = if self.opset < 11 {
+                    (cx.float_or("min", f32::NEG_INFINITY)?, cx.float_or("max", f32::INFINITY)?)
+                } else {
+                    (
+                        self.const_scalar_f32(cx, 1, "min")?.unwrap_or(f32::NEG_INFINITY),
+                        self.const_scalar_f32(cx, 2, "max")?.unwrap_or(f32::INFINITY),
+                    )
+                };
+                self.act(cx, Activation::Clip { min, max })
+            }
+            "GlobalAveragePool" => {
+                let x = self.operand(cx, 0)?;
+                self.add(cx, Op::GlobalAvgPool, &[x])
+            }
+            "ReduceMean" => self.reduce_mean(cx),
+            "Flatten" => {
+                let x = self.operand(cx, 0)?;
+                let s = self.shape_of(x);
+                let axis = cx.int_or("axis", 1)?;
+                let axis = if axis == s.len() as i64 { s.len() } else { cx.axis("axis", axis, s.len().max(1))? };
+                let prod = |d: &[Dim]| d.iter().try_fold(Dim::Known(1), |a, &b| a.mul(b));
+                let (a, b) = (prod(&s[..axis]), prod(&s[axis..]));
+                let (Some(a), Some(b)) = (a, b) else {
+                    return Err(cx.err("flattened extent would be a product of symbolic dimensions").into());
+                };
+                self.add(cx, Op::Reshape { shape: [a, b].into_iter().collect() }, &[x])
+            }
+            "Reshape" => self.reshape(cx),
+            "Squeeze" => self.squeeze(cx),
+            "Unsqueeze" => self.unsqueeze(cx),
+            "Conv" => self.conv(cx),
+            "Gemm" => {
+                let a = self.operand(cx, 0)?;
+                let b = self.operand(cx, 1)?;
+                let mut ins = vec![a, b];
+                if cx.input(2).is_some() {
+                    ins.push(self.operand(cx, 2)?);
+                }
+                let attrs = GemmAttrs {
+                    alpha: cx.float_or("alpha", 1.0)?,
+                    beta: cx.float_or("beta", 1.0)?,
+                    trans_a: cx.int_or("transA", 0)? != 0,
+                    trans_b: cx.int_or("transB", 0)? != 0,
+                };
+                self.add(cx, Op::Gemm(attrs), &ins)
+            }
+            "MatMul" => {
+                let (a, b) = (self.operand(cx, 0)?, self.operand(cx, 1)?);
+                self.add(cx, Op::MatMul, &[a, b])
+            }
+            _ => Err(Failure::Unsupported(cx.err("op is not supported"))),
+        }
+    }
+
+    fn act(&mut self, cx: &NodeCx, a: Activation) -> R<()> {
+        let x = self.operand(cx, 0)?;
+        self.add(cx, Op::Act(a), &[x])
+    }
+
+    fn constant(&mut self, cx: &NodeCx) -> R<()> {
+        let out = cx.node.output.first().cloned().ok_or_else(|| cx.err("has no output"))?;
+        let val = if let Some(t) = cx.tensor("value")? {
+            decode(t, self.base).map_err(|m| cx.attr_err("value", m))?
+        } else if let Some(f) = cx.float("value_float")? {
+            ConstVal::F32(vec![], vec![f])
+        } else if let Some(f) = cx.floats("value_floats")? {
+            ConstVal::F32(vec![f.len()], f)
+        } else if let Some(i) = cx.int("value_int")? {
+            ConstVal::I64(vec![], vec![i])
+        } else if let Some(i) = cx.ints("value_ints")? {
+            ConstVal::I64(vec![i.len()], i)
+        } else {
+            return Err(cx.err("needs one of value, value_float(s), value_int(s); sparse and string values are not supported").into());
+        };
+        match val {
+            ConstVal::F32(s, d) => {
+                let v = self.g.add_const(ConstData::new(s, d), Some(cx.name.clone()));
+                self.vals.insert(out, v);
+            }
+            ConstVal::I64(s, d) => {
+                self.ints.insert(out, (s, d));
+            }
+        }
+        Ok(())
+    }
+
+    fn axes_input_or_attr(&self, cx: &NodeCx, attr_until: i64) -> R<Option<Vec<i64>>> {
+        if self.opset < attr_until {
+            Ok(cx.ints("axes")?)
+        } else if cx.input(1).is_some() {
+            Ok(Some(self.const_ints(cx, 1, "axes")?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn norm_axes(&self, cx: &NodeCx, axes: &[i64], rank: usize) -> R<Vec<usize>> {
+        let mut out = Vec::new();
+        for &a in axes {
+            let n = cx.axis("axes", a, rank)?;
+            if out.contains(&n) {
+                return Err(cx.attr_err("axes", format!("axis {a} repeated")).into());
+            }
+            out.push(n);
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn reduce_mean(&mut self, cx: &NodeCx) -> R<()> {
+        let x = self.operand(cx, 0)?;
+        let rank = self.shape_of(x).len();
+        let keep = cx.int_or("keepdims", 1)? != 0;
+        let axes = self.axes_input_or_attr(cx, 18)?;
+        let noop = cx.int_or("noop_with_empty_axes", 0)? != 0;
+        let axes = match axes {
+            Some(a) if !a.is_empty() => self.norm_axes(cx, &a, rank)?,
+            _ if noop => return self.add(cx, Op::Identity, &[x]),
+            _ => (0..rank).collect(),
+        };
+        self.add(cx, Op::ReduceMean { axes, keep_dims: keep }, &[x])
+    }
+
+    fn reshape(&mut self, cx: &NodeCx) -> R<()> {
+        let x = self.operand(cx, 0)?;
+        let target = self.const_ints(cx, 1, "shape")?;
+        let allowzero = cx.int_or("allowzero", 0)? != 0;
+        let s = self.shape_of(x);
+        let mut out: Vec<Option<Dim>> = Vec::with_capacity(target.len());
+        for (i, &t) in target.iter().enumerate() {
+            out.push(match t {
+                -1 => None,
+                0 if !allowzero => Some(*s.get(i).ok_or_else(|| cx.err(format!("shape[{i}] = 0 copies an axis the input (rank {}) does not have", s.len())))?),
+                t if t >= 0 => Some(Dim::Known(t as u64)),
+                t => return Err(cx.err(format!("shape[{i}] = {t} is invalid")).into()),
+            });
+        }
+        if out.iter().filter(|d| d.is_none()).count() > 1 {
+            return Err(cx.err("shape has more than one -1").into());
+        }
+        let total = TensorType::f32(s.iter().copied()).numel().ok_or_else(|| cx.err("input size is a product of symbols"))?;
+        let known = out.iter().flatten().try_fold(Dim::Known(1), |a, &b| a.mul(b)).ok_or_else(|| cx.err("target size is a product of symbols"))?;
+        let fill = if out.iter().any(|d| d.is_none()) {
+            Some(total.div(known).ok_or_else(|| cx.err(format!("cannot infer -1: {} elements do not divide into {}", total.display(&self.g.sym_names), known.display(&self.g.sym_names))))?)
+        } else {
+            None
+        };
+        let shape: Shape = out.into_iter().map(|d| d.or(fill).unwrap_or(Dim::Known(1))).collect();
+        self.add(cx, Op::Reshape { shape }, &[x])
+    }
+
+    fn squeeze(&mut self, cx: &NodeCx) -> R<()> {
+        let x = self.operand(cx, 0)?;
+        let s = self.shape_of(x);
+        let axes = match self.axes_input_or_attr(cx, 13)? {
+            Some(a) => self.norm_axes(cx, &a, s.len())?,
+            None => (0..s.len()).filter(|&i| s[i] == Dim::Known(1)).collect(),
+        };
+        for &a in &axes {
+            if s[a] != Dim::Known(1) {
+                return Err(cx.attr_err("axes", format!("axis {a} has extent {}, not 1", s[a].display(&self.g.sym_names))).into());
+            }
+        }
+        let shape: Shape = s.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
+        self.add(cx, Op::Reshape { shape }, &[x])
+    }
+
+    fn unsqueeze(&mut self, cx: &NodeCx) -> R<()> {
+        let x = self.operand(cx, 0)?;
+        let s = self.shape_of(x);
+        let axes = self.axes_input_or_attr(cx, 13)?.ok_or_else(|| cx.err("needs axes"))?;
+        let rank = s.len() + axes.len();
+        let axes = self.norm_axes(cx, &axes, rank)?;
+        let mut it = s.iter();
+        let mut shape = Shape::new();
+        for i in 0..rank {
+            if axes.contains(&i) {
+                shape.push(Dim::Known(1));
+            } else {
+                shape.push(*it.next().ok_or_else(|| cx.err("axes out of range"))?);
+            }
+        }
+        self.add(cx, Op::Reshape { shape }, &[x])
+    }
+
+    fn conv(&mut self, cx: &NodeCx) -> R<()> {
+        let x = self.operand(cx, 0)?;
+        let w = self.operand(cx, 1)?;
+        let xs = self.shape_of(x);
+        let ws = self.shape_of(w);
+        if xs.len() != 4 || ws.len() != 4 {
+            return Err(Failure::Unsupported(cx.err(format!("only 2-D convolution is supported (input rank {})", xs.len()))));
+        }
+        let k = [ws[2].known().unwrap_or(1), ws[3].known().unwrap_or(1)];
+        if let Some(ks) = cx.ints("kernel_shape")? {
+            if ks.len() != 2 || ks[0] as u64 != k[0] || ks[1] as u64 != k[1] {
+                return Err(cx.attr_err("kernel_shape", format!("{ks:?} does not match weight shape {k:?}")).into());
+            }
+        }
+        let two = |name: &str| -> R<[u64; 2]> {
+            match cx.ints(name)? {
+                None => Ok([1, 1]),
+                Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 1) => Ok([v[0] as u64, v[1] as u64]),
+                Some(v) => Err(cx.attr_err(name, format!("{v:?} must be two values >= 1")).into()),
+            }
+        };
+        let strides = two("strides")?;
+        let dilations = two("dilations")?;
+        let group = cx.int_or("group", 1)?;
+        if group < 1 {
+            return Err(cx.attr_err("group", format!("{group} must be >= 1")).into());
+        }
+        let auto_pad = cx.string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
+        let pads = match auto_pad.as_str() {
+            "NOTSET" => match cx.ints("pads")? {
+                None => [0; 4],
+                Some(p) if p.len() == 4 && p.iter().all(|&x| x >= 0) => [p[0] as u64, p[1] as u64, p[2] as u64, p[3] as u64],
+                Some(p) => return Err(cx.attr_err("pads", format!("{p:?} must be 4 values >= 0")).into()),
+            },
+            "VALID" => [0; 4],
+            "SAME_UPPER" | "SAME_LOWER" => {
+                let mut p = [0u64; 4];
+                for i in 0..2 {
+                    let inp = xs[2 + i].known().ok_or_else(|| cx.err("SAME padding needs known spatial extents"))?;
+                    let out = inp.div_ceil(strides[i]);
+                    let eff = dilations[i] * (k[i] - 1) + 1;
+                    let total = ((out - 1) * strides[i] + eff).saturating_sub(inp);
+                    let (small, big) = (total / 2, total - total / 2);
+                    if auto_pad == "SAME_UPPER" {
+                        p[i] = small;
+                        p[i + 2] = big;
+                    } else {
+                        p[i] = big;
+                        p[i + 2] = small;
+                    }
+                }
+                p
+            }
+            other => return Err(cx.attr_err("auto_pad", format!("unknown value {other:?}")).into()),
+        };
+        let mut ins = vec![x, w];
+        if cx.input(2).is_some() {
+            ins.push(self.operand(cx, 2)?);
+        }
+        self.add(cx, Op::Conv2d(Conv2dAttrs { strides, pads, dilations, group: group as u64 }), &ins)
+    }
+}

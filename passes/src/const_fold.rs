@@ -1,0 +1,48 @@
+//! `const-fold`: evaluates every compute node whose operands are all constants with the
+//! reference interpreter and replaces it by a constant (e.g. Paddle's `Reshape(const)` bias
+//! feeding an `Add`). Folded constants are limited in size so weights are not duplicated
+//! needlessly.
+use crate::{Changed, Pass, PassError, PassLog};
+use secc_ir::interp::{eval_op, Tensor};
+use secc_ir::{ConstData, Graph, Op};
+
+/// Largest folded result, in elements.
+const MAX_FOLD_ELEMS: usize = 1 << 24;
+
+/// The pass.
+pub struct ConstFold;
+
+impl Pass for ConstFold {
+    fn name(&self) -> &'static str {
+        "const-fold"
+    }
+    fn run(&self, g: &mut Graph, _log: &mut PassLog) -> Result<Changed, PassError> {
+        let mut changed = false;
+        for id in g.topo_order().unwrap_or_default() {
+            let op = g.node(id).op.clone();
+            if matches!(op, Op::Input { .. } | Op::Const(_)) {
+                continue;
+            }
+            let ins = g.inputs(id);
+            let Some(consts) = ins.iter().map(|v| g.const_of(*v)).collect::<Option<Vec<_>>>() else {
+                continue;
+            };
+            let Some(shape) = g.node(id).outputs[0].eval(&[]) else { continue };
+            if shape.iter().product::<usize>() > MAX_FOLD_ELEMS {
+                continue;
+            }
+            let tensors: Vec<Tensor> = consts.iter().map(|c| Tensor::new(c.shape.clone(), c.data.to_vec())).collect();
+            let refs: Vec<&Tensor> = tensors.iter().collect();
+            let t = eval_op(&op, &refs, &[]).map_err(|e| PassError::InPass {
+                pass: "const-fold",
+                msg: format!("{}: {e}", g.node_ref(id)),
+            })?;
+            let origin = g.node(id).origin.clone();
+            let c = g.add_const(ConstData::new(t.shape, t.data), origin);
+            g.replace_all_uses(id.into(), c);
+            g.remove_node(id);
+            changed = true;
+        }
+        Ok(changed.into())
+    }
+}

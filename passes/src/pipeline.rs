@@ -1,0 +1,33 @@
+//! The default pass order, and lookup by name for `--passes`.
+//!
+//! 1. `remove-identity` first: Paddle puts Identity between every step, and every matcher
+//!    after it would otherwise have to look through them.
+//! 2. `const-fold` next, so bias constants written as `Reshape(const)` or arithmetic on
+//!    constants become plain constants the SE rules can read.
+//! 3. `se-fuse` (egg) finds and fuses SE blocks on the cleaned graph.
+//! 4. `dce` last removes what fusion orphaned (the unfused chain, unused weights).
+use crate::{ConstFold, DeadCode, Pass, PassError, RemoveIdentity, SeFuse};
+
+/// Names of all passes, in default order.
+pub const ALL: &[&str] = &["remove-identity", "const-fold", "se-fuse", "dce"];
+
+/// A pass by name.
+pub fn by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
+    Ok(match name {
+        "remove-identity" => Box::new(RemoveIdentity),
+        "const-fold" => Box::new(ConstFold),
+        "se-fuse" => Box::new(SeFuse::default()),
+        "dce" => Box::new(DeadCode),
+        other => return Err(PassError::UnknownPass(other.into(), ALL.join(", "))),
+    })
+}
+
+/// The default pipeline.
+pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
+    ALL.iter().map(|n| by_name(n).expect("invariant: ALL names are known")).collect()
+}
+
+/// The default pipeline without SE fusion (for comparisons and `--no-fuse`).
+pub fn no_fuse_pipeline() -> Vec<Box<dyn Pass>> {
+    ALL.iter().filter(|n| **n != "se-fuse").map(|n| by_name(n).expect("invariant: ALL names are known")).collect()
+}

@@ -1,0 +1,136 @@
+//! The rewrite rules: first canonicalise exporter spellings (pooling, FC layers written as
+//! Gemm / MatMul+Add / 1x1 Conv, bias Adds, reshape glue, SiLU and hard-sigmoid written out),
+//! then one rule (in both operand orders of the final Mul) recognises an SE block.
+//! Rules are directional; the only commutation is "constant operand second", and it is
+//! conditional, so the e-graph stays small.
+use super::analysis::SeAnalysis;
+use super::lang::{ActKind, SeLang};
+use egg::{rewrite as rw, EGraph, Id, Rewrite, Subst, Var};
+use secc_ir::Dim;
+
+type EG = EGraph<SeLang, SeAnalysis>;
+
+fn var(s: &str) -> Var {
+    s.parse().expect("invariant: pattern variable names are valid")
+}
+
+fn shape(eg: &EG, s: &Subst, v: &str) -> Option<Vec<Dim>> {
+    eg[s[var(v)]].data.shape.clone()
+}
+
+fn is_const(v: &'static str) -> impl Fn(&mut EG, Id, &Subst) -> bool {
+    move |eg, _, s| eg[s[var(v)]].data.konst
+}
+
+fn not_const(v: &'static str) -> impl Fn(&mut EG, Id, &Subst) -> bool {
+    move |eg, _, s| !eg[s[var(v)]].data.konst
+}
+
+fn scalar_is(v: &'static str, want: f32, tol: f32) -> impl Fn(&mut EG, Id, &Subst) -> bool {
+    move |eg, _, s| eg[s[var(v)]].data.scalar.is_some_and(|x| (x - want).abs() <= tol)
+}
+
+fn is_nobias(eg: &EG, id: Id) -> bool {
+    eg[id].nodes.iter().any(|n| matches!(n, SeLang::NoBias))
+}
+
+/// The activation kind stored in a class, if it is a `Kind` leaf.
+pub fn kind_of(eg: &EG, id: Id) -> Option<ActKind> {
+    eg[id].nodes.iter().find_map(|n| match n {
+        SeLang::Kind(k) => Some(*k),
+        _ => None,
+    })
+}
+
+/// `?x` is a 2-D value and `?w` a 2-D constant.
+fn matmul_is_dense(eg: &mut EG, _: Id, s: &Subst) -> bool {
+    let x = shape(eg, s, "?x");
+    let w = shape(eg, s, "?w");
+    eg[s[var("?w")]].data.konst && x.is_some_and(|x| x.len() == 2) && w.is_some_and(|w| w.len() == 2)
+}
+
+/// `?b` is a constant that broadcasts along the last axis only, with as many elements as
+/// the dense layer has outputs.
+fn dense_bias(eg: &mut EG, _: Id, s: &Subst) -> bool {
+    let (Some(b), Some(w)) = (shape(eg, s, "?b"), shape(eg, s, "?w")) else { return false };
+    eg[s[var("?b")]].data.konst
+        && w.len() == 2
+        && !b.is_empty()
+        && b.len() <= 2
+        && b[b.len() - 1] == w[0]
+        && b[..b.len() - 1].iter().all(|d| *d == Dim::Known(1))
+}
+
+/// `?b` is a constant of shape `[1, O, 1, 1]` or `[O, 1, 1]` for a conv with O outputs.
+fn conv_bias(eg: &mut EG, _: Id, s: &Subst) -> bool {
+    let (Some(b), Some(w)) = (shape(eg, s, "?b"), shape(eg, s, "?w")) else { return false };
+    let one = Dim::Known(1);
+    eg[s[var("?b")]].data.konst
+        && w.len() == 4
+        && (b.len() == 3 || b.len() == 4)
+        && b[b.len() - 3] == w[0]
+        && b[b.len() - 2] == one
+        && b[b.len() - 1] == one
+        && (b.len() == 3 || b[0] == one)
+}
+
+/// `?x` is `[N, C, 1, 1]` and `?w` a constant `[O, C, 1, 1]`.
+fn conv_on_pooled(eg: &mut EG, _: Id, s: &Subst) -> bool {
+    let one = Dim::Known(1);
+    let (Some(x), Some(w)) = (shape(eg, s, "?x"), shape(eg, s, "?w")) else { return false };
+    eg[s[var("?w")]].data.konst && x.len() == 4 && x[2] == one && x[3] == one && w.len() == 4 && w[1] == x[1]
+}
+
+/// The matched SE block has consistent weights: x `[N,C,H,W]`, w1 `[R,C]`, w2 `[C,R]`,
+/// biases of R and C elements (or none), a gate activation that ends in [0,1].
+pub fn se_ok(eg: &mut EG, _: Id, s: &Subst) -> bool {
+    let Some(x) = shape(eg, s, "?x") else { return false };
+    if x.len() != 4 || x[1].known().is_none() {
+        return false;
+    }
+    let c = x[1];
+    let (Some(w1), Some(w2)) = (shape(eg, s, "?w1"), shape(eg, s, "?w2")) else { return false };
+    if w1.len() != 2 || w2.len() != 2 || w1[1] != c || w2[0] != c || w2[1] != w1[0] || w1[0].known().is_none() {
+        return false;
+    }
+    if !(eg[s[var("?w1")]].data.konst && eg[s[var("?w2")]].data.konst) {
+        return false;
+    }
+    let r = w1[0];
+    for (b, n) in [("?b1", r), ("?b2", c)] {
+        let id = s[var(b)];
+        if !is_nobias(eg, id) && (eg[id].data.shape.as_deref() != Some(&[n][..]) || !eg[id].data.konst) {
+            return false;
+        }
+    }
+    kind_of(eg, s[var("?g")]).is_some_and(|k| k.is_gate()) && kind_of(eg, s[var("?i")]).is_some()
+}
+
+const SE_BODY: &str = "(to4d (act ?g (dense (act ?i (dense (to2d (gap ?x)) ?w1 ?b1)) ?w2 ?b2)))";
+
+/// All rules, canonicalisation first.
+#[rustfmt::skip]
+pub fn rules() -> Vec<Rewrite<SeLang, SeAnalysis>> {
+    let se_a = format!("(mul ?x {SE_BODY})");
+    let se_b = format!("(mul {SE_BODY} ?x)");
+    let se_to: egg::Pattern<SeLang> = "(se ?x ?w1 ?b1 ?w2 ?b2 ?i ?g)".parse().expect("invariant: valid pattern");
+    vec![
+        rw!("mean-hw-is-gap";     "(mean_hw ?x)"                          => "(gap ?x)"),
+        rw!("mean-hw-flat";       "(mean_hw_flat ?x)"                     => "(to2d (gap ?x))"),
+        rw!("to2d-of-to4d";       "(to2d (to4d ?x))"                      => "?x"),
+        rw!("to4d-of-to2d";       "(to4d (to2d ?x))"                      => "?x"),
+        rw!("act-through-to4d";   "(act ?k (to4d ?x))"                    => "(to4d (act ?k ?x))"),
+        rw!("add-const-second";   "(add ?c ?x)"                           => "(add ?x ?c)" if is_const("?c") if not_const("?x")),
+        rw!("mul-const-second";   "(mul ?c ?x)"                           => "(mul ?x ?c)" if is_const("?c") if not_const("?x")),
+        rw!("matmul-is-dense";    "(matmul ?x ?w)"                        => "(dense ?x (t ?w) nobias)" if matmul_is_dense),
+        rw!("dense-bias-add";     "(add (dense ?x ?w nobias) ?b)"         => "(dense ?x ?w (flat ?b))" if dense_bias),
+        rw!("conv-bias-add";      "(add (conv1x1 ?x ?w nobias) ?b)"       => "(conv1x1 ?x ?w (flat ?b))" if conv_bias),
+        rw!("conv1x1-is-dense";   "(conv1x1 ?x ?w ?b)"                    => "(to4d (dense (to2d ?x) (w2d ?w) ?b))" if conv_on_pooled),
+        rw!("silu";               "(mul (shared2 ?t) (act sigmoid (shared2 ?t)))" => "(act silu ?t)"),
+        rw!("silu-rev";           "(mul (act sigmoid (shared2 ?t)) (shared2 ?t))" => "(act silu ?t)"),
+        rw!("hard-sigmoid-div";   "(div (act relu6 (add ?t ?c3)) ?c6)"    => "(act hard_sigmoid:0.16666667:0.5 ?t)" if scalar_is("?c3", 3.0, 0.0) if scalar_is("?c6", 6.0, 0.0)),
+        rw!("hard-sigmoid-mul";   "(mul (act relu6 (add ?t ?c3)) ?k)"     => "(act hard_sigmoid:0.16666667:0.5 ?t)" if scalar_is("?c3", 3.0, 0.0) if scalar_is("?k", 1.0 / 6.0, 1e-6)),
+        rw!("se";                 { se_a.parse::<egg::Pattern<SeLang>>().expect("invariant: valid pattern") } => { se_to.clone() } if se_ok),
+        rw!("se-gate-first";      { se_b.parse::<egg::Pattern<SeLang>>().expect("invariant: valid pattern") } => { se_to } if se_ok),
+    ]
+}

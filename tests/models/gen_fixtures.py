@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Generates the SE-block ONNX fixtures in this folder, as real exporters spell them.
+
+Rerunnable: `.venv/bin/python tests/models/gen_fixtures.py` rewrites every `*.onnx` here
+(fixed seeds, so the files are byte-identical on rerun) plus, for each, an input and the
+ONNX Runtime output at batch 2 (`<name>.in<i>.npy`, `<name>.ort.npy`), used by the tests to
+check the importer and the reference interpreter against ONNX Runtime.
+
+Which exporter each one imitates is written next to it.
+"""
+import os
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+F = TensorProto.FLOAT
+
+
+class B:
+    """A tiny graph builder: unique names, initializers from numpy."""
+
+    def __init__(self, name, seed):
+        self.name = name
+        self.rng = np.random.default_rng(seed)
+        self.nodes, self.inits, self.n = [], [], 0
+
+    def uid(self, p):
+        self.n += 1
+        return f"{p}_{self.n}"
+
+    def w(self, shape, scale=0.3, name=None):
+        name = name or self.uid("w")
+        self.inits.append(numpy_helper.from_array((self.rng.standard_normal(shape) * scale).astype(np.float32), name))
+        return name
+
+    def i64(self, vals, name=None):
+        name = name or self.uid("shape")
+        self.inits.append(numpy_helper.from_array(np.array(vals, dtype=np.int64), name))
+        return name
+
+    def scalar(self, v):
+        name = self.uid("k")
+        self.inits.append(numpy_helper.from_array(np.array(v, dtype=np.float32), name))
+        return name
+
+    def op(self, op_type, inputs, n_out=1, **attrs):
+        outs = [self.uid(op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=self.uid(op_type), **attrs))
+        return outs[0] if n_out == 1 else outs
+
+    def const_node(self, arr):
+        """A weight as a Constant node (Paddle2ONNX style)."""
+        out = self.uid("const")
+        self.nodes.append(helper.make_node("Constant", [], [out], name=self.uid("Constant"),
+                                           value=numpy_helper.from_array(arr, out + "_v")))
+        return out
+
+    def save(self, inputs, outputs, opset=17, out_dims=None):
+        ins = [helper.make_tensor_value_info(n, F, d) for n, d in inputs]
+        out_dims = out_dims or [inputs[0][1]] * len(outputs)
+        outs = [helper.make_tensor_value_info(n, F, d) for n, d in zip(outputs, out_dims)]
+        g = helper.make_graph(self.nodes, self.name, ins, outs, self.inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="secc-fixtures")
+        m.ir_version = 8
+        onnx.checker.check_model(m)
+        path = os.path.join(HERE, self.name + ".onnx")
+        onnx.save(m, path)
+        return path, inputs
+
+
+def se_torchvision(b, x, c, r, gate="Sigmoid", pool="gap", inner="Relu", order="xg"):
+    """torchvision/timm SqueezeExcitation: GAP -> Conv1x1(bias) -> act -> Conv1x1(bias) -> gate -> Mul."""
+    if pool == "gap":
+        p = b.op("GlobalAveragePool", [x])
+    elif pool == "rm_attr":
+        p = b.op("ReduceMean", [x], axes=[2, 3], keepdims=1)
+    elif pool == "rm_neg_attr":
+        p = b.op("ReduceMean", [x], axes=[-2, -1], keepdims=1)
+    elif pool == "rm_input":
+        p = b.op("ReduceMean", [x, b.i64([-1, -2])], keepdims=1)
+    h = b.op("Conv", [p, b.w([r, c, 1, 1]), b.w([r])], kernel_shape=[1, 1])
+    if inner == "Relu":
+        h = b.op("Relu", [h])
+    elif inner == "SiLU":
+        h = b.op("Mul", [h, b.op("Sigmoid", [h])])
+    g = b.op("Conv", [h, b.w([c, r, 1, 1]), b.w([c])], kernel_shape=[1, 1])
+    if gate == "Sigmoid":
+        g = b.op("Sigmoid", [g])
+    elif isinstance(gate, tuple):
+        g = b.op("HardSigmoid", [g], alpha=gate[0], beta=gate[1])
+    elif gate == "clip":
+        t = b.op("Add", [g, b.scalar(3.0)])
+        t = b.op("Clip", [t, b.scalar(0.0), b.scalar(6.0)])
+        g = b.op("Div", [t, b.scalar(6.0)])
+    return b.op("Mul", [x, g] if order == "xg" else [g, x])
+
+
+def ort_io(path, inputs, batch=2, seed=7):
+    import onnxruntime as ort
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for n, d in inputs:
+        shape = [batch if not isinstance(v, int) else v for v in d]
+        feeds[n] = rng.standard_normal(shape).astype(np.float32)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    outs = s.run(None, feeds)
+    base = path[:-5]
+    for i, (n, _) in enumerate(inputs):
+        np.save(f"{base}.in{i}.npy", feeds[n])
+    np.save(f"{base}.ort.npy", outs[0])
+
+
+def main():
+    made = []
+
+    # 1. Keras/tf2onnx-like with Gemm: GAP -> Flatten -> Gemm(transB=0, kernel [C,R]) -> Relu
+    #    -> Gemm -> Sigmoid -> Reshape(-1,C,1,1) -> Mul.   (tf2onnx 1.16 on a Keras Dense SE)
+    b = B("se_keras_gemm", 1); c, r = 24, 6
+    x = "x"; p = b.op("Flatten", [b.op("GlobalAveragePool", [x])], axis=1)
+    h = b.op("Relu", [b.op("Gemm", [p, b.w([c, r]), b.w([r])])])
+    g = b.op("Sigmoid", [b.op("Gemm", [h, b.w([r, c]), b.w([c])])])
+    g = b.op("Reshape", [g, b.i64([-1, c, 1, 1])])
+    y = b.op("Mul", [x, g])
+    made.append(b.save([("x", ["N", c, 9, 7])], [y]))
+
+    # 2. torchvision/timm (torch.onnx.export opset 17): Conv1x1 with bias, Sigmoid, Mul(x, gate).
+    b = B("se_torchvision", 2); c = 40
+    y = se_torchvision(b, "x", c, 10)
+    made.append(b.save([("x", ["batch", c, 25, 19])], [y]))
+
+    # 3. MobileNetV3 (torch export, opset 13): ReduceMean(axes=[2,3] attr), HardSigmoid
+    #    alpha=1/6 beta=0.5, Mul(gate, x).
+    b = B("se_mobilenetv3", 3); c = 72
+    y = se_torchvision(b, "x", c, 24, gate=(1.0 / 6.0, 0.5), pool="rm_attr", order="gx")
+    made.append(b.save([("x", ["N", c, 14, 14])], [y], opset=13))
+
+    # 3b. ReduceMean axes=[-2,-1] as an input (opset 18 spelling), hard sigmoid 0.1666667.
+    b = B("se_reducemean_opset18", 4); c = 20
+    y = se_torchvision(b, "x", c, 8, gate=(0.1666667, 0.5), pool="rm_input")
+    made.append(b.save([("x", ["N", c, 2, 96])], [y], opset=18))
+
+    # 3c. ReduceMean with negative axes as attribute.
+    b = B("se_reducemean_neg", 5); c = 16
+    y = se_torchvision(b, "x", c, 4, pool="rm_neg_attr")
+    made.append(b.save([("x", ["N", c, 5, 5])], [y], opset=13))
+
+    # 4. EfficientNet (torch export of nn.SiLU at opset < 14 style: Mul(t, Sigmoid(t))), and the
+    #    SE input itself is a SiLU of a depthwise-free conv output.
+    b = B("se_efficientnet", 6); c = 32
+    t = b.op("Conv", ["x", b.w([c, c, 1, 1]), b.w([c])], kernel_shape=[1, 1])
+    xs = b.op("Mul", [t, b.op("Sigmoid", [t])])
+    y = se_torchvision(b, xs, c, 8, inner="SiLU")
+    made.append(b.save([("x", ["N", c, 11, 13])], [y]))
+
+    # 5. MatMul + Add FC layers, Flatten and Unsqueeze glue (tf2onnx from a Keras functional model).
+    b = B("se_matmul_add", 7); c, r = 36, 9
+    p = b.op("Flatten", [b.op("GlobalAveragePool", ["x"])])
+    h = b.op("Relu", [b.op("Add", [b.op("MatMul", [p, b.w([c, r])]), b.w([r])])])
+    g = b.op("Sigmoid", [b.op("Add", [b.w([c]), b.op("MatMul", [h, b.w([r, c])])])])
+    g = b.op("Unsqueeze", [g, b.i64([2, 3])])
+    y = b.op("Mul", [g, "x"])
+    made.append(b.save([("x", ["N", c, 7, 9])], [y]))
+
+    # 6. Paddle2ONNX (opset 11): weights as Constant nodes, conv bias as a separate Add of a
+    #    reshaped constant, Identity between every step, HardSigmoid alpha 0.2 beta 0.5, -1 dims.
+    b = B("se_paddle", 8); c, r = 48, 12
+    def ident(v):
+        return b.op("Identity", [v])
+    def conv_add(v, o, i):
+        w = b.const_node((b.rng.standard_normal([o, i, 1, 1]) * 0.3).astype(np.float32))
+        bias = b.const_node((b.rng.standard_normal([o]) * 0.3).astype(np.float32))
+        shp = b.const_node(np.array([1, o, 1, 1], dtype=np.int64))
+        return b.op("Add", [ident(b.op("Conv", [v, w], kernel_shape=[1, 1], strides=[1, 1], pads=[0, 0, 0, 0], dilations=[1, 1], group=1)), b.op("Reshape", [bias, shp])])
+    x = ident("x")
+    p = ident(b.op("GlobalAveragePool", [x]))
+    h = ident(b.op("Relu", [ident(conv_add(p, r, c))]))
+    g = ident(b.op("HardSigmoid", [ident(conv_add(h, c, r))], alpha=0.2, beta=0.5))
+    y1 = ident(b.op("Mul", [x, g]))
+    p = ident(b.op("GlobalAveragePool", [y1]))
+    h = ident(b.op("Relu", [ident(conv_add(p, r, c))]))
+    g = ident(b.op("HardSigmoid", [ident(conv_add(h, c, r))], alpha=0.1666667, beta=0.5))
+    y = ident(b.op("Mul", [y1, g]))
+    path, ins = b.save([("x", [-1, c, 6, 10])], [y], opset=11)
+    m = onnx.load(path)  # Paddle writes unknown dims as dim_value -1
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = -1
+    onnx.save(m, path)
+    made.append((path, [("x", ["N", c, 6, 10])]))
+
+    # 7. Hard sigmoid spelled out: Clip(t + 3, 0, 6) / 6 (torch export of F.relu6(x + 3) / 6).
+    b = B("se_clip_gate", 9); c = 30
+    y = se_torchvision(b, "x", c, 8, gate="clip")
+    made.append(b.save([("x", ["N", c, 8, 8])], [y]))
+
+    # 8. SE-ResNet residual: Add(X, Mul(X, gate)) then Relu; X has three consumers.
+    b = B("se_residual", 10); c = 64
+    xin = b.op("Relu", ["x"])
+    y = se_torchvision(b, xin, c, 4)
+    y = b.op("Relu", [b.op("Add", [xin, y])])
+    made.append(b.save([("x", ["N", c, 7, 7])], [y]))
+
+    # 9. Two SE blocks in one graph with a conv between them; channels 13 and 21.
+    b = B("se_two_blocks", 11)
+    y1 = se_torchvision(b, "x", 13, 3)
+    t = b.op("Conv", [y1, b.w([21, 13, 1, 1]), b.w([21])], kernel_shape=[1, 1])
+    y = se_torchvision(b, t, 21, 5, gate=(0.2, 0.5), order="gx")
+    made.append(b.save([("x", ["N", 13, 25, 19])], [y], out_dims=[["N", 21, 25, 19]]))
+
+    # Near-misses: must not fuse, must still run.
+    # a) SiLU alone.
+    b = B("nm_silu_alone", 12)
+    y = b.op("Mul", ["x", b.op("Sigmoid", ["x"])])
+    made.append(b.save([("x", ["N", 8, 5, 5])], [y]))
+
+    # b) classifier head: GAP -> Flatten -> Gemm(transB=1).
+    b = B("nm_classifier", 13); c = 24
+    y = b.op("Gemm", [b.op("Flatten", [b.op("GlobalAveragePool", ["x"])]), b.w([10, c]), b.w([10])], transB=1)
+    made.append(b.save([("x", ["N", c, 7, 7])], [y], out_dims=[["N", 10]]))
+
+    # c) gate multiplied into a tensor other than the one pooled.
+    b = B("nm_other_tensor", 14); c = 16
+    p = b.op("GlobalAveragePool", ["x"])
+    h = b.op("Relu", [b.op("Conv", [p, b.w([4, c, 1, 1]), b.w([4])])])
+    g = b.op("Sigmoid", [b.op("Conv", [h, b.w([c, 4, 1, 1]), b.w([c])])])
+    y = b.op("Mul", ["z", g])
+    made.append(b.save([("x", ["N", c, 6, 6]), ("z", ["N", c, 6, 6])], [y]))
+
+    # d) the gate is used elsewhere too (also a graph output).
+    b = B("nm_gate_shared", 15); c = 16
+    p = b.op("GlobalAveragePool", ["x"])
+    h = b.op("Relu", [b.op("Conv", [p, b.w([4, c, 1, 1]), b.w([4])])])
+    g = b.op("Sigmoid", [b.op("Conv", [h, b.w([c, 4, 1, 1]), b.w([c])])])
+    y = b.op("Mul", ["x", g])
+    made.append(b.save([("x", ["N", c, 6, 6])], [y, g], out_dims=[["N", c, 6, 6], ["N", c, 1, 1]]))
+
+    for path, ins in made:
+        ort_io(path, ins)
+    print(f"wrote {len(made)} fixtures to {HERE}")
+
+
+if __name__ == "__main__":
+    main()

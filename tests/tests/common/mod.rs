@@ -1,0 +1,68 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+use rand::{Rng, SeedableRng};
+use secc_ir::interp::Tensor;
+use secc_ir::{Graph, Op};
+use std::path::{Path, PathBuf};
+
+pub fn models_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+/// All fixtures, sorted by name.
+pub fn fixtures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(models_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn stem(p: &Path) -> String {
+    p.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+pub fn import(p: &Path) -> Graph {
+    secc_onnx::import_file(p, &Default::default()).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Fresh random inputs (uniform in [-2, 2), never all zeros) for the graph at `batch`.
+pub fn random_inputs(g: &Graph, batch: u64, seed: u64) -> Vec<Tensor> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let syms = vec![batch; g.sym_names.len()];
+    g.inputs
+        .iter()
+        .map(|(_, id)| {
+            let shape = g.node(*id).outputs[0].eval(&syms).unwrap();
+            let n: usize = shape.iter().product();
+            Tensor::new(shape, (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect())
+        })
+        .collect()
+}
+
+/// Max |a - b| / (1 + |b|) over all elements; asserts equal shapes.
+pub fn max_rel_err(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.shape, b.shape, "shape mismatch");
+    a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs() / (1.0 + y.abs())).fold(0.0, f32::max)
+}
+
+pub fn count_se(g: &Graph) -> usize {
+    g.node_ids().into_iter().filter(|n| matches!(g.node(*n).op, Op::SqueezeExcite(_))).count()
+}
+
+/// The number of SE blocks each fixture must fuse into.
+pub fn expected_se(name: &str) -> usize {
+    match name {
+        "se_paddle" | "se_two_blocks" => 2,
+        n if n.starts_with("se_") => 1,
+        _ => 0,
+    }
+}
+
+pub fn run_passes(g: &mut Graph) -> secc_passes::PassManager {
+    let mut pm = secc_passes::PassManager::new(secc_passes::pipeline::default_pipeline());
+    pm.run(g, |_, _| {}).unwrap();
+    pm
+}

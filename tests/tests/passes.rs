@@ -1,0 +1,99 @@
+//! Pass soundness and SE fusion on every fixture: interpret(before) == interpret(after) on
+//! fresh random inputs at batch 1 and 3; the importer + interpreter agree with ONNX Runtime;
+//! the IR after each pass is snapshotted.
+mod common;
+use common::*;
+use secc_ir::interp::{run, Tensor};
+
+/// Tolerance: relative error (|a-b| / (1+|b|)) of 1e-5 between interpreter runs; the
+/// interpreter accumulates in f64, so only op reordering by a pass can differ.
+const PASS_TOL: f32 = 1e-5;
+/// Interpreter vs ONNX Runtime (f32 accumulation there): 1e-4.
+const ORT_TOL: f32 = 1e-4;
+
+#[test]
+fn every_fixture_fuses_the_expected_number_of_se_blocks() {
+    let mut failures = vec![];
+    for p in fixtures() {
+        let mut g = import(&p);
+        run_passes(&mut g);
+        let (got, want) = (count_se(&g), expected_se(&stem(&p)));
+        if got != want {
+            failures.push(format!("{}: fused {got}, expected {want}\n{}", stem(&p), secc_ir::print::print(&g)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn passes_preserve_semantics_on_random_inputs() {
+    for p in fixtures() {
+        let before = import(&p);
+        let mut after = before.clone();
+        run_passes(&mut after);
+        for (batch, seed) in [(1, 11), (3, 12)] {
+            let ins = random_inputs(&before, batch, seed);
+            let a = run(&before, &ins).unwrap();
+            let b = run(&after, &ins).unwrap();
+            for (x, y) in a.iter().zip(&b) {
+                let e = max_rel_err(y, x);
+                assert!(e <= PASS_TOL, "{} batch {batch}: passes changed results by {e}", stem(&p));
+            }
+        }
+    }
+}
+
+fn read_npy(p: &std::path::Path) -> Tensor {
+    let (shape, data) = npy::read_f32(p);
+    Tensor::new(shape, data)
+}
+
+#[test]
+fn importer_and_interpreter_match_onnx_runtime() {
+    for p in fixtures() {
+        let g = import(&p);
+        let mut ins = vec![];
+        for i in 0..g.inputs.len() {
+            ins.push(read_npy(&p.with_extension(format!("in{i}.npy"))));
+        }
+        let want = read_npy(&p.with_extension("ort.npy"));
+        let got = run(&g, &ins).unwrap();
+        let e = max_rel_err(&got[0], &want);
+        assert!(e <= ORT_TOL, "{}: interpreter differs from ONNX Runtime by {e}", stem(&p));
+    }
+}
+
+#[test]
+fn ir_after_each_pass_snapshots() {
+    for p in fixtures() {
+        let mut g = import(&p);
+        let mut pm = secc_passes::PassManager::new(secc_passes::pipeline::default_pipeline());
+        pm.print_after = secc_passes::PrintAfter::All;
+        let mut text = String::new();
+        pm.run(&mut g, |pass, ir| {
+            text.push_str(&format!("=== after {pass} ===\n{ir}\n"));
+        })
+        .unwrap();
+        insta::assert_snapshot!(stem(&p), text);
+    }
+}
+
+mod npy {
+    //! Minimal reader for the little-endian f32 C-order .npy files the fixture script writes.
+    pub fn read_f32(p: &std::path::Path) -> (Vec<usize>, Vec<f32>) {
+        let b = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!(&b[..6], b"\x93NUMPY");
+        let (hlen, start) = if b[6] == 1 {
+            (u16::from_le_bytes([b[8], b[9]]) as usize, 10)
+        } else {
+            (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
+        };
+        let h = std::str::from_utf8(&b[start..start + hlen]).unwrap();
+        assert!(h.contains("'descr': '<f4'") && h.contains("'fortran_order': False"), "{h}");
+        let s = &h[h.find("'shape': (").unwrap() + 10..];
+        let s = &s[..s.find(')').unwrap()];
+        let shape: Vec<usize> = s.split(',').filter(|t| !t.trim().is_empty()).map(|t| t.trim().parse().unwrap()).collect();
+        let data = b[start + hlen..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        (shape, data)
+    }
+}
