@@ -1,1 +1,49 @@
-//! placeholder
+//! secc-codegen: lowers an optimised [`secc_ir::Graph`] to kernels with LLVM (through inkwell)
+//! and packs them, with the weights and the execution plan, into an artifact.
+//!
+//! * [`plan`] assigns buffers (inputs, outputs, weights, temporaries, reshape aliases) and
+//!   turns every compute node into a kernel step.
+//! * [`kernels`] holds the kernel bodies, written once against [`kb::Kb`], a small builder
+//!   that hides the target: on the CPU a kernel is called by every thread of the runtime's
+//!   pool with `(tid, nthreads)` and a barrier callback; on NVPTX the same body reads
+//!   `tid.x`/`ctaid.x` and uses `bar.sync`. Only the prologue differs.
+//! * [`target`] creates target machines, optimises (O3, vectorised reductions through
+//!   reassoc/contract flags), emits an object linked into a shared object with `cc`, or PTX.
+//!
+//! This is the only crate that links LLVM. It never depends on the ONNX or pass crates.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod kb;
+pub mod kernels;
+pub mod plan;
+pub mod target;
+
+pub use target::{compile, CodegenOptions, Target};
+
+/// Code generation errors.
+#[derive(Debug, thiserror::Error)]
+pub enum CodegenError {
+    /// An op or shape this code generator does not handle.
+    #[error("{node}: {msg}")]
+    Unsupported {
+        /// node reference (`node n3 "Conv_1" (conv2d)`)
+        node: String,
+        /// what is unsupported
+        msg: String,
+    },
+    /// LLVM rejected something (a compiler bug).
+    #[error("LLVM: {0}")]
+    Llvm(String),
+    /// Linking the CPU object failed.
+    #[error("linking the CPU code failed: {0}")]
+    Link(String),
+    /// Writing the artifact failed.
+    #[error("artifact: {0}")]
+    Artifact(#[from] secc_artifact::FormatError),
+}
+
+impl From<inkwell::builder::BuilderError> for CodegenError {
+    fn from(e: inkwell::builder::BuilderError) -> Self {
+        CodegenError::Llvm(e.to_string())
+    }
+}

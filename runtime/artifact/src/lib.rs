@@ -1,1 +1,412 @@
-//! placeholder
+//! secc-artifact: the artifact file format shared by the compiler (writer) and the runtime
+//! (validating reader). It depends on neither side.
+//!
+//! Layout (all integers little-endian; docs/artifact.md has the full description):
+//!
+//! ```text
+//! 0   magic           8 bytes  "SECCART\0"
+//! 8   format_version  u32
+//! 12  manifest_len    u32
+//! 16  manifest_crc32  u32
+//! 20  reserved        u32 (0)
+//! 24  manifest        manifest_len bytes of UTF-8 JSON (Manifest)
+//! ..  zero padding to a 64-byte boundary, then each section 64-byte aligned
+//! ```
+//!
+//! The manifest lists every section with its offset, length and CRC-32. [`Artifact::parse`]
+//! checks magic, version, manifest checksum, section bounds and every section checksum
+//! before it returns, so nothing from a damaged file is ever used.
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+
+/// File magic.
+pub const MAGIC: &[u8; 8] = b"SECCART\0";
+/// Version of the layout and manifest schema this crate reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Section alignment in bytes.
+pub const ALIGN: usize = 64;
+const HEADER_LEN: usize = 24;
+
+/// Errors while reading or writing an artifact.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// Too short, or not starting with the magic.
+    #[error("not a secc artifact: {0}")]
+    NotArtifact(String),
+    /// Written by an incompatible format version.
+    #[error("artifact format version {found} is not supported by this runtime (supports version {supported}); recompile the model with a matching secc")]
+    Version {
+        /// version in the file
+        found: u32,
+        /// version supported here
+        supported: u32,
+    },
+    /// A checksum did not match: the file is damaged.
+    #[error("artifact is corrupted: checksum mismatch in {0}")]
+    Checksum(String),
+    /// The file ends before a declared part.
+    #[error("artifact is truncated: {0}")]
+    Truncated(String),
+    /// The manifest is not valid.
+    #[error("artifact manifest is invalid: {0}")]
+    Manifest(String),
+    /// I/O error.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One dimension: a number or `coeff * symbol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DimDecl {
+    /// fixed extent
+    Known(u64),
+    /// `coeff * syms[sym]`
+    Sym {
+        /// symbol index into [`Manifest::symbols`]
+        sym: u32,
+        /// multiplier
+        coeff: u64,
+    },
+}
+
+impl DimDecl {
+    /// Value under a symbol binding.
+    pub fn eval(&self, syms: &[u64]) -> Option<u64> {
+        match *self {
+            DimDecl::Known(v) => Some(v),
+            DimDecl::Sym { sym, coeff } => syms.get(sym as usize).map(|v| v * coeff),
+        }
+    }
+    /// Display with symbol names: `64`, `N`, `4*N`.
+    pub fn display(&self, names: &[String]) -> String {
+        match *self {
+            DimDecl::Known(v) => v.to_string(),
+            DimDecl::Sym { sym, coeff } => {
+                let n = names.get(sym as usize).cloned().unwrap_or_else(|| format!("s{sym}"));
+                if coeff == 1 {
+                    n
+                } else {
+                    format!("{coeff}*{n}")
+                }
+            }
+        }
+    }
+}
+
+/// What a buffer holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BufferKind {
+    /// graph input number `index`
+    Input {
+        /// position in [`Manifest::inputs`]
+        index: u32,
+    },
+    /// graph output number `index`
+    Output {
+        /// position in [`Manifest::outputs`]
+        index: u32,
+    },
+    /// weights at `offset` (bytes) in the weights section
+    Weight {
+        /// byte offset, 64-aligned
+        offset: u64,
+    },
+    /// intermediate, allocated by the runtime's memory plan
+    Temp,
+    /// same memory as another buffer (a reshape)
+    Alias {
+        /// buffer id aliased
+        of: u32,
+    },
+}
+
+/// A buffer: an f32 tensor the kernels read or write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BufferDecl {
+    /// element type name ("f32")
+    pub dtype: String,
+    /// extents
+    pub shape: Vec<DimDecl>,
+    /// what it is
+    #[serde(flatten)]
+    pub kind: BufferKind,
+}
+
+/// A named graph input or output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IoDecl {
+    /// name from the model
+    pub name: String,
+    /// buffer id
+    pub buffer: u32,
+}
+
+/// One kernel launch in the execution order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelDecl {
+    /// symbol name in the code section(s)
+    pub name: String,
+    /// op kind, e.g. "squeeze_excite", "elementwise", "conv2d"
+    pub kind: String,
+    /// ONNX node(s) it came from
+    pub origin: String,
+    /// buffer ids, in the kernel's argument order
+    pub args: Vec<u32>,
+    /// buffers it writes (a subset of args), for the memory planner
+    pub writes: Vec<u32>,
+    /// PTX launch hint: one CTA per `grid` unit (0 = grid-stride over all threads)
+    #[serde(default)]
+    pub grid: Option<DimDecl>,
+}
+
+/// Code target of the artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetDecl {
+    /// "cpu" or "cuda"
+    pub kind: String,
+    /// LLVM target triple
+    pub triple: String,
+    /// LLVM CPU name (`x86-64-v3`, `sapphirerapids`) or PTX arch (`sm_80`)
+    pub cpu: String,
+    /// features the code requires, e.g. ["avx2", "fma"]
+    pub features: Vec<String>,
+}
+
+/// A byte range of the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionDecl {
+    /// "weights", "cpu_code" (an ELF shared object) or "ptx" (PTX text)
+    pub kind: String,
+    /// absolute file offset, 64-aligned
+    pub offset: u64,
+    /// length in bytes
+    pub len: u64,
+    /// CRC-32 of the bytes
+    pub crc32: u32,
+}
+
+/// Everything about the artifact except the bytes of its sections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// == FORMAT_VERSION
+    pub format_version: u32,
+    /// version of the secc that wrote it
+    pub compiler_version: String,
+    /// graph name
+    pub model_name: String,
+    /// code target(s)
+    pub targets: Vec<TargetDecl>,
+    /// names of symbolic dimensions (the batch)
+    pub symbols: Vec<String>,
+    /// all buffers, indexed by id
+    pub buffers: Vec<BufferDecl>,
+    /// graph inputs in order
+    pub inputs: Vec<IoDecl>,
+    /// graph outputs in order
+    pub outputs: Vec<IoDecl>,
+    /// kernels in execution order
+    pub kernels: Vec<KernelDecl>,
+    /// number of fused SE blocks
+    pub se_blocks: u32,
+    /// sections; filled by the writer
+    pub sections: Vec<SectionDecl>,
+}
+
+impl Manifest {
+    /// Checks internal references (buffer ids, aliases, io) so readers can index safely.
+    pub fn validate(&self) -> Result<(), FormatError> {
+        let nb = self.buffers.len() as u32;
+        let bad = |m: String| Err(FormatError::Manifest(m));
+        for (i, b) in self.buffers.iter().enumerate() {
+            if b.dtype != "f32" {
+                return bad(format!("buffer {i}: dtype {:?} unsupported", b.dtype));
+            }
+            for d in &b.shape {
+                if let DimDecl::Sym { sym, .. } = d {
+                    if *sym as usize >= self.symbols.len() {
+                        return bad(format!("buffer {i}: unknown symbol {sym}"));
+                    }
+                }
+            }
+            match b.kind {
+                BufferKind::Alias { of } if of >= nb || of as usize == i => return bad(format!("buffer {i}: bad alias {of}")),
+                BufferKind::Alias { of } if matches!(self.buffers[of as usize].kind, BufferKind::Alias { .. }) => {
+                    return bad(format!("buffer {i}: alias of an alias"))
+                }
+                BufferKind::Input { index } if index as usize >= self.inputs.len() => return bad(format!("buffer {i}: bad input index")),
+                BufferKind::Output { index } if index as usize >= self.outputs.len() => return bad(format!("buffer {i}: bad output index")),
+                _ => {}
+            }
+        }
+        for io in self.inputs.iter().chain(&self.outputs) {
+            if io.buffer >= nb {
+                return bad(format!("io {:?}: bad buffer {}", io.name, io.buffer));
+            }
+        }
+        for k in &self.kernels {
+            if k.args.iter().chain(&k.writes).any(|&a| a >= nb) {
+                return bad(format!("kernel {}: bad buffer id", k.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// The section of a kind, if present.
+    pub fn section(&self, kind: &str) -> Option<&SectionDecl> {
+        self.sections.iter().find(|s| s.kind == kind)
+    }
+}
+
+/// Serialises a manifest and sections into artifact bytes; fills `sections` in the manifest.
+pub fn write(mut manifest: Manifest, sections: &[(&str, &[u8])]) -> Result<Vec<u8>, FormatError> {
+    manifest.format_version = FORMAT_VERSION;
+    // Offsets depend on the manifest length, which depends on the offsets: iterate until the
+    // padded length stops changing (converges in one or two rounds).
+    let mut start = 0usize;
+    loop {
+        let mut off = start;
+        manifest.sections = sections
+            .iter()
+            .map(|(kind, b)| {
+                let s = SectionDecl { kind: kind.to_string(), offset: off as u64, len: b.len() as u64, crc32: crc32fast::hash(b) };
+                off = (off + b.len()).div_ceil(ALIGN) * ALIGN;
+                s
+            })
+            .collect();
+        let json = serde_json::to_vec(&manifest).map_err(|e| FormatError::Manifest(e.to_string()))?;
+        let need = (HEADER_LEN + json.len()).div_ceil(ALIGN) * ALIGN;
+        if need == start {
+            let mut out = Vec::with_capacity(off);
+            out.extend_from_slice(MAGIC);
+            out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+            out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+            out.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+            out.extend_from_slice(&json);
+            for ((_, b), s) in sections.iter().zip(&manifest.sections) {
+                out.resize(s.offset as usize, 0);
+                out.extend_from_slice(b);
+            }
+            return Ok(out);
+        }
+        start = need;
+    }
+}
+
+/// A parsed, checked artifact.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    /// the manifest
+    pub manifest: Manifest,
+    bytes: Vec<u8>,
+}
+
+impl Artifact {
+    /// Parses and checks everything: magic, version, manifest CRC and references, section
+    /// bounds and CRCs.
+    pub fn parse(bytes: Vec<u8>) -> Result<Self, FormatError> {
+        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+            return Err(FormatError::NotArtifact("missing SECCART magic".into()));
+        }
+        let u32_at = |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+        let version = u32_at(8);
+        if version != FORMAT_VERSION {
+            return Err(FormatError::Version { found: version, supported: FORMAT_VERSION });
+        }
+        if u32_at(20) != 0 {
+            return Err(FormatError::Checksum("header (reserved field is not zero)".into()));
+        }
+        let mlen = u32_at(12) as usize;
+        let mcrc = u32_at(16);
+        let mend = HEADER_LEN.checked_add(mlen).ok_or_else(|| FormatError::Truncated("manifest length".into()))?;
+        if mend > bytes.len() {
+            return Err(FormatError::Truncated(format!("manifest needs {mend} bytes, file has {}", bytes.len())));
+        }
+        let mbytes = &bytes[HEADER_LEN..mend];
+        if crc32fast::hash(mbytes) != mcrc {
+            return Err(FormatError::Checksum("manifest".into()));
+        }
+        let manifest: Manifest = serde_json::from_slice(mbytes).map_err(|e| FormatError::Manifest(e.to_string()))?;
+        if manifest.format_version != version {
+            return Err(FormatError::Manifest("manifest version differs from header".into()));
+        }
+        manifest.validate()?;
+        for s in &manifest.sections {
+            let end = s.offset.checked_add(s.len).ok_or_else(|| FormatError::Truncated(s.kind.clone()))?;
+            if end > bytes.len() as u64 {
+                return Err(FormatError::Truncated(format!("section {} ends at {end}, file has {} bytes", s.kind, bytes.len())));
+            }
+            if s.offset as usize % ALIGN != 0 {
+                return Err(FormatError::Manifest(format!("section {} is not {ALIGN}-byte aligned", s.kind)));
+            }
+            if crc32fast::hash(&bytes[s.offset as usize..end as usize]) != s.crc32 {
+                return Err(FormatError::Checksum(format!("section {}", s.kind)));
+            }
+        }
+        Ok(Artifact { manifest, bytes })
+    }
+
+    /// Reads and parses a file.
+    pub fn read(path: &std::path::Path) -> Result<Self, FormatError> {
+        Self::parse(std::fs::read(path)?)
+    }
+
+    /// Bytes of a section kind.
+    pub fn section(&self, kind: &str) -> Option<&[u8]> {
+        self.manifest.section(kind).map(|s| &self.bytes[s.offset as usize..(s.offset + s.len) as usize])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            format_version: 0,
+            compiler_version: "test".into(),
+            model_name: "m".into(),
+            targets: vec![],
+            symbols: vec!["N".into()],
+            buffers: vec![BufferDecl { dtype: "f32".into(), shape: vec![DimDecl::Sym { sym: 0, coeff: 1 }, DimDecl::Known(3)], kind: BufferKind::Input { index: 0 } }],
+            inputs: vec![IoDecl { name: "x".into(), buffer: 0 }],
+            outputs: vec![],
+            kernels: vec![],
+            se_blocks: 0,
+            sections: vec![],
+        }
+    }
+
+    #[test]
+    fn roundtrip_and_every_corruption_is_caught() {
+        let bytes = write(sample(), &[("weights", &[1, 2, 3, 4, 5][..]), ("ptx", b"hello")]).unwrap();
+        let a = Artifact::parse(bytes.clone()).unwrap();
+        assert_eq!(a.section("ptx").unwrap(), b"hello");
+        assert_eq!(a.manifest.sections[1].offset % ALIGN as u64, 0);
+        // flipping any single byte anywhere must be detected (padding aside)
+        let used: Vec<std::ops::Range<usize>> = std::iter::once(0..HEADER_LEN + u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize)
+            .chain(a.manifest.sections.iter().map(|s| s.offset as usize..(s.offset + s.len) as usize))
+            .collect();
+        for r in used {
+            for i in r {
+                let mut b = bytes.clone();
+                b[i] ^= 0x40;
+                assert!(Artifact::parse(b).is_err(), "flip at {i} not detected");
+            }
+        }
+        for n in [0, 7, 20, bytes.len() - 1] {
+            assert!(Artifact::parse(bytes[..n].to_vec()).is_err());
+        }
+    }
+
+    #[test]
+    fn wrong_version_is_named() {
+        let mut bytes = write(sample(), &[]).unwrap();
+        bytes[8] = 9;
+        let e = Artifact::parse(bytes).unwrap_err().to_string();
+        assert!(e.contains("format version 9"), "{e}");
+    }
+}

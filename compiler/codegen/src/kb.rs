@@ -1,0 +1,417 @@
+//! `Kb`, the kernel builder: the few constructs every kernel body is written in (counted
+//! loops, reductions, loads and stores, thread splits, a barrier, activation math), emitted
+//! for either flavour. All unsafe inkwell calls (GEPs) of the crate live in this module.
+use crate::CodegenError;
+use inkwell::builder::Builder;
+use inkwell::context::Context;
+use inkwell::intrinsics::Intrinsic;
+use inkwell::module::{Linkage, Module};
+use inkwell::types::BasicTypeEnum;
+use inkwell::values::{BasicMetadataValueEnum, FloatValue, FunctionValue, IntValue, PointerValue};
+use inkwell::{AddressSpace, FloatPredicate, IntPredicate};
+use secc_ir::{Activation, Dim};
+
+/// Result type of kernel emission.
+pub type R<T> = Result<T, CodegenError>;
+
+/// Which machine the body is emitted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// host CPU: called by every pool thread, barrier by callback
+    Cpu,
+    /// NVPTX: threads of a grid, `bar.sync` within a CTA
+    Ptx,
+}
+
+/// The kernel builder for one function.
+pub struct Kb<'a, 'ctx> {
+    /// LLVM context
+    pub ctx: &'ctx Context,
+    /// module being filled
+    pub m: &'a Module<'ctx>,
+    /// instruction builder
+    pub b: Builder<'ctx>,
+    /// the kernel function
+    pub f: FunctionValue<'ctx>,
+    /// target flavour
+    pub flavor: Flavor,
+    /// buffer pointers, in argument order
+    pub args: Vec<PointerValue<'ctx>>,
+    /// symbol values (the batch size)
+    pub syms: Vec<IntValue<'ctx>>,
+    /// this thread's index among all threads working on the kernel
+    pub tid: IntValue<'ctx>,
+    /// number of threads working on the kernel
+    pub nthr: IntValue<'ctx>,
+    /// index within the group that shares a barrier (CPU: = tid; PTX: tid.x)
+    pub group_tid: IntValue<'ctx>,
+    /// size of that group (CPU: = nthr; PTX: ntid.x)
+    pub group_n: IntValue<'ctx>,
+    /// PTX: the CTA index (one image per CTA for SE kernels); CPU: None
+    pub block_id: Option<IntValue<'ctx>>,
+    bar_fn: Option<PointerValue<'ctx>>,
+    bar_ctx: Option<PointerValue<'ctx>>,
+}
+
+fn intrinsic<'ctx>(m: &Module<'ctx>, names: &[&str], tys: &[BasicTypeEnum<'ctx>]) -> R<FunctionValue<'ctx>> {
+    for n in names {
+        if let Some(i) = Intrinsic::find(n) {
+            if let Some(f) = i.get_declaration(m, tys) {
+                return Ok(f);
+            }
+        }
+    }
+    Err(CodegenError::Llvm(format!("intrinsic {names:?} not available")))
+}
+
+impl<'a, 'ctx> Kb<'a, 'ctx> {
+    /// Declares kernel `name` with `nargs` buffers and `nsyms` symbols and emits its prologue.
+    pub fn new(ctx: &'ctx Context, m: &'a Module<'ctx>, flavor: Flavor, name: &str, nargs: usize, nsyms: usize) -> R<Self> {
+        let i64t = ctx.i64_type();
+        let ptr = ctx.ptr_type(AddressSpace::default());
+        let b = ctx.create_builder();
+        match flavor {
+            Flavor::Cpu => {
+                // void k(ptr args, ptr syms, i64 tid, i64 nthr, ptr barrier_fn, ptr barrier_ctx)
+                let fty = ctx.void_type().fn_type(&[ptr.into(), ptr.into(), i64t.into(), i64t.into(), ptr.into(), ptr.into()], false);
+                let f = m.add_function(name, fty, Some(Linkage::External));
+                let entry = ctx.append_basic_block(f, "entry");
+                b.position_at_end(entry);
+                let p = |i: u32| f.get_nth_param(i).expect("invariant: declared param").into_pointer_value();
+                let iv = |i: u32| f.get_nth_param(i).expect("invariant: declared param").into_int_value();
+                let mut kb = Kb {
+                    ctx, m, b, f, flavor, args: vec![], syms: vec![], tid: iv(2), nthr: iv(3), group_tid: iv(2), group_n: iv(3),
+                    block_id: None, bar_fn: Some(p(4)), bar_ctx: Some(p(5)),
+                };
+                for i in 0..nargs {
+                    let slot = kb.gep_t(ptr.into(), p(0), kb.i(i as u64))?;
+                    let v = kb.b.build_load(ptr, slot, "arg")?.into_pointer_value();
+                    kb.args.push(v);
+                }
+                for i in 0..nsyms {
+                    let slot = kb.gep_t(i64t.into(), p(1), kb.i(i as u64))?;
+                    let v = kb.b.build_load(i64t, slot, "sym")?.into_int_value();
+                    kb.syms.push(v);
+                }
+                Ok(kb)
+            }
+            Flavor::Ptx => {
+                let mut params: Vec<inkwell::types::BasicMetadataTypeEnum> = vec![ptr.into(); nargs];
+                params.extend(std::iter::repeat_n(inkwell::types::BasicMetadataTypeEnum::from(i64t), nsyms));
+                let fty = ctx.void_type().fn_type(&params, false);
+                let f = m.add_function(name, fty, Some(Linkage::External));
+                f.set_call_conventions(71); // ptx_kernel
+                let entry = ctx.append_basic_block(f, "entry");
+                b.position_at_end(entry);
+                let sreg = |n: &str| -> R<IntValue<'ctx>> {
+                    let d = intrinsic(m, &[&format!("llvm.nvvm.read.ptx.sreg.{n}")], &[])?;
+                    let v = b.build_call(d, &[], n)?.try_as_basic_value().basic().ok_or_else(|| CodegenError::Llvm("sreg".into()))?;
+                    Ok(b.build_int_z_extend(v.into_int_value(), i64t, n)?)
+                };
+                let (tx, ntx, cx, ncx) = (sreg("tid.x")?, sreg("ntid.x")?, sreg("ctaid.x")?, sreg("nctaid.x")?);
+                let tid = b.build_int_add(b.build_int_mul(cx, ntx, "")?, tx, "gtid")?;
+                let nthr = b.build_int_mul(ncx, ntx, "gn")?;
+                let args = (0..nargs).map(|i| f.get_nth_param(i as u32).expect("invariant").into_pointer_value()).collect();
+                let syms = (0..nsyms).map(|i| f.get_nth_param((nargs + i) as u32).expect("invariant").into_int_value()).collect();
+                Ok(Kb { ctx, m, b, f, flavor, args, syms, tid, nthr, group_tid: tx, group_n: ntx, block_id: Some(cx), bar_fn: None, bar_ctx: None })
+            }
+        }
+    }
+
+    /// Ends the function.
+    pub fn finish(self) -> R<()> {
+        self.b.build_return(None)?;
+        Ok(())
+    }
+
+    /// i64 constant.
+    pub fn i(&self, v: u64) -> IntValue<'ctx> {
+        self.ctx.i64_type().const_int(v, false)
+    }
+
+    /// f32 constant.
+    pub fn fc(&self, v: f32) -> FloatValue<'ctx> {
+        self.ctx.f32_type().const_float(v as f64)
+    }
+
+    /// The run-time value of a dim.
+    pub fn dim(&self, d: Dim) -> R<IntValue<'ctx>> {
+        match d {
+            Dim::Known(v) => Ok(self.i(v)),
+            Dim::Sym(s, k) => {
+                let sv = *self.syms.get(s.0 as usize).ok_or_else(|| CodegenError::Llvm(format!("symbol {} not bound", s.0)))?;
+                if k == 1 {
+                    Ok(sv)
+                } else {
+                    self.mul(sv, self.i(k))
+                }
+            }
+        }
+    }
+
+    /// Product of dims.
+    pub fn dims(&self, ds: &[Dim]) -> R<IntValue<'ctx>> {
+        let mut acc = self.i(1);
+        for d in ds {
+            acc = self.mul(acc, self.dim(*d)?)?;
+        }
+        Ok(acc)
+    }
+
+    /// a + b
+    pub fn add(&self, a: IntValue<'ctx>, b: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        Ok(self.b.build_int_add(a, b, "")?)
+    }
+    /// a - b
+    pub fn sub(&self, a: IntValue<'ctx>, b: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        Ok(self.b.build_int_sub(a, b, "")?)
+    }
+    /// a * b
+    pub fn mul(&self, a: IntValue<'ctx>, b: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        Ok(self.b.build_int_mul(a, b, "")?)
+    }
+    /// a / b (unsigned)
+    pub fn div(&self, a: IntValue<'ctx>, b: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        Ok(self.b.build_int_unsigned_div(a, b, "")?)
+    }
+    /// a % b (unsigned)
+    pub fn rem(&self, a: IntValue<'ctx>, b: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        Ok(self.b.build_int_unsigned_rem(a, b, "")?)
+    }
+    /// min(a, b), signed
+    pub fn imin(&self, a: IntValue<'ctx>, b: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        let c = self.b.build_int_compare(IntPredicate::SLT, a, b, "")?;
+        Ok(self.b.build_select(c, a, b, "")?.into_int_value())
+    }
+    /// max(a, b), signed
+    pub fn imax(&self, a: IntValue<'ctx>, b: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        let c = self.b.build_int_compare(IntPredicate::SGT, a, b, "")?;
+        Ok(self.b.build_select(c, a, b, "")?.into_int_value())
+    }
+
+    fn gep_t(&self, ty: BasicTypeEnum<'ctx>, base: PointerValue<'ctx>, idx: IntValue<'ctx>) -> R<PointerValue<'ctx>> {
+        // SAFETY: every index the kernels compute lies inside the buffer the plan sized for
+        // this argument (the shapes come from the verified IR); an in-bounds GEP only
+        // computes an address, and the loads/stores through it are what touch memory.
+        Ok(unsafe { self.b.build_in_bounds_gep(ty, base, &[idx], "p")? })
+    }
+
+    /// Address of element `idx` of an f32 buffer.
+    pub fn at(&self, base: PointerValue<'ctx>, idx: IntValue<'ctx>) -> R<PointerValue<'ctx>> {
+        self.gep_t(self.ctx.f32_type().into(), base, idx)
+    }
+
+    /// Loads `base[idx]`.
+    pub fn load(&self, base: PointerValue<'ctx>, idx: IntValue<'ctx>) -> R<FloatValue<'ctx>> {
+        let p = self.at(base, idx)?;
+        Ok(self.b.build_load(self.ctx.f32_type(), p, "v")?.into_float_value())
+    }
+
+    /// Stores `base[idx] = v`.
+    pub fn store(&self, base: PointerValue<'ctx>, idx: IntValue<'ctx>, v: FloatValue<'ctx>) -> R<()> {
+        let p = self.at(base, idx)?;
+        self.b.build_store(p, v)?;
+        Ok(())
+    }
+
+    fn fmf(&self, v: FloatValue<'ctx>) -> FloatValue<'ctx> {
+        if let Some(ins) = v.as_instruction() {
+            // reassoc lets LLVM vectorise reductions; contract allows FMA. No nnan/ninf, so
+            // NaN and infinity propagate as in the reference.
+            let _ = ins.set_fast_math_flags(inkwell::values::FastMathFlags::AllowReassoc | inkwell::values::FastMathFlags::AllowContract);
+        }
+        v
+    }
+    /// a + b
+    pub fn fadd(&self, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        Ok(self.fmf(self.b.build_float_add(a, b, "")?))
+    }
+    /// a - b
+    pub fn fsub(&self, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        Ok(self.fmf(self.b.build_float_sub(a, b, "")?))
+    }
+    /// a * b
+    pub fn fmul(&self, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        Ok(self.fmf(self.b.build_float_mul(a, b, "")?))
+    }
+    /// a / b
+    pub fn fdiv(&self, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        Ok(self.fmf(self.b.build_float_div(a, b, "")?))
+    }
+    /// max(a, b) with NaN in `a` propagating
+    pub fn fmax(&self, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        let c = self.b.build_float_compare(FloatPredicate::ULT, a, b, "")?;
+        Ok(self.b.build_select(c, b, a, "")?.into_float_value())
+    }
+    /// min(a, b) with NaN in `a` propagating
+    pub fn fmin(&self, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        let c = self.b.build_float_compare(FloatPredicate::UGT, a, b, "")?;
+        Ok(self.b.build_select(c, b, a, "")?.into_float_value())
+    }
+
+    /// exp(x): `llvm.exp` on the CPU; `ex2.approx(x * log2 e)` on NVPTX, where LLVM 19 has no
+    /// libcall for `llvm.exp`.
+    pub fn exp(&self, x: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        let f32t: BasicTypeEnum = self.ctx.f32_type().into();
+        let (f, arg) = match self.flavor {
+            Flavor::Cpu => (intrinsic(self.m, &["llvm.exp"], &[f32t])?, x),
+            Flavor::Ptx => (
+                intrinsic(self.m, &["llvm.nvvm.ex2.approx.ftz.f", "llvm.nvvm.ex2.approx.ftz.f32"], &[])?,
+                self.fmul(x, self.fc(std::f32::consts::LOG2_E))?,
+            ),
+        };
+        let args: [BasicMetadataValueEnum; 1] = [arg.into()];
+        let r = self.b.build_call(f, &args, "exp")?.try_as_basic_value().basic().ok_or_else(|| CodegenError::Llvm("exp".into()))?;
+        Ok(r.into_float_value())
+    }
+
+    /// An activation applied to a scalar.
+    pub fn act(&self, a: Activation, x: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        let zero = self.fc(0.0);
+        let one = self.fc(1.0);
+        let sigmoid = |x| -> R<FloatValue<'ctx>> {
+            let e = self.exp(self.b.build_float_neg(x, "")?)?;
+            self.fdiv(one, self.fadd(one, e)?)
+        };
+        match a {
+            Activation::Relu => self.fmax(x, zero),
+            Activation::Sigmoid => sigmoid(x),
+            Activation::Silu => self.fmul(x, sigmoid(x)?),
+            Activation::HardSigmoid { alpha, beta } => {
+                let t = self.fadd(self.fmul(x, self.fc(alpha))?, self.fc(beta))?;
+                self.fmin(self.fmax(t, zero)?, one)
+            }
+            Activation::HardSwish => {
+                let t = self.fadd(self.fmul(x, self.fc(1.0 / 6.0))?, self.fc(0.5))?;
+                self.fmul(x, self.fmin(self.fmax(t, zero)?, one)?)
+            }
+            Activation::Clip { min, max } => {
+                let mut v = x;
+                if min > f32::NEG_INFINITY {
+                    v = self.fmax(v, self.fc(min))?;
+                }
+                if max < f32::INFINITY {
+                    v = self.fmin(v, self.fc(max))?;
+                }
+                Ok(v)
+            }
+        }
+    }
+
+    /// `for i in lo..hi { body(i) }` as a guarded, rotated loop.
+    pub fn for_loop(&mut self, lo: IntValue<'ctx>, hi: IntValue<'ctx>, body: impl FnOnce(&mut Self, IntValue<'ctx>) -> R<()>) -> R<()> {
+        let pre = self.b.get_insert_block().ok_or_else(|| CodegenError::Llvm("no block".into()))?;
+        let bb = self.ctx.append_basic_block(self.f, "body");
+        let exit = self.ctx.append_basic_block(self.f, "exit");
+        let c0 = self.b.build_int_compare(IntPredicate::SLT, lo, hi, "")?;
+        self.b.build_conditional_branch(c0, bb, exit)?;
+        self.b.position_at_end(bb);
+        let phi = self.b.build_phi(self.ctx.i64_type(), "i")?;
+        let i = phi.as_basic_value().into_int_value();
+        body(self, i)?;
+        let next = self.b.build_int_add(i, self.i(1), "")?;
+        let latch = self.b.get_insert_block().ok_or_else(|| CodegenError::Llvm("no block".into()))?;
+        phi.add_incoming(&[(&lo, pre), (&next, latch)]);
+        let c = self.b.build_int_compare(IntPredicate::SLT, next, hi, "")?;
+        self.b.build_conditional_branch(c, bb, exit)?;
+        self.b.position_at_end(exit);
+        Ok(())
+    }
+
+    /// `acc = init; for i in lo..hi { acc = body(i, acc) }; acc`: the form LLVM vectorises.
+    pub fn for_acc(
+        &mut self,
+        lo: IntValue<'ctx>,
+        hi: IntValue<'ctx>,
+        init: FloatValue<'ctx>,
+        body: impl FnOnce(&mut Self, IntValue<'ctx>, FloatValue<'ctx>) -> R<FloatValue<'ctx>>,
+    ) -> R<FloatValue<'ctx>> {
+        let pre = self.b.get_insert_block().ok_or_else(|| CodegenError::Llvm("no block".into()))?;
+        let bb = self.ctx.append_basic_block(self.f, "body");
+        let exit = self.ctx.append_basic_block(self.f, "exit");
+        let c0 = self.b.build_int_compare(IntPredicate::SLT, lo, hi, "")?;
+        self.b.build_conditional_branch(c0, bb, exit)?;
+        self.b.position_at_end(bb);
+        let phi = self.b.build_phi(self.ctx.i64_type(), "i")?;
+        let acc = self.b.build_phi(self.ctx.f32_type(), "acc")?;
+        let i = phi.as_basic_value().into_int_value();
+        let a = acc.as_basic_value().into_float_value();
+        let r = body(self, i, a)?;
+        let next = self.b.build_int_add(i, self.i(1), "")?;
+        let latch = self.b.get_insert_block().ok_or_else(|| CodegenError::Llvm("no block".into()))?;
+        phi.add_incoming(&[(&lo, pre), (&next, latch)]);
+        acc.add_incoming(&[(&init, pre), (&r, latch)]);
+        let c = self.b.build_int_compare(IntPredicate::SLT, next, hi, "")?;
+        self.b.build_conditional_branch(c, bb, exit)?;
+        self.b.position_at_end(exit);
+        let out = self.b.build_phi(self.ctx.f32_type(), "sum")?;
+        out.add_incoming(&[(&init, pre), (&r, latch)]);
+        Ok(out.as_basic_value().into_float_value())
+    }
+
+    /// `if cond { body }`.
+    pub fn if_then(&mut self, cond: IntValue<'ctx>, body: impl FnOnce(&mut Self) -> R<()>) -> R<()> {
+        let then = self.ctx.append_basic_block(self.f, "then");
+        let exit = self.ctx.append_basic_block(self.f, "endif");
+        self.b.build_conditional_branch(cond, then, exit)?;
+        self.b.position_at_end(then);
+        body(self)?;
+        self.b.build_unconditional_branch(exit)?;
+        self.b.position_at_end(exit);
+        Ok(())
+    }
+
+    /// Signed `a < b`.
+    pub fn lt(&self, a: IntValue<'ctx>, b: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        Ok(self.b.build_int_compare(IntPredicate::SLT, a, b, "")?)
+    }
+
+    /// This thread's contiguous share `[lo, hi)` of `0..total` among `n` threads.
+    pub fn split_by(&self, total: IntValue<'ctx>, t: IntValue<'ctx>, n: IntValue<'ctx>) -> R<(IntValue<'ctx>, IntValue<'ctx>)> {
+        let lo = self.div(self.mul(total, t)?, n)?;
+        let hi = self.div(self.mul(total, self.add(t, self.i(1))?)?, n)?;
+        Ok((lo, hi))
+    }
+
+    /// This thread's share of `0..total` among all threads of the kernel.
+    pub fn split(&self, total: IntValue<'ctx>) -> R<(IntValue<'ctx>, IntValue<'ctx>)> {
+        self.split_by(total, self.tid, self.nthr)
+    }
+
+    /// Waits until every thread of the group reaches this point.
+    pub fn barrier(&self) -> R<()> {
+        match self.flavor {
+            Flavor::Cpu => {
+                let ptr = self.ctx.ptr_type(AddressSpace::default());
+                let fty = self.ctx.void_type().fn_type(&[ptr.into()], false);
+                let (Some(f), Some(c)) = (self.bar_fn, self.bar_ctx) else { return Err(CodegenError::Llvm("no barrier".into())) };
+                self.b.build_indirect_call(fty, f, &[c.into()], "")?;
+            }
+            Flavor::Ptx => {
+                let f = intrinsic(self.m, &["llvm.nvvm.barrier0"], &[])?;
+                self.b.build_call(f, &[], "")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// PTX: a pointer to `floats` of CTA shared memory (the module's dynamic `extern
+    /// __shared__` array, as a generic pointer). CPU: None (use a scratch buffer).
+    pub fn shared_scratch(&self) -> R<Option<PointerValue<'ctx>>> {
+        if self.flavor != Flavor::Ptx {
+            return Ok(None);
+        }
+        let f32t = self.ctx.f32_type();
+        let g = match self.m.get_global("secc_smem") {
+            Some(g) => g,
+            None => {
+                let g = self.m.add_global(f32t.array_type(0), Some(AddressSpace::from(3u16)), "secc_smem");
+                g.set_linkage(Linkage::External);
+                g.set_alignment(16);
+                g
+            }
+        };
+        let p = self.b.build_address_space_cast(g.as_pointer_value(), self.ctx.ptr_type(AddressSpace::default()), "smem")?;
+        Ok(Some(p))
+    }
+}

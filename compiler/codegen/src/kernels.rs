@@ -1,0 +1,428 @@
+//! Kernel bodies, written once for both flavours against [`Kb`].
+//!
+//! Work is split by contiguous ranges over `(tid, nthr)`: on the CPU these are the pool's
+//! threads, on NVPTX the grid's threads. The SE kernel additionally needs a group that shares
+//! a barrier and scratch: all CPU threads (looping over images) or one CTA per image on NVPTX.
+use crate::kb::{Kb, R};
+use crate::plan::{EwFn, KernelKind};
+use crate::CodegenError;
+use inkwell::values::{FloatValue, IntValue, PointerValue};
+use secc_ir::{Activation, Dim, GemmAttrs, SeAttrs};
+
+fn unsupported(msg: impl Into<String>) -> CodegenError {
+    CodegenError::Unsupported { node: "kernel".into(), msg: msg.into() }
+}
+
+fn dmul(a: Dim, b: Dim) -> R<Dim> {
+    a.mul(b).ok_or_else(|| unsupported("extent is a product of two symbolic dimensions"))
+}
+
+fn dprod(ds: &[Dim]) -> R<Dim> {
+    ds.iter().try_fold(Dim::Known(1), |a, &b| dmul(a, b))
+}
+
+/// Emits the body of one kernel.
+pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
+    match kind {
+        KernelKind::Elementwise { f, out, ins } => elementwise(kb, *f, out, ins),
+        KernelKind::ReduceMean { input, axes } => reduce_mean(kb, input, axes),
+        KernelKind::Gemm { attrs, a, b, c } => gemm(kb, attrs, a, b, c.as_deref()),
+        KernelKind::MatMul { a, b } => matmul(kb, a, b),
+        KernelKind::Conv { attrs, x, w, bias } => conv(kb, attrs, x, w, *bias),
+        KernelKind::SqueezeExcite { attrs, x, r } => squeeze_excite(kb, attrs, x, *r),
+    }
+}
+
+/// Collapsed iteration space of a broadcasting op: extents and, per operand, strides.
+struct Space {
+    ext: Vec<Dim>,
+    strides: Vec<Vec<Dim>>,
+}
+
+fn broadcast_space(out: &[Dim], ins: &[Vec<Dim>]) -> R<Space> {
+    let r = out.len();
+    let padded: Vec<Vec<Dim>> = ins
+        .iter()
+        .map(|s| {
+            let mut p = vec![Dim::Known(1); r - s.len()];
+            p.extend_from_slice(s);
+            p
+        })
+        .collect();
+    // (extent, per-operand "broadcast along this dim")
+    let mut dims: Vec<(Dim, Vec<bool>)> = Vec::new();
+    for d in 0..r {
+        if out[d] == Dim::Known(1) {
+            continue;
+        }
+        let bc: Vec<bool> = padded.iter().map(|s| s[d] == Dim::Known(1)).collect();
+        if let Some(last) = dims.last_mut() {
+            if last.1 == bc {
+                if let Some(m) = last.0.mul(out[d]) {
+                    last.0 = m;
+                    continue;
+                }
+            }
+        }
+        dims.push((out[d], bc));
+    }
+    if dims.is_empty() {
+        dims.push((Dim::Known(1), vec![false; ins.len()]));
+    }
+    let mut strides = vec![vec![Dim::Known(0); dims.len()]; ins.len()];
+    for (k, st) in strides.iter_mut().enumerate() {
+        let mut run = Dim::Known(1);
+        for d in (0..dims.len()).rev() {
+            if !dims[d].1[k] {
+                st[d] = run;
+                run = dmul(run, dims[d].0)?;
+            }
+        }
+    }
+    Ok(Space { ext: dims.into_iter().map(|d| d.0).collect(), strides })
+}
+
+fn ew_apply<'ctx>(kb: &Kb<'_, 'ctx>, f: EwFn, v: &[FloatValue<'ctx>]) -> R<FloatValue<'ctx>> {
+    use secc_ir::BinaryOp::*;
+    match f {
+        EwFn::Copy => Ok(v[0]),
+        EwFn::Act(a) => kb.act(a, v[0]),
+        EwFn::Binary(Add) => kb.fadd(v[0], v[1]),
+        EwFn::Binary(Sub) => kb.fsub(v[0], v[1]),
+        EwFn::Binary(Mul) => kb.fmul(v[0], v[1]),
+        EwFn::Binary(Div) => kb.fdiv(v[0], v[1]),
+    }
+}
+
+fn elementwise(kb: &mut Kb, f: EwFn, out: &[Dim], ins: &[Vec<Dim>]) -> R<()> {
+    let sp = broadcast_space(out, ins)?;
+    let n = sp.ext.len();
+    let total = kb.dims(&sp.ext)?;
+    let inner = kb.dim(sp.ext[n - 1])?;
+    let (lo, hi) = kb.split(total)?;
+    let row_lo = kb.div(lo, inner)?;
+    let row_hi = kb.div(kb.add(hi, kb.sub(inner, kb.i(1))?)?, inner)?;
+    let srcs: Vec<PointerValue> = kb.args[..ins.len()].to_vec();
+    let dst = kb.args[ins.len()];
+    kb.for_loop(row_lo, row_hi, |kb, row| {
+        let base = kb.mul(row, inner)?;
+        let jlo = kb.imax(kb.sub(lo, base)?, kb.i(0))?;
+        let jhi = kb.imin(kb.sub(hi, base)?, inner)?;
+        let mut offs = vec![kb.i(0); ins.len()];
+        let mut rem = row;
+        for d in (0..n - 1).rev() {
+            let e = kb.dim(sp.ext[d])?;
+            let idx = kb.rem(rem, e)?;
+            rem = kb.div(rem, e)?;
+            for k in 0..ins.len() {
+                if sp.strides[k][d] != Dim::Known(0) {
+                    offs[k] = kb.add(offs[k], kb.mul(idx, kb.dim(sp.strides[k][d])?)?)?;
+                }
+            }
+        }
+        kb.for_loop(jlo, jhi, |kb, j| {
+            let mut vals = Vec::with_capacity(ins.len());
+            for k in 0..ins.len() {
+                let idx = if sp.strides[k][n - 1] == Dim::Known(0) { offs[k] } else { kb.add(offs[k], j)? };
+                vals.push(kb.load(srcs[k], idx)?);
+            }
+            let v = ew_apply(kb, f, &vals)?;
+            kb.store(dst, kb.add(base, j)?, v)
+        })
+    })
+}
+
+fn reduce_mean(kb: &mut Kb, input: &[Dim], axes: &[usize]) -> R<()> {
+    // collapse adjacent dims with the same reduced flag; extent-1 dims do not matter
+    let mut dims: Vec<(Dim, bool)> = Vec::new();
+    for (d, &e) in input.iter().enumerate() {
+        if e == Dim::Known(1) {
+            continue;
+        }
+        let red = axes.contains(&d);
+        if let Some(last) = dims.last_mut() {
+            if last.1 == red {
+                if let Some(m) = last.0.mul(e) {
+                    last.0 = m;
+                    continue;
+                }
+            }
+        }
+        dims.push((e, red));
+    }
+    let mut strides = vec![Dim::Known(1); dims.len()];
+    let mut run = Dim::Known(1);
+    for d in (0..dims.len()).rev() {
+        strides[d] = run;
+        run = dmul(run, dims[d].0)?;
+    }
+    let kept: Vec<(Dim, Dim)> = dims.iter().zip(&strides).filter(|(d, _)| !d.1).map(|(d, s)| (d.0, *s)).collect();
+    let red: Vec<(Dim, Dim)> = dims.iter().zip(&strides).filter(|(d, _)| d.1).map(|(d, s)| (d.0, *s)).collect();
+    let count = dprod(&red.iter().map(|r| r.0).collect::<Vec<_>>())?;
+    let total = kb.dims(&kept.iter().map(|k| k.0).collect::<Vec<_>>())?;
+    let (src, dst) = (kb.args[0], kb.args[1]);
+    let (lo, hi) = kb.split(total)?;
+    let countf = kb.b.build_unsigned_int_to_float(kb.dim(count)?, kb.ctx.f32_type(), "")?;
+    let inv = kb.fdiv(kb.fc(1.0), countf)?;
+    kb.for_loop(lo, hi, |kb, o| {
+        let mut rem = o;
+        let mut base = kb.i(0);
+        for (e, s) in kept.iter().rev() {
+            let e = kb.dim(*e)?;
+            let idx = kb.rem(rem, e)?;
+            rem = kb.div(rem, e)?;
+            base = kb.add(base, kb.mul(idx, kb.dim(*s)?)?)?;
+        }
+        let s = reduce_nest(kb, src, &red, base)?;
+        let v = kb.fmul(s, inv)?;
+        kb.store(dst, o, v)
+    })
+}
+
+fn reduce_nest<'ctx>(kb: &mut Kb<'_, 'ctx>, src: PointerValue<'ctx>, red: &[(Dim, Dim)], base: IntValue<'ctx>) -> R<FloatValue<'ctx>> {
+    let Some(((e, s), rest)) = red.split_first() else {
+        return kb.load(src, base);
+    };
+    let (e, s) = (kb.dim(*e)?, kb.dim(*s)?);
+    let zero = kb.fc(0.0);
+    kb.for_acc(kb.i(0), e, zero, |kb, i, acc| {
+        let off = kb.add(base, kb.mul(i, s)?)?;
+        let v = reduce_nest(kb, src, rest, off)?;
+        kb.fadd(acc, v)
+    })
+}
+
+fn dot<'ctx>(
+    kb: &mut Kb<'_, 'ctx>,
+    k: IntValue<'ctx>,
+    (a, a_off, a_step): (PointerValue<'ctx>, IntValue<'ctx>, IntValue<'ctx>),
+    (b, b_off, b_step): (PointerValue<'ctx>, IntValue<'ctx>, IntValue<'ctx>),
+    init: FloatValue<'ctx>,
+) -> R<FloatValue<'ctx>> {
+    kb.for_acc(kb.i(0), k, init, |kb, kk, acc| {
+        let x = kb.load(a, kb.add(a_off, kb.mul(kk, a_step)?)?)?;
+        let y = kb.load(b, kb.add(b_off, kb.mul(kk, b_step)?)?)?;
+        kb.fadd(acc, kb.fmul(x, y)?)
+    })
+}
+
+fn gemm(kb: &mut Kb, g: &GemmAttrs, a: &[Dim], b: &[Dim], c: Option<&[Dim]>) -> R<()> {
+    let (m, k) = if g.trans_a { (a[1], a[0]) } else { (a[0], a[1]) };
+    let n = if g.trans_b { b[0] } else { b[1] };
+    let (mv, kv, nv) = (kb.dim(m)?, kb.dim(k)?, kb.dim(n)?);
+    let (pa, pb) = (kb.args[0], kb.args[1]);
+    let pc = c.map(|_| kb.args[2]);
+    let dst = kb.args[if c.is_some() { 3 } else { 2 }];
+    let total = kb.mul(mv, nv)?;
+    let (lo, hi) = kb.split(total)?;
+    // C broadcast to [M, N]
+    let cs: Option<(bool, bool, Dim)> = c.map(|c| {
+        let p: Vec<Dim> = std::iter::repeat_n(Dim::Known(1), 2 - c.len()).chain(c.iter().copied()).collect();
+        (p[0] != Dim::Known(1), p[1] != Dim::Known(1), p[1])
+    });
+    kb.for_loop(lo, hi, |kb, e| {
+        let i = kb.div(e, nv)?;
+        let j = kb.rem(e, nv)?;
+        let (a_off, a_step) = if g.trans_a { (i, mv) } else { (kb.mul(i, kv)?, kb.i(1)) };
+        let (b_off, b_step) = if g.trans_b { (kb.mul(j, kv)?, kb.i(1)) } else { (j, nv) };
+        let zero = kb.fc(0.0);
+        let s = dot(kb, kv, (pa, a_off, a_step), (pb, b_off, b_step), zero)?;
+        let mut v = if g.alpha == 1.0 { s } else { kb.fmul(s, kb.fc(g.alpha))? };
+        if let (Some(pc), Some((row, col, c1))) = (pc, cs) {
+            let mut off = kb.i(0);
+            if row {
+                off = kb.mul(i, if col { kb.dim(c1)? } else { kb.i(1) })?;
+            }
+            if col {
+                off = kb.add(off, j)?;
+            }
+            let cv = kb.load(pc, off)?;
+            let cv = if g.beta == 1.0 { cv } else { kb.fmul(cv, kb.fc(g.beta))? };
+            v = kb.fadd(v, cv)?;
+        }
+        kb.store(dst, e, v)
+    })
+}
+
+fn matmul(kb: &mut Kb, a: &[Dim], b: &[Dim]) -> R<()> {
+    let one = Dim::Known(1);
+    let a2: Vec<Dim> = if a.len() == 1 { vec![one, a[0]] } else { a.to_vec() };
+    let b2: Vec<Dim> = if b.len() == 1 { vec![b[0], one] } else { b.to_vec() };
+    let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
+    let n = b2[b2.len() - 1];
+    let nb = (a2.len() - 2).max(b2.len() - 2);
+    let pad = |s: &[Dim]| -> Vec<Dim> { std::iter::repeat_n(one, nb - (s.len() - 2)).chain(s[..s.len() - 2].iter().copied()).collect() };
+    let (ab, bb) = (pad(&a2), pad(&b2));
+    let batch: Vec<Dim> = ab.iter().zip(&bb).map(|(x, y)| if *x == one { *y } else { *x }).collect();
+    // batch strides of A and B (0 where broadcast)
+    let strides = |s: &[Dim], mat: Dim| -> R<Vec<Dim>> {
+        let mut st = vec![Dim::Known(0); nb];
+        let mut run = mat;
+        for d in (0..nb).rev() {
+            if s[d] != one {
+                st[d] = run;
+                run = dmul(run, s[d])?;
+            }
+        }
+        Ok(st)
+    };
+    let (ast, bst) = (strides(&ab, dmul(m, k)?)?, strides(&bb, dmul(k, n)?)?);
+    let (mv, kv, nv) = (kb.dim(m)?, kb.dim(k)?, kb.dim(n)?);
+    let (pa, pb, dst) = (kb.args[0], kb.args[1], kb.args[2]);
+    let total = kb.mul(kb.dims(&batch)?, kb.mul(mv, nv)?)?;
+    let (lo, hi) = kb.split(total)?;
+    kb.for_loop(lo, hi, |kb, e| {
+        let j = kb.rem(e, nv)?;
+        let t = kb.div(e, nv)?;
+        let i = kb.rem(t, mv)?;
+        let mut rem = kb.div(t, mv)?;
+        let mut a_off = kb.mul(i, kv)?;
+        let mut b_off = j;
+        for d in (0..nb).rev() {
+            let ext = kb.dim(batch[d])?;
+            let idx = kb.rem(rem, ext)?;
+            rem = kb.div(rem, ext)?;
+            if ast[d] != Dim::Known(0) {
+                a_off = kb.add(a_off, kb.mul(idx, kb.dim(ast[d])?)?)?;
+            }
+            if bst[d] != Dim::Known(0) {
+                b_off = kb.add(b_off, kb.mul(idx, kb.dim(bst[d])?)?)?;
+            }
+        }
+        let zero = kb.fc(0.0);
+        let one_v = kb.i(1);
+        let s = dot(kb, kv, (pa, a_off, one_v), (pb, b_off, nv), zero)?;
+        kb.store(dst, e, s)
+    })
+}
+
+fn known(d: Dim) -> R<u64> {
+    d.known().ok_or_else(|| unsupported("extent must be known"))
+}
+
+fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool) -> R<()> {
+    let (c, h, wd) = (known(x[1])?, known(x[2])?, known(x[3])?);
+    let (o, cg, kh, kw) = (known(w[0])?, known(w[1])?, known(w[2])?, known(w[3])?);
+    let og = o / a.group;
+    let [sh, sw] = a.strides;
+    let [dh, dw] = a.dilations;
+    let [pt, pl, pb, pr] = a.pads;
+    let oh = (h + pt + pb - (dh * (kh - 1) + 1)) / sh + 1;
+    let ow = (wd + pl + pr - (dw * (kw - 1) + 1)) / sw + 1;
+    let (px, pw) = (kb.args[0], kb.args[1]);
+    let pbias = bias.then(|| kb.args[2]);
+    let dst = kb.args[if bias { 3 } else { 2 }];
+    let pairs = kb.mul(kb.dim(x[0])?, kb.i(o))?;
+    let (lo, hi) = kb.split(pairs)?;
+    let pointwise = kh == 1 && kw == 1 && a.strides == [1, 1] && a.pads == [0; 4];
+    kb.for_loop(lo, hi, |kb, pr_| {
+        let n = kb.div(pr_, kb.i(o))?;
+        let oc = kb.rem(pr_, kb.i(o))?;
+        let grp = kb.div(oc, kb.i(og))?;
+        let obase = kb.mul(pr_, kb.i(oh * ow))?;
+        let init = match pbias {
+            Some(pb) => kb.load(pb, oc)?,
+            None => kb.fc(0.0),
+        };
+        kb.for_loop(kb.i(0), kb.i(oh * ow), |kb, p| kb.store(dst, kb.add(obase, p)?, init))?;
+        kb.for_loop(kb.i(0), kb.i(cg), |kb, ic| {
+            let cin = kb.add(kb.mul(grp, kb.i(cg))?, ic)?;
+            let xbase = kb.mul(kb.add(kb.mul(n, kb.i(c))?, cin)?, kb.i(h * wd))?;
+            let wbase = kb.mul(kb.add(kb.mul(oc, kb.i(cg))?, ic)?, kb.i(kh * kw))?;
+            if pointwise {
+                let wv = kb.load(pw, wbase)?;
+                return kb.for_loop(kb.i(0), kb.i(h * wd), |kb, p| {
+                    let acc = kb.load(dst, kb.add(obase, p)?)?;
+                    let xv = kb.load(px, kb.add(xbase, p)?)?;
+                    let v = kb.fadd(acc, kb.fmul(wv, xv)?)?;
+                    kb.store(dst, kb.add(obase, p)?, v)
+                });
+            }
+            kb.for_loop(kb.i(0), kb.i(kh), |kb, ky| {
+                for kx in 0..kw {
+                    // output columns whose input column lies inside the image: compile-time
+                    let off = kx * dw;
+                    let ox_lo = if pl > off { (pl - off).div_ceil(sw) } else { 0 };
+                    let ox_hi = if wd - 1 + pl >= off { ((wd - 1 + pl - off) / sw + 1).min(ow) } else { 0 };
+                    if ox_lo >= ox_hi {
+                        continue;
+                    }
+                    let wv = kb.load(pw, kb.add(wbase, kb.add(kb.mul(ky, kb.i(kw))?, kb.i(kx))?)?)?;
+                    kb.for_loop(kb.i(0), kb.i(oh), |kb, oy| {
+                        let iy = kb.sub(kb.add(kb.mul(oy, kb.i(sh))?, kb.mul(ky, kb.i(dh))?)?, kb.i(pt))?;
+                        let inside = kb.b.build_and(kb.lt(iy, kb.i(h))?, kb.b.build_int_compare(inkwell::IntPredicate::SGE, iy, kb.i(0), "")?, "")?;
+                        kb.if_then(inside, |kb| {
+                            let xrow = kb.add(xbase, kb.mul(iy, kb.i(wd))?)?;
+                            let orow = kb.add(obase, kb.mul(oy, kb.i(ow))?)?;
+                            kb.for_loop(kb.i(ox_lo), kb.i(ox_hi), |kb, ox| {
+                                let ix = kb.sub(kb.add(kb.mul(ox, kb.i(sw))?, kb.i(off))?, kb.i(pl))?;
+                                let xv = kb.load(px, kb.add(xrow, ix)?)?;
+                                let oi = kb.add(orow, ox)?;
+                                let acc = kb.load(dst, oi)?;
+                                let v = kb.fadd(acc, kb.fmul(wv, xv)?)?;
+                                kb.store(dst, oi, v)
+                            })
+                        })
+                    })?;
+                }
+                Ok(())
+            })
+        })
+    })
+}
+
+/// The fused SE block. Per image: (1) each thread of the group pools its channel range,
+/// (2) barrier, the group computes FC1 + inner activation split over the R hidden units,
+/// (3) barrier, each thread computes FC2 + gate for its channel range (the same range as in
+/// step 1, so that slice of X is still in its cache) and writes `y = x * gate`.
+fn squeeze_excite<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, a: &SeAttrs, x: &[Dim], r: u64) -> R<()> {
+    let (c, h, w) = (known(x[1])?, known(x[2])?, known(x[3])?);
+    let hw = h * w;
+    let (px, pw1, pb1, pw2, pb2, py) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3], kb.args[4], kb.args[5]);
+    let scratch = match kb.shared_scratch()? {
+        Some(s) => s,
+        None => kb.args[6],
+    };
+    let (inner, gate): (Activation, Activation) = (a.inner, a.gate);
+    let nimg = kb.dim(x[0])?;
+    let body = |kb: &mut Kb<'a, 'ctx>, img: IntValue<'ctx>| -> R<()> {
+        let xb = kb.mul(img, kb.i(c * hw))?;
+        let (clo, chi) = kb.split_by(kb.i(c), kb.group_tid, kb.group_n)?;
+        let inv_hw = kb.fc(1.0 / hw as f32);
+        kb.for_loop(clo, chi, |kb, ch| {
+            let base = kb.add(xb, kb.mul(ch, kb.i(hw))?)?;
+            let zero = kb.fc(0.0);
+            let s = kb.for_acc(kb.i(0), kb.i(hw), zero, |kb, p, acc| kb.fadd(acc, kb.load(px, kb.add(base, p)?)?))?;
+            kb.store(scratch, ch, kb.fmul(s, inv_hw)?)
+        })?;
+        kb.barrier()?;
+        let (rlo, rhi) = kb.split_by(kb.i(r), kb.group_tid, kb.group_n)?;
+        kb.for_loop(rlo, rhi, |kb, j| {
+            let b = kb.load(pb1, j)?;
+            let one = kb.i(1);
+            let s = dot(kb, kb.i(c), (pw1, kb.mul(j, kb.i(c))?, one), (scratch, kb.i(0), one), b)?;
+            let v = kb.act(inner, s)?;
+            kb.store(scratch, kb.add(kb.i(c), j)?, v)
+        })?;
+        kb.barrier()?;
+        kb.for_loop(clo, chi, |kb, ch| {
+            let b = kb.load(pb2, ch)?;
+            let one = kb.i(1);
+            let s = dot(kb, kb.i(r), (pw2, kb.mul(ch, kb.i(r))?, one), (scratch, kb.i(c), one), b)?;
+            let g = kb.act(gate, s)?;
+            let base = kb.add(xb, kb.mul(ch, kb.i(hw))?)?;
+            kb.for_loop(kb.i(0), kb.i(hw), |kb, p| {
+                let i = kb.add(base, p)?;
+                let v = kb.fmul(kb.load(px, i)?, g)?;
+                kb.store(py, i, v)
+            })
+        })
+    };
+    match kb.block_id {
+        None => kb.for_loop(kb.i(0), nimg, body),
+        Some(img) => {
+            let ok = kb.lt(img, nimg)?;
+            kb.if_then(ok, |kb| body(kb, img))
+        }
+    }
+}

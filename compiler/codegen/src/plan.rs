@@ -1,0 +1,263 @@
+//! Buffer assignment and kernel steps: the execution plan stored in the artifact.
+use crate::CodegenError;
+use secc_artifact::{BufferDecl, BufferKind, DimDecl, IoDecl};
+use secc_ir::{Activation, BinaryOp, Conv2dAttrs, Dim, GemmAttrs, Graph, NodeId, Op, SeAttrs, ValueId};
+use std::collections::BTreeMap;
+
+/// What a kernel computes, with every shape it needs.
+#[derive(Debug, Clone)]
+pub enum KernelKind {
+    /// Broadcasting element-wise op over `ins` producing `out`.
+    Elementwise {
+        /// function
+        f: EwFn,
+        /// output shape
+        out: Vec<Dim>,
+        /// operand shapes
+        ins: Vec<Vec<Dim>>,
+    },
+    /// Mean over `axes` of `input` (output rank per keep flag is irrelevant to the layout).
+    ReduceMean {
+        /// input shape
+        input: Vec<Dim>,
+        /// reduced axes (sorted)
+        axes: Vec<usize>,
+    },
+    /// `alpha * op(A) op(B) + beta * C`.
+    Gemm {
+        /// attributes
+        attrs: GemmAttrs,
+        /// A shape
+        a: Vec<Dim>,
+        /// B shape
+        b: Vec<Dim>,
+        /// C shape, if present
+        c: Option<Vec<Dim>>,
+    },
+    /// Batched matmul with broadcasting.
+    MatMul {
+        /// A shape
+        a: Vec<Dim>,
+        /// B shape
+        b: Vec<Dim>,
+    },
+    /// Direct 2-D convolution.
+    Conv {
+        /// attributes
+        attrs: Conv2dAttrs,
+        /// x shape
+        x: Vec<Dim>,
+        /// w shape
+        w: Vec<Dim>,
+        /// has a bias operand
+        bias: bool,
+    },
+    /// Fused squeeze-and-excitation; the last argument is scratch for C + R floats.
+    SqueezeExcite {
+        /// activations
+        attrs: SeAttrs,
+        /// x shape [N, C, H, W]
+        x: Vec<Dim>,
+        /// squeeze width R
+        r: u64,
+    },
+}
+
+/// Element-wise functions.
+#[derive(Debug, Clone, Copy)]
+pub enum EwFn {
+    /// binary arithmetic
+    Binary(BinaryOp),
+    /// activation
+    Act(Activation),
+    /// plain copy
+    Copy,
+}
+
+impl KernelKind {
+    /// Short kind name for the manifest.
+    pub fn name(&self) -> &'static str {
+        match self {
+            KernelKind::Elementwise { .. } => "elementwise",
+            KernelKind::ReduceMean { .. } => "reduce_mean",
+            KernelKind::Gemm { .. } => "gemm",
+            KernelKind::MatMul { .. } => "matmul",
+            KernelKind::Conv { .. } => "conv2d",
+            KernelKind::SqueezeExcite { .. } => "squeeze_excite",
+        }
+    }
+}
+
+/// One kernel launch.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// symbol name
+    pub name: String,
+    /// what it computes
+    pub kind: KernelKind,
+    /// ONNX provenance
+    pub origin: String,
+    /// argument buffers: operands, then the output (then scratch)
+    pub args: Vec<u32>,
+    /// written buffers
+    pub writes: Vec<u32>,
+    /// PTX: one CTA per unit of this dim (SE: per image)
+    pub grid: Option<Dim>,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// buffers by id
+    pub buffers: Vec<BufferDecl>,
+    /// packed weights, each 64-byte aligned
+    pub weights: Vec<u8>,
+    /// kernels in order
+    pub steps: Vec<Step>,
+    /// inputs
+    pub inputs: Vec<IoDecl>,
+    /// outputs
+    pub outputs: Vec<IoDecl>,
+    /// number of fused SE kernels
+    pub se_blocks: u32,
+}
+
+/// IR dim to manifest dim.
+pub fn dim_decl(d: Dim) -> DimDecl {
+    match d {
+        Dim::Known(v) => DimDecl::Known(v),
+        Dim::Sym(s, k) => DimDecl::Sym { sym: s.0, coeff: k },
+    }
+}
+
+fn shape_of(g: &Graph, v: ValueId) -> Vec<Dim> {
+    g.ty(v).shape.to_vec()
+}
+
+/// Builds the plan from a verified graph.
+pub fn build(g: &Graph) -> Result<Plan, CodegenError> {
+    let order = g.topo_order().ok_or_else(|| CodegenError::Llvm("graph has a cycle".into()))?;
+    let mut p = Plan::default();
+    let mut buf_of: BTreeMap<NodeId, u32> = BTreeMap::new();
+    let decl = |g: &Graph, v: ValueId, kind: BufferKind| BufferDecl {
+        dtype: "f32".into(),
+        shape: g.ty(v).shape.iter().map(|d| dim_decl(*d)).collect(),
+        kind,
+    };
+    // graph outputs: value -> first output index it feeds
+    let mut out_index: BTreeMap<NodeId, u32> = BTreeMap::new();
+    for (i, (_, v)) in g.outputs.iter().enumerate() {
+        out_index.entry(v.node).or_insert(i as u32);
+    }
+    for (i, (name, id)) in g.inputs.iter().enumerate() {
+        p.buffers.push(decl(g, (*id).into(), BufferKind::Input { index: i as u32 }));
+        let b = p.buffers.len() as u32 - 1;
+        buf_of.insert(*id, b);
+        p.inputs.push(IoDecl { name: name.clone(), buffer: b });
+    }
+    let unsupported = |g: &Graph, id: NodeId, msg: &str| CodegenError::Unsupported { node: g.node_ref(id).to_string(), msg: msg.into() };
+    for &id in &order {
+        let n = g.node(id);
+        let v: ValueId = id.into();
+        let ins = g.inputs(id);
+        let origin = n.origin.clone().unwrap_or_default();
+        match &n.op {
+            Op::Input { .. } => continue,
+            Op::Const(c) => {
+                let d = g.consts.get(*c);
+                let off = p.weights.len().div_ceil(secc_artifact::ALIGN) * secc_artifact::ALIGN;
+                p.weights.resize(off, 0);
+                for x in d.data.iter() {
+                    p.weights.extend_from_slice(&x.to_le_bytes());
+                }
+                p.buffers.push(decl(g, v, BufferKind::Weight { offset: off as u64 }));
+                buf_of.insert(id, p.buffers.len() as u32 - 1);
+                continue;
+            }
+            Op::Reshape { .. } | Op::Identity if !out_index.contains_key(&id) => {
+                let src = buf_of[&ins[0].node];
+                let root = match p.buffers[src as usize].kind {
+                    BufferKind::Alias { of } => of,
+                    _ => src,
+                };
+                p.buffers.push(decl(g, v, BufferKind::Alias { of: root }));
+                buf_of.insert(id, p.buffers.len() as u32 - 1);
+                continue;
+            }
+            _ => {}
+        }
+        let kind = match &n.op {
+            Op::Input { .. } | Op::Const(_) => unreachable!("handled above"),
+            Op::Reshape { .. } | Op::Identity => KernelKind::Elementwise { f: EwFn::Copy, out: shape_of(g, v), ins: vec![shape_of(g, ins[0])] },
+            Op::Binary(b) => KernelKind::Elementwise { f: EwFn::Binary(*b), out: shape_of(g, v), ins: ins.iter().map(|x| shape_of(g, *x)).collect() },
+            Op::Act(a) => KernelKind::Elementwise { f: EwFn::Act(*a), out: shape_of(g, v), ins: vec![shape_of(g, ins[0])] },
+            Op::GlobalAvgPool => {
+                let s = shape_of(g, ins[0]);
+                KernelKind::ReduceMean { axes: (2..s.len()).collect(), input: s }
+            }
+            Op::ReduceMean { axes, .. } => KernelKind::ReduceMean { input: shape_of(g, ins[0]), axes: axes.clone() },
+            Op::Gemm(a) => KernelKind::Gemm { attrs: a.clone(), a: shape_of(g, ins[0]), b: shape_of(g, ins[1]), c: ins.get(2).map(|c| shape_of(g, *c)) },
+            Op::MatMul => KernelKind::MatMul { a: shape_of(g, ins[0]), b: shape_of(g, ins[1]) },
+            Op::Conv2d(a) => {
+                let x = shape_of(g, ins[0]);
+                if x[1..].iter().any(|d| d.known().is_none()) {
+                    return Err(unsupported(g, id, "convolution needs known channel and spatial extents"));
+                }
+                KernelKind::Conv { attrs: a.clone(), x, w: shape_of(g, ins[1]), bias: ins.len() == 3 }
+            }
+            Op::SqueezeExcite(a) => {
+                let x = shape_of(g, ins[0]);
+                if x[1..].iter().any(|d| d.known().is_none()) {
+                    return Err(unsupported(g, id, "SE block needs known channel and spatial extents"));
+                }
+                let r = g.ty(ins[1]).shape[0].known().ok_or_else(|| unsupported(g, id, "squeeze width must be known"))?;
+                p.se_blocks += 1;
+                KernelKind::SqueezeExcite { attrs: *a, x, r }
+            }
+        };
+        let mut args: Vec<u32> = ins.iter().map(|x| buf_of[&x.node]).collect();
+        let out_kind = match out_index.get(&id) {
+            Some(&i) => BufferKind::Output { index: i },
+            None => BufferKind::Temp,
+        };
+        p.buffers.push(decl(g, v, out_kind));
+        let out = p.buffers.len() as u32 - 1;
+        buf_of.insert(id, out);
+        args.push(out);
+        let mut writes = vec![out];
+        let mut grid = None;
+        if let KernelKind::SqueezeExcite { x, r, .. } = &kind {
+            let c = x[1].known().unwrap_or(0);
+            p.buffers.push(BufferDecl { dtype: "f32".into(), shape: vec![DimDecl::Known(c + r)], kind: BufferKind::Temp });
+            let s = p.buffers.len() as u32 - 1;
+            args.push(s);
+            writes.push(s);
+            grid = Some(x[0]);
+        }
+        let name = format!("k{}_{}", p.steps.len(), kind.name());
+        p.steps.push(Step { name, kind, origin, args, writes, grid });
+    }
+    // outputs: each needs its own Output buffer written by a kernel
+    for (i, (name, v)) in g.outputs.iter().enumerate() {
+        let b = buf_of[&v.node];
+        let ok = matches!(p.buffers[b as usize].kind, BufferKind::Output { index } if index == i as u32);
+        let b = if ok {
+            b
+        } else {
+            let s = shape_of(g, *v);
+            p.buffers.push(decl(g, *v, BufferKind::Output { index: i as u32 }));
+            let out = p.buffers.len() as u32 - 1;
+            p.steps.push(Step {
+                name: format!("k{}_copy", p.steps.len()),
+                kind: KernelKind::Elementwise { f: EwFn::Copy, out: s.clone(), ins: vec![s] },
+                origin: format!("output {name}"),
+                args: vec![b, out],
+                writes: vec![out],
+                grid: None,
+            });
+            out
+        };
+        p.outputs.push(IoDecl { name: name.clone(), buffer: b });
+    }
+    Ok(p)
+}

@@ -1,0 +1,188 @@
+//! Target machines, optimisation, emission, and packing into an artifact.
+use crate::kb::{Flavor, Kb};
+use crate::{kernels, plan, CodegenError};
+use inkwell::context::Context;
+use inkwell::module::Module;
+use inkwell::passes::PassBuilderOptions;
+use inkwell::targets::{CodeModel, FileType, InitializationConfig, RelocMode, Target as LlvmTarget, TargetMachine, TargetTriple};
+use inkwell::OptimizationLevel;
+use secc_artifact::{KernelDecl, Manifest, TargetDecl};
+use secc_ir::Graph;
+
+/// What to generate code for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The host architecture; `cpu` is `native` or an LLVM CPU name such as `x86-64-v3`.
+    Cpu {
+        /// CPU name
+        cpu: String,
+    },
+    /// NVIDIA GPUs: PTX for `arch` (e.g. `sm_80`).
+    Cuda {
+        /// PTX architecture
+        arch: String,
+    },
+}
+
+/// Code generation options.
+#[derive(Debug, Clone)]
+pub struct CodegenOptions {
+    /// the target
+    pub target: Target,
+    /// written into the artifact
+    pub compiler_version: String,
+}
+
+/// x86-64 micro-architecture levels and the features each requires (psABI levels).
+fn level_features(cpu: &str) -> Option<Vec<&'static str>> {
+    let v1 = ["sse", "sse2"];
+    let v2 = ["sse3", "ssse3", "sse4.1", "sse4.2", "popcnt", "cx16"];
+    let v3 = ["avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "lzcnt", "movbe"];
+    let v4 = ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"];
+    let n = match cpu {
+        "x86-64" => 1,
+        "x86-64-v2" => 2,
+        "x86-64-v3" => 3,
+        "x86-64-v4" => 4,
+        _ => return None,
+    };
+    let mut f: Vec<&str> = v1.to_vec();
+    if n >= 2 {
+        f.extend(v2);
+    }
+    if n >= 3 {
+        f.extend(v3);
+    }
+    if n >= 4 {
+        f.extend(v4);
+    }
+    Some(f)
+}
+
+fn machine(triple: &TargetTriple, cpu: &str, features: &str) -> Result<TargetMachine, CodegenError> {
+    let t = LlvmTarget::from_triple(triple).map_err(|e| CodegenError::Llvm(e.to_string()))?;
+    t.create_target_machine(triple, cpu, features, OptimizationLevel::Aggressive, RelocMode::PIC, CodeModel::Default)
+        .ok_or_else(|| CodegenError::Llvm(format!("cannot create a target machine for {} / {cpu}", triple.as_str().to_string_lossy())))
+}
+
+fn optimise(m: &Module, tm: &TargetMachine) -> Result<(), CodegenError> {
+    m.verify().map_err(|e| CodegenError::Llvm(format!("module does not verify: {}", e.to_string())))?;
+    let o = PassBuilderOptions::create();
+    o.set_loop_vectorization(true);
+    o.set_loop_slp_vectorization(true);
+    m.run_passes("default<O3>", tm, o).map_err(|e| CodegenError::Llvm(e.to_string()))
+}
+
+/// Generated code for a plan.
+pub struct Generated {
+    /// the target record for the manifest
+    pub target: TargetDecl,
+    /// the section kind and bytes
+    pub section: (&'static str, Vec<u8>),
+}
+
+/// Emits every kernel of the plan into one module for the target and returns its code.
+pub fn generate(g: &Graph, p: &plan::Plan, target: &Target) -> Result<Generated, CodegenError> {
+    let ctx = Context::create();
+    let m = ctx.create_module(&g.name);
+    let flavor = match target {
+        Target::Cpu { .. } => Flavor::Cpu,
+        Target::Cuda { .. } => Flavor::Ptx,
+    };
+    for s in &p.steps {
+        let mut kb = Kb::new(&ctx, &m, flavor, &s.name, s.args.len(), g.sym_names.len())?;
+        kernels::emit(&mut kb, &s.kind).map_err(|e| match e {
+            CodegenError::Unsupported { msg, .. } => CodegenError::Unsupported { node: format!("{} ({})", s.origin, s.kind.name()), msg },
+            e => e,
+        })?;
+        kb.finish()?;
+    }
+    match target {
+        Target::Cpu { cpu } => {
+            LlvmTarget::initialize_native(&InitializationConfig::default()).map_err(CodegenError::Llvm)?;
+            let triple = TargetMachine::get_default_triple();
+            let (cpu_name, feat_str, features) = if cpu == "native" {
+                let f = TargetMachine::get_host_cpu_features().to_string();
+                let req: Vec<String> = f.split(',').filter_map(|x| x.strip_prefix('+')).map(str::to_string).collect();
+                (TargetMachine::get_host_cpu_name().to_string(), f, req)
+            } else {
+                let req = level_features(cpu).map(|v| v.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
+                (cpu.clone(), String::new(), req)
+            };
+            let tm = machine(&triple, &cpu_name, &feat_str)?;
+            m.set_triple(&triple);
+            m.set_data_layout(&tm.get_target_data().get_data_layout());
+            optimise(&m, &tm)?;
+            let obj = tm.write_to_memory_buffer(&m, FileType::Object).map_err(|e| CodegenError::Llvm(e.to_string()))?;
+            let so = link_shared(obj.as_slice())?;
+            Ok(Generated {
+                target: TargetDecl { kind: "cpu".into(), triple: triple.as_str().to_string_lossy().into_owned(), cpu: cpu_name, features },
+                section: ("cpu_code", so),
+            })
+        }
+        Target::Cuda { arch } => {
+            LlvmTarget::initialize_nvptx(&InitializationConfig::default());
+            let triple = TargetTriple::create("nvptx64-nvidia-cuda");
+            let tm = machine(&triple, arch, "")?;
+            m.set_triple(&triple);
+            m.set_data_layout(&tm.get_target_data().get_data_layout());
+            optimise(&m, &tm)?;
+            let ptx = tm.write_to_memory_buffer(&m, FileType::Assembly).map_err(|e| CodegenError::Llvm(e.to_string()))?;
+            Ok(Generated {
+                target: TargetDecl { kind: "cuda".into(), triple: "nvptx64-nvidia-cuda".into(), cpu: arch.clone(), features: vec![] },
+                section: ("ptx", ptx.as_slice().to_vec()),
+            })
+        }
+    }
+}
+
+/// Links an object into a shared object with the system C compiler driver.
+fn link_shared(obj: &[u8]) -> Result<Vec<u8>, CodegenError> {
+    let dir = tempfile::tempdir().map_err(|e| CodegenError::Link(e.to_string()))?;
+    let o = dir.path().join("kernels.o");
+    let so = dir.path().join("kernels.so");
+    std::fs::write(&o, obj).map_err(|e| CodegenError::Link(e.to_string()))?;
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = std::process::Command::new(&cc)
+        .args(["-shared", "-nostartfiles", "-o"])
+        .arg(&so)
+        .arg(&o)
+        .arg("-lm")
+        .output()
+        .map_err(|e| CodegenError::Link(format!("cannot run `{cc}` (install a C toolchain, e.g. build-essential): {e}")))?;
+    if !out.status.success() {
+        return Err(CodegenError::Link(String::from_utf8_lossy(&out.stderr).into_owned()));
+    }
+    std::fs::read(&so).map_err(|e| CodegenError::Link(e.to_string()))
+}
+
+/// Compiles a graph (after passes) into artifact bytes.
+pub fn compile(g: &Graph, opts: &CodegenOptions) -> Result<Vec<u8>, CodegenError> {
+    let p = plan::build(g)?;
+    let gen = generate(g, &p, &opts.target)?;
+    let manifest = Manifest {
+        format_version: secc_artifact::FORMAT_VERSION,
+        compiler_version: opts.compiler_version.clone(),
+        model_name: g.name.clone(),
+        targets: vec![gen.target],
+        symbols: g.sym_names.clone(),
+        buffers: p.buffers.clone(),
+        inputs: p.inputs.clone(),
+        outputs: p.outputs.clone(),
+        kernels: p
+            .steps
+            .iter()
+            .map(|s| KernelDecl {
+                name: s.name.clone(),
+                kind: s.kind.name().into(),
+                origin: s.origin.clone(),
+                args: s.args.clone(),
+                writes: s.writes.clone(),
+                grid: s.grid.map(plan::dim_decl),
+            })
+            .collect(),
+        se_blocks: p.se_blocks,
+        sections: vec![],
+    };
+    Ok(secc_artifact::write(manifest, &[("weights", &p.weights), (gen.section.0, &gen.section.1)])?)
+}

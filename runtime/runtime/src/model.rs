@@ -1,0 +1,359 @@
+//! The model: a checked artifact, its loaded code, and execution.
+use crate::barrier::{barrier_wait, SpinBarrier};
+use crate::cpu::{self, Code};
+use crate::RuntimeError;
+use secc_artifact::{Artifact, BufferKind, DimDecl, Manifest};
+use std::ffi::c_void;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// A dense row-major f32 tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    /// extents
+    pub shape: Vec<usize>,
+    /// data
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    /// A tensor; errors if `data` does not match `shape`.
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self, RuntimeError> {
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(RuntimeError::Input(format!("shape {shape:?} needs {n} values, got {}", data.len())));
+        }
+        Ok(Tensor { shape, data })
+    }
+}
+
+/// Timing of repeated runs (`secc run --bench`).
+#[derive(Debug, Clone)]
+pub struct RunStats {
+    /// per-run latencies in microseconds, sorted
+    pub latencies_us: Vec<f64>,
+}
+
+impl RunStats {
+    /// Percentile `p` in [0, 100] (nearest rank).
+    pub fn percentile(&self, p: f64) -> f64 {
+        let v = &self.latencies_us;
+        if v.is_empty() {
+            return 0.0;
+        }
+        let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+        v[i.min(v.len() - 1)]
+    }
+}
+
+/// A read-only description of a loaded model (for `inspect`).
+pub struct ModelInfo<'a> {
+    /// the manifest
+    pub manifest: &'a Manifest,
+}
+
+/// Memory for one batch size: offsets of temporaries in one arena.
+struct Bound {
+    syms: Vec<u64>,
+    /// arena offset (elements) of each Temp buffer
+    offsets: Vec<usize>,
+    arena: Vec<f32>,
+}
+
+/// Raw pointers handed to the pool threads.
+struct Frame {
+    args: Vec<Vec<*mut f32>>,
+    syms: Vec<i64>,
+}
+// SAFETY: the pointers refer to buffers owned by `Model::run`'s frame (inputs, outputs, the
+// arena, the weights), all alive until every pool thread has returned; kernels write only
+// their declared output buffers, which the memory plan keeps disjoint from everything
+// live at the same time.
+unsafe impl Send for Frame {}
+// SAFETY: as above; threads only read the Frame itself.
+unsafe impl Sync for Frame {}
+
+/// A loaded, runnable model.
+pub struct Model {
+    artifact: Artifact,
+    weights: Vec<f32>,
+    code: Code,
+    threads: usize,
+    pool: Option<rayon::ThreadPool>,
+    bound: Mutex<Option<Bound>>,
+}
+
+impl Model {
+    /// Loads an artifact with as many threads as the machine has cores.
+    ///
+    /// Trust model: an artifact contains native code, which runs in this process. Loading
+    /// first verifies the format version, every checksum, the target triple and the CPU
+    /// features, so damaged or foreign files are rejected before any of their code is
+    /// mapped; it cannot make a deliberately malicious file safe, so load only artifacts
+    /// produced by secc, as you would only load shared libraries you trust.
+    pub fn load(path: &Path) -> Result<Self, RuntimeError> {
+        let t = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Self::load_with_threads(path, t)
+    }
+
+    /// Loads an artifact and runs it with `threads` threads.
+    pub fn load_with_threads(path: &Path, threads: usize) -> Result<Self, RuntimeError> {
+        let bytes = std::fs::read(path).map_err(|e| RuntimeError::Io { path: path.display().to_string(), source: e })?;
+        Self::from_bytes(bytes, threads)
+    }
+
+    /// Loads an artifact from memory.
+    pub fn from_bytes(bytes: Vec<u8>, threads: usize) -> Result<Self, RuntimeError> {
+        let artifact = Artifact::parse(bytes)?;
+        let m = &artifact.manifest;
+        let t = m.targets.first().ok_or_else(|| RuntimeError::Target("artifact names no target".into()))?;
+        cpu::check_target(t)?;
+        let so = artifact.section("cpu_code").ok_or_else(|| RuntimeError::Load("artifact has no cpu_code section".into()))?;
+        let wbytes = artifact.section("weights").unwrap_or(&[]);
+        let weights: Vec<f32> = wbytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        // every weight buffer must lie inside the weights section
+        for (i, b) in m.buffers.iter().enumerate() {
+            if let BufferKind::Weight { offset } = b.kind {
+                let n: u64 = b.shape.iter().map(|d| d.eval(&[]).unwrap_or(u64::MAX)).product();
+                if offset % 4 != 0 || offset / 4 + n > weights.len() as u64 {
+                    return Err(RuntimeError::Load(format!("weight buffer {i} lies outside the weights section")));
+                }
+            }
+        }
+        let names: Vec<String> = m.kernels.iter().map(|k| k.name.clone()).collect();
+        let code = cpu::load(so, &names)?;
+        let threads = threads.max(1);
+        let pool = if threads > 1 {
+            Some(rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| RuntimeError::Load(e.to_string()))?)
+        } else {
+            None
+        };
+        Ok(Model { artifact, weights, code, threads, pool, bound: Mutex::new(None) })
+    }
+
+    /// The manifest.
+    pub fn info(&self) -> ModelInfo<'_> {
+        ModelInfo { manifest: &self.artifact.manifest }
+    }
+
+    /// Thread count.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Input names in order.
+    pub fn input_names(&self) -> Vec<&str> {
+        self.artifact.manifest.inputs.iter().map(|i| i.name.as_str()).collect()
+    }
+
+    /// Output names in order.
+    pub fn output_names(&self) -> Vec<&str> {
+        self.artifact.manifest.outputs.iter().map(|i| i.name.as_str()).collect()
+    }
+
+    fn shape_str(&self, dims: &[DimDecl]) -> String {
+        let s: Vec<String> = dims.iter().map(|d| d.display(&self.artifact.manifest.symbols)).collect();
+        format!("[{}]", s.join(", "))
+    }
+
+    /// Binds symbols from input shapes, checking each dimension.
+    fn bind(&self, inputs: &[&Tensor]) -> Result<Vec<u64>, RuntimeError> {
+        let m = &self.artifact.manifest;
+        if inputs.len() != m.inputs.len() {
+            return Err(RuntimeError::Input(format!("model has {} input(s) ({}), got {}", m.inputs.len(), self.input_names().join(", "), inputs.len())));
+        }
+        let mut syms: Vec<Option<u64>> = vec![None; m.symbols.len()];
+        for (io, t) in m.inputs.iter().zip(inputs) {
+            let decl = &m.buffers[io.buffer as usize].shape;
+            let bad = || RuntimeError::Input(format!("input {:?}: expected shape {}, got {:?}", io.name, self.shape_str(decl), t.shape));
+            if decl.len() != t.shape.len() {
+                return Err(bad());
+            }
+            for (d, &v) in decl.iter().zip(&t.shape) {
+                match *d {
+                    DimDecl::Known(k) if k as usize == v => {}
+                    DimDecl::Sym { sym, coeff } if v > 0 && v as u64 % coeff == 0 => {
+                        let b = v as u64 / coeff;
+                        match syms[sym as usize] {
+                            Some(o) if o != b => {
+                                return Err(RuntimeError::Input(format!(
+                                    "input {:?}: dimension {:?} is {b} here but {o} in an earlier input",
+                                    io.name, m.symbols[sym as usize]
+                                )))
+                            }
+                            _ => syms[sym as usize] = Some(b),
+                        }
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+            if t.data.len() != t.shape.iter().product::<usize>() {
+                return Err(RuntimeError::Input(format!("input {:?}: data length does not match its shape", io.name)));
+            }
+        }
+        syms.into_iter()
+            .enumerate()
+            .map(|(i, s)| s.ok_or_else(|| RuntimeError::Input(format!("dimension {:?} is not determined by any input", m.symbols[i]))))
+            .collect()
+    }
+
+    /// Plans temporaries for a binding: buffers live from the kernel that first writes them
+    /// to the last kernel that reads them; greedy first-fit into one arena.
+    fn plan(&self, syms: &[u64]) -> Result<Bound, RuntimeError> {
+        let m = &self.artifact.manifest;
+        let sizes: Vec<usize> = m
+            .buffers
+            .iter()
+            .map(|b| b.shape.iter().map(|d| d.eval(syms).unwrap_or(0) as usize).product())
+            .collect();
+        let root = |b: u32| match m.buffers[b as usize].kind {
+            BufferKind::Alias { of } => of,
+            _ => b,
+        };
+        let nb = m.buffers.len();
+        let mut first = vec![usize::MAX; nb];
+        let mut last = vec![0usize; nb];
+        for (s, k) in m.kernels.iter().enumerate() {
+            for &a in &k.args {
+                let r = root(a) as usize;
+                first[r] = first[r].min(s);
+                last[r] = last[r].max(s);
+            }
+        }
+        let mut offsets = vec![0usize; nb];
+        let mut placed: Vec<(usize, usize, usize, usize)> = vec![]; // (off, len, first, last)
+        let mut order: Vec<usize> = (0..nb).filter(|&b| m.buffers[b].kind == BufferKind::Temp && first[b] != usize::MAX).collect();
+        order.sort_by_key(|&b| std::cmp::Reverse(sizes[b]));
+        let mut arena_len = 0usize;
+        for b in order {
+            // 16-float (64-byte) granularity keeps every buffer aligned
+            let len = sizes[b].div_ceil(16) * 16;
+            let mut off = 0usize;
+            let mut conflicts: Vec<(usize, usize)> = placed
+                .iter()
+                .filter(|p| !(p.3 < first[b] || last[b] < p.2))
+                .map(|p| (p.0, p.0 + p.1))
+                .collect();
+            conflicts.sort();
+            for (s, e) in conflicts {
+                if off + len <= s {
+                    break;
+                }
+                off = off.max(e);
+            }
+            offsets[b] = off;
+            placed.push((off, len, first[b], last[b]));
+            arena_len = arena_len.max(off + len);
+        }
+        Ok(Bound { syms: syms.to_vec(), offsets, arena: vec![0.0; arena_len + 16] })
+    }
+
+    /// Runs the model on inputs given in order; returns outputs in order.
+    pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, RuntimeError> {
+        let refs: Vec<&Tensor> = inputs.iter().collect();
+        self.run_refs(&refs)
+    }
+
+    /// Runs the model on named inputs (any order).
+    pub fn run_named(&self, inputs: &[(&str, &Tensor)]) -> Result<Vec<Tensor>, RuntimeError> {
+        let m = &self.artifact.manifest;
+        for (n, _) in inputs {
+            if !m.inputs.iter().any(|i| i.name == *n) {
+                return Err(RuntimeError::Input(format!("model has no input named {n:?} (inputs: {})", self.input_names().join(", "))));
+            }
+        }
+        let refs: Vec<&Tensor> = m
+            .inputs
+            .iter()
+            .map(|i| {
+                inputs
+                    .iter()
+                    .find(|(n, _)| *n == i.name)
+                    .map(|x| x.1)
+                    .ok_or_else(|| RuntimeError::Input(format!("input {:?} is missing", i.name)))
+            })
+            .collect::<Result<_, _>>()?;
+        self.run_refs(&refs)
+    }
+
+    /// Runs `iters` times after `warmup` runs and reports latencies (the run alone: no load,
+    /// no file I/O).
+    pub fn bench(&self, inputs: &[Tensor], warmup: usize, iters: usize) -> Result<RunStats, RuntimeError> {
+        let refs: Vec<&Tensor> = inputs.iter().collect();
+        for _ in 0..warmup {
+            self.run_refs(&refs)?;
+        }
+        let mut v = Vec::with_capacity(iters);
+        for _ in 0..iters {
+            let t = Instant::now();
+            self.run_refs(&refs)?;
+            v.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        v.sort_by(f64::total_cmp);
+        Ok(RunStats { latencies_us: v })
+    }
+
+    fn run_refs(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>, RuntimeError> {
+        let m = &self.artifact.manifest;
+        let syms = self.bind(inputs)?;
+        let mut guard = self.bound.lock().map_err(|_| RuntimeError::Load("a previous run panicked".into()))?;
+        if guard.as_ref().map(|b| b.syms != syms).unwrap_or(true) {
+            *guard = Some(self.plan(&syms)?);
+        }
+        let bound = guard.as_mut().expect("invariant: just planned");
+        let mut outputs: Vec<Tensor> = m
+            .outputs
+            .iter()
+            .map(|o| {
+                let b = &m.buffers[o.buffer as usize];
+                let shape: Vec<usize> = b.shape.iter().map(|d| d.eval(&syms).unwrap_or(0) as usize).collect();
+                let n = shape.iter().product();
+                Tensor { shape, data: vec![0.0; n] }
+            })
+            .collect();
+        let arena = bound.arena.as_mut_ptr();
+        let weights = self.weights.as_ptr() as *mut f32;
+        let ptr_of = |b: u32, outputs: &mut Vec<Tensor>| -> *mut f32 {
+            let b = match m.buffers[b as usize].kind {
+                BufferKind::Alias { of } => of,
+                _ => b,
+            };
+            match m.buffers[b as usize].kind {
+                BufferKind::Input { index } => inputs[index as usize].data.as_ptr() as *mut f32,
+                BufferKind::Output { index } => outputs[index as usize].data.as_mut_ptr(),
+                // SAFETY (pointer arithmetic): offsets were checked against the weights
+                // section at load time and against the arena length by the planner.
+                BufferKind::Weight { offset } => unsafe { weights.add(offset as usize / 4) },
+                BufferKind::Temp => unsafe { arena.add(bound.offsets[b as usize]) },
+                BufferKind::Alias { .. } => unreachable!("aliases resolve to a root"),
+            }
+        };
+        let frame = Frame {
+            args: m.kernels.iter().map(|k| k.args.iter().map(|&a| ptr_of(a, &mut outputs)).collect()).collect(),
+            syms: syms.iter().map(|&s| s as i64).collect(),
+        };
+        let barrier = SpinBarrier::new(self.threads);
+        let n = self.threads as i64;
+        let kernels = &self.code.kernels;
+        let frame = &frame;
+        let work = |tid: usize| {
+            for (k, f) in kernels.iter().enumerate() {
+                // SAFETY: `f` has the KernelFn signature; its argument array holds one valid
+                // pointer per declared buffer of the sizes the kernel was compiled for (the
+                // symbols were bound and checked above); the barrier outlives the call.
+                unsafe {
+                    f(frame.args[k].as_ptr(), frame.syms.as_ptr(), tid as i64, n, barrier_wait, &barrier as *const SpinBarrier as *mut c_void);
+                }
+                barrier.wait();
+            }
+        };
+        match &self.pool {
+            Some(pool) => {
+                pool.broadcast(|ctx| work(ctx.index()));
+            }
+            None => work(0),
+        }
+        Ok(outputs)
+    }
+}
