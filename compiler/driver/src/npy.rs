@@ -1,0 +1,20 @@
+//! .npy input and output through ndarray-npy (float32, C order).
+use anyhow::{Context, Result};
+use ndarray::{ArrayD, IxDyn};
+use ndarray_npy::{read_npy, write_npy};
+use std::path::Path;
+
+/// Reads a float32 .npy file.
+pub fn read(p: &Path) -> Result<secc_runtime::Tensor> {
+    let a: ArrayD<f32> = read_npy(p).with_context(|| format!("{} is not a readable float32 .npy array", p.display()))?;
+    let shape = a.shape().to_vec();
+    let data = a.as_standard_layout().iter().copied().collect();
+    Ok(secc_runtime::Tensor::new(shape, data)?)
+}
+
+/// Writes a float32 .npy file.
+pub fn write(p: &Path, t: &secc_runtime::Tensor) -> Result<()> {
+    let a = ArrayD::from_shape_vec(IxDyn(&t.shape), t.data.clone())?;
+    write_npy(p, &a)?;
+    Ok(())
+}
