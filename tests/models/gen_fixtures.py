@@ -238,7 +238,65 @@ def main():
 
     for path, ins in made:
         ort_io(path, ins)
+    bad_models()
     print(f"wrote {len(made)} fixtures to {HERE}")
+
+
+def bad_models():
+    """Models the importer must reject (or, for external data, accept) with clear errors."""
+    bad = os.path.join(HERE, "bad")
+    os.makedirs(bad, exist_ok=True)
+    x = helper.make_tensor_value_info("x", F, ["N", 8, 4, 4])
+    y = helper.make_tensor_value_info("y", F, ["N", 8, 4, 4])
+
+    def model(nodes, inits=(), opset=17, name="bad"):
+        g = helper.make_graph(nodes, name, [x], [y], list(inits))
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+        m.ir_version = 8
+        return m
+
+    # three unsupported ops in one model: all must be reported at once
+    m = model([
+        helper.make_node("Relu", ["x"], ["a"], name="ok_relu"),
+        helper.make_node("LRN", ["a"], ["b"], name="my_lrn", size=3),
+        helper.make_node("TopK", ["b", "k"], ["c", "ci"], name="my_topk"),
+        helper.make_node("Softmax", ["c"], ["d"], name="my_softmax"),
+        helper.make_node("Relu", ["d"], ["y"], name="after"),
+    ], [numpy_helper.from_array(np.array([2], dtype=np.int64), "k")])
+    onnx.save(m, os.path.join(bad, "unsupported_ops.onnx"))
+
+    # Conv with a 3-element pads attribute
+    w = numpy_helper.from_array(np.ones([8, 8, 1, 1], dtype=np.float32), "w")
+    m = model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv_bad_pads", pads=[0, 0, 0])], [w])
+    onnx.save(m, os.path.join(bad, "bad_pads.onnx"))
+
+    # opset 7 is outside the supported range
+    m = model([helper.make_node("Relu", ["x"], ["y"], name="r")], opset=7)
+    onnx.save(m, os.path.join(bad, "old_opset.onnx"))
+
+    # external data: one model whose data lives next to it, one that points outside its folder
+    rng = np.random.default_rng(0)
+    for name, loc in [("external_ok", "external_ok.weights"), ("external_escape", "../secret.weights")]:
+        b = numpy_helper.from_array(rng.standard_normal([1, 8, 1, 1]).astype(np.float32), "bias")
+        b.data_location = TensorProto.EXTERNAL
+        raw = numpy_helper.from_array(rng.standard_normal([1, 8, 1, 1]).astype(np.float32), "bias").raw_data
+        del b.external_data[:]
+        for k, v in [("location", loc), ("offset", "0"), ("length", str(len(raw)))]:
+            e = b.external_data.add(); e.key = k; e.value = v
+        b.ClearField("raw_data")
+        if name == "external_ok":
+            with open(os.path.join(bad, loc), "wb") as f:
+                f.write(raw)
+        m = model([helper.make_node("Add", ["x", "bias"], ["y"], name="add_bias")], [b])
+        with open(os.path.join(bad, name + ".onnx"), "wb") as f:
+            f.write(m.SerializeToString())
+
+    # not a model at all, and a truncated one
+    with open(os.path.join(bad, "garbage.onnx"), "wb") as f:
+        f.write(b"this is not an onnx file\x00\xff" * 8)
+    good = open(os.path.join(HERE, "se_torchvision.onnx"), "rb").read()
+    with open(os.path.join(bad, "truncated.onnx"), "wb") as f:
+        f.write(good[: len(good) // 2])
 
 
 if __name__ == "__main__":

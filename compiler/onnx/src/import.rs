@@ -80,6 +80,11 @@ pub fn import_bytes(bytes: &[u8], base: Option<&Path>, opts: &ImportOptions) -> 
     for (i, n) in graph.node.iter().enumerate() {
         let cx = NodeCx::new(n, i);
         if n.input.iter().any(|x| im.poisoned.contains(x)) {
+            // downstream of an unsupported op: it cannot be imported, but is still reported
+            // if it is unsupported itself, so the user sees every unsupported op at once
+            if !is_default_domain(&n.domain) || !SUPPORTED_OPS.contains(&n.op_type.as_str()) {
+                unsupported.push(cx.err(unsupported_msg(&n.domain)));
+            }
             for o in &n.output {
                 im.poisoned.insert(o.clone());
             }
@@ -104,6 +109,24 @@ pub fn import_bytes(bytes: &[u8], base: Option<&Path>, opts: &ImportOptions) -> 
         im.g.add_output(vi.name.clone(), v);
     }
     Ok(im.g)
+}
+
+/// Every ONNX op type (default domain) the importer handles.
+pub const SUPPORTED_OPS: &[&str] = &[
+    "Add", "Clip", "Constant", "Conv", "Div", "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "HardSigmoid",
+    "HardSwish", "Identity", "MatMul", "Mul", "ReduceMean", "Relu", "Reshape", "Sigmoid", "Squeeze", "Sub", "Unsqueeze",
+];
+
+fn is_default_domain(d: &str) -> bool {
+    d.is_empty() || d == "ai.onnx"
+}
+
+fn unsupported_msg(domain: &str) -> String {
+    if is_default_domain(domain) {
+        "op is not supported".into()
+    } else {
+        format!("op domain {domain:?} is not supported")
+    }
 }
 
 enum Failure {
@@ -227,8 +250,8 @@ impl Importer<'_> {
 
     fn node(&mut self, cx: &NodeCx) -> R<()> {
         let n: &NodeProto = cx.node;
-        if !(n.domain.is_empty() || n.domain == "ai.onnx") {
-            return Err(Failure::Unsupported(cx.err(format!("op domain {:?} is not supported", n.domain))));
+        if !is_default_domain(&n.domain) {
+            return Err(Failure::Unsupported(cx.err(unsupported_msg(&n.domain))));
         }
         match cx.op() {
             "Constant" => self.constant(cx),
@@ -318,7 +341,10 @@ impl Importer<'_> {
                 let (a, b) = (self.operand(cx, 0)?, self.operand(cx, 1)?);
                 self.add(cx, Op::MatMul, &[a, b])
             }
-            _ => Err(Failure::Unsupported(cx.err("op is not supported"))),
+            other => {
+                debug_assert!(!SUPPORTED_OPS.contains(&other), "{other} listed as supported but not handled");
+                Err(Failure::Unsupported(cx.err(unsupported_msg(""))))
+            }
         }
     }
 

@@ -15,4 +15,4 @@ mod import;
 mod tensor;
 
 pub use error::{ImportError, NodeError};
-pub use import::{import_bytes, import_file, ImportOptions, MAX_OPSET, MIN_OPSET};
+pub use import::{import_bytes, import_file, ImportOptions, MAX_OPSET, MIN_OPSET, SUPPORTED_OPS};

@@ -1,0 +1,114 @@
+//! Bad input gets a clear error, never a panic: each case checks the message.
+mod common;
+use common::*;
+use secc_codegen::{compile, CodegenOptions, Target};
+use std::path::PathBuf;
+
+fn bad(name: &str) -> PathBuf {
+    models_dir().join("bad").join(name)
+}
+
+fn import_err(name: &str) -> String {
+    match secc_onnx::import_file(&bad(name), &Default::default()) {
+        Ok(_) => panic!("{name} imported without error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn garbage_and_truncated_onnx_are_rejected() {
+    let e = import_err("garbage.onnx");
+    assert!(e.contains("not a valid ONNX model") || e.contains("invalid model"), "{e}");
+    let e = import_err("truncated.onnx");
+    assert!(e.contains("not a valid ONNX model") || e.contains("invalid model"), "{e}");
+    let e = secc_onnx::import_file(&bad("does_not_exist.onnx"), &Default::default()).unwrap_err().to_string();
+    assert!(e.contains("cannot read") && e.contains("does_not_exist.onnx"), "{e}");
+}
+
+#[test]
+fn all_unsupported_ops_are_listed_at_once_with_node_names() {
+    let e = import_err("unsupported_ops.onnx");
+    for want in ["\"my_lrn\" (LRN)", "\"my_topk\" (TopK)", "\"my_softmax\" (Softmax)", "3 node(s)"] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+}
+
+#[test]
+fn bad_attribute_names_node_op_and_attribute() {
+    let e = import_err("bad_pads.onnx");
+    assert!(e.contains("\"conv_bad_pads\" (Conv)") && e.contains("attribute 'pads'"), "{e}");
+}
+
+#[test]
+fn unsupported_opset_is_named() {
+    let e = import_err("old_opset.onnx");
+    assert!(e.contains("opset 7"), "{e}");
+}
+
+#[test]
+fn external_data_is_read_and_escapes_are_refused() {
+    let g = secc_onnx::import_file(&bad("external_ok.onnx"), &Default::default()).unwrap();
+    assert_eq!(g.consts.len(), 1);
+    assert!(g.consts.get(secc_ir::ConstId(0)).data.iter().any(|v| *v != 0.0));
+    let e = import_err("external_escape.onnx");
+    assert!(e.contains("leaves the model's folder") && e.contains("refused"), "{e}");
+}
+
+fn artifact() -> Vec<u8> {
+    let mut g = import(&models_dir().join("se_torchvision.onnx"));
+    run_passes(&mut g);
+    compile(&g, &CodegenOptions { target: Target::Cpu { cpu: "native".into() }, compiler_version: "test".into() }).unwrap()
+}
+
+fn load_err(bytes: Vec<u8>) -> String {
+    match secc_runtime::Model::from_bytes(bytes, 1) {
+        Ok(_) => panic!("damaged artifact loaded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn corrupted_truncated_and_foreign_artifacts_are_rejected_before_running() {
+    let good = artifact();
+    // a flipped byte in the code section
+    let a = secc_artifact::Artifact::parse(good.clone()).unwrap();
+    let code = a.manifest.section("cpu_code").unwrap().clone();
+    let mut b = good.clone();
+    b[code.offset as usize + code.len as usize / 2] ^= 0xff;
+    let e = load_err(b);
+    assert!(e.contains("corrupted") && e.contains("cpu_code"), "{e}");
+    // truncated
+    let e = load_err(good[..good.len() - 100].to_vec());
+    assert!(e.contains("truncated"), "{e}");
+    // another format version
+    let mut b = good.clone();
+    b[8..12].copy_from_slice(&7u32.to_le_bytes());
+    let e = load_err(b);
+    assert!(e.contains("format version 7"), "{e}");
+    // not an artifact
+    let e = load_err(b"\x7fELF not an artifact".to_vec());
+    assert!(e.contains("not a secc artifact"), "{e}");
+    // a CUDA artifact is refused with a clear message
+    let mut g = import(&models_dir().join("se_torchvision.onnx"));
+    run_passes(&mut g);
+    let cuda = compile(&g, &CodegenOptions { target: Target::Cuda { arch: "sm_80".into() }, compiler_version: "t".into() }).unwrap();
+    let e = load_err(cuda);
+    assert!(e.contains("targets CUDA"), "{e}");
+}
+
+#[test]
+fn wrong_input_shape_count_or_name_is_a_clear_error() {
+    let m = secc_runtime::Model::from_bytes(artifact(), 2).unwrap();
+    let t = |s: Vec<usize>| secc_runtime::Tensor::new(s.clone(), vec![0.5; s.iter().product()]).unwrap();
+    let e = m.run(&[t(vec![1, 41, 25, 19])]).unwrap_err().to_string();
+    assert!(e.contains("input \"x\"") && e.contains("[batch, 40, 25, 19]") && e.contains("[1, 41, 25, 19]"), "{e}");
+    let e = m.run(&[t(vec![1, 40, 25])]).unwrap_err().to_string();
+    assert!(e.contains("expected shape"), "{e}");
+    let e = m.run(&[]).unwrap_err().to_string();
+    assert!(e.contains("1 input(s)") && e.contains("got 0"), "{e}");
+    let x = t(vec![2, 40, 25, 19]);
+    let e = m.run_named(&[("y", &x)]).unwrap_err().to_string();
+    assert!(e.contains("no input named \"y\""), "{e}");
+    assert!(m.run_named(&[("x", &x)]).is_ok());
+    assert!(secc_runtime::Tensor::new(vec![2, 2], vec![1.0; 3]).is_err());
+}
