@@ -53,8 +53,8 @@ SRC
   .tools/cuda/usr/bin/ptxas --version | tail -1
 fi
 
-if [ "$want_python" = 1 ] && [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import onnx, onnxruntime, numpy' >/dev/null 2>&1; then
-  if [ "$want_python" = 1 ]; then
+if [ "$want_python" = 1 ]; then
+  if ! .venv/bin/python -c 'import onnx, onnxruntime, numpy' >/dev/null 2>&1; then
     echo "setup: creating .venv (onnx, numpy, onnxruntime)"
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements.txt

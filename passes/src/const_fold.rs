@@ -24,14 +24,23 @@ impl Pass for ConstFold {
                 continue;
             }
             let ins = g.inputs(id);
-            let Some(consts) = ins.iter().map(|v| g.const_of(*v)).collect::<Option<Vec<_>>>() else {
+            let Some(consts) = ins
+                .iter()
+                .map(|v| g.const_of(*v))
+                .collect::<Option<Vec<_>>>()
+            else {
                 continue;
             };
-            let Some(shape) = g.node(id).outputs[0].eval(&[]) else { continue };
+            let Some(shape) = g.node(id).outputs[0].eval(&[]) else {
+                continue;
+            };
             if shape.iter().product::<usize>() > MAX_FOLD_ELEMS {
                 continue;
             }
-            let tensors: Vec<Tensor> = consts.iter().map(|c| Tensor::new(c.shape.clone(), c.data.to_vec())).collect();
+            let tensors: Vec<Tensor> = consts
+                .iter()
+                .map(|c| Tensor::new(c.shape.clone(), c.data.to_vec()))
+                .collect();
             let refs: Vec<&Tensor> = tensors.iter().collect();
             let t = eval_op(&op, &refs, &[]).map_err(|e| PassError::InPass {
                 pass: "const-fold",

@@ -89,7 +89,12 @@ pub struct PassManager {
 impl PassManager {
     /// A manager over the given passes.
     pub fn new(passes: Vec<Box<dyn Pass>>) -> Self {
-        PassManager { passes, print_after: PrintAfter::None, timings: vec![], log: PassLog::default() }
+        PassManager {
+            passes,
+            print_after: PrintAfter::None,
+            timings: vec![],
+            log: PassLog::default(),
+        }
     }
 
     /// Names of the passes, in order.
@@ -107,10 +112,18 @@ impl PassManager {
 
     /// Runs every pass once, in order. `dump` receives `(pass name, IR text)` for each
     /// requested print; "import" is the graph before the first pass.
-    pub fn run(&mut self, g: &mut Graph, mut dump: impl FnMut(&str, &str)) -> Result<(), PassError> {
+    pub fn run(
+        &mut self,
+        g: &mut Graph,
+        mut dump: impl FnMut(&str, &str),
+    ) -> Result<(), PassError> {
         self.timings.clear();
         self.log = PassLog::default();
-        g.verify().map_err(|errors| PassError::Verify { pass: "import", errors, ir: print(g) })?;
+        g.verify().map_err(|errors| PassError::Verify {
+            pass: "import",
+            errors,
+            ir: print(g),
+        })?;
         if self.wants("import") {
             dump("import", &print(g));
         }
@@ -118,7 +131,11 @@ impl PassManager {
             let t = Instant::now();
             p.run(g, &mut self.log)?;
             self.timings.push((p.name(), t.elapsed()));
-            g.verify().map_err(|errors| PassError::Verify { pass: p.name(), errors, ir: print(g) })?;
+            g.verify().map_err(|errors| PassError::Verify {
+                pass: p.name(),
+                errors,
+                ir: print(g),
+            })?;
             if self.wants(p.name()) {
                 let mut text = String::new();
                 for (_, l) in self.log.lines.iter().filter(|(n, _)| *n == p.name()) {

@@ -24,10 +24,15 @@ pub fn by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
 
 /// The default pipeline.
 pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
-    ALL.iter().map(|n| by_name(n).expect("invariant: ALL names are known")).collect()
+    ALL.iter()
+        .map(|n| by_name(n).expect("invariant: ALL names are known"))
+        .collect()
 }
 
 /// The default pipeline without SE fusion (for comparisons and `--no-fuse`).
 pub fn no_fuse_pipeline() -> Vec<Box<dyn Pass>> {
-    ALL.iter().filter(|n| **n != "se-fuse").map(|n| by_name(n).expect("invariant: ALL names are known")).collect()
+    ALL.iter()
+        .filter(|n| **n != "se-fuse")
+        .map(|n| by_name(n).expect("invariant: ALL names are known"))
+        .collect()
 }

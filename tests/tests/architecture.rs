@@ -1,5 +1,6 @@
 //! Architecture invariants of docs/ARCHITECTURE.md, checked on `cargo metadata`:
 //! forbidden dependency edges, including transitive ones for the runtime side.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,7 +11,11 @@ fn metadata() -> Value {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo metadata");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -20,7 +25,12 @@ fn graph(m: &Value) -> BTreeMap<String, BTreeSet<String>> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["id"].as_str().unwrap().to_string(), p["name"].as_str().unwrap().to_string()))
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().to_string(),
+                p["name"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let mut g = BTreeMap::new();
     for n in m["resolve"]["nodes"].as_array().unwrap() {
@@ -29,7 +39,13 @@ fn graph(m: &Value) -> BTreeMap<String, BTreeSet<String>> {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|d| d["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null()))
+            .filter(|d| {
+                d["dep_kinds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k["kind"].is_null())
+            })
             .map(|d| names[d["pkg"].as_str().unwrap()].clone())
             .collect();
         g.entry(name).or_insert_with(BTreeSet::new).extend(deps);
@@ -55,13 +71,97 @@ fn dependency_invariants_hold() {
     let g = graph(&metadata());
     // (crate, forbidden anywhere in its dependency closure)
     let rules: &[(&str, &[&str])] = &[
-        ("secc-ir", &["egg", "inkwell", "llvm-sys", "cudarc", "protobuf", "onnx-protobuf", "secc-onnx", "secc-passes", "secc-codegen", "secc-artifact", "secc-runtime"]),
-        ("secc-onnx", &["egg", "inkwell", "llvm-sys", "cudarc", "secc-passes", "secc-codegen", "secc-runtime"]),
-        ("secc-passes", &["onnx-protobuf", "protobuf", "secc-onnx", "inkwell", "llvm-sys", "cudarc", "secc-codegen", "secc-runtime"]),
-        ("secc-artifact", &["secc-ir", "egg", "inkwell", "llvm-sys", "cudarc", "secc-onnx", "secc-passes", "secc-codegen", "secc-runtime"]),
-        ("secc-codegen", &["secc-onnx", "secc-passes", "secc-runtime", "egg", "onnx-protobuf"]),
-        ("secc-runtime", &["secc-ir", "egg", "inkwell", "llvm-sys", "secc-onnx", "secc-passes", "secc-codegen", "onnx-protobuf", "protobuf"]),
-        ("run_cpu", &["secc-ir", "egg", "inkwell", "llvm-sys", "secc-onnx", "secc-passes", "secc-codegen"]),
+        (
+            "secc-ir",
+            &[
+                "egg",
+                "inkwell",
+                "llvm-sys",
+                "cudarc",
+                "protobuf",
+                "onnx-protobuf",
+                "secc-onnx",
+                "secc-passes",
+                "secc-codegen",
+                "secc-artifact",
+                "secc-runtime",
+            ],
+        ),
+        (
+            "secc-onnx",
+            &[
+                "egg",
+                "inkwell",
+                "llvm-sys",
+                "cudarc",
+                "secc-passes",
+                "secc-codegen",
+                "secc-runtime",
+            ],
+        ),
+        (
+            "secc-passes",
+            &[
+                "onnx-protobuf",
+                "protobuf",
+                "secc-onnx",
+                "inkwell",
+                "llvm-sys",
+                "cudarc",
+                "secc-codegen",
+                "secc-runtime",
+            ],
+        ),
+        (
+            "secc-artifact",
+            &[
+                "secc-ir",
+                "egg",
+                "inkwell",
+                "llvm-sys",
+                "cudarc",
+                "secc-onnx",
+                "secc-passes",
+                "secc-codegen",
+                "secc-runtime",
+            ],
+        ),
+        (
+            "secc-codegen",
+            &[
+                "secc-onnx",
+                "secc-passes",
+                "secc-runtime",
+                "egg",
+                "onnx-protobuf",
+            ],
+        ),
+        (
+            "secc-runtime",
+            &[
+                "secc-ir",
+                "egg",
+                "inkwell",
+                "llvm-sys",
+                "secc-onnx",
+                "secc-passes",
+                "secc-codegen",
+                "onnx-protobuf",
+                "protobuf",
+            ],
+        ),
+        (
+            "run_cpu",
+            &[
+                "secc-ir",
+                "egg",
+                "inkwell",
+                "llvm-sys",
+                "secc-onnx",
+                "secc-passes",
+                "secc-codegen",
+            ],
+        ),
     ];
     let mut bad = vec![];
     for (krate, forbidden) in rules {
@@ -73,5 +173,9 @@ fn dependency_invariants_hold() {
             }
         }
     }
-    assert!(bad.is_empty(), "Architecture invariants violated:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "Architecture invariants violated:\n{}",
+        bad.join("\n")
+    );
 }

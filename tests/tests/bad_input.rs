@@ -1,4 +1,5 @@
 //! Bad input gets a clear error, never a panic: each case checks the message.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 mod common;
 use common::*;
 use secc_codegen::{compile, CodegenOptions, Target};
@@ -18,17 +19,33 @@ fn import_err(name: &str) -> String {
 #[test]
 fn garbage_and_truncated_onnx_are_rejected() {
     let e = import_err("garbage.onnx");
-    assert!(e.contains("not a valid ONNX model") || e.contains("invalid model"), "{e}");
+    assert!(
+        e.contains("not a valid ONNX model") || e.contains("invalid model"),
+        "{e}"
+    );
     let e = import_err("truncated.onnx");
-    assert!(e.contains("not a valid ONNX model") || e.contains("invalid model"), "{e}");
-    let e = secc_onnx::import_file(&bad("does_not_exist.onnx"), &Default::default()).unwrap_err().to_string();
-    assert!(e.contains("cannot read") && e.contains("does_not_exist.onnx"), "{e}");
+    assert!(
+        e.contains("not a valid ONNX model") || e.contains("invalid model"),
+        "{e}"
+    );
+    let e = secc_onnx::import_file(&bad("does_not_exist.onnx"), &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot read") && e.contains("does_not_exist.onnx"),
+        "{e}"
+    );
 }
 
 #[test]
 fn all_unsupported_ops_are_listed_at_once_with_node_names() {
     let e = import_err("unsupported_ops.onnx");
-    for want in ["\"my_lrn\" (LRN)", "\"my_topk\" (TopK)", "\"my_softmax\" (Softmax)", "3 node(s)"] {
+    for want in [
+        "\"my_lrn\" (LRN)",
+        "\"my_topk\" (TopK)",
+        "\"my_softmax\" (Softmax)",
+        "3 node(s)",
+    ] {
         assert!(e.contains(want), "missing {want:?} in:\n{e}");
     }
 }
@@ -36,7 +53,10 @@ fn all_unsupported_ops_are_listed_at_once_with_node_names() {
 #[test]
 fn bad_attribute_names_node_op_and_attribute() {
     let e = import_err("bad_pads.onnx");
-    assert!(e.contains("\"conv_bad_pads\" (Conv)") && e.contains("attribute 'pads'"), "{e}");
+    assert!(
+        e.contains("\"conv_bad_pads\" (Conv)") && e.contains("attribute 'pads'"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -49,15 +69,32 @@ fn unsupported_opset_is_named() {
 fn external_data_is_read_and_escapes_are_refused() {
     let g = secc_onnx::import_file(&bad("external_ok.onnx"), &Default::default()).unwrap();
     assert_eq!(g.consts.len(), 1);
-    assert!(g.consts.get(secc_ir::ConstId(0)).data.iter().any(|v| *v != 0.0));
+    assert!(g
+        .consts
+        .get(secc_ir::ConstId(0))
+        .data
+        .iter()
+        .any(|v| *v != 0.0));
     let e = import_err("external_escape.onnx");
-    assert!(e.contains("leaves the model's folder") && e.contains("refused"), "{e}");
+    assert!(
+        e.contains("leaves the model's folder") && e.contains("refused"),
+        "{e}"
+    );
 }
 
 fn artifact() -> Vec<u8> {
     let mut g = import(&models_dir().join("se_torchvision.onnx"));
     run_passes(&mut g);
-    compile(&g, &CodegenOptions { target: Target::Cpu { cpu: "native".into() }, compiler_version: "test".into() }).unwrap()
+    compile(
+        &g,
+        &CodegenOptions {
+            target: Target::Cpu {
+                cpu: "native".into(),
+            },
+            compiler_version: "test".into(),
+        },
+    )
+    .unwrap()
 }
 
 fn load_err(bytes: Vec<u8>) -> String {
@@ -91,7 +128,16 @@ fn corrupted_truncated_and_foreign_artifacts_are_rejected_before_running() {
     // a CUDA artifact is refused with a clear message
     let mut g = import(&models_dir().join("se_torchvision.onnx"));
     run_passes(&mut g);
-    let cuda = compile(&g, &CodegenOptions { target: Target::Cuda { arch: "sm_80".into() }, compiler_version: "t".into() }).unwrap();
+    let cuda = compile(
+        &g,
+        &CodegenOptions {
+            target: Target::Cuda {
+                arch: "sm_80".into(),
+            },
+            compiler_version: "t".into(),
+        },
+    )
+    .unwrap();
     let e = load_err(cuda);
     assert!(e.contains("targets CUDA"), "{e}");
 }
@@ -99,9 +145,16 @@ fn corrupted_truncated_and_foreign_artifacts_are_rejected_before_running() {
 #[test]
 fn wrong_input_shape_count_or_name_is_a_clear_error() {
     let m = secc_runtime::Model::from_bytes(artifact(), 2).unwrap();
-    let t = |s: Vec<usize>| secc_runtime::Tensor::new(s.clone(), vec![0.5; s.iter().product()]).unwrap();
+    let t = |s: Vec<usize>| {
+        secc_runtime::Tensor::new(s.clone(), vec![0.5; s.iter().product()]).unwrap()
+    };
     let e = m.run(&[t(vec![1, 41, 25, 19])]).unwrap_err().to_string();
-    assert!(e.contains("input \"x\"") && e.contains("[batch, 40, 25, 19]") && e.contains("[1, 41, 25, 19]"), "{e}");
+    assert!(
+        e.contains("input \"x\"")
+            && e.contains("[batch, 40, 25, 19]")
+            && e.contains("[1, 41, 25, 19]"),
+        "{e}"
+    );
     let e = m.run(&[t(vec![1, 40, 25])]).unwrap_err().to_string();
     assert!(e.contains("expected shape"), "{e}");
     let e = m.run(&[]).unwrap_err().to_string();

@@ -1,5 +1,6 @@
 //! End to end: every fixture compiled for the host CPU and run by secc-runtime agrees with
 //! the reference interpreter on fresh random inputs at batch 1 and 8, with 1 and 2 threads.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 mod common;
 use common::*;
 use secc_codegen::{compile, CodegenOptions, Target};
@@ -10,7 +11,12 @@ use secc_ir::interp;
 pub const KERNEL_TOL: f32 = 1e-4;
 
 pub fn cpu_opts() -> CodegenOptions {
-    CodegenOptions { target: Target::Cpu { cpu: "native".into() }, compiler_version: "test".into() }
+    CodegenOptions {
+        target: Target::Cpu {
+            cpu: "native".into(),
+        },
+        compiler_version: "test".into(),
+    }
 }
 
 #[test]
@@ -28,20 +34,36 @@ fn every_fixture_runs_unfused_and_matches_the_interpreter() {
 fn check_all(fuse: bool) {
     for p in fixtures() {
         let mut g = import(&p);
-        let pipeline = if fuse { secc_passes::pipeline::default_pipeline() } else { secc_passes::pipeline::no_fuse_pipeline() };
-        secc_passes::PassManager::new(pipeline).run(&mut g, |_, _| {}).unwrap();
+        let pipeline = if fuse {
+            secc_passes::pipeline::default_pipeline()
+        } else {
+            secc_passes::pipeline::no_fuse_pipeline()
+        };
+        secc_passes::PassManager::new(pipeline)
+            .run(&mut g, |_, _| {})
+            .unwrap();
         let bytes = compile(&g, &cpu_opts()).unwrap_or_else(|e| panic!("{}: {e}", stem(&p)));
         for threads in [1, 2] {
             let model = secc_runtime::Model::from_bytes(bytes.clone(), threads).unwrap();
-            assert_eq!(model.info().manifest.se_blocks as usize, if fuse { expected_se(&stem(&p)) } else { 0 });
+            assert_eq!(
+                model.info().manifest.se_blocks as usize,
+                if fuse { expected_se(&stem(&p)) } else { 0 }
+            );
             for (batch, seed) in [(1u64, 21u64), (8, 22)] {
                 let ins = random_inputs(&g, batch, seed);
                 let want = interp::run(&g, &ins).unwrap();
-                let rt_ins: Vec<secc_runtime::Tensor> = ins.iter().map(|t| secc_runtime::Tensor::new(t.shape.clone(), t.data.clone()).unwrap()).collect();
+                let rt_ins: Vec<secc_runtime::Tensor> = ins
+                    .iter()
+                    .map(|t| secc_runtime::Tensor::new(t.shape.clone(), t.data.clone()).unwrap())
+                    .collect();
                 let got = model.run(&rt_ins).unwrap();
                 for (a, b) in got.iter().zip(&want) {
                     let e = max_rel_err(&interp::Tensor::new(a.shape.clone(), a.data.clone()), b);
-                    assert!(e <= KERNEL_TOL, "{} batch {batch} threads {threads}: max rel err {e}", stem(&p));
+                    assert!(
+                        e <= KERNEL_TOL,
+                        "{} batch {batch} threads {threads}: max rel err {e}",
+                        stem(&p)
+                    );
                 }
             }
         }

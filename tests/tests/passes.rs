@@ -1,6 +1,7 @@
 //! Pass soundness and SE fusion on every fixture: interpret(before) == interpret(after) on
 //! fresh random inputs at batch 1 and 3; the importer + interpreter agree with ONNX Runtime;
 //! the IR after each pass is snapshotted.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 mod common;
 use common::*;
 use secc_ir::interp::{run, Tensor};
@@ -19,7 +20,11 @@ fn every_fixture_fuses_the_expected_number_of_se_blocks() {
         run_passes(&mut g);
         let (got, want) = (count_se(&g), expected_se(&stem(&p)));
         if got != want {
-            failures.push(format!("{}: fused {got}, expected {want}\n{}", stem(&p), secc_ir::print::print(&g)));
+            failures.push(format!(
+                "{}: fused {got}, expected {want}\n{}",
+                stem(&p),
+                secc_ir::print::print(&g)
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -37,7 +42,11 @@ fn passes_preserve_semantics_on_random_inputs() {
             let b = run(&after, &ins).unwrap();
             for (x, y) in a.iter().zip(&b) {
                 let e = max_rel_err(y, x);
-                assert!(e <= PASS_TOL, "{} batch {batch}: passes changed results by {e}", stem(&p));
+                assert!(
+                    e <= PASS_TOL,
+                    "{} batch {batch}: passes changed results by {e}",
+                    stem(&p)
+                );
             }
         }
     }
@@ -59,7 +68,11 @@ fn importer_and_interpreter_match_onnx_runtime() {
         let want = read_npy(&p.with_extension("ort.npy"));
         let got = run(&g, &ins).unwrap();
         let e = max_rel_err(&got[0], &want);
-        assert!(e <= ORT_TOL, "{}: interpreter differs from ONNX Runtime by {e}", stem(&p));
+        assert!(
+            e <= ORT_TOL,
+            "{}: interpreter differs from ONNX Runtime by {e}",
+            stem(&p)
+        );
     }
 }
 
@@ -89,11 +102,21 @@ mod npy {
             (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
         };
         let h = std::str::from_utf8(&b[start..start + hlen]).unwrap();
-        assert!(h.contains("'descr': '<f4'") && h.contains("'fortran_order': False"), "{h}");
+        assert!(
+            h.contains("'descr': '<f4'") && h.contains("'fortran_order': False"),
+            "{h}"
+        );
         let s = &h[h.find("'shape': (").unwrap() + 10..];
         let s = &s[..s.find(')').unwrap()];
-        let shape: Vec<usize> = s.split(',').filter(|t| !t.trim().is_empty()).map(|t| t.trim().parse().unwrap()).collect();
-        let data = b[start + hlen..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let shape: Vec<usize> = s
+            .split(',')
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| t.trim().parse().unwrap())
+            .collect();
+        let data = b[start + hlen..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         (shape, data)
     }
 }

@@ -1,6 +1,7 @@
 //! PTX: the CUDA target emits PTX for the same kernel bodies. A snapshot of the PTX for one
 //! fixture, and validation with NVIDIA's `ptxas` for sm_80 and sm_90 (skipped, with a
 //! message, when ptxas is not installed: scripts/setup.sh extracts it into .tools/).
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 mod common;
 use common::*;
 use secc_codegen::{compile, CodegenOptions, Target};
@@ -9,7 +10,14 @@ use std::path::PathBuf;
 fn ptx_for(name: &str, arch: &str) -> String {
     let mut g = import(&models_dir().join(format!("{name}.onnx")));
     run_passes(&mut g);
-    let bytes = compile(&g, &CodegenOptions { target: Target::Cuda { arch: arch.into() }, compiler_version: "test".into() }).unwrap();
+    let bytes = compile(
+        &g,
+        &CodegenOptions {
+            target: Target::Cuda { arch: arch.into() },
+            compiler_version: "test".into(),
+        },
+    )
+    .unwrap();
     let a = secc_artifact::Artifact::parse(bytes).unwrap();
     assert_eq!(a.manifest.targets[0].kind, "cuda");
     String::from_utf8(a.section("ptx").expect("ptx section").to_vec()).unwrap()
@@ -23,14 +31,22 @@ fn ptxas() -> Option<PathBuf> {
     if local.exists() {
         return Some(local);
     }
-    std::process::Command::new("ptxas").arg("--version").output().ok().filter(|o| o.status.success()).map(|_| PathBuf::from("ptxas"))
+    std::process::Command::new("ptxas")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| PathBuf::from("ptxas"))
 }
 
 #[test]
 fn ptx_snapshot_se_block() {
     let ptx = ptx_for("se_torchvision", "sm_80");
     assert!(ptx.contains(".visible .entry k0_squeeze_excite"), "{ptx}");
-    assert!(ptx.contains("bar.sync"), "SE kernel must synchronise its CTA");
+    assert!(
+        ptx.contains("bar.sync"),
+        "SE kernel must synchronise its CTA"
+    );
     insta::assert_snapshot!("se_torchvision_sm80_ptx", ptx);
 }
 
@@ -46,8 +62,19 @@ fn ptxas_accepts_every_fixture_for_sm80_and_sm90() {
             let ptx = ptx_for(&stem(&p), arch);
             let f = dir.path().join(format!("{}_{arch}.ptx", stem(&p)));
             std::fs::write(&f, &ptx).unwrap();
-            let out = std::process::Command::new(&ptxas).arg(format!("-arch={arch}")).arg(&f).arg("-o").arg(f.with_extension("cubin")).output().unwrap();
-            assert!(out.status.success(), "ptxas rejected {} for {arch}: {}", stem(&p), String::from_utf8_lossy(&out.stderr));
+            let out = std::process::Command::new(&ptxas)
+                .arg(format!("-arch={arch}"))
+                .arg(&f)
+                .arg("-o")
+                .arg(f.with_extension("cubin"))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "ptxas rejected {} for {arch}: {}",
+                stem(&p),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }

@@ -53,7 +53,11 @@ pub struct Kb<'a, 'ctx> {
     bar_ctx: Option<PointerValue<'ctx>>,
 }
 
-fn intrinsic<'ctx>(m: &Module<'ctx>, names: &[&str], tys: &[BasicTypeEnum<'ctx>]) -> R<FunctionValue<'ctx>> {
+fn intrinsic<'ctx>(
+    m: &Module<'ctx>,
+    names: &[&str],
+    tys: &[BasicTypeEnum<'ctx>],
+) -> R<FunctionValue<'ctx>> {
     for n in names {
         if let Some(i) = Intrinsic::find(n) {
             if let Some(f) = i.get_declaration(m, tys) {
@@ -61,27 +65,66 @@ fn intrinsic<'ctx>(m: &Module<'ctx>, names: &[&str], tys: &[BasicTypeEnum<'ctx>]
             }
         }
     }
-    Err(CodegenError::Llvm(format!("intrinsic {names:?} not available")))
+    Err(CodegenError::Llvm(format!(
+        "intrinsic {names:?} not available"
+    )))
 }
 
 impl<'a, 'ctx> Kb<'a, 'ctx> {
     /// Declares kernel `name` with `nargs` buffers and `nsyms` symbols and emits its prologue.
-    pub fn new(ctx: &'ctx Context, m: &'a Module<'ctx>, flavor: Flavor, name: &str, nargs: usize, nsyms: usize) -> R<Self> {
+    pub fn new(
+        ctx: &'ctx Context,
+        m: &'a Module<'ctx>,
+        flavor: Flavor,
+        name: &str,
+        nargs: usize,
+        nsyms: usize,
+    ) -> R<Self> {
         let i64t = ctx.i64_type();
         let ptr = ctx.ptr_type(AddressSpace::default());
         let b = ctx.create_builder();
         match flavor {
             Flavor::Cpu => {
                 // void k(ptr args, ptr syms, i64 tid, i64 nthr, ptr barrier_fn, ptr barrier_ctx)
-                let fty = ctx.void_type().fn_type(&[ptr.into(), ptr.into(), i64t.into(), i64t.into(), ptr.into(), ptr.into()], false);
+                let fty = ctx.void_type().fn_type(
+                    &[
+                        ptr.into(),
+                        ptr.into(),
+                        i64t.into(),
+                        i64t.into(),
+                        ptr.into(),
+                        ptr.into(),
+                    ],
+                    false,
+                );
                 let f = m.add_function(name, fty, Some(Linkage::External));
                 let entry = ctx.append_basic_block(f, "entry");
                 b.position_at_end(entry);
-                let p = |i: u32| f.get_nth_param(i).expect("invariant: declared param").into_pointer_value();
-                let iv = |i: u32| f.get_nth_param(i).expect("invariant: declared param").into_int_value();
+                let p = |i: u32| {
+                    f.get_nth_param(i)
+                        .expect("invariant: declared param")
+                        .into_pointer_value()
+                };
+                let iv = |i: u32| {
+                    f.get_nth_param(i)
+                        .expect("invariant: declared param")
+                        .into_int_value()
+                };
                 let mut kb = Kb {
-                    ctx, m, b, f, flavor, args: vec![], syms: vec![], tid: iv(2), nthr: iv(3), group_tid: iv(2), group_n: iv(3),
-                    block_id: None, bar_fn: Some(p(4)), bar_ctx: Some(p(5)),
+                    ctx,
+                    m,
+                    b,
+                    f,
+                    flavor,
+                    args: vec![],
+                    syms: vec![],
+                    tid: iv(2),
+                    nthr: iv(3),
+                    group_tid: iv(2),
+                    group_n: iv(3),
+                    block_id: None,
+                    bar_fn: Some(p(4)),
+                    bar_ctx: Some(p(5)),
                 };
                 for i in 0..nargs {
                     let slot = kb.gep_t(ptr.into(), p(0), kb.i(i as u64))?;
@@ -96,8 +139,12 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
                 Ok(kb)
             }
             Flavor::Ptx => {
-                let mut params: Vec<inkwell::types::BasicMetadataTypeEnum> = vec![ptr.into(); nargs];
-                params.extend(std::iter::repeat_n(inkwell::types::BasicMetadataTypeEnum::from(i64t), nsyms));
+                let mut params: Vec<inkwell::types::BasicMetadataTypeEnum> =
+                    vec![ptr.into(); nargs];
+                params.extend(std::iter::repeat_n(
+                    inkwell::types::BasicMetadataTypeEnum::from(i64t),
+                    nsyms,
+                ));
                 let fty = ctx.void_type().fn_type(&params, false);
                 let f = m.add_function(name, fty, Some(Linkage::External));
                 f.set_call_conventions(71); // ptx_kernel
@@ -105,15 +152,51 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
                 b.position_at_end(entry);
                 let sreg = |n: &str| -> R<IntValue<'ctx>> {
                     let d = intrinsic(m, &[&format!("llvm.nvvm.read.ptx.sreg.{n}")], &[])?;
-                    let v = b.build_call(d, &[], n)?.try_as_basic_value().basic().ok_or_else(|| CodegenError::Llvm("sreg".into()))?;
+                    let v = b
+                        .build_call(d, &[], n)?
+                        .try_as_basic_value()
+                        .basic()
+                        .ok_or_else(|| CodegenError::Llvm("sreg".into()))?;
                     Ok(b.build_int_z_extend(v.into_int_value(), i64t, n)?)
                 };
-                let (tx, ntx, cx, ncx) = (sreg("tid.x")?, sreg("ntid.x")?, sreg("ctaid.x")?, sreg("nctaid.x")?);
+                let (tx, ntx, cx, ncx) = (
+                    sreg("tid.x")?,
+                    sreg("ntid.x")?,
+                    sreg("ctaid.x")?,
+                    sreg("nctaid.x")?,
+                );
                 let tid = b.build_int_add(b.build_int_mul(cx, ntx, "")?, tx, "gtid")?;
                 let nthr = b.build_int_mul(ncx, ntx, "gn")?;
-                let args = (0..nargs).map(|i| f.get_nth_param(i as u32).expect("invariant").into_pointer_value()).collect();
-                let syms = (0..nsyms).map(|i| f.get_nth_param((nargs + i) as u32).expect("invariant").into_int_value()).collect();
-                Ok(Kb { ctx, m, b, f, flavor, args, syms, tid, nthr, group_tid: tx, group_n: ntx, block_id: Some(cx), bar_fn: None, bar_ctx: None })
+                let args = (0..nargs)
+                    .map(|i| {
+                        f.get_nth_param(i as u32)
+                            .expect("invariant")
+                            .into_pointer_value()
+                    })
+                    .collect();
+                let syms = (0..nsyms)
+                    .map(|i| {
+                        f.get_nth_param((nargs + i) as u32)
+                            .expect("invariant")
+                            .into_int_value()
+                    })
+                    .collect();
+                Ok(Kb {
+                    ctx,
+                    m,
+                    b,
+                    f,
+                    flavor,
+                    args,
+                    syms,
+                    tid,
+                    nthr,
+                    group_tid: tx,
+                    group_n: ntx,
+                    block_id: Some(cx),
+                    bar_fn: None,
+                    bar_ctx: None,
+                })
             }
         }
     }
@@ -139,7 +222,10 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         match d {
             Dim::Known(v) => Ok(self.i(v)),
             Dim::Sym(s, k) => {
-                let sv = *self.syms.get(s.0 as usize).ok_or_else(|| CodegenError::Llvm(format!("symbol {} not bound", s.0)))?;
+                let sv = *self
+                    .syms
+                    .get(s.0 as usize)
+                    .ok_or_else(|| CodegenError::Llvm(format!("symbol {} not bound", s.0)))?;
                 if k == 1 {
                     Ok(sv)
                 } else {
@@ -189,7 +275,12 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         Ok(self.b.build_select(c, a, b, "")?.into_int_value())
     }
 
-    fn gep_t(&self, ty: BasicTypeEnum<'ctx>, base: PointerValue<'ctx>, idx: IntValue<'ctx>) -> R<PointerValue<'ctx>> {
+    fn gep_t(
+        &self,
+        ty: BasicTypeEnum<'ctx>,
+        base: PointerValue<'ctx>,
+        idx: IntValue<'ctx>,
+    ) -> R<PointerValue<'ctx>> {
         // SAFETY: every index the kernels compute lies inside the buffer the plan sized for
         // this argument (the shapes come from the verified IR); an in-bounds GEP only
         // computes an address, and the loads/stores through it are what touch memory.
@@ -204,11 +295,19 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
     /// Loads `base[idx]`.
     pub fn load(&self, base: PointerValue<'ctx>, idx: IntValue<'ctx>) -> R<FloatValue<'ctx>> {
         let p = self.at(base, idx)?;
-        Ok(self.b.build_load(self.ctx.f32_type(), p, "v")?.into_float_value())
+        Ok(self
+            .b
+            .build_load(self.ctx.f32_type(), p, "v")?
+            .into_float_value())
     }
 
     /// Stores `base[idx] = v`.
-    pub fn store(&self, base: PointerValue<'ctx>, idx: IntValue<'ctx>, v: FloatValue<'ctx>) -> R<()> {
+    pub fn store(
+        &self,
+        base: PointerValue<'ctx>,
+        idx: IntValue<'ctx>,
+        v: FloatValue<'ctx>,
+    ) -> R<()> {
         let p = self.at(base, idx)?;
         self.b.build_store(p, v)?;
         Ok(())
@@ -218,7 +317,10 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         if let Some(ins) = v.as_instruction() {
             // reassoc lets LLVM vectorise reductions; contract allows FMA. No nnan/ninf, so
             // NaN and infinity propagate as in the reference.
-            let _ = ins.set_fast_math_flags(inkwell::values::FastMathFlags::AllowReassoc | inkwell::values::FastMathFlags::AllowContract);
+            let _ = ins.set_fast_math_flags(
+                inkwell::values::FastMathFlags::AllowReassoc
+                    | inkwell::values::FastMathFlags::AllowContract,
+            );
         }
         v
     }
@@ -256,12 +358,21 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         let (f, arg) = match self.flavor {
             Flavor::Cpu => (intrinsic(self.m, &["llvm.exp"], &[f32t])?, x),
             Flavor::Ptx => (
-                intrinsic(self.m, &["llvm.nvvm.ex2.approx.ftz.f", "llvm.nvvm.ex2.approx.ftz.f32"], &[])?,
+                intrinsic(
+                    self.m,
+                    &["llvm.nvvm.ex2.approx.ftz.f", "llvm.nvvm.ex2.approx.ftz.f32"],
+                    &[],
+                )?,
                 self.fmul(x, self.fc(std::f32::consts::LOG2_E))?,
             ),
         };
         let args: [BasicMetadataValueEnum; 1] = [arg.into()];
-        let r = self.b.build_call(f, &args, "exp")?.try_as_basic_value().basic().ok_or_else(|| CodegenError::Llvm("exp".into()))?;
+        let r = self
+            .b
+            .build_call(f, &args, "exp")?
+            .try_as_basic_value()
+            .basic()
+            .ok_or_else(|| CodegenError::Llvm("exp".into()))?;
         Ok(r.into_float_value())
     }
 
@@ -299,8 +410,16 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
     }
 
     /// `for i in lo..hi { body(i) }` as a guarded, rotated loop.
-    pub fn for_loop(&mut self, lo: IntValue<'ctx>, hi: IntValue<'ctx>, body: impl FnOnce(&mut Self, IntValue<'ctx>) -> R<()>) -> R<()> {
-        let pre = self.b.get_insert_block().ok_or_else(|| CodegenError::Llvm("no block".into()))?;
+    pub fn for_loop(
+        &mut self,
+        lo: IntValue<'ctx>,
+        hi: IntValue<'ctx>,
+        body: impl FnOnce(&mut Self, IntValue<'ctx>) -> R<()>,
+    ) -> R<()> {
+        let pre = self
+            .b
+            .get_insert_block()
+            .ok_or_else(|| CodegenError::Llvm("no block".into()))?;
         let bb = self.ctx.append_basic_block(self.f, "body");
         let exit = self.ctx.append_basic_block(self.f, "exit");
         let c0 = self.b.build_int_compare(IntPredicate::SLT, lo, hi, "")?;
@@ -310,7 +429,10 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         let i = phi.as_basic_value().into_int_value();
         body(self, i)?;
         let next = self.b.build_int_add(i, self.i(1), "")?;
-        let latch = self.b.get_insert_block().ok_or_else(|| CodegenError::Llvm("no block".into()))?;
+        let latch = self
+            .b
+            .get_insert_block()
+            .ok_or_else(|| CodegenError::Llvm("no block".into()))?;
         phi.add_incoming(&[(&lo, pre), (&next, latch)]);
         let c = self.b.build_int_compare(IntPredicate::SLT, next, hi, "")?;
         self.b.build_conditional_branch(c, bb, exit)?;
@@ -326,7 +448,10 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         init: FloatValue<'ctx>,
         body: impl FnOnce(&mut Self, IntValue<'ctx>, FloatValue<'ctx>) -> R<FloatValue<'ctx>>,
     ) -> R<FloatValue<'ctx>> {
-        let pre = self.b.get_insert_block().ok_or_else(|| CodegenError::Llvm("no block".into()))?;
+        let pre = self
+            .b
+            .get_insert_block()
+            .ok_or_else(|| CodegenError::Llvm("no block".into()))?;
         let bb = self.ctx.append_basic_block(self.f, "body");
         let exit = self.ctx.append_basic_block(self.f, "exit");
         let c0 = self.b.build_int_compare(IntPredicate::SLT, lo, hi, "")?;
@@ -338,7 +463,10 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         let a = acc.as_basic_value().into_float_value();
         let r = body(self, i, a)?;
         let next = self.b.build_int_add(i, self.i(1), "")?;
-        let latch = self.b.get_insert_block().ok_or_else(|| CodegenError::Llvm("no block".into()))?;
+        let latch = self
+            .b
+            .get_insert_block()
+            .ok_or_else(|| CodegenError::Llvm("no block".into()))?;
         phi.add_incoming(&[(&lo, pre), (&next, latch)]);
         acc.add_incoming(&[(&init, pre), (&r, latch)]);
         let c = self.b.build_int_compare(IntPredicate::SLT, next, hi, "")?;
@@ -350,7 +478,11 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
     }
 
     /// `if cond { body }`.
-    pub fn if_then(&mut self, cond: IntValue<'ctx>, body: impl FnOnce(&mut Self) -> R<()>) -> R<()> {
+    pub fn if_then(
+        &mut self,
+        cond: IntValue<'ctx>,
+        body: impl FnOnce(&mut Self) -> R<()>,
+    ) -> R<()> {
         let then = self.ctx.append_basic_block(self.f, "then");
         let exit = self.ctx.append_basic_block(self.f, "endif");
         self.b.build_conditional_branch(cond, then, exit)?;
@@ -367,7 +499,12 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
     }
 
     /// This thread's contiguous share `[lo, hi)` of `0..total` among `n` threads.
-    pub fn split_by(&self, total: IntValue<'ctx>, t: IntValue<'ctx>, n: IntValue<'ctx>) -> R<(IntValue<'ctx>, IntValue<'ctx>)> {
+    pub fn split_by(
+        &self,
+        total: IntValue<'ctx>,
+        t: IntValue<'ctx>,
+        n: IntValue<'ctx>,
+    ) -> R<(IntValue<'ctx>, IntValue<'ctx>)> {
         let lo = self.div(self.mul(total, t)?, n)?;
         let hi = self.div(self.mul(total, self.add(t, self.i(1))?)?, n)?;
         Ok((lo, hi))
@@ -384,7 +521,9 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
             Flavor::Cpu => {
                 let ptr = self.ctx.ptr_type(AddressSpace::default());
                 let fty = self.ctx.void_type().fn_type(&[ptr.into()], false);
-                let (Some(f), Some(c)) = (self.bar_fn, self.bar_ctx) else { return Err(CodegenError::Llvm("no barrier".into())) };
+                let (Some(f), Some(c)) = (self.bar_fn, self.bar_ctx) else {
+                    return Err(CodegenError::Llvm("no barrier".into()));
+                };
                 self.b.build_indirect_call(fty, f, &[c.into()], "")?;
             }
             Flavor::Ptx => {
@@ -405,13 +544,21 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         let g = match self.m.get_global("secc_smem") {
             Some(g) => g,
             None => {
-                let g = self.m.add_global(f32t.array_type(0), Some(AddressSpace::from(3u16)), "secc_smem");
+                let g = self.m.add_global(
+                    f32t.array_type(0),
+                    Some(AddressSpace::from(3u16)),
+                    "secc_smem",
+                );
                 g.set_linkage(Linkage::External);
                 g.set_alignment(16);
                 g
             }
         };
-        let p = self.b.build_address_space_cast(g.as_pointer_value(), self.ctx.ptr_type(AddressSpace::default()), "smem")?;
+        let p = self.b.build_address_space_cast(
+            g.as_pointer_value(),
+            self.ctx.ptr_type(AddressSpace::default()),
+            "smem",
+        )?;
         Ok(Some(p))
     }
 }

@@ -10,11 +10,15 @@ use inkwell::values::{FloatValue, IntValue, PointerValue};
 use secc_ir::{Activation, Dim, GemmAttrs, SeAttrs};
 
 fn unsupported(msg: impl Into<String>) -> CodegenError {
-    CodegenError::Unsupported { node: "kernel".into(), msg: msg.into() }
+    CodegenError::Unsupported {
+        node: "kernel".into(),
+        msg: msg.into(),
+    }
 }
 
 fn dmul(a: Dim, b: Dim) -> R<Dim> {
-    a.mul(b).ok_or_else(|| unsupported("extent is a product of two symbolic dimensions"))
+    a.checked_mul(b)
+        .ok_or_else(|| unsupported("extent is a product of two symbolic dimensions"))
 }
 
 fn dprod(ds: &[Dim]) -> R<Dim> {
@@ -58,7 +62,7 @@ fn broadcast_space(out: &[Dim], ins: &[Vec<Dim>]) -> R<Space> {
         let bc: Vec<bool> = padded.iter().map(|s| s[d] == Dim::Known(1)).collect();
         if let Some(last) = dims.last_mut() {
             if last.1 == bc {
-                if let Some(m) = last.0.mul(out[d]) {
+                if let Some(m) = last.0.checked_mul(out[d]) {
                     last.0 = m;
                     continue;
                 }
@@ -79,7 +83,10 @@ fn broadcast_space(out: &[Dim], ins: &[Vec<Dim>]) -> R<Space> {
             }
         }
     }
-    Ok(Space { ext: dims.into_iter().map(|d| d.0).collect(), strides })
+    Ok(Space {
+        ext: dims.into_iter().map(|d| d.0).collect(),
+        strides,
+    })
 }
 
 fn ew_apply<'ctx>(kb: &Kb<'_, 'ctx>, f: EwFn, v: &[FloatValue<'ctx>]) -> R<FloatValue<'ctx>> {
@@ -114,16 +121,20 @@ fn elementwise(kb: &mut Kb, f: EwFn, out: &[Dim], ins: &[Vec<Dim>]) -> R<()> {
             let e = kb.dim(sp.ext[d])?;
             let idx = kb.rem(rem, e)?;
             rem = kb.div(rem, e)?;
-            for k in 0..ins.len() {
-                if sp.strides[k][d] != Dim::Known(0) {
-                    offs[k] = kb.add(offs[k], kb.mul(idx, kb.dim(sp.strides[k][d])?)?)?;
+            for (off, st) in offs.iter_mut().zip(&sp.strides) {
+                if st[d] != Dim::Known(0) {
+                    *off = kb.add(*off, kb.mul(idx, kb.dim(st[d])?)?)?;
                 }
             }
         }
         kb.for_loop(jlo, jhi, |kb, j| {
             let mut vals = Vec::with_capacity(ins.len());
             for k in 0..ins.len() {
-                let idx = if sp.strides[k][n - 1] == Dim::Known(0) { offs[k] } else { kb.add(offs[k], j)? };
+                let idx = if sp.strides[k][n - 1] == Dim::Known(0) {
+                    offs[k]
+                } else {
+                    kb.add(offs[k], j)?
+                };
                 vals.push(kb.load(srcs[k], idx)?);
             }
             let v = ew_apply(kb, f, &vals)?;
@@ -142,7 +153,7 @@ fn reduce_mean(kb: &mut Kb, input: &[Dim], axes: &[usize]) -> R<()> {
         let red = axes.contains(&d);
         if let Some(last) = dims.last_mut() {
             if last.1 == red {
-                if let Some(m) = last.0.mul(e) {
+                if let Some(m) = last.0.checked_mul(e) {
                     last.0 = m;
                     continue;
                 }
@@ -156,13 +167,24 @@ fn reduce_mean(kb: &mut Kb, input: &[Dim], axes: &[usize]) -> R<()> {
         strides[d] = run;
         run = dmul(run, dims[d].0)?;
     }
-    let kept: Vec<(Dim, Dim)> = dims.iter().zip(&strides).filter(|(d, _)| !d.1).map(|(d, s)| (d.0, *s)).collect();
-    let red: Vec<(Dim, Dim)> = dims.iter().zip(&strides).filter(|(d, _)| d.1).map(|(d, s)| (d.0, *s)).collect();
+    let kept: Vec<(Dim, Dim)> = dims
+        .iter()
+        .zip(&strides)
+        .filter(|(d, _)| !d.1)
+        .map(|(d, s)| (d.0, *s))
+        .collect();
+    let red: Vec<(Dim, Dim)> = dims
+        .iter()
+        .zip(&strides)
+        .filter(|(d, _)| d.1)
+        .map(|(d, s)| (d.0, *s))
+        .collect();
     let count = dprod(&red.iter().map(|r| r.0).collect::<Vec<_>>())?;
     let total = kb.dims(&kept.iter().map(|k| k.0).collect::<Vec<_>>())?;
     let (src, dst) = (kb.args[0], kb.args[1]);
     let (lo, hi) = kb.split(total)?;
-    let countf = kb.b.build_unsigned_int_to_float(kb.dim(count)?, kb.ctx.f32_type(), "")?;
+    let countf =
+        kb.b.build_unsigned_int_to_float(kb.dim(count)?, kb.ctx.f32_type(), "")?;
     let inv = kb.fdiv(kb.fc(1.0), countf)?;
     kb.for_loop(lo, hi, |kb, o| {
         let mut rem = o;
@@ -179,7 +201,12 @@ fn reduce_mean(kb: &mut Kb, input: &[Dim], axes: &[usize]) -> R<()> {
     })
 }
 
-fn reduce_nest<'ctx>(kb: &mut Kb<'_, 'ctx>, src: PointerValue<'ctx>, red: &[(Dim, Dim)], base: IntValue<'ctx>) -> R<FloatValue<'ctx>> {
+fn reduce_nest<'ctx>(
+    kb: &mut Kb<'_, 'ctx>,
+    src: PointerValue<'ctx>,
+    red: &[(Dim, Dim)],
+    base: IntValue<'ctx>,
+) -> R<FloatValue<'ctx>> {
     let Some(((e, s), rest)) = red.split_first() else {
         return kb.load(src, base);
     };
@@ -207,7 +234,11 @@ fn dot<'ctx>(
 }
 
 fn gemm(kb: &mut Kb, g: &GemmAttrs, a: &[Dim], b: &[Dim], c: Option<&[Dim]>) -> R<()> {
-    let (m, k) = if g.trans_a { (a[1], a[0]) } else { (a[0], a[1]) };
+    let (m, k) = if g.trans_a {
+        (a[1], a[0])
+    } else {
+        (a[0], a[1])
+    };
     let n = if g.trans_b { b[0] } else { b[1] };
     let (mv, kv, nv) = (kb.dim(m)?, kb.dim(k)?, kb.dim(n)?);
     let (pa, pb) = (kb.args[0], kb.args[1]);
@@ -217,17 +248,31 @@ fn gemm(kb: &mut Kb, g: &GemmAttrs, a: &[Dim], b: &[Dim], c: Option<&[Dim]>) -> 
     let (lo, hi) = kb.split(total)?;
     // C broadcast to [M, N]
     let cs: Option<(bool, bool, Dim)> = c.map(|c| {
-        let p: Vec<Dim> = std::iter::repeat_n(Dim::Known(1), 2 - c.len()).chain(c.iter().copied()).collect();
+        let p: Vec<Dim> = std::iter::repeat_n(Dim::Known(1), 2 - c.len())
+            .chain(c.iter().copied())
+            .collect();
         (p[0] != Dim::Known(1), p[1] != Dim::Known(1), p[1])
     });
     kb.for_loop(lo, hi, |kb, e| {
         let i = kb.div(e, nv)?;
         let j = kb.rem(e, nv)?;
-        let (a_off, a_step) = if g.trans_a { (i, mv) } else { (kb.mul(i, kv)?, kb.i(1)) };
-        let (b_off, b_step) = if g.trans_b { (kb.mul(j, kv)?, kb.i(1)) } else { (j, nv) };
+        let (a_off, a_step) = if g.trans_a {
+            (i, mv)
+        } else {
+            (kb.mul(i, kv)?, kb.i(1))
+        };
+        let (b_off, b_step) = if g.trans_b {
+            (kb.mul(j, kv)?, kb.i(1))
+        } else {
+            (j, nv)
+        };
         let zero = kb.fc(0.0);
         let s = dot(kb, kv, (pa, a_off, a_step), (pb, b_off, b_step), zero)?;
-        let mut v = if g.alpha == 1.0 { s } else { kb.fmul(s, kb.fc(g.alpha))? };
+        let mut v = if g.alpha == 1.0 {
+            s
+        } else {
+            kb.fmul(s, kb.fc(g.alpha))?
+        };
         if let (Some(pc), Some((row, col, c1))) = (pc, cs) {
             let mut off = kb.i(0);
             if row {
@@ -237,7 +282,11 @@ fn gemm(kb: &mut Kb, g: &GemmAttrs, a: &[Dim], b: &[Dim], c: Option<&[Dim]>) -> 
                 off = kb.add(off, j)?;
             }
             let cv = kb.load(pc, off)?;
-            let cv = if g.beta == 1.0 { cv } else { kb.fmul(cv, kb.fc(g.beta))? };
+            let cv = if g.beta == 1.0 {
+                cv
+            } else {
+                kb.fmul(cv, kb.fc(g.beta))?
+            };
             v = kb.fadd(v, cv)?;
         }
         kb.store(dst, e, v)
@@ -246,14 +295,30 @@ fn gemm(kb: &mut Kb, g: &GemmAttrs, a: &[Dim], b: &[Dim], c: Option<&[Dim]>) -> 
 
 fn matmul(kb: &mut Kb, a: &[Dim], b: &[Dim]) -> R<()> {
     let one = Dim::Known(1);
-    let a2: Vec<Dim> = if a.len() == 1 { vec![one, a[0]] } else { a.to_vec() };
-    let b2: Vec<Dim> = if b.len() == 1 { vec![b[0], one] } else { b.to_vec() };
+    let a2: Vec<Dim> = if a.len() == 1 {
+        vec![one, a[0]]
+    } else {
+        a.to_vec()
+    };
+    let b2: Vec<Dim> = if b.len() == 1 {
+        vec![b[0], one]
+    } else {
+        b.to_vec()
+    };
     let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
     let n = b2[b2.len() - 1];
     let nb = (a2.len() - 2).max(b2.len() - 2);
-    let pad = |s: &[Dim]| -> Vec<Dim> { std::iter::repeat_n(one, nb - (s.len() - 2)).chain(s[..s.len() - 2].iter().copied()).collect() };
+    let pad = |s: &[Dim]| -> Vec<Dim> {
+        std::iter::repeat_n(one, nb - (s.len() - 2))
+            .chain(s[..s.len() - 2].iter().copied())
+            .collect()
+    };
     let (ab, bb) = (pad(&a2), pad(&b2));
-    let batch: Vec<Dim> = ab.iter().zip(&bb).map(|(x, y)| if *x == one { *y } else { *x }).collect();
+    let batch: Vec<Dim> = ab
+        .iter()
+        .zip(&bb)
+        .map(|(x, y)| if *x == one { *y } else { *x })
+        .collect();
     // batch strides of A and B (0 where broadcast)
     let strides = |s: &[Dim], mat: Dim| -> R<Vec<Dim>> {
         let mut st = vec![Dim::Known(0); nb];
@@ -324,7 +389,9 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
             Some(pb) => kb.load(pb, oc)?,
             None => kb.fc(0.0),
         };
-        kb.for_loop(kb.i(0), kb.i(oh * ow), |kb, p| kb.store(dst, kb.add(obase, p)?, init))?;
+        kb.for_loop(kb.i(0), kb.i(oh * ow), |kb, p| {
+            kb.store(dst, kb.add(obase, p)?, init)
+        })?;
         kb.for_loop(kb.i(0), kb.i(cg), |kb, ic| {
             let cin = kb.add(kb.mul(grp, kb.i(cg))?, ic)?;
             let xbase = kb.mul(kb.add(kb.mul(n, kb.i(c))?, cin)?, kb.i(h * wd))?;
@@ -343,19 +410,32 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
                     // output columns whose input column lies inside the image: compile-time
                     let off = kx * dw;
                     let ox_lo = if pl > off { (pl - off).div_ceil(sw) } else { 0 };
-                    let ox_hi = if wd - 1 + pl >= off { ((wd - 1 + pl - off) / sw + 1).min(ow) } else { 0 };
+                    let ox_hi = if wd - 1 + pl >= off {
+                        ((wd - 1 + pl - off) / sw + 1).min(ow)
+                    } else {
+                        0
+                    };
                     if ox_lo >= ox_hi {
                         continue;
                     }
-                    let wv = kb.load(pw, kb.add(wbase, kb.add(kb.mul(ky, kb.i(kw))?, kb.i(kx))?)?)?;
+                    let wv =
+                        kb.load(pw, kb.add(wbase, kb.add(kb.mul(ky, kb.i(kw))?, kb.i(kx))?)?)?;
                     kb.for_loop(kb.i(0), kb.i(oh), |kb, oy| {
-                        let iy = kb.sub(kb.add(kb.mul(oy, kb.i(sh))?, kb.mul(ky, kb.i(dh))?)?, kb.i(pt))?;
-                        let inside = kb.b.build_and(kb.lt(iy, kb.i(h))?, kb.b.build_int_compare(inkwell::IntPredicate::SGE, iy, kb.i(0), "")?, "")?;
+                        let iy = kb.sub(
+                            kb.add(kb.mul(oy, kb.i(sh))?, kb.mul(ky, kb.i(dh))?)?,
+                            kb.i(pt),
+                        )?;
+                        let inside = kb.b.build_and(
+                            kb.lt(iy, kb.i(h))?,
+                            kb.b.build_int_compare(inkwell::IntPredicate::SGE, iy, kb.i(0), "")?,
+                            "",
+                        )?;
                         kb.if_then(inside, |kb| {
                             let xrow = kb.add(xbase, kb.mul(iy, kb.i(wd))?)?;
                             let orow = kb.add(obase, kb.mul(oy, kb.i(ow))?)?;
                             kb.for_loop(kb.i(ox_lo), kb.i(ox_hi), |kb, ox| {
-                                let ix = kb.sub(kb.add(kb.mul(ox, kb.i(sw))?, kb.i(off))?, kb.i(pl))?;
+                                let ix =
+                                    kb.sub(kb.add(kb.mul(ox, kb.i(sw))?, kb.i(off))?, kb.i(pl))?;
                                 let xv = kb.load(px, kb.add(xrow, ix)?)?;
                                 let oi = kb.add(orow, ox)?;
                                 let acc = kb.load(dst, oi)?;
@@ -378,7 +458,9 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
 fn squeeze_excite<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, a: &SeAttrs, x: &[Dim], r: u64) -> R<()> {
     let (c, h, w) = (known(x[1])?, known(x[2])?, known(x[3])?);
     let hw = h * w;
-    let (px, pw1, pb1, pw2, pb2, py) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3], kb.args[4], kb.args[5]);
+    let (px, pw1, pb1, pw2, pb2, py) = (
+        kb.args[0], kb.args[1], kb.args[2], kb.args[3], kb.args[4], kb.args[5],
+    );
     let scratch = match kb.shared_scratch()? {
         Some(s) => s,
         None => kb.args[6],
@@ -392,7 +474,9 @@ fn squeeze_excite<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, a: &SeAttrs, x: &[Dim], r: u6
         kb.for_loop(clo, chi, |kb, ch| {
             let base = kb.add(xb, kb.mul(ch, kb.i(hw))?)?;
             let zero = kb.fc(0.0);
-            let s = kb.for_acc(kb.i(0), kb.i(hw), zero, |kb, p, acc| kb.fadd(acc, kb.load(px, kb.add(base, p)?)?))?;
+            let s = kb.for_acc(kb.i(0), kb.i(hw), zero, |kb, p, acc| {
+                kb.fadd(acc, kb.load(px, kb.add(base, p)?)?)
+            })?;
             kb.store(scratch, ch, kb.fmul(s, inv_hw)?)
         })?;
         kb.barrier()?;
@@ -400,7 +484,13 @@ fn squeeze_excite<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, a: &SeAttrs, x: &[Dim], r: u6
         kb.for_loop(rlo, rhi, |kb, j| {
             let b = kb.load(pb1, j)?;
             let one = kb.i(1);
-            let s = dot(kb, kb.i(c), (pw1, kb.mul(j, kb.i(c))?, one), (scratch, kb.i(0), one), b)?;
+            let s = dot(
+                kb,
+                kb.i(c),
+                (pw1, kb.mul(j, kb.i(c))?, one),
+                (scratch, kb.i(0), one),
+                b,
+            )?;
             let v = kb.act(inner, s)?;
             kb.store(scratch, kb.add(kb.i(c), j)?, v)
         })?;
@@ -408,7 +498,13 @@ fn squeeze_excite<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, a: &SeAttrs, x: &[Dim], r: u6
         kb.for_loop(clo, chi, |kb, ch| {
             let b = kb.load(pb2, ch)?;
             let one = kb.i(1);
-            let s = dot(kb, kb.i(r), (pw2, kb.mul(ch, kb.i(r))?, one), (scratch, kb.i(c), one), b)?;
+            let s = dot(
+                kb,
+                kb.i(r),
+                (pw2, kb.mul(ch, kb.i(r))?, one),
+                (scratch, kb.i(c), one),
+                b,
+            )?;
             let g = kb.act(gate, s)?;
             let base = kb.add(xb, kb.mul(ch, kb.i(hw))?)?;
             kb.for_loop(kb.i(0), kb.i(hw), |kb, p| {

@@ -1,7 +1,9 @@
 //! Buffer assignment and kernel steps: the execution plan stored in the artifact.
 use crate::CodegenError;
 use secc_artifact::{BufferDecl, BufferKind, DimDecl, IoDecl};
-use secc_ir::{Activation, BinaryOp, Conv2dAttrs, Dim, GemmAttrs, Graph, NodeId, Op, SeAttrs, ValueId};
+use secc_ir::{
+    Activation, BinaryOp, Conv2dAttrs, Dim, GemmAttrs, Graph, NodeId, Op, SeAttrs, ValueId,
+};
 use std::collections::BTreeMap;
 
 /// What a kernel computes, with every shape it needs.
@@ -136,7 +138,9 @@ fn shape_of(g: &Graph, v: ValueId) -> Vec<Dim> {
 
 /// Builds the plan from a verified graph.
 pub fn build(g: &Graph) -> Result<Plan, CodegenError> {
-    let order = g.topo_order().ok_or_else(|| CodegenError::Llvm("graph has a cycle".into()))?;
+    let order = g
+        .topo_order()
+        .ok_or_else(|| CodegenError::Llvm("graph has a cycle".into()))?;
     let mut p = Plan::default();
     let mut buf_of: BTreeMap<NodeId, u32> = BTreeMap::new();
     let decl = |g: &Graph, v: ValueId, kind: BufferKind| BufferDecl {
@@ -150,12 +154,19 @@ pub fn build(g: &Graph) -> Result<Plan, CodegenError> {
         out_index.entry(v.node).or_insert(i as u32);
     }
     for (i, (name, id)) in g.inputs.iter().enumerate() {
-        p.buffers.push(decl(g, (*id).into(), BufferKind::Input { index: i as u32 }));
+        p.buffers
+            .push(decl(g, (*id).into(), BufferKind::Input { index: i as u32 }));
         let b = p.buffers.len() as u32 - 1;
         buf_of.insert(*id, b);
-        p.inputs.push(IoDecl { name: name.clone(), buffer: b });
+        p.inputs.push(IoDecl {
+            name: name.clone(),
+            buffer: b,
+        });
     }
-    let unsupported = |g: &Graph, id: NodeId, msg: &str| CodegenError::Unsupported { node: g.node_ref(id).to_string(), msg: msg.into() };
+    let unsupported = |g: &Graph, id: NodeId, msg: &str| CodegenError::Unsupported {
+        node: g.node_ref(id).to_string(),
+        msg: msg.into(),
+    };
     for &id in &order {
         let n = g.node(id);
         let v: ValueId = id.into();
@@ -170,7 +181,8 @@ pub fn build(g: &Graph) -> Result<Plan, CodegenError> {
                 for x in d.data.iter() {
                     p.weights.extend_from_slice(&x.to_le_bytes());
                 }
-                p.buffers.push(decl(g, v, BufferKind::Weight { offset: off as u64 }));
+                p.buffers
+                    .push(decl(g, v, BufferKind::Weight { offset: off as u64 }));
                 buf_of.insert(id, p.buffers.len() as u32 - 1);
                 continue;
             }
@@ -188,29 +200,70 @@ pub fn build(g: &Graph) -> Result<Plan, CodegenError> {
         }
         let kind = match &n.op {
             Op::Input { .. } | Op::Const(_) => unreachable!("handled above"),
-            Op::Reshape { .. } | Op::Identity => KernelKind::Elementwise { f: EwFn::Copy, out: shape_of(g, v), ins: vec![shape_of(g, ins[0])] },
-            Op::Binary(b) => KernelKind::Elementwise { f: EwFn::Binary(*b), out: shape_of(g, v), ins: ins.iter().map(|x| shape_of(g, *x)).collect() },
-            Op::Act(a) => KernelKind::Elementwise { f: EwFn::Act(*a), out: shape_of(g, v), ins: vec![shape_of(g, ins[0])] },
+            Op::Reshape { .. } | Op::Identity => KernelKind::Elementwise {
+                f: EwFn::Copy,
+                out: shape_of(g, v),
+                ins: vec![shape_of(g, ins[0])],
+            },
+            Op::Binary(b) => KernelKind::Elementwise {
+                f: EwFn::Binary(*b),
+                out: shape_of(g, v),
+                ins: ins.iter().map(|x| shape_of(g, *x)).collect(),
+            },
+            Op::Act(a) => KernelKind::Elementwise {
+                f: EwFn::Act(*a),
+                out: shape_of(g, v),
+                ins: vec![shape_of(g, ins[0])],
+            },
             Op::GlobalAvgPool => {
                 let s = shape_of(g, ins[0]);
-                KernelKind::ReduceMean { axes: (2..s.len()).collect(), input: s }
+                KernelKind::ReduceMean {
+                    axes: (2..s.len()).collect(),
+                    input: s,
+                }
             }
-            Op::ReduceMean { axes, .. } => KernelKind::ReduceMean { input: shape_of(g, ins[0]), axes: axes.clone() },
-            Op::Gemm(a) => KernelKind::Gemm { attrs: a.clone(), a: shape_of(g, ins[0]), b: shape_of(g, ins[1]), c: ins.get(2).map(|c| shape_of(g, *c)) },
-            Op::MatMul => KernelKind::MatMul { a: shape_of(g, ins[0]), b: shape_of(g, ins[1]) },
+            Op::ReduceMean { axes, .. } => KernelKind::ReduceMean {
+                input: shape_of(g, ins[0]),
+                axes: axes.clone(),
+            },
+            Op::Gemm(a) => KernelKind::Gemm {
+                attrs: a.clone(),
+                a: shape_of(g, ins[0]),
+                b: shape_of(g, ins[1]),
+                c: ins.get(2).map(|c| shape_of(g, *c)),
+            },
+            Op::MatMul => KernelKind::MatMul {
+                a: shape_of(g, ins[0]),
+                b: shape_of(g, ins[1]),
+            },
             Op::Conv2d(a) => {
                 let x = shape_of(g, ins[0]);
                 if x[1..].iter().any(|d| d.known().is_none()) {
-                    return Err(unsupported(g, id, "convolution needs known channel and spatial extents"));
+                    return Err(unsupported(
+                        g,
+                        id,
+                        "convolution needs known channel and spatial extents",
+                    ));
                 }
-                KernelKind::Conv { attrs: a.clone(), x, w: shape_of(g, ins[1]), bias: ins.len() == 3 }
+                KernelKind::Conv {
+                    attrs: a.clone(),
+                    x,
+                    w: shape_of(g, ins[1]),
+                    bias: ins.len() == 3,
+                }
             }
             Op::SqueezeExcite(a) => {
                 let x = shape_of(g, ins[0]);
                 if x[1..].iter().any(|d| d.known().is_none()) {
-                    return Err(unsupported(g, id, "SE block needs known channel and spatial extents"));
+                    return Err(unsupported(
+                        g,
+                        id,
+                        "SE block needs known channel and spatial extents",
+                    ));
                 }
-                let r = g.ty(ins[1]).shape[0].known().ok_or_else(|| unsupported(g, id, "squeeze width must be known"))?;
+                let r = g.ty(ins[1]).shape[0]
+                    .known()
+                    .ok_or_else(|| unsupported(g, id, "squeeze width must be known"))?;
                 p.se_blocks += 1;
                 KernelKind::SqueezeExcite { attrs: *a, x, r }
             }
@@ -228,28 +281,45 @@ pub fn build(g: &Graph) -> Result<Plan, CodegenError> {
         let mut grid = None;
         if let KernelKind::SqueezeExcite { x, r, .. } = &kind {
             let c = x[1].known().unwrap_or(0);
-            p.buffers.push(BufferDecl { dtype: "f32".into(), shape: vec![DimDecl::Known(c + r)], kind: BufferKind::Temp });
+            p.buffers.push(BufferDecl {
+                dtype: "f32".into(),
+                shape: vec![DimDecl::Known(c + r)],
+                kind: BufferKind::Temp,
+            });
             let s = p.buffers.len() as u32 - 1;
             args.push(s);
             writes.push(s);
             grid = Some(x[0]);
         }
         let name = format!("k{}_{}", p.steps.len(), kind.name());
-        p.steps.push(Step { name, kind, origin, args, writes, grid });
+        p.steps.push(Step {
+            name,
+            kind,
+            origin,
+            args,
+            writes,
+            grid,
+        });
     }
     // outputs: each needs its own Output buffer written by a kernel
     for (i, (name, v)) in g.outputs.iter().enumerate() {
         let b = buf_of[&v.node];
-        let ok = matches!(p.buffers[b as usize].kind, BufferKind::Output { index } if index == i as u32);
+        let ok =
+            matches!(p.buffers[b as usize].kind, BufferKind::Output { index } if index == i as u32);
         let b = if ok {
             b
         } else {
             let s = shape_of(g, *v);
-            p.buffers.push(decl(g, *v, BufferKind::Output { index: i as u32 }));
+            p.buffers
+                .push(decl(g, *v, BufferKind::Output { index: i as u32 }));
             let out = p.buffers.len() as u32 - 1;
             p.steps.push(Step {
                 name: format!("k{}_copy", p.steps.len()),
-                kind: KernelKind::Elementwise { f: EwFn::Copy, out: s.clone(), ins: vec![s] },
+                kind: KernelKind::Elementwise {
+                    f: EwFn::Copy,
+                    out: s.clone(),
+                    ins: vec![s],
+                },
                 origin: format!("output {name}"),
                 args: vec![b, out],
                 writes: vec![out],
@@ -257,7 +327,10 @@ pub fn build(g: &Graph) -> Result<Plan, CodegenError> {
             });
             out
         };
-        p.outputs.push(IoDecl { name: name.clone(), buffer: b });
+        p.outputs.push(IoDecl {
+            name: name.clone(),
+            buffer: b,
+        });
     }
     Ok(p)
 }

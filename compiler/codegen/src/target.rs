@@ -4,7 +4,10 @@ use crate::{kernels, plan, CodegenError};
 use inkwell::context::Context;
 use inkwell::module::Module;
 use inkwell::passes::PassBuilderOptions;
-use inkwell::targets::{CodeModel, FileType, InitializationConfig, RelocMode, Target as LlvmTarget, TargetMachine, TargetTriple};
+use inkwell::targets::{
+    CodeModel, FileType, InitializationConfig, RelocMode, Target as LlvmTarget, TargetMachine,
+    TargetTriple,
+};
 use inkwell::OptimizationLevel;
 use secc_artifact::{KernelDecl, Manifest, TargetDecl};
 use secc_ir::Graph;
@@ -37,7 +40,9 @@ pub struct CodegenOptions {
 fn level_features(cpu: &str) -> Option<Vec<&'static str>> {
     let v1 = ["sse", "sse2"];
     let v2 = ["sse3", "ssse3", "sse4.1", "sse4.2", "popcnt", "cx16"];
-    let v3 = ["avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "lzcnt", "movbe"];
+    let v3 = [
+        "avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "lzcnt", "movbe",
+    ];
     let v4 = ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"];
     let n = match cpu {
         "x86-64" => 1,
@@ -59,18 +64,36 @@ fn level_features(cpu: &str) -> Option<Vec<&'static str>> {
     Some(f)
 }
 
-fn machine(triple: &TargetTriple, cpu: &str, features: &str) -> Result<TargetMachine, CodegenError> {
+fn machine(
+    triple: &TargetTriple,
+    cpu: &str,
+    features: &str,
+) -> Result<TargetMachine, CodegenError> {
     let t = LlvmTarget::from_triple(triple).map_err(|e| CodegenError::Llvm(e.to_string()))?;
-    t.create_target_machine(triple, cpu, features, OptimizationLevel::Aggressive, RelocMode::PIC, CodeModel::Default)
-        .ok_or_else(|| CodegenError::Llvm(format!("cannot create a target machine for {} / {cpu}", triple.as_str().to_string_lossy())))
+    t.create_target_machine(
+        triple,
+        cpu,
+        features,
+        OptimizationLevel::Aggressive,
+        RelocMode::PIC,
+        CodeModel::Default,
+    )
+    .ok_or_else(|| {
+        CodegenError::Llvm(format!(
+            "cannot create a target machine for {} / {cpu}",
+            triple.as_str().to_string_lossy()
+        ))
+    })
 }
 
 fn optimise(m: &Module, tm: &TargetMachine) -> Result<(), CodegenError> {
-    m.verify().map_err(|e| CodegenError::Llvm(format!("module does not verify: {}", e.to_string())))?;
+    m.verify()
+        .map_err(|e| CodegenError::Llvm(format!("module does not verify: {}", e.to_string())))?;
     let o = PassBuilderOptions::create();
     o.set_loop_vectorization(true);
     o.set_loop_slp_vectorization(true);
-    m.run_passes("default<O3>", tm, o).map_err(|e| CodegenError::Llvm(e.to_string()))
+    m.run_passes("default<O3>", tm, o)
+        .map_err(|e| CodegenError::Llvm(e.to_string()))
 }
 
 /// Generated code for a plan.
@@ -92,31 +115,48 @@ pub fn generate(g: &Graph, p: &plan::Plan, target: &Target) -> Result<Generated,
     for s in &p.steps {
         let mut kb = Kb::new(&ctx, &m, flavor, &s.name, s.args.len(), g.sym_names.len())?;
         kernels::emit(&mut kb, &s.kind).map_err(|e| match e {
-            CodegenError::Unsupported { msg, .. } => CodegenError::Unsupported { node: format!("{} ({})", s.origin, s.kind.name()), msg },
+            CodegenError::Unsupported { msg, .. } => CodegenError::Unsupported {
+                node: format!("{} ({})", s.origin, s.kind.name()),
+                msg,
+            },
             e => e,
         })?;
         kb.finish()?;
     }
     match target {
         Target::Cpu { cpu } => {
-            LlvmTarget::initialize_native(&InitializationConfig::default()).map_err(CodegenError::Llvm)?;
+            LlvmTarget::initialize_native(&InitializationConfig::default())
+                .map_err(CodegenError::Llvm)?;
             let triple = TargetMachine::get_default_triple();
             let (cpu_name, feat_str, features) = if cpu == "native" {
                 let f = TargetMachine::get_host_cpu_features().to_string();
-                let req: Vec<String> = f.split(',').filter_map(|x| x.strip_prefix('+')).map(str::to_string).collect();
+                let req: Vec<String> = f
+                    .split(',')
+                    .filter_map(|x| x.strip_prefix('+'))
+                    .map(str::to_string)
+                    .collect();
                 (TargetMachine::get_host_cpu_name().to_string(), f, req)
             } else {
-                let req = level_features(cpu).map(|v| v.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
+                let req = level_features(cpu)
+                    .map(|v| v.iter().map(|s| s.to_string()).collect())
+                    .unwrap_or_default();
                 (cpu.clone(), String::new(), req)
             };
             let tm = machine(&triple, &cpu_name, &feat_str)?;
             m.set_triple(&triple);
             m.set_data_layout(&tm.get_target_data().get_data_layout());
             optimise(&m, &tm)?;
-            let obj = tm.write_to_memory_buffer(&m, FileType::Object).map_err(|e| CodegenError::Llvm(e.to_string()))?;
+            let obj = tm
+                .write_to_memory_buffer(&m, FileType::Object)
+                .map_err(|e| CodegenError::Llvm(e.to_string()))?;
             let so = link_shared(obj.as_slice())?;
             Ok(Generated {
-                target: TargetDecl { kind: "cpu".into(), triple: triple.as_str().to_string_lossy().into_owned(), cpu: cpu_name, features },
+                target: TargetDecl {
+                    kind: "cpu".into(),
+                    triple: triple.as_str().to_string_lossy().into_owned(),
+                    cpu: cpu_name,
+                    features,
+                },
                 section: ("cpu_code", so),
             })
         }
@@ -127,9 +167,16 @@ pub fn generate(g: &Graph, p: &plan::Plan, target: &Target) -> Result<Generated,
             m.set_triple(&triple);
             m.set_data_layout(&tm.get_target_data().get_data_layout());
             optimise(&m, &tm)?;
-            let ptx = tm.write_to_memory_buffer(&m, FileType::Assembly).map_err(|e| CodegenError::Llvm(e.to_string()))?;
+            let ptx = tm
+                .write_to_memory_buffer(&m, FileType::Assembly)
+                .map_err(|e| CodegenError::Llvm(e.to_string()))?;
             Ok(Generated {
-                target: TargetDecl { kind: "cuda".into(), triple: "nvptx64-nvidia-cuda".into(), cpu: arch.clone(), features: vec![] },
+                target: TargetDecl {
+                    kind: "cuda".into(),
+                    triple: "nvptx64-nvidia-cuda".into(),
+                    cpu: arch.clone(),
+                    features: vec![],
+                },
                 section: ("ptx", ptx.as_slice().to_vec()),
             })
         }
@@ -149,9 +196,15 @@ fn link_shared(obj: &[u8]) -> Result<Vec<u8>, CodegenError> {
         .arg(&o)
         .arg("-lm")
         .output()
-        .map_err(|e| CodegenError::Link(format!("cannot run `{cc}` (install a C toolchain, e.g. build-essential): {e}")))?;
+        .map_err(|e| {
+            CodegenError::Link(format!(
+                "cannot run `{cc}` (install a C toolchain, e.g. build-essential): {e}"
+            ))
+        })?;
     if !out.status.success() {
-        return Err(CodegenError::Link(String::from_utf8_lossy(&out.stderr).into_owned()));
+        return Err(CodegenError::Link(
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
     }
     std::fs::read(&so).map_err(|e| CodegenError::Link(e.to_string()))
 }
@@ -184,5 +237,8 @@ pub fn compile(g: &Graph, opts: &CodegenOptions) -> Result<Vec<u8>, CodegenError
         se_blocks: p.se_blocks,
         sections: vec![],
     };
-    Ok(secc_artifact::write(manifest, &[("weights", &p.weights), (gen.section.0, &gen.section.1)])?)
+    Ok(secc_artifact::write(
+        manifest,
+        &[("weights", &p.weights), (gen.section.0, &gen.section.1)],
+    )?)
 }

@@ -129,13 +129,21 @@ fn compile(a: CompileArgs) -> Result<()> {
     }
     let mut opts = secc_onnx::ImportOptions::default();
     for f in &a.fix_dim {
-        let (k, v) = f.split_once('=').with_context(|| format!("--fix-dim {f:?}: expected NAME=VALUE"))?;
-        let v: u64 = v.parse().with_context(|| format!("--fix-dim {f:?}: {v:?} is not a positive integer"))?;
+        let (k, v) = f
+            .split_once('=')
+            .with_context(|| format!("--fix-dim {f:?}: expected NAME=VALUE"))?;
+        let v: u64 = v
+            .parse()
+            .with_context(|| format!("--fix-dim {f:?}: {v:?} is not a positive integer"))?;
         opts.fixed_dims.insert(k.to_string(), v);
     }
-    let mut g = secc_onnx::import_file(model, &opts).with_context(|| format!("importing {}", model.display()))?;
+    let mut g = secc_onnx::import_file(model, &opts)
+        .with_context(|| format!("importing {}", model.display()))?;
     let passes = if let Some(list) = &a.passes {
-        list.split(',').filter(|s| !s.is_empty()).map(pipeline::by_name).collect::<Result<Vec<_>, _>>()?
+        list.split(',')
+            .filter(|s| !s.is_empty())
+            .map(pipeline::by_name)
+            .collect::<Result<Vec<_>, _>>()?
     } else if a.no_fuse {
         pipeline::no_fuse_pipeline()
     } else {
@@ -149,7 +157,10 @@ fn compile(a: CompileArgs) -> Result<()> {
             let names: Vec<String> = list.split(',').map(str::to_string).collect();
             for n in &names {
                 if n != "import" && !pipeline::ALL.contains(&n.as_str()) {
-                    bail!("--print-after: unknown pass {n:?} (known: import, {})", pipeline::ALL.join(", "));
+                    bail!(
+                        "--print-after: unknown pass {n:?} (known: import, {})",
+                        pipeline::ALL.join(", ")
+                    );
                 }
             }
             PrintAfter::Some(names)
@@ -168,17 +179,34 @@ fn compile(a: CompileArgs) -> Result<()> {
     }
     let Some(out) = a.output else { return Ok(()) };
     if same_file(model, &out) {
-        bail!("refusing to write the artifact over the input model {}", model.display());
+        bail!(
+            "refusing to write the artifact over the input model {}",
+            model.display()
+        );
     }
     let target = match a.target.as_str() {
-        "cuda" => secc_codegen::Target::Cuda { arch: a.arch.clone() },
+        "cuda" => secc_codegen::Target::Cuda {
+            arch: a.arch.clone(),
+        },
         _ => secc_codegen::Target::Cpu { cpu: a.cpu.clone() },
     };
-    let opts = secc_codegen::CodegenOptions { target, compiler_version: format!("secc {}", env!("CARGO_PKG_VERSION")) };
-    let bytes = secc_codegen::compile(&g, &opts).with_context(|| format!("generating code for {}", model.display()))?;
+    let opts = secc_codegen::CodegenOptions {
+        target,
+        compiler_version: format!("secc {}", env!("CARGO_PKG_VERSION")),
+    };
+    let bytes = secc_codegen::compile(&g, &opts)
+        .with_context(|| format!("generating code for {}", model.display()))?;
     write_atomic(&out, &bytes)?;
-    let se = g.node_ids().into_iter().filter(|n| matches!(g.node(*n).op, secc_ir::Op::SqueezeExcite(_))).count();
-    eprintln!("wrote {} ({} bytes, {se} SE block(s) fused)", out.display(), bytes.len());
+    let se = g
+        .node_ids()
+        .into_iter()
+        .filter(|n| matches!(g.node(*n).op, secc_ir::Op::SqueezeExcite(_)))
+        .count();
+    eprintln!(
+        "wrote {} ({} bytes, {se} SE block(s) fused)",
+        out.display(),
+        bytes.len()
+    );
     Ok(())
 }
 
@@ -192,8 +220,15 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Writes through a temporary file in the same folder and renames it into place, so a
 /// failure never leaves a half-written file where the user expects a good one.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp{}", path.file_name().and_then(|s| s.to_str()).unwrap_or("out"), std::process::id()));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|s| s.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
     Ok(())
@@ -201,7 +236,16 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Output file name: every character outside `[A-Za-z0-9._-]` becomes `_`.
 fn sanitize(name: &str) -> String {
-    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if s.is_empty() || s == "." || s == ".." {
         format!("output{s}")
     } else {
@@ -210,32 +254,54 @@ fn sanitize(name: &str) -> String {
 }
 
 fn run(a: RunArgs) -> Result<()> {
-    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = a.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     if threads == 0 {
         bail!("--threads must be at least 1");
     }
-    let model = secc_runtime::Model::load_with_threads(&a.artifact, threads).with_context(|| format!("loading {}", a.artifact.display()))?;
+    let model = secc_runtime::Model::load_with_threads(&a.artifact, threads)
+        .with_context(|| format!("loading {}", a.artifact.display()))?;
     let names: Vec<String> = model.input_names().iter().map(|s| s.to_string()).collect();
     let mut given: BTreeMap<String, secc_runtime::Tensor> = BTreeMap::new();
     for spec in &a.inputs {
         let (name, file) = match spec.split_once('=') {
             Some((n, f)) => (n.to_string(), f),
             None if names.len() == 1 => (names[0].clone(), spec.as_str()),
-            None => bail!("--input {spec:?}: give NAME=FILE.npy (model inputs: {})", names.join(", ")),
+            None => bail!(
+                "--input {spec:?}: give NAME=FILE.npy (model inputs: {})",
+                names.join(", ")
+            ),
         };
         if !names.contains(&name) {
-            bail!("--input {spec:?}: the model has no input named {name:?} (inputs: {})", names.join(", "));
+            bail!(
+                "--input {spec:?}: the model has no input named {name:?} (inputs: {})",
+                names.join(", ")
+            );
         }
-        let t = npy::read(Path::new(file)).with_context(|| format!("reading input {name:?} from {file}"))?;
+        let t = npy::read(Path::new(file))
+            .with_context(|| format!("reading input {name:?} from {file}"))?;
         if given.insert(name.clone(), t).is_some() {
             bail!("input {name:?} given twice");
         }
     }
     let missing: Vec<&String> = names.iter().filter(|n| !given.contains_key(*n)).collect();
     if !missing.is_empty() {
-        bail!("missing input(s): {} (give --input NAME=FILE.npy)", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+        bail!(
+            "missing input(s): {} (give --input NAME=FILE.npy)",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
-    let inputs: Vec<secc_runtime::Tensor> = names.iter().map(|n| given.remove(n).expect("checked above")).collect();
+    let inputs: Vec<secc_runtime::Tensor> = names
+        .iter()
+        .map(|n| given.remove(n).expect("checked above"))
+        .collect();
     let outputs = model.run(&inputs).context("running the model")?;
     if let Some(dir) = &a.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -269,19 +335,30 @@ fn run(a: RunArgs) -> Result<()> {
             );
         }
     } else if a.json {
-        let outs: Vec<_> = model.output_names().iter().zip(&outputs).map(|(n, t)| serde_json::json!({"name": n, "shape": t.shape})).collect();
+        let outs: Vec<_> = model
+            .output_names()
+            .iter()
+            .zip(&outputs)
+            .map(|(n, t)| serde_json::json!({"name": n, "shape": t.shape}))
+            .collect();
         println!("{}", serde_json::json!({ "outputs": outs }));
     } else if a.output_dir.is_none() {
         for (n, t) in model.output_names().iter().zip(&outputs) {
             let head: Vec<String> = t.data.iter().take(6).map(|v| format!("{v:.6}")).collect();
-            println!("{n}: shape {:?} [{}{}]", t.shape, head.join(", "), if t.data.len() > 6 { ", ..." } else { "" });
+            println!(
+                "{n}: shape {:?} [{}{}]",
+                t.shape,
+                head.join(", "),
+                if t.data.len() > 6 { ", ..." } else { "" }
+            );
         }
     }
     Ok(())
 }
 
 fn inspect(a: InspectArgs) -> Result<()> {
-    let art = secc_artifact::Artifact::read(&a.artifact).with_context(|| format!("reading {}", a.artifact.display()))?;
+    let art = secc_artifact::Artifact::read(&a.artifact)
+        .with_context(|| format!("reading {}", a.artifact.display()))?;
     let m = &art.manifest;
     let shape = |b: u32| -> Vec<serde_json::Value> {
         m.buffers[b as usize]
@@ -312,17 +389,28 @@ fn inspect(a: InspectArgs) -> Result<()> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
-        println!("{} (format v{}, {})", m.model_name, m.format_version, m.compiler_version);
+        println!(
+            "{} (format v{}, {})",
+            m.model_name, m.format_version, m.compiler_version
+        );
         for t in &m.targets {
             println!("  target: {} {} cpu={}", t.kind, t.triple, t.cpu);
         }
         for (kind, v) in [("input", &m.inputs), ("output", &m.outputs)] {
             for i in v {
-                let s: Vec<String> = m.buffers[i.buffer as usize].shape.iter().map(|d| d.display(&m.symbols)).collect();
+                let s: Vec<String> = m.buffers[i.buffer as usize]
+                    .shape
+                    .iter()
+                    .map(|d| d.display(&m.symbols))
+                    .collect();
                 println!("  {kind} {:?}: f32[{}]", i.name, s.join(","));
             }
         }
-        println!("  {} kernel(s), {} fused SE block(s):", m.kernels.len(), m.se_blocks);
+        println!(
+            "  {} kernel(s), {} fused SE block(s):",
+            m.kernels.len(),
+            m.se_blocks
+        );
         for k in &m.kernels {
             println!("    {:<28} {:<16} {}", k.name, k.kind, k.origin);
         }

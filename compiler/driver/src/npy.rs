@@ -6,7 +6,8 @@ use std::path::Path;
 
 /// Reads a float32 .npy file.
 pub fn read(p: &Path) -> Result<secc_runtime::Tensor> {
-    let a: ArrayD<f32> = read_npy(p).with_context(|| format!("{} is not a readable float32 .npy array", p.display()))?;
+    let a: ArrayD<f32> = read_npy(p)
+        .with_context(|| format!("{} is not a readable float32 .npy array", p.display()))?;
     let shape = a.shape().to_vec();
     let data = a.as_standard_layout().iter().copied().collect();
     Ok(secc_runtime::Tensor::new(shape, data)?)

@@ -1,9 +1,13 @@
 //! The CLI as a user drives it: exact command spellings from the foundation issue.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn secc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_secc")).args(args).output().expect("run secc")
+    Command::new(env!("CARGO_BIN_EXE_secc"))
+        .args(args)
+        .output()
+        .expect("run secc")
 }
 
 fn models() -> PathBuf {
@@ -15,7 +19,12 @@ fn s(p: &Path) -> &str {
 }
 
 fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "failed: {}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -25,18 +34,46 @@ fn compile_inspect_run_bench() {
     let model = models().join("se_torchvision.onnx");
     let bin = d.path().join("se.bin");
     ok(&secc(&[s(&model), "-o", s(&bin)]));
-    let j: serde_json::Value = serde_json::from_str(&ok(&secc(&["inspect", s(&bin), "--json"]))).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&secc(&["inspect", s(&bin), "--json"]))).unwrap();
     assert_eq!(j["se_blocks"], 1);
     assert_eq!(j["format_version"], 1);
     assert_eq!(j["inputs"][0]["name"], "x");
-    assert_eq!(j["inputs"][0]["shape"], serde_json::json!(["batch", 40, 25, 19]));
+    assert_eq!(
+        j["inputs"][0]["shape"],
+        serde_json::json!(["batch", 40, 25, 19])
+    );
     assert_eq!(j["kernels"][0]["kind"], "squeeze_excite");
-    assert!(j["targets"][0]["triple"].as_str().unwrap().contains("x86_64") || cfg!(not(target_arch = "x86_64")));
+    assert!(
+        j["targets"][0]["triple"]
+            .as_str()
+            .unwrap()
+            .contains("x86_64")
+            || cfg!(not(target_arch = "x86_64"))
+    );
     let out = d.path().join("out");
     let input = format!("x={}", s(&models().join("se_torchvision.in0.npy")));
-    ok(&secc(&["run", s(&bin), "--input", &input, "--output-dir", s(&out)]));
+    ok(&secc(&[
+        "run",
+        s(&bin),
+        "--input",
+        &input,
+        "--output-dir",
+        s(&out),
+    ]));
     assert!(out.join("mul_15.npy").exists());
-    let j: serde_json::Value = serde_json::from_str(&ok(&secc(&["run", s(&bin), "--input", &input, "--threads", "2", "--bench", "20", "--json"]))).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&ok(&secc(&[
+        "run",
+        s(&bin),
+        "--input",
+        &input,
+        "--threads",
+        "2",
+        "--bench",
+        "20",
+        "--json",
+    ])))
+    .unwrap();
     for k in ["median_us", "p90_us", "iterations", "threads"] {
         assert!(j.get(k).is_some(), "missing {k} in {j}");
     }
@@ -49,15 +86,24 @@ fn print_after_all_and_ptx_target() {
     let model = models().join("se_mobilenetv3.onnx");
     let text = ok(&secc(&[s(&model), "--print-after", "all"]));
     for p in ["import", "remove-identity", "const-fold", "se-fuse", "dce"] {
-        assert!(text.contains(&format!("IR after {p} ")), "no dump after {p}");
+        assert!(
+            text.contains(&format!("IR after {p} ")),
+            "no dump after {p}"
+        );
     }
     assert!(text.contains("squeeze_excite("));
     let d = tempfile::tempdir().unwrap();
     let bin = d.path().join("se.ptx.bin");
     ok(&secc(&[s(&model), "-o", s(&bin), "--target", "cuda"]));
-    let j: serde_json::Value = serde_json::from_str(&ok(&secc(&["inspect", s(&bin), "--json"]))).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&secc(&["inspect", s(&bin), "--json"]))).unwrap();
     assert_eq!(j["targets"][0]["kind"], "cuda");
-    let o = secc(&["run", s(&bin), "--input", &format!("x={}", s(&models().join("se_mobilenetv3.in0.npy")))]);
+    let o = secc(&[
+        "run",
+        s(&bin),
+        "--input",
+        &format!("x={}", s(&models().join("se_mobilenetv3.in0.npy"))),
+    ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("targets CUDA"));
 }
@@ -70,7 +116,14 @@ fn output_names_are_sanitised_and_portable_cpu_works() {
     let bin = d.path().join("m.bin");
     ok(&secc(&[s(&model), "-o", s(&bin), "--cpu", "x86-64-v3"]));
     let out = d.path().join("o");
-    ok(&secc(&["run", s(&bin), "-i", s(&models().join("nm_gate_shared.in0.npy")), "--output-dir", s(&out)]));
+    ok(&secc(&[
+        "run",
+        s(&bin),
+        "-i",
+        s(&models().join("nm_gate_shared.in0.npy")),
+        "--output-dir",
+        s(&out),
+    ]));
     assert!(out.join("mul_15.npy").exists() && out.join("sigmoid_13.npy").exists());
 }
 
@@ -84,11 +137,22 @@ fn errors_are_clear_and_nothing_is_overwritten() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("refusing to write"));
     assert_eq!(std::fs::read(&model).unwrap(), before);
-    let o = secc(&[s(&models().join("bad/unsupported_ops.onnx")), "-o", s(&d.path().join("x.bin"))]);
+    let o = secc(&[
+        s(&models().join("bad/unsupported_ops.onnx")),
+        "-o",
+        s(&d.path().join("x.bin")),
+    ]);
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && e.contains("my_lrn") && e.contains("my_softmax"), "{e}");
+    assert!(
+        !o.status.success() && e.contains("my_lrn") && e.contains("my_softmax"),
+        "{e}"
+    );
     assert!(!d.path().join("x.bin").exists());
-    let o = secc(&[s(&models().join("bad/garbage.onnx")), "-o", s(&d.path().join("y.bin"))]);
+    let o = secc(&[
+        s(&models().join("bad/garbage.onnx")),
+        "-o",
+        s(&d.path().join("y.bin")),
+    ]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("error:"));
     assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
 }

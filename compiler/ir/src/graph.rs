@@ -45,7 +45,10 @@ impl ConstData {
     /// New constant; `data.len()` must equal the product of `shape`.
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Self {
         debug_assert_eq!(shape.iter().product::<usize>(), data.len());
-        ConstData { shape, data: Arc::new(data) }
+        ConstData {
+            shape,
+            data: Arc::new(data),
+        }
     }
     /// Type of the constant.
     pub fn ty(&self) -> TensorType {
@@ -141,7 +144,10 @@ pub struct Graph {
 impl Graph {
     /// An empty graph.
     pub fn new(name: impl Into<String>) -> Self {
-        Graph { name: name.into(), ..Default::default() }
+        Graph {
+            name: name.into(),
+            ..Default::default()
+        }
     }
 
     /// Interns a symbolic dimension name.
@@ -157,7 +163,11 @@ impl Graph {
     pub fn add_input(&mut self, name: impl Into<String>, ty: TensorType) -> ValueId {
         let index = self.inputs.len() as u32;
         let name = name.into();
-        let id = self.push(Op::Input { index }, smallvec::smallvec![ty], Some(name.clone()));
+        let id = self.push(
+            Op::Input { index },
+            smallvec::smallvec![ty],
+            Some(name.clone()),
+        );
         self.inputs.push((name, id));
         id.into()
     }
@@ -173,7 +183,10 @@ impl Graph {
 
     /// The node for an existing constant id.
     pub fn const_node(&self, id: ConstId) -> Option<NodeId> {
-        self.const_nodes.get(&id).copied().filter(|n| self.g.contains_node(*n))
+        self.const_nodes
+            .get(&id)
+            .copied()
+            .filter(|n| self.g.contains_node(*n))
     }
 
     /// Adds a node after checking arity and inferring its type from its operands.
@@ -185,20 +198,41 @@ impl Graph {
     ) -> Result<ValueId, IrError> {
         let tys: Vec<&TensorType> = inputs.iter().map(|v| self.ty(*v)).collect();
         let out = op.infer(&tys).map_err(|e| IrError::AtNode {
-            node: NodeRef { id: self.g.node_bound() as u32, origin: origin.clone(), op: op.name().into() },
+            node: NodeRef {
+                id: self.g.node_bound() as u32,
+                origin: origin.clone(),
+                op: op.name().into(),
+            },
             source: Box::new(e),
         })?;
         let id = self.push(op, smallvec::smallvec![out], origin);
         for (i, v) in inputs.iter().enumerate() {
-            self.g.add_edge(v.node, id, Edge { src_slot: v.slot, dst_slot: i as u8 });
+            self.g.add_edge(
+                v.node,
+                id,
+                Edge {
+                    src_slot: v.slot,
+                    dst_slot: i as u8,
+                },
+            );
         }
         Ok(id.into())
     }
 
-    fn push(&mut self, op: Op, outputs: SmallVec<[TensorType; 1]>, origin: Option<String>) -> NodeId {
+    fn push(
+        &mut self,
+        op: Op,
+        outputs: SmallVec<[TensorType; 1]>,
+        origin: Option<String>,
+    ) -> NodeId {
         let order = self.next_order;
         self.next_order += 1;
-        self.g.add_node(Node { op, outputs, origin, order })
+        self.g.add_node(Node {
+            op,
+            outputs,
+            origin,
+            order,
+        })
     }
 
     /// Marks a value as a graph output.
@@ -231,7 +265,15 @@ impl Graph {
         let mut e: Vec<(u8, ValueId)> = self
             .g
             .edges_directed(id, Direction::Incoming)
-            .map(|e| (e.weight().dst_slot, ValueId { node: e.source(), slot: e.weight().src_slot }))
+            .map(|e| {
+                (
+                    e.weight().dst_slot,
+                    ValueId {
+                        node: e.source(),
+                        slot: e.weight().src_slot,
+                    },
+                )
+            })
             .collect();
         e.sort_by_key(|x| x.0);
         e.into_iter().map(|x| x.1).collect()
@@ -280,7 +322,14 @@ impl Graph {
             .collect();
         for (eid, tgt, dst) in edges {
             self.g.remove_edge(eid);
-            self.g.add_edge(new.node, tgt, Edge { src_slot: new.slot, dst_slot: dst });
+            self.g.add_edge(
+                new.node,
+                tgt,
+                Edge {
+                    src_slot: new.slot,
+                    dst_slot: dst,
+                },
+            );
         }
         for o in self.outputs.iter_mut() {
             if o.1 == old {
@@ -318,7 +367,9 @@ impl Graph {
         while let Some(Reverse((_, n))) = heap.pop() {
             out.push(n);
             for e in self.g.edges_directed(n, Direction::Outgoing) {
-                let d = indeg.get_mut(&e.target()).expect("invariant: every node has an in-degree");
+                let d = indeg
+                    .get_mut(&e.target())
+                    .expect("invariant: every node has an in-degree");
                 *d -= 1;
                 if *d == 0 {
                     heap.push(Reverse((self.g[e.target()].order, e.target())));
@@ -331,7 +382,11 @@ impl Graph {
     /// A printable reference to a node for error messages.
     pub fn node_ref(&self, id: NodeId) -> NodeRef {
         let n = &self.g[id];
-        NodeRef { id: id.index() as u32, origin: n.origin.clone(), op: n.op.name().into() }
+        NodeRef {
+            id: id.index() as u32,
+            origin: n.origin.clone(),
+            op: n.op.name().into(),
+        }
     }
 
     /// Re-infers the output type of a node from its operands (after an op edit).
@@ -341,10 +396,10 @@ impl Graph {
         }
         let ins = self.inputs(id);
         let tys: Vec<&TensorType> = ins.iter().map(|v| self.ty(*v)).collect();
-        let t = self.g[id]
-            .op
-            .infer(&tys)
-            .map_err(|e| IrError::AtNode { node: self.node_ref(id), source: Box::new(e) })?;
+        let t = self.g[id].op.infer(&tys).map_err(|e| IrError::AtNode {
+            node: self.node_ref(id),
+            source: Box::new(e),
+        })?;
         self.g[id].outputs[0] = t;
         Ok(())
     }

@@ -18,7 +18,11 @@ pub struct Tensor {
 impl Tensor {
     /// New tensor; panics if the element count is wrong (a caller bug).
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Self {
-        assert_eq!(shape.iter().product::<usize>(), data.len(), "tensor data/shape mismatch");
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            data.len(),
+            "tensor data/shape mismatch"
+        );
         Tensor { shape, data }
     }
 }
@@ -66,8 +70,16 @@ fn bshape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, IrError> {
     let r = a.len().max(b.len());
     (0..r)
         .map(|i| {
-            let da = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
-            let db = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
+            let da = if i + a.len() >= r {
+                a[i + a.len() - r]
+            } else {
+                1
+            };
+            let db = if i + b.len() >= r {
+                b[i + b.len() - r]
+            } else {
+                1
+            };
             if da == db || db == 1 {
                 Ok(da)
             } else if da == 1 {
@@ -111,14 +123,27 @@ fn reduce_mean(x: &Tensor, axes: &[usize], keep: bool) -> Tensor {
     let shape = if keep {
         oshape_keep
     } else {
-        x.shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect()
+        x.shape
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !axes.contains(i))
+            .map(|(_, &d)| d)
+            .collect()
     };
     Tensor::new(shape, data)
 }
 
 fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, IrError> {
-    let a2 = if a.shape.len() == 1 { vec![1, a.shape[0]] } else { a.shape.clone() };
-    let b2 = if b.shape.len() == 1 { vec![b.shape[0], 1] } else { b.shape.clone() };
+    let a2 = if a.shape.len() == 1 {
+        vec![1, a.shape[0]]
+    } else {
+        a.shape.clone()
+    };
+    let b2 = if b.shape.len() == 1 {
+        vec![b.shape[0], 1]
+    } else {
+        b.shape.clone()
+    };
     let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
     let (k2, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
     if k != k2 {
@@ -156,9 +181,25 @@ fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, IrError> {
 }
 
 fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>) -> Result<Tensor, IrError> {
-    let at = |i: usize, j: usize| if g.trans_a { a.data[j * a.shape[1] + i] } else { a.data[i * a.shape[1] + j] };
-    let bt = |i: usize, j: usize| if g.trans_b { b.data[j * b.shape[1] + i] } else { b.data[i * b.shape[1] + j] };
-    let (m, k) = if g.trans_a { (a.shape[1], a.shape[0]) } else { (a.shape[0], a.shape[1]) };
+    let at = |i: usize, j: usize| {
+        if g.trans_a {
+            a.data[j * a.shape[1] + i]
+        } else {
+            a.data[i * a.shape[1] + j]
+        }
+    };
+    let bt = |i: usize, j: usize| {
+        if g.trans_b {
+            b.data[j * b.shape[1] + i]
+        } else {
+            b.data[i * b.shape[1] + j]
+        }
+    };
+    let (m, k) = if g.trans_a {
+        (a.shape[1], a.shape[0])
+    } else {
+        (a.shape[0], a.shape[1])
+    };
     let n = if g.trans_b { b.shape[0] } else { b.shape[1] };
     let mut data = vec![0f32; m * n];
     for i in 0..m {
@@ -182,8 +223,12 @@ fn conv2d(a: &Conv2dAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor
     let (o, cg, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
     let g = a.group as usize;
     let og = o / g;
-    let oh = (h + (a.pads[0] + a.pads[2]) as usize - (a.dilations[0] as usize * (kh - 1) + 1)) / a.strides[0] as usize + 1;
-    let ow = (wd + (a.pads[1] + a.pads[3]) as usize - (a.dilations[1] as usize * (kw - 1) + 1)) / a.strides[1] as usize + 1;
+    let oh = (h + (a.pads[0] + a.pads[2]) as usize - (a.dilations[0] as usize * (kh - 1) + 1))
+        / a.strides[0] as usize
+        + 1;
+    let ow = (wd + (a.pads[1] + a.pads[3]) as usize - (a.dilations[1] as usize * (kw - 1) + 1))
+        / a.strides[1] as usize
+        + 1;
     let mut out = vec![0f32; n * o * oh * ow];
     for ni in 0..n {
         for oc in 0..o {
@@ -194,16 +239,21 @@ fn conv2d(a: &Conv2dAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor
                     for ic in 0..cg {
                         let cin = grp * cg + ic;
                         for ky in 0..kh {
-                            let iy = (y * a.strides[0] as usize + ky * a.dilations[0] as usize) as i64 - a.pads[0] as i64;
+                            let iy = (y * a.strides[0] as usize + ky * a.dilations[0] as usize)
+                                as i64
+                                - a.pads[0] as i64;
                             if iy < 0 || iy >= h as i64 {
                                 continue;
                             }
                             for kx in 0..kw {
-                                let ix = (xx * a.strides[1] as usize + kx * a.dilations[1] as usize) as i64 - a.pads[1] as i64;
+                                let ix = (xx * a.strides[1] as usize + kx * a.dilations[1] as usize)
+                                    as i64
+                                    - a.pads[1] as i64;
                                 if ix < 0 || ix >= wd as i64 {
                                     continue;
                                 }
-                                let xv = x.data[((ni * c + cin) * h + iy as usize) * wd + ix as usize];
+                                let xv =
+                                    x.data[((ni * c + cin) * h + iy as usize) * wd + ix as usize];
                                 let wv = w.data[((oc * cg + ic) * kh + ky) * kw + kx];
                                 s += xv as f64 * wv as f64;
                             }
@@ -218,23 +268,42 @@ fn conv2d(a: &Conv2dAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor
 }
 
 /// The SE block written out step by step, exactly as the paper defines it.
-fn squeeze_excite(a: &SeAttrs, x: &Tensor, w1: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor) -> Tensor {
+fn squeeze_excite(
+    a: &SeAttrs,
+    x: &Tensor,
+    w1: &Tensor,
+    b1: &Tensor,
+    w2: &Tensor,
+    b2: &Tensor,
+) -> Tensor {
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
     let r = w1.shape[0];
     let hw = h * w;
     let mut y = x.data.clone();
     for ni in 0..n {
         let pooled: Vec<f64> = (0..c)
-            .map(|ci| x.data[(ni * c + ci) * hw..(ni * c + ci + 1) * hw].iter().map(|&v| v as f64).sum::<f64>() / hw as f64)
+            .map(|ci| {
+                x.data[(ni * c + ci) * hw..(ni * c + ci + 1) * hw]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .sum::<f64>()
+                    / hw as f64
+            })
             .collect();
         let hidden: Vec<f32> = (0..r)
             .map(|j| {
-                let s: f64 = b1.data[j] as f64 + (0..c).map(|ci| w1.data[j * c + ci] as f64 * pooled[ci]).sum::<f64>();
+                let s: f64 = b1.data[j] as f64
+                    + (0..c)
+                        .map(|ci| w1.data[j * c + ci] as f64 * pooled[ci])
+                        .sum::<f64>();
                 a.inner.apply(s as f32)
             })
             .collect();
         for ci in 0..c {
-            let s: f64 = b2.data[ci] as f64 + (0..r).map(|j| w2.data[ci * r + j] as f64 * hidden[j] as f64).sum::<f64>();
+            let s: f64 = b2.data[ci] as f64
+                + (0..r)
+                    .map(|j| w2.data[ci * r + j] as f64 * hidden[j] as f64)
+                    .sum::<f64>();
             let gate = a.gate.apply(s as f32);
             for v in &mut y[(ni * c + ci) * hw..(ni * c + ci + 1) * hw] {
                 *v *= gate;
@@ -245,31 +314,53 @@ fn squeeze_excite(a: &SeAttrs, x: &Tensor, w1: &Tensor, b1: &Tensor, w2: &Tensor
 }
 
 fn act(a: Activation, x: &Tensor) -> Tensor {
-    Tensor::new(x.shape.clone(), x.data.iter().map(|&v| a.apply(v)).collect())
+    Tensor::new(
+        x.shape.clone(),
+        x.data.iter().map(|&v| a.apply(v)).collect(),
+    )
 }
 
 /// Binds symbolic dims from the concrete input shapes.
 pub fn bind_symbols(g: &Graph, inputs: &[Tensor]) -> Result<Vec<u64>, IrError> {
     if inputs.len() != g.inputs.len() {
-        return Err(err(format!("graph has {} inputs, got {}", g.inputs.len(), inputs.len())));
+        return Err(err(format!(
+            "graph has {} inputs, got {}",
+            g.inputs.len(),
+            inputs.len()
+        )));
     }
     let mut syms: Vec<Option<u64>> = vec![None; g.sym_names.len()];
     for ((name, id), t) in g.inputs.iter().zip(inputs) {
         let ty = &g.node(*id).outputs[0];
         if ty.shape.len() != t.shape.len() {
-            return Err(err(format!("input '{name}': rank {} expected, got shape {:?}", ty.shape.len(), t.shape)));
+            return Err(err(format!(
+                "input '{name}': rank {} expected, got shape {:?}",
+                ty.shape.len(),
+                t.shape
+            )));
         }
         for (d, &v) in ty.shape.iter().zip(&t.shape) {
             match *d {
                 Dim::Known(k) if k as usize == v => {}
-                Dim::Sym(s, k) if v as u64 % k == 0 => {
+                Dim::Sym(s, k) if (v as u64).is_multiple_of(k) => {
                     let b = v as u64 / k;
                     match syms[s.0 as usize] {
-                        Some(o) if o != b => return Err(err(format!("input '{name}': symbol '{}' bound to {o} and {b}", g.sym_names[s.0 as usize]))),
+                        Some(o) if o != b => {
+                            return Err(err(format!(
+                                "input '{name}': symbol '{}' bound to {o} and {b}",
+                                g.sym_names[s.0 as usize]
+                            )))
+                        }
                         _ => syms[s.0 as usize] = Some(b),
                     }
                 }
-                _ => return Err(err(format!("input '{name}': expected {}, got shape {:?}", ty.display(&g.sym_names), t.shape))),
+                _ => {
+                    return Err(err(format!(
+                        "input '{name}': expected {}, got shape {:?}",
+                        ty.display(&g.sym_names),
+                        t.shape
+                    )))
+                }
             }
         }
     }
@@ -279,7 +370,9 @@ pub fn bind_symbols(g: &Graph, inputs: &[Tensor]) -> Result<Vec<u64>, IrError> {
 /// Evaluates one compute op (not `Input`/`Const`) on concrete operands.
 pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError> {
     Ok(match op {
-        Op::Input { .. } | Op::Const(_) => return Err(err("inputs and constants are not evaluated")),
+        Op::Input { .. } | Op::Const(_) => {
+            return Err(err("inputs and constants are not evaluated"))
+        }
         Op::Identity => ins[0].clone(),
         Op::Binary(b) => binary(ins[0], ins[1], |x, y| b.apply(x, y))?,
         Op::Act(a) => act(*a, ins[0]),
@@ -318,7 +411,10 @@ pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, IrError> {
             .iter()
             .map(|v: &ValueId| vals.get(&v.node).ok_or_else(|| err("operand not computed")))
             .collect::<Result<_, _>>()?;
-        let at = |e: IrError| IrError::AtNode { node: g.node_ref(id), source: Box::new(e) };
+        let at = |e: IrError| IrError::AtNode {
+            node: g.node_ref(id),
+            source: Box::new(e),
+        };
         let t = match &n.op {
             Op::Input { index } => inputs[*index as usize].clone(),
             Op::Const(c) => {
@@ -327,14 +423,23 @@ pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, IrError> {
             }
             op => eval_op(op, &ins, &syms).map_err(at)?,
         };
-        let want = n.outputs[0].eval(&syms).ok_or_else(|| at(err("unbound symbol")))?;
+        let want = n.outputs[0]
+            .eval(&syms)
+            .ok_or_else(|| at(err("unbound symbol")))?;
         if t.shape != want {
-            return Err(at(err(format!("computed shape {:?}, type says {:?}", t.shape, want))));
+            return Err(at(err(format!(
+                "computed shape {:?}, type says {:?}",
+                t.shape, want
+            ))));
         }
         vals.insert(id, t);
     }
     g.outputs
         .iter()
-        .map(|(_, v)| vals.get(&v.node).cloned().ok_or_else(|| err("output not computed")))
+        .map(|(_, v)| {
+            vals.get(&v.node)
+                .cloned()
+                .ok_or_else(|| err("output not computed"))
+        })
         .collect()
 }

@@ -107,7 +107,10 @@ impl Activation {
     pub fn attrs(self) -> Vec<(&'static str, String)> {
         match self {
             Activation::HardSigmoid { alpha, beta } => {
-                vec![("alpha", format!("{alpha:?}")), ("beta", format!("{beta:?}"))]
+                vec![
+                    ("alpha", format!("{alpha:?}")),
+                    ("beta", format!("{beta:?}")),
+                ]
             }
             Activation::Clip { min, max } => {
                 vec![("max", format!("{max:?}")), ("min", format!("{min:?}"))]
@@ -268,16 +271,23 @@ impl Op {
         if ins.len() < lo || ins.len() > hi {
             return Err(IrError::Arity {
                 op: name.into(),
-                expected: if lo == hi { lo.to_string() } else { format!("{lo}..={hi}") },
+                expected: if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}..={hi}")
+                },
                 got: ins.len(),
             });
         }
         let ty = |m: String| IrError::ty(name, m);
         let known = |d: Dim, what: &str| {
-            d.known().ok_or_else(|| IrError::ty(name, format!("{what} must be a known extent")))
+            d.known()
+                .ok_or_else(|| IrError::ty(name, format!("{what} must be a known extent")))
         };
         match self {
-            Op::Input { .. } | Op::Const(_) => Err(ty("inputs and constants are not inferred".into())),
+            Op::Input { .. } | Op::Const(_) => {
+                Err(ty("inputs and constants are not inferred".into()))
+            }
             Op::Identity | Op::Act(_) => Ok(ins[0].clone()),
             Op::Binary(_) => broadcast_shapes(&ins[0].shape, &ins[1].shape)
                 .map(TensorType::f32)
@@ -325,14 +335,26 @@ impl Op {
                 if a.is_empty() || b.is_empty() {
                     return Err(ty("operands must have rank >= 1".into()));
                 }
-                let a2: Shape = if a.len() == 1 { [Dim::Known(1), a[0]].into_iter().collect() } else { a.clone() };
-                let b2: Shape = if b.len() == 1 { [b[0], Dim::Known(1)].into_iter().collect() } else { b.clone() };
+                let a2: Shape = if a.len() == 1 {
+                    [Dim::Known(1), a[0]].into_iter().collect()
+                } else {
+                    a.clone()
+                };
+                let b2: Shape = if b.len() == 1 {
+                    [b[0], Dim::Known(1)].into_iter().collect()
+                } else {
+                    b.clone()
+                };
                 let (m, k1) = (a2[a2.len() - 2], a2[a2.len() - 1]);
                 let (k2, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
                 if k1 != k2 {
-                    return Err(ty(format!("inner dimensions differ: {} vs {}", ins[0], ins[1])));
+                    return Err(ty(format!(
+                        "inner dimensions differ: {} vs {}",
+                        ins[0], ins[1]
+                    )));
                 }
-                let mut o = broadcast_shapes(&a2[..a2.len() - 2], &b2[..b2.len() - 2]).map_err(ty)?;
+                let mut o =
+                    broadcast_shapes(&a2[..a2.len() - 2], &b2[..b2.len() - 2]).map_err(ty)?;
                 if a.len() > 1 {
                     o.push(m);
                 }
@@ -344,12 +366,26 @@ impl Op {
             Op::Gemm(g) => {
                 let (a, b) = (&ins[0].shape, &ins[1].shape);
                 if a.len() != 2 || b.len() != 2 {
-                    return Err(ty(format!("A and B must be 2-D, got {} and {}", ins[0], ins[1])));
+                    return Err(ty(format!(
+                        "A and B must be 2-D, got {} and {}",
+                        ins[0], ins[1]
+                    )));
                 }
-                let (m, k1) = if g.trans_a { (a[1], a[0]) } else { (a[0], a[1]) };
-                let (k2, n) = if g.trans_b { (b[1], b[0]) } else { (b[0], b[1]) };
+                let (m, k1) = if g.trans_a {
+                    (a[1], a[0])
+                } else {
+                    (a[0], a[1])
+                };
+                let (k2, n) = if g.trans_b {
+                    (b[1], b[0])
+                } else {
+                    (b[0], b[1])
+                };
                 if k1 != k2 {
-                    return Err(ty(format!("inner dimensions differ: {} vs {}", ins[0], ins[1])));
+                    return Err(ty(format!(
+                        "inner dimensions differ: {} vs {}",
+                        ins[0], ins[1]
+                    )));
                 }
                 let out: Shape = [m, n].into_iter().collect();
                 if let Some(c) = ins.get(2) {
@@ -363,16 +399,25 @@ impl Op {
             Op::Conv2d(c) => {
                 let (x, w) = (&ins[0].shape, &ins[1].shape);
                 if x.len() != 4 || w.len() != 4 {
-                    return Err(ty(format!("x and w must be 4-D, got {} and {}", ins[0], ins[1])));
+                    return Err(ty(format!(
+                        "x and w must be 4-D, got {} and {}",
+                        ins[0], ins[1]
+                    )));
                 }
                 let cin = known(x[1], "input channels")?;
                 let cout = known(w[0], "output channels")?;
                 let (kh, kw) = (known(w[2], "kernel height")?, known(w[3], "kernel width")?);
                 if c.group == 0 || cin % c.group != 0 || cout % c.group != 0 {
-                    return Err(ty(format!("group {} does not divide channels {cin}->{cout}", c.group)));
+                    return Err(ty(format!(
+                        "group {} does not divide channels {cin}->{cout}",
+                        c.group
+                    )));
                 }
                 if known(w[1], "weight in-channels")? != cin / c.group {
-                    return Err(ty(format!("weight {} does not match {cin} input channels / group {}", ins[1], c.group)));
+                    return Err(ty(format!(
+                        "weight {} does not match {cin} input channels / group {}",
+                        ins[1], c.group
+                    )));
                 }
                 if c.strides.contains(&0) || c.dilations.contains(&0) {
                     return Err(ty("strides and dilations must be >= 1".into()));
@@ -401,17 +446,21 @@ impl Op {
                 let c = x[1];
                 let w1 = &ins[1].shape;
                 if w1.len() != 2 || w1[1] != c {
-                    return Err(ty(format!("w1 {} must be [R, C] with C = {}", ins[1], c.display(&[]))));
+                    return Err(ty(format!(
+                        "w1 {} must be [R, C] with C = {}",
+                        ins[1],
+                        c.display(&[])
+                    )));
                 }
                 let r = w1[0];
-                let want = [
-                    (2, vec![r]),
-                    (3, vec![c, r]),
-                    (4, vec![c]),
-                ];
+                let want = [(2, vec![r]), (3, vec![c, r]), (4, vec![c])];
                 for (i, s) in want {
                     if ins[i].shape.as_slice() != s.as_slice() {
-                        return Err(ty(format!("operand {i} has type {}, expected shape {:?}", ins[i], s.iter().map(|d| d.display(&[])).collect::<Vec<_>>())));
+                        return Err(ty(format!(
+                            "operand {i} has type {}, expected shape {:?}",
+                            ins[i],
+                            s.iter().map(|d| d.display(&[])).collect::<Vec<_>>()
+                        )));
                     }
                 }
                 Ok(ins[0].clone())

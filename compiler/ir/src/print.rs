@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 fn quote_name(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
         s.to_string()
     } else {
         format!("{s:?}")
@@ -95,14 +98,26 @@ pub fn print(g: &Graph) -> String {
     let sig: Vec<String> = g
         .inputs
         .iter()
-        .map(|(name, id)| format!("%{}: {}", quote_name(name), g.node(*id).outputs[0].display(names)))
+        .map(|(name, id)| {
+            format!(
+                "%{}: {}",
+                quote_name(name),
+                g.node(*id).outputs[0].display(names)
+            )
+        })
         .collect();
     let rets: Vec<String> = g
         .outputs
         .iter()
         .map(|(_, v)| g.ty(*v).display(names))
         .collect();
-    let _ = writeln!(out, "graph @{}({}) -> ({}) {{", quote_name(&g.name), sig.join(", "), rets.join(", "));
+    let _ = writeln!(
+        out,
+        "graph @{}({}) -> ({}) {{",
+        quote_name(&g.name),
+        sig.join(", "),
+        rets.join(", ")
+    );
     out.push_str(&body);
     let outs: Vec<String> = g
         .outputs

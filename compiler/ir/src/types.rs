@@ -50,7 +50,7 @@ impl Dim {
         }
     }
     /// Product of two dims, `None` if it would need a product of symbols.
-    pub fn mul(self, o: Dim) -> Option<Dim> {
+    pub fn checked_mul(self, o: Dim) -> Option<Dim> {
         match (self, o) {
             (Dim::Known(a), Dim::Known(b)) => Some(Dim::Known(a * b)),
             (Dim::Known(0), Dim::Sym(..)) | (Dim::Sym(..), Dim::Known(0)) => Some(Dim::Known(0)),
@@ -61,7 +61,7 @@ impl Dim {
         }
     }
     /// Exact quotient `self / o`, `None` if not exact or not representable.
-    pub fn div(self, o: Dim) -> Option<Dim> {
+    pub fn checked_div(self, o: Dim) -> Option<Dim> {
         match (self, o) {
             (Dim::Known(a), Dim::Known(b)) if b != 0 && a % b == 0 => Some(Dim::Known(a / b)),
             (Dim::Sym(s, k), Dim::Known(b)) if b != 0 && k % b == 0 => Some(Dim::Sym(s, k / b)),
@@ -124,7 +124,9 @@ impl TensorType {
     }
     /// Number of elements as a dim (known or `k * sym`).
     pub fn numel(&self) -> Option<Dim> {
-        self.shape.iter().try_fold(Dim::Known(1), |a, &d| a.mul(d))
+        self.shape
+            .iter()
+            .try_fold(Dim::Known(1), |a, &d| a.checked_mul(d))
     }
     /// Concrete extents under a symbol binding.
     pub fn eval(&self, syms: &[u64]) -> Option<Vec<usize>> {
@@ -151,8 +153,16 @@ pub fn broadcast_shapes(a: &[Dim], b: &[Dim]) -> Result<Shape, String> {
     let r = a.len().max(b.len());
     let mut out = Shape::new();
     for i in 0..r {
-        let da = if i + a.len() >= r { a[i + a.len() - r] } else { Dim::Known(1) };
-        let db = if i + b.len() >= r { b[i + b.len() - r] } else { Dim::Known(1) };
+        let da = if i + a.len() >= r {
+            a[i + a.len() - r]
+        } else {
+            Dim::Known(1)
+        };
+        let db = if i + b.len() >= r {
+            b[i + b.len() - r]
+        } else {
+            Dim::Known(1)
+        };
         let d = if da == db || db == Dim::Known(1) {
             da
         } else if da == Dim::Known(1) {

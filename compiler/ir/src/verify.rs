@@ -37,7 +37,10 @@ impl Graph {
             let n = self.node(id);
             let r = || Some(self.node_ref(id));
             if n.outputs.len() != 1 {
-                errs.push((r(), format!("has {} output types, expected 1", n.outputs.len())));
+                errs.push((
+                    r(),
+                    format!("has {} output types, expected 1", n.outputs.len()),
+                ));
                 continue;
             }
             let ins = self.inputs(id);
@@ -48,7 +51,10 @@ impl Graph {
                 .collect();
             slots.sort();
             if slots.iter().enumerate().any(|(i, &s)| s as usize != i) {
-                errs.push((r(), format!("operand slots are not 0..{}: {slots:?}", slots.len())));
+                errs.push((
+                    r(),
+                    format!("operand slots are not 0..{}: {slots:?}", slots.len()),
+                ));
                 continue;
             }
             match &n.op {
@@ -84,7 +90,10 @@ impl Graph {
         }
         for (i, (name, n)) in self.inputs.iter().enumerate() {
             if !self.contains(*n) || self.node(*n).op != (Op::Input { index: i as u32 }) {
-                errs.push((None, format!("input '{name}' (#{i}) is not a live input node")));
+                errs.push((
+                    None,
+                    format!("input '{name}' (#{i}) is not a live input node"),
+                ));
             }
         }
         if errs.is_empty() {

@@ -17,7 +17,11 @@ const INTS: i32 = 7;
 
 impl<'a> NodeCx<'a> {
     pub fn new(node: &'a NodeProto, index: usize) -> Self {
-        let name = if node.name.is_empty() { format!("#{index}") } else { node.name.clone() };
+        let name = if node.name.is_empty() {
+            format!("#{index}")
+        } else {
+            node.name.clone()
+        };
         NodeCx { node, name }
     }
 
@@ -26,7 +30,11 @@ impl<'a> NodeCx<'a> {
     }
 
     pub fn err(&self, msg: impl Into<String>) -> NodeError {
-        NodeError { node: self.name.clone(), op_type: self.node.op_type.clone(), msg: msg.into() }
+        NodeError {
+            node: self.name.clone(),
+            op_type: self.node.op_type.clone(),
+            msg: msg.into(),
+        }
     }
 
     pub fn attr_err(&self, attr: &str, msg: impl std::fmt::Display) -> NodeError {
@@ -39,7 +47,10 @@ impl<'a> NodeCx<'a> {
             Some(a) => {
                 let t = a.type_.value();
                 if !a.ref_attr_name.is_empty() {
-                    return Err(self.attr_err(name, "references a function attribute, which is not supported"));
+                    return Err(self.attr_err(
+                        name,
+                        "references a function attribute, which is not supported",
+                    ));
                 }
                 if t != ty && t != 0 {
                     let n = |t| match t {
@@ -51,7 +62,9 @@ impl<'a> NodeCx<'a> {
                         INTS => "ints",
                         _ => "other",
                     };
-                    return Err(self.attr_err(name, format!("expected type {}, found {}", n(ty), n(t))));
+                    return Err(
+                        self.attr_err(name, format!("expected type {}, found {}", n(ty), n(t)))
+                    );
                 }
                 Ok(Some(a))
             }
@@ -90,7 +103,11 @@ impl<'a> NodeCx<'a> {
 
     /// Input name `i`, or `None` when absent or the empty "optional" name.
     pub fn input(&self, i: usize) -> Option<&'a str> {
-        self.node.input.get(i).map(|s| s.as_str()).filter(|s| !s.is_empty())
+        self.node
+            .input
+            .get(i)
+            .map(|s| s.as_str())
+            .filter(|s| !s.is_empty())
     }
 
     /// Normalises an axis into `0..rank`.

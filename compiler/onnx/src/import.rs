@@ -24,16 +24,29 @@ pub struct ImportOptions {
 
 /// Reads and imports an ONNX file; external data is resolved relative to its folder.
 pub fn import_file(path: &Path, opts: &ImportOptions) -> Result<Graph, ImportError> {
-    let bytes = std::fs::read(path).map_err(|e| ImportError::Io { path: path.display().to_string(), source: e })?;
+    let bytes = std::fs::read(path).map_err(|e| ImportError::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
     import_bytes(&bytes, path.parent(), opts)
 }
 
 /// Imports a serialized `ModelProto`. `base` is the folder holding external data, if any.
-pub fn import_bytes(bytes: &[u8], base: Option<&Path>, opts: &ImportOptions) -> Result<Graph, ImportError> {
-    let model = ModelProto::parse_from_bytes(bytes).map_err(|e| ImportError::Parse(e.to_string()))?;
-    let graph = model.graph.as_ref().ok_or_else(|| ImportError::Model("model has no graph".into()))?;
+pub fn import_bytes(
+    bytes: &[u8],
+    base: Option<&Path>,
+    opts: &ImportOptions,
+) -> Result<Graph, ImportError> {
+    let model =
+        ModelProto::parse_from_bytes(bytes).map_err(|e| ImportError::Parse(e.to_string()))?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| ImportError::Model("model has no graph".into()))?;
     if graph.node.is_empty() && graph.output.is_empty() {
-        return Err(ImportError::Model("graph is empty (no nodes, no outputs): is this really an ONNX model?".into()));
+        return Err(ImportError::Model(
+            "graph is empty (no nodes, no outputs): is this really an ONNX model?".into(),
+        ));
     }
     let mut opset = None;
     for o in &model.opset_import {
@@ -41,12 +54,19 @@ pub fn import_bytes(bytes: &[u8], base: Option<&Path>, opts: &ImportOptions) -> 
             opset = Some(o.version);
         }
     }
-    let opset = opset.ok_or_else(|| ImportError::Model("no default-domain opset in opset_import".into()))?;
+    let opset = opset
+        .ok_or_else(|| ImportError::Model("no default-domain opset in opset_import".into()))?;
     if !(MIN_OPSET..=MAX_OPSET).contains(&opset) {
-        return Err(ImportError::Model(format!("opset {opset} is not supported (supported: {MIN_OPSET}..={MAX_OPSET})")));
+        return Err(ImportError::Model(format!(
+            "opset {opset} is not supported (supported: {MIN_OPSET}..={MAX_OPSET})"
+        )));
     }
     let mut im = Importer {
-        g: Graph::new(if graph.name.is_empty() { "main" } else { &graph.name }),
+        g: Graph::new(if graph.name.is_empty() {
+            "main"
+        } else {
+            &graph.name
+        }),
         opset,
         base,
         vals: BTreeMap::new(),
@@ -64,7 +84,10 @@ pub fn import_bytes(bytes: &[u8], base: Option<&Path>, opts: &ImportOptions) -> 
                 im.ints.insert(t.name.clone(), (s, d));
             }
             Err(msg) => {
-                return Err(ImportError::Tensor { name: t.name.clone(), msg });
+                return Err(ImportError::Tensor {
+                    name: t.name.clone(),
+                    msg,
+                });
             }
         }
     }
@@ -105,7 +128,9 @@ pub fn import_bytes(bytes: &[u8], base: Option<&Path>, opts: &ImportOptions) -> 
         return Err(ImportError::Unsupported(unsupported));
     }
     for vi in &graph.output {
-        let v = im.float_value(&vi.name).map_err(|m| ImportError::Model(format!("graph output {:?}: {m}", vi.name)))?;
+        let v = im
+            .float_value(&vi.name)
+            .map_err(|m| ImportError::Model(format!("graph output {:?}: {m}", vi.name)))?;
         im.g.add_output(vi.name.clone(), v);
     }
     Ok(im.g)
@@ -113,8 +138,27 @@ pub fn import_bytes(bytes: &[u8], base: Option<&Path>, opts: &ImportOptions) -> 
 
 /// Every ONNX op type (default domain) the importer handles.
 pub const SUPPORTED_OPS: &[&str] = &[
-    "Add", "Clip", "Constant", "Conv", "Div", "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "HardSigmoid",
-    "HardSwish", "Identity", "MatMul", "Mul", "ReduceMean", "Relu", "Reshape", "Sigmoid", "Squeeze", "Sub", "Unsqueeze",
+    "Add",
+    "Clip",
+    "Constant",
+    "Conv",
+    "Div",
+    "Dropout",
+    "Flatten",
+    "Gemm",
+    "GlobalAveragePool",
+    "HardSigmoid",
+    "HardSwish",
+    "Identity",
+    "MatMul",
+    "Mul",
+    "ReduceMean",
+    "Relu",
+    "Reshape",
+    "Sigmoid",
+    "Squeeze",
+    "Sub",
+    "Unsqueeze",
 ];
 
 fn is_default_domain(d: &str) -> bool {
@@ -154,13 +198,28 @@ struct Importer<'b> {
 type R<T> = Result<T, Failure>;
 
 impl Importer<'_> {
-    fn input_type(&mut self, vi: &ValueInfoProto, opts: &ImportOptions) -> Result<TensorType, ImportError> {
+    fn input_type(
+        &mut self,
+        vi: &ValueInfoProto,
+        opts: &ImportOptions,
+    ) -> Result<TensorType, ImportError> {
         let bad = |m: String| ImportError::Model(format!("graph input {:?}: {m}", vi.name));
-        let tt = vi.type_.as_ref().filter(|t| t.has_tensor_type()).ok_or_else(|| bad("not a tensor".into()))?.tensor_type();
+        let tt = vi
+            .type_
+            .as_ref()
+            .filter(|t| t.has_tensor_type())
+            .ok_or_else(|| bad("not a tensor".into()))?
+            .tensor_type();
         if tt.elem_type != 1 {
-            return Err(bad(format!("element type {} is not supported (only float32)", dtype_name(tt.elem_type))));
+            return Err(bad(format!(
+                "element type {} is not supported (only float32)",
+                dtype_name(tt.elem_type)
+            )));
         }
-        let shape = tt.shape.as_ref().ok_or_else(|| bad("has no shape (rank must be known)".into()))?;
+        let shape = tt
+            .shape
+            .as_ref()
+            .ok_or_else(|| bad("has no shape (rank must be known)".into()))?;
         let mut dims = Shape::new();
         for (axis, d) in shape.dim.iter().enumerate() {
             if d.has_dim_value() && d.dim_value() > 0 {
@@ -188,23 +247,32 @@ impl Importer<'_> {
             return Ok(*v);
         }
         if let Some((s, d)) = self.floats.get(name) {
-            let v = self.g.add_const(ConstData::new(s.clone(), d.clone()), Some(name.to_string()));
+            let v = self
+                .g
+                .add_const(ConstData::new(s.clone(), d.clone()), Some(name.to_string()));
             self.float_nodes.insert(name.to_string(), v);
             return Ok(v);
         }
         if self.ints.contains_key(name) {
-            return Err(format!("{name:?} is an integer tensor; only float32 tensors are supported as data"));
+            return Err(format!(
+                "{name:?} is an integer tensor; only float32 tensors are supported as data"
+            ));
         }
         Err(format!("{name:?} is not defined before use"))
     }
 
     fn operand(&mut self, cx: &NodeCx, i: usize) -> R<ValueId> {
-        let name = cx.input(i).ok_or_else(|| cx.err(format!("input {i} is missing")))?;
-        self.float_value(name).map_err(|m| Failure::Error(cx.err(format!("input {i}: {m}"))))
+        let name = cx
+            .input(i)
+            .ok_or_else(|| cx.err(format!("input {i} is missing")))?;
+        self.float_value(name)
+            .map_err(|m| Failure::Error(cx.err(format!("input {i}: {m}"))))
     }
 
     fn const_ints(&self, cx: &NodeCx, i: usize, what: &str) -> R<Vec<i64>> {
-        let name = cx.input(i).ok_or_else(|| cx.err(format!("input {i} ({what}) is missing")))?;
+        let name = cx
+            .input(i)
+            .ok_or_else(|| cx.err(format!("input {i} ({what}) is missing")))?;
         match self.ints.get(name) {
             Some((_, d)) => Ok(d.clone()),
             None => Err(cx.err(format!("input {i} ({what}) must be a constant integer tensor; {name:?} is computed at run time, which is not supported")).into()),
@@ -212,7 +280,9 @@ impl Importer<'_> {
     }
 
     fn const_scalar_f32(&self, cx: &NodeCx, i: usize, what: &str) -> R<Option<f32>> {
-        let Some(name) = cx.input(i) else { return Ok(None) };
+        let Some(name) = cx.input(i) else {
+            return Ok(None);
+        };
         if let Some(v) = self.float_nodes.get(name).or_else(|| self.vals.get(name)) {
             if let Some(c) = self.g.const_of(*v) {
                 if c.data.len() == 1 {
@@ -235,15 +305,22 @@ impl Importer<'_> {
         let v = self
             .g
             .add_node(op, ins, Some(cx.name.clone()))
-            .map_err(|e| cx.err(match e {
-                secc_ir::IrError::AtNode { source, .. } => source.to_string(),
-                e => e.to_string(),
-            }))?;
+            .map_err(|e| {
+                cx.err(match e {
+                    secc_ir::IrError::AtNode { source, .. } => source.to_string(),
+                    e => e.to_string(),
+                })
+            })?;
         self.def(cx, v)
     }
 
     fn def(&mut self, cx: &NodeCx, v: ValueId) -> R<()> {
-        let out = cx.node.output.first().filter(|s| !s.is_empty()).ok_or_else(|| cx.err("has no output"))?;
+        let out = cx
+            .node
+            .output
+            .first()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| cx.err("has no output"))?;
         self.vals.insert(out.clone(), v);
         Ok(())
     }
@@ -261,7 +338,10 @@ impl Importer<'_> {
             }
             "Dropout" => {
                 if let Some(name) = cx.input(2) {
-                    let training = self.ints.get(name).map(|(_, d)| d.first().copied().unwrap_or(0));
+                    let training = self
+                        .ints
+                        .get(name)
+                        .map(|(_, d)| d.first().copied().unwrap_or(0));
                     if training != Some(0) {
                         return Err(cx.err("input 2 (training_mode) must be a constant false; training-mode Dropout is not supported").into());
                     }
@@ -292,11 +372,16 @@ impl Importer<'_> {
             }
             "Clip" => {
                 let (min, max) = if self.opset < 11 {
-                    (cx.float_or("min", f32::NEG_INFINITY)?, cx.float_or("max", f32::INFINITY)?)
+                    (
+                        cx.float_or("min", f32::NEG_INFINITY)?,
+                        cx.float_or("max", f32::INFINITY)?,
+                    )
                 } else {
                     (
-                        self.const_scalar_f32(cx, 1, "min")?.unwrap_or(f32::NEG_INFINITY),
-                        self.const_scalar_f32(cx, 2, "max")?.unwrap_or(f32::INFINITY),
+                        self.const_scalar_f32(cx, 1, "min")?
+                            .unwrap_or(f32::NEG_INFINITY),
+                        self.const_scalar_f32(cx, 2, "max")?
+                            .unwrap_or(f32::INFINITY),
                     )
                 };
                 self.act(cx, Activation::Clip { min, max })
@@ -310,13 +395,25 @@ impl Importer<'_> {
                 let x = self.operand(cx, 0)?;
                 let s = self.shape_of(x);
                 let axis = cx.int_or("axis", 1)?;
-                let axis = if axis == s.len() as i64 { s.len() } else { cx.axis("axis", axis, s.len().max(1))? };
-                let prod = |d: &[Dim]| d.iter().try_fold(Dim::Known(1), |a, &b| a.mul(b));
+                let axis = if axis == s.len() as i64 {
+                    s.len()
+                } else {
+                    cx.axis("axis", axis, s.len().max(1))?
+                };
+                let prod = |d: &[Dim]| d.iter().try_fold(Dim::Known(1), |a, &b| a.checked_mul(b));
                 let (a, b) = (prod(&s[..axis]), prod(&s[axis..]));
                 let (Some(a), Some(b)) = (a, b) else {
-                    return Err(cx.err("flattened extent would be a product of symbolic dimensions").into());
+                    return Err(cx
+                        .err("flattened extent would be a product of symbolic dimensions")
+                        .into());
                 };
-                self.add(cx, Op::Reshape { shape: [a, b].into_iter().collect() }, &[x])
+                self.add(
+                    cx,
+                    Op::Reshape {
+                        shape: [a, b].into_iter().collect(),
+                    },
+                    &[x],
+                )
             }
             "Reshape" => self.reshape(cx),
             "Squeeze" => self.squeeze(cx),
@@ -342,7 +439,10 @@ impl Importer<'_> {
                 self.add(cx, Op::MatMul, &[a, b])
             }
             other => {
-                debug_assert!(!SUPPORTED_OPS.contains(&other), "{other} listed as supported but not handled");
+                debug_assert!(
+                    !SUPPORTED_OPS.contains(&other),
+                    "{other} listed as supported but not handled"
+                );
                 Err(Failure::Unsupported(cx.err(unsupported_msg(""))))
             }
         }
@@ -354,7 +454,12 @@ impl Importer<'_> {
     }
 
     fn constant(&mut self, cx: &NodeCx) -> R<()> {
-        let out = cx.node.output.first().cloned().ok_or_else(|| cx.err("has no output"))?;
+        let out = cx
+            .node
+            .output
+            .first()
+            .cloned()
+            .ok_or_else(|| cx.err("has no output"))?;
         let val = if let Some(t) = cx.tensor("value")? {
             decode(t, self.base).map_err(|m| cx.attr_err("value", m))?
         } else if let Some(f) = cx.float("value_float")? {
@@ -370,7 +475,9 @@ impl Importer<'_> {
         };
         match val {
             ConstVal::F32(s, d) => {
-                let v = self.g.add_const(ConstData::new(s, d), Some(cx.name.clone()));
+                let v = self
+                    .g
+                    .add_const(ConstData::new(s, d), Some(cx.name.clone()));
                 self.vals.insert(out, v);
             }
             ConstVal::I64(s, d) => {
@@ -414,7 +521,14 @@ impl Importer<'_> {
             _ if noop => return self.add(cx, Op::Identity, &[x]),
             _ => (0..rank).collect(),
         };
-        self.add(cx, Op::ReduceMean { axes, keep_dims: keep }, &[x])
+        self.add(
+            cx,
+            Op::ReduceMean {
+                axes,
+                keep_dims: keep,
+            },
+            &[x],
+        )
     }
 
     fn reshape(&mut self, cx: &NodeCx) -> R<()> {
@@ -426,7 +540,12 @@ impl Importer<'_> {
         for (i, &t) in target.iter().enumerate() {
             out.push(match t {
                 -1 => None,
-                0 if !allowzero => Some(*s.get(i).ok_or_else(|| cx.err(format!("shape[{i}] = 0 copies an axis the input (rank {}) does not have", s.len())))?),
+                0 if !allowzero => Some(*s.get(i).ok_or_else(|| {
+                    cx.err(format!(
+                        "shape[{i}] = 0 copies an axis the input (rank {}) does not have",
+                        s.len()
+                    ))
+                })?),
                 t if t >= 0 => Some(Dim::Known(t as u64)),
                 t => return Err(cx.err(format!("shape[{i}] = {t} is invalid")).into()),
             });
@@ -434,14 +553,29 @@ impl Importer<'_> {
         if out.iter().filter(|d| d.is_none()).count() > 1 {
             return Err(cx.err("shape has more than one -1").into());
         }
-        let total = TensorType::f32(s.iter().copied()).numel().ok_or_else(|| cx.err("input size is a product of symbols"))?;
-        let known = out.iter().flatten().try_fold(Dim::Known(1), |a, &b| a.mul(b)).ok_or_else(|| cx.err("target size is a product of symbols"))?;
+        let total = TensorType::f32(s.iter().copied())
+            .numel()
+            .ok_or_else(|| cx.err("input size is a product of symbols"))?;
+        let known = out
+            .iter()
+            .flatten()
+            .try_fold(Dim::Known(1), |a, &b| a.checked_mul(b))
+            .ok_or_else(|| cx.err("target size is a product of symbols"))?;
         let fill = if out.iter().any(|d| d.is_none()) {
-            Some(total.div(known).ok_or_else(|| cx.err(format!("cannot infer -1: {} elements do not divide into {}", total.display(&self.g.sym_names), known.display(&self.g.sym_names))))?)
+            Some(total.checked_div(known).ok_or_else(|| {
+                cx.err(format!(
+                    "cannot infer -1: {} elements do not divide into {}",
+                    total.display(&self.g.sym_names),
+                    known.display(&self.g.sym_names)
+                ))
+            })?)
         } else {
             None
         };
-        let shape: Shape = out.into_iter().map(|d| d.or(fill).unwrap_or(Dim::Known(1))).collect();
+        let shape: Shape = out
+            .into_iter()
+            .map(|d| d.or(fill).unwrap_or(Dim::Known(1)))
+            .collect();
         self.add(cx, Op::Reshape { shape }, &[x])
     }
 
@@ -454,17 +588,32 @@ impl Importer<'_> {
         };
         for &a in &axes {
             if s[a] != Dim::Known(1) {
-                return Err(cx.attr_err("axes", format!("axis {a} has extent {}, not 1", s[a].display(&self.g.sym_names))).into());
+                return Err(cx
+                    .attr_err(
+                        "axes",
+                        format!(
+                            "axis {a} has extent {}, not 1",
+                            s[a].display(&self.g.sym_names)
+                        ),
+                    )
+                    .into());
             }
         }
-        let shape: Shape = s.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
+        let shape: Shape = s
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !axes.contains(i))
+            .map(|(_, &d)| d)
+            .collect();
         self.add(cx, Op::Reshape { shape }, &[x])
     }
 
     fn unsqueeze(&mut self, cx: &NodeCx) -> R<()> {
         let x = self.operand(cx, 0)?;
         let s = self.shape_of(x);
-        let axes = self.axes_input_or_attr(cx, 13)?.ok_or_else(|| cx.err("needs axes"))?;
+        let axes = self
+            .axes_input_or_attr(cx, 13)?
+            .ok_or_else(|| cx.err("needs axes"))?;
         let rank = s.len() + axes.len();
         let axes = self.norm_axes(cx, &axes, rank)?;
         let mut it = s.iter();
@@ -485,19 +634,31 @@ impl Importer<'_> {
         let xs = self.shape_of(x);
         let ws = self.shape_of(w);
         if xs.len() != 4 || ws.len() != 4 {
-            return Err(Failure::Unsupported(cx.err(format!("only 2-D convolution is supported (input rank {})", xs.len()))));
+            return Err(Failure::Unsupported(cx.err(format!(
+                "only 2-D convolution is supported (input rank {})",
+                xs.len()
+            ))));
         }
         let k = [ws[2].known().unwrap_or(1), ws[3].known().unwrap_or(1)];
         if let Some(ks) = cx.ints("kernel_shape")? {
             if ks.len() != 2 || ks[0] as u64 != k[0] || ks[1] as u64 != k[1] {
-                return Err(cx.attr_err("kernel_shape", format!("{ks:?} does not match weight shape {k:?}")).into());
+                return Err(cx
+                    .attr_err(
+                        "kernel_shape",
+                        format!("{ks:?} does not match weight shape {k:?}"),
+                    )
+                    .into());
             }
         }
         let two = |name: &str| -> R<[u64; 2]> {
             match cx.ints(name)? {
                 None => Ok([1, 1]),
-                Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 1) => Ok([v[0] as u64, v[1] as u64]),
-                Some(v) => Err(cx.attr_err(name, format!("{v:?} must be two values >= 1")).into()),
+                Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 1) => {
+                    Ok([v[0] as u64, v[1] as u64])
+                }
+                Some(v) => Err(cx
+                    .attr_err(name, format!("{v:?} must be two values >= 1"))
+                    .into()),
             }
         };
         let strides = two("strides")?;
@@ -510,14 +671,22 @@ impl Importer<'_> {
         let pads = match auto_pad.as_str() {
             "NOTSET" => match cx.ints("pads")? {
                 None => [0; 4],
-                Some(p) if p.len() == 4 && p.iter().all(|&x| x >= 0) => [p[0] as u64, p[1] as u64, p[2] as u64, p[3] as u64],
-                Some(p) => return Err(cx.attr_err("pads", format!("{p:?} must be 4 values >= 0")).into()),
+                Some(p) if p.len() == 4 && p.iter().all(|&x| x >= 0) => {
+                    [p[0] as u64, p[1] as u64, p[2] as u64, p[3] as u64]
+                }
+                Some(p) => {
+                    return Err(cx
+                        .attr_err("pads", format!("{p:?} must be 4 values >= 0"))
+                        .into())
+                }
             },
             "VALID" => [0; 4],
             "SAME_UPPER" | "SAME_LOWER" => {
                 let mut p = [0u64; 4];
                 for i in 0..2 {
-                    let inp = xs[2 + i].known().ok_or_else(|| cx.err("SAME padding needs known spatial extents"))?;
+                    let inp = xs[2 + i]
+                        .known()
+                        .ok_or_else(|| cx.err("SAME padding needs known spatial extents"))?;
                     let out = inp.div_ceil(strides[i]);
                     let eff = dilations[i] * (k[i] - 1) + 1;
                     let total = ((out - 1) * strides[i] + eff).saturating_sub(inp);
@@ -532,12 +701,25 @@ impl Importer<'_> {
                 }
                 p
             }
-            other => return Err(cx.attr_err("auto_pad", format!("unknown value {other:?}")).into()),
+            other => {
+                return Err(cx
+                    .attr_err("auto_pad", format!("unknown value {other:?}"))
+                    .into())
+            }
         };
         let mut ins = vec![x, w];
         if cx.input(2).is_some() {
             ins.push(self.operand(cx, 2)?);
         }
-        self.add(cx, Op::Conv2d(Conv2dAttrs { strides, pads, dilations, group: group as u64 }), &ins)
+        self.add(
+            cx,
+            Op::Conv2d(Conv2dAttrs {
+                strides,
+                pads,
+                dilations,
+                group: group as u64,
+            }),
+            &ins,
+        )
     }
 }

@@ -45,11 +45,19 @@ fn f16_to_f32(h: u16) -> f32 {
     let v = if e == 0 {
         (m as f32) * 2f32.powi(-24)
     } else if e == 31 {
-        if m == 0 { f32::INFINITY } else { f32::NAN }
+        if m == 0 {
+            f32::INFINITY
+        } else {
+            f32::NAN
+        }
     } else {
         (1.0 + m as f32 / 1024.0) * 2f32.powi(e - 15)
     };
-    if s == 1 { -v } else { v }
+    if s == 1 {
+        -v
+    } else {
+        v
+    }
 }
 
 /// Reads external data, refusing any location that leaves `base` (the model's folder).
@@ -60,31 +68,62 @@ fn read_external(t: &TensorProto, base: Option<&Path>) -> Result<Vec<u8>, String
     for kv in &t.external_data {
         match kv.key.as_str() {
             "location" => loc = Some(kv.value.clone()),
-            "offset" => offset = kv.value.parse().map_err(|_| format!("bad external offset {:?}", kv.value))?,
-            "length" => length = Some(kv.value.parse::<u64>().map_err(|_| format!("bad external length {:?}", kv.value))?),
+            "offset" => {
+                offset = kv
+                    .value
+                    .parse()
+                    .map_err(|_| format!("bad external offset {:?}", kv.value))?
+            }
+            "length" => {
+                length = Some(
+                    kv.value
+                        .parse::<u64>()
+                        .map_err(|_| format!("bad external length {:?}", kv.value))?,
+                )
+            }
             _ => {}
         }
     }
     let loc = loc.ok_or("external data without 'location'")?;
     let base = base.ok_or("external data needs the model's folder (load the model from a file)")?;
     let rel = Path::new(&loc);
-    if rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
-        return Err(format!("external data location {loc:?} leaves the model's folder; refused"));
+    if rel.is_absolute()
+        || rel.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
+    {
+        return Err(format!(
+            "external data location {loc:?} leaves the model's folder; refused"
+        ));
     }
     let path: PathBuf = base.join(rel);
-    let canon_base = base.canonicalize().map_err(|e| format!("model folder: {e}"))?;
-    let canon = path.canonicalize().map_err(|e| format!("external data file {loc:?}: {e}"))?;
+    let canon_base = base
+        .canonicalize()
+        .map_err(|e| format!("model folder: {e}"))?;
+    let canon = path
+        .canonicalize()
+        .map_err(|e| format!("external data file {loc:?}: {e}"))?;
     if !canon.starts_with(&canon_base) {
-        return Err(format!("external data location {loc:?} resolves outside the model's folder; refused"));
+        return Err(format!(
+            "external data location {loc:?} resolves outside the model's folder; refused"
+        ));
     }
     let bytes = std::fs::read(&canon).map_err(|e| format!("external data file {loc:?}: {e}"))?;
     let start = offset as usize;
     let end = match length {
-        Some(l) => start.checked_add(l as usize).ok_or("external data range overflows")?,
+        Some(l) => start
+            .checked_add(l as usize)
+            .ok_or("external data range overflows")?,
         None => bytes.len(),
     };
     if start > bytes.len() || end > bytes.len() {
-        return Err(format!("external data {loc:?}: range {start}..{end} beyond file size {}", bytes.len()));
+        return Err(format!(
+            "external data {loc:?}: range {start}..{end} beyond file size {}",
+            bytes.len()
+        ));
     }
     Ok(bytes[start..end].to_vec())
 }
@@ -98,7 +137,10 @@ pub(crate) fn decode(t: &TensorProto, base: Option<&Path>) -> Result<ConstVal, S
         }
         shape.push(d as usize);
     }
-    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("element count overflows")?;
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or("element count overflows")?;
     let external = t.data_location.value() == 1;
     let raw_owned;
     let raw: &[u8] = if external {
@@ -110,14 +152,20 @@ pub(crate) fn decode(t: &TensorProto, base: Option<&Path>) -> Result<ConstVal, S
     let has_raw = external || !t.raw_data.is_empty();
     let check = |len: usize| {
         if len != n {
-            Err(format!("holds {len} elements but its shape {shape:?} needs {n}"))
+            Err(format!(
+                "holds {len} elements but its shape {shape:?} needs {n}"
+            ))
         } else {
             Ok(())
         }
     };
     let from_raw = |w: usize| -> Result<Vec<&[u8]>, String> {
         if raw.len() != n * w {
-            return Err(format!("raw data has {} bytes, expected {} for shape {shape:?}", raw.len(), n * w));
+            return Err(format!(
+                "raw data has {} bytes, expected {} for shape {shape:?}",
+                raw.len(),
+                n * w
+            ));
         }
         Ok(raw.chunks_exact(w).collect())
     };
@@ -125,7 +173,10 @@ pub(crate) fn decode(t: &TensorProto, base: Option<&Path>) -> Result<ConstVal, S
     match dt {
         FLOAT => {
             let v: Vec<f32> = if has_raw {
-                from_raw(4)?.iter().map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+                from_raw(4)?
+                    .iter()
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect()
             } else {
                 t.float_data.clone()
             };
@@ -136,7 +187,9 @@ pub(crate) fn decode(t: &TensorProto, base: Option<&Path>) -> Result<ConstVal, S
             let v: Vec<f32> = if has_raw {
                 from_raw(8)?
                     .iter()
-                    .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+                    .map(|c| {
+                        f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+                    })
                     .collect()
             } else {
                 t.double_data.iter().map(|&x| x as f32).collect()
@@ -146,7 +199,10 @@ pub(crate) fn decode(t: &TensorProto, base: Option<&Path>) -> Result<ConstVal, S
         }
         FLOAT16 => {
             let v: Vec<f32> = if has_raw {
-                from_raw(2)?.iter().map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
+                from_raw(2)?
+                    .iter()
+                    .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                    .collect()
             } else {
                 t.int32_data.iter().map(|&x| f16_to_f32(x as u16)).collect()
             };
@@ -167,7 +223,10 @@ pub(crate) fn decode(t: &TensorProto, base: Option<&Path>) -> Result<ConstVal, S
         }
         INT32 => {
             let v: Vec<i64> = if has_raw {
-                from_raw(4)?.iter().map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).collect()
+                from_raw(4)?
+                    .iter()
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                    .collect()
             } else {
                 t.int32_data.iter().map(|&x| x as i64).collect()
             };
@@ -176,13 +235,25 @@ pub(crate) fn decode(t: &TensorProto, base: Option<&Path>) -> Result<ConstVal, S
         }
         INT8 | UINT8 | BOOL => {
             let v: Vec<i64> = if has_raw {
-                from_raw(1)?.iter().map(|c| if dt == INT8 { c[0] as i8 as i64 } else { c[0] as i64 }).collect()
+                from_raw(1)?
+                    .iter()
+                    .map(|c| {
+                        if dt == INT8 {
+                            c[0] as i8 as i64
+                        } else {
+                            c[0] as i64
+                        }
+                    })
+                    .collect()
             } else {
                 t.int32_data.iter().map(|&x| x as i64).collect()
             };
             check(v.len())?;
             Ok(ConstVal::I64(shape, v))
         }
-        other => Err(format!("data type {} ({other}) is not supported", dtype_name(other))),
+        other => Err(format!(
+            "data type {} ({other}) is not supported",
+            dtype_name(other)
+        )),
     }
 }

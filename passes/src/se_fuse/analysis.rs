@@ -46,20 +46,40 @@ impl Analysis<SeLang> for SeAnalysis {
         let sh = |i: &egg::Id| egraph[*i].data.shape.clone();
         match enode {
             SeLang::Leaf(s) => match egraph.analysis.leaves.get(s) {
-                Some(l) => Data { shape: Some(l.shape.clone()), konst: l.konst, scalar: l.scalar },
+                Some(l) => Data {
+                    shape: Some(l.shape.clone()),
+                    konst: l.konst,
+                    scalar: l.scalar,
+                },
                 None => Data::default(),
             },
-            SeLang::Kind(_) | SeLang::NoBias => Data { shape: None, konst: true, scalar: None },
+            SeLang::Kind(_) | SeLang::NoBias => Data {
+                shape: None,
+                konst: true,
+                scalar: None,
+            },
             SeLang::Gap(x) | SeLang::MeanHw(x) => Data {
-                shape: sh(x).filter(|s| s.len() == 4).map(|s| vec![s[0], s[1], one(), one()]),
+                shape: sh(x)
+                    .filter(|s| s.len() == 4)
+                    .map(|s| vec![s[0], s[1], one(), one()]),
                 ..Data::default()
             },
-            SeLang::MeanHwFlat(x) => Data { shape: sh(x).filter(|s| s.len() == 4).map(|s| vec![s[0], s[1]]), ..Data::default() },
+            SeLang::MeanHwFlat(x) => Data {
+                shape: sh(x).filter(|s| s.len() == 4).map(|s| vec![s[0], s[1]]),
+                ..Data::default()
+            },
             SeLang::To2d(x) => Data {
-                shape: sh(x).filter(|s| s.len() == 4 && s[2] == one() && s[3] == one()).map(|s| vec![s[0], s[1]]),
+                shape: sh(x)
+                    .filter(|s| s.len() == 4 && s[2] == one() && s[3] == one())
+                    .map(|s| vec![s[0], s[1]]),
                 ..d(x)
             },
-            SeLang::To4d(x) => Data { shape: sh(x).filter(|s| s.len() == 2).map(|s| vec![s[0], s[1], one(), one()]), ..d(x) },
+            SeLang::To4d(x) => Data {
+                shape: sh(x)
+                    .filter(|s| s.len() == 2)
+                    .map(|s| vec![s[0], s[1], one(), one()]),
+                ..d(x)
+            },
             SeLang::Dense([x, w, _]) => Data {
                 shape: match (sh(x), sh(w)) {
                     (Some(a), Some(b)) if a.len() == 2 && b.len() == 2 => Some(vec![a[0], b[0]]),
@@ -69,7 +89,9 @@ impl Analysis<SeLang> for SeAnalysis {
             },
             SeLang::Conv1x1([x, w, _]) => Data {
                 shape: match (sh(x), sh(w)) {
-                    (Some(a), Some(b)) if a.len() == 4 && b.len() == 4 => Some(vec![a[0], b[0], a[2], a[3]]),
+                    (Some(a), Some(b)) if a.len() == 4 && b.len() == 4 => {
+                        Some(vec![a[0], b[0], a[2], a[3]])
+                    }
                     _ => None,
                 },
                 ..Data::default()
@@ -77,13 +99,21 @@ impl Analysis<SeLang> for SeAnalysis {
             SeLang::MatMul(_) => Data::default(),
             SeLang::Add([a, b]) | SeLang::Mul([a, b]) | SeLang::Div([a, b]) => Data {
                 shape: match (sh(a), sh(b)) {
-                    (Some(a), Some(b)) => secc_ir::broadcast_shapes(&a, &b).ok().map(|s| s.to_vec()),
+                    (Some(a), Some(b)) => {
+                        secc_ir::broadcast_shapes(&a, &b).ok().map(|s| s.to_vec())
+                    }
                     _ => None,
                 },
                 ..Data::default()
             },
-            SeLang::Act([_, x]) => Data { shape: sh(x), ..Data::default() },
-            SeLang::Se(c) => Data { shape: sh(&c[0]), ..Data::default() },
+            SeLang::Act([_, x]) => Data {
+                shape: sh(x),
+                ..Data::default()
+            },
+            SeLang::Se(c) => Data {
+                shape: sh(&c[0]),
+                ..Data::default()
+            },
             SeLang::Shared(x) | SeLang::Shared2(x) => d(x),
             SeLang::T(w) => Data {
                 shape: sh(w).filter(|s| s.len() == 2).map(|s| vec![s[1], s[0]]),
@@ -91,12 +121,16 @@ impl Analysis<SeLang> for SeAnalysis {
                 scalar: None,
             },
             SeLang::Flat(w) => Data {
-                shape: sh(w).and_then(|s| s.iter().try_fold(Dim::Known(1), |a, &b| a.mul(b))).map(|n| vec![n]),
+                shape: sh(w)
+                    .and_then(|s| s.iter().try_fold(Dim::Known(1), |a, &b| a.checked_mul(b)))
+                    .map(|n| vec![n]),
                 konst: d(w).konst,
                 scalar: None,
             },
             SeLang::W2d(w) => Data {
-                shape: sh(w).filter(|s| s.len() == 4 && s[2] == one() && s[3] == one()).map(|s| vec![s[0], s[1]]),
+                shape: sh(w)
+                    .filter(|s| s.len() == 4 && s[2] == one() && s[3] == one())
+                    .map(|s| vec![s[0], s[1]]),
                 konst: d(w).konst,
                 scalar: None,
             },

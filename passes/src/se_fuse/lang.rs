@@ -30,7 +30,9 @@ impl ActKind {
             Activation::Sigmoid => ActKind::Sigmoid,
             Activation::Silu => ActKind::Silu,
             Activation::HardSwish => ActKind::HardSwish,
-            Activation::HardSigmoid { alpha, beta } => ActKind::HardSigmoid(alpha.to_bits(), beta.to_bits()),
+            Activation::HardSigmoid { alpha, beta } => {
+                ActKind::HardSigmoid(alpha.to_bits(), beta.to_bits())
+            }
             Activation::Clip { min, max } if min == 0.0 && max == 6.0 => ActKind::Relu6,
             Activation::Clip { .. } => return None,
         })
@@ -43,7 +45,10 @@ impl ActKind {
             ActKind::Sigmoid => Activation::Sigmoid,
             ActKind::Silu => Activation::Silu,
             ActKind::HardSwish => Activation::HardSwish,
-            ActKind::HardSigmoid(a, b) => Activation::HardSigmoid { alpha: f32::from_bits(a), beta: f32::from_bits(b) },
+            ActKind::HardSigmoid(a, b) => Activation::HardSigmoid {
+                alpha: f32::from_bits(a),
+                beta: f32::from_bits(b),
+            },
         }
     }
     /// Gates an SE block may end with (outputs in [0, 1]).
@@ -60,7 +65,12 @@ impl fmt::Display for ActKind {
             ActKind::Sigmoid => write!(f, "sigmoid"),
             ActKind::Silu => write!(f, "silu"),
             ActKind::HardSwish => write!(f, "hard_swish"),
-            ActKind::HardSigmoid(a, b) => write!(f, "hard_sigmoid:{:?}:{:?}", f32::from_bits(*a), f32::from_bits(*b)),
+            ActKind::HardSigmoid(a, b) => write!(
+                f,
+                "hard_sigmoid:{:?}:{:?}",
+                f32::from_bits(*a),
+                f32::from_bits(*b)
+            ),
         }
     }
 }

@@ -36,7 +36,11 @@ pub struct SeFuse {
 
 impl Default for SeFuse {
     fn default() -> Self {
-        SeFuse { iter_limit: 30, node_limit: 200_000, time_limit: Duration::from_secs(10) }
+        SeFuse {
+            iter_limit: 30,
+            node_limit: 200_000,
+            time_limit: Duration::from_secs(10),
+        }
     }
 }
 
@@ -65,7 +69,14 @@ impl Translator {
             }
             _ => (Symbol::from(format!("v{}", id.index())), false, None),
         };
-        self.eg.analysis.leaves.insert(sym, LeafInfo { shape: n.outputs[0].shape.to_vec(), konst, scalar });
+        self.eg.analysis.leaves.insert(
+            sym,
+            LeafInfo {
+                shape: n.outputs[0].shape.to_vec(),
+                konst,
+                scalar,
+            },
+        );
         self.eg.add(SeLang::Leaf(sym))
     }
 
@@ -78,20 +89,38 @@ impl Translator {
         let node = match &n.op {
             Op::GlobalAvgPool if shape.len() == 4 => Some(SeLang::Gap(ins[0])),
             Op::ReduceMean { axes, keep_dims } if axes == &[2, 3] && in_shape(0).len() == 4 => {
-                Some(if *keep_dims { SeLang::MeanHw(ins[0]) } else { SeLang::MeanHwFlat(ins[0]) })
+                Some(if *keep_dims {
+                    SeLang::MeanHw(ins[0])
+                } else {
+                    SeLang::MeanHwFlat(ins[0])
+                })
             }
             Op::Reshape { shape: to } => {
                 let from = in_shape(0);
-                if from.len() == 4 && to.len() == 2 && from[2] == one && from[3] == one && from[..2] == to[..] {
+                if from.len() == 4
+                    && to.len() == 2
+                    && from[2] == one
+                    && from[3] == one
+                    && from[..2] == to[..]
+                {
                     Some(SeLang::To2d(ins[0]))
-                } else if from.len() == 2 && to.len() == 4 && to[2] == one && to[3] == one && from[..] == to[..2] {
+                } else if from.len() == 2
+                    && to.len() == 4
+                    && to[2] == one
+                    && to[3] == one
+                    && from[..] == to[..2]
+                {
                     Some(SeLang::To4d(ins[0]))
                 } else {
                     None
                 }
             }
             Op::Gemm(a) if a.alpha == 1.0 && (a.beta == 1.0 || ins.len() == 2) && !a.trans_a => {
-                let w = if a.trans_b { ins[1] } else { self.eg.add(SeLang::T(ins[1])) };
+                let w = if a.trans_b {
+                    ins[1]
+                } else {
+                    self.eg.add(SeLang::T(ins[1]))
+                };
                 let nb = self.eg.add(SeLang::NoBias);
                 let d = SeLang::Dense([ins[0], w, nb]);
                 if ins.len() == 3 {
@@ -123,7 +152,9 @@ impl Translator {
             }),
             _ => None,
         };
-        let Some(node) = node else { return self.leaf(g, id) };
+        let Some(node) = node else {
+            return self.leaf(g, id);
+        };
         let mut cid = self.eg.add(node);
         self.class_value.push((cid, id));
         self.core_of.insert(id, cid);
@@ -138,7 +169,12 @@ impl Translator {
 }
 
 /// Evaluates an extracted constant expression (`c<n>`, `t`, `flat`, `w2d`).
-fn materialise(g: &Graph, leafs: &BTreeMap<Symbol, secc_ir::ConstId>, e: &RecExpr<SeLang>, at: Id) -> Option<(Vec<usize>, Vec<f32>)> {
+fn materialise(
+    g: &Graph,
+    leafs: &BTreeMap<Symbol, secc_ir::ConstId>,
+    e: &RecExpr<SeLang>,
+    at: Id,
+) -> Option<(Vec<usize>, Vec<f32>)> {
     match &e[at] {
         SeLang::Leaf(s) => {
             let c = g.consts.get(*leafs.get(s)?);
@@ -159,7 +195,9 @@ fn materialise(g: &Graph, leafs: &BTreeMap<Symbol, secc_ir::ConstId>, e: &RecExp
             Some((vec![c, r], t))
         }
         SeLang::Flat(x) => materialise(g, leafs, e, *x).map(|(s, d)| (vec![s.iter().product()], d)),
-        SeLang::W2d(x) => materialise(g, leafs, e, *x).map(|(s, d)| (s[..2.min(s.len())].to_vec(), d)),
+        SeLang::W2d(x) => {
+            materialise(g, leafs, e, *x).map(|(s, d)| (s[..2.min(s.len())].to_vec(), d))
+        }
         SeLang::Shared(x) | SeLang::Shared2(x) => materialise(g, leafs, e, *x),
         _ => None,
     }
@@ -171,8 +209,17 @@ impl Pass for SeFuse {
     }
 
     fn run(&self, g: &mut Graph, log: &mut PassLog) -> Result<Changed, PassError> {
-        let order = g.topo_order().ok_or_else(|| PassError::InPass { pass: "se-fuse", msg: "graph has a cycle".into() })?;
-        let mut tr = Translator { eg: EG::default(), id_of: BTreeMap::new(), core_of: BTreeMap::new(), class_value: vec![], leaf_const: BTreeMap::new() };
+        let order = g.topo_order().ok_or_else(|| PassError::InPass {
+            pass: "se-fuse",
+            msg: "graph has a cycle".into(),
+        })?;
+        let mut tr = Translator {
+            eg: EG::default(),
+            id_of: BTreeMap::new(),
+            core_of: BTreeMap::new(),
+            class_value: vec![],
+            leaf_const: BTreeMap::new(),
+        };
         for &id in &order {
             let cid = match g.node(id).op {
                 Op::Input { .. } | Op::Const(_) => tr.leaf(g, id),
@@ -217,14 +264,26 @@ impl Pass for SeFuse {
             if g.node(id).op != Op::Binary(BinaryOp::Mul) {
                 continue;
             }
-            let Some(cid) = tr.core_of.get(&id) else { continue };
-            let class = &eg[eg.find(*cid)];
-            let Some(SeLang::Se(ch)) = class.nodes.iter().find(|n| matches!(n, SeLang::Se(_))).cloned() else {
+            let Some(cid) = tr.core_of.get(&id) else {
                 continue;
             };
-            let Some(&xn) = value_of.get(&eg.find(ch[0])) else { continue };
+            let class = &eg[eg.find(*cid)];
+            let Some(SeLang::Se(ch)) = class
+                .nodes
+                .iter()
+                .find(|n| matches!(n, SeLang::Se(_)))
+                .cloned()
+            else {
+                continue;
+            };
+            let Some(&xn) = value_of.get(&eg.find(ch[0])) else {
+                continue;
+            };
             let x = replaced.get(&xn).copied().unwrap_or(xn.into());
-            let (Some(inner), Some(gate)) = (rules::kind_of(eg, ch[5]), rules::kind_of(eg, ch[6])) else { continue };
+            let (Some(inner), Some(gate)) = (rules::kind_of(eg, ch[5]), rules::kind_of(eg, ch[6]))
+            else {
+                continue;
+            };
             let c = g.ty(x).shape[1].known().unwrap_or(0) as usize;
             let mut weights = Vec::new();
             for &w in &ch[1..5] {
@@ -237,7 +296,10 @@ impl Pass for SeFuse {
                 weights.push(materialise(g, &tr.leaf_const, &expr, root));
             }
             let (Some(w1), Some(w2)) = (weights[0].clone(), weights[2].clone()) else {
-                skipped.push(format!("{}: weights are not constant expressions", g.node_ref(id)));
+                skipped.push(format!(
+                    "{}: weights are not constant expressions",
+                    g.node_ref(id)
+                ));
                 continue;
             };
             let r = w1.0[0];
@@ -248,8 +310,15 @@ impl Pass for SeFuse {
             for (s, d) in [w1, (vec![r], b1.1), w2, (vec![c], b2.1)] {
                 ops.push(g.add_const(ConstData::new(s, d), origin.clone()));
             }
-            let attrs = SeAttrs { inner: inner.to_ir(), gate: gate.to_ir() };
-            match g.add_node(Op::SqueezeExcite(attrs), &ops, origin.map(|o| format!("{o}.se"))) {
+            let attrs = SeAttrs {
+                inner: inner.to_ir(),
+                gate: gate.to_ir(),
+            };
+            match g.add_node(
+                Op::SqueezeExcite(attrs),
+                &ops,
+                origin.map(|o| format!("{o}.se")),
+            ) {
                 Ok(se) => {
                     g.replace_all_uses(id.into(), se);
                     replaced.insert(id, se);
@@ -260,7 +329,17 @@ impl Pass for SeFuse {
         }
         let rules_s: Vec<String> = applied.iter().map(|(k, v)| format!("{k}x{v}")).collect();
         log.lines.push(("se-fuse", format!("fused {fused} SE block(s); e-graph {stop} after {} iteration(s), {} e-nodes, {} e-classes", runner.iterations.len(), eg.total_number_of_nodes(), eg.number_of_classes())));
-        log.lines.push(("se-fuse", format!("rules applied: {}", if rules_s.is_empty() { "none".into() } else { rules_s.join(", ") })));
+        log.lines.push((
+            "se-fuse",
+            format!(
+                "rules applied: {}",
+                if rules_s.is_empty() {
+                    "none".into()
+                } else {
+                    rules_s.join(", ")
+                }
+            ),
+        ));
         for s in skipped {
             log.lines.push(("se-fuse", format!("not fused: {s}")));
         }
@@ -279,7 +358,11 @@ mod tests {
 
     #[test]
     fn act_kind_roundtrip() {
-        for k in [ActKind::Relu, ActKind::HardSigmoid(0.2f32.to_bits(), 0.5f32.to_bits()), ActKind::Silu] {
+        for k in [
+            ActKind::Relu,
+            ActKind::HardSigmoid(0.2f32.to_bits(), 0.5f32.to_bits()),
+            ActKind::Silu,
+        ] {
             assert_eq!(k.to_string().parse::<ActKind>().unwrap(), k);
         }
     }

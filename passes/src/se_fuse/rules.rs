@@ -11,7 +11,8 @@ use secc_ir::Dim;
 type EG = EGraph<SeLang, SeAnalysis>;
 
 fn var(s: &str) -> Var {
-    s.parse().expect("invariant: pattern variable names are valid")
+    s.parse()
+        .expect("invariant: pattern variable names are valid")
 }
 
 fn shape(eg: &EG, s: &Subst, v: &str) -> Option<Vec<Dim>> {
@@ -27,7 +28,12 @@ fn not_const(v: &'static str) -> impl Fn(&mut EG, Id, &Subst) -> bool {
 }
 
 fn scalar_is(v: &'static str, want: f32, tol: f32) -> impl Fn(&mut EG, Id, &Subst) -> bool {
-    move |eg, _, s| eg[s[var(v)]].data.scalar.is_some_and(|x| (x - want).abs() <= tol)
+    move |eg, _, s| {
+        eg[s[var(v)]]
+            .data
+            .scalar
+            .is_some_and(|x| (x - want).abs() <= tol)
+    }
 }
 
 fn is_nobias(eg: &EG, id: Id) -> bool {
@@ -46,13 +52,17 @@ pub fn kind_of(eg: &EG, id: Id) -> Option<ActKind> {
 fn matmul_is_dense(eg: &mut EG, _: Id, s: &Subst) -> bool {
     let x = shape(eg, s, "?x");
     let w = shape(eg, s, "?w");
-    eg[s[var("?w")]].data.konst && x.is_some_and(|x| x.len() == 2) && w.is_some_and(|w| w.len() == 2)
+    eg[s[var("?w")]].data.konst
+        && x.is_some_and(|x| x.len() == 2)
+        && w.is_some_and(|w| w.len() == 2)
 }
 
 /// `?b` is a constant that broadcasts along the last axis only, with as many elements as
 /// the dense layer has outputs.
 fn dense_bias(eg: &mut EG, _: Id, s: &Subst) -> bool {
-    let (Some(b), Some(w)) = (shape(eg, s, "?b"), shape(eg, s, "?w")) else { return false };
+    let (Some(b), Some(w)) = (shape(eg, s, "?b"), shape(eg, s, "?w")) else {
+        return false;
+    };
     eg[s[var("?b")]].data.konst
         && w.len() == 2
         && !b.is_empty()
@@ -63,7 +73,9 @@ fn dense_bias(eg: &mut EG, _: Id, s: &Subst) -> bool {
 
 /// `?b` is a constant of shape `[1, O, 1, 1]` or `[O, 1, 1]` for a conv with O outputs.
 fn conv_bias(eg: &mut EG, _: Id, s: &Subst) -> bool {
-    let (Some(b), Some(w)) = (shape(eg, s, "?b"), shape(eg, s, "?w")) else { return false };
+    let (Some(b), Some(w)) = (shape(eg, s, "?b"), shape(eg, s, "?w")) else {
+        return false;
+    };
     let one = Dim::Known(1);
     eg[s[var("?b")]].data.konst
         && w.len() == 4
@@ -77,20 +89,37 @@ fn conv_bias(eg: &mut EG, _: Id, s: &Subst) -> bool {
 /// `?x` is `[N, C, 1, 1]` and `?w` a constant `[O, C, 1, 1]`.
 fn conv_on_pooled(eg: &mut EG, _: Id, s: &Subst) -> bool {
     let one = Dim::Known(1);
-    let (Some(x), Some(w)) = (shape(eg, s, "?x"), shape(eg, s, "?w")) else { return false };
-    eg[s[var("?w")]].data.konst && x.len() == 4 && x[2] == one && x[3] == one && w.len() == 4 && w[1] == x[1]
+    let (Some(x), Some(w)) = (shape(eg, s, "?x"), shape(eg, s, "?w")) else {
+        return false;
+    };
+    eg[s[var("?w")]].data.konst
+        && x.len() == 4
+        && x[2] == one
+        && x[3] == one
+        && w.len() == 4
+        && w[1] == x[1]
 }
 
 /// The matched SE block has consistent weights: x `[N,C,H,W]`, w1 `[R,C]`, w2 `[C,R]`,
 /// biases of R and C elements (or none), a gate activation that ends in [0,1].
 pub fn se_ok(eg: &mut EG, _: Id, s: &Subst) -> bool {
-    let Some(x) = shape(eg, s, "?x") else { return false };
+    let Some(x) = shape(eg, s, "?x") else {
+        return false;
+    };
     if x.len() != 4 || x[1].known().is_none() {
         return false;
     }
     let c = x[1];
-    let (Some(w1), Some(w2)) = (shape(eg, s, "?w1"), shape(eg, s, "?w2")) else { return false };
-    if w1.len() != 2 || w2.len() != 2 || w1[1] != c || w2[0] != c || w2[1] != w1[0] || w1[0].known().is_none() {
+    let (Some(w1), Some(w2)) = (shape(eg, s, "?w1"), shape(eg, s, "?w2")) else {
+        return false;
+    };
+    if w1.len() != 2
+        || w2.len() != 2
+        || w1[1] != c
+        || w2[0] != c
+        || w2[1] != w1[0]
+        || w1[0].known().is_none()
+    {
         return false;
     }
     if !(eg[s[var("?w1")]].data.konst && eg[s[var("?w2")]].data.konst) {
@@ -99,7 +128,9 @@ pub fn se_ok(eg: &mut EG, _: Id, s: &Subst) -> bool {
     let r = w1[0];
     for (b, n) in [("?b1", r), ("?b2", c)] {
         let id = s[var(b)];
-        if !is_nobias(eg, id) && (eg[id].data.shape.as_deref() != Some(&[n][..]) || !eg[id].data.konst) {
+        if !is_nobias(eg, id)
+            && (eg[id].data.shape.as_deref() != Some(&[n][..]) || !eg[id].data.konst)
+        {
             return false;
         }
     }

@@ -84,7 +84,10 @@ impl DimDecl {
         match *self {
             DimDecl::Known(v) => v.to_string(),
             DimDecl::Sym { sym, coeff } => {
-                let n = names.get(sym as usize).cloned().unwrap_or_else(|| format!("s{sym}"));
+                let n = names
+                    .get(sym as usize)
+                    .cloned()
+                    .unwrap_or_else(|| format!("s{sym}"));
                 if coeff == 1 {
                     n
                 } else {
@@ -232,12 +235,20 @@ impl Manifest {
                 }
             }
             match b.kind {
-                BufferKind::Alias { of } if of >= nb || of as usize == i => return bad(format!("buffer {i}: bad alias {of}")),
-                BufferKind::Alias { of } if matches!(self.buffers[of as usize].kind, BufferKind::Alias { .. }) => {
+                BufferKind::Alias { of } if of >= nb || of as usize == i => {
+                    return bad(format!("buffer {i}: bad alias {of}"))
+                }
+                BufferKind::Alias { of }
+                    if matches!(self.buffers[of as usize].kind, BufferKind::Alias { .. }) =>
+                {
                     return bad(format!("buffer {i}: alias of an alias"))
                 }
-                BufferKind::Input { index } if index as usize >= self.inputs.len() => return bad(format!("buffer {i}: bad input index")),
-                BufferKind::Output { index } if index as usize >= self.outputs.len() => return bad(format!("buffer {i}: bad output index")),
+                BufferKind::Input { index } if index as usize >= self.inputs.len() => {
+                    return bad(format!("buffer {i}: bad input index"))
+                }
+                BufferKind::Output { index } if index as usize >= self.outputs.len() => {
+                    return bad(format!("buffer {i}: bad output index"))
+                }
                 _ => {}
             }
         }
@@ -271,12 +282,18 @@ pub fn write(mut manifest: Manifest, sections: &[(&str, &[u8])]) -> Result<Vec<u
         manifest.sections = sections
             .iter()
             .map(|(kind, b)| {
-                let s = SectionDecl { kind: kind.to_string(), offset: off as u64, len: b.len() as u64, crc32: crc32fast::hash(b) };
+                let s = SectionDecl {
+                    kind: kind.to_string(),
+                    offset: off as u64,
+                    len: b.len() as u64,
+                    crc32: crc32fast::hash(b),
+                };
                 off = (off + b.len()).div_ceil(ALIGN) * ALIGN;
                 s
             })
             .collect();
-        let json = serde_json::to_vec(&manifest).map_err(|e| FormatError::Manifest(e.to_string()))?;
+        let json =
+            serde_json::to_vec(&manifest).map_err(|e| FormatError::Manifest(e.to_string()))?;
         let need = (HEADER_LEN + json.len()).div_ceil(ALIGN) * ALIGN;
         if need == start {
             let mut out = Vec::with_capacity(off);
@@ -311,36 +328,60 @@ impl Artifact {
         if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
             return Err(FormatError::NotArtifact("missing SECCART magic".into()));
         }
-        let u32_at = |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+        let u32_at =
+            |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
         let version = u32_at(8);
         if version != FORMAT_VERSION {
-            return Err(FormatError::Version { found: version, supported: FORMAT_VERSION });
+            return Err(FormatError::Version {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
         }
         if u32_at(20) != 0 {
-            return Err(FormatError::Checksum("header (reserved field is not zero)".into()));
+            return Err(FormatError::Checksum(
+                "header (reserved field is not zero)".into(),
+            ));
         }
         let mlen = u32_at(12) as usize;
         let mcrc = u32_at(16);
-        let mend = HEADER_LEN.checked_add(mlen).ok_or_else(|| FormatError::Truncated("manifest length".into()))?;
+        let mend = HEADER_LEN
+            .checked_add(mlen)
+            .ok_or_else(|| FormatError::Truncated("manifest length".into()))?;
         if mend > bytes.len() {
-            return Err(FormatError::Truncated(format!("manifest needs {mend} bytes, file has {}", bytes.len())));
+            return Err(FormatError::Truncated(format!(
+                "manifest needs {mend} bytes, file has {}",
+                bytes.len()
+            )));
         }
         let mbytes = &bytes[HEADER_LEN..mend];
         if crc32fast::hash(mbytes) != mcrc {
             return Err(FormatError::Checksum("manifest".into()));
         }
-        let manifest: Manifest = serde_json::from_slice(mbytes).map_err(|e| FormatError::Manifest(e.to_string()))?;
+        let manifest: Manifest =
+            serde_json::from_slice(mbytes).map_err(|e| FormatError::Manifest(e.to_string()))?;
         if manifest.format_version != version {
-            return Err(FormatError::Manifest("manifest version differs from header".into()));
+            return Err(FormatError::Manifest(
+                "manifest version differs from header".into(),
+            ));
         }
         manifest.validate()?;
         for s in &manifest.sections {
-            let end = s.offset.checked_add(s.len).ok_or_else(|| FormatError::Truncated(s.kind.clone()))?;
+            let end = s
+                .offset
+                .checked_add(s.len)
+                .ok_or_else(|| FormatError::Truncated(s.kind.clone()))?;
             if end > bytes.len() as u64 {
-                return Err(FormatError::Truncated(format!("section {} ends at {end}, file has {} bytes", s.kind, bytes.len())));
+                return Err(FormatError::Truncated(format!(
+                    "section {} ends at {end}, file has {} bytes",
+                    s.kind,
+                    bytes.len()
+                )));
             }
-            if s.offset as usize % ALIGN != 0 {
-                return Err(FormatError::Manifest(format!("section {} is not {ALIGN}-byte aligned", s.kind)));
+            if !(s.offset as usize).is_multiple_of(ALIGN) {
+                return Err(FormatError::Manifest(format!(
+                    "section {} is not {ALIGN}-byte aligned",
+                    s.kind
+                )));
             }
             if crc32fast::hash(&bytes[s.offset as usize..end as usize]) != s.crc32 {
                 return Err(FormatError::Checksum(format!("section {}", s.kind)));
@@ -356,7 +397,9 @@ impl Artifact {
 
     /// Bytes of a section kind.
     pub fn section(&self, kind: &str) -> Option<&[u8]> {
-        self.manifest.section(kind).map(|s| &self.bytes[s.offset as usize..(s.offset + s.len) as usize])
+        self.manifest
+            .section(kind)
+            .map(|s| &self.bytes[s.offset as usize..(s.offset + s.len) as usize])
     }
 }
 
@@ -371,8 +414,15 @@ mod tests {
             model_name: "m".into(),
             targets: vec![],
             symbols: vec!["N".into()],
-            buffers: vec![BufferDecl { dtype: "f32".into(), shape: vec![DimDecl::Sym { sym: 0, coeff: 1 }, DimDecl::Known(3)], kind: BufferKind::Input { index: 0 } }],
-            inputs: vec![IoDecl { name: "x".into(), buffer: 0 }],
+            buffers: vec![BufferDecl {
+                dtype: "f32".into(),
+                shape: vec![DimDecl::Sym { sym: 0, coeff: 1 }, DimDecl::Known(3)],
+                kind: BufferKind::Input { index: 0 },
+            }],
+            inputs: vec![IoDecl {
+                name: "x".into(),
+                buffer: 0,
+            }],
             outputs: vec![],
             kernels: vec![],
             se_blocks: 0,
@@ -382,14 +432,25 @@ mod tests {
 
     #[test]
     fn roundtrip_and_every_corruption_is_caught() {
-        let bytes = write(sample(), &[("weights", &[1, 2, 3, 4, 5][..]), ("ptx", b"hello")]).unwrap();
+        let bytes = write(
+            sample(),
+            &[("weights", &[1, 2, 3, 4, 5][..]), ("ptx", b"hello")],
+        )
+        .unwrap();
         let a = Artifact::parse(bytes.clone()).unwrap();
         assert_eq!(a.section("ptx").unwrap(), b"hello");
         assert_eq!(a.manifest.sections[1].offset % ALIGN as u64, 0);
         // flipping any single byte anywhere must be detected (padding aside)
-        let used: Vec<std::ops::Range<usize>> = std::iter::once(0..HEADER_LEN + u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize)
-            .chain(a.manifest.sections.iter().map(|s| s.offset as usize..(s.offset + s.len) as usize))
-            .collect();
+        let used: Vec<std::ops::Range<usize>> = std::iter::once(
+            0..HEADER_LEN + u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize,
+        )
+        .chain(
+            a.manifest
+                .sections
+                .iter()
+                .map(|s| s.offset as usize..(s.offset + s.len) as usize),
+        )
+        .collect();
         for r in used {
             for i in r {
                 let mut b = bytes.clone();

@@ -14,7 +14,11 @@ pub struct SpinBarrier {
 impl SpinBarrier {
     /// A barrier for `n` threads.
     pub fn new(n: usize) -> Self {
-        SpinBarrier { n, count: AtomicUsize::new(0), generation: AtomicUsize::new(0) }
+        SpinBarrier {
+            n,
+            count: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+        }
     }
 
     /// Blocks until all `n` threads have called `wait` in this generation.

@@ -22,7 +22,10 @@ impl Tensor {
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self, RuntimeError> {
         let n: usize = shape.iter().product();
         if n != data.len() {
-            return Err(RuntimeError::Input(format!("shape {shape:?} needs {n} values, got {}", data.len())));
+            return Err(RuntimeError::Input(format!(
+                "shape {shape:?} needs {n} values, got {}",
+                data.len()
+            )));
         }
         Ok(Tensor { shape, data })
     }
@@ -93,13 +96,18 @@ impl Model {
     /// mapped; it cannot make a deliberately malicious file safe, so load only artifacts
     /// produced by secc, as you would only load shared libraries you trust.
     pub fn load(path: &Path) -> Result<Self, RuntimeError> {
-        let t = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let t = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         Self::load_with_threads(path, t)
     }
 
     /// Loads an artifact and runs it with `threads` threads.
     pub fn load_with_threads(path: &Path, threads: usize) -> Result<Self, RuntimeError> {
-        let bytes = std::fs::read(path).map_err(|e| RuntimeError::Io { path: path.display().to_string(), source: e })?;
+        let bytes = std::fs::read(path).map_err(|e| RuntimeError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
         Self::from_bytes(bytes, threads)
     }
 
@@ -107,17 +115,31 @@ impl Model {
     pub fn from_bytes(bytes: Vec<u8>, threads: usize) -> Result<Self, RuntimeError> {
         let artifact = Artifact::parse(bytes)?;
         let m = &artifact.manifest;
-        let t = m.targets.first().ok_or_else(|| RuntimeError::Target("artifact names no target".into()))?;
+        let t = m
+            .targets
+            .first()
+            .ok_or_else(|| RuntimeError::Target("artifact names no target".into()))?;
         cpu::check_target(t)?;
-        let so = artifact.section("cpu_code").ok_or_else(|| RuntimeError::Load("artifact has no cpu_code section".into()))?;
+        let so = artifact
+            .section("cpu_code")
+            .ok_or_else(|| RuntimeError::Load("artifact has no cpu_code section".into()))?;
         let wbytes = artifact.section("weights").unwrap_or(&[]);
-        let weights: Vec<f32> = wbytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let weights: Vec<f32> = wbytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         // every weight buffer must lie inside the weights section
         for (i, b) in m.buffers.iter().enumerate() {
             if let BufferKind::Weight { offset } = b.kind {
-                let n: u64 = b.shape.iter().map(|d| d.eval(&[]).unwrap_or(u64::MAX)).product();
+                let n: u64 = b
+                    .shape
+                    .iter()
+                    .map(|d| d.eval(&[]).unwrap_or(u64::MAX))
+                    .product();
                 if offset % 4 != 0 || offset / 4 + n > weights.len() as u64 {
-                    return Err(RuntimeError::Load(format!("weight buffer {i} lies outside the weights section")));
+                    return Err(RuntimeError::Load(format!(
+                        "weight buffer {i} lies outside the weights section"
+                    )));
                 }
             }
         }
@@ -125,16 +147,30 @@ impl Model {
         let code = cpu::load(so, &names)?;
         let threads = threads.max(1);
         let pool = if threads > 1 {
-            Some(rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| RuntimeError::Load(e.to_string()))?)
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .map_err(|e| RuntimeError::Load(e.to_string()))?,
+            )
         } else {
             None
         };
-        Ok(Model { artifact, weights, code, threads, pool, bound: Mutex::new(None) })
+        Ok(Model {
+            artifact,
+            weights,
+            code,
+            threads,
+            pool,
+            bound: Mutex::new(None),
+        })
     }
 
     /// The manifest.
     pub fn info(&self) -> ModelInfo<'_> {
-        ModelInfo { manifest: &self.artifact.manifest }
+        ModelInfo {
+            manifest: &self.artifact.manifest,
+        }
     }
 
     /// Thread count.
@@ -144,16 +180,29 @@ impl Model {
 
     /// Input names in order.
     pub fn input_names(&self) -> Vec<&str> {
-        self.artifact.manifest.inputs.iter().map(|i| i.name.as_str()).collect()
+        self.artifact
+            .manifest
+            .inputs
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect()
     }
 
     /// Output names in order.
     pub fn output_names(&self) -> Vec<&str> {
-        self.artifact.manifest.outputs.iter().map(|i| i.name.as_str()).collect()
+        self.artifact
+            .manifest
+            .outputs
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect()
     }
 
     fn shape_str(&self, dims: &[DimDecl]) -> String {
-        let s: Vec<String> = dims.iter().map(|d| d.display(&self.artifact.manifest.symbols)).collect();
+        let s: Vec<String> = dims
+            .iter()
+            .map(|d| d.display(&self.artifact.manifest.symbols))
+            .collect();
         format!("[{}]", s.join(", "))
     }
 
@@ -161,19 +210,31 @@ impl Model {
     fn bind(&self, inputs: &[&Tensor]) -> Result<Vec<u64>, RuntimeError> {
         let m = &self.artifact.manifest;
         if inputs.len() != m.inputs.len() {
-            return Err(RuntimeError::Input(format!("model has {} input(s) ({}), got {}", m.inputs.len(), self.input_names().join(", "), inputs.len())));
+            return Err(RuntimeError::Input(format!(
+                "model has {} input(s) ({}), got {}",
+                m.inputs.len(),
+                self.input_names().join(", "),
+                inputs.len()
+            )));
         }
         let mut syms: Vec<Option<u64>> = vec![None; m.symbols.len()];
         for (io, t) in m.inputs.iter().zip(inputs) {
             let decl = &m.buffers[io.buffer as usize].shape;
-            let bad = || RuntimeError::Input(format!("input {:?}: expected shape {}, got {:?}", io.name, self.shape_str(decl), t.shape));
+            let bad = || {
+                RuntimeError::Input(format!(
+                    "input {:?}: expected shape {}, got {:?}",
+                    io.name,
+                    self.shape_str(decl),
+                    t.shape
+                ))
+            };
             if decl.len() != t.shape.len() {
                 return Err(bad());
             }
             for (d, &v) in decl.iter().zip(&t.shape) {
                 match *d {
                     DimDecl::Known(k) if k as usize == v => {}
-                    DimDecl::Sym { sym, coeff } if v > 0 && v as u64 % coeff == 0 => {
+                    DimDecl::Sym { sym, coeff } if v > 0 && (v as u64).is_multiple_of(coeff) => {
                         let b = v as u64 / coeff;
                         match syms[sym as usize] {
                             Some(o) if o != b => {
@@ -189,12 +250,22 @@ impl Model {
                 }
             }
             if t.data.len() != t.shape.iter().product::<usize>() {
-                return Err(RuntimeError::Input(format!("input {:?}: data length does not match its shape", io.name)));
+                return Err(RuntimeError::Input(format!(
+                    "input {:?}: data length does not match its shape",
+                    io.name
+                )));
             }
         }
         syms.into_iter()
             .enumerate()
-            .map(|(i, s)| s.ok_or_else(|| RuntimeError::Input(format!("dimension {:?} is not determined by any input", m.symbols[i]))))
+            .map(|(i, s)| {
+                s.ok_or_else(|| {
+                    RuntimeError::Input(format!(
+                        "dimension {:?} is not determined by any input",
+                        m.symbols[i]
+                    ))
+                })
+            })
             .collect()
     }
 
@@ -205,7 +276,12 @@ impl Model {
         let sizes: Vec<usize> = m
             .buffers
             .iter()
-            .map(|b| b.shape.iter().map(|d| d.eval(syms).unwrap_or(0) as usize).product())
+            .map(|b| {
+                b.shape
+                    .iter()
+                    .map(|d| d.eval(syms).unwrap_or(0) as usize)
+                    .product()
+            })
             .collect();
         let root = |b: u32| match m.buffers[b as usize].kind {
             BufferKind::Alias { of } => of,
@@ -223,7 +299,9 @@ impl Model {
         }
         let mut offsets = vec![0usize; nb];
         let mut placed: Vec<(usize, usize, usize, usize)> = vec![]; // (off, len, first, last)
-        let mut order: Vec<usize> = (0..nb).filter(|&b| m.buffers[b].kind == BufferKind::Temp && first[b] != usize::MAX).collect();
+        let mut order: Vec<usize> = (0..nb)
+            .filter(|&b| m.buffers[b].kind == BufferKind::Temp && first[b] != usize::MAX)
+            .collect();
         order.sort_by_key(|&b| std::cmp::Reverse(sizes[b]));
         let mut arena_len = 0usize;
         for b in order {
@@ -246,7 +324,11 @@ impl Model {
             placed.push((off, len, first[b], last[b]));
             arena_len = arena_len.max(off + len);
         }
-        Ok(Bound { syms: syms.to_vec(), offsets, arena: vec![0.0; arena_len + 16] })
+        Ok(Bound {
+            syms: syms.to_vec(),
+            offsets,
+            arena: vec![0.0; arena_len + 16],
+        })
     }
 
     /// Runs the model on inputs given in order; returns outputs in order.
@@ -260,7 +342,10 @@ impl Model {
         let m = &self.artifact.manifest;
         for (n, _) in inputs {
             if !m.inputs.iter().any(|i| i.name == *n) {
-                return Err(RuntimeError::Input(format!("model has no input named {n:?} (inputs: {})", self.input_names().join(", "))));
+                return Err(RuntimeError::Input(format!(
+                    "model has no input named {n:?} (inputs: {})",
+                    self.input_names().join(", ")
+                )));
             }
         }
         let refs: Vec<&Tensor> = m
@@ -279,7 +364,12 @@ impl Model {
 
     /// Runs `iters` times after `warmup` runs and reports latencies (the run alone: no load,
     /// no file I/O).
-    pub fn bench(&self, inputs: &[Tensor], warmup: usize, iters: usize) -> Result<RunStats, RuntimeError> {
+    pub fn bench(
+        &self,
+        inputs: &[Tensor],
+        warmup: usize,
+        iters: usize,
+    ) -> Result<RunStats, RuntimeError> {
         let refs: Vec<&Tensor> = inputs.iter().collect();
         for _ in 0..warmup {
             self.run_refs(&refs)?;
@@ -297,7 +387,10 @@ impl Model {
     fn run_refs(&self, inputs: &[&Tensor]) -> Result<Vec<Tensor>, RuntimeError> {
         let m = &self.artifact.manifest;
         let syms = self.bind(inputs)?;
-        let mut guard = self.bound.lock().map_err(|_| RuntimeError::Load("a previous run panicked".into()))?;
+        let mut guard = self
+            .bound
+            .lock()
+            .map_err(|_| RuntimeError::Load("a previous run panicked".into()))?;
         if guard.as_ref().map(|b| b.syms != syms).unwrap_or(true) {
             *guard = Some(self.plan(&syms)?);
         }
@@ -307,9 +400,16 @@ impl Model {
             .iter()
             .map(|o| {
                 let b = &m.buffers[o.buffer as usize];
-                let shape: Vec<usize> = b.shape.iter().map(|d| d.eval(&syms).unwrap_or(0) as usize).collect();
+                let shape: Vec<usize> = b
+                    .shape
+                    .iter()
+                    .map(|d| d.eval(&syms).unwrap_or(0) as usize)
+                    .collect();
                 let n = shape.iter().product();
-                Tensor { shape, data: vec![0.0; n] }
+                Tensor {
+                    shape,
+                    data: vec![0.0; n],
+                }
             })
             .collect();
         let arena = bound.arena.as_mut_ptr();
@@ -322,15 +422,23 @@ impl Model {
             match m.buffers[b as usize].kind {
                 BufferKind::Input { index } => inputs[index as usize].data.as_ptr() as *mut f32,
                 BufferKind::Output { index } => outputs[index as usize].data.as_mut_ptr(),
-                // SAFETY (pointer arithmetic): offsets were checked against the weights
-                // section at load time and against the arena length by the planner.
-                BufferKind::Weight { offset } => unsafe { weights.add(offset as usize / 4) },
-                BufferKind::Temp => unsafe { arena.add(bound.offsets[b as usize]) },
+                BufferKind::Weight { offset } => {
+                    // SAFETY: weight offsets were checked against the weights section at load.
+                    unsafe { weights.add(offset as usize / 4) }
+                }
+                BufferKind::Temp => {
+                    // SAFETY: the planner sized the arena to cover every temp's offset + size.
+                    unsafe { arena.add(bound.offsets[b as usize]) }
+                }
                 BufferKind::Alias { .. } => unreachable!("aliases resolve to a root"),
             }
         };
         let frame = Frame {
-            args: m.kernels.iter().map(|k| k.args.iter().map(|&a| ptr_of(a, &mut outputs)).collect()).collect(),
+            args: m
+                .kernels
+                .iter()
+                .map(|k| k.args.iter().map(|&a| ptr_of(a, &mut outputs)).collect())
+                .collect(),
             syms: syms.iter().map(|&s| s as i64).collect(),
         };
         let barrier = SpinBarrier::new(self.threads);
@@ -343,7 +451,14 @@ impl Model {
                 // pointer per declared buffer of the sizes the kernel was compiled for (the
                 // symbols were bound and checked above); the barrier outlives the call.
                 unsafe {
-                    f(frame.args[k].as_ptr(), frame.syms.as_ptr(), tid as i64, n, barrier_wait, &barrier as *const SpinBarrier as *mut c_void);
+                    f(
+                        frame.args[k].as_ptr(),
+                        frame.syms.as_ptr(),
+                        tid as i64,
+                        n,
+                        barrier_wait,
+                        &barrier as *const SpinBarrier as *mut c_void,
+                    );
                 }
                 barrier.wait();
             }

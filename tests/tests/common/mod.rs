@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 use rand::{Rng, SeedableRng};
 use secc_ir::interp::Tensor;
 use secc_ir::{Graph, Op};
@@ -25,7 +25,8 @@ pub fn stem(p: &Path) -> String {
 }
 
 pub fn import(p: &Path) -> Graph {
-    secc_onnx::import_file(p, &Default::default()).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    secc_onnx::import_file(p, &Default::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 /// Fresh random inputs (uniform in [-2, 2), never all zeros) for the graph at `batch`.
@@ -37,7 +38,10 @@ pub fn random_inputs(g: &Graph, batch: u64, seed: u64) -> Vec<Tensor> {
         .map(|(_, id)| {
             let shape = g.node(*id).outputs[0].eval(&syms).unwrap();
             let n: usize = shape.iter().product();
-            Tensor::new(shape, (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect())
+            Tensor::new(
+                shape,
+                (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect(),
+            )
         })
         .collect()
 }
@@ -45,11 +49,18 @@ pub fn random_inputs(g: &Graph, batch: u64, seed: u64) -> Vec<Tensor> {
 /// Max |a - b| / (1 + |b|) over all elements; asserts equal shapes.
 pub fn max_rel_err(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.shape, b.shape, "shape mismatch");
-    a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs() / (1.0 + y.abs())).fold(0.0, f32::max)
+    a.data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+        .fold(0.0, f32::max)
 }
 
 pub fn count_se(g: &Graph) -> usize {
-    g.node_ids().into_iter().filter(|n| matches!(g.node(*n).op, Op::SqueezeExcite(_))).count()
+    g.node_ids()
+        .into_iter()
+        .filter(|n| matches!(g.node(*n).op, Op::SqueezeExcite(_)))
+        .count()
 }
 
 /// The number of SE blocks each fixture must fuse into.
