@@ -12,4 +12,12 @@ export CI=${CI:-true}            # insta: never write snapshots, fail on mismatc
 export INSTA_UPDATE=no
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+log=$(mktemp)
+set +e
+cargo test --workspace --locked 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+read -r passed failed ignored < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } } END { print p+0, f+0, g+0 }' "$log")
+rm -f "$log"
+echo "total: ${passed} passed, ${failed} failed, ${ignored} skipped"
+exit "$rc"
