@@ -57,6 +57,8 @@ fn check_all(fuse: bool) {
                     .map(|t| secc_runtime::Tensor::new(t.shape.clone(), t.data.clone()).unwrap())
                     .collect();
                 let got = model.run(&rt_ins).unwrap();
+                assert_eq!(got.len(), want.len(), "{}: output count", stem(&p));
+                assert!(!got.is_empty());
                 for (a, b) in got.iter().zip(&want) {
                     let e = max_rel_err(&interp::Tensor::new(a.shape.clone(), a.data.clone()), b);
                     assert!(

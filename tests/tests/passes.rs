@@ -40,6 +40,8 @@ fn passes_preserve_semantics_on_random_inputs() {
             let ins = random_inputs(&before, batch, seed);
             let a = run(&before, &ins).unwrap();
             let b = run(&after, &ins).unwrap();
+            assert_eq!(a.len(), b.len());
+            assert!(!a.is_empty());
             for (x, y) in a.iter().zip(&b) {
                 let e = max_rel_err(y, x);
                 assert!(

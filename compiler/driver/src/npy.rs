@@ -9,8 +9,9 @@ pub fn read(p: &Path) -> Result<secc_runtime::Tensor> {
     let a: ArrayD<f32> = read_npy(p)
         .with_context(|| format!("{} is not a readable float32 .npy array", p.display()))?;
     let shape = a.shape().to_vec();
-    let data = a.as_standard_layout().iter().copied().collect();
-    Ok(secc_runtime::Tensor::new(shape, data)?)
+    let a = a.as_standard_layout();
+    let data = a.as_slice().context("array is not contiguous")?;
+    Ok(secc_runtime::Tensor::from_slice(shape, data)?)
 }
 
 /// Writes a float32 .npy file.

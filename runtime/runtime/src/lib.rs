@@ -20,6 +20,7 @@
 
 mod barrier;
 mod cpu;
+mod mem;
 mod model;
 
 pub use model::{Model, ModelInfo, RunStats, Tensor};

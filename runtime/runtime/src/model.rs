@@ -29,6 +29,21 @@ impl Tensor {
         }
         Ok(Tensor { shape, data })
     }
+
+    /// A tensor holding a copy of `data` in a buffer the runtime allocated (huge pages for
+    /// large tensors, which streams markedly faster than a 4 KiB-page `Vec`).
+    pub fn from_slice(shape: Vec<usize>, data: &[f32]) -> Result<Self, RuntimeError> {
+        Self::new(shape, crate::mem::copied(data))
+    }
+
+    /// A zero tensor allocated by the runtime.
+    pub fn zeros(shape: Vec<usize>) -> Self {
+        let n = shape.iter().product();
+        Tensor {
+            shape,
+            data: crate::mem::zeroed(n),
+        }
+    }
 }
 
 /// Timing of repeated runs (`secc run --bench`).
@@ -417,23 +432,23 @@ impl Model {
             *guard = Some(self.plan(&syms)?);
         }
         let bound = guard.as_mut().expect("invariant: just planned");
-        let mut outputs: Vec<Tensor> = m
-            .outputs
-            .iter()
-            .map(|o| {
-                let b = &m.buffers[o.buffer as usize];
-                let shape: Vec<usize> = b
-                    .shape
-                    .iter()
-                    .map(|d| d.eval(&syms).unwrap_or(0) as usize)
-                    .collect();
-                let n = shape.iter().product();
-                Tensor {
-                    shape,
-                    data: vec![0.0; n],
-                }
-            })
-            .collect();
+        outputs.resize_with(m.outputs.len(), || Tensor {
+            shape: vec![],
+            data: vec![],
+        });
+        for (o, t) in m.outputs.iter().zip(outputs.iter_mut()) {
+            let b = &m.buffers[o.buffer as usize];
+            let shape: Vec<usize> = b
+                .shape
+                .iter()
+                .map(|d| d.eval(&syms).unwrap_or(0) as usize)
+                .collect();
+            let n: usize = shape.iter().product();
+            if t.data.len() != n {
+                t.data = crate::mem::zeroed(n);
+            }
+            t.shape = shape;
+        }
         let arena = bound.arena.as_mut_ptr();
         let weights = self.weights.as_ptr() as *mut f32;
         let ptr_of = |b: u32, outputs: &mut [Tensor]| -> *mut f32 {
@@ -459,7 +474,7 @@ impl Model {
             args: m
                 .kernels
                 .iter()
-                .map(|k| k.args.iter().map(|&a| ptr_of(a, &mut outputs)).collect())
+                .map(|k| k.args.iter().map(|&a| ptr_of(a, outputs)).collect())
                 .collect(),
             syms: syms.iter().map(|&s| s as i64).collect(),
         };
