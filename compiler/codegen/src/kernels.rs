@@ -33,7 +33,9 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
         KernelKind::Gemm { attrs, a, b, c } => gemm(kb, attrs, a, b, c.as_deref()),
         KernelKind::MatMul { a, b } => matmul(kb, a, b),
         KernelKind::Conv { attrs, x, w, bias } => conv(kb, attrs, x, w, *bias),
-        KernelKind::SqueezeExcite { attrs, x, r } => squeeze_excite(kb, attrs, x, *r),
+        KernelKind::SqueezeExcite { attrs, x, r, block } => {
+            squeeze_excite(kb, attrs, x, *r, *block)
+        }
     }
 }
 
@@ -451,14 +453,23 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
     })
 }
 
-/// The fused SE block. Per image: (1) each thread of the group pools its channel range,
-/// (2) barrier, the group computes FC1 + inner activation split over the R hidden units,
-/// (3) barrier, each thread computes FC2 + gate for its channel range (the same range as in
-/// step 1, so that slice of X is still in its cache) and writes `y = x * gate`.
-fn squeeze_excite<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, a: &SeAttrs, x: &[Dim], r: u64) -> R<()> {
+/// The fused SE block, for a block of B images at a time (B = 1 on NVPTX, one CTA per
+/// image): (1) each thread of the group pools its channel range of every image of the block;
+/// barrier; (2) FC1 + inner activation, split over the R hidden units (each w1 row is used for
+/// all B images while it is in L1); barrier; (3) each thread computes FC2 for its channel
+/// range as axpys over the transposed w2 (vectorised over channels), the gate, and writes
+/// `y = x * gate` for the same channel range it pooled, so that slice of X is still in its
+/// cache. Gates overwrite the pooled values of the same channels.
+fn squeeze_excite<'a, 'ctx>(
+    kb: &mut Kb<'a, 'ctx>,
+    a: &SeAttrs,
+    x: &[Dim],
+    r: u64,
+    block: u64,
+) -> R<()> {
     let (c, h, w) = (known(x[1])?, known(x[2])?, known(x[3])?);
     let hw = h * w;
-    let (px, pw1, pb1, pw2, pb2, py) = (
+    let (px, pw1, pb1, pw2t, pb2, py) = (
         kb.args[0], kb.args[1], kb.args[2], kb.args[3], kb.args[4], kb.args[5],
     );
     let scratch = match kb.shared_scratch()? {
@@ -467,58 +478,93 @@ fn squeeze_excite<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, a: &SeAttrs, x: &[Dim], r: u6
     };
     let (inner, gate): (Activation, Activation) = (a.inner, a.gate);
     let nimg = kb.dim(x[0])?;
-    let body = |kb: &mut Kb<'a, 'ctx>, img: IntValue<'ctx>| -> R<()> {
-        let xb = kb.mul(img, kb.i(c * hw))?;
+    let hid0 = block * c; // hidden values start after the pooled/gate area
+                          // one block: images [i0, i0 + nb)
+    let body = |kb: &mut Kb<'a, 'ctx>, i0: IntValue<'ctx>, nb: IntValue<'ctx>| -> R<()> {
         let (clo, chi) = kb.split_by(kb.i(c), kb.group_tid, kb.group_n)?;
         let inv_hw = kb.fc(1.0 / hw as f32);
-        kb.for_loop(clo, chi, |kb, ch| {
-            let base = kb.add(xb, kb.mul(ch, kb.i(hw))?)?;
-            let zero = kb.fc(0.0);
-            let s = kb.for_acc(kb.i(0), kb.i(hw), zero, |kb, p, acc| {
-                kb.fadd(acc, kb.load(px, kb.add(base, p)?)?)
-            })?;
-            kb.store(scratch, ch, kb.fmul(s, inv_hw)?)
+        kb.for_loop(kb.i(0), nb, |kb, b| {
+            let xb = kb.mul(kb.add(i0, b)?, kb.i(c * hw))?;
+            let sb = kb.mul(b, kb.i(c))?;
+            kb.for_loop(clo, chi, |kb, ch| {
+                let base = kb.add(xb, kb.mul(ch, kb.i(hw))?)?;
+                let zero = kb.fc(0.0);
+                let s = kb.for_acc(kb.i(0), kb.i(hw), zero, |kb, p, acc| {
+                    kb.fadd(acc, kb.load(px, kb.add(base, p)?)?)
+                })?;
+                kb.store(scratch, kb.add(sb, ch)?, kb.fmul(s, inv_hw)?)
+            })
         })?;
         kb.barrier()?;
         let (rlo, rhi) = kb.split_by(kb.i(r), kb.group_tid, kb.group_n)?;
         kb.for_loop(rlo, rhi, |kb, j| {
-            let b = kb.load(pb1, j)?;
-            let one = kb.i(1);
-            let s = dot(
-                kb,
-                kb.i(c),
-                (pw1, kb.mul(j, kb.i(c))?, one),
-                (scratch, kb.i(0), one),
-                b,
-            )?;
-            let v = kb.act(inner, s)?;
-            kb.store(scratch, kb.add(kb.i(c), j)?, v)
+            let bias = kb.load(pb1, j)?;
+            let wrow = kb.mul(j, kb.i(c))?;
+            kb.for_loop(kb.i(0), nb, |kb, b| {
+                let one = kb.i(1);
+                let s = dot(
+                    kb,
+                    kb.i(c),
+                    (pw1, wrow, one),
+                    (scratch, kb.mul(b, kb.i(c))?, one),
+                    bias,
+                )?;
+                let v = kb.act(inner, s)?;
+                kb.store(
+                    scratch,
+                    kb.add(kb.i(hid0), kb.add(kb.mul(b, kb.i(r))?, j)?)?,
+                    v,
+                )
+            })
         })?;
         kb.barrier()?;
-        kb.for_loop(clo, chi, |kb, ch| {
-            let b = kb.load(pb2, ch)?;
-            let one = kb.i(1);
-            let s = dot(
-                kb,
-                kb.i(r),
-                (pw2, kb.mul(ch, kb.i(r))?, one),
-                (scratch, kb.i(c), one),
-                b,
-            )?;
-            let g = kb.act(gate, s)?;
-            let base = kb.add(xb, kb.mul(ch, kb.i(hw))?)?;
-            kb.for_loop(kb.i(0), kb.i(hw), |kb, p| {
-                let i = kb.add(base, p)?;
-                let v = kb.fmul(kb.load(px, i)?, g)?;
-                kb.store(py, i, v)
+        kb.for_loop(kb.i(0), nb, |kb, b| {
+            let sb = kb.mul(b, kb.i(c))?;
+            let hb = kb.add(kb.i(hid0), kb.mul(b, kb.i(r))?)?;
+            kb.for_loop(clo, chi, |kb, ch| {
+                kb.store(scratch, kb.add(sb, ch)?, kb.load(pb2, ch)?)
+            })?;
+            kb.for_loop(kb.i(0), kb.i(r), |kb, j| {
+                let hj = kb.load(scratch, kb.add(hb, j)?)?;
+                let wrow = kb.mul(j, kb.i(c))?;
+                kb.for_loop(clo, chi, |kb, ch| {
+                    let gi = kb.add(sb, ch)?;
+                    let v = kb.fadd(
+                        kb.load(scratch, gi)?,
+                        kb.fmul(kb.load(pw2t, kb.add(wrow, ch)?)?, hj)?,
+                    )?;
+                    kb.store(scratch, gi, v)
+                })
+            })?;
+            kb.for_loop(clo, chi, |kb, ch| {
+                let gi = kb.add(sb, ch)?;
+                let v = kb.act(gate, kb.load(scratch, gi)?)?;
+                kb.store(scratch, gi, v)
+            })?;
+            let xb = kb.mul(kb.add(i0, b)?, kb.i(c * hw))?;
+            kb.for_loop(clo, chi, |kb, ch| {
+                let g = kb.load(scratch, kb.add(sb, ch)?)?;
+                let base = kb.add(xb, kb.mul(ch, kb.i(hw))?)?;
+                kb.for_loop(kb.i(0), kb.i(hw), |kb, p| {
+                    let i = kb.add(base, p)?;
+                    let v = kb.fmul(kb.load(px, i)?, g)?;
+                    kb.store(py, i, v)
+                })
             })
         })
     };
     match kb.block_id {
-        None => kb.for_loop(kb.i(0), nimg, body),
+        None => {
+            let nblocks = kb.div(kb.add(nimg, kb.i(block - 1))?, kb.i(block))?;
+            kb.for_loop(kb.i(0), nblocks, |kb, bi| {
+                let i0 = kb.mul(bi, kb.i(block))?;
+                let nb = kb.imin(kb.i(block), kb.sub(nimg, i0)?)?;
+                body(kb, i0, nb)
+            })
+        }
         Some(img) => {
             let ok = kb.lt(img, nimg)?;
-            kb.if_then(ok, |kb| body(kb, img))
+            kb.if_then(ok, |kb| body(kb, img, kb.i(1)))
         }
     }
 }

@@ -54,7 +54,8 @@ pub enum KernelKind {
         /// has a bias operand
         bias: bool,
     },
-    /// Fused squeeze-and-excitation; the last argument is scratch for C + R floats.
+    /// Fused squeeze-and-excitation. Arguments: x, w1 [R,C], b1, w2 transposed to [R,C]
+    /// (so FC2 vectorises over channels), b2, y, scratch of `block * (C + R)` floats.
     SqueezeExcite {
         /// activations
         attrs: SeAttrs,
@@ -62,6 +63,8 @@ pub enum KernelKind {
         x: Vec<Dim>,
         /// squeeze width R
         r: u64,
+        /// images processed together, so the FC weights are read once per block
+        block: u64,
     },
 }
 
@@ -136,8 +139,35 @@ fn shape_of(g: &Graph, v: ValueId) -> Vec<Dim> {
     g.ty(v).shape.to_vec()
 }
 
-/// Builds the plan from a verified graph.
-pub fn build(g: &Graph) -> Result<Plan, CodegenError> {
+fn push_weight(p: &mut Plan, shape: Vec<DimDecl>, data: &[f32]) -> u32 {
+    let off = p.weights.len().div_ceil(secc_artifact::ALIGN) * secc_artifact::ALIGN;
+    p.weights.resize(off, 0);
+    for x in data {
+        p.weights.extend_from_slice(&x.to_le_bytes());
+    }
+    p.buffers.push(BufferDecl {
+        dtype: "f32".into(),
+        shape,
+        kind: BufferKind::Weight { offset: off as u64 },
+    });
+    p.buffers.len() as u32 - 1
+}
+
+/// Images per SE block iteration on the CPU: weight-heavy blocks (small maps, many channels)
+/// take many images per pass over the FC weights; otherwise as many as keep the block's X in
+/// cache between the pool and the scale.
+fn se_block_images(c: u64, r: u64, hw: u64) -> u64 {
+    let img = c * hw * 4;
+    let weights = 2 * c * r * 4;
+    if weights >= 2 * img {
+        16
+    } else {
+        ((1536 * 1024) / img.max(1)).clamp(1, 16)
+    }
+}
+
+/// Builds the plan from a verified graph; `cpu` selects CPU-specific layout choices.
+pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
     let order = g
         .topo_order()
         .ok_or_else(|| CodegenError::Llvm("graph has a cycle".into()))?;
@@ -265,10 +295,39 @@ pub fn build(g: &Graph) -> Result<Plan, CodegenError> {
                     .known()
                     .ok_or_else(|| unsupported(g, id, "squeeze width must be known"))?;
                 p.se_blocks += 1;
-                KernelKind::SqueezeExcite { attrs: *a, x, r }
+                let (c, hw) = (
+                    x[1].known().unwrap_or(1),
+                    x[2].known().unwrap_or(1) * x[3].known().unwrap_or(1),
+                );
+                let block = if cpu { se_block_images(c, r, hw) } else { 1 };
+                KernelKind::SqueezeExcite {
+                    attrs: *a,
+                    x,
+                    r,
+                    block,
+                }
             }
         };
         let mut args: Vec<u32> = ins.iter().map(|x| buf_of[&x.node]).collect();
+        if let KernelKind::SqueezeExcite { x, r, .. } = &kind {
+            // FC2 weights [C, R] are stored transposed, [R, C]
+            let w2 = g
+                .const_of(ins[3])
+                .ok_or_else(|| unsupported(g, id, "SE weights must be constants"))?;
+            let c = x[1].known().unwrap_or(0) as usize;
+            let r = *r as usize;
+            let mut t = vec![0f32; w2.data.len()];
+            for ci in 0..c {
+                for j in 0..r {
+                    t[j * c + ci] = w2.data[ci * r + j];
+                }
+            }
+            args[3] = push_weight(
+                &mut p,
+                vec![DimDecl::Known(r as u64), DimDecl::Known(c as u64)],
+                &t,
+            );
+        }
         let out_kind = match out_index.get(&id) {
             Some(&i) => BufferKind::Output { index: i },
             None => BufferKind::Temp,
@@ -279,11 +338,11 @@ pub fn build(g: &Graph) -> Result<Plan, CodegenError> {
         args.push(out);
         let mut writes = vec![out];
         let mut grid = None;
-        if let KernelKind::SqueezeExcite { x, r, .. } = &kind {
+        if let KernelKind::SqueezeExcite { x, r, block, .. } = &kind {
             let c = x[1].known().unwrap_or(0);
             p.buffers.push(BufferDecl {
                 dtype: "f32".into(),
-                shape: vec![DimDecl::Known(c + r)],
+                shape: vec![DimDecl::Known(block * (c + r))],
                 kind: BufferKind::Temp,
             });
             let s = p.buffers.len() as u32 - 1;

@@ -211,7 +211,7 @@ fn link_shared(obj: &[u8]) -> Result<Vec<u8>, CodegenError> {
 
 /// Compiles a graph (after passes) into artifact bytes.
 pub fn compile(g: &Graph, opts: &CodegenOptions) -> Result<Vec<u8>, CodegenError> {
-    let p = plan::build(g)?;
+    let p = plan::build(g, matches!(opts.target, Target::Cpu { .. }))?;
     let gen = generate(g, &p, &opts.target)?;
     let manifest = Manifest {
         format_version: secc_artifact::FORMAT_VERSION,
