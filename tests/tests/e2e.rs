@@ -1,5 +1,6 @@
 //! End to end: every fixture compiled for the host CPU and run by secc-runtime agrees with
-//! the reference interpreter on fresh random inputs at batch 1 and 8, with 1 and 2 threads.
+//! the reference interpreter on fresh random inputs at batch 1, 8 and 19 (more than one SE
+//! image block, with a partial last block), with 1 and 2 threads.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 mod common;
 use common::*;
@@ -49,7 +50,7 @@ fn check_all(fuse: bool) {
                 model.info().manifest.se_blocks as usize,
                 if fuse { expected_se(&stem(&p)) } else { 0 }
             );
-            for (batch, seed) in [(1u64, 21u64), (8, 22)] {
+            for (batch, seed) in [(1u64, 21u64), (8, 22), (19, 23)] {
                 let ins = random_inputs(&g, batch, seed);
                 let want = interp::run(&g, &ins).unwrap();
                 let rt_ins: Vec<secc_runtime::Tensor> = ins
