@@ -518,15 +518,22 @@ fn squeeze_excite<'a, 'ctx>(
             })
         })?;
         kb.barrier()?;
+        // FC2: gates = b2 + sum_j w2t[j, :] * hidden[b, j], j outermost so each w2t row
+        // slice is reused from L1 for every image of the block
         kb.for_loop(kb.i(0), nb, |kb, b| {
             let sb = kb.mul(b, kb.i(c))?;
-            let hb = kb.add(kb.i(hid0), kb.mul(b, kb.i(r))?)?;
             kb.for_loop(clo, chi, |kb, ch| {
                 kb.store(scratch, kb.add(sb, ch)?, kb.load(pb2, ch)?)
-            })?;
-            kb.for_loop(kb.i(0), kb.i(r), |kb, j| {
-                let hj = kb.load(scratch, kb.add(hb, j)?)?;
-                let wrow = kb.mul(j, kb.i(c))?;
+            })
+        })?;
+        kb.for_loop(kb.i(0), kb.i(r), |kb, j| {
+            let wrow = kb.mul(j, kb.i(c))?;
+            kb.for_loop(kb.i(0), nb, |kb, b| {
+                let sb = kb.mul(b, kb.i(c))?;
+                let hj = kb.load(
+                    scratch,
+                    kb.add(kb.i(hid0), kb.add(kb.mul(b, kb.i(r))?, j)?)?,
+                )?;
                 kb.for_loop(clo, chi, |kb, ch| {
                     let gi = kb.add(sb, ch)?;
                     let v = kb.fadd(
@@ -535,7 +542,10 @@ fn squeeze_excite<'a, 'ctx>(
                     )?;
                     kb.store(scratch, gi, v)
                 })
-            })?;
+            })
+        })?;
+        kb.for_loop(kb.i(0), nb, |kb, b| {
+            let sb = kb.mul(b, kb.i(c))?;
             kb.for_loop(clo, chi, |kb, ch| {
                 let gi = kb.add(sb, ch)?;
                 let v = kb.act(gate, kb.load(scratch, gi)?)?;
