@@ -8,7 +8,9 @@ on, and off) vs the memory-traffic floor, side by side in one run.
 Floor = 3 * |X| bytes (read X to pool, read X to scale, write Y) / bandwidth, where the
 bandwidth is measured in the same run with a secc-compiled streaming kernel (y = relu(x)
 over 64 MiB, out of cache, same thread count): 2 * 64 MiB / time.
-All times are medians over many runs of the run call alone (no load, no file I/O).
+All times are medians over many runs of the run call alone (no load, no file I/O). The
+machine is shared (2 vCPUs), so every engine is measured in several interleaved rounds and the
+best median of the rounds is kept, for every engine alike.
 """
 import argparse, json, os, subprocess, sys, tempfile, time
 import numpy as np
@@ -48,21 +50,29 @@ def relu_model(path, n):
     onnx.save(m, path)
 
 
-def secc_time(onnx_path, art, npy, threads, iters, extra=()):
+def secc_compile(onnx_path, art, extra=()):
     subprocess.run([SECC, onnx_path, "-o", art, *extra], check=True, capture_output=True)
+
+
+def secc_time(onnx_path, art, npy, threads, iters, extra=()):
+    if not os.path.exists(art):
+        secc_compile(onnx_path, art, extra)
     out = subprocess.run([SECC, "run", art, "--input", f"x={npy}", "--threads", str(threads),
                           "--bench", str(iters), "--warmup", str(max(5, iters // 10)), "--json"],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out)["median_us"]
 
 
-def ort_time(onnx_path, x, threads, iters, opt):
+def ort_session(onnx_path, threads, opt):
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL if opt else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    s = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+
+
+def ort_time(s, x, iters):
     feed = {"x": x}
     for _ in range(max(5, iters // 10)):
         s.run(None, feed)
@@ -79,13 +89,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="fewer iterations")
     ap.add_argument("--md", help="write the markdown table to this file (between markers)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best median is kept")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="secc-bench-")
     # bandwidth
     n = 16 * 1024 * 1024
     relu_model(os.path.join(tmp, "stream.onnx"), n)
     np.save(os.path.join(tmp, "stream.npy"), np.random.default_rng(0).standard_normal([1, n]).astype(np.float32))
-    t = secc_time(os.path.join(tmp, "stream.onnx"), os.path.join(tmp, "stream.bin"), os.path.join(tmp, "stream.npy"), a.threads, 20 if a.quick else 60)
+    t = min(secc_time(os.path.join(tmp, "stream.onnx"), os.path.join(tmp, "stream.bin"), os.path.join(tmp, "stream.npy"), a.threads, 20 if a.quick else 60) for _ in range(a.rounds))
     bw = 2 * n * 4 / (t * 1e-6)
     print(f"# streaming bandwidth ({a.threads} threads): {bw / 1e9:.2f} GB/s", flush=True)
     rows = []
@@ -102,10 +113,19 @@ def main():
             if a.quick:
                 iters = max(20, iters // 4)
             floor = 3 * xbytes / bw * 1e6
-            fused = secc_time(path, os.path.join(tmp, "f.bin"), npy, a.threads, iters)
-            unfused = secc_time(path, os.path.join(tmp, "u.bin"), npy, a.threads, iters, ["--no-fuse"])
-            ort_all = ort_time(path, x, a.threads, iters, True)
-            ort_none = ort_time(path, x, a.threads, iters, False)
+            fb, ub = os.path.join(tmp, f"f_{c}.bin"), os.path.join(tmp, f"u_{c}.bin")
+            secc_compile(path, fb)
+            secc_compile(path, ub, ["--no-fuse"])
+            s_all, s_none = ort_session(path, a.threads, True), ort_session(path, a.threads, False)
+            res = {"fused": [], "unfused": [], "ort_all": [], "ort_none": []}
+            for _ in range(a.rounds):
+                time.sleep(0.2)  # let ORT's spinning pool threads go idle
+                res["fused"].append(secc_time(path, fb, npy, a.threads, iters))
+                res["unfused"].append(secc_time(path, ub, npy, a.threads, iters))
+                res["ort_all"].append(ort_time(s_all, x, iters))
+                res["ort_none"].append(ort_time(s_none, x, iters))
+            del s_all, s_none
+            fused, unfused, ort_all, ort_none = (min(res[k]) for k in ("fused", "unfused", "ort_all", "ort_none"))
             row = dict(c=c, h=h, w=w, batch=batch, floor=floor, fused=fused, unfused=unfused, ort_all=ort_all, ort_none=ort_none)
             rows.append(row)
             print(f"C={c:5} {h}x{w} N={batch}: floor {floor:8.1f}  fused {fused:8.1f}  unfused {unfused:8.1f}  "

@@ -236,10 +236,79 @@ def main():
     y = b.op("Mul", ["x", g])
     made.append(b.save([("x", ["N", c, 6, 6])], [y, g], out_dims=[["N", c, 6, 6], ["N", c, 1, 1]]))
 
+    made += op_models()
     for path, ins in made:
         ort_io(path, ins)
     bad_models()
     print(f"wrote {len(made)} fixtures to {HERE}")
+
+
+def op_models():
+    """Op coverage beyond SE blocks: every attribute form of the supported ops, so each
+    kernel is checked against the interpreter and the interpreter against ONNX Runtime."""
+    made = []
+
+    # ReduceMean over other axes, keepdims 0/1, all axes; opset 13 attribute form
+    b = B("ops_reduce", 21)
+    r1 = b.op("ReduceMean", ["x"], axes=[1], keepdims=0)
+    r2 = b.op("ReduceMean", ["x"], axes=[0, 2], keepdims=1)
+    r3 = b.op("ReduceMean", ["x"], keepdims=0)
+    r4 = b.op("ReduceMean", ["x"], axes=[-1], keepdims=1)
+    made.append(b.save([("x", ["N", 5, 7, 3])], [r1, r2, r3, r4], opset=13,
+                       out_dims=[["N", 7, 3], [1, 5, 1, 3], [], ["N", 5, 7, 1]]))
+
+    # Gemm in every transpose/alpha/beta form, C broadcast from [N] / [1, N] / scalar
+    b = B("ops_gemm", 22)
+    y1 = b.op("Gemm", ["x", b.w([6, 5]), b.w([5])], alpha=0.5, beta=2.0)
+    y2 = b.op("Gemm", [b.w([6, 4]), "x"], transA=1, transB=1, alpha=1.5)
+    y3 = b.op("Gemm", ["x", b.w([3, 6]), b.w([1, 3])], transB=1, beta=-1.0)
+    y4 = b.op("Gemm", ["x", b.w([6, 2]), b.scalar(0.25)])
+    made.append(b.save([("x", [4, 6])], [y1, y2, y3, y4], out_dims=[[4, 5], [4, 4], [4, 3], [4, 2]]))
+
+    # MatMul: batched with broadcasting, 1-D operands, two run-time operands
+    b = B("ops_matmul", 23)
+    y1 = b.op("MatMul", ["a", b.w([4, 5])])
+    y2 = b.op("MatMul", ["a", "bm"])
+    y3 = b.op("MatMul", [b.w([4]), b.w([2, 4, 3])])
+    y4 = b.op("MatMul", ["a", b.w([4])])
+    made.append(b.save([("a", ["N", 2, 3, 4]), ("bm", [2, 4, 6])], [y1, y2, y3, y4],
+                       out_dims=[["N", 2, 3, 5], ["N", 2, 3, 6], [2, 3], ["N", 2, 3]]))
+
+    # element-wise: broadcasting in every direction, Sub/Div, Clip forms, activations
+    b = B("ops_elementwise", 24)
+    t = b.op("Sub", ["x", b.w([1, 6, 1, 1])])
+    t = b.op("Div", [t, b.op("Add", [b.w([5]), b.scalar(4.0)])])
+    t = b.op("Mul", [t, b.w([3, 1])])
+    c1 = b.op("Clip", [t, b.scalar(-0.5)])
+    c2 = b.op("Clip", [t, "", b.scalar(0.7)])
+    c3 = b.op("HardSwish", [t])
+    c4 = b.op("HardSigmoid", [t], alpha=0.3, beta=0.4)
+    c5 = b.op("Sigmoid", [b.op("Relu", [t])])
+    c6 = b.op("Div", [b.scalar(1.0), b.op("Add", [b.op("Sigmoid", ["x"]), b.scalar(1.0)])])
+    made.append(b.save([("x", ["N", 6, 3, 5])], [c1, c2, c3, c4, c5, c6]))
+
+    # convolution: kernel sizes, strides, pads, dilations, groups, auto_pad, no bias
+    b = B("ops_conv", 25)
+    y1 = b.op("Conv", ["x", b.w([8, 6, 3, 3]), b.w([8])], strides=[2, 2], pads=[1, 1, 1, 1])
+    y2 = b.op("Conv", ["x", b.w([6, 3, 3, 2])], group=2, dilations=[2, 1], pads=[2, 0, 1, 1])
+    y3 = b.op("Conv", ["x", b.w([6, 1, 3, 3]), b.w([6])], group=6, auto_pad="SAME_UPPER", strides=[2, 1])
+    y4 = b.op("Conv", ["x", b.w([4, 6, 2, 2])], auto_pad="SAME_LOWER")
+    y5 = b.op("Conv", ["x", b.w([5, 6, 1, 1]), b.w([5])], strides=[2, 3], auto_pad="VALID")
+    made.append(b.save([("x", ["N", 6, 9, 8])], [y1, y2, y3, y4, y5], out_dims=[
+        ["N", 8, 5, 4], ["N", 6, 8, 8], ["N", 6, 5, 8], ["N", 4, 9, 8], ["N", 5, 5, 3]]))
+
+    # shape ops: Flatten axes, Squeeze without axes, Unsqueeze, Reshape with 0 and -1, an
+    # output that is a reshape of the input, and an output that is the input itself
+    b = B("ops_shape", 26)
+    f0 = b.op("Flatten", ["x"], axis=0)
+    f2 = b.op("Flatten", [b.op("Relu", ["x"])], axis=2)
+    s = b.op("Squeeze", [b.op("ReduceMean", ["x"], axes=[2], keepdims=1)])
+    u = b.op("Unsqueeze", [s, b.i64([0, 3])])
+    rs = b.op("Reshape", ["x", b.i64([0, -1, 2])])
+    idn = b.op("Identity", ["x"])
+    made.append(b.save([("x", [2, 3, 1, 4])], [f0, f2, u, rs, idn],
+                       out_dims=[[1, 24], [6, 4], [1, 2, 3, 1, 4], [2, 6, 2], [2, 3, 1, 4]]))
+    return made
 
 
 def bad_models():
