@@ -2,8 +2,8 @@
 """Generates the SE-block ONNX fixtures in this folder, as real exporters spell them.
 
 Rerunnable: `.venv/bin/python tests/models/gen_fixtures.py` rewrites every `*.onnx` here
-(fixed seeds, so the files are byte-identical on rerun) plus, for each, an input and the
-ONNX Runtime output at batch 2 (`<name>.in<i>.npy`, `<name>.ort.npy`), used by the tests to
+(fixed seeds, so the files are byte-identical on rerun) plus, for each, its inputs and
+the ONNX Runtime outputs at batch 2 (`<name>.in<i>.npy`, `<name>.ort<i>.npy`), used by the tests to
 check the importer and the reference interpreter against ONNX Runtime.
 
 Which exporter each one imitates is written next to it.
@@ -111,7 +111,8 @@ def ort_io(path, inputs, batch=2, seed=7):
     base = path[:-5]
     for i, (n, _) in enumerate(inputs):
         np.save(f"{base}.in{i}.npy", feeds[n])
-    np.save(f"{base}.ort.npy", outs[0])
+    for i, o in enumerate(outs):
+        np.save(f"{base}.ort{i}.npy", o)
 
 
 def main():

@@ -67,14 +67,17 @@ fn importer_and_interpreter_match_onnx_runtime() {
         for i in 0..g.inputs.len() {
             ins.push(read_npy(&p.with_extension(format!("in{i}.npy"))));
         }
-        let want = read_npy(&p.with_extension("ort.npy"));
         let got = run(&g, &ins).unwrap();
-        let e = max_rel_err(&got[0], &want);
-        assert!(
-            e <= ORT_TOL,
-            "{}: interpreter differs from ONNX Runtime by {e}",
-            stem(&p)
-        );
+        assert_eq!(got.len(), g.outputs.len());
+        for (i, t) in got.iter().enumerate() {
+            let want = read_npy(&p.with_extension(format!("ort{i}.npy")));
+            let e = max_rel_err(t, &want);
+            assert!(
+                e <= ORT_TOL,
+                "{} output {i}: interpreter differs from ONNX Runtime by {e}",
+                stem(&p)
+            );
+        }
     }
 }
 

@@ -135,6 +135,11 @@ pub fn dim_decl(d: Dim) -> DimDecl {
     }
 }
 
+/// The value viewed as one flat dimension (for copies between shapes).
+fn flat(g: &Graph, v: ValueId) -> Option<Vec<Dim>> {
+    g.ty(v).numel().map(|n| vec![n])
+}
+
 fn shape_of(g: &Graph, v: ValueId) -> Vec<Dim> {
     g.ty(v).shape.to_vec()
 }
@@ -230,11 +235,15 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
         }
         let kind = match &n.op {
             Op::Input { .. } | Op::Const(_) => unreachable!("handled above"),
-            Op::Reshape { .. } | Op::Identity => KernelKind::Elementwise {
-                f: EwFn::Copy,
-                out: shape_of(g, v),
-                ins: vec![shape_of(g, ins[0])],
-            },
+            Op::Reshape { .. } | Op::Identity => {
+                let n = flat(g, v)
+                    .ok_or_else(|| unsupported(g, id, "element count is a product of symbols"))?;
+                KernelKind::Elementwise {
+                    f: EwFn::Copy,
+                    out: n.clone(),
+                    ins: vec![n],
+                }
+            }
             Op::Binary(b) => KernelKind::Elementwise {
                 f: EwFn::Binary(*b),
                 out: shape_of(g, v),
@@ -368,7 +377,10 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
         let b = if ok {
             b
         } else {
-            let s = shape_of(g, *v);
+            let s = flat(g, *v).ok_or_else(|| CodegenError::Unsupported {
+                node: format!("output {name}"),
+                msg: "element count is a product of symbols".into(),
+            })?;
             p.buffers
                 .push(decl(g, *v, BufferKind::Output { index: i as u32 }));
             let out = p.buffers.len() as u32 - 1;
