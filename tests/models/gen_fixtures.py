@@ -210,6 +210,27 @@ def main():
     y = se_torchvision(b, t, 21, 5, gate=(0.2, 0.5), order="gx")
     made.append(b.save([("x", ["N", 13, 25, 19])], [y], out_dims=[["N", 21, 25, 19]]))
 
+    # 10. Keras-with-ReduceMean spelling (tf2onnx): ReduceMean(keepdims=0) -> Gemm -> SiLU as
+    #     Mul(Sigmoid(t), t) -> Gemm -> hard sigmoid as Mul(1/6, Clip(t + 3, 0, 6)) -> Unsqueeze.
+    b = B("se_reducemean_flat", 16); c, r = 28, 7
+    p = b.op("ReduceMean", ["x"], axes=[2, 3], keepdims=0)
+    t = b.op("Gemm", [p, b.w([r, c]), b.w([r])], transB=1)
+    h = b.op("Mul", [b.op("Sigmoid", [t]), t])
+    t = b.op("Gemm", [h, b.w([r, c]), b.w([c])])
+    g = b.op("Mul", [b.scalar(1.0 / 6.0), b.op("Clip", [b.op("Add", [t, b.scalar(3.0)]), b.scalar(0.0), b.scalar(6.0)])])
+    y = b.op("Mul", ["x", b.op("Unsqueeze", [g, b.i64([2, 3])])])
+    made.append(b.save([("x", ["N", c, 6, 5])], [y], opset=13))
+
+    # 11. Flatten then Reshape back to [N, C, 1, 1] before the 1x1 convs (seen in exports
+    #     of hand-written SE modules that use view()).
+    b = B("se_reshape_roundtrip", 17); c = 24
+    p = b.op("Flatten", [b.op("GlobalAveragePool", ["x"])])
+    p = b.op("Reshape", [p, b.i64([-1, c, 1, 1])])
+    h = b.op("Relu", [b.op("Conv", [p, b.w([6, c, 1, 1]), b.w([6])])])
+    g = b.op("Sigmoid", [b.op("Conv", [h, b.w([c, 6, 1, 1]), b.w([c])])])
+    y = b.op("Mul", [g, "x"])
+    made.append(b.save([("x", ["N", c, 3, 7])], [y]))
+
     # Near-misses: must not fuse, must still run.
     # a) SiLU alone.
     b = B("nm_silu_alone", 12)
