@@ -165,3 +165,9 @@ fn wrong_input_shape_count_or_name_is_a_clear_error() {
     assert!(m.run_named(&[("x", &x)]).is_ok());
     assert!(secc_runtime::Tensor::new(vec![2, 2], vec![1.0; 3]).is_err());
 }
+
+#[test]
+fn impossible_allocations_are_errors_not_aborts() {
+    let e = secc_runtime::Tensor::zeros(vec![1 << 40, 1 << 20]).unwrap_err().to_string();
+    assert!(e.contains("out of memory"), "{e}");
+}

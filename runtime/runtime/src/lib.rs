@@ -49,6 +49,9 @@ pub enum RuntimeError {
     /// Loading the code failed.
     #[error("cannot load the artifact's code: {0}")]
     Load(String),
+    /// Memory for the model could not be allocated.
+    #[error("out of memory: {0}")]
+    Memory(String),
     /// Bad inputs to `run`.
     #[error("invalid input: {0}")]
     Input(String),

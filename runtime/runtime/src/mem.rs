@@ -4,20 +4,30 @@
 //! vs 11 GB/s for the same loop on huge pages.
 const HUGE: usize = 2 << 20;
 
-/// A zeroed `Vec<f32>` of `n` elements, backed by huge pages where the OS allows.
-pub fn zeroed(n: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = Vec::with_capacity(n);
+use crate::RuntimeError;
+
+fn reserve(n: usize) -> Result<Vec<f32>, RuntimeError> {
+    let mut v: Vec<f32> = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        RuntimeError::Memory(format!("cannot allocate {} bytes", n.saturating_mul(4)))
+    })?;
     advise_huge(v.as_mut_ptr() as *mut u8, n * 4);
+    Ok(v)
+}
+
+/// A zeroed `Vec<f32>` of `n` elements, backed by huge pages where the OS allows; an
+/// allocation failure is an error, not an abort.
+pub fn zeroed(n: usize) -> Result<Vec<f32>, RuntimeError> {
+    let mut v = reserve(n)?;
     v.resize(n, 0.0);
-    v
+    Ok(v)
 }
 
 /// A copy of `data` in a buffer from [`zeroed`].
-pub fn copied(data: &[f32]) -> Vec<f32> {
-    let mut v: Vec<f32> = Vec::with_capacity(data.len());
-    advise_huge(v.as_mut_ptr() as *mut u8, data.len() * 4);
+pub fn copied(data: &[f32]) -> Result<Vec<f32>, RuntimeError> {
+    let mut v = reserve(data.len())?;
     v.extend_from_slice(data);
-    v
+    Ok(v)
 }
 
 fn advise_huge(p: *mut u8, len: usize) {

@@ -33,16 +33,16 @@ impl Tensor {
     /// A tensor holding a copy of `data` in a buffer the runtime allocated (huge pages for
     /// large tensors, which streams markedly faster than a 4 KiB-page `Vec`).
     pub fn from_slice(shape: Vec<usize>, data: &[f32]) -> Result<Self, RuntimeError> {
-        Self::new(shape, crate::mem::copied(data))
+        Self::new(shape, crate::mem::copied(data)?)
     }
 
     /// A zero tensor allocated by the runtime.
-    pub fn zeros(shape: Vec<usize>) -> Self {
+    pub fn zeros(shape: Vec<usize>) -> Result<Self, RuntimeError> {
         let n = shape.iter().product();
-        Tensor {
+        Ok(Tensor {
             shape,
-            data: crate::mem::zeroed(n),
-        }
+            data: crate::mem::zeroed(n)?,
+        })
     }
 }
 
@@ -139,10 +139,12 @@ impl Model {
             .section("cpu_code")
             .ok_or_else(|| RuntimeError::Load("artifact has no cpu_code section".into()))?;
         let wbytes = artifact.section("weights").unwrap_or(&[]);
-        let weights: Vec<f32> = wbytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let weights: Vec<f32> = crate::mem::copied(
+            &wbytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect::<Vec<f32>>(),
+        )?;
         // every weight buffer must lie inside the weights section
         for (i, b) in m.buffers.iter().enumerate() {
             if let BufferKind::Weight { offset } = b.kind {
@@ -345,7 +347,7 @@ impl Model {
         Ok(Bound {
             syms: syms.to_vec(),
             offsets,
-            arena: vec![0.0; arena_len + 16],
+            arena: crate::mem::zeroed(arena_len + 16)?,
         })
     }
 
@@ -448,7 +450,7 @@ impl Model {
                 .collect();
             let n: usize = shape.iter().product();
             if t.data.len() != n {
-                t.data = crate::mem::zeroed(n);
+                t.data = crate::mem::zeroed(n)?;
             }
             t.shape = shape;
         }
