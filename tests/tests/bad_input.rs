@@ -168,6 +168,8 @@ fn wrong_input_shape_count_or_name_is_a_clear_error() {
 
 #[test]
 fn impossible_allocations_are_errors_not_aborts() {
-    let e = secc_runtime::Tensor::zeros(vec![1 << 40, 1 << 20]).unwrap_err().to_string();
+    let e = secc_runtime::Tensor::zeros(vec![1 << 40, 1 << 20])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("out of memory"), "{e}");
 }

@@ -7,7 +7,10 @@ use inkwell::context::Context;
 use inkwell::intrinsics::Intrinsic;
 use inkwell::module::{Linkage, Module};
 use inkwell::types::BasicTypeEnum;
-use inkwell::values::{BasicMetadataValueEnum, FloatValue, FunctionValue, IntValue, PointerValue};
+use inkwell::values::{
+    BasicMetadataValueEnum, BasicValue, FloatValue, FunctionValue, IntValue, PointerValue,
+    VectorValue,
+};
 use inkwell::{AddressSpace, FloatPredicate, IntPredicate};
 use secc_ir::{Activation, Dim};
 
@@ -520,6 +523,140 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         let out = self.b.build_phi(self.ctx.f32_type(), "sum")?;
         out.add_incoming(&[(&init, pre), (&r, latch)]);
         Ok(out.as_basic_value().into_float_value())
+    }
+
+    /// Explicit vector width for contiguous loops: 8 lanes on the CPU (AVX2 width; LLVM
+    /// splits it on narrower targets), 1 (scalar) on NVPTX. Loops with short compile-time trip
+    /// counts (a 7x7 map) are fully unrolled as scalars by LLVM before its vectoriser runs,
+    /// so the hot SE loops are written with explicit vectors instead.
+    pub fn width(&self) -> u32 {
+        match self.flavor {
+            Flavor::Cpu => 8,
+            Flavor::Ptx => 1,
+        }
+    }
+
+    fn vload(&self, base: PointerValue<'ctx>, idx: IntValue<'ctx>) -> R<VectorValue<'ctx>> {
+        let p = self.at(base, idx)?;
+        let v = self
+            .b
+            .build_load(self.ctx.f32_type().vec_type(self.width()), p, "vl")?;
+        if let Some(i) = v.as_instruction_value() {
+            i.set_alignment(4)
+                .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        }
+        Ok(v.into_vector_value())
+    }
+
+    fn vstore(&self, base: PointerValue<'ctx>, idx: IntValue<'ctx>, v: VectorValue<'ctx>) -> R<()> {
+        let p = self.at(base, idx)?;
+        let st = self.b.build_store(p, v)?;
+        st.set_alignment(4)
+            .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        Ok(())
+    }
+
+    fn splat(&self, x: FloatValue<'ctx>) -> R<VectorValue<'ctx>> {
+        let vt = self.ctx.f32_type().vec_type(self.width());
+        let v = self.b.build_insert_element(
+            vt.get_poison(),
+            x,
+            self.ctx.i32_type().const_zero(),
+            "",
+        )?;
+        let mask = self.ctx.i32_type().vec_type(self.width()).const_zero();
+        Ok(self
+            .b
+            .build_shuffle_vector(v, vt.get_poison(), mask, "splat")?)
+    }
+
+    /// Sum of `n` contiguous floats at `base[off..]`.
+    pub fn sum_contig(
+        &mut self,
+        base: PointerValue<'ctx>,
+        off: IntValue<'ctx>,
+        n: u64,
+    ) -> R<FloatValue<'ctx>> {
+        let w = self.width() as u64;
+        let zero = self.fc(0.0);
+        if w == 1 || n < w {
+            return self.for_acc(self.i(0), self.i(n), zero, |kb, p, acc| {
+                kb.fadd(acc, kb.load(base, kb.add(off, p)?)?)
+            });
+        }
+        let full = n / w * w;
+        let vt = self.ctx.f32_type().vec_type(self.width());
+        let pre = self
+            .b
+            .get_insert_block()
+            .ok_or_else(|| CodegenError::Llvm("no block".into()))?;
+        let bb = self.ctx.append_basic_block(self.f, "vsum");
+        let exit = self.ctx.append_basic_block(self.f, "vsum.exit");
+        self.b.build_unconditional_branch(bb)?;
+        self.b.position_at_end(bb);
+        let phi = self.b.build_phi(self.ctx.i64_type(), "k")?;
+        let acc = self.b.build_phi(vt, "vacc")?;
+        let k = phi.as_basic_value().into_int_value();
+        let a = acc.as_basic_value().into_vector_value();
+        let v = self.vload(base, self.add(off, k)?)?;
+        let r = self.b.build_float_add(a, v, "")?;
+        let next = self.add(k, self.i(w))?;
+        let latch = self
+            .b
+            .get_insert_block()
+            .ok_or_else(|| CodegenError::Llvm("no block".into()))?;
+        phi.add_incoming(&[(&self.i(0), pre), (&next, latch)]);
+        acc.add_incoming(&[(&vt.const_zero(), pre), (&r, latch)]);
+        let c = self.lt(next, self.i(full))?;
+        self.b.build_conditional_branch(c, bb, exit)?;
+        self.b.position_at_end(exit);
+        let red = intrinsic(self.m, &["llvm.vector.reduce.fadd"], &[vt.into()])?;
+        let s = self.b.build_call(red, &[zero.into(), r.into()], "hsum")?;
+        if let Some(i) = s
+            .try_as_basic_value()
+            .basic()
+            .and_then(|v| v.as_instruction_value())
+        {
+            let _ = i.set_fast_math_flags(inkwell::values::FastMathFlags::AllowReassoc);
+        }
+        let s = s
+            .try_as_basic_value()
+            .basic()
+            .ok_or_else(|| CodegenError::Llvm("reduce".into()))?
+            .into_float_value();
+        if full == n {
+            return Ok(s);
+        }
+        self.for_acc(self.i(full), self.i(n), s, |kb, p, acc| {
+            kb.fadd(acc, kb.load(base, kb.add(off, p)?)?)
+        })
+    }
+
+    /// `dst[off + p] = src[off + p] * g` for `p` in `0..n`.
+    pub fn scale_contig(
+        &mut self,
+        src: PointerValue<'ctx>,
+        dst: PointerValue<'ctx>,
+        off: IntValue<'ctx>,
+        n: u64,
+        g: FloatValue<'ctx>,
+    ) -> R<()> {
+        let w = self.width() as u64;
+        let full = if w == 1 { 0 } else { n / w * w };
+        if full > 0 {
+            let gv = self.splat(g)?;
+            let chunks = self.i(full / w);
+            self.for_loop(self.i(0), chunks, |kb, k| {
+                let i = kb.add(off, kb.mul(k, kb.i(w))?)?;
+                let v = kb.b.build_float_mul(kb.vload(src, i)?, gv, "")?;
+                kb.vstore(dst, i, v)
+            })?;
+        }
+        self.for_loop(self.i(full), self.i(n), |kb, p| {
+            let i = kb.add(off, p)?;
+            let v = kb.fmul(kb.load(src, i)?, g)?;
+            kb.store(dst, i, v)
+        })
     }
 
     /// `if cond { body }`.

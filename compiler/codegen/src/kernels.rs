@@ -488,10 +488,7 @@ fn squeeze_excite<'a, 'ctx>(
             let sb = kb.mul(b, kb.i(c))?;
             kb.for_loop(clo, chi, |kb, ch| {
                 let base = kb.add(xb, kb.mul(ch, kb.i(hw))?)?;
-                let zero = kb.fc(0.0);
-                let s = kb.for_acc(kb.i(0), kb.i(hw), zero, |kb, p, acc| {
-                    kb.fadd(acc, kb.load(px, kb.add(base, p)?)?)
-                })?;
+                let s = kb.sum_contig(px, base, hw)?;
                 kb.store(scratch, kb.add(sb, ch)?, kb.fmul(s, inv_hw)?)
             })
         })?;
@@ -555,11 +552,7 @@ fn squeeze_excite<'a, 'ctx>(
             kb.for_loop(clo, chi, |kb, ch| {
                 let g = kb.load(scratch, kb.add(sb, ch)?)?;
                 let base = kb.add(xb, kb.mul(ch, kb.i(hw))?)?;
-                kb.for_loop(kb.i(0), kb.i(hw), |kb, p| {
-                    let i = kb.add(base, p)?;
-                    let v = kb.fmul(kb.load(px, i)?, g)?;
-                    kb.store(py, i, v)
-                })
+                kb.scale_contig(px, py, base, hw, g)
             })
         })
     };
