@@ -173,3 +173,53 @@ fn impossible_allocations_are_errors_not_aborts() {
         .to_string();
     assert!(e.contains("out of memory"), "{e}");
 }
+
+/// Re-packs an artifact with an edited manifest (checksums recomputed), as a foreign
+/// compiler would have written it.
+fn repack(bytes: Vec<u8>, edit: impl FnOnce(&mut secc_artifact::Manifest)) -> Vec<u8> {
+    let a = secc_artifact::Artifact::parse(bytes).unwrap();
+    let mut m = a.manifest.clone();
+    edit(&mut m);
+    let w = a.section("weights").unwrap().to_vec();
+    let c = a.section("cpu_code").unwrap().to_vec();
+    secc_artifact::write(m, &[("weights", &w), ("cpu_code", &c)]).unwrap()
+}
+
+#[test]
+fn artifacts_for_another_machine_are_refused_with_the_reason() {
+    let e = load_err(repack(artifact(), |m| {
+        m.targets[0].triple = "aarch64-unknown-linux-gnu".into()
+    }));
+    assert!(
+        e.contains("target mismatch") && e.contains("aarch64"),
+        "{e}"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let absent = [
+            (
+                "avx512fp16",
+                std::arch::is_x86_feature_detected!("avx512fp16"),
+            ),
+            (
+                "avx512vbmi2",
+                std::arch::is_x86_feature_detected!("avx512vbmi2"),
+            ),
+            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+            ("gfni", std::arch::is_x86_feature_detected!("gfni")),
+            ("sha", std::arch::is_x86_feature_detected!("sha")),
+        ]
+        .into_iter()
+        .find(|(_, has)| !has);
+        match absent {
+            Some((f, _)) => {
+                let e = load_err(repack(artifact(), |m| m.targets[0].features.push(f.into())));
+                assert!(
+                    e.contains("CPU features") && e.contains(f) && e.contains("x86-64-v3"),
+                    "{e}"
+                );
+            }
+            None => eprintln!("SKIPPED feature check: this CPU has every candidate feature"),
+        }
+    }
+}

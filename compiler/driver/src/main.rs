@@ -68,6 +68,9 @@ struct CompileArgs {
     /// Print per-pass timings to stderr
     #[arg(long)]
     timings: bool,
+    /// Overwrite OUTPUT even if it exists and is not a secc artifact
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -184,6 +187,15 @@ fn compile(a: CompileArgs) -> Result<()> {
             model.display()
         );
     }
+    if out.is_dir() {
+        bail!("output {} is a directory", out.display());
+    }
+    if out.exists() && !a.force && !is_artifact(&out) {
+        bail!(
+            "refusing to overwrite {}: it exists and is not a secc artifact (use --force)",
+            out.display()
+        );
+    }
     let target = match a.target.as_str() {
         "cuda" => secc_codegen::Target::Cuda {
             arch: a.arch.clone(),
@@ -208,6 +220,16 @@ fn compile(a: CompileArgs) -> Result<()> {
         bytes.len()
     );
     Ok(())
+}
+
+/// True if the file starts with the artifact magic (an earlier secc output).
+fn is_artifact(p: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    std::fs::File::open(p)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == secc_artifact::MAGIC
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

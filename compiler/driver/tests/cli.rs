@@ -148,6 +148,16 @@ fn errors_are_clear_and_nothing_is_overwritten() {
         "{e}"
     );
     assert!(!d.path().join("x.bin").exists());
+    // an existing file that is not an artifact is not overwritten without --force
+    let precious = d.path().join("notes.txt");
+    std::fs::write(&precious, "keep me").unwrap();
+    let o = secc(&[s(&model), "-o", s(&precious)]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--force"));
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+    // an earlier artifact is replaced
+    let bin = d.path().join("m.bin");
+    ok(&secc(&[s(&model), "-o", s(&bin)]));
+    ok(&secc(&[s(&model), "-o", s(&bin)]));
     let o = secc(&[
         s(&models().join("bad/garbage.onnx")),
         "-o",
