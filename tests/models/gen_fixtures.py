@@ -231,6 +231,22 @@ def main():
     y = b.op("Mul", [g, "x"])
     made.append(b.save([("x", ["N", c, 3, 7])], [y]))
 
+    # 12. PyTorch `x.view(b, c)` / `.view(b, c, 1, 1)` with a dynamic batch (torch.onnx.export
+    #     opset 17, dynamic_axes={"x": {0: "batch"}}): the Reshape targets are computed at run
+    #     time by Shape -> Gather / Slice -> Unsqueeze -> Concat (with a Cast round trip).
+    b = B("se_torch_view", 18); c, r = 20, 5
+    shp = b.op("Shape", ["x"])
+    bsz = b.op("Gather", [shp, b.i64(0)], axis=0)
+    ch = b.op("Cast", [b.op("Gather", [shp, b.i64(1)], axis=0)], to=TensorProto.INT64)
+    bs1 = b.op("Slice", [shp, b.i64([0]), b.i64([1]), b.i64([0])])
+    t2 = b.op("Concat", [b.op("Unsqueeze", [bsz, b.i64([0])]), b.op("Unsqueeze", [ch, b.i64([0])])], axis=0)
+    p = b.op("Reshape", [b.op("GlobalAveragePool", ["x"]), t2])
+    h = b.op("Relu", [b.op("Gemm", [p, b.w([r, c]), b.w([r])], transB=1)])
+    g = b.op("Sigmoid", [b.op("Gemm", [h, b.w([c, r]), b.w([c])], transB=1)])
+    t4 = b.op("Concat", [bs1, b.op("Unsqueeze", [ch, b.i64([0])]), b.i64([1]), b.i64([1])], axis=0)
+    y = b.op("Mul", ["x", b.op("Reshape", [g, t4])])
+    made.append(b.save([("x", ["batch", c, 9, 9])], [y]))
+
     # Near-misses: must not fuse, must still run.
     # a) SiLU alone.
     b = B("nm_silu_alone", 12)

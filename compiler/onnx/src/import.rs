@@ -10,6 +10,9 @@ use secc_ir::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+mod shape;
+use shape::IV;
+
 /// Oldest default-domain opset accepted.
 pub const MIN_OPSET: i64 = 11;
 /// Newest default-domain opset accepted.
@@ -81,7 +84,8 @@ pub fn import_bytes(
                 im.floats.insert(t.name.clone(), (s, d));
             }
             Ok(ConstVal::I64(s, d)) => {
-                im.ints.insert(t.name.clone(), (s, d));
+                im.ints
+                    .insert(t.name.clone(), (s, d.into_iter().map(IV::K).collect()));
             }
             Err(msg) => {
                 return Err(ImportError::Tensor {
@@ -159,6 +163,13 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Squeeze",
     "Sub",
     "Unsqueeze",
+    // shape computations only (integer tensors, evaluated at import, batch kept symbolic)
+    "Shape",
+    "Gather",
+    "Concat",
+    "Slice",
+    "Cast",
+    "ConstantOfShape",
 ];
 
 fn is_default_domain(d: &str) -> bool {
@@ -189,7 +200,8 @@ struct Importer<'b> {
     opset: i64,
     base: Option<&'b Path>,
     vals: BTreeMap<String, ValueId>,
-    ints: BTreeMap<String, (Vec<usize>, Vec<i64>)>,
+    /// integer tensors (shapes, axes), possibly holding symbolic values such as the batch
+    ints: BTreeMap<String, (Vec<usize>, Vec<IV>)>,
     floats: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
     float_nodes: BTreeMap<String, ValueId>,
     poisoned: BTreeSet<String>,
@@ -274,7 +286,13 @@ impl Importer<'_> {
             .input(i)
             .ok_or_else(|| cx.err(format!("input {i} ({what}) is missing")))?;
         match self.ints.get(name) {
-            Some((_, d)) => Ok(d.clone()),
+            Some((_, d)) => d
+                .iter()
+                .map(|v| match v {
+                    IV::K(k) => Ok(*k),
+                    IV::S(..) => Err(cx.err(format!("input {i} ({what}) depends on a symbolic dimension; it must be a constant")).into()),
+                })
+                .collect(),
             None => Err(cx.err(format!("input {i} ({what}) must be a constant integer tensor; {name:?} is computed at run time, which is not supported")).into()),
         }
     }
@@ -330,6 +348,9 @@ impl Importer<'_> {
         if !is_default_domain(&n.domain) {
             return Err(Failure::Unsupported(cx.err(unsupported_msg(&n.domain))));
         }
+        if self.is_int_node(cx) {
+            return self.int_node(cx);
+        }
         match cx.op() {
             "Constant" => self.constant(cx),
             "Identity" => {
@@ -341,8 +362,8 @@ impl Importer<'_> {
                     let training = self
                         .ints
                         .get(name)
-                        .map(|(_, d)| d.first().copied().unwrap_or(0));
-                    if training != Some(0) {
+                        .map(|(_, d)| d.first().copied().unwrap_or(IV::K(0)));
+                    if training != Some(IV::K(0)) {
                         return Err(cx.err("input 2 (training_mode) must be a constant false; training-mode Dropout is not supported").into());
                     }
                 }
@@ -481,7 +502,8 @@ impl Importer<'_> {
                 self.vals.insert(out, v);
             }
             ConstVal::I64(s, d) => {
-                self.ints.insert(out, (s, d));
+                self.ints
+                    .insert(out, (s, d.into_iter().map(IV::K).collect()));
             }
         }
         Ok(())
@@ -533,11 +555,18 @@ impl Importer<'_> {
 
     fn reshape(&mut self, cx: &NodeCx) -> R<()> {
         let x = self.operand(cx, 0)?;
-        let target = self.const_ints(cx, 1, "shape")?;
+        let target = self.shape_ints(cx, 1, "shape")?;
         let allowzero = cx.int_or("allowzero", 0)? != 0;
         let s = self.shape_of(x);
         let mut out: Vec<Option<Dim>> = Vec::with_capacity(target.len());
         for (i, &t) in target.iter().enumerate() {
+            let t = match t {
+                IV::K(k) => k,
+                IV::S(sym, k) => {
+                    out.push(Some(Dim::Sym(sym, k)));
+                    continue;
+                }
+            };
             out.push(match t {
                 -1 => None,
                 0 if !allowzero => Some(*s.get(i).ok_or_else(|| {

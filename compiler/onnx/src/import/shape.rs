@@ -1,0 +1,409 @@
+//! Shape computations on integer tensors, evaluated at import time.
+//!
+//! Exporters compute reshape targets at run time from `Shape(x)`: PyTorch writes
+//! `x.view(b, c, 1, 1)` as `Shape -> Gather -> Unsqueeze -> Concat -> Reshape`. These
+//! integer tensors never enter the IR; their values are [`IV`]s, either known or a multiple of
+//! a symbolic dimension, so a batch that stays symbolic flows through to the `Reshape`.
+use super::{Failure, Importer, R};
+use crate::attrs::NodeCx;
+use secc_ir::{ConstData, Dim, SymId};
+
+/// One integer value: known, or `coeff * symbol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IV {
+    /// a known integer
+    K(i64),
+    /// `coeff * symbol`
+    S(SymId, u64),
+}
+
+impl IV {
+    fn from_dim(d: Dim) -> IV {
+        match d {
+            Dim::Known(v) => IV::K(v as i64),
+            Dim::Sym(s, k) => IV::S(s, k),
+        }
+    }
+
+    fn binary(op: &str, a: IV, b: IV) -> Option<IV> {
+        use IV::*;
+        Some(match (op, a, b) {
+            ("Add", K(x), K(y)) => K(x.checked_add(y)?),
+            ("Sub", K(x), K(y)) => K(x.checked_sub(y)?),
+            ("Mul", K(x), K(y)) => K(x.checked_mul(y)?),
+            ("Mul", K(x), S(s, k)) | ("Mul", S(s, k), K(x)) if x > 0 => {
+                S(s, k.checked_mul(x as u64)?)
+            }
+            ("Mul", K(0), S(..)) | ("Mul", S(..), K(0)) => K(0),
+            ("Div", K(x), K(y)) if y != 0 => K(x.div_euclid(y)),
+            ("Div", S(s, k), K(y)) if y > 0 && k % y as u64 == 0 => S(s, k / y as u64),
+            ("Div", S(s, k), S(t, j)) if s == t && k % j == 0 => K((k / j) as i64),
+            _ => return None,
+        })
+    }
+}
+
+/// Ops evaluated here when their first operand is an integer tensor (`Shape` always).
+const INT_OPS: &[&str] = &[
+    "Shape",
+    "Gather",
+    "Unsqueeze",
+    "Squeeze",
+    "Concat",
+    "Slice",
+    "Cast",
+    "Mul",
+    "Div",
+    "Add",
+    "Sub",
+    "Identity",
+    "ConstantOfShape",
+    "Reshape",
+];
+
+impl Importer<'_> {
+    /// The integer tensor named by input `i` (shape and values).
+    fn int_input(&self, cx: &NodeCx, i: usize) -> R<(Vec<usize>, Vec<IV>)> {
+        let name = cx
+            .input(i)
+            .ok_or_else(|| cx.err(format!("input {i} is missing")))?;
+        self.ints.get(name).cloned().ok_or_else(|| {
+            Failure::Error(cx.err(format!(
+                "input {i} ({name:?}) must be an integer tensor computed from constants and shapes"
+            )))
+        })
+    }
+
+    /// Integer values of input `i` that may contain symbolic dimensions (Reshape targets).
+    pub(super) fn shape_ints(&self, cx: &NodeCx, i: usize, what: &str) -> R<Vec<IV>> {
+        let name = cx
+            .input(i)
+            .ok_or_else(|| cx.err(format!("input {i} ({what}) is missing")))?;
+        match self.ints.get(name) {
+            Some((_, d)) => Ok(d.clone()),
+            None => Err(cx.err(format!("input {i} ({what}) must be an integer tensor computed from constants and shapes; {name:?} is data computed at run time, which is not supported")).into()),
+        }
+    }
+
+    /// True if the node computes on integer (shape) tensors.
+    pub(super) fn is_int_node(&self, cx: &NodeCx) -> bool {
+        if !INT_OPS.contains(&cx.op()) {
+            return false;
+        }
+        match cx.op() {
+            "Shape" | "ConstantOfShape" => true,
+            _ => cx.input(0).is_some_and(|n| self.ints.contains_key(n)),
+        }
+    }
+
+    fn def_int(&mut self, cx: &NodeCx, shape: Vec<usize>, vals: Vec<IV>) -> R<()> {
+        let out = cx
+            .node
+            .output
+            .first()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| cx.err("has no output"))?;
+        debug_assert_eq!(shape.iter().product::<usize>(), vals.len());
+        self.ints.insert(out.clone(), (shape, vals));
+        Ok(())
+    }
+
+    fn known_list(&self, cx: &NodeCx, i: usize, what: &str) -> R<Option<Vec<i64>>> {
+        if cx.input(i).is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.const_ints(cx, i, what)?))
+    }
+
+    /// Evaluates one integer-tensor node.
+    pub(super) fn int_node(&mut self, cx: &NodeCx) -> R<()> {
+        match cx.op() {
+            "Shape" => {
+                let dims: Vec<IV> = match cx.input(0) {
+                    Some(n) if self.ints.contains_key(n) => {
+                        self.ints[n].0.iter().map(|&d| IV::K(d as i64)).collect()
+                    }
+                    _ => {
+                        let x = self.operand(cx, 0)?;
+                        self.shape_of(x).iter().map(|d| IV::from_dim(*d)).collect()
+                    }
+                };
+                let r = dims.len() as i64;
+                let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
+                let start = clamp(cx.int_or("start", 0)?);
+                let end = clamp(cx.int_or("end", r)?);
+                let v: Vec<IV> = if start < end {
+                    dims[start..end].to_vec()
+                } else {
+                    vec![]
+                };
+                self.def_int(cx, vec![v.len()], v)
+            }
+            "Identity" | "Cast" => {
+                if cx.op() == "Cast" {
+                    let to = cx
+                        .int("to")?
+                        .ok_or_else(|| cx.attr_err("to", "is required"))?;
+                    if to == 1 {
+                        // integer -> float32: a float constant, when every value is known
+                        let (s, v) = self.int_input(cx, 0)?;
+                        let f: Option<Vec<f32>> = v
+                            .iter()
+                            .map(|x| {
+                                if let IV::K(k) = x {
+                                    Some(*k as f32)
+                                } else {
+                                    None
+                                }
+                            })
+                            .collect();
+                        let f = f.ok_or_else(|| {
+                            cx.err("casting a symbolic dimension to float32 is not supported")
+                        })?;
+                        let c = self
+                            .g
+                            .add_const(ConstData::new(s, f), Some(cx.name.clone()));
+                        return self.def(cx, c);
+                    }
+                    if ![6, 7, 2, 3, 4, 5, 12, 13, 9].contains(&to) {
+                        return Err(cx
+                            .attr_err(
+                                "to",
+                                format!("cast of an integer tensor to type {to} is not supported"),
+                            )
+                            .into());
+                    }
+                }
+                let (s, v) = self.int_input(cx, 0)?;
+                self.def_int(cx, s, v)
+            }
+            "Gather" => {
+                let (ds, dv) = self.int_input(cx, 0)?;
+                let (is, iv) = self.int_input(cx, 1)?;
+                if ds.len() != 1 {
+                    return Err(cx
+                        .err("Gather of integer tensors supports 1-D data only")
+                        .into());
+                }
+                let axis = cx.axis("axis", cx.int_or("axis", 0)?, 1)?;
+                debug_assert_eq!(axis, 0);
+                let n = ds[0] as i64;
+                let mut out = Vec::with_capacity(iv.len());
+                for i in iv {
+                    let IV::K(i) = i else {
+                        return Err(cx
+                            .err("Gather index depends on a symbolic dimension")
+                            .into());
+                    };
+                    let j = if i < 0 { i + n } else { i };
+                    if j < 0 || j >= n {
+                        return Err(cx
+                            .err(format!("Gather index {i} out of range for {n} elements"))
+                            .into());
+                    }
+                    out.push(dv[j as usize]);
+                }
+                self.def_int(cx, is, out)
+            }
+            "Unsqueeze" => {
+                let (s, v) = self.int_input(cx, 0)?;
+                let axes = if self.opset < 13 {
+                    cx.ints("axes")?.unwrap_or_default()
+                } else {
+                    self.const_ints(cx, 1, "axes")?
+                };
+                let rank = s.len() + axes.len();
+                let axes = self.norm_axes(cx, &axes, rank)?;
+                let mut it = s.iter();
+                let shape: Vec<usize> = (0..rank)
+                    .map(|i| {
+                        if axes.contains(&i) {
+                            1
+                        } else {
+                            *it.next().unwrap_or(&1)
+                        }
+                    })
+                    .collect();
+                self.def_int(cx, shape, v)
+            }
+            "Squeeze" => {
+                let (s, v) = self.int_input(cx, 0)?;
+                let axes = if self.opset < 13 {
+                    cx.ints("axes")?
+                } else {
+                    self.known_list(cx, 1, "axes")?
+                };
+                let axes = match axes {
+                    Some(a) => self.norm_axes(cx, &a, s.len())?,
+                    None => (0..s.len()).filter(|&i| s[i] == 1).collect(),
+                };
+                let shape: Vec<usize> = s
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !axes.contains(i))
+                    .map(|(_, &d)| d)
+                    .collect();
+                self.def_int(cx, shape, v)
+            }
+            "Concat" => {
+                let mut vals = Vec::new();
+                for i in 0..cx.node.input.len() {
+                    let (s, v) = self.int_input(cx, i)?;
+                    if s.len() != 1 {
+                        return Err(cx
+                            .err("Concat of integer tensors supports 1-D inputs only")
+                            .into());
+                    }
+                    vals.extend(v);
+                }
+                self.def_int(cx, vec![vals.len()], vals)
+            }
+            "Slice" => {
+                let (s, v) = self.int_input(cx, 0)?;
+                if s.len() != 1 {
+                    return Err(cx
+                        .err("Slice of integer tensors supports 1-D inputs only")
+                        .into());
+                }
+                let (starts, ends) = if self.opset < 10 {
+                    (
+                        cx.ints("starts")?.unwrap_or_default(),
+                        cx.ints("ends")?.unwrap_or_default(),
+                    )
+                } else {
+                    (
+                        self.const_ints(cx, 1, "starts")?,
+                        self.const_ints(cx, 2, "ends")?,
+                    )
+                };
+                let steps = self.known_list(cx, 4, "steps")?.unwrap_or(vec![1]);
+                let (Some(&st), Some(&en), Some(&step)) =
+                    (starts.first(), ends.first(), steps.first())
+                else {
+                    return Err(cx.err("Slice needs one start, end and step").into());
+                };
+                if step == 0 {
+                    return Err(cx.err("Slice step 0 is invalid").into());
+                }
+                let n = v.len() as i64;
+                let norm = |x: i64, lo: i64, hi: i64| (if x < 0 { x + n } else { x }).clamp(lo, hi);
+                let mut out = Vec::new();
+                if step > 0 {
+                    let (mut i, e) = (norm(st, 0, n), norm(en, 0, n));
+                    while i < e {
+                        out.push(v[i as usize]);
+                        i += step;
+                    }
+                } else {
+                    let (mut i, e) = (norm(st, -1, n - 1), norm(en, -1, n - 1));
+                    while i > e {
+                        out.push(v[i as usize]);
+                        i += step;
+                    }
+                }
+                self.def_int(cx, vec![out.len()], out)
+            }
+            "Add" | "Sub" | "Mul" | "Div" => {
+                let (sa, va) = self.int_input(cx, 0)?;
+                let (sb, vb) = self.int_input(cx, 1)?;
+                let n = va.len().max(vb.len());
+                if !(va.len() == vb.len() || va.len() == 1 || vb.len() == 1) {
+                    return Err(cx
+                        .err("integer arithmetic supports equal lengths or a scalar operand")
+                        .into());
+                }
+                let mut out = Vec::with_capacity(n);
+                for i in 0..n {
+                    let (a, b) = (va[i.min(va.len() - 1)], vb[i.min(vb.len() - 1)]);
+                    out.push(IV::binary(cx.op(), a, b).ok_or_else(|| {
+                        cx.err(format!(
+                            "cannot compute {a:?} {} {b:?} at compile time",
+                            cx.op()
+                        ))
+                    })?);
+                }
+                let shape = if sa.len() >= sb.len() { sa } else { sb };
+                let shape = if shape.iter().product::<usize>() == n {
+                    shape
+                } else {
+                    vec![n]
+                };
+                self.def_int(cx, shape, out)
+            }
+            "ConstantOfShape" => {
+                let (_, v) = self.int_input(cx, 0)?;
+                let shape: Option<Vec<usize>> = v
+                    .iter()
+                    .map(|x| {
+                        if let IV::K(k) = x {
+                            usize::try_from(*k).ok()
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                let shape = shape.ok_or_else(|| {
+                    cx.err("ConstantOfShape with a symbolic shape is not supported")
+                })?;
+                let n: usize = shape.iter().product();
+                match cx
+                    .tensor("value")?
+                    .map(|t| crate::tensor::decode(t, self.base))
+                    .transpose()
+                    .map_err(|m| cx.attr_err("value", m))?
+                {
+                    Some(crate::tensor::ConstVal::I64(_, d)) => {
+                        let x = d.first().copied().unwrap_or(0);
+                        self.def_int(cx, shape, vec![IV::K(x); n])
+                    }
+                    other => {
+                        let x = match other {
+                            Some(crate::tensor::ConstVal::F32(_, d)) => {
+                                d.first().copied().unwrap_or(0.0)
+                            }
+                            _ => 0.0,
+                        };
+                        let c = self
+                            .g
+                            .add_const(ConstData::new(shape, vec![x; n]), Some(cx.name.clone()));
+                        self.def(cx, c)
+                    }
+                }
+            }
+            "Reshape" => {
+                let (s, v) = self.int_input(cx, 0)?;
+                let t = self.const_ints(cx, 1, "shape")?;
+                let total: usize = s.iter().product();
+                let known: i64 = t
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d)| {
+                        if d == 0 {
+                            s.get(i).copied().unwrap_or(1) as i64
+                        } else if d < 0 {
+                            1
+                        } else {
+                            d
+                        }
+                    })
+                    .product();
+                let shape: Vec<usize> = t
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d)| match d {
+                        -1 => total / known.max(1) as usize,
+                        0 => s.get(i).copied().unwrap_or(1),
+                        d => d as usize,
+                    })
+                    .collect();
+                if shape.iter().product::<usize>() != total {
+                    return Err(cx.err("integer reshape changes the element count").into());
+                }
+                self.def_int(cx, shape, v)
+            }
+            other => Err(Failure::Unsupported(
+                cx.err(format!("{other} on integer tensors is not supported")),
+            )),
+        }
+    }
+}
