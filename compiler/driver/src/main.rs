@@ -175,6 +175,11 @@ fn compile(a: CompileArgs) -> Result<()> {
         let _ = writeln!(o, "// ----- IR after {pass} -----\n{ir}");
     })
     .with_context(|| format!("optimising {}", model.display()))?;
+    for (pass, line) in &pm.log.lines {
+        if line.contains("limit reached") {
+            eprintln!("warning: {pass}: {line}");
+        }
+    }
     if a.timings {
         for (p, t) in &pm.timings {
             eprintln!("pass {p:<16} {:>9.3} ms", t.as_secs_f64() * 1e3);
