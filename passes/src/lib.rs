@@ -5,6 +5,7 @@
 //! after any of them. Passes never see ONNX types.
 #![forbid(unsafe_code)]
 
+mod affine_fold;
 mod const_fold;
 mod dce;
 mod identity;
@@ -12,6 +13,7 @@ mod manager;
 pub mod pipeline;
 pub mod se_fuse;
 
+pub use affine_fold::AffineFold;
 pub use const_fold::ConstFold;
 pub use dce::DeadCode;
 pub use identity::RemoveIdentity;

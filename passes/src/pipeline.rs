@@ -4,18 +4,28 @@
 //!    after it would otherwise have to look through them.
 //! 2. `const-fold` next, so bias constants written as `Reshape(const)` or arithmetic on
 //!    constants become plain constants the SE rules can read.
-//! 3. `se-fuse` (egg) finds and fuses SE blocks on the cleaned graph.
-//! 4. `dce` last removes what fusion orphaned (the unfused chain, unused weights).
-use crate::{ConstFold, DeadCode, Pass, PassError, RemoveIdentity, SeFuse};
+//! 3. `affine-fold` folds per-channel multiplies and adds by constants (BatchNormalization,
+//!    separate bias adds) into the producing convolution, so the SE block's input is a
+//!    plain conv output and its 1x1 convs carry their bias.
+//! 4. `se-fuse` (egg) finds and fuses SE blocks on the cleaned graph.
+//! 5. `dce` last removes what fusion orphaned (the unfused chain, unused weights).
+use crate::{AffineFold, ConstFold, DeadCode, Pass, PassError, RemoveIdentity, SeFuse};
 
 /// Names of all passes, in default order.
-pub const ALL: &[&str] = &["remove-identity", "const-fold", "se-fuse", "dce"];
+pub const ALL: &[&str] = &[
+    "remove-identity",
+    "const-fold",
+    "affine-fold",
+    "se-fuse",
+    "dce",
+];
 
 /// A pass by name.
 pub fn by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
     Ok(match name {
         "remove-identity" => Box::new(RemoveIdentity),
         "const-fold" => Box::new(ConstFold),
+        "affine-fold" => Box::new(AffineFold),
         "se-fuse" => Box::new(SeFuse::default()),
         "dce" => Box::new(DeadCode),
         other => return Err(PassError::UnknownPass(other.into(), ALL.join(", "))),

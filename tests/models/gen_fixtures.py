@@ -247,6 +247,20 @@ def main():
     y = b.op("Mul", ["x", b.op("Reshape", [g, t4])])
     made.append(b.save([("x", ["batch", c, 9, 9])], [y]))
 
+    # 13. The SE block inside a network: Conv -> BatchNormalization -> Relu -> SE -> residual
+    #     Add -> Relu (SE-ResNet bottleneck tail), BN as torch.onnx.export leaves it in eval mode.
+    b = B("se_conv_bn", 19); c = 32
+    def bn(v, ch):
+        gamma, var = b.uid("gamma"), b.uid("var")
+        b.inits.append(numpy_helper.from_array((1 + 0.2 * b.rng.standard_normal(ch)).astype(np.float32), gamma))
+        b.inits.append(numpy_helper.from_array((0.5 + b.rng.random(ch)).astype(np.float32), var))
+        return b.op("BatchNormalization", [v, gamma, b.w([ch]), b.w([ch]), var], epsilon=1e-5)
+    t = b.op("Relu", [bn(b.op("Conv", ["x", b.w([c, c, 3, 3], 0.1), b.w([c])], pads=[1, 1, 1, 1]), c)])
+    t = bn(b.op("Conv", [t, b.w([c, c, 1, 1], 0.2)]), c)
+    y = se_torchvision(b, t, c, 8)
+    y = b.op("Relu", [b.op("Add", ["x", y])])
+    made.append(b.save([("x", ["N", c, 10, 9])], [y]))
+
     # Near-misses: must not fuse, must still run.
     # a) SiLU alone.
     b = B("nm_silu_alone", 12)
@@ -334,6 +348,18 @@ def op_models():
     y5 = b.op("Conv", ["x", b.w([5, 6, 1, 1]), b.w([5])], strides=[2, 3], auto_pad="VALID")
     made.append(b.save([("x", ["N", 6, 9, 8])], [y1, y2, y3, y4, y5], out_dims=[
         ["N", 8, 5, 4], ["N", 6, 8, 8], ["N", 6, 5, 8], ["N", 4, 9, 8], ["N", 5, 5, 3]]))
+
+    # pooling: MaxPool (pads, strides, dilations, ceil_mode, SAME), AveragePool
+    # (count_include_pad 0/1, ceil_mode), GlobalMaxPool
+    b = B("ops_pool", 27)
+    p1 = b.op("MaxPool", ["x"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    p2 = b.op("MaxPool", ["x"], kernel_shape=[2, 3], strides=[2, 2], ceil_mode=1, dilations=[2, 1])
+    p3 = b.op("MaxPool", ["x"], kernel_shape=[3, 3], auto_pad="SAME_UPPER", strides=[2, 2])
+    p4 = b.op("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=0)
+    p5 = b.op("AveragePool", ["x"], kernel_shape=[3, 2], strides=[2, 3], pads=[1, 0, 1, 1], count_include_pad=1, ceil_mode=1)
+    p6 = b.op("GlobalMaxPool", ["x"])
+    made.append(b.save([("x", ["N", 3, 11, 10])], [p1, p2, p3, p4, p5, p6], out_dims=[
+        ["N", 3, 6, 5], ["N", 3, 5, 5], ["N", 3, 6, 5], ["N", 3, 6, 5], ["N", 3, 6, 4], ["N", 3, 1, 1]]))
 
     # shape ops: Flatten axes, Squeeze without axes, Unsqueeze, Reshape with 0 and -1, an
     # output that is a reshape of the input, and an output that is the input itself

@@ -29,7 +29,8 @@ fn dprod(ds: &[Dim]) -> R<Dim> {
 pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
     match kind {
         KernelKind::Elementwise { f, out, ins } => elementwise(kb, *f, out, ins),
-        KernelKind::ReduceMean { input, axes } => reduce_mean(kb, input, axes),
+        KernelKind::ReduceMean { input, axes, max } => reduce_mean(kb, input, axes, *max),
+        KernelKind::Pool { attrs, x } => pool(kb, attrs, x),
         KernelKind::Gemm { attrs, a, b, c } => gemm(kb, attrs, a, b, c.as_deref()),
         KernelKind::MatMul { a, b } => matmul(kb, a, b),
         KernelKind::Conv { attrs, x, w, bias } => conv(kb, attrs, x, w, *bias),
@@ -145,7 +146,7 @@ fn elementwise(kb: &mut Kb, f: EwFn, out: &[Dim], ins: &[Vec<Dim>]) -> R<()> {
     })
 }
 
-fn reduce_mean(kb: &mut Kb, input: &[Dim], axes: &[usize]) -> R<()> {
+fn reduce_mean(kb: &mut Kb, input: &[Dim], axes: &[usize], max: bool) -> R<()> {
     // collapse adjacent dims with the same reduced flag; extent-1 dims do not matter
     let mut dims: Vec<(Dim, bool)> = Vec::new();
     for (d, &e) in input.iter().enumerate() {
@@ -197,8 +198,8 @@ fn reduce_mean(kb: &mut Kb, input: &[Dim], axes: &[usize]) -> R<()> {
             rem = kb.div(rem, e)?;
             base = kb.add(base, kb.mul(idx, kb.dim(*s)?)?)?;
         }
-        let s = reduce_nest(kb, src, &red, base)?;
-        let v = kb.fmul(s, inv)?;
+        let s = reduce_nest(kb, src, &red, base, max)?;
+        let v = if max { s } else { kb.fmul(s, inv)? };
         kb.store(dst, o, v)
     })
 }
@@ -208,16 +209,98 @@ fn reduce_nest<'ctx>(
     src: PointerValue<'ctx>,
     red: &[(Dim, Dim)],
     base: IntValue<'ctx>,
+    max: bool,
 ) -> R<FloatValue<'ctx>> {
     let Some(((e, s), rest)) = red.split_first() else {
         return kb.load(src, base);
     };
     let (e, s) = (kb.dim(*e)?, kb.dim(*s)?);
-    let zero = kb.fc(0.0);
-    kb.for_acc(kb.i(0), e, zero, |kb, i, acc| {
+    let init = kb.fc(if max { f32::NEG_INFINITY } else { 0.0 });
+    kb.for_acc(kb.i(0), e, init, |kb, i, acc| {
         let off = kb.add(base, kb.mul(i, s)?)?;
-        let v = reduce_nest(kb, src, rest, off)?;
-        kb.fadd(acc, v)
+        let v = reduce_nest(kb, src, rest, off, max)?;
+        if max {
+            kb.fmax(v, acc)
+        } else {
+            kb.fadd(acc, v)
+        }
+    })
+}
+
+/// Windowed pooling, one output row of one plane per work item; window bounds are clipped
+/// exactly as the reference interpreter (and ONNX Runtime) clip them.
+fn pool(kb: &mut Kb, a: &secc_ir::PoolAttrs, x: &[Dim]) -> R<()> {
+    let (h, w) = (known(x[2])?, known(x[3])?);
+    let oh = a
+        .out_extent(0, h)
+        .ok_or_else(|| unsupported("pool window larger than input"))?;
+    let ow = a
+        .out_extent(1, w)
+        .ok_or_else(|| unsupported("pool window larger than input"))?;
+    let (src, dst) = (kb.args[0], kb.args[1]);
+    let planes = kb.mul(kb.dim(x[0])?, kb.dim(x[1])?)?;
+    let rows = kb.mul(planes, kb.i(oh))?;
+    let (lo, hi) = kb.split(rows)?;
+    let max = a.kind == secc_ir::PoolKind::Max;
+    kb.for_loop(lo, hi, |kb, row| {
+        let plane = kb.div(row, kb.i(oh))?;
+        let oy = kb.rem(row, kb.i(oh))?;
+        let sbase = kb.mul(plane, kb.i(h * w))?;
+        let obase = kb.mul(row, kb.i(ow))?;
+        for ox in 0..ow {
+            // the column range is known at compile time; rows are bounded at run time
+            let x0 = (ox * a.strides[1]) as i64 - a.pads[1] as i64;
+            let cols: Vec<i64> = (0..a.kernel[1] as i64)
+                .map(|k| x0 + k * a.dilations[1] as i64)
+                .filter(|&c| c >= 0 && c < w as i64)
+                .collect();
+            let init = kb.fc(if max { f32::NEG_INFINITY } else { 0.0 });
+            let y0 = kb.sub(kb.mul(oy, kb.i(a.strides[0]))?, kb.i(a.pads[0]))?;
+            let acc = kb.for_acc(kb.i(0), kb.i(a.kernel[0]), init, |kb, ky, acc| {
+                let iy = kb.add(y0, kb.mul(ky, kb.i(a.dilations[0]))?)?;
+                let inside = kb.b.build_and(
+                    kb.lt(iy, kb.i(h))?,
+                    kb.b.build_int_compare(inkwell::IntPredicate::SGE, iy, kb.i(0), "")?,
+                    "",
+                )?;
+                // clamp the row so the load stays in bounds; masked out below
+                let iyc = kb.imax(kb.imin(iy, kb.i(h - 1))?, kb.i(0))?;
+                let rbase = kb.add(sbase, kb.mul(iyc, kb.i(w))?)?;
+                let mut a2 = acc;
+                for &c in &cols {
+                    let v = kb.load(src, kb.add(rbase, kb.i(c as u64))?)?;
+                    let n = if max {
+                        kb.fmax(v, a2)?
+                    } else {
+                        kb.fadd(a2, v)?
+                    };
+                    a2 = kb.b.build_select(inside, n, a2, "")?.into_float_value();
+                }
+                Ok(a2)
+            })?;
+            let v = if max {
+                acc
+            } else {
+                // divisor: window clipped to the padded input, or to the input
+                let xa = x0.max(0);
+                let x1 = (x0 + a.kernel[1] as i64).min(w as i64 + a.pads[3] as i64);
+                let xb = x1.min(w as i64);
+                let y1 = kb.imin(kb.add(y0, kb.i(a.kernel[0]))?, kb.i(h + a.pads[2]))?;
+                let (wcnt, ycnt) = if a.count_include_pad {
+                    (x1 - x0, kb.sub(y1, y0)?)
+                } else {
+                    let ya = kb.imax(y0, kb.i(0))?;
+                    let yb = kb.imin(y1, kb.i(h))?;
+                    (xb - xa, kb.sub(yb, ya)?)
+                };
+                let cnt = kb.mul(ycnt, kb.i(wcnt.max(0) as u64))?;
+                let cnt = kb.imax(cnt, kb.i(1))?;
+                let cf = kb.b.build_signed_int_to_float(cnt, kb.ctx.f32_type(), "")?;
+                kb.fdiv(acc, cf)?
+            };
+            kb.store(dst, kb.add(obase, kb.i(ox))?, v)?;
+        }
+        Ok(())
     })
 }
 

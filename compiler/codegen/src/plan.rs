@@ -18,12 +18,21 @@ pub enum KernelKind {
         /// operand shapes
         ins: Vec<Vec<Dim>>,
     },
-    /// Mean over `axes` of `input` (output rank per keep flag is irrelevant to the layout).
+    /// Mean (or max) over `axes` of `input` (the keep flag does not change the layout).
     ReduceMean {
         /// input shape
         input: Vec<Dim>,
         /// reduced axes (sorted)
         axes: Vec<usize>,
+        /// maximum instead of mean
+        max: bool,
+    },
+    /// Windowed 2-D pooling.
+    Pool {
+        /// attributes
+        attrs: secc_ir::PoolAttrs,
+        /// input shape [N, C, H, W]
+        x: Vec<Dim>,
     },
     /// `alpha * op(A) op(B) + beta * C`.
     Gemm {
@@ -84,7 +93,9 @@ impl KernelKind {
     pub fn name(&self) -> &'static str {
         match self {
             KernelKind::Elementwise { .. } => "elementwise",
-            KernelKind::ReduceMean { .. } => "reduce_mean",
+            KernelKind::ReduceMean { max: false, .. } => "reduce_mean",
+            KernelKind::ReduceMean { max: true, .. } => "reduce_max",
+            KernelKind::Pool { .. } => "pool2d",
             KernelKind::Gemm { .. } => "gemm",
             KernelKind::MatMul { .. } => "matmul",
             KernelKind::Conv { .. } => "conv2d",
@@ -254,17 +265,29 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
                 out: shape_of(g, v),
                 ins: vec![shape_of(g, ins[0])],
             },
-            Op::GlobalAvgPool => {
+            Op::GlobalAvgPool | Op::GlobalMaxPool => {
                 let s = shape_of(g, ins[0]);
                 KernelKind::ReduceMean {
                     axes: (2..s.len()).collect(),
                     input: s,
+                    max: n.op == Op::GlobalMaxPool,
                 }
             }
             Op::ReduceMean { axes, .. } => KernelKind::ReduceMean {
                 input: shape_of(g, ins[0]),
                 axes: axes.clone(),
+                max: false,
             },
+            Op::Pool2d(a) => {
+                let x = shape_of(g, ins[0]);
+                if x[2..].iter().any(|d| d.known().is_none()) {
+                    return Err(unsupported(g, id, "pooling needs known spatial extents"));
+                }
+                KernelKind::Pool {
+                    attrs: a.clone(),
+                    x,
+                }
+            }
             Op::Gemm(a) => KernelKind::Gemm {
                 attrs: a.clone(),
                 a: shape_of(g, ins[0]),

@@ -2,7 +2,7 @@
 //! Every pass and every generated kernel is checked against it. Accumulation is in f64.
 use crate::error::IrError;
 use crate::graph::{Graph, NodeId, ValueId};
-use crate::op::{Activation, Conv2dAttrs, GemmAttrs, Op, SeAttrs};
+use crate::op::{Activation, Conv2dAttrs, GemmAttrs, Op, PoolAttrs, PoolKind, SeAttrs};
 use crate::types::Dim;
 use std::collections::BTreeMap;
 
@@ -267,6 +267,66 @@ fn conv2d(a: &Conv2dAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor
     Tensor::new(vec![n, o, oh, ow], out)
 }
 
+/// Pooling as ONNX Runtime computes it: average windows are clipped to the padded input
+/// (`count_include_pad`) or to the input (otherwise); max windows skip padding.
+fn pool2d(a: &PoolAttrs, x: &Tensor) -> Tensor {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    let oh = a.out_extent(0, h as u64).unwrap_or(0) as usize;
+    let ow = a.out_extent(1, w as u64).unwrap_or(0) as usize;
+    let (kh, kw) = (a.kernel[0] as i64, a.kernel[1] as i64);
+    let (sh, sw) = (a.strides[0] as i64, a.strides[1] as i64);
+    let (dh, dw) = (a.dilations[0] as i64, a.dilations[1] as i64);
+    let (pt, pl, pb, pr) = (
+        a.pads[0] as i64,
+        a.pads[1] as i64,
+        a.pads[2] as i64,
+        a.pads[3] as i64,
+    );
+    let mut out = vec![0f32; n * c * oh * ow];
+    for plane in 0..n * c {
+        let src = &x.data[plane * h * w..(plane + 1) * h * w];
+        for oy in 0..oh as i64 {
+            for ox in 0..ow as i64 {
+                let v = match a.kind {
+                    PoolKind::Max => {
+                        let mut m = f32::NEG_INFINITY;
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let (iy, ix) = (oy * sh - pt + ky * dh, ox * sw - pl + kx * dw);
+                                if iy >= 0 && iy < h as i64 && ix >= 0 && ix < w as i64 {
+                                    m = m.max(src[iy as usize * w + ix as usize]);
+                                }
+                            }
+                        }
+                        m
+                    }
+                    PoolKind::Avg => {
+                        let (y0, x0) = (oy * sh - pt, ox * sw - pl);
+                        let (y1, x1) = ((y0 + kh).min(h as i64 + pb), (x0 + kw).min(w as i64 + pr));
+                        let padded_size = (y1 - y0) * (x1 - x0);
+                        let (ya, xa, yb, xb) =
+                            (y0.max(0), x0.max(0), y1.min(h as i64), x1.min(w as i64));
+                        let mut s = 0f64;
+                        for iy in ya..yb {
+                            for ix in xa..xb {
+                                s += src[iy as usize * w + ix as usize] as f64;
+                            }
+                        }
+                        let cnt = if a.count_include_pad {
+                            padded_size
+                        } else {
+                            (yb - ya) * (xb - xa)
+                        };
+                        (s / cnt.max(1) as f64) as f32
+                    }
+                };
+                out[plane * oh * ow + (oy as usize) * ow + ox as usize] = v;
+            }
+        }
+    }
+    Tensor::new(vec![n, c, oh, ow], out)
+}
+
 /// The SE block written out step by step, exactly as the paper defines it.
 fn squeeze_excite(
     a: &SeAttrs,
@@ -381,6 +441,27 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
             reduce_mean(ins[0], &axes, true)
         }
         Op::ReduceMean { axes, keep_dims } => reduce_mean(ins[0], axes, *keep_dims),
+        Op::GlobalMaxPool => {
+            let x = ins[0];
+            let (nc, hw) = (
+                x.shape[0] * x.shape[1],
+                x.shape[2..].iter().product::<usize>(),
+            );
+            let data = (0..nc)
+                .map(|i| {
+                    x.data[i * hw..(i + 1) * hw]
+                        .iter()
+                        .copied()
+                        .fold(f32::NEG_INFINITY, f32::max)
+                })
+                .collect();
+            let mut shape = x.shape.clone();
+            for d in shape.iter_mut().skip(2) {
+                *d = 1;
+            }
+            Tensor::new(shape, data)
+        }
+        Op::Pool2d(a) => pool2d(a, ins[0]),
         Op::Reshape { shape } => {
             let s: Vec<usize> = shape
                 .iter()

@@ -17,6 +17,57 @@ pub struct Conv2dAttrs {
     pub group: u64,
 }
 
+/// Attributes of a 2-D max or average pooling (NCHW). Pads are explicit
+/// `[top, left, bottom, right]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolAttrs {
+    /// max or average
+    pub kind: PoolKind,
+    /// window `[h, w]`
+    pub kernel: [u64; 2],
+    /// strides `[h, w]`
+    pub strides: [u64; 2],
+    /// pads `[top, left, bottom, right]`
+    pub pads: [u64; 4],
+    /// dilations `[h, w]` (max pooling only; 1 for average)
+    pub dilations: [u64; 2],
+    /// output extent rounds up (a window starting in the bottom/right padding is dropped)
+    pub ceil_mode: bool,
+    /// average pooling divides by the window size including padding
+    pub count_include_pad: bool,
+}
+
+/// Pooling reduction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PoolKind {
+    /// maximum
+    Max,
+    /// mean
+    Avg,
+}
+
+impl PoolAttrs {
+    /// Output extent along axis `i` (0 = H, 1 = W) for an input extent.
+    pub fn out_extent(&self, i: usize, input: u64) -> Option<u64> {
+        let padded = input + self.pads[i] + self.pads[i + 2];
+        let eff = self.dilations[i] * (self.kernel[i] - 1) + 1;
+        if padded < eff || self.strides[i] == 0 {
+            return None;
+        }
+        let num = padded - eff;
+        let mut out = if self.ceil_mode {
+            num.div_ceil(self.strides[i])
+        } else {
+            num / self.strides[i]
+        } + 1;
+        // a last window that would start inside the end padding is dropped
+        if self.ceil_mode && (out - 1) * self.strides[i] >= input + self.pads[i] {
+            out -= 1;
+        }
+        Some(out)
+    }
+}
+
 /// Attributes of `Gemm`: `alpha * op(A) @ op(B) + beta * C`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GemmAttrs {
@@ -178,6 +229,10 @@ pub enum Op {
     Act(Activation),
     /// Mean over the spatial axes of an NCHW tensor, keeping them as 1.
     GlobalAvgPool,
+    /// Maximum over the spatial axes, keeping them as 1.
+    GlobalMaxPool,
+    /// Windowed 2-D max or average pooling.
+    Pool2d(PoolAttrs),
     /// Mean over sorted, normalised `axes`.
     ReduceMean {
         /// axes reduced, sorted, non-negative
@@ -209,6 +264,11 @@ impl Op {
             Op::Binary(b) => b.name(),
             Op::Act(a) => a.name(),
             Op::GlobalAvgPool => "global_avg_pool",
+            Op::GlobalMaxPool => "global_max_pool",
+            Op::Pool2d(a) => match a.kind {
+                PoolKind::Max => "max_pool2d",
+                PoolKind::Avg => "avg_pool2d",
+            },
             Op::ReduceMean { .. } => "reduce_mean",
             Op::Reshape { .. } => "reshape",
             Op::SqueezeExcite(_) => "squeeze_excite",
@@ -225,6 +285,14 @@ impl Op {
             Op::Conv2d(a) => vec![
                 ("dilations", list(&a.dilations)),
                 ("group", a.group.to_string()),
+                ("pads", list(&a.pads)),
+                ("strides", list(&a.strides)),
+            ],
+            Op::Pool2d(a) => vec![
+                ("ceil_mode", a.ceil_mode.to_string()),
+                ("count_include_pad", a.count_include_pad.to_string()),
+                ("dilations", list(&a.dilations)),
+                ("kernel", list(&a.kernel)),
                 ("pads", list(&a.pads)),
                 ("strides", list(&a.strides)),
             ],
@@ -255,6 +323,8 @@ impl Op {
             Op::Identity
             | Op::Act(_)
             | Op::GlobalAvgPool
+            | Op::GlobalMaxPool
+            | Op::Pool2d(_)
             | Op::ReduceMean { .. }
             | Op::Reshape { .. } => (1, 1),
             Op::Binary(_) | Op::MatMul => (2, 2),
@@ -292,7 +362,25 @@ impl Op {
             Op::Binary(_) => broadcast_shapes(&ins[0].shape, &ins[1].shape)
                 .map(TensorType::f32)
                 .map_err(ty),
-            Op::GlobalAvgPool => {
+            Op::Pool2d(p) => {
+                let x = &ins[0].shape;
+                if x.len() != 4 {
+                    return Err(ty(format!("needs a 4-D NCHW input, got {}", ins[0])));
+                }
+                let mut o: Shape = x[..2].iter().copied().collect();
+                for i in 0..2 {
+                    let e = known(x[2 + i], "spatial extent")?;
+                    let v = p.out_extent(i, e).ok_or_else(|| {
+                        IrError::ty(
+                            name,
+                            format!("window larger than padded input along axis {}", 2 + i),
+                        )
+                    })?;
+                    o.push(Dim::Known(v));
+                }
+                Ok(TensorType::f32(o))
+            }
+            Op::GlobalAvgPool | Op::GlobalMaxPool => {
                 let s = &ins[0].shape;
                 if s.len() < 3 {
                     return Err(ty(format!("needs rank >= 3, got rank {}", s.len())));

@@ -151,6 +151,10 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Flatten",
     "Gemm",
     "GlobalAveragePool",
+    "GlobalMaxPool",
+    "MaxPool",
+    "AveragePool",
+    "BatchNormalization",
     "HardSigmoid",
     "HardSwish",
     "Identity",
@@ -440,6 +444,12 @@ impl Importer<'_> {
             "Squeeze" => self.squeeze(cx),
             "Unsqueeze" => self.unsqueeze(cx),
             "Conv" => self.conv(cx),
+            "MaxPool" | "AveragePool" => self.pool(cx),
+            "GlobalMaxPool" => {
+                let x = self.operand(cx, 0)?;
+                self.add(cx, Op::GlobalMaxPool, &[x])
+            }
+            "BatchNormalization" => self.batch_norm(cx),
             "Gemm" => {
                 let a = self.operand(cx, 0)?;
                 let b = self.operand(cx, 1)?;
@@ -655,6 +665,189 @@ impl Importer<'_> {
             }
         }
         self.add(cx, Op::Reshape { shape }, &[x])
+    }
+
+    /// Explicit `[top, left, bottom, right]` pads from `pads`/`auto_pad` for a window with
+    /// effective extents `eff` and `strides` over input extents `inp`.
+    fn resolve_pads(
+        &self,
+        cx: &NodeCx,
+        inp: [Option<u64>; 2],
+        eff: [u64; 2],
+        strides: [u64; 2],
+    ) -> R<[u64; 4]> {
+        let auto_pad = cx.string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
+        Ok(match auto_pad.as_str() {
+            "NOTSET" => match cx.ints("pads")? {
+                None => [0; 4],
+                Some(p) if p.len() == 4 && p.iter().all(|&x| x >= 0) => {
+                    [p[0] as u64, p[1] as u64, p[2] as u64, p[3] as u64]
+                }
+                Some(p) => {
+                    return Err(cx
+                        .attr_err("pads", format!("{p:?} must be 4 values >= 0"))
+                        .into())
+                }
+            },
+            "VALID" => [0; 4],
+            "SAME_UPPER" | "SAME_LOWER" => {
+                let mut p = [0u64; 4];
+                for i in 0..2 {
+                    let inp =
+                        inp[i].ok_or_else(|| cx.err("SAME padding needs known spatial extents"))?;
+                    let out = inp.div_ceil(strides[i]);
+                    let total = ((out - 1) * strides[i] + eff[i]).saturating_sub(inp);
+                    let (small, big) = (total / 2, total - total / 2);
+                    if auto_pad == "SAME_UPPER" {
+                        p[i] = small;
+                        p[i + 2] = big;
+                    } else {
+                        p[i] = big;
+                        p[i + 2] = small;
+                    }
+                }
+                p
+            }
+            other => {
+                return Err(cx
+                    .attr_err("auto_pad", format!("unknown value {other:?}"))
+                    .into())
+            }
+        })
+    }
+
+    fn pool(&mut self, cx: &NodeCx) -> R<()> {
+        let x = self.operand(cx, 0)?;
+        let xs = self.shape_of(x);
+        if xs.len() != 4 {
+            return Err(Failure::Unsupported(cx.err(format!(
+                "only 2-D pooling is supported (input rank {})",
+                xs.len()
+            ))));
+        }
+        if cx.node.output.get(1).is_some_and(|s| !s.is_empty()) {
+            return Err(cx
+                .err("the Indices output of MaxPool is not supported")
+                .into());
+        }
+        let two = |name: &str, d: u64| -> R<[u64; 2]> {
+            match cx.ints(name)? {
+                None => Ok([d, d]),
+                Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 1) => {
+                    Ok([v[0] as u64, v[1] as u64])
+                }
+                Some(v) => Err(cx
+                    .attr_err(name, format!("{v:?} must be two values >= 1"))
+                    .into()),
+            }
+        };
+        let kernel = match cx.ints("kernel_shape")? {
+            Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 1) => [v[0] as u64, v[1] as u64],
+            Some(v) => {
+                return Err(cx
+                    .attr_err("kernel_shape", format!("{v:?} must be two values >= 1"))
+                    .into())
+            }
+            None => return Err(cx.attr_err("kernel_shape", "is required").into()),
+        };
+        let strides = two("strides", 1)?;
+        let max = cx.op() == "MaxPool";
+        let dilations = two("dilations", 1)?;
+        if !max && dilations != [1, 1] {
+            return Err(cx
+                .attr_err("dilations", "dilated average pooling is not supported")
+                .into());
+        }
+        if max && cx.int_or("storage_order", 0)? != 0 {
+            return Err(cx
+                .attr_err("storage_order", "column-major indices are not supported")
+                .into());
+        }
+        let eff = [
+            dilations[0] * (kernel[0] - 1) + 1,
+            dilations[1] * (kernel[1] - 1) + 1,
+        ];
+        let pads = self.resolve_pads(cx, [xs[2].known(), xs[3].known()], eff, strides)?;
+        let attrs = secc_ir::PoolAttrs {
+            kind: if max {
+                secc_ir::PoolKind::Max
+            } else {
+                secc_ir::PoolKind::Avg
+            },
+            kernel,
+            strides,
+            pads,
+            dilations,
+            ceil_mode: cx.int_or("ceil_mode", 0)? != 0,
+            count_include_pad: cx.int_or("count_include_pad", 0)? != 0,
+        };
+        self.add(cx, Op::Pool2d(attrs), &[x])
+    }
+
+    /// Inference-mode BatchNormalization becomes `x * s + t` with per-channel constants
+    /// (`s = scale / sqrt(var + eps)`, `t = bias - mean * s`); the `affine-fold` pass then
+    /// folds both into a preceding convolution.
+    fn batch_norm(&mut self, cx: &NodeCx) -> R<()> {
+        if cx.int_or("training_mode", 0)? != 0
+            || cx.node.output.iter().skip(1).any(|o| !o.is_empty())
+        {
+            return Err(cx
+                .err("training-mode BatchNormalization (extra outputs) is not supported")
+                .into());
+        }
+        let x = self.operand(cx, 0)?;
+        let xs = self.shape_of(x);
+        if xs.len() < 2 {
+            return Err(cx
+                .err(format!("input must have rank >= 2, got {}", xs.len()))
+                .into());
+        }
+        let c = xs[1]
+            .known()
+            .ok_or_else(|| cx.err("channel extent must be known"))? as usize;
+        let eps = cx.float_or("epsilon", 1e-5)?;
+        let mut params = Vec::new();
+        for (i, what) in [(1, "scale"), (2, "B"), (3, "input_mean"), (4, "input_var")] {
+            let v = self.operand(cx, i)?;
+            let d = self
+                .g
+                .const_of(v)
+                .ok_or_else(|| cx.err(format!("input {i} ({what}) must be a constant")))?;
+            if d.data.len() != c {
+                return Err(cx
+                    .err(format!(
+                        "input {i} ({what}) has {} values for {c} channels",
+                        d.data.len()
+                    ))
+                    .into());
+            }
+            params.push(d.data.clone());
+        }
+        let (gamma, beta, mean, var) = (&params[0], &params[1], &params[2], &params[3]);
+        let s: Vec<f32> = (0..c)
+            .map(|k| (gamma[k] as f64 / (var[k] as f64 + eps as f64).sqrt()) as f32)
+            .collect();
+        let t: Vec<f32> = (0..c)
+            .map(|k| (beta[k] as f64 - mean[k] as f64 * s[k] as f64) as f32)
+            .collect();
+        let mut shape = vec![c];
+        shape.extend(std::iter::repeat_n(1, xs.len() - 2));
+        let sc = self.g.add_const(
+            ConstData::new(shape.clone(), s),
+            Some(format!("{}.scale", cx.name)),
+        );
+        let tc = self
+            .g
+            .add_const(ConstData::new(shape, t), Some(format!("{}.shift", cx.name)));
+        let m = self
+            .g
+            .add_node(Op::Binary(BinaryOp::Mul), &[x, sc], Some(cx.name.clone()))
+            .map_err(|e| cx.err(e.to_string()))?;
+        let a = self
+            .g
+            .add_node(Op::Binary(BinaryOp::Add), &[m, tc], Some(cx.name.clone()))
+            .map_err(|e| cx.err(e.to_string()))?;
+        self.def(cx, a)
     }
 
     fn conv(&mut self, cx: &NodeCx) -> R<()> {

@@ -1,0 +1,118 @@
+//! `affine-fold`: folds a per-output-channel multiply or add by a constant into the
+//! convolution that produces its operand: `conv(x, W, b) * s -> conv(x, W * s, b * s)`,
+//! `conv(x, W, b) + t -> conv(x, W, b + t)`. BatchNormalization is imported as exactly such a
+//! multiply and add, so this is BN folding; it also folds Paddle's separate bias `Add`.
+//! The convolution must have constant weights and no other use.
+use crate::{Changed, Pass, PassError, PassLog};
+use secc_ir::{BinaryOp, ConstData, Dim, Graph, NodeId, Op, ValueId};
+
+/// The pass.
+pub struct AffineFold;
+
+/// Per-channel values of a constant shaped to broadcast along the channel axis of a rank-4
+/// output with `c` channels: `[C,1,1]` or `[1,C,1,1]`. Scalars are left alone on purpose: a
+/// scalar add after a conv is usually part of a spelled-out activation (`relu6(x + 3) / 6`)
+/// that SE fusion still has to recognise.
+fn per_channel(d: &ConstData, c: usize) -> Option<Vec<f32>> {
+    let s = &d.shape;
+    if s.len() < 3 || s.len() > 4 {
+        return None;
+    }
+    // right-align against [N, C, H, W]: only the C position may differ from 1
+    let pad = 4 - s.len();
+    for (i, &e) in s.iter().enumerate() {
+        let axis = i + pad;
+        if axis != 1 && e != 1 {
+            return None;
+        }
+        if axis == 1 && e != c {
+            return None;
+        }
+    }
+    Some(d.data.to_vec())
+}
+
+fn try_fold(g: &mut Graph, id: NodeId) -> Option<()> {
+    let op = match g.node(id).op {
+        Op::Binary(b @ (BinaryOp::Mul | BinaryOp::Add)) => b,
+        _ => return None,
+    };
+    let ins = g.inputs(id);
+    // the conv operand and the constant operand, in either order
+    let (conv_v, k) = [(ins[0], ins[1]), (ins[1], ins[0])]
+        .into_iter()
+        .find(|(a, b)| matches!(g.node(a.node).op, Op::Conv2d(_)) && g.const_of(*b).is_some())?;
+    if g.use_count(conv_v) != 1 || g.ty(id.into()) != g.ty(conv_v) {
+        return None;
+    }
+    let Op::Conv2d(attrs) = g.node(conv_v.node).op.clone() else {
+        return None;
+    };
+    let cins = g.inputs(conv_v.node);
+    let w = g.const_of(cins[1])?.clone();
+    let out_c = match g.ty(conv_v).shape.get(1) {
+        Some(Dim::Known(c)) => *c as usize,
+        _ => return None,
+    };
+    let kv = per_channel(g.const_of(k)?, out_c)?;
+    let mut bias = match cins.get(2) {
+        Some(b) => g.const_of(*b)?.data.to_vec(),
+        None => vec![0.0; out_c],
+    };
+    let mut wdata = w.data.to_vec();
+    let per = wdata.len() / out_c;
+    match op {
+        BinaryOp::Mul => {
+            for oc in 0..out_c {
+                for v in &mut wdata[oc * per..(oc + 1) * per] {
+                    *v *= kv[oc];
+                }
+                bias[oc] *= kv[oc];
+            }
+        }
+        _ => {
+            for oc in 0..out_c {
+                bias[oc] += kv[oc];
+            }
+        }
+    }
+    let origin = g.node(conv_v.node).origin.clone();
+    let wv = g.add_const(ConstData::new(w.shape.clone(), wdata), origin.clone());
+    let bv = g.add_const(ConstData::new(vec![out_c], bias), origin.clone());
+    let nv: ValueId = g
+        .add_node(Op::Conv2d(attrs), &[cins[0], wv, bv], origin)
+        .ok()?;
+    g.replace_all_uses(id.into(), nv);
+    g.remove_node(id);
+    g.remove_node(conv_v.node);
+    Some(())
+}
+
+impl Pass for AffineFold {
+    fn name(&self) -> &'static str {
+        "affine-fold"
+    }
+    fn run(&self, g: &mut Graph, log: &mut PassLog) -> Result<Changed, PassError> {
+        let mut folded = 0;
+        // chains (conv -> mul -> add) fold one step per sweep
+        loop {
+            let mut any = false;
+            for id in g.topo_order().unwrap_or_default() {
+                if g.contains(id) && try_fold(g, id).is_some() {
+                    any = true;
+                    folded += 1;
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+        if folded > 0 {
+            log.lines.push((
+                "affine-fold",
+                format!("folded {folded} per-channel multiply/add node(s) into convolutions"),
+            ));
+        }
+        Ok((folded > 0).into())
+    }
+}
