@@ -410,6 +410,9 @@ fn inspect(a: InspectArgs) -> Result<()> {
         "outputs": io(&m.outputs),
         "kernels": m.kernels.iter().map(|k| serde_json::json!({"name": k.name, "kind": k.kind, "origin": k.origin})).collect::<Vec<_>>(),
         "se_blocks": m.se_blocks,
+        // memory plan at batch 1 (every symbolic dimension bound to 1)
+        "arena_bytes": m.memory_plan(&vec![1; m.symbols.len()]).arena_floats * 4,
+        "arena_bytes_without_reuse": m.memory_plan(&vec![1; m.symbols.len()]).unshared_floats * 4,
         "weights_bytes": m.section("weights").map(|s| s.len).unwrap_or(0),
         "sections": m.sections,
     });

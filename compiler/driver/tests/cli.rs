@@ -44,6 +44,7 @@ fn compile_inspect_run_bench() {
         serde_json::json!(["batch", 40, 25, 19])
     );
     assert_eq!(j["kernels"][0]["kind"], "squeeze_excite");
+    assert!(j["arena_bytes"].as_u64().is_some());
     assert!(
         j["targets"][0]["triple"]
             .as_str()

@@ -265,10 +265,84 @@ impl Manifest {
         Ok(())
     }
 
+    /// Places every temporary buffer in one arena for a symbol binding: a buffer lives from
+    /// the first kernel that touches it (through any alias) to the last; buffers whose lives
+    /// overlap get disjoint ranges (greedy first fit, largest first, 64-byte granules).
+    pub fn memory_plan(&self, syms: &[u64]) -> MemoryPlan {
+        let sizes: Vec<usize> = self
+            .buffers
+            .iter()
+            .map(|b| {
+                b.shape
+                    .iter()
+                    .map(|d| d.eval(syms).unwrap_or(0) as usize)
+                    .product()
+            })
+            .collect();
+        let root = |b: u32| match self.buffers[b as usize].kind {
+            BufferKind::Alias { of } => of,
+            _ => b,
+        };
+        let nb = self.buffers.len();
+        let mut first = vec![usize::MAX; nb];
+        let mut last = vec![0usize; nb];
+        for (s, k) in self.kernels.iter().enumerate() {
+            for &a in &k.args {
+                let r = root(a) as usize;
+                first[r] = first[r].min(s);
+                last[r] = last[r].max(s);
+            }
+        }
+        let mut offsets = vec![0usize; nb];
+        let mut placed: Vec<(usize, usize, usize, usize)> = vec![]; // (off, len, first, last)
+        let mut order: Vec<usize> = (0..nb)
+            .filter(|&b| self.buffers[b].kind == BufferKind::Temp && first[b] != usize::MAX)
+            .collect();
+        order.sort_by_key(|&b| std::cmp::Reverse(sizes[b]));
+        let mut arena = 0usize;
+        let mut total = 0usize;
+        for b in order {
+            let len = sizes[b].div_ceil(16) * 16;
+            total += len;
+            let mut off = 0usize;
+            let mut conflicts: Vec<(usize, usize)> = placed
+                .iter()
+                .filter(|p| !(p.3 < first[b] || last[b] < p.2))
+                .map(|p| (p.0, p.0 + p.1))
+                .collect();
+            conflicts.sort();
+            for (s, e) in conflicts {
+                if off + len <= s {
+                    break;
+                }
+                off = off.max(e);
+            }
+            offsets[b] = off;
+            placed.push((off, len, first[b], last[b]));
+            arena = arena.max(off + len);
+        }
+        MemoryPlan {
+            offsets,
+            arena_floats: arena,
+            unshared_floats: total,
+        }
+    }
+
     /// The section of a kind, if present.
     pub fn section(&self, kind: &str) -> Option<&SectionDecl> {
         self.sections.iter().find(|s| s.kind == kind)
     }
+}
+
+/// Where each temporary lives in the arena, for one binding of the symbols.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// element offset of each buffer (meaningful for `Temp` buffers)
+    pub offsets: Vec<usize>,
+    /// arena size in f32 elements
+    pub arena_floats: usize,
+    /// what the temporaries would take without reuse, in f32 elements
+    pub unshared_floats: usize,
 }
 
 /// Serialises a manifest and sections into artifact bytes; fills `sections` in the manifest.

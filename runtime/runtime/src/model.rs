@@ -292,62 +292,11 @@ impl Model {
     /// Plans temporaries for a binding: buffers live from the kernel that first writes them
     /// to the last kernel that reads them; greedy first-fit into one arena.
     fn plan(&self, syms: &[u64]) -> Result<Bound, RuntimeError> {
-        let m = &self.artifact.manifest;
-        let sizes: Vec<usize> = m
-            .buffers
-            .iter()
-            .map(|b| {
-                b.shape
-                    .iter()
-                    .map(|d| d.eval(syms).unwrap_or(0) as usize)
-                    .product()
-            })
-            .collect();
-        let root = |b: u32| match m.buffers[b as usize].kind {
-            BufferKind::Alias { of } => of,
-            _ => b,
-        };
-        let nb = m.buffers.len();
-        let mut first = vec![usize::MAX; nb];
-        let mut last = vec![0usize; nb];
-        for (s, k) in m.kernels.iter().enumerate() {
-            for &a in &k.args {
-                let r = root(a) as usize;
-                first[r] = first[r].min(s);
-                last[r] = last[r].max(s);
-            }
-        }
-        let mut offsets = vec![0usize; nb];
-        let mut placed: Vec<(usize, usize, usize, usize)> = vec![]; // (off, len, first, last)
-        let mut order: Vec<usize> = (0..nb)
-            .filter(|&b| m.buffers[b].kind == BufferKind::Temp && first[b] != usize::MAX)
-            .collect();
-        order.sort_by_key(|&b| std::cmp::Reverse(sizes[b]));
-        let mut arena_len = 0usize;
-        for b in order {
-            // 16-float (64-byte) granularity keeps every buffer aligned
-            let len = sizes[b].div_ceil(16) * 16;
-            let mut off = 0usize;
-            let mut conflicts: Vec<(usize, usize)> = placed
-                .iter()
-                .filter(|p| !(p.3 < first[b] || last[b] < p.2))
-                .map(|p| (p.0, p.0 + p.1))
-                .collect();
-            conflicts.sort();
-            for (s, e) in conflicts {
-                if off + len <= s {
-                    break;
-                }
-                off = off.max(e);
-            }
-            offsets[b] = off;
-            placed.push((off, len, first[b], last[b]));
-            arena_len = arena_len.max(off + len);
-        }
+        let plan = self.artifact.manifest.memory_plan(syms);
         Ok(Bound {
             syms: syms.to_vec(),
-            offsets,
-            arena: crate::mem::zeroed(arena_len + 16)?,
+            offsets: plan.offsets,
+            arena: crate::mem::zeroed(plan.arena_floats + 16)?,
         })
     }
 
