@@ -361,6 +361,15 @@ def op_models():
     made.append(b.save([("x", ["N", 3, 11, 10])], [p1, p2, p3, p4, p5, p6], out_dims=[
         ["N", 3, 6, 5], ["N", 3, 5, 5], ["N", 3, 6, 5], ["N", 3, 6, 5], ["N", 3, 6, 4], ["N", 3, 1, 1]]))
 
+    # unary and binary element-wise ops beyond the SE set
+    b = B("ops_unary", 28)
+    outs = [b.op("LeakyRelu", ["x"], alpha=0.07), b.op("Elu", ["x"], alpha=0.8), b.op("Tanh", ["x"]),
+            b.op("Exp", ["x"]), b.op("Log", [b.op("Add", [b.op("Abs", ["x"]), b.scalar(0.1)])]),
+            b.op("Sqrt", [b.op("Abs", ["x"])]), b.op("Neg", ["x"]), b.op("Erf", ["x"]),
+            b.op("PRelu", ["x", b.w([4, 1, 1])]), b.op("Min", ["x", b.w([5]), b.w([3, 1])]),
+            b.op("Max", ["x", b.scalar(0.2)])]
+    made.append(b.save([("x", ["N", 4, 3, 5])], outs))
+
     # shape ops: Flatten axes, Squeeze without axes, Unsqueeze, Reshape with 0 and -1, an
     # output that is a reshape of the input, and an output that is the input itself
     b = B("ops_shape", 26)

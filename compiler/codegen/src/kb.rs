@@ -344,12 +344,13 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
     pub fn fdiv(&self, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
         Ok(self.b.build_float_div(a, b, "")?)
     }
-    /// max(a, b) with NaN in `a` propagating
+    /// max(a, b); a NaN in `b` propagates, a NaN in `a` yields `b` (so `max(x, 0)` maps NaN
+    /// to 0, as the reference's `f64::max` does)
     pub fn fmax(&self, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
         let c = self.b.build_float_compare(FloatPredicate::ULT, a, b, "")?;
         Ok(self.b.build_select(c, b, a, "")?.into_float_value())
     }
-    /// min(a, b) with NaN in `a` propagating
+    /// min(a, b); NaN handling as in [`Kb::fmax`]
     pub fn fmin(&self, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
         let c = self.b.build_float_compare(FloatPredicate::UGT, a, b, "")?;
         Ok(self.b.build_select(c, b, a, "")?.into_float_value())
@@ -454,7 +455,87 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
                 }
                 Ok(v)
             }
+            Activation::LeakyRelu { alpha } => {
+                let neg = self
+                    .b
+                    .build_float_compare(FloatPredicate::OLT, x, zero, "")?;
+                let y = self.fmul(x, self.fc(alpha))?;
+                Ok(self.b.build_select(neg, y, x, "")?.into_float_value())
+            }
+            Activation::Elu { alpha } => {
+                let neg = self
+                    .b
+                    .build_float_compare(FloatPredicate::OLT, x, zero, "")?;
+                let e = self.exp(self.fmin(x, zero)?)?;
+                let y = self.fmul(self.fsub(e, one)?, self.fc(alpha))?;
+                Ok(self.b.build_select(neg, y, x, "")?.into_float_value())
+            }
+            Activation::Tanh => {
+                // tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|): no overflow, no
+                // cancellation for large |x|; small |x| loses only absolute precision (~1e-7)
+                let ax = self.fabs(x)?;
+                let e = self.exp(self.fmul(ax, self.fc(-2.0))?)?;
+                let t = self.fdiv(self.fsub(one, e)?, self.fadd(one, e)?)?;
+                let neg = self
+                    .b
+                    .build_float_compare(FloatPredicate::OLT, x, zero, "")?;
+                let nt = self.b.build_float_neg(t, "")?;
+                Ok(self.b.build_select(neg, nt, t, "")?.into_float_value())
+            }
+            Activation::Exp => self.exp(x),
+            Activation::Log => match self.flavor {
+                Flavor::Cpu => self.call1(&["llvm.log"], x, true),
+                Flavor::Ptx => {
+                    let l2 = self.call1(
+                        &["llvm.nvvm.lg2.approx.f", "llvm.nvvm.lg2.approx.f32"],
+                        x,
+                        false,
+                    )?;
+                    self.fmul(l2, self.fc(std::f32::consts::LN_2))
+                }
+            },
+            Activation::Sqrt => self.call1(&["llvm.sqrt"], x, true),
+            Activation::Neg => Ok(self.b.build_float_neg(x, "")?),
+            Activation::Abs => self.fabs(x),
+            Activation::Erf => {
+                // Abramowitz & Stegun 7.1.26, |error| <= 1.5e-7
+                let ax = self.fabs(x)?;
+                let t = self.fdiv(one, self.fadd(one, self.fmul(ax, self.fc(0.327_591_1))?)?)?;
+                let mut p = self.fc(1.061_405_4);
+                for c in [-1.453_152_1_f32, 1.421_413_7, -0.284_496_72, 0.254_829_6] {
+                    p = self.fadd(self.fmul(p, t)?, self.fc(c))?;
+                }
+                p = self.fmul(p, t)?;
+                let e = self.exp(self.b.build_float_neg(self.fmul(ax, ax)?, "")?)?;
+                let r = self.fsub(one, self.fmul(p, e)?)?;
+                let neg = self
+                    .b
+                    .build_float_compare(FloatPredicate::OLT, x, zero, "")?;
+                let nr = self.b.build_float_neg(r, "")?;
+                Ok(self.b.build_select(neg, nr, r, "")?.into_float_value())
+            }
         }
+    }
+
+    fn call1(&self, names: &[&str], x: FloatValue<'ctx>, overloaded: bool) -> R<FloatValue<'ctx>> {
+        let tys: Vec<BasicTypeEnum> = if overloaded {
+            vec![self.ctx.f32_type().into()]
+        } else {
+            vec![]
+        };
+        let f = intrinsic(self.m, names, &tys)?;
+        let r = self
+            .b
+            .build_call(f, &[x.into()], "")?
+            .try_as_basic_value()
+            .basic()
+            .ok_or_else(|| CodegenError::Llvm(format!("{names:?}")))?;
+        Ok(r.into_float_value())
+    }
+
+    /// |x|
+    pub fn fabs(&self, x: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        self.call1(&["llvm.fabs"], x, true)
     }
 
     /// `for i in lo..hi { body(i) }` as a guarded, rotated loop.

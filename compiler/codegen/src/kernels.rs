@@ -101,6 +101,24 @@ fn ew_apply<'ctx>(kb: &Kb<'_, 'ctx>, f: EwFn, v: &[FloatValue<'ctx>]) -> R<Float
         EwFn::Binary(Sub) => kb.fsub(v[0], v[1]),
         EwFn::Binary(Mul) => kb.fmul(v[0], v[1]),
         EwFn::Binary(Div) => kb.fdiv(v[0], v[1]),
+        EwFn::Binary(op @ (Min | Max)) => {
+            // ONNX Min/Max propagate NaN from either side
+            let m = if matches!(op, Min) {
+                kb.fmin(v[0], v[1])?
+            } else {
+                kb.fmax(v[0], v[1])?
+            };
+            let nan =
+                kb.b.build_float_compare(inkwell::FloatPredicate::UNO, v[0], v[1], "")?;
+            let sum = kb.b.build_float_add(v[0], v[1], "")?;
+            Ok(kb.b.build_select(nan, sum, m, "")?.into_float_value())
+        }
+        EwFn::Binary(PRelu) => {
+            let neg =
+                kb.b.build_float_compare(inkwell::FloatPredicate::OLT, v[0], kb.fc(0.0), "")?;
+            let y = kb.fmul(v[0], v[1])?;
+            Ok(kb.b.build_select(neg, y, v[0], "")?.into_float_value())
+        }
     }
 }
 

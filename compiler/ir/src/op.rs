@@ -92,6 +92,12 @@ pub enum BinaryOp {
     Mul,
     /// a / b
     Div,
+    /// min(a, b)
+    Min,
+    /// max(a, b)
+    Max,
+    /// a < 0 ? b * a : a (PRelu with slope b)
+    PRelu,
 }
 
 impl BinaryOp {
@@ -102,6 +108,9 @@ impl BinaryOp {
             BinaryOp::Sub => "sub",
             BinaryOp::Mul => "mul",
             BinaryOp::Div => "div",
+            BinaryOp::Min => "min",
+            BinaryOp::Max => "max",
+            BinaryOp::PRelu => "prelu",
         }
     }
     /// Scalar semantics (the reference).
@@ -111,6 +120,27 @@ impl BinaryOp {
             BinaryOp::Sub => a - b,
             BinaryOp::Mul => a * b,
             BinaryOp::Div => a / b,
+            BinaryOp::Min => {
+                if a.is_nan() || b.is_nan() {
+                    f32::NAN
+                } else {
+                    a.min(b)
+                }
+            }
+            BinaryOp::Max => {
+                if a.is_nan() || b.is_nan() {
+                    f32::NAN
+                } else {
+                    a.max(b)
+                }
+            }
+            BinaryOp::PRelu => {
+                if a < 0.0 {
+                    b * a
+                } else {
+                    a
+                }
+            }
         }
     }
 }
@@ -140,6 +170,30 @@ pub enum Activation {
         /// upper bound
         max: f32,
     },
+    /// x < 0 ? alpha * x : x
+    LeakyRelu {
+        /// negative slope
+        alpha: f32,
+    },
+    /// x < 0 ? alpha * (exp(x) - 1) : x
+    Elu {
+        /// scale of the negative part
+        alpha: f32,
+    },
+    /// tanh(x)
+    Tanh,
+    /// exp(x)
+    Exp,
+    /// natural logarithm
+    Log,
+    /// square root
+    Sqrt,
+    /// -x
+    Neg,
+    /// |x|
+    Abs,
+    /// the error function
+    Erf,
 }
 
 impl Activation {
@@ -152,6 +206,15 @@ impl Activation {
             Activation::HardSwish => "hard_swish",
             Activation::Silu => "silu",
             Activation::Clip { .. } => "clip",
+            Activation::LeakyRelu { .. } => "leaky_relu",
+            Activation::Elu { .. } => "elu",
+            Activation::Tanh => "tanh",
+            Activation::Exp => "exp",
+            Activation::Log => "log",
+            Activation::Sqrt => "sqrt",
+            Activation::Neg => "neg",
+            Activation::Abs => "abs",
+            Activation::Erf => "erf",
         }
     }
     /// Attributes as sorted `key=value` pairs (floats in shortest round-trip form).
@@ -165,6 +228,9 @@ impl Activation {
             }
             Activation::Clip { min, max } => {
                 vec![("max", format!("{max:?}")), ("min", format!("{min:?}"))]
+            }
+            Activation::LeakyRelu { alpha } | Activation::Elu { alpha } => {
+                vec![("alpha", format!("{alpha:?}"))]
             }
             _ => vec![],
         }
@@ -191,8 +257,67 @@ impl Activation {
             Activation::HardSwish => xd * (xd / 6.0 + 0.5).clamp(0.0, 1.0),
             Activation::Silu => xd / (1.0 + (-xd).exp()),
             Activation::Clip { min, max } => xd.max(min as f64).min(max as f64),
+            Activation::LeakyRelu { alpha } => {
+                if xd < 0.0 {
+                    alpha as f64 * xd
+                } else {
+                    xd
+                }
+            }
+            Activation::Elu { alpha } => {
+                if xd < 0.0 {
+                    alpha as f64 * (xd.exp() - 1.0)
+                } else {
+                    xd
+                }
+            }
+            Activation::Tanh => xd.tanh(),
+            Activation::Exp => xd.exp(),
+            Activation::Log => xd.ln(),
+            Activation::Sqrt => xd.sqrt(),
+            Activation::Neg => -xd,
+            Activation::Abs => xd.abs(),
+            Activation::Erf => erf(xd),
         };
         r as f32
+    }
+}
+
+/// erf in f64 (W. J. Cody's rational approximations are overkill for a reference; this is
+/// the series / continued-fraction pair, accurate to ~1e-15 over the real line).
+fn erf(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    let a = x.abs();
+    let r = if a < 2.5 {
+        // Maclaurin series
+        let mut sum = a;
+        let mut term = a;
+        let x2 = a * a;
+        let mut n = 0.0;
+        loop {
+            n += 1.0;
+            term *= -x2 / n;
+            let t = term / (2.0 * n + 1.0);
+            sum += t;
+            if t.abs() < 1e-17 * sum.abs() {
+                break;
+            }
+        }
+        2.0 / std::f64::consts::PI.sqrt() * sum
+    } else {
+        // continued fraction for erfc, evaluated bottom-up
+        let mut f = 0.0;
+        for k in (1..60).rev() {
+            f = (k as f64 / 2.0) / (a + f);
+        }
+        1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / (a + f)
+    };
+    if x < 0.0 {
+        -r
+    } else {
+        r
     }
 }
 

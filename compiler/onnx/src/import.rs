@@ -174,6 +174,18 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Slice",
     "Cast",
     "ConstantOfShape",
+    "LeakyRelu",
+    "Elu",
+    "Tanh",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Neg",
+    "Abs",
+    "Erf",
+    "PRelu",
+    "Min",
+    "Max",
 ];
 
 fn is_default_domain(d: &str) -> bool {
@@ -388,6 +400,51 @@ impl Importer<'_> {
                 self.add(cx, Op::Binary(op), &[a, b])
             }
             "Relu" => self.act(cx, Activation::Relu),
+            "LeakyRelu" => {
+                let alpha = cx.float_or("alpha", 0.01)?;
+                self.act(cx, Activation::LeakyRelu { alpha })
+            }
+            "Elu" => {
+                let alpha = cx.float_or("alpha", 1.0)?;
+                self.act(cx, Activation::Elu { alpha })
+            }
+            "Tanh" => self.act(cx, Activation::Tanh),
+            "Exp" => self.act(cx, Activation::Exp),
+            "Log" => self.act(cx, Activation::Log),
+            "Sqrt" => self.act(cx, Activation::Sqrt),
+            "Neg" => self.act(cx, Activation::Neg),
+            "Abs" => self.act(cx, Activation::Abs),
+            "Erf" => self.act(cx, Activation::Erf),
+            "PRelu" => {
+                let (a, b) = (self.operand(cx, 0)?, self.operand(cx, 1)?);
+                self.add(cx, Op::Binary(BinaryOp::PRelu), &[a, b])
+            }
+            "Min" | "Max" => {
+                let op = if cx.op() == "Min" {
+                    BinaryOp::Min
+                } else {
+                    BinaryOp::Max
+                };
+                let n = cx.node.input.len();
+                if n == 0 {
+                    return Err(cx.err("needs at least one input").into());
+                }
+                let mut acc = self.operand(cx, 0)?;
+                if n == 1 {
+                    return self.add(cx, Op::Identity, &[acc]);
+                }
+                for i in 1..n {
+                    let b = self.operand(cx, i)?;
+                    if i + 1 == n {
+                        return self.add(cx, Op::Binary(op), &[acc, b]);
+                    }
+                    acc = self
+                        .g
+                        .add_node(Op::Binary(op), &[acc, b], Some(cx.name.clone()))
+                        .map_err(|e| cx.err(e.to_string()))?;
+                }
+                unreachable!("loop returns on the last input")
+            }
             "Sigmoid" => self.act(cx, Activation::Sigmoid),
             "HardSwish" => self.act(cx, Activation::HardSwish),
             "HardSigmoid" => {

@@ -34,7 +34,7 @@ impl ActKind {
                 ActKind::HardSigmoid(alpha.to_bits(), beta.to_bits())
             }
             Activation::Clip { min, max } if min == 0.0 && max == 6.0 => ActKind::Relu6,
-            Activation::Clip { .. } => return None,
+            _ => return None,
         })
     }
     /// Back to the IR activation.
