@@ -370,6 +370,25 @@ def op_models():
             b.op("Max", ["x", b.scalar(0.2)])]
     made.append(b.save([("x", ["N", 4, 3, 5])], outs))
 
+    # data movement and normalisation: Concat (several axes, symbolic batch axis), Transpose,
+    # Softmax (opset 13 single axis)
+    b = B("ops_layout", 29)
+    c1 = b.op("Concat", ["x", b.op("Relu", ["x"])], axis=1)
+    c2 = b.op("Concat", ["x", b.op("Neg", ["x"]), "x"], axis=-1)
+    c3 = b.op("Concat", ["x", b.op("Abs", ["x"])], axis=0)
+    t1 = b.op("Transpose", ["x"], perm=[0, 2, 3, 1])
+    t2 = b.op("Transpose", ["x"])
+    s1 = b.op("Softmax", ["x"], axis=1)
+    s2 = b.op("Softmax", ["x"])
+    made.append(b.save([("x", ["N", 3, 4, 5])], [c1, c2, c3, t1, t2, s1, s2], opset=13, out_dims=[
+        ["N", 6, 4, 5], ["N", 3, 4, 15], ["M", 3, 4, 5], ["N", 4, 5, 3], [5, 4, 3, "N"], ["N", 3, 4, 5], ["N", 3, 4, 5]]))
+
+    # opset 11 Softmax coerces to 2-D at `axis`
+    b = B("ops_softmax11", 30)
+    s1 = b.op("Softmax", ["x"], axis=1)
+    s2 = b.op("Softmax", ["x"], axis=2)
+    made.append(b.save([("x", ["N", 3, 4, 5])], [s1, s2], opset=11))
+
     # shape ops: Flatten axes, Squeeze without axes, Unsqueeze, Reshape with 0 and -1, an
     # output that is a reshape of the input, and an output that is the input itself
     b = B("ops_shape", 26)
@@ -402,10 +421,15 @@ def bad_models():
         helper.make_node("Relu", ["x"], ["a"], name="ok_relu"),
         helper.make_node("LRN", ["a"], ["b"], name="my_lrn", size=3),
         helper.make_node("TopK", ["b", "k"], ["c", "ci"], name="my_topk"),
-        helper.make_node("Softmax", ["c"], ["d"], name="my_softmax"),
+        helper.make_node("LpNormalization", ["c"], ["d"], name="my_lpnorm"),
         helper.make_node("Relu", ["d"], ["y"], name="after"),
     ], [numpy_helper.from_array(np.array([2], dtype=np.int64), "k")])
     onnx.save(m, os.path.join(bad, "unsupported_ops.onnx"))
+
+    # Gather on float data (only shape computations are supported)
+    m = model([helper.make_node("Gather", ["x", "idx"], ["y"], name="float_gather", axis=1)],
+              [numpy_helper.from_array(np.array([0, 1, 2, 3, 4, 5, 6, 7], dtype=np.int64), "idx")])
+    onnx.save(m, os.path.join(bad, "float_gather.onnx"))
 
     # Conv with a 3-element pads attribute
     w = numpy_helper.from_array(np.ones([8, 8, 1, 1], dtype=np.float32), "w")

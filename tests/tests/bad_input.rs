@@ -43,11 +43,20 @@ fn all_unsupported_ops_are_listed_at_once_with_node_names() {
     for want in [
         "\"my_lrn\" (LRN)",
         "\"my_topk\" (TopK)",
-        "\"my_softmax\" (Softmax)",
+        "\"my_lpnorm\" (LpNormalization)",
         "3 node(s)",
     ] {
         assert!(e.contains(want), "missing {want:?} in:\n{e}");
     }
+}
+
+#[test]
+fn shape_only_ops_on_float_data_are_reported_not_panicked() {
+    let e = import_err("float_gather.onnx");
+    assert!(
+        e.contains("\"float_gather\" (Gather)") && e.contains("only shape computations"),
+        "{e}"
+    );
 }
 
 #[test]

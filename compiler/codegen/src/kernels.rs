@@ -31,6 +31,9 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
         KernelKind::Elementwise { f, out, ins } => elementwise(kb, *f, out, ins),
         KernelKind::ReduceMean { input, axes, max } => reduce_mean(kb, input, axes, *max),
         KernelKind::Pool { attrs, x } => pool(kb, attrs, x),
+        KernelKind::Concat { axis, ins } => concat(kb, *axis, ins),
+        KernelKind::Transpose { perm, input } => transpose(kb, perm, input),
+        KernelKind::Softmax { axis, shape } => softmax(kb, *axis, shape),
         KernelKind::Gemm { attrs, a, b, c } => gemm(kb, attrs, a, b, c.as_deref()),
         KernelKind::MatMul { a, b } => matmul(kb, a, b),
         KernelKind::Conv { attrs, x, w, bias } => conv(kb, attrs, x, w, *bias),
@@ -242,6 +245,97 @@ fn reduce_nest<'ctx>(
         } else {
             kb.fadd(acc, v)
         }
+    })
+}
+
+/// Concatenation: each outer index copies one row slice of every operand.
+fn concat(kb: &mut Kb, axis: usize, ins: &[Vec<Dim>]) -> R<()> {
+    let outer = kb.dims(&ins[0][..axis])?;
+    let rows: Vec<IntValue> = ins.iter().map(|s| kb.dims(&s[axis..])).collect::<R<_>>()?;
+    let mut out_row = kb.i(0);
+    for r in &rows {
+        out_row = kb.add(out_row, *r)?;
+    }
+    let srcs: Vec<PointerValue> = kb.args[..ins.len()].to_vec();
+    let dst = kb.args[ins.len()];
+    let (lo, hi) = kb.split(outer)?;
+    kb.for_loop(lo, hi, |kb, o| {
+        let mut off = kb.mul(o, out_row)?;
+        for (src, row) in srcs.iter().zip(&rows) {
+            let sbase = kb.mul(o, *row)?;
+            let (src, row, dbase) = (*src, *row, off);
+            kb.for_loop(kb.i(0), row, |kb, j| {
+                kb.store(dst, kb.add(dbase, j)?, kb.load(src, kb.add(sbase, j)?)?)
+            })?;
+            off = kb.add(off, row)?;
+        }
+        Ok(())
+    })
+}
+
+/// Transpose: rows of the output's last axis, reading the input with that axis' stride.
+fn transpose(kb: &mut Kb, perm: &[usize], input: &[Dim]) -> R<()> {
+    let r = input.len();
+    let mut in_strides = vec![Dim::Known(1); r];
+    for d in (0..r.saturating_sub(1)).rev() {
+        in_strides[d] = dmul(in_strides[d + 1], input[d + 1])?;
+    }
+    let out: Vec<Dim> = perm.iter().map(|&p| input[p]).collect();
+    let (src, dst) = (kb.args[0], kb.args[1]);
+    if r == 0 {
+        return kb.if_then(kb.lt(kb.tid, kb.i(1))?, |kb| {
+            kb.store(dst, kb.i(0), kb.load(src, kb.i(0))?)
+        });
+    }
+    let inner = kb.dim(out[r - 1])?;
+    let inner_stride = kb.dim(in_strides[perm[r - 1]])?;
+    let rows = kb.dims(&out[..r - 1])?;
+    let (lo, hi) = kb.split(rows)?;
+    kb.for_loop(lo, hi, |kb, row| {
+        let mut rem = row;
+        let mut base = kb.i(0);
+        for d in (0..r - 1).rev() {
+            let e = kb.dim(out[d])?;
+            let idx = kb.rem(rem, e)?;
+            rem = kb.div(rem, e)?;
+            base = kb.add(base, kb.mul(idx, kb.dim(in_strides[perm[d]])?)?)?;
+        }
+        let obase = kb.mul(row, inner)?;
+        kb.for_loop(kb.i(0), inner, |kb, j| {
+            let v = kb.load(src, kb.add(base, kb.mul(j, inner_stride)?)?)?;
+            kb.store(dst, kb.add(obase, j)?, v)
+        })
+    })
+}
+
+/// Softmax over `axis`, one (outer, inner) lane at a time: max, sum of exp, normalise.
+fn softmax(kb: &mut Kb, axis: usize, shape: &[Dim]) -> R<()> {
+    let outer = kb.dims(&shape[..axis])?;
+    let len = kb.dim(shape[axis])?;
+    let inner = kb.dims(&shape[axis + 1..])?;
+    let (src, dst) = (kb.args[0], kb.args[1]);
+    let (lo, hi) = kb.split(kb.mul(outer, inner)?)?;
+    kb.for_loop(lo, hi, |kb, u| {
+        let o = kb.div(u, inner)?;
+        let i = kb.rem(u, inner)?;
+        let base = kb.add(kb.mul(kb.mul(o, len)?, inner)?, i)?;
+        let init = kb.fc(f32::NEG_INFINITY);
+        let m = kb.for_acc(kb.i(0), len, init, |kb, k, acc| {
+            let v = kb.load(src, kb.add(base, kb.mul(k, inner)?)?)?;
+            kb.fmax(v, acc)
+        })?;
+        let zero = kb.fc(0.0);
+        let s = kb.for_acc(kb.i(0), len, zero, |kb, k, acc| {
+            let v = kb.load(src, kb.add(base, kb.mul(k, inner)?)?)?;
+            let e = kb.exp(kb.fsub(v, m)?)?;
+            kb.fadd(acc, e)
+        })?;
+        let inv = kb.fdiv(kb.fc(1.0), s)?;
+        kb.for_loop(kb.i(0), len, |kb, k| {
+            let at = kb.add(base, kb.mul(k, inner)?)?;
+            let e = kb.exp(kb.fsub(kb.load(src, at)?, m)?)?;
+            kb.store(dst, at, kb.fmul(e, inv)?)
+        })
     })
 }
 

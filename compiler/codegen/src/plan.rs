@@ -27,6 +27,27 @@ pub enum KernelKind {
         /// maximum instead of mean
         max: bool,
     },
+    /// Concatenation along `axis`.
+    Concat {
+        /// axis
+        axis: usize,
+        /// operand shapes
+        ins: Vec<Vec<Dim>>,
+    },
+    /// Axis permutation.
+    Transpose {
+        /// output axis i = input axis perm[i]
+        perm: Vec<usize>,
+        /// input shape
+        input: Vec<Dim>,
+    },
+    /// Softmax along `axis`.
+    Softmax {
+        /// axis
+        axis: usize,
+        /// shape
+        shape: Vec<Dim>,
+    },
     /// Windowed 2-D pooling.
     Pool {
         /// attributes
@@ -96,6 +117,9 @@ impl KernelKind {
             KernelKind::ReduceMean { max: false, .. } => "reduce_mean",
             KernelKind::ReduceMean { max: true, .. } => "reduce_max",
             KernelKind::Pool { .. } => "pool2d",
+            KernelKind::Concat { .. } => "concat",
+            KernelKind::Transpose { .. } => "transpose",
+            KernelKind::Softmax { .. } => "softmax",
             KernelKind::Gemm { .. } => "gemm",
             KernelKind::MatMul { .. } => "matmul",
             KernelKind::Conv { .. } => "conv2d",
@@ -277,6 +301,18 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
                 input: shape_of(g, ins[0]),
                 axes: axes.clone(),
                 max: false,
+            },
+            Op::Concat { axis } => KernelKind::Concat {
+                axis: *axis,
+                ins: ins.iter().map(|x| shape_of(g, *x)).collect(),
+            },
+            Op::Transpose { perm } => KernelKind::Transpose {
+                perm: perm.clone(),
+                input: shape_of(g, ins[0]),
+            },
+            Op::Softmax { axis } => KernelKind::Softmax {
+                axis: *axis,
+                shape: shape_of(g, ins[0]),
             },
             Op::Pool2d(a) => {
                 let x = shape_of(g, ins[0]);

@@ -145,7 +145,7 @@ fn errors_are_clear_and_nothing_is_overwritten() {
     ]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
-        !o.status.success() && e.contains("my_lrn") && e.contains("my_softmax"),
+        !o.status.success() && e.contains("my_lrn") && e.contains("my_lpnorm"),
         "{e}"
     );
     assert!(!d.path().join("x.bin").exists());

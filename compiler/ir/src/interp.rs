@@ -462,6 +462,50 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
             Tensor::new(shape, data)
         }
         Op::Pool2d(a) => pool2d(a, ins[0]),
+        Op::Concat { axis } => {
+            let outer: usize = ins[0].shape[..*axis].iter().product();
+            let mut shape = ins[0].shape.clone();
+            shape[*axis] = ins.iter().map(|t| t.shape[*axis]).sum();
+            let mut data = Vec::with_capacity(shape.iter().product());
+            for o in 0..outer {
+                for t in ins {
+                    let row: usize = t.shape[*axis..].iter().product();
+                    data.extend_from_slice(&t.data[o * row..(o + 1) * row]);
+                }
+            }
+            Tensor::new(shape, data)
+        }
+        Op::Transpose { perm } => {
+            let x = ins[0];
+            let shape: Vec<usize> = perm.iter().map(|&p| x.shape[p]).collect();
+            let xs = strides(&x.shape);
+            let mut data = Vec::with_capacity(x.data.len());
+            for_each_index(&shape, |i| {
+                let off: usize = i.iter().zip(perm).map(|(&v, &p)| v * xs[p]).sum();
+                data.push(x.data[off]);
+            });
+            Tensor::new(shape, data)
+        }
+        Op::Softmax { axis } => {
+            let x = ins[0];
+            let len = x.shape[*axis];
+            let inner: usize = x.shape[*axis + 1..].iter().product();
+            let outer: usize = x.shape[..*axis].iter().product();
+            let mut y = x.data.clone();
+            for o in 0..outer {
+                for i in 0..inner {
+                    let at = |k: usize| (o * len + k) * inner + i;
+                    let m = (0..len)
+                        .map(|k| x.data[at(k)] as f64)
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    let s: f64 = (0..len).map(|k| (x.data[at(k)] as f64 - m).exp()).sum();
+                    for k in 0..len {
+                        y[at(k)] = ((x.data[at(k)] as f64 - m).exp() / s) as f32;
+                    }
+                }
+            }
+            Tensor::new(x.shape.clone(), y)
+        }
         Op::Reshape { shape } => {
             let s: Vec<usize> = shape
                 .iter()

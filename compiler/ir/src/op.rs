@@ -371,6 +371,21 @@ pub enum Op {
         /// output shape
         shape: Shape,
     },
+    /// Concatenation of the operands along `axis`.
+    Concat {
+        /// axis (non-negative)
+        axis: usize,
+    },
+    /// Permutation of the axes: output axis `i` is input axis `perm[i]`.
+    Transpose {
+        /// the permutation
+        perm: Vec<usize>,
+    },
+    /// Softmax along one axis.
+    Softmax {
+        /// axis (non-negative)
+        axis: usize,
+    },
     /// Fused SE block: `(x[N,C,H,W], w1[R,C], b1[R], w2[C,R], b2[C])` ->
     /// `x * gate(w2 @ inner(w1 @ mean_hw(x) + b1) + b2)`.
     SqueezeExcite(SeAttrs),
@@ -397,6 +412,9 @@ impl Op {
             Op::ReduceMean { .. } => "reduce_mean",
             Op::Reshape { .. } => "reshape",
             Op::SqueezeExcite(_) => "squeeze_excite",
+            Op::Concat { .. } => "concat",
+            Op::Transpose { .. } => "transpose",
+            Op::Softmax { .. } => "softmax",
         }
     }
 
@@ -437,6 +455,11 @@ impl Op {
                 vec![("shape", format!("[{}]", s.join(",")))]
             }
             Op::SqueezeExcite(a) => vec![("gate", a.gate.spelled()), ("inner", a.inner.spelled())],
+            Op::Concat { axis } | Op::Softmax { axis } => vec![("axis", axis.to_string())],
+            Op::Transpose { perm } => {
+                let p: Vec<u64> = perm.iter().map(|&a| a as u64).collect();
+                vec![("perm", list(&p))]
+            }
             _ => vec![],
         }
     }
@@ -451,7 +474,10 @@ impl Op {
             | Op::GlobalMaxPool
             | Op::Pool2d(_)
             | Op::ReduceMean { .. }
-            | Op::Reshape { .. } => (1, 1),
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::Softmax { .. } => (1, 1),
+            Op::Concat { .. } => (1, usize::MAX),
             Op::Binary(_) | Op::MatMul => (2, 2),
             Op::Conv2d(_) | Op::Gemm(_) => (2, 3),
             Op::SqueezeExcite(_) => (5, 5),
@@ -650,6 +676,55 @@ impl Op {
                     o.push(Dim::Known((inp - k) / c.strides[i] + 1));
                 }
                 Ok(TensorType::f32(o))
+            }
+            Op::Concat { axis } => {
+                let r = ins[0].rank();
+                if *axis >= r {
+                    return Err(ty(format!("axis {axis} out of range for rank {r}")));
+                }
+                let mut o = ins[0].shape.clone();
+                for t in &ins[1..] {
+                    if t.rank() != r || (0..r).any(|i| i != *axis && t.shape[i] != o[i]) {
+                        return Err(ty(format!(
+                            "operand {} does not match {} outside axis {axis}",
+                            t, ins[0]
+                        )));
+                    }
+                    o[*axis] = match (o[*axis], t.shape[*axis]) {
+                        (Dim::Known(x), Dim::Known(y)) => Dim::Known(x + y),
+                        (Dim::Sym(s1, k1), Dim::Sym(s2, k2)) if s1 == s2 => Dim::Sym(s1, k1 + k2),
+                        _ => {
+                            return Err(ty(
+                                "concatenated extent mixes known and symbolic sizes".into()
+                            ))
+                        }
+                    };
+                }
+                Ok(TensorType::f32(o))
+            }
+            Op::Transpose { perm } => {
+                let s = &ins[0].shape;
+                let mut seen = vec![false; s.len()];
+                if perm.len() != s.len()
+                    || perm
+                        .iter()
+                        .any(|&p| p >= s.len() || std::mem::replace(&mut seen[p], true))
+                {
+                    return Err(ty(format!(
+                        "perm {perm:?} is not a permutation of rank {}",
+                        s.len()
+                    )));
+                }
+                Ok(TensorType::f32(perm.iter().map(|&p| s[p])))
+            }
+            Op::Softmax { axis } => {
+                if *axis >= ins[0].rank() {
+                    return Err(ty(format!(
+                        "axis {axis} out of range for rank {}",
+                        ins[0].rank()
+                    )));
+                }
+                Ok(ins[0].clone())
             }
             Op::SqueezeExcite(_) => {
                 let x = &ins[0].shape;

@@ -186,6 +186,8 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "PRelu",
     "Min",
     "Max",
+    "Transpose",
+    "Softmax",
 ];
 
 fn is_default_domain(d: &str) -> bool {
@@ -526,6 +528,46 @@ impl Importer<'_> {
                 let (a, b) = (self.operand(cx, 0)?, self.operand(cx, 1)?);
                 self.add(cx, Op::MatMul, &[a, b])
             }
+            "Concat" => {
+                let n = cx.node.input.len();
+                let ins = (0..n).map(|i| self.operand(cx, i)).collect::<Result<Vec<_>, _>>()?;
+                let rank = self.shape_of(*ins.first().ok_or_else(|| cx.err("needs at least one input"))?).len();
+                let axis = cx.int("axis")?.ok_or_else(|| cx.attr_err("axis", "is required"))?;
+                let axis = cx.axis("axis", axis, rank)?;
+                self.add(cx, Op::Concat { axis }, &ins)
+            }
+            "Transpose" => {
+                let x = self.operand(cx, 0)?;
+                let r = self.shape_of(x).len();
+                let perm = match cx.ints("perm")? {
+                    Some(p) => p.iter().map(|&a| cx.axis("perm", a, r)).collect::<Result<Vec<_>, _>>()?,
+                    None => (0..r).rev().collect(),
+                };
+                self.add(cx, Op::Transpose { perm }, &[x])
+            }
+            "Softmax" => {
+                let x = self.operand(cx, 0)?;
+                let s = self.shape_of(x);
+                let r = s.len();
+                let axis = cx.axis("axis", cx.int_or("axis", if self.opset < 13 { 1 } else { -1 })?, r)?;
+                if self.opset >= 13 || axis + 1 == r {
+                    return self.add(cx, Op::Softmax { axis }, &[x]);
+                }
+                // opset < 13: softmax over the 2-D coercion [prod(..axis), prod(axis..)]
+                let prod = |d: &[Dim]| d.iter().try_fold(Dim::Known(1), |a, &b| a.checked_mul(b));
+                let (Some(a), Some(b)) = (prod(&s[..axis]), prod(&s[axis..])) else {
+                    return Err(cx.err("coerced extent is a product of symbolic dimensions").into());
+                };
+                let flat = self
+                    .g
+                    .add_node(Op::Reshape { shape: [a, b].into_iter().collect() }, &[x], Some(cx.name.clone()))
+                    .map_err(|e| cx.err(e.to_string()))?;
+                let sm = self.g.add_node(Op::Softmax { axis: 1 }, &[flat], Some(cx.name.clone())).map_err(|e| cx.err(e.to_string()))?;
+                self.add(cx, Op::Reshape { shape: s.clone() }, &[sm])
+            }
+            "Gather" | "Slice" | "Cast" | "Shape" | "ConstantOfShape" => Err(Failure::Unsupported(cx.err(
+                "only shape computations (integer tensors) are supported for this op; float32 data is not supported yet",
+            ))),
             other => {
                 debug_assert!(
                     !SUPPORTED_OPS.contains(&other),
