@@ -349,6 +349,15 @@ def op_models():
     made.append(b.save([("x", ["N", 6, 9, 8])], [y1, y2, y3, y4, y5], out_dims=[
         ["N", 8, 5, 4], ["N", 6, 8, 8], ["N", 6, 5, 8], ["N", 4, 9, 8], ["N", 5, 5, 3]]))
 
+    # wide maps: register-tiled convolutions (interior and border tiles, channel tails)
+    b = B("ops_conv_wide", 31)
+    y1 = b.op("Conv", ["x", b.w([6, 5, 3, 3], 0.2), b.w([6])], pads=[1, 1, 1, 1])
+    y2 = b.op("Conv", ["x", b.w([7, 5, 5, 3], 0.2)], pads=[2, 2, 2, 2], dilations=[1, 2])
+    y3 = b.op("Conv", ["x", b.w([4, 5, 2, 2], 0.2), b.w([4])])
+    y4 = b.op("Conv", ["x", b.w([9, 5, 1, 1], 0.2), b.w([9])])
+    made.append(b.save([("x", ["N", 5, 7, 37])], [y1, y2, y3, y4], out_dims=[
+        ["N", 6, 7, 37], ["N", 7, 7, 37], ["N", 4, 6, 36], ["N", 9, 7, 37]]))
+
     # pooling: MaxPool (pads, strides, dilations, ceil_mode, SAME), AveragePool
     # (count_include_pad 0/1, ceil_mode), GlobalMaxPool
     b = B("ops_pool", 27)

@@ -740,6 +740,93 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         })
     }
 
+    /// A counted loop carrying any values (scalars or vectors) in phis: `vals = init; for i in
+    /// lo..hi { vals = body(i, vals) }; vals`.
+    pub fn for_carry(
+        &mut self,
+        lo: IntValue<'ctx>,
+        hi: IntValue<'ctx>,
+        init: Vec<inkwell::values::BasicValueEnum<'ctx>>,
+        body: impl FnOnce(
+            &mut Self,
+            IntValue<'ctx>,
+            Vec<inkwell::values::BasicValueEnum<'ctx>>,
+        ) -> R<Vec<inkwell::values::BasicValueEnum<'ctx>>>,
+    ) -> R<Vec<inkwell::values::BasicValueEnum<'ctx>>> {
+        let pre = self
+            .b
+            .get_insert_block()
+            .ok_or_else(|| CodegenError::Llvm("no block".into()))?;
+        let bb = self.ctx.append_basic_block(self.f, "carry");
+        let exit = self.ctx.append_basic_block(self.f, "carry.exit");
+        let c0 = self.b.build_int_compare(IntPredicate::SLT, lo, hi, "")?;
+        self.b.build_conditional_branch(c0, bb, exit)?;
+        self.b.position_at_end(bb);
+        let phi = self.b.build_phi(self.ctx.i64_type(), "i")?;
+        let phis = init
+            .iter()
+            .map(|v| self.b.build_phi(v.get_type(), "c"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let i = phi.as_basic_value().into_int_value();
+        let vals = body(self, i, phis.iter().map(|p| p.as_basic_value()).collect())?;
+        let next = self.b.build_int_add(i, self.i(1), "")?;
+        let latch = self
+            .b
+            .get_insert_block()
+            .ok_or_else(|| CodegenError::Llvm("no block".into()))?;
+        phi.add_incoming(&[(&lo, pre), (&next, latch)]);
+        for ((p, v0), v) in phis.iter().zip(&init).zip(&vals) {
+            p.add_incoming(&[(v0, pre), (v, latch)]);
+        }
+        let c = self.b.build_int_compare(IntPredicate::SLT, next, hi, "")?;
+        self.b.build_conditional_branch(c, bb, exit)?;
+        self.b.position_at_end(exit);
+        let mut out = Vec::with_capacity(vals.len());
+        for (v0, v) in init.iter().zip(&vals) {
+            let p = self.b.build_phi(v0.get_type(), "out")?;
+            p.add_incoming(&[(v0, pre), (v, latch)]);
+            out.push(p.as_basic_value());
+        }
+        Ok(out)
+    }
+
+    /// Vector of `width()` lanes loaded from `base[idx..]` (unaligned).
+    pub fn vec_load(&self, base: PointerValue<'ctx>, idx: IntValue<'ctx>) -> R<VectorValue<'ctx>> {
+        self.vload(base, idx)
+    }
+
+    /// Stores a vector at `base[idx..]` (unaligned).
+    pub fn vec_store(
+        &self,
+        base: PointerValue<'ctx>,
+        idx: IntValue<'ctx>,
+        v: VectorValue<'ctx>,
+    ) -> R<()> {
+        self.vstore(base, idx, v)
+    }
+
+    /// All lanes set to `x`.
+    pub fn vec_splat(&self, x: FloatValue<'ctx>) -> R<VectorValue<'ctx>> {
+        self.splat(x)
+    }
+
+    /// `a * b + c` on vectors (fused where the target has FMA).
+    pub fn vec_fma(
+        &self,
+        a: VectorValue<'ctx>,
+        b: VectorValue<'ctx>,
+        c: VectorValue<'ctx>,
+    ) -> R<VectorValue<'ctx>> {
+        let f = intrinsic(self.m, &["llvm.fmuladd"], &[a.get_type().into()])?;
+        let r = self
+            .b
+            .build_call(f, &[a.into(), b.into(), c.into()], "fma")?
+            .try_as_basic_value()
+            .basic()
+            .ok_or_else(|| CodegenError::Llvm("fmuladd".into()))?;
+        Ok(r.into_vector_value())
+    }
+
     /// `if cond { body }`.
     pub fn if_then(
         &mut self,

@@ -574,9 +574,29 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
     let (px, pw) = (kb.args[0], kb.args[1]);
     let pbias = bias.then(|| kb.args[2]);
     let dst = kb.args[if bias { 3 } else { 2 }];
+    let pointwise = kh == 1 && kw == 1 && a.strides == [1, 1] && a.pads == [0; 4];
+    if pointwise && a.group == 1 && kb.width() == 8 && h * wd >= 16 {
+        return conv_pointwise_tiled(kb, x[0], c, o, h * wd, pbias.is_some());
+    }
+    if !pointwise
+        && a.group == 1
+        && a.strides == [1, 1]
+        && kb.width() == 8
+        && ow >= 16
+        && kh * kw <= 49
+    {
+        return conv_direct_tiled(
+            kb,
+            a,
+            x[0],
+            [c, h, wd],
+            [o, kh, kw],
+            [oh, ow],
+            pbias.is_some(),
+        );
+    }
     let pairs = kb.mul(kb.dim(x[0])?, kb.i(o))?;
     let (lo, hi) = kb.split(pairs)?;
-    let pointwise = kh == 1 && kw == 1 && a.strides == [1, 1] && a.pads == [0; 4];
     kb.for_loop(lo, hi, |kb, pr_| {
         let n = kb.div(pr_, kb.i(o))?;
         let oc = kb.rem(pr_, kb.i(o))?;
@@ -645,6 +665,319 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
                 Ok(())
             })
         })
+    })
+}
+
+/// A 1x1 convolution is `Y[n] = W X[n] + b` with X `[C, HW]`: register-tiled as blocks of
+/// 4 output channels x 16 pixels (8 vector accumulators), streaming one input channel at a
+/// time, so each loaded pixel vector feeds 4 FMAs and the output is written once. Pixel tails
+/// (HW % 16) use a scalar dot product per output.
+fn conv_pointwise_tiled<'a, 'ctx>(
+    kb: &mut Kb<'a, 'ctx>,
+    n: Dim,
+    c: u64,
+    o: u64,
+    hw: u64,
+    bias: bool,
+) -> R<()> {
+    const MB: u64 = 4; // output channels per block
+    const PT: u64 = 16; // pixels per tile (two 8-lane vectors)
+    let (px, pw) = (kb.args[0], kb.args[1]);
+    let pbias = bias.then(|| kb.args[2]);
+    let dst = kb.args[if bias { 3 } else { 2 }];
+    let nblk = o.div_ceil(MB);
+    let ntile = hw / PT;
+    let tail = hw % PT;
+    let tiles = ntile + u64::from(tail > 0);
+    let units = kb.mul(kb.dim(n)?, kb.i(nblk * tiles))?;
+    let (lo, hi) = kb.split(units)?;
+    kb.for_loop(lo, hi, |kb, u| {
+        let t = kb.rem(u, kb.i(tiles))?;
+        let rest = kb.div(u, kb.i(tiles))?;
+        let blk = kb.rem(rest, kb.i(nblk))?;
+        let img = kb.div(rest, kb.i(nblk))?;
+        let oc0 = kb.mul(blk, kb.i(MB))?;
+        let xb = kb.mul(img, kb.i(c * hw))?;
+        let ob = kb.mul(kb.add(kb.mul(img, kb.i(o))?, oc0)?, kb.i(hw))?;
+        // number of channels in this block: MB, or o % MB for the last block
+        let emit_block = |kb: &mut Kb<'a, 'ctx>, m: u64| -> R<()> {
+            let full_tile = kb.lt(t, kb.i(ntile))?;
+            kb.if_then(full_tile, |kb| {
+                let p0 = kb.mul(t, kb.i(PT))?;
+                let mut init = Vec::new();
+                for k in 0..m {
+                    let b = match pbias {
+                        Some(pb) => kb.load(pb, kb.add(oc0, kb.i(k))?)?,
+                        None => kb.fc(0.0),
+                    };
+                    let v = kb.vec_splat(b)?;
+                    init.push(v.into());
+                    init.push(v.into());
+                }
+                let acc = kb.for_carry(kb.i(0), kb.i(c), init, |kb, ic, acc| {
+                    let xi = kb.add(kb.add(xb, kb.mul(ic, kb.i(hw))?)?, p0)?;
+                    let x0 = kb.vec_load(px, xi)?;
+                    let x1 = kb.vec_load(px, kb.add(xi, kb.i(8))?)?;
+                    let mut out = Vec::with_capacity(acc.len());
+                    for k in 0..m {
+                        let wi = kb.add(kb.mul(kb.add(oc0, kb.i(k))?, kb.i(c))?, ic)?;
+                        let wv = kb.vec_splat(kb.load(pw, wi)?)?;
+                        out.push(
+                            kb.vec_fma(wv, x0, acc[2 * k as usize].into_vector_value())?
+                                .into(),
+                        );
+                        out.push(
+                            kb.vec_fma(wv, x1, acc[2 * k as usize + 1].into_vector_value())?
+                                .into(),
+                        );
+                    }
+                    Ok(out)
+                })?;
+                for k in 0..m {
+                    let oi = kb.add(kb.add(ob, kb.i(k * hw))?, p0)?;
+                    kb.vec_store(dst, oi, acc[2 * k as usize].into_vector_value())?;
+                    kb.vec_store(
+                        dst,
+                        kb.add(oi, kb.i(8))?,
+                        acc[2 * k as usize + 1].into_vector_value(),
+                    )?;
+                }
+                Ok(())
+            })?;
+            if tail > 0 {
+                let is_tail =
+                    kb.b.build_int_compare(inkwell::IntPredicate::EQ, t, kb.i(ntile), "")?;
+                kb.if_then(is_tail, |kb| {
+                    for k in 0..m {
+                        let oc = kb.add(oc0, kb.i(k))?;
+                        let b = match pbias {
+                            Some(pb) => kb.load(pb, oc)?,
+                            None => kb.fc(0.0),
+                        };
+                        kb.for_loop(kb.i(ntile * PT), kb.i(hw), |kb, p| {
+                            let s = dot(
+                                kb,
+                                kb.i(c),
+                                (pw, kb.mul(oc, kb.i(c))?, kb.i(1)),
+                                (px, kb.add(xb, p)?, kb.i(hw)),
+                                b,
+                            )?;
+                            kb.store(dst, kb.add(kb.add(ob, kb.i(k * hw))?, p)?, s)
+                        })?;
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        };
+        let rem_ch = o % MB;
+        if rem_ch == 0 {
+            emit_block(kb, MB)
+        } else {
+            let last =
+                kb.b.build_int_compare(inkwell::IntPredicate::EQ, blk, kb.i(nblk - 1), "")?;
+            let then_bb = kb.ctx.append_basic_block(kb.f, "last_blk");
+            let else_bb = kb.ctx.append_basic_block(kb.f, "full_blk");
+            let join = kb.ctx.append_basic_block(kb.f, "blk_join");
+            kb.b.build_conditional_branch(last, then_bb, else_bb)?;
+            kb.b.position_at_end(then_bb);
+            emit_block(kb, rem_ch)?;
+            kb.b.build_unconditional_branch(join)?;
+            kb.b.position_at_end(else_bb);
+            emit_block(kb, MB)?;
+            kb.b.build_unconditional_branch(join)?;
+            kb.b.position_at_end(join);
+            Ok(())
+        }
+    })
+}
+
+/// A stride-1 KxK convolution, register-tiled like [`conv_pointwise_tiled`]: a work unit is
+/// 4 output channels x 16 output columns of one output row; the accumulators stay in vector
+/// registers over all input channels and taps. Rows outside the image are masked; tiles whose
+/// columns would read padding take a scalar path with bounds checks.
+fn conv_direct_tiled<'a, 'ctx>(
+    kb: &mut Kb<'a, 'ctx>,
+    a: &secc_ir::Conv2dAttrs,
+    n: Dim,
+    [c, h, w]: [u64; 3],
+    [o, kh, kw]: [u64; 3],
+    [oh, ow]: [u64; 2],
+    bias: bool,
+) -> R<()> {
+    const MB: u64 = 4;
+    const PT: u64 = 16;
+    let (px, pw) = (kb.args[0], kb.args[1]);
+    let pbias = bias.then(|| kb.args[2]);
+    let dst = kb.args[if bias { 3 } else { 2 }];
+    let [dh, dw] = a.dilations;
+    let (pt, pl) = (a.pads[0], a.pads[1]);
+    let nblk = o.div_ceil(MB);
+    let ntx = ow.div_ceil(PT);
+    let units = kb.mul(kb.dim(n)?, kb.i(nblk * oh * ntx))?;
+    let (lo, hi) = kb.split(units)?;
+    kb.for_loop(lo, hi, |kb, u| {
+        let tx = kb.rem(u, kb.i(ntx))?;
+        let r = kb.div(u, kb.i(ntx))?;
+        let oy = kb.rem(r, kb.i(oh))?;
+        let r2 = kb.div(r, kb.i(oh))?;
+        let blk = kb.rem(r2, kb.i(nblk))?;
+        let img = kb.div(r2, kb.i(nblk))?;
+        let oc0 = kb.mul(blk, kb.i(MB))?;
+        let ox0 = kb.mul(tx, kb.i(PT))?;
+        let xb = kb.mul(img, kb.i(c * h * w))?;
+        // output element (k, oy, ox) of this block
+        let orow = kb.add(
+            kb.mul(kb.add(kb.mul(img, kb.i(o))?, oc0)?, kb.i(oh * ow))?,
+            kb.mul(oy, kb.i(ow))?,
+        )?;
+        let emit_block = |kb: &mut Kb<'a, 'ctx>, m: u64| -> R<()> {
+            // interior: every tap of all 16 columns reads inside the row, and the tile is full
+            let lo_ok =
+                kb.b.build_int_compare(inkwell::IntPredicate::SGE, ox0, kb.i(pl), "")?;
+            let last_col = kb.add(ox0, kb.i(PT - 1 + (kw - 1) * dw))?;
+            let hi_ok = kb.lt(last_col, kb.i(w + pl))?;
+            let full = kb.b.build_int_compare(
+                inkwell::IntPredicate::SLE,
+                kb.add(ox0, kb.i(PT))?,
+                kb.i(ow),
+                "",
+            )?;
+            let interior =
+                kb.b.build_and(kb.b.build_and(lo_ok, hi_ok, "")?, full, "")?;
+            let zero_v = kb.vec_splat(kb.fc(0.0))?;
+            kb.if_then(interior, |kb| {
+                let mut init = Vec::new();
+                for k in 0..m {
+                    let b = match pbias {
+                        Some(pb) => kb.load(pb, kb.add(oc0, kb.i(k))?)?,
+                        None => kb.fc(0.0),
+                    };
+                    let v = kb.vec_splat(b)?;
+                    init.push(v.into());
+                    init.push(v.into());
+                }
+                let acc = kb.for_carry(kb.i(0), kb.i(c), init, |kb, ic, acc| {
+                    let mut acc: Vec<inkwell::values::VectorValue> =
+                        acc.into_iter().map(|v| v.into_vector_value()).collect();
+                    let xc = kb.add(xb, kb.mul(ic, kb.i(h * w))?)?;
+                    for ky in 0..kh {
+                        let iy = kb.sub(kb.add(oy, kb.i(ky * dh))?, kb.i(pt))?;
+                        let valid = kb.b.build_and(
+                            kb.b.build_int_compare(inkwell::IntPredicate::SGE, iy, kb.i(0), "")?,
+                            kb.lt(iy, kb.i(h))?,
+                            "",
+                        )?;
+                        let iyc = kb.imax(kb.imin(iy, kb.i(h - 1))?, kb.i(0))?;
+                        let xrow = kb.add(xc, kb.mul(iyc, kb.i(w))?)?;
+                        for kx in 0..kw {
+                            let xi =
+                                kb.sub(kb.add(xrow, kb.add(ox0, kb.i(kx * dw))?)?, kb.i(pl))?;
+                            let x0 = kb.vec_load(px, xi)?;
+                            let x1 = kb.vec_load(px, kb.add(xi, kb.i(8))?)?;
+                            let x0 =
+                                kb.b.build_select(valid, x0, zero_v, "")?
+                                    .into_vector_value();
+                            let x1 =
+                                kb.b.build_select(valid, x1, zero_v, "")?
+                                    .into_vector_value();
+                            for k in 0..m {
+                                let wi = (
+                                    (kb.add(kb.mul(kb.add(oc0, kb.i(k))?, kb.i(c))?, ic))?,
+                                    ky * kw + kx,
+                                );
+                                let wi = kb.add(kb.mul(wi.0, kb.i(kh * kw))?, kb.i(wi.1))?;
+                                let wv = kb.vec_splat(kb.load(pw, wi)?)?;
+                                acc[2 * k as usize] = kb.vec_fma(wv, x0, acc[2 * k as usize])?;
+                                acc[2 * k as usize + 1] =
+                                    kb.vec_fma(wv, x1, acc[2 * k as usize + 1])?;
+                            }
+                        }
+                    }
+                    Ok(acc.into_iter().map(|v| v.into()).collect())
+                })?;
+                for k in 0..m {
+                    let oi = kb.add(kb.add(orow, kb.i(k * oh * ow))?, ox0)?;
+                    kb.vec_store(dst, oi, acc[2 * k as usize].into_vector_value())?;
+                    kb.vec_store(
+                        dst,
+                        kb.add(oi, kb.i(8))?,
+                        acc[2 * k as usize + 1].into_vector_value(),
+                    )?;
+                }
+                Ok(())
+            })?;
+            let border = kb.b.build_not(interior, "")?;
+            kb.if_then(border, |kb| {
+                let ox_end = kb.imin(kb.add(ox0, kb.i(PT))?, kb.i(ow))?;
+                for k in 0..m {
+                    let oc = kb.add(oc0, kb.i(k))?;
+                    let b = match pbias {
+                        Some(pb) => kb.load(pb, oc)?,
+                        None => kb.fc(0.0),
+                    };
+                    kb.for_loop(ox0, ox_end, |kb, ox| {
+                        let s = kb.for_acc(kb.i(0), kb.i(c * kh * kw), b, |kb, t, acc| {
+                            let ic = kb.div(t, kb.i(kh * kw))?;
+                            let tap = kb.rem(t, kb.i(kh * kw))?;
+                            let ky = kb.div(tap, kb.i(kw))?;
+                            let kx = kb.rem(tap, kb.i(kw))?;
+                            let iy = kb.sub(kb.add(oy, kb.mul(ky, kb.i(dh))?)?, kb.i(pt))?;
+                            let ix = kb.sub(kb.add(ox, kb.mul(kx, kb.i(dw))?)?, kb.i(pl))?;
+                            let ge0 = |kb: &Kb<'a, 'ctx>, v| {
+                                kb.b.build_int_compare(inkwell::IntPredicate::SGE, v, kb.i(0), "")
+                            };
+                            let ok = kb.b.build_and(
+                                kb.b.build_and(ge0(kb, iy)?, kb.lt(iy, kb.i(h))?, "")?,
+                                kb.b.build_and(ge0(kb, ix)?, kb.lt(ix, kb.i(w))?, "")?,
+                                "",
+                            )?;
+                            let iyc = kb.imax(kb.imin(iy, kb.i(h - 1))?, kb.i(0))?;
+                            let ixc = kb.imax(kb.imin(ix, kb.i(w - 1))?, kb.i(0))?;
+                            let xv = kb.load(
+                                px,
+                                kb.add(
+                                    kb.add(xb, kb.mul(ic, kb.i(h * w))?)?,
+                                    kb.add(kb.mul(iyc, kb.i(w))?, ixc)?,
+                                )?,
+                            )?;
+                            let wv = kb.load(
+                                pw,
+                                kb.add(
+                                    kb.mul(kb.add(kb.mul(oc, kb.i(c))?, ic)?, kb.i(kh * kw))?,
+                                    tap,
+                                )?,
+                            )?;
+                            let prod = kb.fmul(xv, wv)?;
+                            let zero = kb.fc(0.0);
+                            let prod = kb.b.build_select(ok, prod, zero, "")?.into_float_value();
+                            kb.fadd(acc, prod)
+                        })?;
+                        kb.store(dst, kb.add(kb.add(orow, kb.i(k * oh * ow))?, ox)?, s)
+                    })?;
+                }
+                Ok(())
+            })
+        };
+        let rem_ch = o % MB;
+        if rem_ch == 0 {
+            emit_block(kb, MB)
+        } else {
+            let last =
+                kb.b.build_int_compare(inkwell::IntPredicate::EQ, blk, kb.i(nblk - 1), "")?;
+            let then_bb = kb.ctx.append_basic_block(kb.f, "last_blk");
+            let else_bb = kb.ctx.append_basic_block(kb.f, "full_blk");
+            let join = kb.ctx.append_basic_block(kb.f, "blk_join");
+            kb.b.build_conditional_branch(last, then_bb, else_bb)?;
+            kb.b.position_at_end(then_bb);
+            emit_block(kb, rem_ch)?;
+            kb.b.build_unconditional_branch(join)?;
+            kb.b.position_at_end(else_bb);
+            emit_block(kb, MB)?;
+            kb.b.build_unconditional_branch(join)?;
+            kb.b.position_at_end(join);
+            Ok(())
+        }
     })
 }
 
