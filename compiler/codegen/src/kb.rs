@@ -6,7 +6,7 @@ use inkwell::builder::Builder;
 use inkwell::context::Context;
 use inkwell::intrinsics::Intrinsic;
 use inkwell::module::{Linkage, Module};
-use inkwell::types::BasicTypeEnum;
+use inkwell::types::{BasicTypeEnum, VectorType};
 use inkwell::values::{
     BasicMetadataValueEnum, BasicValue, FloatValue, FunctionValue, IntValue, PointerValue,
     VectorValue,
@@ -808,6 +808,112 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
     /// All lanes set to `x`.
     pub fn vec_splat(&self, x: FloatValue<'ctx>) -> R<VectorValue<'ctx>> {
         self.splat(x)
+    }
+
+    /// Lane mask: lane `j` is set when `lo <= start + j < hi`.
+    pub fn lane_mask(
+        &self,
+        start: IntValue<'ctx>,
+        lo: IntValue<'ctx>,
+        hi: IntValue<'ctx>,
+    ) -> R<VectorValue<'ctx>> {
+        let w = self.width();
+        let i64t = self.ctx.i64_type();
+        let vt = i64t.vec_type(w);
+        let splat = |x: IntValue<'ctx>| -> R<VectorValue<'ctx>> {
+            let v = self.b.build_insert_element(
+                vt.get_poison(),
+                x,
+                self.ctx.i32_type().const_zero(),
+                "",
+            )?;
+            Ok(self.b.build_shuffle_vector(
+                v,
+                vt.get_poison(),
+                self.ctx.i32_type().vec_type(w).const_zero(),
+                "",
+            )?)
+        };
+        let iota = VectorType::const_vector(
+            &(0..w)
+                .map(|j| i64t.const_int(j as u64, false))
+                .collect::<Vec<_>>(),
+        );
+        let pos = self.b.build_int_add(splat(start)?, iota, "")?;
+        let a = self
+            .b
+            .build_int_compare(IntPredicate::SGE, pos, splat(lo)?, "")?;
+        let b = self
+            .b
+            .build_int_compare(IntPredicate::SLT, pos, splat(hi)?, "")?;
+        Ok(self.b.build_and(a, b, "mask")?)
+    }
+
+    /// Address of `base[idx]` without the in-bounds promise: masked accesses at a tile's
+    /// border may start before the first element of the row (or buffer); only lanes inside it
+    /// are accessed.
+    fn at_wrapping(&self, base: PointerValue<'ctx>, idx: IntValue<'ctx>) -> R<PointerValue<'ctx>> {
+        // SAFETY: a plain (non-inbounds) GEP only computes an address with wrapping
+        // arithmetic; the masked load/store through it touches only lanes the mask allows,
+        // which the callers limit to elements inside the buffer.
+        Ok(unsafe { self.b.build_gep(self.ctx.f32_type(), base, &[idx], "pw")? })
+    }
+
+    /// Masked vector load: lanes off in `mask` read nothing and yield 0.
+    pub fn vec_load_masked(
+        &self,
+        base: PointerValue<'ctx>,
+        idx: IntValue<'ctx>,
+        mask: VectorValue<'ctx>,
+    ) -> R<VectorValue<'ctx>> {
+        let vt = self.ctx.f32_type().vec_type(self.width());
+        let ptr = self.ctx.ptr_type(AddressSpace::default());
+        let f = intrinsic(self.m, &["llvm.masked.load"], &[vt.into(), ptr.into()])?;
+        let p = self.at_wrapping(base, idx)?;
+        let r = self
+            .b
+            .build_call(
+                f,
+                &[
+                    p.into(),
+                    self.ctx.i32_type().const_int(4, false).into(),
+                    mask.into(),
+                    vt.const_zero().into(),
+                ],
+                "mload",
+            )?
+            .try_as_basic_value()
+            .basic()
+            .ok_or_else(|| CodegenError::Llvm("masked.load".into()))?;
+        Ok(r.into_vector_value())
+    }
+
+    /// Masked vector store: lanes off in `mask` write nothing.
+    pub fn vec_store_masked(
+        &self,
+        base: PointerValue<'ctx>,
+        idx: IntValue<'ctx>,
+        v: VectorValue<'ctx>,
+        mask: VectorValue<'ctx>,
+    ) -> R<()> {
+        let ptr = self.ctx.ptr_type(AddressSpace::default());
+        let f = intrinsic(
+            self.m,
+            &["llvm.masked.store"],
+            &[v.get_type().into(), ptr.into()],
+        )?;
+        let p = self.at_wrapping(base, idx)?;
+        self.b.build_call(
+            f,
+            &[
+                v.into(),
+                p.into(),
+                self.ctx.i32_type().const_int(4, false).into(),
+                mask.into(),
+            ],
+            "",
+        )?;
+        Ok(())
     }
 
     /// `a * b + c` on vectors (fused where the target has FMA).

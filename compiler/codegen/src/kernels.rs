@@ -6,7 +6,7 @@
 use crate::kb::{Kb, R};
 use crate::plan::{EwFn, KernelKind};
 use crate::CodegenError;
-use inkwell::values::{FloatValue, IntValue, PointerValue};
+use inkwell::values::{FloatValue, IntValue, PointerValue, VectorValue};
 use secc_ir::{Activation, Dim, GemmAttrs, SeAttrs};
 
 fn unsupported(msg: impl Into<String>) -> CodegenError {
@@ -846,7 +846,9 @@ fn conv_direct_tiled<'a, 'ctx>(
             let interior =
                 kb.b.build_and(kb.b.build_and(lo_ok, hi_ok, "")?, full, "")?;
             let zero_v = kb.vec_splat(kb.fc(0.0))?;
-            kb.if_then(interior, |kb| {
+            // one body for both cases: interior tiles load plainly, border tiles with lane
+            // masks (columns inside the row, and inside the output for the stores)
+            let tile = |kb: &mut Kb<'a, 'ctx>, masked: bool| -> R<()> {
                 let mut init = Vec::new();
                 for k in 0..m {
                     let b = match pbias {
@@ -857,8 +859,23 @@ fn conv_direct_tiled<'a, 'ctx>(
                     init.push(v.into());
                     init.push(v.into());
                 }
+                // per-tap column masks, computed once per tile
+                let mut masks = Vec::new();
+                if masked {
+                    for kx in 0..kw {
+                        let start = kb.sub(kb.add(ox0, kb.i(kx * dw))?, kb.i(pl))?;
+                        let lim = |kb: &Kb<'a, 'ctx>, off: u64| -> R<VectorValue<'ctx>> {
+                            let s = kb.add(start, kb.i(off))?;
+                            // the column must be inside the row and its output inside the tile row
+                            let col = kb.lane_mask(s, kb.i(0), kb.i(w))?;
+                            let out = kb.lane_mask(kb.add(ox0, kb.i(off))?, kb.i(0), kb.i(ow))?;
+                            Ok(kb.b.build_and(col, out, "")?)
+                        };
+                        masks.push((lim(kb, 0)?, lim(kb, 8)?));
+                    }
+                }
                 let acc = kb.for_carry(kb.i(0), kb.i(c), init, |kb, ic, acc| {
-                    let mut acc: Vec<inkwell::values::VectorValue> =
+                    let mut acc: Vec<VectorValue> =
                         acc.into_iter().map(|v| v.into_vector_value()).collect();
                     let xc = kb.add(xb, kb.mul(ic, kb.i(h * w))?)?;
                     for ky in 0..kh {
@@ -873,8 +890,15 @@ fn conv_direct_tiled<'a, 'ctx>(
                         for kx in 0..kw {
                             let xi =
                                 kb.sub(kb.add(xrow, kb.add(ox0, kb.i(kx * dw))?)?, kb.i(pl))?;
-                            let x0 = kb.vec_load(px, xi)?;
-                            let x1 = kb.vec_load(px, kb.add(xi, kb.i(8))?)?;
+                            let (x0, x1) = if masked {
+                                let (m0, m1) = masks[kx as usize];
+                                (
+                                    kb.vec_load_masked(px, xi, m0)?,
+                                    kb.vec_load_masked(px, kb.add(xi, kb.i(8))?, m1)?,
+                                )
+                            } else {
+                                (kb.vec_load(px, xi)?, kb.vec_load(px, kb.add(xi, kb.i(8))?)?)
+                            };
                             let x0 =
                                 kb.b.build_select(valid, x0, zero_v, "")?
                                     .into_vector_value();
@@ -882,11 +906,13 @@ fn conv_direct_tiled<'a, 'ctx>(
                                 kb.b.build_select(valid, x1, zero_v, "")?
                                     .into_vector_value();
                             for k in 0..m {
-                                let wi = (
-                                    (kb.add(kb.mul(kb.add(oc0, kb.i(k))?, kb.i(c))?, ic))?,
-                                    ky * kw + kx,
-                                );
-                                let wi = kb.add(kb.mul(wi.0, kb.i(kh * kw))?, kb.i(wi.1))?;
+                                let wi = kb.add(
+                                    kb.mul(
+                                        kb.add(kb.mul(kb.add(oc0, kb.i(k))?, kb.i(c))?, ic)?,
+                                        kb.i(kh * kw),
+                                    )?,
+                                    kb.i(ky * kw + kx),
+                                )?;
                                 let wv = kb.vec_splat(kb.load(pw, wi)?)?;
                                 acc[2 * k as usize] = kb.vec_fma(wv, x0, acc[2 * k as usize])?;
                                 acc[2 * k as usize + 1] =
@@ -896,68 +922,29 @@ fn conv_direct_tiled<'a, 'ctx>(
                     }
                     Ok(acc.into_iter().map(|v| v.into()).collect())
                 })?;
+                let (s0, s1) = (
+                    kb.lane_mask(ox0, kb.i(0), kb.i(ow))?,
+                    kb.lane_mask(kb.add(ox0, kb.i(8))?, kb.i(0), kb.i(ow))?,
+                );
                 for k in 0..m {
                     let oi = kb.add(kb.add(orow, kb.i(k * oh * ow))?, ox0)?;
-                    kb.vec_store(dst, oi, acc[2 * k as usize].into_vector_value())?;
-                    kb.vec_store(
-                        dst,
-                        kb.add(oi, kb.i(8))?,
+                    let (a0, a1) = (
+                        acc[2 * k as usize].into_vector_value(),
                         acc[2 * k as usize + 1].into_vector_value(),
-                    )?;
+                    );
+                    if masked {
+                        kb.vec_store_masked(dst, oi, a0, s0)?;
+                        kb.vec_store_masked(dst, kb.add(oi, kb.i(8))?, a1, s1)?;
+                    } else {
+                        kb.vec_store(dst, oi, a0)?;
+                        kb.vec_store(dst, kb.add(oi, kb.i(8))?, a1)?;
+                    }
                 }
                 Ok(())
-            })?;
+            };
+            kb.if_then(interior, |kb| tile(kb, false))?;
             let border = kb.b.build_not(interior, "")?;
-            kb.if_then(border, |kb| {
-                let ox_end = kb.imin(kb.add(ox0, kb.i(PT))?, kb.i(ow))?;
-                for k in 0..m {
-                    let oc = kb.add(oc0, kb.i(k))?;
-                    let b = match pbias {
-                        Some(pb) => kb.load(pb, oc)?,
-                        None => kb.fc(0.0),
-                    };
-                    kb.for_loop(ox0, ox_end, |kb, ox| {
-                        let s = kb.for_acc(kb.i(0), kb.i(c * kh * kw), b, |kb, t, acc| {
-                            let ic = kb.div(t, kb.i(kh * kw))?;
-                            let tap = kb.rem(t, kb.i(kh * kw))?;
-                            let ky = kb.div(tap, kb.i(kw))?;
-                            let kx = kb.rem(tap, kb.i(kw))?;
-                            let iy = kb.sub(kb.add(oy, kb.mul(ky, kb.i(dh))?)?, kb.i(pt))?;
-                            let ix = kb.sub(kb.add(ox, kb.mul(kx, kb.i(dw))?)?, kb.i(pl))?;
-                            let ge0 = |kb: &Kb<'a, 'ctx>, v| {
-                                kb.b.build_int_compare(inkwell::IntPredicate::SGE, v, kb.i(0), "")
-                            };
-                            let ok = kb.b.build_and(
-                                kb.b.build_and(ge0(kb, iy)?, kb.lt(iy, kb.i(h))?, "")?,
-                                kb.b.build_and(ge0(kb, ix)?, kb.lt(ix, kb.i(w))?, "")?,
-                                "",
-                            )?;
-                            let iyc = kb.imax(kb.imin(iy, kb.i(h - 1))?, kb.i(0))?;
-                            let ixc = kb.imax(kb.imin(ix, kb.i(w - 1))?, kb.i(0))?;
-                            let xv = kb.load(
-                                px,
-                                kb.add(
-                                    kb.add(xb, kb.mul(ic, kb.i(h * w))?)?,
-                                    kb.add(kb.mul(iyc, kb.i(w))?, ixc)?,
-                                )?,
-                            )?;
-                            let wv = kb.load(
-                                pw,
-                                kb.add(
-                                    kb.mul(kb.add(kb.mul(oc, kb.i(c))?, ic)?, kb.i(kh * kw))?,
-                                    tap,
-                                )?,
-                            )?;
-                            let prod = kb.fmul(xv, wv)?;
-                            let zero = kb.fc(0.0);
-                            let prod = kb.b.build_select(ok, prod, zero, "")?.into_float_value();
-                            kb.fadd(acc, prod)
-                        })?;
-                        kb.store(dst, kb.add(kb.add(orow, kb.i(k * oh * ow))?, ox)?, s)
-                    })?;
-                }
-                Ok(())
-            })
+            kb.if_then(border, |kb| tile(kb, true))
         };
         let rem_ch = o % MB;
         if rem_ch == 0 {
