@@ -306,8 +306,11 @@ def op_models():
     r2 = b.op("ReduceMean", ["x"], axes=[0, 2], keepdims=1)
     r3 = b.op("ReduceMean", ["x"], keepdims=0)
     r4 = b.op("ReduceMean", ["x"], axes=[-1], keepdims=1)
-    made.append(b.save([("x", ["N", 5, 7, 3])], [r1, r2, r3, r4], opset=13,
-                       out_dims=[["N", 7, 3], [1, 5, 1, 3], [], ["N", 5, 7, 1]]))
+    r5 = b.op("ReduceSum", ["x", b.i64([1, -1])], keepdims=0)
+    r6 = b.op("ReduceMax", ["x"], axes=[2], keepdims=1)
+    r7 = b.op("ReduceMin", ["x"], axes=[0, 3], keepdims=0)
+    made.append(b.save([("x", ["N", 5, 7, 3])], [r1, r2, r3, r4, r5, r6, r7], opset=13,
+                       out_dims=[["N", 7, 3], [1, 5, 1, 3], [], ["N", 5, 7, 1], ["N", 7], ["N", 5, 1, 3], [5, 7]]))
 
     # Gemm in every transpose/alpha/beta form, C broadcast from [N] / [1, N] / scalar
     b = B("ops_gemm", 22)

@@ -29,7 +29,7 @@ fn dprod(ds: &[Dim]) -> R<Dim> {
 pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
     match kind {
         KernelKind::Elementwise { f, out, ins } => elementwise(kb, *f, out, ins),
-        KernelKind::ReduceMean { input, axes, max } => reduce_mean(kb, input, axes, *max),
+        KernelKind::ReduceMean { input, axes, op } => reduce_mean(kb, input, axes, *op),
         KernelKind::Pool { attrs, x } => pool(kb, attrs, x),
         KernelKind::Concat { axis, ins } => concat(kb, *axis, ins),
         KernelKind::Transpose { perm, input } => transpose(kb, perm, input),
@@ -167,7 +167,12 @@ fn elementwise(kb: &mut Kb, f: EwFn, out: &[Dim], ins: &[Vec<Dim>]) -> R<()> {
     })
 }
 
-fn reduce_mean(kb: &mut Kb, input: &[Dim], axes: &[usize], max: bool) -> R<()> {
+fn reduce_mean(
+    kb: &mut Kb,
+    input: &[Dim],
+    axes: &[usize],
+    op: Option<secc_ir::ReduceKind>,
+) -> R<()> {
     // collapse adjacent dims with the same reduced flag; extent-1 dims do not matter
     let mut dims: Vec<(Dim, bool)> = Vec::new();
     for (d, &e) in input.iter().enumerate() {
@@ -219,8 +224,8 @@ fn reduce_mean(kb: &mut Kb, input: &[Dim], axes: &[usize], max: bool) -> R<()> {
             rem = kb.div(rem, e)?;
             base = kb.add(base, kb.mul(idx, kb.dim(*s)?)?)?;
         }
-        let s = reduce_nest(kb, src, &red, base, max)?;
-        let v = if max { s } else { kb.fmul(s, inv)? };
+        let s = reduce_nest(kb, src, &red, base, op)?;
+        let v = if op.is_some() { s } else { kb.fmul(s, inv)? };
         kb.store(dst, o, v)
     })
 }
@@ -230,20 +235,25 @@ fn reduce_nest<'ctx>(
     src: PointerValue<'ctx>,
     red: &[(Dim, Dim)],
     base: IntValue<'ctx>,
-    max: bool,
+    op: Option<secc_ir::ReduceKind>,
 ) -> R<FloatValue<'ctx>> {
+    use secc_ir::ReduceKind;
     let Some(((e, s), rest)) = red.split_first() else {
         return kb.load(src, base);
     };
     let (e, s) = (kb.dim(*e)?, kb.dim(*s)?);
-    let init = kb.fc(if max { f32::NEG_INFINITY } else { 0.0 });
+    let init = kb.fc(match op {
+        Some(ReduceKind::Max) => f32::NEG_INFINITY,
+        Some(ReduceKind::Min) => f32::INFINITY,
+        _ => 0.0,
+    });
     kb.for_acc(kb.i(0), e, init, |kb, i, acc| {
         let off = kb.add(base, kb.mul(i, s)?)?;
-        let v = reduce_nest(kb, src, rest, off, max)?;
-        if max {
-            kb.fmax(v, acc)
-        } else {
-            kb.fadd(acc, v)
+        let v = reduce_nest(kb, src, rest, off, op)?;
+        match op {
+            Some(ReduceKind::Max) => kb.fmax(v, acc),
+            Some(ReduceKind::Min) => kb.fmin(v, acc),
+            _ => kb.fadd(acc, v),
         }
     })
 }

@@ -24,8 +24,8 @@ pub enum KernelKind {
         input: Vec<Dim>,
         /// reduced axes (sorted)
         axes: Vec<usize>,
-        /// maximum instead of mean
-        max: bool,
+        /// which reduction (`None` = mean)
+        op: Option<secc_ir::ReduceKind>,
     },
     /// Concatenation along `axis`.
     Concat {
@@ -114,8 +114,19 @@ impl KernelKind {
     pub fn name(&self) -> &'static str {
         match self {
             KernelKind::Elementwise { .. } => "elementwise",
-            KernelKind::ReduceMean { max: false, .. } => "reduce_mean",
-            KernelKind::ReduceMean { max: true, .. } => "reduce_max",
+            KernelKind::ReduceMean { op: None, .. } => "reduce_mean",
+            KernelKind::ReduceMean {
+                op: Some(secc_ir::ReduceKind::Sum),
+                ..
+            } => "reduce_sum",
+            KernelKind::ReduceMean {
+                op: Some(secc_ir::ReduceKind::Max),
+                ..
+            } => "reduce_max",
+            KernelKind::ReduceMean {
+                op: Some(secc_ir::ReduceKind::Min),
+                ..
+            } => "reduce_min",
             KernelKind::Pool { .. } => "pool2d",
             KernelKind::Concat { .. } => "concat",
             KernelKind::Transpose { .. } => "transpose",
@@ -294,13 +305,18 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
                 KernelKind::ReduceMean {
                     axes: (2..s.len()).collect(),
                     input: s,
-                    max: n.op == Op::GlobalMaxPool,
+                    op: (n.op == Op::GlobalMaxPool).then_some(secc_ir::ReduceKind::Max),
                 }
             }
             Op::ReduceMean { axes, .. } => KernelKind::ReduceMean {
                 input: shape_of(g, ins[0]),
                 axes: axes.clone(),
-                max: false,
+                op: None,
+            },
+            Op::Reduce { kind, axes, .. } => KernelKind::ReduceMean {
+                input: shape_of(g, ins[0]),
+                axes: axes.clone(),
+                op: Some(*kind),
             },
             Op::Concat { axis } => KernelKind::Concat {
                 axis: *axis,

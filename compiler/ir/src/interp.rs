@@ -133,6 +133,47 @@ fn reduce_mean(x: &Tensor, axes: &[usize], keep: bool) -> Tensor {
     Tensor::new(shape, data)
 }
 
+fn reduce_other(kind: crate::op::ReduceKind, x: &Tensor, axes: &[usize], keep: bool) -> Tensor {
+    use crate::op::ReduceKind;
+    let mut oshape_keep = x.shape.clone();
+    for &a in axes {
+        oshape_keep[a] = 1;
+    }
+    let n: usize = oshape_keep.iter().product();
+    let init = match kind {
+        ReduceKind::Sum => 0.0,
+        ReduceKind::Max => f64::NEG_INFINITY,
+        ReduceKind::Min => f64::INFINITY,
+    };
+    let mut acc = vec![init; n];
+    let ost = strides(&oshape_keep);
+    let xst = strides(&x.shape);
+    for_each_index(&x.shape, |i| {
+        let p: usize = (0..i.len())
+            .filter(|d| !axes.contains(d))
+            .map(|d| i[d] * ost[d])
+            .sum();
+        let xp: usize = (0..i.len()).map(|d| i[d] * xst[d]).sum();
+        let v = x.data[xp] as f64;
+        acc[p] = match kind {
+            ReduceKind::Sum => acc[p] + v,
+            ReduceKind::Max => acc[p].max(v),
+            ReduceKind::Min => acc[p].min(v),
+        };
+    });
+    let shape = if keep {
+        oshape_keep
+    } else {
+        x.shape
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !axes.contains(i))
+            .map(|(_, &d)| d)
+            .collect()
+    };
+    Tensor::new(shape, acc.into_iter().map(|v| v as f32).collect())
+}
+
 fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, IrError> {
     let a2 = if a.shape.len() == 1 {
         vec![1, a.shape[0]]
@@ -441,6 +482,11 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
             reduce_mean(ins[0], &axes, true)
         }
         Op::ReduceMean { axes, keep_dims } => reduce_mean(ins[0], axes, *keep_dims),
+        Op::Reduce {
+            kind,
+            axes,
+            keep_dims,
+        } => reduce_other(*kind, ins[0], axes, *keep_dims),
         Op::GlobalMaxPool => {
             let x = ins[0];
             let (nc, hw) = (

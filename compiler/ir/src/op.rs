@@ -37,6 +37,18 @@ pub struct PoolAttrs {
     pub count_include_pad: bool,
 }
 
+/// Reductions other than the mean (which keeps its own op, `ReduceMean`, because SE
+/// detection matches it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReduceKind {
+    /// sum
+    Sum,
+    /// maximum
+    Max,
+    /// minimum
+    Min,
+}
+
 /// Pooling reduction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PoolKind {
@@ -358,6 +370,15 @@ pub enum Op {
     GlobalMaxPool,
     /// Windowed 2-D max or average pooling.
     Pool2d(PoolAttrs),
+    /// Sum, maximum or minimum over sorted, normalised `axes`.
+    Reduce {
+        /// the reduction
+        kind: ReduceKind,
+        /// axes reduced, sorted, non-negative
+        axes: Vec<usize>,
+        /// keep reduced axes as extent 1
+        keep_dims: bool,
+    },
     /// Mean over sorted, normalised `axes`.
     ReduceMean {
         /// axes reduced, sorted, non-negative
@@ -410,6 +431,18 @@ impl Op {
                 PoolKind::Avg => "avg_pool2d",
             },
             Op::ReduceMean { .. } => "reduce_mean",
+            Op::Reduce {
+                kind: ReduceKind::Sum,
+                ..
+            } => "reduce_sum",
+            Op::Reduce {
+                kind: ReduceKind::Max,
+                ..
+            } => "reduce_max",
+            Op::Reduce {
+                kind: ReduceKind::Min,
+                ..
+            } => "reduce_min",
             Op::Reshape { .. } => "reshape",
             Op::SqueezeExcite(_) => "squeeze_excite",
             Op::Concat { .. } => "concat",
@@ -446,7 +479,10 @@ impl Op {
                 ("trans_b", a.trans_b.to_string()),
             ],
             Op::Act(a) => a.attrs(),
-            Op::ReduceMean { axes, keep_dims } => {
+            Op::ReduceMean { axes, keep_dims }
+            | Op::Reduce {
+                axes, keep_dims, ..
+            } => {
                 let ax: Vec<u64> = axes.iter().map(|&a| a as u64).collect();
                 vec![("axes", list(&ax)), ("keep_dims", keep_dims.to_string())]
             }
@@ -474,6 +510,7 @@ impl Op {
             | Op::GlobalMaxPool
             | Op::Pool2d(_)
             | Op::ReduceMean { .. }
+            | Op::Reduce { .. }
             | Op::Reshape { .. }
             | Op::Transpose { .. }
             | Op::Softmax { .. } => (1, 1),
@@ -540,7 +577,10 @@ impl Op {
                 o.extend(std::iter::repeat_n(Dim::Known(1), s.len() - 2));
                 Ok(TensorType::f32(o))
             }
-            Op::ReduceMean { axes, keep_dims } => {
+            Op::ReduceMean { axes, keep_dims }
+            | Op::Reduce {
+                axes, keep_dims, ..
+            } => {
                 let s = &ins[0].shape;
                 if let Some(&a) = axes.iter().find(|&&a| a >= s.len()) {
                     return Err(ty(format!("axis {a} out of range for rank {}", s.len())));

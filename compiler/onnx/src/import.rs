@@ -188,6 +188,9 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Max",
     "Transpose",
     "Softmax",
+    "ReduceSum",
+    "ReduceMax",
+    "ReduceMin",
 ];
 
 fn is_default_domain(d: &str) -> bool {
@@ -475,6 +478,7 @@ impl Importer<'_> {
                 self.add(cx, Op::GlobalAvgPool, &[x])
             }
             "ReduceMean" => self.reduce_mean(cx),
+            "ReduceSum" | "ReduceMax" | "ReduceMin" => self.reduce_other(cx),
             "Flatten" => {
                 let x = self.operand(cx, 0)?;
                 let s = self.shape_of(x);
@@ -639,6 +643,41 @@ impl Importer<'_> {
         }
         out.sort();
         Ok(out)
+    }
+
+    fn reduce_other(&mut self, cx: &NodeCx) -> R<()> {
+        let kind = match cx.op() {
+            "ReduceSum" => secc_ir::ReduceKind::Sum,
+            "ReduceMax" => secc_ir::ReduceKind::Max,
+            _ => secc_ir::ReduceKind::Min,
+        };
+        let x = self.operand(cx, 0)?;
+        let rank = self.shape_of(x).len();
+        let keep = cx.int_or("keepdims", 1)? != 0;
+        // axes became an input in opset 13 for ReduceSum, opset 18 for the others
+        let axes = self.axes_input_or_attr(
+            cx,
+            if kind == secc_ir::ReduceKind::Sum {
+                13
+            } else {
+                18
+            },
+        )?;
+        let noop = cx.int_or("noop_with_empty_axes", 0)? != 0;
+        let axes = match axes {
+            Some(a) if !a.is_empty() => self.norm_axes(cx, &a, rank)?,
+            _ if noop => return self.add(cx, Op::Identity, &[x]),
+            _ => (0..rank).collect(),
+        };
+        self.add(
+            cx,
+            Op::Reduce {
+                kind,
+                axes,
+                keep_dims: keep,
+            },
+            &[x],
+        )
     }
 
     fn reduce_mean(&mut self, cx: &NodeCx) -> R<()> {
