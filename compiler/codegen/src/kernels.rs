@@ -678,6 +678,36 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
     })
 }
 
+/// Emits `emit(m)` for a block of `m` output channels: `mb` for full blocks, and `o % mb`
+/// for the last block when `mb` does not divide `o` (the block size is compile-time, so the
+/// two sizes are two code paths selected by the block index).
+fn channel_blocks<'a, 'ctx>(
+    kb: &mut Kb<'a, 'ctx>,
+    blk: IntValue<'ctx>,
+    o: u64,
+    mb: u64,
+    emit: impl Fn(&mut Kb<'a, 'ctx>, u64) -> R<()>,
+) -> R<()> {
+    let rem = o % mb;
+    if rem == 0 {
+        return emit(kb, mb);
+    }
+    let last =
+        kb.b.build_int_compare(inkwell::IntPredicate::EQ, blk, kb.i(o.div_ceil(mb) - 1), "")?;
+    let then_bb = kb.ctx.append_basic_block(kb.f, "last_blk");
+    let else_bb = kb.ctx.append_basic_block(kb.f, "full_blk");
+    let join = kb.ctx.append_basic_block(kb.f, "blk_join");
+    kb.b.build_conditional_branch(last, then_bb, else_bb)?;
+    kb.b.position_at_end(then_bb);
+    emit(kb, rem)?;
+    kb.b.build_unconditional_branch(join)?;
+    kb.b.position_at_end(else_bb);
+    emit(kb, mb)?;
+    kb.b.build_unconditional_branch(join)?;
+    kb.b.position_at_end(join);
+    Ok(())
+}
+
 /// A 1x1 convolution is `Y[n] = W X[n] + b` with X `[C, HW]`: register-tiled as blocks of
 /// 4 output channels x 16 pixels (8 vector accumulators), streaming one input channel at a
 /// time, so each loaded pixel vector feeds 4 FMAs and the output is written once. Pixel tails
@@ -780,25 +810,7 @@ fn conv_pointwise_tiled<'a, 'ctx>(
             }
             Ok(())
         };
-        let rem_ch = o % MB;
-        if rem_ch == 0 {
-            emit_block(kb, MB)
-        } else {
-            let last =
-                kb.b.build_int_compare(inkwell::IntPredicate::EQ, blk, kb.i(nblk - 1), "")?;
-            let then_bb = kb.ctx.append_basic_block(kb.f, "last_blk");
-            let else_bb = kb.ctx.append_basic_block(kb.f, "full_blk");
-            let join = kb.ctx.append_basic_block(kb.f, "blk_join");
-            kb.b.build_conditional_branch(last, then_bb, else_bb)?;
-            kb.b.position_at_end(then_bb);
-            emit_block(kb, rem_ch)?;
-            kb.b.build_unconditional_branch(join)?;
-            kb.b.position_at_end(else_bb);
-            emit_block(kb, MB)?;
-            kb.b.build_unconditional_branch(join)?;
-            kb.b.position_at_end(join);
-            Ok(())
-        }
+        channel_blocks(kb, blk, o, MB, emit_block)
     })
 }
 
@@ -956,25 +968,7 @@ fn conv_direct_tiled<'a, 'ctx>(
             let border = kb.b.build_not(interior, "")?;
             kb.if_then(border, |kb| tile(kb, true))
         };
-        let rem_ch = o % MB;
-        if rem_ch == 0 {
-            emit_block(kb, MB)
-        } else {
-            let last =
-                kb.b.build_int_compare(inkwell::IntPredicate::EQ, blk, kb.i(nblk - 1), "")?;
-            let then_bb = kb.ctx.append_basic_block(kb.f, "last_blk");
-            let else_bb = kb.ctx.append_basic_block(kb.f, "full_blk");
-            let join = kb.ctx.append_basic_block(kb.f, "blk_join");
-            kb.b.build_conditional_branch(last, then_bb, else_bb)?;
-            kb.b.position_at_end(then_bb);
-            emit_block(kb, rem_ch)?;
-            kb.b.build_unconditional_branch(join)?;
-            kb.b.position_at_end(else_bb);
-            emit_block(kb, MB)?;
-            kb.b.build_unconditional_branch(join)?;
-            kb.b.position_at_end(join);
-            Ok(())
-        }
+        channel_blocks(kb, blk, o, MB, emit_block)
     })
 }
 

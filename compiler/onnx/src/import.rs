@@ -1027,46 +1027,8 @@ impl Importer<'_> {
         if group < 1 {
             return Err(cx.attr_err("group", format!("{group} must be >= 1")).into());
         }
-        let auto_pad = cx.string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
-        let pads = match auto_pad.as_str() {
-            "NOTSET" => match cx.ints("pads")? {
-                None => [0; 4],
-                Some(p) if p.len() == 4 && p.iter().all(|&x| x >= 0) => {
-                    [p[0] as u64, p[1] as u64, p[2] as u64, p[3] as u64]
-                }
-                Some(p) => {
-                    return Err(cx
-                        .attr_err("pads", format!("{p:?} must be 4 values >= 0"))
-                        .into())
-                }
-            },
-            "VALID" => [0; 4],
-            "SAME_UPPER" | "SAME_LOWER" => {
-                let mut p = [0u64; 4];
-                for i in 0..2 {
-                    let inp = xs[2 + i]
-                        .known()
-                        .ok_or_else(|| cx.err("SAME padding needs known spatial extents"))?;
-                    let out = inp.div_ceil(strides[i]);
-                    let eff = dilations[i] * (k[i] - 1) + 1;
-                    let total = ((out - 1) * strides[i] + eff).saturating_sub(inp);
-                    let (small, big) = (total / 2, total - total / 2);
-                    if auto_pad == "SAME_UPPER" {
-                        p[i] = small;
-                        p[i + 2] = big;
-                    } else {
-                        p[i] = big;
-                        p[i + 2] = small;
-                    }
-                }
-                p
-            }
-            other => {
-                return Err(cx
-                    .attr_err("auto_pad", format!("unknown value {other:?}"))
-                    .into())
-            }
-        };
+        let eff = [dilations[0] * (k[0] - 1) + 1, dilations[1] * (k[1] - 1) + 1];
+        let pads = self.resolve_pads(cx, [xs[2].known(), xs[3].known()], eff, strides)?;
         let mut ins = vec![x, w];
         if cx.input(2).is_some() {
             ins.push(self.operand(cx, 2)?);
