@@ -395,6 +395,14 @@ def op_models():
     made.append(b.save([("x", ["N", 3, 4, 5])], [c1, c2, c3, t1, t2, s1, s2], opset=13, out_dims=[
         ["N", 6, 4, 5], ["N", 3, 4, 15], ["M", 3, 4, 5], ["N", 4, 5, 3], [5, 4, 3, "N"], ["N", 3, 4, 5], ["N", 3, 4, 5]]))
 
+    # Pad: constant (with value), reflect, edge; pads on the spatial axes and the channel axis
+    b = B("ops_pad", 32)
+    p1 = b.op("Pad", ["x", b.i64([0, 1, 2, 0, 0, 0, 1, 3]), b.scalar(-1.5)], mode="constant")
+    p2 = b.op("Pad", ["x", b.i64([0, 0, 2, 1, 0, 0, 1, 2])], mode="reflect")
+    p3 = b.op("Pad", ["x", b.i64([0, 0, 3, 2, 0, 0, 1, 4])], mode="edge")
+    made.append(b.save([("x", ["N", 3, 4, 5])], [p1, p2, p3], opset=13, out_dims=[
+        ["N", 4, 7, 8], ["N", 3, 7, 8], ["N", 3, 8, 11]]))
+
     # opset 11 Softmax coerces to 2-D at `axis`
     b = B("ops_softmax11", 30)
     s1 = b.op("Softmax", ["x"], axis=1)

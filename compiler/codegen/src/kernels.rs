@@ -33,6 +33,7 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
         KernelKind::Pool { attrs, x } => pool(kb, attrs, x),
         KernelKind::Concat { axis, ins } => concat(kb, *axis, ins),
         KernelKind::Transpose { perm, input } => transpose(kb, perm, input),
+        KernelKind::Pad { pads, mode, input } => pad(kb, pads, *mode, input),
         KernelKind::Softmax { axis, shape } => softmax(kb, *axis, shape),
         KernelKind::Gemm { attrs, a, b, c } => gemm(kb, attrs, a, b, c.as_deref()),
         KernelKind::MatMul { a, b } => matmul(kb, a, b),
@@ -280,6 +281,83 @@ fn concat(kb: &mut Kb, axis: usize, ins: &[Vec<Dim>]) -> R<()> {
             off = kb.add(off, row)?;
         }
         Ok(())
+    })
+}
+
+/// Padding, one output element at a time: each coordinate maps back to the input by the mode
+/// (constant: outside reads the fill value; edge: clamp; reflect: mirror).
+fn pad(kb: &mut Kb, pads: &[(u64, u64)], mode: secc_ir::PadMode, input: &[Dim]) -> R<()> {
+    let r = input.len();
+    let out: Vec<Dim> = input
+        .iter()
+        .zip(pads)
+        .map(|(&d, &(b, e))| {
+            if b + e == 0 {
+                Ok(d)
+            } else {
+                Ok(Dim::Known(known(d)? + b + e))
+            }
+        })
+        .collect::<R<_>>()?;
+    let mut in_strides = vec![Dim::Known(1); r];
+    for d in (0..r.saturating_sub(1)).rev() {
+        in_strides[d] = dmul(in_strides[d + 1], input[d + 1])?;
+    }
+    let (src, dst) = (kb.args[0], kb.args[1]);
+    let total = kb.dims(&out)?;
+    let (lo, hi) = kb.split(total)?;
+    kb.for_loop(lo, hi, |kb, e| {
+        let mut rem = e;
+        let mut off = kb.i(0);
+        let mut inside = kb.ctx.bool_type().const_int(1, false);
+        for d in (0..r).rev() {
+            let ext = kb.dim(out[d])?;
+            let idx = kb.rem(rem, ext)?;
+            rem = kb.div(rem, ext)?;
+            let (b, _) = pads[d];
+            let q = if pads[d] == (0, 0) {
+                idx
+            } else {
+                let n = known(input[d])? as i64;
+                let p = kb.sub(idx, kb.i(b))?;
+                match mode {
+                    secc_ir::PadMode::Constant(_) => {
+                        let ok = kb.b.build_and(
+                            kb.b.build_int_compare(inkwell::IntPredicate::SGE, p, kb.i(0), "")?,
+                            kb.lt(p, kb.i(n as u64))?,
+                            "",
+                        )?;
+                        inside = kb.b.build_and(inside, ok, "")?;
+                        kb.imax(kb.imin(p, kb.i(n as u64 - 1))?, kb.i(0))?
+                    }
+                    secc_ir::PadMode::Edge => kb.imax(kb.imin(p, kb.i(n as u64 - 1))?, kb.i(0))?,
+                    secc_ir::PadMode::Reflect => {
+                        // p < 0 -> -p; p >= n -> 2(n-1) - p
+                        let neg = kb.sub(kb.i(0), p)?;
+                        let hi_ref = kb.sub(kb.i(2 * (n as u64 - 1)), p)?;
+                        let below = kb.lt(p, kb.i(0))?;
+                        let above = kb.b.build_int_compare(
+                            inkwell::IntPredicate::SGE,
+                            p,
+                            kb.i(n as u64),
+                            "",
+                        )?;
+                        let v = kb.b.build_select(below, neg, p, "")?.into_int_value();
+                        kb.b.build_select(above, hi_ref, v, "")?.into_int_value()
+                    }
+                }
+            };
+            off = kb.add(off, kb.mul(q, kb.dim(in_strides[d])?)?)?;
+        }
+        let v = kb.load(src, off)?;
+        let v = match mode {
+            secc_ir::PadMode::Constant(c) => {
+                kb.b.build_select(inside, v, kb.fc(c), "")?
+                    .into_float_value()
+            }
+            _ => v,
+        };
+        kb.store(dst, e, v)
     })
 }
 

@@ -34,6 +34,15 @@ pub enum KernelKind {
         /// operand shapes
         ins: Vec<Vec<Dim>>,
     },
+    /// Border padding.
+    Pad {
+        /// per-axis (before, after)
+        pads: Vec<(u64, u64)>,
+        /// fill mode
+        mode: secc_ir::PadMode,
+        /// input shape
+        input: Vec<Dim>,
+    },
     /// Axis permutation.
     Transpose {
         /// output axis i = input axis perm[i]
@@ -129,6 +138,7 @@ impl KernelKind {
             } => "reduce_min",
             KernelKind::Pool { .. } => "pool2d",
             KernelKind::Concat { .. } => "concat",
+            KernelKind::Pad { .. } => "pad",
             KernelKind::Transpose { .. } => "transpose",
             KernelKind::Softmax { .. } => "softmax",
             KernelKind::Gemm { .. } => "gemm",
@@ -321,6 +331,11 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
             Op::Concat { axis } => KernelKind::Concat {
                 axis: *axis,
                 ins: ins.iter().map(|x| shape_of(g, *x)).collect(),
+            },
+            Op::Pad { pads, mode } => KernelKind::Pad {
+                pads: pads.clone(),
+                mode: *mode,
+                input: shape_of(g, ins[0]),
             },
             Op::Transpose { perm } => KernelKind::Transpose {
                 perm: perm.clone(),

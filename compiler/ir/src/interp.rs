@@ -521,6 +521,45 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
             }
             Tensor::new(shape, data)
         }
+        Op::Pad { pads, mode } => {
+            let x = ins[0];
+            let shape: Vec<usize> = x
+                .shape
+                .iter()
+                .zip(pads)
+                .map(|(&d, &(b, e))| d + b as usize + e as usize)
+                .collect();
+            let xs = strides(&x.shape);
+            let mut data = Vec::with_capacity(shape.iter().product());
+            for_each_index(&shape, |i| {
+                let mut off = Some(0usize);
+                for (d, &v) in i.iter().enumerate() {
+                    let n = x.shape[d] as i64;
+                    let p = v as i64 - pads[d].0 as i64;
+                    let q = match mode {
+                        crate::op::PadMode::Constant(_) => (0..n).contains(&p).then_some(p),
+                        crate::op::PadMode::Edge => Some(p.clamp(0, n - 1)),
+                        crate::op::PadMode::Reflect => Some(if p < 0 {
+                            -p
+                        } else if p >= n {
+                            2 * (n - 1) - p
+                        } else {
+                            p
+                        }),
+                    };
+                    off = match (off, q) {
+                        (Some(o), Some(q)) => Some(o + q as usize * xs[d]),
+                        _ => None,
+                    };
+                }
+                data.push(match (off, mode) {
+                    (Some(o), _) => x.data[o],
+                    (None, crate::op::PadMode::Constant(c)) => *c,
+                    (None, _) => unreachable!("only constant padding reads outside"),
+                });
+            });
+            Tensor::new(shape, data)
+        }
         Op::Transpose { perm } => {
             let x = ins[0];
             let shape: Vec<usize> = perm.iter().map(|&p| x.shape[p]).collect();

@@ -21,7 +21,8 @@ mod verify;
 pub use error::{IrError, NodeRef};
 pub use graph::{ConstData, ConstId, ConstPool, Graph, Node, NodeId, ValueId};
 pub use op::{
-    Activation, BinaryOp, Conv2dAttrs, GemmAttrs, Op, PoolAttrs, PoolKind, ReduceKind, SeAttrs,
+    Activation, BinaryOp, Conv2dAttrs, GemmAttrs, Op, PadMode, PoolAttrs, PoolKind, ReduceKind,
+    SeAttrs,
 };
 pub use types::{broadcast_shapes, DType, Dim, Shape, SymId, TensorType};
 pub use verify::VerifyErrors;

@@ -49,6 +49,17 @@ pub enum ReduceKind {
     Min,
 }
 
+/// How `Pad` fills the border.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PadMode {
+    /// a constant value
+    Constant(f32),
+    /// mirror without repeating the edge element
+    Reflect,
+    /// repeat the edge element
+    Edge,
+}
+
 /// Pooling reduction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PoolKind {
@@ -392,6 +403,13 @@ pub enum Op {
         /// output shape
         shape: Shape,
     },
+    /// Padding: `pads[i] = (before, after)` elements on axis `i`.
+    Pad {
+        /// per-axis (before, after)
+        pads: Vec<(u64, u64)>,
+        /// fill mode
+        mode: PadMode,
+    },
     /// Concatenation of the operands along `axis`.
     Concat {
         /// axis (non-negative)
@@ -446,6 +464,7 @@ impl Op {
             Op::Reshape { .. } => "reshape",
             Op::SqueezeExcite(_) => "squeeze_excite",
             Op::Concat { .. } => "concat",
+            Op::Pad { .. } => "pad",
             Op::Transpose { .. } => "transpose",
             Op::Softmax { .. } => "softmax",
         }
@@ -492,6 +511,15 @@ impl Op {
             }
             Op::SqueezeExcite(a) => vec![("gate", a.gate.spelled()), ("inner", a.inner.spelled())],
             Op::Concat { axis } | Op::Softmax { axis } => vec![("axis", axis.to_string())],
+            Op::Pad { pads, mode } => {
+                let p: Vec<String> = pads.iter().map(|(a, b)| format!("({a},{b})")).collect();
+                let m = match mode {
+                    PadMode::Constant(v) => format!("constant({v:?})"),
+                    PadMode::Reflect => "reflect".into(),
+                    PadMode::Edge => "edge".into(),
+                };
+                vec![("mode", m), ("pads", format!("[{}]", p.join(",")))]
+            }
             Op::Transpose { perm } => {
                 let p: Vec<u64> = perm.iter().map(|&a| a as u64).collect();
                 vec![("perm", list(&p))]
@@ -513,6 +541,7 @@ impl Op {
             | Op::Reduce { .. }
             | Op::Reshape { .. }
             | Op::Transpose { .. }
+            | Op::Pad { .. }
             | Op::Softmax { .. } => (1, 1),
             Op::Concat { .. } => (1, usize::MAX),
             Op::Binary(_) | Op::MatMul => (2, 2),
@@ -739,6 +768,27 @@ impl Op {
                             ))
                         }
                     };
+                }
+                Ok(TensorType::f32(o))
+            }
+            Op::Pad { pads, mode } => {
+                let s = &ins[0].shape;
+                if pads.len() != s.len() {
+                    return Err(ty(format!("{} pad pairs for rank {}", pads.len(), s.len())));
+                }
+                let mut o = Shape::new();
+                for (d, &(b, e)) in s.iter().zip(pads) {
+                    if b == 0 && e == 0 {
+                        o.push(*d);
+                        continue;
+                    }
+                    let v = known(*d, "padded extent")?;
+                    if *mode == PadMode::Reflect && (b >= v || e >= v) {
+                        return Err(ty(format!(
+                            "reflect padding ({b},{e}) needs an extent above both, got {v}"
+                        )));
+                    }
+                    o.push(Dim::Known(v + b + e));
                 }
                 Ok(TensorType::f32(o))
             }

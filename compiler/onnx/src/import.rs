@@ -191,6 +191,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "ReduceSum",
     "ReduceMax",
     "ReduceMin",
+    "Pad",
 ];
 
 fn is_default_domain(d: &str) -> bool {
@@ -539,6 +540,35 @@ impl Importer<'_> {
                 let axis = cx.int("axis")?.ok_or_else(|| cx.attr_err("axis", "is required"))?;
                 let axis = cx.axis("axis", axis, rank)?;
                 self.add(cx, Op::Concat { axis }, &ins)
+            }
+            "Pad" => {
+                let x = self.operand(cx, 0)?;
+                let r = self.shape_of(x).len();
+                let raw = if self.opset < 11 { cx.ints("pads")?.ok_or_else(|| cx.attr_err("pads", "is required"))? } else { self.const_ints(cx, 1, "pads")? };
+                let axes: Vec<usize> = match cx.input(3) {
+                    Some(_) => self.const_ints(cx, 3, "axes")?.iter().map(|&a| cx.axis("axes", a, r)).collect::<Result<_, _>>()?,
+                    None => (0..r).collect(),
+                };
+                if raw.len() != 2 * axes.len() {
+                    return Err(cx.err(format!("pads has {} values for {} axes", raw.len(), axes.len())).into());
+                }
+                if raw.iter().any(|&p| p < 0) {
+                    return Err(cx.err("negative pads (cropping) are not supported").into());
+                }
+                let mut pads = vec![(0u64, 0u64); r];
+                for (k, &a) in axes.iter().enumerate() {
+                    pads[a] = (raw[k] as u64, raw[k + axes.len()] as u64);
+                }
+                let mode = match cx.string("mode")?.as_deref().unwrap_or("constant") {
+                    "constant" => {
+                        let v = if self.opset < 11 { cx.float_or("value", 0.0)? } else { self.const_scalar_f32(cx, 2, "constant_value")?.unwrap_or(0.0) };
+                        secc_ir::PadMode::Constant(v)
+                    }
+                    "reflect" => secc_ir::PadMode::Reflect,
+                    "edge" => secc_ir::PadMode::Edge,
+                    other => return Err(cx.attr_err("mode", format!("{other:?} is not supported")).into()),
+                };
+                self.add(cx, Op::Pad { pads, mode }, &[x])
             }
             "Transpose" => {
                 let x = self.operand(cx, 0)?;
