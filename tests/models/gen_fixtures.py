@@ -403,6 +403,16 @@ def op_models():
     made.append(b.save([("x", ["N", 3, 4, 5])], [p1, p2, p3], opset=13, out_dims=[
         ["N", 4, 7, 8], ["N", 3, 7, 8], ["N", 3, 8, 11]]))
 
+    # LayerNormalization (opset 17, lowered to existing ops) and Pow with constant exponents
+    b = B("ops_layernorm_pow", 33)
+    l1 = b.op("LayerNormalization", ["x", b.w([5]), b.w([5])], axis=-1, epsilon=1e-5)
+    l2 = b.op("LayerNormalization", ["x", b.w([4, 5])], axis=2)
+    q1 = b.op("Pow", ["x", b.scalar(2.0)])
+    q2 = b.op("Pow", [b.op("Abs", ["x"]), b.scalar(0.5)])
+    q3 = b.op("Pow", [b.op("Add", [b.op("Abs", ["x"]), b.scalar(0.5)]), b.scalar(-1.0)])
+    q4 = b.op("Pow", ["x", b.scalar(3.0)])
+    made.append(b.save([("x", ["N", 3, 4, 5])], [l1, l2, q1, q2, q3, q4], opset=17))
+
     # opset 11 Softmax coerces to 2-D at `axis`
     b = B("ops_softmax11", 30)
     s1 = b.op("Softmax", ["x"], axis=1)

@@ -192,6 +192,8 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "ReduceMax",
     "ReduceMin",
     "Pad",
+    "LayerNormalization",
+    "Pow",
 ];
 
 fn is_default_domain(d: &str) -> bool {
@@ -541,6 +543,30 @@ impl Importer<'_> {
                 let axis = cx.axis("axis", axis, rank)?;
                 self.add(cx, Op::Concat { axis }, &ins)
             }
+            "LayerNormalization" => self.layer_norm(cx),
+            "Pow" => {
+                let x = self.operand(cx, 0)?;
+                let e = self.const_scalar_f32(cx, 1, "Y (exponent)").map_err(|_| {
+                    Failure::Unsupported(cx.err("only a constant scalar exponent is supported"))
+                })?;
+                let e = e.ok_or_else(|| cx.err("input 1 (Y) is missing"))?;
+                let node = |s: &mut Self, op: Op, ins: &[ValueId]| s.g.add_node(op, ins, Some(cx.name.clone())).map_err(|err| Failure::Error(cx.err(err.to_string())));
+                match e {
+                    1.0 => self.add(cx, Op::Identity, &[x]),
+                    2.0 => self.add(cx, Op::Binary(BinaryOp::Mul), &[x, x]),
+                    3.0 => {
+                        let sq = node(self, Op::Binary(BinaryOp::Mul), &[x, x])?;
+                        self.add(cx, Op::Binary(BinaryOp::Mul), &[sq, x])
+                    }
+                    0.5 => self.add(cx, Op::Act(Activation::Sqrt), &[x]),
+                    -1.0 | -0.5 => {
+                        let one = self.g.add_const(ConstData::new(vec![], vec![1.0]), Some(cx.name.clone()));
+                        let d = if e == -1.0 { x } else { node(self, Op::Act(Activation::Sqrt), &[x])? };
+                        self.add(cx, Op::Binary(BinaryOp::Div), &[one, d])
+                    }
+                    other => Err(Failure::Unsupported(cx.err(format!("exponent {other:?} is not supported (supported: -1, -0.5, 0.5, 1, 2, 3)")))),
+                }
+            }
             "Pad" => {
                 let x = self.operand(cx, 0)?;
                 let r = self.shape_of(x).len();
@@ -673,6 +699,56 @@ impl Importer<'_> {
         }
         out.sort();
         Ok(out)
+    }
+
+    /// LayerNormalization (opset 17) lowered to existing ops over axes `axis..rank`:
+    /// `(x - mean) / sqrt(mean((x - mean)^2) + eps) * scale + bias`.
+    fn layer_norm(&mut self, cx: &NodeCx) -> R<()> {
+        if cx.node.output.iter().skip(1).any(|o| !o.is_empty()) {
+            return Err(cx
+                .err("the Mean and InvStdDev outputs are not supported")
+                .into());
+        }
+        let x = self.operand(cx, 0)?;
+        let r = self.shape_of(x).len();
+        let axis = cx.axis("axis", cx.int_or("axis", -1)?, r)?;
+        let eps = cx.float_or("epsilon", 1e-5)?;
+        let axes: Vec<usize> = (axis..r).collect();
+        let node = |s: &mut Self, op: Op, ins: &[ValueId]| {
+            s.g.add_node(op, ins, Some(cx.name.clone()))
+                .map_err(|e| Failure::Error(cx.err(e.to_string())))
+        };
+        let mean = node(
+            self,
+            Op::ReduceMean {
+                axes: axes.clone(),
+                keep_dims: true,
+            },
+            &[x],
+        )?;
+        let d = node(self, Op::Binary(BinaryOp::Sub), &[x, mean])?;
+        let sq = node(self, Op::Binary(BinaryOp::Mul), &[d, d])?;
+        let var = node(
+            self,
+            Op::ReduceMean {
+                axes,
+                keep_dims: true,
+            },
+            &[sq],
+        )?;
+        let epsc = self
+            .g
+            .add_const(ConstData::new(vec![], vec![eps]), Some(cx.name.clone()));
+        let ve = node(self, Op::Binary(BinaryOp::Add), &[var, epsc])?;
+        let sd = node(self, Op::Act(Activation::Sqrt), &[ve])?;
+        let norm = node(self, Op::Binary(BinaryOp::Div), &[d, sd])?;
+        let scale = self.operand(cx, 1)?;
+        if cx.input(2).is_none() {
+            return self.add(cx, Op::Binary(BinaryOp::Mul), &[norm, scale]);
+        }
+        let scaled = node(self, Op::Binary(BinaryOp::Mul), &[norm, scale])?;
+        let bias = self.operand(cx, 2)?;
+        self.add(cx, Op::Binary(BinaryOp::Add), &[scaled, bias])
     }
 
     fn reduce_other(&mut self, cx: &NodeCx) -> R<()> {
