@@ -545,27 +545,7 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         hi: IntValue<'ctx>,
         body: impl FnOnce(&mut Self, IntValue<'ctx>) -> R<()>,
     ) -> R<()> {
-        let pre = self
-            .b
-            .get_insert_block()
-            .ok_or_else(|| CodegenError::Llvm("no block".into()))?;
-        let bb = self.ctx.append_basic_block(self.f, "body");
-        let exit = self.ctx.append_basic_block(self.f, "exit");
-        let c0 = self.b.build_int_compare(IntPredicate::SLT, lo, hi, "")?;
-        self.b.build_conditional_branch(c0, bb, exit)?;
-        self.b.position_at_end(bb);
-        let phi = self.b.build_phi(self.ctx.i64_type(), "i")?;
-        let i = phi.as_basic_value().into_int_value();
-        body(self, i)?;
-        let next = self.b.build_int_add(i, self.i(1), "")?;
-        let latch = self
-            .b
-            .get_insert_block()
-            .ok_or_else(|| CodegenError::Llvm("no block".into()))?;
-        phi.add_incoming(&[(&lo, pre), (&next, latch)]);
-        let c = self.b.build_int_compare(IntPredicate::SLT, next, hi, "")?;
-        self.b.build_conditional_branch(c, bb, exit)?;
-        self.b.position_at_end(exit);
+        self.for_carry(lo, hi, vec![], |kb, i, _| body(kb, i).map(|()| vec![]))?;
         Ok(())
     }
 
@@ -577,33 +557,10 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         init: FloatValue<'ctx>,
         body: impl FnOnce(&mut Self, IntValue<'ctx>, FloatValue<'ctx>) -> R<FloatValue<'ctx>>,
     ) -> R<FloatValue<'ctx>> {
-        let pre = self
-            .b
-            .get_insert_block()
-            .ok_or_else(|| CodegenError::Llvm("no block".into()))?;
-        let bb = self.ctx.append_basic_block(self.f, "body");
-        let exit = self.ctx.append_basic_block(self.f, "exit");
-        let c0 = self.b.build_int_compare(IntPredicate::SLT, lo, hi, "")?;
-        self.b.build_conditional_branch(c0, bb, exit)?;
-        self.b.position_at_end(bb);
-        let phi = self.b.build_phi(self.ctx.i64_type(), "i")?;
-        let acc = self.b.build_phi(self.ctx.f32_type(), "acc")?;
-        let i = phi.as_basic_value().into_int_value();
-        let a = acc.as_basic_value().into_float_value();
-        let r = body(self, i, a)?;
-        let next = self.b.build_int_add(i, self.i(1), "")?;
-        let latch = self
-            .b
-            .get_insert_block()
-            .ok_or_else(|| CodegenError::Llvm("no block".into()))?;
-        phi.add_incoming(&[(&lo, pre), (&next, latch)]);
-        acc.add_incoming(&[(&init, pre), (&r, latch)]);
-        let c = self.b.build_int_compare(IntPredicate::SLT, next, hi, "")?;
-        self.b.build_conditional_branch(c, bb, exit)?;
-        self.b.position_at_end(exit);
-        let out = self.b.build_phi(self.ctx.f32_type(), "sum")?;
-        out.add_incoming(&[(&init, pre), (&r, latch)]);
-        Ok(out.as_basic_value().into_float_value())
+        let out = self.for_carry(lo, hi, vec![init.into()], |kb, i, v| {
+            Ok(vec![body(kb, i, v[0].into_float_value())?.into()])
+        })?;
+        Ok(out[0].into_float_value())
     }
 
     /// Explicit vector width for contiguous loops: 8 lanes on the CPU (AVX2 width; LLVM

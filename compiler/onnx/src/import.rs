@@ -480,8 +480,7 @@ impl Importer<'_> {
                 let x = self.operand(cx, 0)?;
                 self.add(cx, Op::GlobalAvgPool, &[x])
             }
-            "ReduceMean" => self.reduce_mean(cx),
-            "ReduceSum" | "ReduceMax" | "ReduceMin" => self.reduce_other(cx),
+            "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" => self.reduce(cx),
             "Flatten" => {
                 let x = self.operand(cx, 0)?;
                 let s = self.shape_of(x);
@@ -751,60 +750,40 @@ impl Importer<'_> {
         self.add(cx, Op::Binary(BinaryOp::Add), &[scaled, bias])
     }
 
-    fn reduce_other(&mut self, cx: &NodeCx) -> R<()> {
+    /// Reductions: ReduceMean keeps its own op (SE detection matches it), the others share
+    /// `Op::Reduce`. Axes are an attribute before opset 13 (ReduceSum) or 18 (the others),
+    /// an optional input after; empty axes mean all axes unless `noop_with_empty_axes`.
+    fn reduce(&mut self, cx: &NodeCx) -> R<()> {
         let kind = match cx.op() {
-            "ReduceSum" => secc_ir::ReduceKind::Sum,
-            "ReduceMax" => secc_ir::ReduceKind::Max,
-            _ => secc_ir::ReduceKind::Min,
+            "ReduceSum" => Some(secc_ir::ReduceKind::Sum),
+            "ReduceMax" => Some(secc_ir::ReduceKind::Max),
+            "ReduceMin" => Some(secc_ir::ReduceKind::Min),
+            _ => None,
         };
         let x = self.operand(cx, 0)?;
         let rank = self.shape_of(x).len();
-        let keep = cx.int_or("keepdims", 1)? != 0;
-        // axes became an input in opset 13 for ReduceSum, opset 18 for the others
-        let axes = self.axes_input_or_attr(
-            cx,
-            if kind == secc_ir::ReduceKind::Sum {
-                13
-            } else {
-                18
-            },
-        )?;
+        let keep_dims = cx.int_or("keepdims", 1)? != 0;
+        let axes_input_from = if kind == Some(secc_ir::ReduceKind::Sum) {
+            13
+        } else {
+            18
+        };
+        let axes = self.axes_input_or_attr(cx, axes_input_from)?;
         let noop = cx.int_or("noop_with_empty_axes", 0)? != 0;
         let axes = match axes {
             Some(a) if !a.is_empty() => self.norm_axes(cx, &a, rank)?,
             _ if noop => return self.add(cx, Op::Identity, &[x]),
             _ => (0..rank).collect(),
         };
-        self.add(
-            cx,
-            Op::Reduce {
+        let op = match kind {
+            Some(kind) => Op::Reduce {
                 kind,
                 axes,
-                keep_dims: keep,
+                keep_dims,
             },
-            &[x],
-        )
-    }
-
-    fn reduce_mean(&mut self, cx: &NodeCx) -> R<()> {
-        let x = self.operand(cx, 0)?;
-        let rank = self.shape_of(x).len();
-        let keep = cx.int_or("keepdims", 1)? != 0;
-        let axes = self.axes_input_or_attr(cx, 18)?;
-        let noop = cx.int_or("noop_with_empty_axes", 0)? != 0;
-        let axes = match axes {
-            Some(a) if !a.is_empty() => self.norm_axes(cx, &a, rank)?,
-            _ if noop => return self.add(cx, Op::Identity, &[x]),
-            _ => (0..rank).collect(),
+            None => Op::ReduceMean { axes, keep_dims },
         };
-        self.add(
-            cx,
-            Op::ReduceMean {
-                axes,
-                keep_dims: keep,
-            },
-            &[x],
-        )
+        self.add(cx, op, &[x])
     }
 
     fn reshape(&mut self, cx: &NodeCx) -> R<()> {
