@@ -756,6 +756,27 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
     })
 }
 
+/// Two vector accumulators (16 pixels) per output channel `oc0..oc0 + m`, starting at the
+/// channel's bias (or 0).
+fn bias_accumulators<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    pbias: Option<PointerValue<'ctx>>,
+    oc0: IntValue<'ctx>,
+    m: u64,
+) -> R<Vec<inkwell::values::BasicValueEnum<'ctx>>> {
+    let mut init = Vec::with_capacity(2 * m as usize);
+    for k in 0..m {
+        let b = match pbias {
+            Some(pb) => kb.load(pb, kb.add(oc0, kb.i(k))?)?,
+            None => kb.fc(0.0),
+        };
+        let v = kb.vec_splat(b)?;
+        init.push(v.into());
+        init.push(v.into());
+    }
+    Ok(init)
+}
+
 /// Emits `emit(m)` for a block of `m` output channels: `mb` for full blocks, and `o % mb`
 /// for the last block when `mb` does not divide `o` (the block size is compile-time, so the
 /// two sizes are two code paths selected by the block index).
@@ -822,16 +843,7 @@ fn conv_pointwise_tiled<'a, 'ctx>(
             let full_tile = kb.lt(t, kb.i(ntile))?;
             kb.if_then(full_tile, |kb| {
                 let p0 = kb.mul(t, kb.i(PT))?;
-                let mut init = Vec::new();
-                for k in 0..m {
-                    let b = match pbias {
-                        Some(pb) => kb.load(pb, kb.add(oc0, kb.i(k))?)?,
-                        None => kb.fc(0.0),
-                    };
-                    let v = kb.vec_splat(b)?;
-                    init.push(v.into());
-                    init.push(v.into());
-                }
+                let init = bias_accumulators(kb, pbias, oc0, m)?;
                 let acc = kb.for_carry(kb.i(0), kb.i(c), init, |kb, ic, acc| {
                     let xi = kb.add(kb.add(xb, kb.mul(ic, kb.i(hw))?)?, p0)?;
                     let x0 = kb.vec_load(px, xi)?;
@@ -949,16 +961,7 @@ fn conv_direct_tiled<'a, 'ctx>(
             // one body for both cases: interior tiles load plainly, border tiles with lane
             // masks (columns inside the row, and inside the output for the stores)
             let tile = |kb: &mut Kb<'a, 'ctx>, masked: bool| -> R<()> {
-                let mut init = Vec::new();
-                for k in 0..m {
-                    let b = match pbias {
-                        Some(pb) => kb.load(pb, kb.add(oc0, kb.i(k))?)?,
-                        None => kb.fc(0.0),
-                    };
-                    let v = kb.vec_splat(b)?;
-                    init.push(v.into());
-                    init.push(v.into());
-                }
+                let init = bias_accumulators(kb, pbias, oc0, m)?;
                 // per-tap column masks, computed once per tile
                 let mut masks = Vec::new();
                 if masked {

@@ -98,54 +98,20 @@ fn binary(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32) -> Result<Tensor,
     Ok(Tensor::new(shape, data))
 }
 
-fn reduce_mean(x: &Tensor, axes: &[usize], keep: bool) -> Tensor {
-    let mut oshape_keep: Vec<usize> = x.shape.clone();
-    for &a in axes {
-        oshape_keep[a] = 1;
-    }
-    let n: usize = oshape_keep.iter().product();
-    let mut acc = vec![0f64; n];
-    let ost = strides(&oshape_keep);
-    for_each_index(&x.shape, |i| {
-        let mut p = 0;
-        let mut xp = 0;
-        let xst = strides(&x.shape);
-        for d in 0..i.len() {
-            if !axes.contains(&d) {
-                p += i[d] * ost[d];
-            }
-            xp += i[d] * xst[d];
-        }
-        acc[p] += x.data[xp] as f64;
-    });
-    let cnt: usize = axes.iter().map(|&a| x.shape[a]).product();
-    let data = acc.iter().map(|&s| (s / cnt as f64) as f32).collect();
-    let shape = if keep {
-        oshape_keep
-    } else {
-        x.shape
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !axes.contains(i))
-            .map(|(_, &d)| d)
-            .collect()
-    };
-    Tensor::new(shape, data)
-}
-
-fn reduce_other(kind: crate::op::ReduceKind, x: &Tensor, axes: &[usize], keep: bool) -> Tensor {
-    use crate::op::ReduceKind;
+/// Folds `x` over `axes` in f64 with `f`, starting from `init`; returns the output shape
+/// (reduced axes kept as 1 or dropped) and the unrounded results.
+fn reduce_f64(
+    x: &Tensor,
+    axes: &[usize],
+    keep: bool,
+    init: f64,
+    f: impl Fn(f64, f64) -> f64,
+) -> (Vec<usize>, Vec<f64>) {
     let mut oshape_keep = x.shape.clone();
     for &a in axes {
         oshape_keep[a] = 1;
     }
-    let n: usize = oshape_keep.iter().product();
-    let init = match kind {
-        ReduceKind::Sum => 0.0,
-        ReduceKind::Max => f64::NEG_INFINITY,
-        ReduceKind::Min => f64::INFINITY,
-    };
-    let mut acc = vec![init; n];
+    let mut acc = vec![init; oshape_keep.iter().product()];
     let ost = strides(&oshape_keep);
     let xst = strides(&x.shape);
     for_each_index(&x.shape, |i| {
@@ -154,12 +120,7 @@ fn reduce_other(kind: crate::op::ReduceKind, x: &Tensor, axes: &[usize], keep: b
             .map(|d| i[d] * ost[d])
             .sum();
         let xp: usize = (0..i.len()).map(|d| i[d] * xst[d]).sum();
-        let v = x.data[xp] as f64;
-        acc[p] = match kind {
-            ReduceKind::Sum => acc[p] + v,
-            ReduceKind::Max => acc[p].max(v),
-            ReduceKind::Min => acc[p].min(v),
-        };
+        acc[p] = f(acc[p], x.data[xp] as f64);
     });
     let shape = if keep {
         oshape_keep
@@ -170,6 +131,25 @@ fn reduce_other(kind: crate::op::ReduceKind, x: &Tensor, axes: &[usize], keep: b
             .filter(|(i, _)| !axes.contains(i))
             .map(|(_, &d)| d)
             .collect()
+    };
+    (shape, acc)
+}
+
+fn reduce_mean(x: &Tensor, axes: &[usize], keep: bool) -> Tensor {
+    let (shape, sums) = reduce_f64(x, axes, keep, 0.0, |a, v| a + v);
+    let cnt: usize = axes.iter().map(|&a| x.shape[a]).product();
+    Tensor::new(
+        shape,
+        sums.iter().map(|&s| (s / cnt as f64) as f32).collect(),
+    )
+}
+
+fn reduce_other(kind: crate::op::ReduceKind, x: &Tensor, axes: &[usize], keep: bool) -> Tensor {
+    use crate::op::ReduceKind;
+    let (shape, acc) = match kind {
+        ReduceKind::Sum => reduce_f64(x, axes, keep, 0.0, |a, v| a + v),
+        ReduceKind::Max => reduce_f64(x, axes, keep, f64::NEG_INFINITY, f64::max),
+        ReduceKind::Min => reduce_f64(x, axes, keep, f64::INFINITY, f64::min),
     };
     Tensor::new(shape, acc.into_iter().map(|v| v as f32).collect())
 }

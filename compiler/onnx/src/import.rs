@@ -356,14 +356,19 @@ impl Importer<'_> {
         self.def(cx, v)
     }
 
-    fn def(&mut self, cx: &NodeCx, v: ValueId) -> R<()> {
-        let out = cx
+    /// Name of the node's (first) output.
+    fn out_name(cx: &NodeCx) -> R<String> {
+        Ok(cx
             .node
             .output
             .first()
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| cx.err("has no output"))?;
-        self.vals.insert(out.clone(), v);
+            .ok_or_else(|| cx.err("has no output"))?
+            .clone())
+    }
+
+    fn def(&mut self, cx: &NodeCx, v: ValueId) -> R<()> {
+        self.vals.insert(Self::out_name(cx)?, v);
         Ok(())
     }
 

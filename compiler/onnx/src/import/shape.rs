@@ -97,14 +97,9 @@ impl Importer<'_> {
     }
 
     fn def_int(&mut self, cx: &NodeCx, shape: Vec<usize>, vals: Vec<IV>) -> R<()> {
-        let out = cx
-            .node
-            .output
-            .first()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| cx.err("has no output"))?;
+        let out = Self::out_name(cx)?;
         debug_assert_eq!(shape.iter().product::<usize>(), vals.len());
-        self.ints.insert(out.clone(), (shape, vals));
+        self.ints.insert(out, (shape, vals));
         Ok(())
     }
 
