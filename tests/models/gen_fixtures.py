@@ -97,6 +97,12 @@ def se_torchvision(b, x, c, r, gate="Sigmoid", pool="gap", inner="Relu", order="
     return b.op("Mul", [x, g] if order == "xg" else [g, x])
 
 
+def scales_init(b, v):
+    n = b.uid("scales")
+    b.inits.append(numpy_helper.from_array(np.array(v, np.float32), n))
+    return n
+
+
 def ort_io(path, inputs, batch=2, seed=7):
     import onnxruntime as ort
     rng = np.random.default_rng(seed)
@@ -413,6 +419,72 @@ def op_models():
     q4 = b.op("Pow", ["x", b.scalar(3.0)])
     made.append(b.save([("x", ["N", 3, 4, 5])], [l1, l2, q1, q2, q3, q4], opset=17))
 
+    # float data movement: Slice (axes, negative steps, clamped ends), Split (sizes input,
+    # even split), Gather with constant indices (scalar, progression, arbitrary, negative),
+    # Expand (PyTorch's Shape/ConstantOfShape/Equal/Where pattern), Cast to float,
+    # comparisons + Where, Pow with a tensor exponent
+    b = B("ops_slice_gather", 34)
+    s1 = b.op("Slice", ["x", b.i64([1, 7]), b.i64([100, -1]), b.i64([1, 3]), b.i64([2, 3])])
+    s2 = b.op("Slice", ["x", b.i64([-1]), b.i64([-1000]), b.i64([2]), b.i64([-2])])
+    sp = b.op("Split", ["x", b.i64([1, 4])], n_out=2, axis=1)
+    sq = b.op("Split", ["x"], n_out=3, axis=-1)
+    g1 = b.op("Gather", ["x", b.i64(2)], axis=1)
+    g2 = b.op("Gather", ["x", b.i64([0, 2, 4])], axis=1)
+    g3 = b.op("Gather", ["x", b.i64([[4, -1], [0, 2]])], axis=3)
+    shp = b.i64([3, 1, 1, 1])
+    ones = b.op("ConstantOfShape", [b.i64([4])], value=helper.make_tensor("v", TensorProto.INT64, [1], [1]))
+    want = b.op("Where", [b.op("Equal", [shp, b.i64([-1, -1, -1, -1])]), ones, shp])
+    e1 = b.op("Expand", [b.op("ReduceMean", ["x"], axes=[0, 1], keepdims=1), want])
+    e2 = b.op("Expand", [b.w([4, 1]), b.op("Shape", ["x"])])
+    c1 = b.op("Cast", ["x"], to=TensorProto.FLOAT)
+    lt = b.op("Less", ["x", b.w([9])])
+    wh = b.op("Where", [lt, "x", b.op("Neg", ["x"])])
+    wc = b.op("Where", [b.op("Greater", ["x", b.scalar(0.3)]), b.scalar(1.5), b.op("Neg", ["x"])])
+    pw = b.op("Pow", [b.op("Add", [b.op("Abs", ["x"]), b.scalar(0.1)]), b.w([9], 1.0)])
+    pn = b.op("Pow", ["x", b.i64(3)])
+    made.append(b.save([("x", ["N", 5, 4, 9])], [s1, s2, sp[0], sp[1], sq[0], sq[2], g1, g2, g3, e1, e2, c1, wh, wc, pw, pn],
+                       opset=17, out_dims=[["N", 2, 4, 1], ["N", 5, 2, 9], ["N", 1, 4, 9], ["N", 4, 4, 9],
+                                           ["N", 5, 4, 3], ["N", 5, 4, 3], ["N", 4, 9], ["N", 3, 4, 9],
+                                           ["N", 5, 4, 2, 2], [3, 1, 4, 9], ["N", 5, 4, 9], ["N", 5, 4, 9],
+                                           ["N", 5, 4, 9], ["N", 5, 4, 9], ["N", 5, 4, 9], ["N", 5, 4, 9]]))
+
+    # Resize as exporters write it: PyTorch nearest (asymmetric/floor, scales), bilinear
+    # (pytorch_half_pixel, sizes from a shape subgraph; align_corners), TF half_pixel
+    # downscale, tf_half_pixel_for_nn/round_prefer_ceil, odd extents throughout
+    b = B("ops_resize", 35)
+    empty = b.inits.append(numpy_helper.from_array(np.zeros([0], np.float32), "empty")) or "empty"
+    def scales(v):
+        n = b.uid("scales"); b.inits.append(numpy_helper.from_array(np.array(v, np.float32), n)); return n
+    r1 = b.op("Resize", ["x", "", scales([1, 1, 2, 2])], mode="nearest",
+              coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    nc = b.op("Slice", [b.op("Shape", ["x"]), b.i64([0]), b.i64([2])])
+    sz = b.op("Concat", [nc, b.i64([11, 4])], axis=0)
+    r2 = b.op("Resize", ["x", "", "", sz], mode="linear", coordinate_transformation_mode="pytorch_half_pixel")
+    r3 = b.op("Resize", ["x", empty, scales([1, 1, 1.5, 2.5])], mode="linear",
+              coordinate_transformation_mode="align_corners")
+    r4 = b.op("Resize", ["x", "", scales([1, 1, 0.6, 0.5])], mode="linear")
+    r5 = b.op("Resize", ["x", "", scales([1, 1, 3, 1.7])], mode="nearest",
+              coordinate_transformation_mode="tf_half_pixel_for_nn", nearest_mode="round_prefer_ceil")
+    r6 = b.op("Resize", ["x", "", scales([1, 1, 0.5, 0.4])], mode="nearest")
+    made.append(b.save([("x", ["N", 3, 5, 7])], [r1, r2, r3, r4, r5, r6], opset=13, out_dims=[
+        ["N", 3, 10, 14], ["N", 3, 11, 4], ["N", 3, 7, 17], ["N", 3, 3, 3], ["N", 3, 15, 11], ["N", 3, 2, 2]]))
+
+    # Upsample (opset 9, scales input): nearest and linear, as older exporters wrote it
+    b = B("ops_upsample9", 36)
+    u1 = b.op("Upsample", ["x", scales_init(b, [1, 1, 2, 3])], mode="nearest")
+    u2 = b.op("Upsample", ["x", scales_init(b, [1, 1, 2, 2])], mode="linear")
+    made.append(b.save([("x", ["N", 2, 3, 5])], [u1, u2], opset=9, out_dims=[["N", 2, 6, 15], ["N", 2, 6, 10]]))
+
+    # ConvTranspose: stride 2 + pads + output_padding (decoder upsampling), groups with
+    # dilation, SAME_UPPER, output_shape, no bias
+    b = B("ops_conv_transpose", 37)
+    t1 = b.op("ConvTranspose", ["x", b.w([6, 4, 3, 3], 0.2), b.w([4])], strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])
+    t2 = b.op("ConvTranspose", ["x", b.w([6, 2, 3, 2], 0.2)], group=3, dilations=[2, 1], strides=[1, 2], pads=[0, 1, 1, 0])
+    t3 = b.op("ConvTranspose", ["x", b.w([6, 3, 4, 4], 0.2), b.w([3])], strides=[2, 2], auto_pad="SAME_UPPER")
+    t4 = b.op("ConvTranspose", ["x", b.w([6, 5, 3, 3], 0.2)], strides=[3, 2], output_shape=[16, 14])
+    made.append(b.save([("x", ["N", 6, 5, 7])], [t1, t2, t3, t4], opset=17, out_dims=[
+        ["N", 4, 10, 14], ["N", 6, 8, 13], ["N", 3, 10, 14], ["N", 5, 16, 14]]))
+
     # opset 11 Softmax coerces to 2-D at `axis`
     b = B("ops_softmax11", 30)
     s1 = b.op("Softmax", ["x"], axis=1)
@@ -456,9 +528,9 @@ def bad_models():
     ], [numpy_helper.from_array(np.array([2], dtype=np.int64), "k")])
     onnx.save(m, os.path.join(bad, "unsupported_ops.onnx"))
 
-    # Gather on float data (only shape computations are supported)
+    # Gather with an index out of range
     m = model([helper.make_node("Gather", ["x", "idx"], ["y"], name="float_gather", axis=1)],
-              [numpy_helper.from_array(np.array([0, 1, 2, 3, 4, 5, 6, 7], dtype=np.int64), "idx")])
+              [numpy_helper.from_array(np.array([0, 1, 2, 3, 4, 5, 6, 99], dtype=np.int64), "idx")])
     onnx.save(m, os.path.join(bad, "float_gather.onnx"))
 
     # Conv with a 3-element pads attribute
@@ -466,8 +538,8 @@ def bad_models():
     m = model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv_bad_pads", pads=[0, 0, 0])], [w])
     onnx.save(m, os.path.join(bad, "bad_pads.onnx"))
 
-    # opset 7 is outside the supported range
-    m = model([helper.make_node("Relu", ["x"], ["y"], name="r")], opset=7)
+    # opset 6 is outside the supported range (numpy broadcasting starts at opset 7)
+    m = model([helper.make_node("Relu", ["x"], ["y"], name="r")], opset=6)
     onnx.save(m, os.path.join(bad, "old_opset.onnx"))
 
     # external data: one model whose data lives next to it, one that points outside its folder

@@ -51,10 +51,10 @@ fn all_unsupported_ops_are_listed_at_once_with_node_names() {
 }
 
 #[test]
-fn shape_only_ops_on_float_data_are_reported_not_panicked() {
+fn out_of_range_gather_index_is_reported_not_panicked() {
     let e = import_err("float_gather.onnx");
     assert!(
-        e.contains("\"float_gather\" (Gather)") && e.contains("only shape computations"),
+        e.contains("\"float_gather\" (Gather)") && e.contains("index 99 out of range"),
         "{e}"
     );
 }
@@ -71,7 +71,7 @@ fn bad_attribute_names_node_op_and_attribute() {
 #[test]
 fn unsupported_opset_is_named() {
     let e = import_err("old_opset.onnx");
-    assert!(e.contains("opset 7"), "{e}");
+    assert!(e.contains("opset 6"), "{e}");
 }
 
 #[test]

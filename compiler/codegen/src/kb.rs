@@ -533,6 +533,58 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         Ok(r.into_float_value())
     }
 
+    /// `a ^ b` with C `powf` semantics: `llvm.pow` (libm) on the CPU; on NVPTX
+    /// `ex2(b * lg2|a|)` with the sign of an odd integer power of a negative base, NaN for a
+    /// negative base with a fractional exponent, and `x ^ 0 = 1`.
+    pub fn pow(&self, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        if self.flavor == Flavor::Cpu {
+            let f = intrinsic(self.m, &["llvm.pow"], &[self.ctx.f32_type().into()])?;
+            let r = self
+                .b
+                .build_call(f, &[a.into(), b.into()], "")?
+                .try_as_basic_value()
+                .basic()
+                .ok_or_else(|| CodegenError::Llvm("pow".into()))?;
+            return Ok(r.into_float_value());
+        }
+        let l2 = self.call1(
+            &["llvm.nvvm.lg2.approx.f", "llvm.nvvm.lg2.approx.f32"],
+            self.fabs(a)?,
+            false,
+        )?;
+        let r = self.exp(self.fmul(self.fmul(b, l2)?, self.fc(std::f32::consts::LN_2))?)?;
+        let fl = self.call1(&["llvm.floor"], b, true)?;
+        let is_int = self.b.build_float_compare(FloatPredicate::OEQ, b, fl, "")?;
+        let half = self.fmul(b, self.fc(0.5))?;
+        let half_fl = self.call1(&["llvm.floor"], half, true)?;
+        let odd = self.b.build_and(
+            is_int,
+            self.b
+                .build_float_compare(FloatPredicate::ONE, half, half_fl, "")?,
+            "",
+        )?;
+        let neg = self
+            .b
+            .build_float_compare(FloatPredicate::OLT, a, self.fc(0.0), "")?;
+        let nr = self.b.build_float_neg(r, "")?;
+        let r = self
+            .b
+            .build_select(self.b.build_and(neg, odd, "")?, nr, r, "")?
+            .into_float_value();
+        let frac = self.b.build_and(neg, self.b.build_not(is_int, "")?, "")?;
+        let r = self
+            .b
+            .build_select(frac, self.fc(f32::NAN), r, "")?
+            .into_float_value();
+        let zero_exp = self
+            .b
+            .build_float_compare(FloatPredicate::OEQ, b, self.fc(0.0), "")?;
+        Ok(self
+            .b
+            .build_select(zero_exp, self.fc(1.0), r, "")?
+            .into_float_value())
+    }
+
     /// |x|
     pub fn fabs(&self, x: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
         self.call1(&["llvm.fabs"], x, true)

@@ -33,6 +33,14 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
         KernelKind::Pool { attrs, x } => pool(kb, attrs, x),
         KernelKind::Concat { axis, ins } => concat(kb, *axis, ins),
         KernelKind::Transpose { perm, input } => transpose(kb, perm, input),
+        KernelKind::Slice {
+            starts,
+            steps,
+            input,
+            out,
+        } => slice(kb, starts, steps, input, out),
+        KernelKind::Resize { attrs, x } => resize(kb, attrs, x),
+        KernelKind::ConvTranspose { attrs, x, w, bias } => conv_transpose(kb, attrs, x, w, *bias),
         KernelKind::Pad { pads, mode, input } => pad(kb, pads, *mode, input),
         KernelKind::Softmax { axis, shape } => softmax(kb, *axis, shape),
         KernelKind::Gemm { attrs, a, b, c } => gemm(kb, attrs, a, b, c.as_deref()),
@@ -100,6 +108,24 @@ fn ew_apply<'ctx>(kb: &Kb<'_, 'ctx>, f: EwFn, v: &[FloatValue<'ctx>]) -> R<Float
     use secc_ir::BinaryOp::*;
     match f {
         EwFn::Copy => Ok(v[0]),
+        EwFn::Where => {
+            let c =
+                kb.b.build_float_compare(inkwell::FloatPredicate::UNE, v[0], kb.fc(0.0), "")?;
+            Ok(kb.b.build_select(c, v[1], v[2], "")?.into_float_value())
+        }
+        EwFn::Binary(Pow) => kb.pow(v[0], v[1]),
+        EwFn::Binary(op @ (Equal | Less | Greater)) => {
+            let pred = match op {
+                Equal => inkwell::FloatPredicate::OEQ,
+                Less => inkwell::FloatPredicate::OLT,
+                _ => inkwell::FloatPredicate::OGT,
+            };
+            let c = kb.b.build_float_compare(pred, v[0], v[1], "")?;
+            Ok(kb
+                .b
+                .build_select(c, kb.fc(1.0), kb.fc(0.0), "")?
+                .into_float_value())
+        }
         EwFn::Act(a) => kb.act(a, v[0]),
         EwFn::Binary(Add) => kb.fadd(v[0], v[1]),
         EwFn::Binary(Sub) => kb.fsub(v[0], v[1]),
@@ -392,6 +418,210 @@ fn transpose(kb: &mut Kb, perm: &[usize], input: &[Dim]) -> R<()> {
         kb.for_loop(kb.i(0), inner, |kb, j| {
             let v = kb.load(src, kb.add(base, kb.mul(j, inner_stride)?)?)?;
             kb.store(dst, kb.add(obase, j)?, v)
+        })
+    })
+}
+
+/// A signed constant (two's complement in the i64 index type).
+fn sint<'ctx>(kb: &Kb<'_, 'ctx>, v: i64) -> IntValue<'ctx> {
+    kb.i(v as u64)
+}
+
+/// Index `k` of entry `i` of a resize tap table (3 floats per entry).
+fn tap<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    t: PointerValue<'ctx>,
+    i: IntValue<'ctx>,
+    k: u64,
+) -> R<IntValue<'ctx>> {
+    let f = kb.load(t, kb.add(kb.mul(i, kb.i(3))?, kb.i(k))?)?;
+    Ok(kb.b.build_float_to_unsigned_int(f, kb.ctx.i64_type(), "")?)
+}
+
+/// `a + (b - a) * t`
+fn lerp<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    a: FloatValue<'ctx>,
+    b: FloatValue<'ctx>,
+    t: FloatValue<'ctx>,
+) -> R<FloatValue<'ctx>> {
+    kb.fadd(a, kb.fmul(kb.fsub(b, a)?, t)?)
+}
+
+/// Strided window: rows of the output's last axis; each output index maps to
+/// `start + i * step` per axis (steps may be negative: the arithmetic wraps in i64).
+fn slice(kb: &mut Kb, starts: &[u64], steps: &[i64], input: &[Dim], out: &[Dim]) -> R<()> {
+    let r = input.len();
+    let mut in_strides = vec![Dim::Known(1); r];
+    for d in (0..r.saturating_sub(1)).rev() {
+        in_strides[d] = dmul(in_strides[d + 1], input[d + 1])?;
+    }
+    let (src, dst) = (kb.args[0], kb.args[1]);
+    if r == 0 {
+        return kb.if_then(kb.lt(kb.tid, kb.i(1))?, |kb| {
+            kb.store(dst, kb.i(0), kb.load(src, kb.i(0))?)
+        });
+    }
+    let inner = kb.dim(out[r - 1])?;
+    let inner_stride = kb.mul(kb.dim(in_strides[r - 1])?, sint(kb, steps[r - 1]))?;
+    let rows = kb.dims(&out[..r - 1])?;
+    let (lo, hi) = kb.split(rows)?;
+    kb.for_loop(lo, hi, |kb, row| {
+        let mut rem = row;
+        let mut base = kb.mul(kb.i(starts[r - 1]), kb.dim(in_strides[r - 1])?)?;
+        for d in (0..r - 1).rev() {
+            let e = kb.dim(out[d])?;
+            let idx = kb.rem(rem, e)?;
+            rem = kb.div(rem, e)?;
+            let pos = kb.add(kb.i(starts[d]), kb.mul(idx, sint(kb, steps[d]))?)?;
+            base = kb.add(base, kb.mul(pos, kb.dim(in_strides[d])?)?)?;
+        }
+        let obase = kb.mul(row, inner)?;
+        kb.for_loop(kb.i(0), inner, |kb, j| {
+            let v = kb.load(src, kb.add(base, kb.mul(j, inner_stride)?)?)?;
+            kb.store(dst, kb.add(obase, j)?, v)
+        })
+    })
+}
+
+/// Resize: one output row at a time; the source taps of every output row and column are
+/// precomputed tables (3 floats each: i0, i1, weight of i1).
+fn resize(kb: &mut Kb, a: &secc_ir::ResizeAttrs, x: &[Dim]) -> R<()> {
+    let (h, w) = (known(x[2])?, known(x[3])?);
+    let (oh, ow) = (a.sizes[0], a.sizes[1]);
+    let (src, tyt, txt, dst) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3]);
+    let rows = kb.mul(kb.mul(kb.dim(x[0])?, kb.dim(x[1])?)?, kb.i(oh))?;
+    let (lo, hi) = kb.split(rows)?;
+    let linear = a.mode == secc_ir::ResizeMode::Linear;
+    kb.for_loop(lo, hi, |kb, row| {
+        let plane = kb.div(row, kb.i(oh))?;
+        let oy = kb.rem(row, kb.i(oh))?;
+        let sbase = kb.mul(plane, kb.i(h * w))?;
+        let y0 = kb.add(sbase, kb.mul(tap(kb, tyt, oy, 0)?, kb.i(w))?)?;
+        let y1 = kb.add(sbase, kb.mul(tap(kb, tyt, oy, 1)?, kb.i(w))?)?;
+        let wy = kb.load(tyt, kb.add(kb.mul(oy, kb.i(3))?, kb.i(2))?)?;
+        let obase = kb.mul(row, kb.i(ow))?;
+        kb.for_loop(kb.i(0), kb.i(ow), |kb, ox| {
+            let x0 = tap(kb, txt, ox, 0)?;
+            let v = if linear {
+                let x1 = tap(kb, txt, ox, 1)?;
+                let wx = kb.load(txt, kb.add(kb.mul(ox, kb.i(3))?, kb.i(2))?)?;
+                let top = lerp(
+                    kb,
+                    kb.load(src, kb.add(y0, x0)?)?,
+                    kb.load(src, kb.add(y0, x1)?)?,
+                    wx,
+                )?;
+                let bot = lerp(
+                    kb,
+                    kb.load(src, kb.add(y1, x0)?)?,
+                    kb.load(src, kb.add(y1, x1)?)?,
+                    wx,
+                )?;
+                lerp(kb, top, bot, wy)?
+            } else {
+                kb.load(src, kb.add(y0, x0)?)?
+            };
+            kb.store(dst, kb.add(obase, ox)?, v)
+        })
+    })
+}
+
+/// Transposed convolution as a gather: output pixel `(oy, ox)` sums `x[iy, ix] * w[ky, kx]`
+/// over the taps with `oy + pad - ky * dil = iy * stride` (and the same for x), i.e. the
+/// scatter definition read backwards. Rows of (n, oc, oy) are split among threads.
+fn conv_transpose(
+    kb: &mut Kb,
+    a: &secc_ir::ConvTransposeAttrs,
+    x: &[Dim],
+    w: &[Dim],
+    bias: bool,
+) -> R<()> {
+    let (c, h, wd) = (known(x[1])?, known(x[2])?, known(x[3])?);
+    let (cg_out, kh, kw) = (known(w[1])?, known(w[2])?, known(w[3])?);
+    let cg_in = c / a.group;
+    let cout = cg_out * a.group;
+    let oh = a
+        .out_extent(0, h, kh)
+        .ok_or_else(|| unsupported("transposed convolution output is empty"))?;
+    let ow = a
+        .out_extent(1, wd, kw)
+        .ok_or_else(|| unsupported("transposed convolution output is empty"))?;
+    let (src, wt) = (kb.args[0], kb.args[1]);
+    let bptr = bias.then(|| kb.args[2]);
+    let dst = kb.args[if bias { 3 } else { 2 }];
+    let rows = kb.mul(kb.dim(x[0])?, kb.i(cout * oh))?;
+    let (lo, hi) = kb.split(rows)?;
+    kb.for_loop(lo, hi, |kb, row| {
+        let oy = kb.rem(row, kb.i(oh))?;
+        let nc = kb.div(row, kb.i(oh))?;
+        let oc = kb.rem(nc, kb.i(cout))?;
+        let n = kb.div(nc, kb.i(cout))?;
+        let grp = kb.div(oc, kb.i(cg_out))?;
+        let ocl = kb.rem(oc, kb.i(cg_out))?;
+        let b0 = match bptr {
+            Some(b) => kb.load(b, oc)?,
+            None => kb.fc(0.0),
+        };
+        // valid input rows per ky, known per output row
+        let mut ys = Vec::new();
+        for ky in 0..kh {
+            let t = kb.sub(kb.add(oy, kb.i(a.pads[0]))?, kb.i(ky * a.dilations[0]))?;
+            let ok = kb.b.build_and(
+                kb.b.build_int_compare(inkwell::IntPredicate::SGE, t, kb.i(0), "")?,
+                kb.b.build_int_compare(
+                    inkwell::IntPredicate::EQ,
+                    kb.rem(t, kb.i(a.strides[0]))?,
+                    kb.i(0),
+                    "",
+                )?,
+                "",
+            )?;
+            let iy = kb.div(t, kb.i(a.strides[0]))?;
+            let ok = kb.b.build_and(ok, kb.lt(iy, kb.i(h))?, "")?;
+            let iyc = kb.imax(kb.imin(iy, kb.i(h - 1))?, kb.i(0))?;
+            ys.push((ok, iyc));
+        }
+        let obase = kb.mul(row, kb.i(ow))?;
+        let ys2 = ys.clone();
+        kb.for_loop(kb.i(0), kb.i(ow), move |kb, ox| {
+            let mut xs = Vec::new();
+            for kx in 0..kw {
+                let t = kb.sub(kb.add(ox, kb.i(a.pads[1]))?, kb.i(kx * a.dilations[1]))?;
+                let ok = kb.b.build_and(
+                    kb.b.build_int_compare(inkwell::IntPredicate::SGE, t, kb.i(0), "")?,
+                    kb.b.build_int_compare(
+                        inkwell::IntPredicate::EQ,
+                        kb.rem(t, kb.i(a.strides[1]))?,
+                        kb.i(0),
+                        "",
+                    )?,
+                    "",
+                )?;
+                let ix = kb.div(t, kb.i(a.strides[1]))?;
+                let ok = kb.b.build_and(ok, kb.lt(ix, kb.i(wd))?, "")?;
+                let ixc = kb.imax(kb.imin(ix, kb.i(wd - 1))?, kb.i(0))?;
+                xs.push((ok, ixc));
+            }
+            let acc = kb.for_acc(kb.i(0), kb.i(cg_in), b0, |kb, icl, acc| {
+                let ic = kb.add(kb.mul(grp, kb.i(cg_in))?, icl)?;
+                let xplane = kb.mul(kb.add(kb.mul(n, kb.i(c))?, ic)?, kb.i(h * wd))?;
+                let wbase = kb.mul(kb.add(kb.mul(ic, kb.i(cg_out))?, ocl)?, kb.i(kh * kw))?;
+                let mut acc = acc;
+                for (ky, &(oky, iy)) in ys2.iter().enumerate() {
+                    let xrow = kb.add(xplane, kb.mul(iy, kb.i(wd))?)?;
+                    for (kx, &(okx, ix)) in xs.iter().enumerate() {
+                        let ok = kb.b.build_and(oky, okx, "")?;
+                        let xv = kb.load(src, kb.add(xrow, ix)?)?;
+                        let wv = kb.load(wt, kb.add(wbase, kb.i(ky as u64 * kw + kx as u64))?)?;
+                        let p = kb.fmul(xv, wv)?;
+                        let p = kb.b.build_select(ok, p, kb.fc(0.0), "")?.into_float_value();
+                        acc = kb.fadd(acc, p)?;
+                    }
+                }
+                Ok(acc)
+            })?;
+            kb.store(dst, kb.add(obase, ox)?, acc)
         })
     })
 }

@@ -2,7 +2,8 @@
 use crate::CodegenError;
 use secc_artifact::{BufferDecl, BufferKind, DimDecl, IoDecl};
 use secc_ir::{
-    Activation, BinaryOp, Conv2dAttrs, Dim, GemmAttrs, Graph, NodeId, Op, SeAttrs, ValueId,
+    Activation, BinaryOp, Conv2dAttrs, ConvTransposeAttrs, Dim, GemmAttrs, Graph, NodeId, Op,
+    ResizeAttrs, SeAttrs, ValueId,
 };
 use std::collections::BTreeMap;
 
@@ -42,6 +43,36 @@ pub enum KernelKind {
         mode: secc_ir::PadMode,
         /// input shape
         input: Vec<Dim>,
+    },
+    /// Strided window (Slice, Split, constant-index Gather).
+    Slice {
+        /// first input index per axis
+        starts: Vec<u64>,
+        /// step per axis
+        steps: Vec<i64>,
+        /// input shape
+        input: Vec<Dim>,
+        /// output shape
+        out: Vec<Dim>,
+    },
+    /// Spatial resize. Arguments: x, row taps, column taps (3 floats per output coordinate:
+    /// first index, second index, weight of the second), y.
+    Resize {
+        /// attributes
+        attrs: ResizeAttrs,
+        /// x shape [N, C, H, W]
+        x: Vec<Dim>,
+    },
+    /// Transposed 2-D convolution, each output pixel gathering the inputs that map to it.
+    ConvTranspose {
+        /// attributes
+        attrs: ConvTransposeAttrs,
+        /// x shape
+        x: Vec<Dim>,
+        /// w shape [Cin, Cout/group, kh, kw]
+        w: Vec<Dim>,
+        /// has a bias operand
+        bias: bool,
     },
     /// Axis permutation.
     Transpose {
@@ -114,8 +145,10 @@ pub enum EwFn {
     Binary(BinaryOp),
     /// activation
     Act(Activation),
-    /// plain copy
+    /// plain copy (also a broadcast, when the output is larger)
     Copy,
+    /// `cond != 0 ? a : b`
+    Where,
 }
 
 impl KernelKind {
@@ -140,6 +173,9 @@ impl KernelKind {
             KernelKind::Concat { .. } => "concat",
             KernelKind::Pad { .. } => "pad",
             KernelKind::Transpose { .. } => "transpose",
+            KernelKind::Slice { .. } => "slice",
+            KernelKind::Resize { .. } => "resize",
+            KernelKind::ConvTranspose { .. } => "conv_transpose2d",
             KernelKind::Softmax { .. } => "softmax",
             KernelKind::Gemm { .. } => "gemm",
             KernelKind::MatMul { .. } => "matmul",
@@ -305,6 +341,42 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
                 out: shape_of(g, v),
                 ins: ins.iter().map(|x| shape_of(g, *x)).collect(),
             },
+            Op::Where => KernelKind::Elementwise {
+                f: EwFn::Where,
+                out: shape_of(g, v),
+                ins: ins.iter().map(|x| shape_of(g, *x)).collect(),
+            },
+            Op::Expand { .. } => KernelKind::Elementwise {
+                f: EwFn::Copy,
+                out: shape_of(g, v),
+                ins: vec![shape_of(g, ins[0])],
+            },
+            Op::Slice { starts, steps, .. } => KernelKind::Slice {
+                starts: starts.clone(),
+                steps: steps.clone(),
+                input: shape_of(g, ins[0]),
+                out: shape_of(g, v),
+            },
+            Op::Resize(a) => KernelKind::Resize {
+                attrs: a.clone(),
+                x: shape_of(g, ins[0]),
+            },
+            Op::ConvTranspose2d(a) => {
+                let x = shape_of(g, ins[0]);
+                if x[1..].iter().any(|d| d.known().is_none()) {
+                    return Err(unsupported(
+                        g,
+                        id,
+                        "convolution needs known channel and spatial extents",
+                    ));
+                }
+                KernelKind::ConvTranspose {
+                    attrs: a.clone(),
+                    x,
+                    w: shape_of(g, ins[1]),
+                    bias: ins.len() == 3,
+                }
+            }
             Op::Act(a) => KernelKind::Elementwise {
                 f: EwFn::Act(*a),
                 out: shape_of(g, v),
@@ -426,6 +498,22 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
                 vec![DimDecl::Known(r as u64), DimDecl::Known(c as u64)],
                 &t,
             );
+        }
+        if let KernelKind::Resize { attrs, x } = &kind {
+            // per output coordinate (first index, second index, weight), as f32 (exact for
+            // indices below 2^24, far above any image extent)
+            for axis in 0..2 {
+                let inl = x[2 + axis]
+                    .known()
+                    .ok_or_else(|| unsupported(g, id, "resize needs known spatial extents"))?;
+                let tab: Vec<f32> = attrs
+                    .taps(axis, inl)
+                    .iter()
+                    .flat_map(|t| [t.i0 as f32, t.i1 as f32, t.w])
+                    .collect();
+                let b = push_weight(&mut p, vec![DimDecl::Known(tab.len() as u64)], &tab);
+                args.push(b);
+            }
         }
         let out_kind = match out_index.get(&id) {
             Some(&i) => BufferKind::Output { index: i },

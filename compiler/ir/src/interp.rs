@@ -2,7 +2,10 @@
 //! Every pass and every generated kernel is checked against it. Accumulation is in f64.
 use crate::error::IrError;
 use crate::graph::{Graph, NodeId, ValueId};
-use crate::op::{Activation, Conv2dAttrs, GemmAttrs, Op, PoolAttrs, PoolKind, SeAttrs};
+use crate::op::{
+    Activation, Conv2dAttrs, ConvTransposeAttrs, GemmAttrs, Op, PoolAttrs, PoolKind, SeAttrs,
+};
+use crate::resize::{ResizeAttrs, ResizeMode};
 use crate::types::Dim;
 use std::collections::BTreeMap;
 
@@ -49,6 +52,14 @@ fn bcast_at(t: &Tensor, idx: &[usize]) -> f32 {
         p += j * st[i];
     }
     t.data[p]
+}
+
+fn concrete(shape: &[Dim], syms: &[u64]) -> Result<Vec<usize>, IrError> {
+    shape
+        .iter()
+        .map(|d| d.eval(syms).map(|v| v as usize))
+        .collect::<Option<_>>()
+        .ok_or_else(|| err("unbound symbol"))
 }
 
 fn for_each_index(shape: &[usize], mut f: impl FnMut(&[usize])) {
@@ -237,6 +248,92 @@ fn gemm(g: &GemmAttrs, a: &Tensor, b: &Tensor, c: Option<&Tensor>) -> Result<Ten
         }
     }
     Ok(Tensor::new(vec![m, n], data))
+}
+
+/// Transposed convolution as the scatter it is defined as: every input pixel adds
+/// `x * w` into the output window it maps to.
+fn conv_transpose2d(
+    a: &ConvTransposeAttrs,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+) -> Result<Tensor, IrError> {
+    let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    let (cg_out, kh, kw) = (w.shape[1], w.shape[2], w.shape[3]);
+    let g = a.group as usize;
+    let cg_in = c / g;
+    let o = cg_out * g;
+    let oh = a
+        .out_extent(0, h as u64, kh as u64)
+        .ok_or_else(|| err("conv_transpose2d: empty output"))? as usize;
+    let ow = a
+        .out_extent(1, wd as u64, kw as u64)
+        .ok_or_else(|| err("conv_transpose2d: empty output"))? as usize;
+    let mut acc = vec![0f64; n * o * oh * ow];
+    for ni in 0..n {
+        for ci in 0..c {
+            let grp = ci / cg_in;
+            for iy in 0..h {
+                for ix in 0..wd {
+                    let xv = x.data[((ni * c + ci) * h + iy) * wd + ix] as f64;
+                    for ocl in 0..cg_out {
+                        let oc = grp * cg_out + ocl;
+                        for ky in 0..kh {
+                            let oy = (iy * a.strides[0] as usize + ky * a.dilations[0] as usize)
+                                as i64
+                                - a.pads[0] as i64;
+                            if oy < 0 || oy >= oh as i64 {
+                                continue;
+                            }
+                            for kx in 0..kw {
+                                let ox = (ix * a.strides[1] as usize + kx * a.dilations[1] as usize)
+                                    as i64
+                                    - a.pads[1] as i64;
+                                if ox < 0 || ox >= ow as i64 {
+                                    continue;
+                                }
+                                let wv = w.data[((ci * cg_out + ocl) * kh + ky) * kw + kx] as f64;
+                                acc[((ni * o + oc) * oh + oy as usize) * ow + ox as usize] +=
+                                    xv * wv;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(acc.len());
+    for (i, v) in acc.iter().enumerate() {
+        let oc = (i / (oh * ow)) % o;
+        out.push((v + b.map(|b| b.data[oc] as f64).unwrap_or(0.0)) as f32);
+    }
+    Ok(Tensor::new(vec![n, o, oh, ow], out))
+}
+
+fn resize(a: &ResizeAttrs, x: &Tensor) -> Tensor {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    let ty = a.taps(0, h as u64);
+    let tx = a.taps(1, w as u64);
+    let (oh, ow) = (ty.len(), tx.len());
+    let mut out = Vec::with_capacity(n * c * oh * ow);
+    for plane in 0..n * c {
+        let at = |y: u64, xx: u64| x.data[(plane * h + y as usize) * w + xx as usize] as f64;
+        for t in &ty {
+            for u in &tx {
+                let v = match a.mode {
+                    ResizeMode::Nearest(_) => at(t.i0, u.i0),
+                    ResizeMode::Linear => {
+                        let (wy, wx) = (t.w as f64, u.w as f64);
+                        let top = (1.0 - wx) * at(t.i0, u.i0) + wx * at(t.i0, u.i1);
+                        let bot = (1.0 - wx) * at(t.i1, u.i0) + wx * at(t.i1, u.i1);
+                        (1.0 - wy) * top + wy * bot
+                    }
+                };
+                out.push(v as f32);
+            }
+        }
+    }
+    Tensor::new(vec![n, c, oh, ow], out)
 }
 
 fn conv2d(a: &Conv2dAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
@@ -456,6 +553,42 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
         }
         Op::Identity => ins[0].clone(),
         Op::Binary(b) => binary(ins[0], ins[1], |x, y| b.apply(x, y))?,
+        Op::Where => {
+            let s = bshape(&bshape(&ins[0].shape, &ins[1].shape)?, &ins[2].shape)?;
+            let mut data = Vec::with_capacity(s.iter().product());
+            for_each_index(&s, |i| {
+                data.push(if bcast_at(ins[0], i) != 0.0 {
+                    bcast_at(ins[1], i)
+                } else {
+                    bcast_at(ins[2], i)
+                })
+            });
+            Tensor::new(s, data)
+        }
+        Op::Expand { shape } => {
+            let s = concrete(shape, syms)?;
+            let mut data = Vec::with_capacity(s.iter().product());
+            for_each_index(&s, |i| data.push(bcast_at(ins[0], i)));
+            Tensor::new(s, data)
+        }
+        Op::Slice {
+            starts,
+            steps,
+            shape,
+        } => {
+            let s = concrete(shape, syms)?;
+            let xst = strides(&ins[0].shape);
+            let mut data = Vec::with_capacity(s.iter().product());
+            for_each_index(&s, |i| {
+                let p: i64 = (0..i.len())
+                    .map(|d| (starts[d] as i64 + i[d] as i64 * steps[d]) * xst[d] as i64)
+                    .sum();
+                data.push(ins[0].data[p as usize]);
+            });
+            Tensor::new(s, data)
+        }
+        Op::Resize(a) => resize(a, ins[0]),
+        Op::ConvTranspose2d(a) => conv_transpose2d(a, ins[0], ins[1], ins.get(2).copied())?,
         Op::Act(a) => act(*a, ins[0]),
         Op::GlobalAvgPool => {
             let axes: Vec<usize> = (2..ins[0].shape.len()).collect();
@@ -572,11 +705,7 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
             Tensor::new(x.shape.clone(), y)
         }
         Op::Reshape { shape } => {
-            let s: Vec<usize> = shape
-                .iter()
-                .map(|d| d.eval(syms).map(|v| v as usize))
-                .collect::<Option<_>>()
-                .ok_or_else(|| err("unbound symbol"))?;
+            let s = concrete(shape, syms)?;
             if s.iter().product::<usize>() != ins[0].data.len() {
                 return Err(err("reshape changes the element count"));
             }

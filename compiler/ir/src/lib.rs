@@ -15,14 +15,16 @@ mod graph;
 pub mod interp;
 mod op;
 pub mod print;
+mod resize;
 mod types;
 mod verify;
 
 pub use error::{IrError, NodeRef};
 pub use graph::{ConstData, ConstId, ConstPool, Graph, Node, NodeId, ValueId};
 pub use op::{
-    Activation, BinaryOp, Conv2dAttrs, GemmAttrs, Op, PadMode, PoolAttrs, PoolKind, ReduceKind,
-    SeAttrs,
+    Activation, BinaryOp, Conv2dAttrs, ConvTransposeAttrs, GemmAttrs, Op, PadMode, PoolAttrs,
+    PoolKind, ReduceKind, SeAttrs,
 };
+pub use resize::{CoordMode, NearestMode, ResizeAttrs, ResizeMode, Tap};
 pub use types::{broadcast_shapes, DType, Dim, Shape, SymId, TensorType};
 pub use verify::VerifyErrors;

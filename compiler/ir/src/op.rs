@@ -1,6 +1,7 @@
 //! The closed op set, typed attributes, and the per-op type rule.
 use crate::error::IrError;
 use crate::graph::ConstId;
+use crate::resize::ResizeAttrs;
 use crate::types::{broadcast_shapes, Dim, Shape, TensorType};
 
 /// Attributes of a 2-D convolution (NCHW, weights OIHW). Pads are explicit
@@ -15,6 +16,35 @@ pub struct Conv2dAttrs {
     pub dilations: [u64; 2],
     /// number of groups
     pub group: u64,
+}
+
+/// Attributes of a 2-D transposed convolution (NCHW, weights `[Cin, Cout/group, kh, kw]`).
+/// Pads `[top, left, bottom, right]` are cropped from the full output; `output_shape` and
+/// `auto_pad` are resolved into pads and `output_padding` by the importer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvTransposeAttrs {
+    /// strides `[h, w]`
+    pub strides: [u64; 2],
+    /// pads `[top, left, bottom, right]`
+    pub pads: [u64; 4],
+    /// dilations `[h, w]`
+    pub dilations: [u64; 2],
+    /// extra rows/columns added at the bottom/right `[h, w]`
+    pub output_padding: [u64; 2],
+    /// number of groups
+    pub group: u64,
+}
+
+impl ConvTransposeAttrs {
+    /// Output extent along spatial axis `i` for input extent `input` and kernel extent `k`.
+    pub fn out_extent(&self, i: usize, input: u64, k: u64) -> Option<u64> {
+        let full = self.strides[i] * input.checked_sub(1)?
+            + self.output_padding[i]
+            + self.dilations[i] * k.checked_sub(1)?
+            + 1;
+        full.checked_sub(self.pads[i] + self.pads[i + 2])
+            .filter(|&v| v > 0)
+    }
 }
 
 /// Attributes of a 2-D max or average pooling (NCHW). Pads are explicit
@@ -121,6 +151,14 @@ pub enum BinaryOp {
     Max,
     /// a < 0 ? b * a : a (PRelu with slope b)
     PRelu,
+    /// a ^ b
+    Pow,
+    /// 1.0 if a == b else 0.0 (booleans are carried as 0/1 floats between ops)
+    Equal,
+    /// 1.0 if a < b else 0.0
+    Less,
+    /// 1.0 if a > b else 0.0
+    Greater,
 }
 
 impl BinaryOp {
@@ -134,6 +172,10 @@ impl BinaryOp {
             BinaryOp::Min => "min",
             BinaryOp::Max => "max",
             BinaryOp::PRelu => "prelu",
+            BinaryOp::Pow => "pow",
+            BinaryOp::Equal => "equal",
+            BinaryOp::Less => "less",
+            BinaryOp::Greater => "greater",
         }
     }
     /// Scalar semantics (the reference).
@@ -164,6 +206,10 @@ impl BinaryOp {
                     a
                 }
             }
+            BinaryOp::Pow => a.powf(b),
+            BinaryOp::Equal => f32::from(u8::from(a == b)),
+            BinaryOp::Less => f32::from(u8::from(a < b)),
+            BinaryOp::Greater => f32::from(u8::from(a > b)),
         }
     }
 }
@@ -367,12 +413,32 @@ pub enum Op {
     Identity,
     /// 2-D convolution: `(x, w[, b])`.
     Conv2d(Conv2dAttrs),
+    /// 2-D transposed convolution: `(x, w[, b])`.
+    ConvTranspose2d(ConvTransposeAttrs),
     /// General matrix multiply: `(a, b[, c])`.
     Gemm(GemmAttrs),
     /// Numpy matmul with batch broadcasting: `(a, b)`.
     MatMul,
     /// Broadcasting element-wise binary op.
     Binary(BinaryOp),
+    /// Broadcasting select: `(cond, a, b)` -> `cond != 0 ? a : b`.
+    Where,
+    /// Broadcast of the operand to `shape` (ONNX Expand, with the output shape resolved).
+    Expand {
+        /// output shape
+        shape: Shape,
+    },
+    /// Strided window: output index `i` on axis `d` reads input `starts[d] + i * steps[d]`.
+    Slice {
+        /// first input index per axis
+        starts: Vec<u64>,
+        /// step per axis (non-zero; negative walks backwards)
+        steps: Vec<i64>,
+        /// output shape
+        shape: Shape,
+    },
+    /// Resize of the spatial axes of an NCHW tensor.
+    Resize(ResizeAttrs),
     /// Element-wise activation.
     Act(Activation),
     /// Mean over the spatial axes of an NCHW tensor, keeping them as 1.
@@ -438,6 +504,11 @@ impl Op {
             Op::Const(_) => "const",
             Op::Identity => "identity",
             Op::Conv2d(_) => "conv2d",
+            Op::ConvTranspose2d(_) => "conv_transpose2d",
+            Op::Where => "where",
+            Op::Expand { .. } => "expand",
+            Op::Slice { .. } => "slice",
+            Op::Resize(_) => "resize",
             Op::Gemm(_) => "gemm",
             Op::MatMul => "matmul",
             Op::Binary(b) => b.name(),
@@ -483,6 +554,31 @@ impl Op {
                 ("pads", list(&a.pads)),
                 ("strides", list(&a.strides)),
             ],
+            Op::ConvTranspose2d(a) => vec![
+                ("dilations", list(&a.dilations)),
+                ("group", a.group.to_string()),
+                ("output_padding", list(&a.output_padding)),
+                ("pads", list(&a.pads)),
+                ("strides", list(&a.strides)),
+            ],
+            Op::Resize(a) => a.attrs(),
+            Op::Expand { shape } => {
+                let s: Vec<String> = shape.iter().map(|d| d.display(names)).collect();
+                vec![("shape", format!("[{}]", s.join(",")))]
+            }
+            Op::Slice {
+                starts,
+                steps,
+                shape,
+            } => {
+                let s: Vec<String> = shape.iter().map(|d| d.display(names)).collect();
+                let st: Vec<String> = steps.iter().map(|x| x.to_string()).collect();
+                vec![
+                    ("shape", format!("[{}]", s.join(","))),
+                    ("starts", list(starts)),
+                    ("steps", format!("[{}]", st.join(","))),
+                ]
+            }
             Op::Pool2d(a) => vec![
                 ("ceil_mode", a.ceil_mode.to_string()),
                 ("count_include_pad", a.count_include_pad.to_string()),
@@ -542,10 +638,14 @@ impl Op {
             | Op::Reshape { .. }
             | Op::Transpose { .. }
             | Op::Pad { .. }
-            | Op::Softmax { .. } => (1, 1),
+            | Op::Softmax { .. }
+            | Op::Expand { .. }
+            | Op::Slice { .. }
+            | Op::Resize(_) => (1, 1),
+            Op::Where => (3, 3),
             Op::Concat { .. } => (1, usize::MAX),
             Op::Binary(_) | Op::MatMul => (2, 2),
-            Op::Conv2d(_) | Op::Gemm(_) => (2, 3),
+            Op::Conv2d(_) | Op::ConvTranspose2d(_) | Op::Gemm(_) => (2, 3),
             Op::SqueezeExcite(_) => (5, 5),
         }
     }
@@ -579,6 +679,124 @@ impl Op {
             Op::Binary(_) => broadcast_shapes(&ins[0].shape, &ins[1].shape)
                 .map(TensorType::f32)
                 .map_err(ty),
+            Op::Where => broadcast_shapes(&ins[0].shape, &ins[1].shape)
+                .and_then(|s| broadcast_shapes(&s, &ins[2].shape))
+                .map(TensorType::f32)
+                .map_err(ty),
+            Op::Expand { shape } => {
+                let b = broadcast_shapes(&ins[0].shape, shape).map_err(ty)?;
+                if b != *shape {
+                    return Err(ty(format!(
+                        "{} does not broadcast to the stated output shape",
+                        ins[0]
+                    )));
+                }
+                Ok(TensorType::f32(shape.iter().copied()))
+            }
+            Op::Slice {
+                starts,
+                steps,
+                shape,
+            } => {
+                let s = &ins[0].shape;
+                if starts.len() != s.len() || steps.len() != s.len() || shape.len() != s.len() {
+                    return Err(ty(format!(
+                        "slice attributes do not match rank {}",
+                        s.len()
+                    )));
+                }
+                for d in 0..s.len() {
+                    if steps[d] == 0 {
+                        return Err(ty(format!("step 0 on axis {d}")));
+                    }
+                    if s[d] == shape[d] && starts[d] == 0 && steps[d] == 1 {
+                        continue;
+                    }
+                    let (n, len) = (
+                        known(s[d], "sliced extent")?,
+                        known(shape[d], "slice length")?,
+                    );
+                    if len == 0 {
+                        continue;
+                    }
+                    let last = starts[d] as i128 + (len as i128 - 1) * steps[d] as i128;
+                    if starts[d] >= n || last < 0 || last >= n as i128 {
+                        return Err(ty(format!(
+                            "axis {d}: start {} step {} length {len} leaves extent {n}",
+                            starts[d], steps[d]
+                        )));
+                    }
+                }
+                Ok(TensorType::f32(shape.iter().copied()))
+            }
+            Op::Resize(r) => {
+                let x = &ins[0].shape;
+                if x.len() != 4 {
+                    return Err(ty(format!("needs a 4-D NCHW input, got {}", ins[0])));
+                }
+                known(x[2], "input height")?;
+                known(x[3], "input width")?;
+                if r.sizes.contains(&0)
+                    || r.scales
+                        .iter()
+                        .any(|s| s.is_nan() || *s <= 0.0 || s.is_infinite())
+                {
+                    return Err(ty(format!(
+                        "output sizes {:?} and scales {:?} must be positive",
+                        r.sizes, r.scales
+                    )));
+                }
+                Ok(TensorType::f32([
+                    x[0],
+                    x[1],
+                    Dim::Known(r.sizes[0]),
+                    Dim::Known(r.sizes[1]),
+                ]))
+            }
+            Op::ConvTranspose2d(c) => {
+                let (x, w) = (&ins[0].shape, &ins[1].shape);
+                if x.len() != 4 || w.len() != 4 {
+                    return Err(ty(format!(
+                        "x and w must be 4-D, got {} and {}",
+                        ins[0], ins[1]
+                    )));
+                }
+                let cin = known(x[1], "input channels")?;
+                if known(w[0], "weight in-channels")? != cin {
+                    return Err(ty(format!(
+                        "weight {} does not match {cin} input channels",
+                        ins[1]
+                    )));
+                }
+                if c.group == 0 || cin % c.group != 0 {
+                    return Err(ty(format!(
+                        "group {} does not divide {cin} channels",
+                        c.group
+                    )));
+                }
+                if c.strides.contains(&0) || c.dilations.contains(&0) {
+                    return Err(ty("strides and dilations must be >= 1".into()));
+                }
+                let cout = known(w[1], "weight out-channels")? * c.group;
+                let (kh, kw) = (known(w[2], "kernel height")?, known(w[3], "kernel width")?);
+                if let Some(b) = ins.get(2) {
+                    if b.shape.as_slice() != [Dim::Known(cout)] {
+                        return Err(ty(format!("bias {} must be f32[{cout}]", b)));
+                    }
+                }
+                let mut o: Shape = [x[0], Dim::Known(cout)].into_iter().collect();
+                for i in 0..2 {
+                    let e = known(x[2 + i], "spatial extent")?;
+                    let v = c.out_extent(i, e, [kh, kw][i]).ok_or_else(|| {
+                        IrError::ty(
+                            name,
+                            format!("pads crop the whole output along axis {}", 2 + i),
+                        )
+                    })?;
+                    o.push(Dim::Known(v));
+                }
+                Ok(TensorType::f32(o))
+            }
             Op::Pool2d(p) => {
                 let x = &ins[0].shape;
                 if x.len() != 4 {

@@ -10,11 +10,12 @@ use secc_ir::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+mod data;
 mod shape;
 use shape::IV;
 
 /// Oldest default-domain opset accepted.
-pub const MIN_OPSET: i64 = 11;
+pub const MIN_OPSET: i64 = 7;
 /// Newest default-domain opset accepted.
 pub const MAX_OPSET: i64 = 23;
 
@@ -132,6 +133,18 @@ pub fn import_bytes(
         return Err(ImportError::Unsupported(unsupported));
     }
     for vi in &graph.output {
+        let et = vi
+            .type_
+            .as_ref()
+            .filter(|t| t.has_tensor_type())
+            .map(|t| t.tensor_type().elem_type);
+        if let Some(et) = et.filter(|&t| t != 1 && t != 0) {
+            return Err(ImportError::Model(format!(
+                "graph output {:?}: element type {} is not supported (only float32)",
+                vi.name,
+                dtype_name(et)
+            )));
+        }
         let v = im
             .float_value(&vi.name)
             .map_err(|m| ImportError::Model(format!("graph output {:?}: {m}", vi.name)))?;
@@ -194,6 +207,15 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Pad",
     "LayerNormalization",
     "Pow",
+    "Split",
+    "Expand",
+    "Where",
+    "Equal",
+    "Less",
+    "Greater",
+    "Resize",
+    "Upsample",
+    "ConvTranspose",
 ];
 
 fn is_default_domain(d: &str) -> bool {
@@ -541,20 +563,33 @@ impl Importer<'_> {
             }
             "Concat" => {
                 let n = cx.node.input.len();
-                let ins = (0..n).map(|i| self.operand(cx, i)).collect::<Result<Vec<_>, _>>()?;
-                let rank = self.shape_of(*ins.first().ok_or_else(|| cx.err("needs at least one input"))?).len();
-                let axis = cx.int("axis")?.ok_or_else(|| cx.attr_err("axis", "is required"))?;
+                let ins = (0..n)
+                    .map(|i| self.operand(cx, i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let rank = self
+                    .shape_of(
+                        *ins.first()
+                            .ok_or_else(|| cx.err("needs at least one input"))?,
+                    )
+                    .len();
+                let axis = cx
+                    .int("axis")?
+                    .ok_or_else(|| cx.attr_err("axis", "is required"))?;
                 let axis = cx.axis("axis", axis, rank)?;
                 self.add(cx, Op::Concat { axis }, &ins)
             }
             "LayerNormalization" => self.layer_norm(cx),
             "Pow" => {
                 let x = self.operand(cx, 0)?;
-                let e = self.const_scalar_f32(cx, 1, "Y (exponent)").map_err(|_| {
-                    Failure::Unsupported(cx.err("only a constant scalar exponent is supported"))
-                })?;
-                let e = e.ok_or_else(|| cx.err("input 1 (Y) is missing"))?;
-                let node = |s: &mut Self, op: Op, ins: &[ValueId]| s.g.add_node(op, ins, Some(cx.name.clone())).map_err(|err| Failure::Error(cx.err(err.to_string())));
+                let e = match self.const_scalar_f32(cx, 1, "Y (exponent)") {
+                    Ok(Some(e)) => e,
+                    Ok(None) => return Err(cx.err("input 1 (Y) is missing").into()),
+                    Err(_) => return self.pow_general(cx, x),
+                };
+                let node = |s: &mut Self, op: Op, ins: &[ValueId]| {
+                    s.g.add_node(op, ins, Some(cx.name.clone()))
+                        .map_err(|err| Failure::Error(cx.err(err.to_string())))
+                };
                 match e {
                     1.0 => self.add(cx, Op::Identity, &[x]),
                     2.0 => self.add(cx, Op::Binary(BinaryOp::Mul), &[x, x]),
@@ -564,23 +599,44 @@ impl Importer<'_> {
                     }
                     0.5 => self.add(cx, Op::Act(Activation::Sqrt), &[x]),
                     -1.0 | -0.5 => {
-                        let one = self.g.add_const(ConstData::new(vec![], vec![1.0]), Some(cx.name.clone()));
-                        let d = if e == -1.0 { x } else { node(self, Op::Act(Activation::Sqrt), &[x])? };
+                        let one = self
+                            .g
+                            .add_const(ConstData::new(vec![], vec![1.0]), Some(cx.name.clone()));
+                        let d = if e == -1.0 {
+                            x
+                        } else {
+                            node(self, Op::Act(Activation::Sqrt), &[x])?
+                        };
                         self.add(cx, Op::Binary(BinaryOp::Div), &[one, d])
                     }
-                    other => Err(Failure::Unsupported(cx.err(format!("exponent {other:?} is not supported (supported: -1, -0.5, 0.5, 1, 2, 3)")))),
+                    _ => self.pow_general(cx, x),
                 }
             }
             "Pad" => {
                 let x = self.operand(cx, 0)?;
                 let r = self.shape_of(x).len();
-                let raw = if self.opset < 11 { cx.ints("pads")?.ok_or_else(|| cx.attr_err("pads", "is required"))? } else { self.const_ints(cx, 1, "pads")? };
+                let raw = if self.opset < 11 {
+                    cx.ints("pads")?
+                        .ok_or_else(|| cx.attr_err("pads", "is required"))?
+                } else {
+                    self.const_ints(cx, 1, "pads")?
+                };
                 let axes: Vec<usize> = match cx.input(3) {
-                    Some(_) => self.const_ints(cx, 3, "axes")?.iter().map(|&a| cx.axis("axes", a, r)).collect::<Result<_, _>>()?,
+                    Some(_) => self
+                        .const_ints(cx, 3, "axes")?
+                        .iter()
+                        .map(|&a| cx.axis("axes", a, r))
+                        .collect::<Result<_, _>>()?,
                     None => (0..r).collect(),
                 };
                 if raw.len() != 2 * axes.len() {
-                    return Err(cx.err(format!("pads has {} values for {} axes", raw.len(), axes.len())).into());
+                    return Err(cx
+                        .err(format!(
+                            "pads has {} values for {} axes",
+                            raw.len(),
+                            axes.len()
+                        ))
+                        .into());
                 }
                 if raw.iter().any(|&p| p < 0) {
                     return Err(cx.err("negative pads (cropping) are not supported").into());
@@ -591,12 +647,21 @@ impl Importer<'_> {
                 }
                 let mode = match cx.string("mode")?.as_deref().unwrap_or("constant") {
                     "constant" => {
-                        let v = if self.opset < 11 { cx.float_or("value", 0.0)? } else { self.const_scalar_f32(cx, 2, "constant_value")?.unwrap_or(0.0) };
+                        let v = if self.opset < 11 {
+                            cx.float_or("value", 0.0)?
+                        } else {
+                            self.const_scalar_f32(cx, 2, "constant_value")?
+                                .unwrap_or(0.0)
+                        };
                         secc_ir::PadMode::Constant(v)
                     }
                     "reflect" => secc_ir::PadMode::Reflect,
                     "edge" => secc_ir::PadMode::Edge,
-                    other => return Err(cx.attr_err("mode", format!("{other:?} is not supported")).into()),
+                    other => {
+                        return Err(cx
+                            .attr_err("mode", format!("{other:?} is not supported"))
+                            .into())
+                    }
                 };
                 self.add(cx, Op::Pad { pads, mode }, &[x])
             }
@@ -604,7 +669,10 @@ impl Importer<'_> {
                 let x = self.operand(cx, 0)?;
                 let r = self.shape_of(x).len();
                 let perm = match cx.ints("perm")? {
-                    Some(p) => p.iter().map(|&a| cx.axis("perm", a, r)).collect::<Result<Vec<_>, _>>()?,
+                    Some(p) => p
+                        .iter()
+                        .map(|&a| cx.axis("perm", a, r))
+                        .collect::<Result<Vec<_>, _>>()?,
                     None => (0..r).rev().collect(),
                 };
                 self.add(cx, Op::Transpose { perm }, &[x])
@@ -613,25 +681,49 @@ impl Importer<'_> {
                 let x = self.operand(cx, 0)?;
                 let s = self.shape_of(x);
                 let r = s.len();
-                let axis = cx.axis("axis", cx.int_or("axis", if self.opset < 13 { 1 } else { -1 })?, r)?;
+                let axis = cx.axis(
+                    "axis",
+                    cx.int_or("axis", if self.opset < 13 { 1 } else { -1 })?,
+                    r,
+                )?;
                 if self.opset >= 13 || axis + 1 == r {
                     return self.add(cx, Op::Softmax { axis }, &[x]);
                 }
                 // opset < 13: softmax over the 2-D coercion [prod(..axis), prod(axis..)]
                 let prod = |d: &[Dim]| d.iter().try_fold(Dim::Known(1), |a, &b| a.checked_mul(b));
                 let (Some(a), Some(b)) = (prod(&s[..axis]), prod(&s[axis..])) else {
-                    return Err(cx.err("coerced extent is a product of symbolic dimensions").into());
+                    return Err(cx
+                        .err("coerced extent is a product of symbolic dimensions")
+                        .into());
                 };
                 let flat = self
                     .g
-                    .add_node(Op::Reshape { shape: [a, b].into_iter().collect() }, &[x], Some(cx.name.clone()))
+                    .add_node(
+                        Op::Reshape {
+                            shape: [a, b].into_iter().collect(),
+                        },
+                        &[x],
+                        Some(cx.name.clone()),
+                    )
                     .map_err(|e| cx.err(e.to_string()))?;
-                let sm = self.g.add_node(Op::Softmax { axis: 1 }, &[flat], Some(cx.name.clone())).map_err(|e| cx.err(e.to_string()))?;
+                let sm = self
+                    .g
+                    .add_node(Op::Softmax { axis: 1 }, &[flat], Some(cx.name.clone()))
+                    .map_err(|e| cx.err(e.to_string()))?;
                 self.add(cx, Op::Reshape { shape: s.clone() }, &[sm])
             }
-            "Gather" | "Slice" | "Cast" | "Shape" | "ConstantOfShape" => Err(Failure::Unsupported(cx.err(
-                "only shape computations (integer tensors) are supported for this op; float32 data is not supported yet",
-            ))),
+            "Gather" => self.gather(cx),
+            "Slice" => self.slice(cx),
+            "Split" => self.split(cx),
+            "Cast" => self.cast(cx),
+            "Expand" => self.expand(cx),
+            "Where" => self.where_op(cx),
+            "Equal" | "Less" | "Greater" => self.compare(cx),
+            "Resize" | "Upsample" => self.resize(cx),
+            "ConvTranspose" => self.conv_transpose(cx),
+            "ConstantOfShape" => Err(Failure::Unsupported(
+                cx.err("only integer shape inputs are supported"),
+            )),
             other => {
                 debug_assert!(
                     !SUPPORTED_OPS.contains(&other),

@@ -38,6 +38,14 @@ impl IV {
             ("Div", K(x), K(y)) if y != 0 => K(x.div_euclid(y)),
             ("Div", S(s, k), K(y)) if y > 0 && k % y as u64 == 0 => S(s, k / y as u64),
             ("Div", S(s, k), S(t, j)) if s == t && k % j == 0 => K((k / j) as i64),
+            ("Equal", K(x), K(y)) => K((x == y) as i64),
+            ("Less", K(x), K(y)) => K((x < y) as i64),
+            ("Greater", K(x), K(y)) => K((x > y) as i64),
+            ("Equal", S(s, k), S(t, j)) if s == t => K((k == j) as i64),
+            // a symbolic extent is >= 1: it never equals, nor is below, a value <= 0
+            ("Equal", S(..), K(x)) | ("Equal", K(x), S(..)) if x <= 0 => K(0),
+            ("Less", S(..), K(x)) | ("Greater", K(x), S(..)) if x <= 0 => K(0),
+            ("Greater", S(..), K(x)) | ("Less", K(x), S(..)) if x <= 0 => K(1),
             _ => return None,
         })
     }
@@ -59,6 +67,10 @@ const INT_OPS: &[&str] = &[
     "Identity",
     "ConstantOfShape",
     "Reshape",
+    "Equal",
+    "Less",
+    "Greater",
+    "Where",
 ];
 
 impl Importer<'_> {
@@ -92,6 +104,7 @@ impl Importer<'_> {
         }
         match cx.op() {
             "Shape" | "ConstantOfShape" => true,
+            "Where" => cx.input(1).is_some_and(|n| self.ints.contains_key(n)),
             _ => cx.input(0).is_some_and(|n| self.ints.contains_key(n)),
         }
     }
@@ -298,7 +311,35 @@ impl Importer<'_> {
                 }
                 self.def_int(cx, vec![out.len()], out)
             }
-            "Add" | "Sub" | "Mul" | "Div" => {
+            "Where" => {
+                let (sc, vc) = self.int_input(cx, 0)?;
+                let (sa, va) = self.int_input(cx, 1)?;
+                let (sb, vb) = self.int_input(cx, 2)?;
+                let n = vc.len().max(va.len()).max(vb.len());
+                if [vc.len(), va.len(), vb.len()]
+                    .iter()
+                    .any(|&l| l != n && l != 1)
+                {
+                    return Err(cx
+                        .err("integer Where supports equal lengths or scalar operands")
+                        .into());
+                }
+                let at = |v: &[IV], i: usize| v[i.min(v.len() - 1)];
+                let mut out = Vec::with_capacity(n);
+                for i in 0..n {
+                    let c = match at(&vc, i) {
+                        IV::K(c) => c != 0,
+                        IV::S(..) => true,
+                    };
+                    out.push(if c { at(&va, i) } else { at(&vb, i) });
+                }
+                let shape = [sc, sa, sb]
+                    .into_iter()
+                    .find(|s| s.iter().product::<usize>() == n)
+                    .unwrap_or(vec![n]);
+                self.def_int(cx, shape, out)
+            }
+            "Add" | "Sub" | "Mul" | "Div" | "Equal" | "Less" | "Greater" => {
                 let (sa, va) = self.int_input(cx, 0)?;
                 let (sb, vb) = self.int_input(cx, 1)?;
                 let n = va.len().max(vb.len());
