@@ -3,6 +3,7 @@
 #   - LLVM 19 (llvm-19-dev; dynamic linking, see ../shared/TOOLCHAIN.md) and a C toolchain
 #   - ptxas (extracted from Debian non-free's nvidia-cuda-toolkit .deb into .tools/, not installed)
 #   - a Python venv in .venv with onnx, numpy and onnxruntime (fixture generation, benchmarks)
+#   - the ONNX backend node tests from the onnx 1.22.0 wheel, unpacked into .tools/onnx-node/
 # Usage: scripts/setup.sh [--no-python] [--no-ptxas]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,5 +60,22 @@ if [ "$want_python" = 1 ]; then
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements.txt
   fi
+fi
+# ONNX backend node tests (conformance): onnx 1.22.0 is the last wheel that ships them;
+# only its test data is unpacked, into .tools/onnx-node/ (the venv keeps its own onnx)
+if [ "$want_python" = 1 ] && [ ! -d .tools/onnx-node/onnx/backend/test/data/node ]; then
+  echo "setup: fetching the ONNX backend node tests (onnx 1.22.0 wheel from PyPI)"
+  rm -rf .tools/wheel .tools/onnx-node.tmp
+  mkdir -p .tools/wheel .tools/onnx-node.tmp
+  .venv/bin/pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    onnx==1.22.0 -d .tools/wheel
+  .venv/bin/python - .tools/wheel/onnx-1.22.0-*.whl .tools/onnx-node.tmp <<'PY'
+import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+members = [m for m in z.namelist() if m.startswith("onnx/backend/test/data/node/")]
+z.extractall(sys.argv[2], members)
+print(f"setup: unpacked {len(members)} files of the ONNX node tests")
+PY
+  rm -rf .tools/onnx-node && mv .tools/onnx-node.tmp .tools/onnx-node && rm -rf .tools/wheel
 fi
 echo "setup: done"

@@ -12,6 +12,7 @@ bash scripts/setup.sh
 # whole-network models are too large to commit: regenerate them (fixed seeds) with ORT refs
 .venv/bin/python tests/models/gen_networks.py
 export SECC_REQUIRE_NETWORKS=1
+export SECC_REQUIRE_CONFORMANCE=1
 export CI=${CI:-true}            # insta: never write snapshots, fail on mismatch
 export INSTA_UPDATE=no
 cargo fmt --all --check

@@ -460,14 +460,16 @@ def op_models():
     nc = b.op("Slice", [b.op("Shape", ["x"]), b.i64([0]), b.i64([2])])
     sz = b.op("Concat", [nc, b.i64([11, 4])], axis=0)
     r2 = b.op("Resize", ["x", "", "", sz], mode="linear", coordinate_transformation_mode="pytorch_half_pixel")
-    r3 = b.op("Resize", ["x", empty, scales([1, 1, 1.5, 2.5])], mode="linear",
+    # (align_corners with in*scale not an integer: ONNX Runtime divides by the rounded
+    # output extent, the ONNX spec and its reference by in*scale; secc follows the spec)
+    r3 = b.op("Resize", ["x", empty, scales([1, 1, 2, 3])], mode="linear",
               coordinate_transformation_mode="align_corners")
     r4 = b.op("Resize", ["x", "", scales([1, 1, 0.6, 0.5])], mode="linear")
     r5 = b.op("Resize", ["x", "", scales([1, 1, 3, 1.7])], mode="nearest",
               coordinate_transformation_mode="tf_half_pixel_for_nn", nearest_mode="round_prefer_ceil")
     r6 = b.op("Resize", ["x", "", scales([1, 1, 0.5, 0.4])], mode="nearest")
     made.append(b.save([("x", ["N", 3, 5, 7])], [r1, r2, r3, r4, r5, r6], opset=13, out_dims=[
-        ["N", 3, 10, 14], ["N", 3, 11, 4], ["N", 3, 7, 17], ["N", 3, 3, 3], ["N", 3, 15, 11], ["N", 3, 2, 2]]))
+        ["N", 3, 10, 14], ["N", 3, 11, 4], ["N", 3, 10, 21], ["N", 3, 3, 3], ["N", 3, 15, 11], ["N", 3, 2, 2]]))
 
     # Upsample (opset 9, scales input): nearest and linear, as older exporters wrote it
     b = B("ops_upsample9", 36)

@@ -711,18 +711,30 @@ fn pool(kb: &mut Kb, a: &secc_ir::PoolAttrs, x: &[Dim]) -> R<()> {
             let v = if max {
                 acc
             } else {
-                // divisor: window clipped to the padded input, or to the input
-                let xa = x0.max(0);
-                let x1 = (x0 + a.kernel[1] as i64).min(w as i64 + a.pads[3] as i64);
-                let xb = x1.min(w as i64);
-                let y1 = kb.imin(kb.add(y0, kb.i(a.kernel[0]))?, kb.i(h + a.pads[2]))?;
-                let (wcnt, ycnt) = if a.count_include_pad {
-                    (x1 - x0, kb.sub(y1, y0)?)
+                // divisor: the (dilated) taps inside the padded input, or inside the input;
+                // columns are known at compile time, rows counted at run time
+                let wcnt = if a.count_include_pad {
+                    (0..a.kernel[1] as i64)
+                        .filter(|k| x0 + k * (a.dilations[1] as i64) < (w + a.pads[3]) as i64)
+                        .count() as i64
                 } else {
-                    let ya = kb.imax(y0, kb.i(0))?;
-                    let yb = kb.imin(y1, kb.i(h))?;
-                    (xb - xa, kb.sub(yb, ya)?)
+                    cols.len() as i64
                 };
+                let mut ycnt = kb.i(0);
+                for ky in 0..a.kernel[0] {
+                    let iy = kb.add(y0, kb.i(ky * a.dilations[0]))?;
+                    let ok = if a.count_include_pad {
+                        kb.lt(iy, kb.i(h + a.pads[2]))?
+                    } else {
+                        kb.b.build_and(
+                            kb.lt(iy, kb.i(h))?,
+                            kb.b.build_int_compare(inkwell::IntPredicate::SGE, iy, kb.i(0), "")?,
+                            "",
+                        )?
+                    };
+                    let one = kb.b.build_int_z_extend(ok, kb.ctx.i64_type(), "")?;
+                    ycnt = kb.add(ycnt, one)?;
+                }
                 let cnt = kb.mul(ycnt, kb.i(wcnt.max(0) as u64))?;
                 let cnt = kb.imax(cnt, kb.i(1))?;
                 let cf = kb.b.build_signed_int_to_float(cnt, kb.ctx.f32_type(), "")?;

@@ -419,22 +419,24 @@ fn pool2d(a: &PoolAttrs, x: &Tensor) -> Tensor {
                         m
                     }
                     PoolKind::Avg => {
+                        // taps of the (dilated) window; the window ends at the padded edge
                         let (y0, x0) = (oy * sh - pt, ox * sw - pl);
-                        let (y1, x1) = ((y0 + kh).min(h as i64 + pb), (x0 + kw).min(w as i64 + pr));
-                        let padded_size = (y1 - y0) * (x1 - x0);
-                        let (ya, xa, yb, xb) =
-                            (y0.max(0), x0.max(0), y1.min(h as i64), x1.min(w as i64));
                         let mut s = 0f64;
-                        for iy in ya..yb {
-                            for ix in xa..xb {
-                                s += src[iy as usize * w + ix as usize] as f64;
+                        let (mut inside, mut padded) = (0i64, 0i64);
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let (iy, ix) = (y0 + ky * dh, x0 + kx * dw);
+                                if iy >= h as i64 + pb || ix >= w as i64 + pr {
+                                    continue;
+                                }
+                                padded += 1;
+                                if iy >= 0 && iy < h as i64 && ix >= 0 && ix < w as i64 {
+                                    inside += 1;
+                                    s += src[iy as usize * w + ix as usize] as f64;
+                                }
                             }
                         }
-                        let cnt = if a.count_include_pad {
-                            padded_size
-                        } else {
-                            (yb - ya) * (xb - xa)
-                        };
+                        let cnt = if a.count_include_pad { padded } else { inside };
                         (s / cnt.max(1) as f64) as f32
                     }
                 };

@@ -59,7 +59,7 @@ pub struct PoolAttrs {
     pub strides: [u64; 2],
     /// pads `[top, left, bottom, right]`
     pub pads: [u64; 4],
-    /// dilations `[h, w]` (max pooling only; 1 for average)
+    /// dilations `[h, w]`
     pub dilations: [u64; 2],
     /// output extent rounds up (a window starting in the bottom/right padding is dropped)
     pub ceil_mode: bool,

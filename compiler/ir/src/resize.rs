@@ -52,6 +52,9 @@ pub struct ResizeAttrs {
     pub scales: [f32; 2],
     /// output extents `[h, w]`
     pub sizes: [u64; 2],
+    /// the spec's `length_resized` `[h, w]`: `in * scale` before rounding when scales were
+    /// given (align_corners and pytorch_half_pixel divide by it), else the output extent
+    pub lengths: [f32; 2],
 }
 
 /// One output coordinate's source: `(1 - w) * in[i0] + w * in[i1]` (nearest: `i0`, `w = 0`).
@@ -71,6 +74,7 @@ impl ResizeAttrs {
         let out_len = self.sizes[axis];
         let s = self.scales[axis];
         let (inl, outl) = (in_len as f32, out_len as f32);
+        let len = self.lengths[axis];
         let last = in_len.saturating_sub(1);
         (0..out_len)
             .map(|x| {
@@ -83,7 +87,7 @@ impl ResizeAttrs {
                         offset + (xf + 0.5) / s - 0.5
                     }
                     CoordMode::PytorchHalfPixel => {
-                        if out_len > 1 {
+                        if len > 1.0 {
                             (xf + 0.5) / s - 0.5
                         } else {
                             0.0
@@ -93,7 +97,7 @@ impl ResizeAttrs {
                         if out_len == 1 {
                             0.0
                         } else {
-                            xf * (inl - 1.0) / (outl - 1.0)
+                            xf * (inl - 1.0) / (len - 1.0)
                         }
                     }
                     CoordMode::Asymmetric => xf / s,
@@ -157,6 +161,10 @@ impl ResizeAttrs {
         };
         vec![
             ("coord", coord.into()),
+            (
+                "lengths",
+                format!("[{:?},{:?}]", self.lengths[0], self.lengths[1]),
+            ),
             ("mode", mode.into()),
             (
                 "scales",
@@ -177,6 +185,7 @@ mod tests {
             coord,
             scales: [s, s],
             sizes: [outl, outl],
+            lengths: [outl as f32, outl as f32],
         }
         .taps(0, inl)
     }

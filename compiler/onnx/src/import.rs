@@ -17,7 +17,7 @@ use shape::IV;
 /// Oldest default-domain opset accepted.
 pub const MIN_OPSET: i64 = 7;
 /// Newest default-domain opset accepted.
-pub const MAX_OPSET: i64 = 23;
+pub const MAX_OPSET: i64 = 25;
 
 /// Import options.
 #[derive(Debug, Clone, Default)]
@@ -138,12 +138,31 @@ pub fn import_bytes(
             .as_ref()
             .filter(|t| t.has_tensor_type())
             .map(|t| t.tensor_type().elem_type);
-        if let Some(et) = et.filter(|&t| t != 1 && t != 0) {
+        // bool results (comparisons) are carried and returned as float32 0.0 / 1.0
+        if let Some(et) = et.filter(|&t| t != 1 && t != 0 && t != 9) {
             return Err(ImportError::Model(format!(
                 "graph output {:?}: element type {} is not supported (only float32)",
                 vi.name,
                 dtype_name(et)
             )));
+        }
+        // a bool output computed entirely at compile time (comparisons of constants)
+        if et == Some(9) {
+            if let Some((s, d)) = im.ints.get(&vi.name) {
+                let vals: Option<Vec<f32>> = d
+                    .iter()
+                    .map(|v| match v {
+                        IV::K(k) => Some(f32::from(*k != 0)),
+                        IV::S(..) => None,
+                    })
+                    .collect();
+                if let Some(vals) = vals {
+                    let c =
+                        im.g.add_const(ConstData::new(s.clone(), vals), Some(vi.name.clone()));
+                    im.g.add_output(vi.name.clone(), c);
+                    continue;
+                }
+            }
         }
         let v = im
             .float_value(&vi.name)
@@ -216,6 +235,14 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Resize",
     "Upsample",
     "ConvTranspose",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "And",
+    "Or",
+    "Not",
+    "CastLike",
+    "Reciprocal",
+    "Size",
 ];
 
 fn is_default_domain(d: &str) -> bool {
@@ -280,6 +307,11 @@ impl Importer<'_> {
             .ok_or_else(|| bad("has no shape (rank must be known)".into()))?;
         let mut dims = Shape::new();
         for (axis, d) in shape.dim.iter().enumerate() {
+            if d.has_dim_value() && d.dim_value() == 0 {
+                return Err(bad(format!(
+                    "axis {axis} has extent 0; zero-size tensors are not supported"
+                )));
+            }
             if d.has_dim_value() && d.dim_value() > 0 {
                 dims.push(Dim::Known(d.dim_value() as u64));
             } else {
@@ -418,10 +450,24 @@ impl Importer<'_> {
                         return Err(cx.err("input 2 (training_mode) must be a constant false; training-mode Dropout is not supported").into());
                     }
                 }
-                if cx.node.output.get(1).is_some_and(|s| !s.is_empty()) {
-                    return Err(cx.err("the mask output is not supported").into());
-                }
                 let x = self.operand(cx, 0)?;
+                if let Some(mask) = cx.node.output.get(1).filter(|s| !s.is_empty()) {
+                    // inference mode keeps every element: an all-true mask (as 1.0)
+                    let one = self
+                        .g
+                        .add_const(ConstData::new(vec![], vec![1.0]), Some(cx.name.clone()));
+                    let m = self
+                        .g
+                        .add_node(
+                            Op::Expand {
+                                shape: self.shape_of(x),
+                            },
+                            &[one],
+                            Some(cx.name.clone()),
+                        )
+                        .map_err(|e| cx.err(e.to_string()))?;
+                    self.vals.insert(mask.clone(), m);
+                }
                 self.add(cx, Op::Identity, &[x])
             }
             "Add" | "Sub" | "Mul" | "Div" => {
@@ -718,7 +764,16 @@ impl Importer<'_> {
             "Cast" => self.cast(cx),
             "Expand" => self.expand(cx),
             "Where" => self.where_op(cx),
-            "Equal" | "Less" | "Greater" => self.compare(cx),
+            "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "And" | "Or"
+            | "Not" => self.compare(cx),
+            "CastLike" => self.cast(cx),
+            "Reciprocal" => {
+                let x = self.operand(cx, 0)?;
+                let one = self
+                    .g
+                    .add_const(ConstData::new(vec![], vec![1.0]), Some(cx.name.clone()));
+                self.add(cx, Op::Binary(BinaryOp::Div), &[one, x])
+            }
             "Resize" | "Upsample" => self.resize(cx),
             "ConvTranspose" => self.conv_transpose(cx),
             "ConstantOfShape" => Err(Failure::Unsupported(
@@ -800,11 +855,6 @@ impl Importer<'_> {
     /// LayerNormalization (opset 17) lowered to existing ops over axes `axis..rank`:
     /// `(x - mean) / sqrt(mean((x - mean)^2) + eps) * scale + bias`.
     fn layer_norm(&mut self, cx: &NodeCx) -> R<()> {
-        if cx.node.output.iter().skip(1).any(|o| !o.is_empty()) {
-            return Err(cx
-                .err("the Mean and InvStdDev outputs are not supported")
-                .into());
-        }
         let x = self.operand(cx, 0)?;
         let r = self.shape_of(x).len();
         let axis = cx.axis("axis", cx.int_or("axis", -1)?, r)?;
@@ -837,6 +887,17 @@ impl Importer<'_> {
             .add_const(ConstData::new(vec![], vec![eps]), Some(cx.name.clone()));
         let ve = node(self, Op::Binary(BinaryOp::Add), &[var, epsc])?;
         let sd = node(self, Op::Act(Activation::Sqrt), &[ve])?;
+        // optional outputs: Mean and InvStdDev, reduced axes kept as 1
+        if let Some(name) = cx.node.output.get(1).filter(|s| !s.is_empty()) {
+            self.vals.insert(name.clone(), mean);
+        }
+        if let Some(name) = cx.node.output.get(2).filter(|s| !s.is_empty()) {
+            let one = self
+                .g
+                .add_const(ConstData::new(vec![], vec![1.0]), Some(cx.name.clone()));
+            let inv = node(self, Op::Binary(BinaryOp::Div), &[one, sd])?;
+            self.vals.insert(name.clone(), inv);
+        }
         let norm = node(self, Op::Binary(BinaryOp::Div), &[d, sd])?;
         let scale = self.operand(cx, 1)?;
         if cx.input(2).is_none() {
@@ -1073,11 +1134,6 @@ impl Importer<'_> {
         let strides = two("strides", 1)?;
         let max = cx.op() == "MaxPool";
         let dilations = two("dilations", 1)?;
-        if !max && dilations != [1, 1] {
-            return Err(cx
-                .attr_err("dilations", "dilated average pooling is not supported")
-                .into());
-        }
         if max && cx.int_or("storage_order", 0)? != 0 {
             return Err(cx
                 .attr_err("storage_order", "column-major indices are not supported")
@@ -1111,9 +1167,9 @@ impl Importer<'_> {
         if cx.int_or("training_mode", 0)? != 0
             || cx.node.output.iter().skip(1).any(|o| !o.is_empty())
         {
-            return Err(cx
-                .err("training-mode BatchNormalization (extra outputs) is not supported")
-                .into());
+            return Err(Failure::Unsupported(cx.err(
+                "training-mode BatchNormalization (extra outputs) is not supported",
+            )));
         }
         let x = self.operand(cx, 0)?;
         let xs = self.shape_of(x);

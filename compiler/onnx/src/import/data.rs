@@ -11,6 +11,8 @@ use secc_ir::{
 
 /// ONNX TensorProto data type FLOAT.
 const FLOAT: i64 = 1;
+/// ONNX TensorProto data type BOOL.
+const BOOL: i64 = 9;
 
 fn unsupported(cx: &NodeCx, m: impl Into<String>) -> Failure {
     Failure::Unsupported(cx.err(m))
@@ -314,11 +316,32 @@ impl Importer<'_> {
         self.add(cx, Op::Reshape { shape: out }, &[gathered])
     }
 
+    /// Cast / CastLike of float data: only to float32 (or bool, kept as 0/1) is supported.
     pub(super) fn cast(&mut self, cx: &NodeCx) -> R<()> {
-        let to = cx
-            .int("to")?
-            .ok_or_else(|| cx.attr_err("to", "is required"))?;
         let x = self.operand(cx, 0)?;
+        let to = if cx.op() == "CastLike" {
+            let like = cx
+                .input(1)
+                .ok_or_else(|| cx.err("input 1 (target_type) is missing"))?;
+            if self.ints.contains_key(like) {
+                return Err(unsupported(
+                    cx,
+                    "CastLike of float32 data to an integer type is not supported",
+                ));
+            }
+            FLOAT
+        } else {
+            cx.int("to")?
+                .ok_or_else(|| cx.attr_err("to", "is required"))?
+        };
+        if to == BOOL {
+            // x != 0 as 0/1 (NaN is true, as in C)
+            let zero = self
+                .g
+                .add_const(ConstData::new(vec![], vec![0.0]), Some(cx.name.clone()));
+            let eq = self.node_at(cx, Op::Binary(BinaryOp::Equal), &[x, zero])?;
+            return self.add(cx, Op::Binary(BinaryOp::Equal), &[eq, zero]);
+        }
         if to != FLOAT {
             return Err(unsupported(
                 cx,
@@ -367,14 +390,36 @@ impl Importer<'_> {
         self.add(cx, Op::Where, &[c, a, b])
     }
 
+    /// Comparisons and logic on float data; booleans are 0.0/1.0 floats. `a <= b` is
+    /// `(a < b) or (a == b)` (false with a NaN); `or`/`and` of 0/1 values are max/min;
+    /// `not x` is `x == 0`.
     pub(super) fn compare(&mut self, cx: &NodeCx) -> R<()> {
+        let a = self.operand_or_int_const(cx, 0)?;
+        if cx.op() == "Not" {
+            let zero = self
+                .g
+                .add_const(ConstData::new(vec![], vec![0.0]), Some(cx.name.clone()));
+            return self.add(cx, Op::Binary(BinaryOp::Equal), &[a, zero]);
+        }
+        let b = self.operand_or_int_const(cx, 1)?;
         let op = match cx.op() {
             "Equal" => BinaryOp::Equal,
             "Less" => BinaryOp::Less,
-            _ => BinaryOp::Greater,
+            "Greater" => BinaryOp::Greater,
+            "And" => BinaryOp::Min,
+            "Or" => BinaryOp::Max,
+            "LessOrEqual" | "GreaterOrEqual" => {
+                let strict = if cx.op() == "LessOrEqual" {
+                    BinaryOp::Less
+                } else {
+                    BinaryOp::Greater
+                };
+                let lt = self.node_at(cx, Op::Binary(strict), &[a, b])?;
+                let eq = self.node_at(cx, Op::Binary(BinaryOp::Equal), &[a, b])?;
+                return self.add(cx, Op::Binary(BinaryOp::Max), &[lt, eq]);
+            }
+            other => unreachable!("compare called for {other}"),
         };
-        let a = self.operand(cx, 0)?;
-        let b = self.operand(cx, 1)?;
         self.add(cx, Op::Binary(op), &[a, b])
     }
 
@@ -535,6 +580,7 @@ impl Importer<'_> {
         }
         let mut scales = [1f32; 2];
         let mut sizes = [0u64; 2];
+        let mut lengths = [0f32; 2];
         for i in 0..2 {
             let inl = [h, w][i];
             match (scales4[2 + i], sizes4[2 + i]) {
@@ -543,6 +589,7 @@ impl Importer<'_> {
                         .known()
                         .ok_or_else(|| unsupported(cx, "output spatial sizes must be known"))?;
                     sizes[i] = o;
+                    lengths[i] = o as f32;
                     scales[i] = scales4[2 + i].unwrap_or(o as f32 / inl as f32);
                 }
                 (Some(s), None) => {
@@ -550,7 +597,8 @@ impl Importer<'_> {
                         return Err(cx.err(format!("scale {s} must be positive")).into());
                     }
                     scales[i] = s;
-                    sizes[i] = (inl as f32 * s).floor() as u64;
+                    lengths[i] = inl as f32 * s;
+                    sizes[i] = lengths[i].floor() as u64;
                 }
                 (None, None) => unreachable!("every axis has a scale or a size"),
             }
@@ -623,6 +671,7 @@ impl Importer<'_> {
                 coord,
                 scales,
                 sizes,
+                lengths,
             }),
             &[x],
         )

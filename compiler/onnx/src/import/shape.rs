@@ -39,6 +39,8 @@ impl IV {
             ("Div", S(s, k), K(y)) if y > 0 && k % y as u64 == 0 => S(s, k / y as u64),
             ("Div", S(s, k), S(t, j)) if s == t && k % j == 0 => K((k / j) as i64),
             ("Equal", K(x), K(y)) => K((x == y) as i64),
+            ("And", K(x), K(y)) => K((x != 0 && y != 0) as i64),
+            ("Or", K(x), K(y)) => K((x != 0 || y != 0) as i64),
             ("Less", K(x), K(y)) => K((x < y) as i64),
             ("Greater", K(x), K(y)) => K((x > y) as i64),
             ("Equal", S(s, k), S(t, j)) if s == t => K((k == j) as i64),
@@ -49,6 +51,41 @@ impl IV {
             _ => return None,
         })
     }
+}
+
+/// Numpy broadcast of two shapes.
+fn bcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let r = a.len().max(b.len());
+    (0..r)
+        .map(|i| {
+            let da = if i + a.len() >= r {
+                a[i + a.len() - r]
+            } else {
+                1
+            };
+            let db = if i + b.len() >= r {
+                b[i + b.len() - r]
+            } else {
+                1
+            };
+            match (da, db) {
+                _ if da == db => Some(da),
+                (1, _) => Some(db),
+                (_, 1) => Some(da),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Flat offset in a tensor of `shape` broadcast to the output index `idx`.
+fn offset(shape: &[usize], idx: &[usize]) -> usize {
+    let skip = idx.len() - shape.len();
+    let mut off = 0;
+    for (d, &e) in shape.iter().enumerate() {
+        off = off * e + if e == 1 { 0 } else { idx[skip + d] };
+    }
+    off
 }
 
 /// Ops evaluated here when their first operand is an integer tensor (`Shape` always).
@@ -71,6 +108,11 @@ const INT_OPS: &[&str] = &[
     "Less",
     "Greater",
     "Where",
+    "Neg",
+    "Not",
+    "And",
+    "Or",
+    "Size",
 ];
 
 impl Importer<'_> {
@@ -103,7 +145,7 @@ impl Importer<'_> {
             return false;
         }
         match cx.op() {
-            "Shape" | "ConstantOfShape" => true,
+            "Shape" | "ConstantOfShape" | "Size" => true,
             "Where" => cx.input(1).is_some_and(|n| self.ints.contains_key(n)),
             _ => cx.input(0).is_some_and(|n| self.ints.contains_key(n)),
         }
@@ -311,6 +353,17 @@ impl Importer<'_> {
                 }
                 self.def_int(cx, vec![out.len()], out)
             }
+            "Neg" => {
+                let (sh, v) = self.int_input(cx, 0)?;
+                let out = v
+                    .iter()
+                    .map(|x| match x {
+                        IV::K(k) => Ok(IV::K(-k)),
+                        IV::S(..) => Err(cx.err("cannot negate a symbolic dimension")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.def_int(cx, sh, out)
+            }
             "Where" => {
                 let (sc, vc) = self.int_input(cx, 0)?;
                 let (sa, va) = self.int_input(cx, 1)?;
@@ -339,32 +392,56 @@ impl Importer<'_> {
                     .unwrap_or(vec![n]);
                 self.def_int(cx, shape, out)
             }
-            "Add" | "Sub" | "Mul" | "Div" | "Equal" | "Less" | "Greater" => {
+            "Add" | "Sub" | "Mul" | "Div" | "Equal" | "Less" | "Greater" | "And" | "Or" => {
                 let (sa, va) = self.int_input(cx, 0)?;
                 let (sb, vb) = self.int_input(cx, 1)?;
-                let n = va.len().max(vb.len());
-                if !(va.len() == vb.len() || va.len() == 1 || vb.len() == 1) {
-                    return Err(cx
-                        .err("integer arithmetic supports equal lengths or a scalar operand")
-                        .into());
-                }
-                let mut out = Vec::with_capacity(n);
-                for i in 0..n {
-                    let (a, b) = (va[i.min(va.len() - 1)], vb[i.min(vb.len() - 1)]);
+                let shape = bcast(&sa, &sb)
+                    .ok_or_else(|| cx.err(format!("shapes {sa:?} and {sb:?} do not broadcast")))?;
+                let mut out = Vec::with_capacity(shape.iter().product());
+                let mut idx = vec![0usize; shape.len()];
+                for _ in 0..shape.iter().product::<usize>() {
+                    let (a, b) = (va[offset(&sa, &idx)], vb[offset(&sb, &idx)]);
                     out.push(IV::binary(cx.op(), a, b).ok_or_else(|| {
                         cx.err(format!(
                             "cannot compute {a:?} {} {b:?} at compile time",
                             cx.op()
                         ))
                     })?);
+                    for d in (0..shape.len()).rev() {
+                        idx[d] += 1;
+                        if idx[d] < shape[d] {
+                            break;
+                        }
+                        idx[d] = 0;
+                    }
                 }
-                let shape = if sa.len() >= sb.len() { sa } else { sb };
-                let shape = if shape.iter().product::<usize>() == n {
-                    shape
-                } else {
-                    vec![n]
-                };
                 self.def_int(cx, shape, out)
+            }
+            "Not" => {
+                let (sh, v) = self.int_input(cx, 0)?;
+                let out = v
+                    .iter()
+                    .map(|x| match x {
+                        IV::K(k) => Ok(IV::K((*k == 0) as i64)),
+                        IV::S(..) => Err(cx.err("Not of a symbolic value")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.def_int(cx, sh, out)
+            }
+            "Size" => {
+                let n = match cx.input(0) {
+                    Some(n) if self.ints.contains_key(n) => {
+                        IV::K(self.ints[n].0.iter().product::<usize>() as i64)
+                    }
+                    _ => {
+                        let x = self.operand(cx, 0)?;
+                        let n = self.g.ty(x).numel().ok_or_else(|| {
+                            cx.err("element count is a product of symbolic dimensions")
+                        })?;
+                        IV::from_dim(n)
+                    }
+                };
+                self.def_int(cx, vec![], vec![n])
             }
             "ConstantOfShape" => {
                 let (_, v) = self.int_input(cx, 0)?;
