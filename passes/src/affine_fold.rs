@@ -41,7 +41,10 @@ fn try_fold(g: &mut Graph, id: NodeId) -> Option<()> {
     // the conv operand and the constant operand, in either order
     let (conv_v, k) = [(ins[0], ins[1]), (ins[1], ins[0])]
         .into_iter()
-        .find(|(a, b)| matches!(g.node(a.node).op, Op::Conv2d(_)) && g.const_of(*b).is_some())?;
+        .find(|(a, b)| {
+            matches!(&g.node(a.node).op, Op::Conv2d(c) if c.act.is_none())
+                && g.const_of(*b).is_some()
+        })?;
     if g.use_count(conv_v) != 1 || g.ty(id.into()) != g.ty(conv_v) {
         return None;
     }

@@ -7,7 +7,10 @@
 
 mod affine_fold;
 mod const_fold;
+mod conv_act;
+mod cse;
 mod dce;
+mod ew_fuse;
 mod identity;
 mod manager;
 pub mod pipeline;
@@ -15,7 +18,10 @@ pub mod se_fuse;
 
 pub use affine_fold::AffineFold;
 pub use const_fold::ConstFold;
+pub use conv_act::FuseConvAct;
+pub use cse::Cse;
 pub use dce::DeadCode;
+pub use ew_fuse::FuseElementwise;
 pub use identity::RemoveIdentity;
 pub use manager::{Changed, Pass, PassError, PassLog, PassManager, PrintAfter};
 pub use se_fuse::SeFuse;

@@ -8,8 +8,16 @@
 //!    separate bias adds) into the producing convolution, so the SE block's input is a
 //!    plain conv output and its 1x1 convs carry their bias.
 //! 4. `se-fuse` (egg) finds and fuses SE blocks on the cleaned graph.
-//! 5. `dce` last removes what fusion orphaned (the unfused chain, unused weights).
-use crate::{AffineFold, ConstFold, DeadCode, Pass, PassError, RemoveIdentity, SeFuse};
+//! 5. `dce` drops the chains `se-fuse` replaced, so the next passes see the live graph.
+//! 6. `cse` merges duplicate nodes and constants (after `se-fuse`, so sharing cannot hide a
+//!    pattern).
+//! 7. `fuse-conv-act` makes activations convolution epilogues.
+//! 8. `fuse-elementwise` folds the remaining element-wise chains into single kernels.
+//! 9. `dce` last removes what fusion orphaned (the unfused chain, unused weights).
+use crate::{
+    AffineFold, ConstFold, Cse, DeadCode, FuseConvAct, FuseElementwise, Pass, PassError,
+    RemoveIdentity, SeFuse,
+};
 
 /// Names of all passes, in default order.
 pub const ALL: &[&str] = &[
@@ -17,6 +25,10 @@ pub const ALL: &[&str] = &[
     "const-fold",
     "affine-fold",
     "se-fuse",
+    "dce",
+    "cse",
+    "fuse-conv-act",
+    "fuse-elementwise",
     "dce",
 ];
 
@@ -27,6 +39,9 @@ pub fn by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
         "const-fold" => Box::new(ConstFold),
         "affine-fold" => Box::new(AffineFold),
         "se-fuse" => Box::new(SeFuse::default()),
+        "cse" => Box::new(Cse),
+        "fuse-conv-act" => Box::new(FuseConvAct),
+        "fuse-elementwise" => Box::new(FuseElementwise),
         "dce" => Box::new(DeadCode),
         other => return Err(PassError::UnknownPass(other.into(), ALL.join(", "))),
     })

@@ -585,6 +585,19 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
             .into_float_value())
     }
 
+    /// An activation applied to every lane of a vector (lane by lane; LLVM's SLP vectoriser
+    /// turns the simple ones back into vector instructions).
+    pub fn vact(&self, a: Activation, v: VectorValue<'ctx>) -> R<VectorValue<'ctx>> {
+        let mut out = v;
+        for i in 0..v.get_type().get_size() {
+            let idx = self.ctx.i32_type().const_int(u64::from(i), false);
+            let x = self.b.build_extract_element(v, idx, "")?.into_float_value();
+            let y = self.act(a, x)?;
+            out = self.b.build_insert_element(out, y, idx, "")?;
+        }
+        Ok(out)
+    }
+
     /// |x|
     pub fn fabs(&self, x: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
         self.call1(&["llvm.fabs"], x, true)

@@ -28,7 +28,7 @@ fn dprod(ds: &[Dim]) -> R<Dim> {
 /// Emits the body of one kernel.
 pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
     match kind {
-        KernelKind::Elementwise { f, out, ins } => elementwise(kb, *f, out, ins),
+        KernelKind::Elementwise { f, out, ins } => elementwise(kb, f, out, ins),
         KernelKind::ReduceMean { input, axes, op } => reduce_mean(kb, input, axes, *op),
         KernelKind::Pool { attrs, x } => pool(kb, attrs, x),
         KernelKind::Concat { axis, ins } => concat(kb, *axis, ins),
@@ -104,9 +104,28 @@ fn broadcast_space(out: &[Dim], ins: &[Vec<Dim>]) -> R<Space> {
     })
 }
 
-fn ew_apply<'ctx>(kb: &Kb<'_, 'ctx>, f: EwFn, v: &[FloatValue<'ctx>]) -> R<FloatValue<'ctx>> {
+fn ew_apply<'ctx>(kb: &Kb<'_, 'ctx>, f: &EwFn, v: &[FloatValue<'ctx>]) -> R<FloatValue<'ctx>> {
     use secc_ir::BinaryOp::*;
-    match f {
+    match *f {
+        EwFn::Program(ref prog) => {
+            let mut regs = v.to_vec();
+            for i in prog {
+                let r = |k: u16| regs[k as usize];
+                let x = match *i {
+                    secc_ir::EwInstr::Binary(op, a, b) => {
+                        ew_apply(kb, &EwFn::Binary(op), &[r(a), r(b)])?
+                    }
+                    secc_ir::EwInstr::Act(act, a) => kb.act(act, r(a))?,
+                    secc_ir::EwInstr::Where(c, a, b) => {
+                        ew_apply(kb, &EwFn::Where, &[r(c), r(a), r(b)])?
+                    }
+                };
+                regs.push(x);
+            }
+            regs.last()
+                .copied()
+                .ok_or_else(|| unsupported("empty element-wise program"))
+        }
         EwFn::Copy => Ok(v[0]),
         EwFn::Where => {
             let c =
@@ -152,7 +171,7 @@ fn ew_apply<'ctx>(kb: &Kb<'_, 'ctx>, f: EwFn, v: &[FloatValue<'ctx>]) -> R<Float
     }
 }
 
-fn elementwise(kb: &mut Kb, f: EwFn, out: &[Dim], ins: &[Vec<Dim>]) -> R<()> {
+fn elementwise(kb: &mut Kb, f: &EwFn, out: &[Dim], ins: &[Vec<Dim>]) -> R<()> {
     let sp = broadcast_space(out, ins)?;
     let n = sp.ext.len();
     let total = kb.dims(&sp.ext)?;
@@ -906,7 +925,7 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
     let dst = kb.args[if bias { 3 } else { 2 }];
     let pointwise = kh == 1 && kw == 1 && a.strides == [1, 1] && a.pads == [0; 4];
     if pointwise && a.group == 1 && kb.width() == 8 && h * wd >= 16 {
-        return conv_pointwise_tiled(kb, x[0], c, o, h * wd, pbias.is_some());
+        return conv_pointwise_tiled(kb, x[0], c, o, h * wd, pbias.is_some(), a.act);
     }
     if !pointwise
         && a.group == 1
@@ -994,8 +1013,29 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
                 }
                 Ok(())
             })
-        })
+        })?;
+        // fused activation, over the finished plane
+        match a.act {
+            Some(act) => kb.for_loop(kb.i(0), kb.i(oh * ow), |kb, p| {
+                let oi = kb.add(obase, p)?;
+                let v = kb.act(act, kb.load(dst, oi)?)?;
+                kb.store(dst, oi, v)
+            }),
+            None => Ok(()),
+        }
     })
+}
+
+/// The activation, if any, on every lane.
+fn vact_opt<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    act: Option<Activation>,
+    v: VectorValue<'ctx>,
+) -> R<VectorValue<'ctx>> {
+    match act {
+        Some(a) => kb.vact(a, v),
+        None => Ok(v),
+    }
 }
 
 /// Two vector accumulators (16 pixels) per output channel `oc0..oc0 + m`, starting at the
@@ -1060,6 +1100,7 @@ fn conv_pointwise_tiled<'a, 'ctx>(
     o: u64,
     hw: u64,
     bias: bool,
+    act: Option<Activation>,
 ) -> R<()> {
     const MB: u64 = 4; // output channels per block
     const PT: u64 = 16; // pixels per tile (two 8-lane vectors)
@@ -1107,12 +1148,10 @@ fn conv_pointwise_tiled<'a, 'ctx>(
                 })?;
                 for k in 0..m {
                     let oi = kb.add(kb.add(ob, kb.i(k * hw))?, p0)?;
-                    kb.vec_store(dst, oi, acc[2 * k as usize].into_vector_value())?;
-                    kb.vec_store(
-                        dst,
-                        kb.add(oi, kb.i(8))?,
-                        acc[2 * k as usize + 1].into_vector_value(),
-                    )?;
+                    let a0 = vact_opt(kb, act, acc[2 * k as usize].into_vector_value())?;
+                    let a1 = vact_opt(kb, act, acc[2 * k as usize + 1].into_vector_value())?;
+                    kb.vec_store(dst, oi, a0)?;
+                    kb.vec_store(dst, kb.add(oi, kb.i(8))?, a1)?;
                 }
                 Ok(())
             })?;
@@ -1134,6 +1173,10 @@ fn conv_pointwise_tiled<'a, 'ctx>(
                                 (px, kb.add(xb, p)?, kb.i(hw)),
                                 b,
                             )?;
+                            let s = match act {
+                                Some(a) => kb.act(a, s)?,
+                                None => s,
+                            };
                             kb.store(dst, kb.add(kb.add(ob, kb.i(k * hw))?, p)?, s)
                         })?;
                     }
@@ -1274,8 +1317,8 @@ fn conv_direct_tiled<'a, 'ctx>(
                 for k in 0..m {
                     let oi = kb.add(kb.add(orow, kb.i(k * oh * ow))?, ox0)?;
                     let (a0, a1) = (
-                        acc[2 * k as usize].into_vector_value(),
-                        acc[2 * k as usize + 1].into_vector_value(),
+                        vact_opt(kb, a.act, acc[2 * k as usize].into_vector_value())?,
+                        vact_opt(kb, a.act, acc[2 * k as usize + 1].into_vector_value())?,
                     );
                     if masked {
                         kb.vec_store_masked(dst, oi, a0, s0)?;

@@ -139,7 +139,7 @@ pub enum KernelKind {
 }
 
 /// Element-wise functions.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum EwFn {
     /// binary arithmetic
     Binary(BinaryOp),
@@ -149,6 +149,8 @@ pub enum EwFn {
     Copy,
     /// `cond != 0 ? a : b`
     Where,
+    /// a fused program over the operands
+    Program(Vec<secc_ir::EwInstr>),
 }
 
 impl KernelKind {
@@ -338,6 +340,11 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
             }
             Op::Binary(b) => KernelKind::Elementwise {
                 f: EwFn::Binary(*b),
+                out: shape_of(g, v),
+                ins: ins.iter().map(|x| shape_of(g, *x)).collect(),
+            },
+            Op::Elementwise { prog } => KernelKind::Elementwise {
+                f: EwFn::Program(prog.clone()),
                 out: shape_of(g, v),
                 ins: ins.iter().map(|x| shape_of(g, *x)).collect(),
             },

@@ -377,7 +377,8 @@ fn conv2d(a: &Conv2dAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor
                             }
                         }
                     }
-                    out[((ni * o + oc) * oh + y) * ow + xx] = s as f32;
+                    out[((ni * o + oc) * oh + y) * ow + xx] =
+                        a.act.map_or(s as f32, |f| f.apply(s as f32));
                 }
             }
         }
@@ -564,6 +565,24 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
                 } else {
                     bcast_at(ins[2], i)
                 })
+            });
+            Tensor::new(s, data)
+        }
+        Op::Elementwise { prog } => {
+            let mut s = ins[0].shape.clone();
+            for t in &ins[1..] {
+                s = bshape(&s, &t.shape)?;
+            }
+            let mut data = Vec::with_capacity(s.iter().product());
+            let mut regs = Vec::with_capacity(ins.len() + prog.len());
+            for_each_index(&s, |i| {
+                regs.clear();
+                regs.extend(ins.iter().map(|t| bcast_at(t, i)));
+                for instr in prog {
+                    let v = instr.apply(&regs);
+                    regs.push(v);
+                }
+                data.push(regs[regs.len() - 1]);
             });
             Tensor::new(s, data)
         }

@@ -16,6 +16,8 @@ pub struct Conv2dAttrs {
     pub dilations: [u64; 2],
     /// number of groups
     pub group: u64,
+    /// activation applied to every output element (fused by `fuse-conv-act`)
+    pub act: Option<Activation>,
 }
 
 /// Attributes of a 2-D transposed convolution (NCHW, weights `[Cin, Cout/group, kh, kw]`).
@@ -399,6 +401,58 @@ pub struct SeAttrs {
     pub gate: Activation,
 }
 
+/// One instruction of a fused element-wise program. Operand `i < n` is the node's input
+/// `i`; operand `n + k` is the result of instruction `k`. The last result is the output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EwInstr {
+    /// binary op on two operands
+    Binary(BinaryOp, u16, u16),
+    /// activation of one operand
+    Act(Activation, u16),
+    /// `c != 0 ? a : b`
+    Where(u16, u16, u16),
+}
+
+impl EwInstr {
+    /// Operand references.
+    pub fn operands(&self) -> Vec<u16> {
+        match *self {
+            EwInstr::Binary(_, a, b) => vec![a, b],
+            EwInstr::Act(_, a) => vec![a],
+            EwInstr::Where(c, a, b) => vec![c, a, b],
+        }
+    }
+    /// The same instruction with operands renamed by `f`.
+    pub fn map(&self, f: impl Fn(u16) -> u16) -> EwInstr {
+        match *self {
+            EwInstr::Binary(op, a, b) => EwInstr::Binary(op, f(a), f(b)),
+            EwInstr::Act(act, a) => EwInstr::Act(act, f(a)),
+            EwInstr::Where(c, a, b) => EwInstr::Where(f(c), f(a), f(b)),
+        }
+    }
+    /// Scalar semantics on register values.
+    pub fn apply(&self, r: &[f32]) -> f32 {
+        match *self {
+            EwInstr::Binary(op, a, b) => op.apply(r[a as usize], r[b as usize]),
+            EwInstr::Act(act, a) => act.apply(r[a as usize]),
+            EwInstr::Where(c, a, b) => {
+                if r[c as usize] != 0.0 {
+                    r[a as usize]
+                } else {
+                    r[b as usize]
+                }
+            }
+        }
+    }
+    fn spelled(&self) -> String {
+        match *self {
+            EwInstr::Binary(op, a, b) => format!("{}(%{a},%{b})", op.name()),
+            EwInstr::Act(act, a) => format!("{}(%{a})", act.spelled()),
+            EwInstr::Where(c, a, b) => format!("where(%{c},%{a},%{b})"),
+        }
+    }
+}
+
 /// The closed set of IR ops. Weights are `Const` nodes pointing into the graph's pool.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
@@ -439,6 +493,12 @@ pub enum Op {
     },
     /// Resize of the spatial axes of an NCHW tensor.
     Resize(ResizeAttrs),
+    /// A chain of element-wise ops fused into one pass (`fuse-elementwise`), with numpy
+    /// broadcasting of every input to the output.
+    Elementwise {
+        /// the program; its last instruction is the output
+        prog: Vec<EwInstr>,
+    },
     /// Element-wise activation.
     Act(Activation),
     /// Mean over the spatial axes of an NCHW tensor, keeping them as 1.
@@ -509,6 +569,7 @@ impl Op {
             Op::Expand { .. } => "expand",
             Op::Slice { .. } => "slice",
             Op::Resize(_) => "resize",
+            Op::Elementwise { .. } => "fused_elementwise",
             Op::Gemm(_) => "gemm",
             Op::MatMul => "matmul",
             Op::Binary(b) => b.name(),
@@ -548,12 +609,19 @@ impl Op {
             format!("[{}]", s.join(","))
         }
         match self {
-            Op::Conv2d(a) => vec![
-                ("dilations", list(&a.dilations)),
-                ("group", a.group.to_string()),
-                ("pads", list(&a.pads)),
-                ("strides", list(&a.strides)),
-            ],
+            Op::Conv2d(a) => {
+                let mut v = vec![];
+                if let Some(act) = a.act {
+                    v.push(("act", act.spelled()));
+                }
+                v.extend([
+                    ("dilations", list(&a.dilations)),
+                    ("group", a.group.to_string()),
+                    ("pads", list(&a.pads)),
+                    ("strides", list(&a.strides)),
+                ]);
+                v
+            }
             Op::ConvTranspose2d(a) => vec![
                 ("dilations", list(&a.dilations)),
                 ("group", a.group.to_string()),
@@ -562,6 +630,10 @@ impl Op {
                 ("strides", list(&a.strides)),
             ],
             Op::Resize(a) => a.attrs(),
+            Op::Elementwise { prog } => {
+                let p: Vec<String> = prog.iter().map(|i| i.spelled()).collect();
+                vec![("prog", format!("[{}]", p.join("; ")))]
+            }
             Op::Expand { shape } => {
                 let s: Vec<String> = shape.iter().map(|d| d.display(names)).collect();
                 vec![("shape", format!("[{}]", s.join(",")))]
@@ -643,6 +715,7 @@ impl Op {
             | Op::Slice { .. }
             | Op::Resize(_) => (1, 1),
             Op::Where => (3, 3),
+            Op::Elementwise { .. } => (1, usize::MAX),
             Op::Concat { .. } => (1, usize::MAX),
             Op::Binary(_) | Op::MatMul => (2, 2),
             Op::Conv2d(_) | Op::ConvTranspose2d(_) | Op::Gemm(_) => (2, 3),
@@ -679,6 +752,24 @@ impl Op {
             Op::Binary(_) => broadcast_shapes(&ins[0].shape, &ins[1].shape)
                 .map(TensorType::f32)
                 .map_err(ty),
+            Op::Elementwise { prog } => {
+                let n = ins.len();
+                for (k, i) in prog.iter().enumerate() {
+                    if i.operands().iter().any(|&o| o as usize >= n + k) {
+                        return Err(ty(format!(
+                            "instruction {k} reads a register not yet defined"
+                        )));
+                    }
+                }
+                if prog.is_empty() {
+                    return Err(ty("empty program".into()));
+                }
+                let mut s = ins[0].shape.clone();
+                for t in &ins[1..] {
+                    s = broadcast_shapes(&s, &t.shape).map_err(ty)?;
+                }
+                Ok(TensorType::f32(s))
+            }
             Op::Where => broadcast_shapes(&ins[0].shape, &ins[1].shape)
                 .and_then(|s| broadcast_shapes(&s, &ins[2].shape))
                 .map(TensorType::f32)

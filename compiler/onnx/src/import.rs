@@ -1278,6 +1278,7 @@ impl Importer<'_> {
                 pads,
                 dilations,
                 group: group as u64,
+                act: None,
             }),
             &ins,
         )

@@ -132,10 +132,14 @@ impl Translator {
             }
             Op::MatMul => Some(SeLang::MatMul([ins[0], ins[1]])),
             Op::Conv2d(c)
-                if c.strides == [1, 1] && c.pads == [0; 4] && c.group == 1 && {
-                    let w = in_shape(1);
-                    w.len() == 4 && w[2] == one && w[3] == one
-                } =>
+                if c.strides == [1, 1]
+                    && c.pads == [0; 4]
+                    && c.group == 1
+                    && c.act.is_none()
+                    && {
+                        let w = in_shape(1);
+                        w.len() == 4 && w[2] == one && w[3] == one
+                    } =>
             {
                 let b = match ins.get(2) {
                     Some(b) => self.eg.add(SeLang::Flat(*b)),
