@@ -367,6 +367,22 @@ def op_models():
     made.append(b.save([("x", ["N", 5, 7, 37])], [y1, y2, y3, y4], out_dims=[
         ["N", 6, 7, 37], ["N", 7, 7, 37], ["N", 4, 6, 36], ["N", 9, 7, 37]]))
 
+    # strided and depthwise convolutions on wide maps (vectorised paths: strided column
+    # loads, masked borders, tails): ResNet stem 7x7/2, 3x3/2, 1x1/2 projection, depthwise
+    # 3x3/2, 5x5 dilated, 3x3 without padding, column stride 3
+    b = B("ops_conv_strided", 38)
+    y1 = b.op("Conv", ["x", b.w([5, 6, 7, 7], 0.1), b.w([5])], strides=[2, 2], pads=[3, 3, 3, 3])
+    y2 = b.op("Conv", ["x", b.w([7, 6, 3, 3], 0.2)], strides=[2, 2], pads=[1, 1, 1, 1])
+    y3 = b.op("Conv", ["x", b.w([9, 6, 1, 1], 0.2), b.w([9])], strides=[2, 2])
+    y4 = b.op("Conv", ["x", b.w([6, 1, 3, 3], 0.3), b.w([6])], group=6, strides=[2, 2], pads=[1, 1, 1, 1])
+    y5 = b.op("Conv", ["x", b.w([6, 1, 5, 5], 0.3)], group=6, dilations=[2, 2], pads=[4, 4, 4, 4])
+    y6 = b.op("Relu", [b.op("Conv", ["x", b.w([6, 1, 3, 3], 0.3), b.w([6])], group=6)])
+    y7 = b.op("Conv", ["x", b.w([4, 6, 3, 3], 0.2), b.w([4])], strides=[1, 3], pads=[1, 1, 1, 1])
+    y8 = b.op("Conv", ["x", b.w([6, 1, 3, 3], 0.3)], group=6, strides=[1, 3], pads=[0, 2, 1, 1])
+    made.append(b.save([("x", ["N", 6, 9, 37])], [y1, y2, y3, y4, y5, y6, y7, y8], out_dims=[
+        ["N", 5, 5, 19], ["N", 7, 5, 19], ["N", 9, 5, 19], ["N", 6, 5, 19], ["N", 6, 9, 37],
+        ["N", 6, 7, 35], ["N", 4, 9, 13], ["N", 6, 8, 13]]))
+
     # pooling: MaxPool (pads, strides, dilations, ceil_mode, SAME), AveragePool
     # (count_include_pad 0/1, ceil_mode), GlobalMaxPool
     b = B("ops_pool", 27)

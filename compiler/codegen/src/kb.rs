@@ -839,7 +839,89 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         lo: IntValue<'ctx>,
         hi: IntValue<'ctx>,
     ) -> R<VectorValue<'ctx>> {
+        self.lane_mask_n(start, lo, hi, self.width())
+    }
+
+    /// `width()` floats at `base[idx + j * stride]`: one contiguous load of
+    /// `width() * stride` floats and a shuffle that keeps every `stride`-th lane. With a
+    /// mask (see [`Self::wide_mask`]) only the wide lanes it allows are read (the others
+    /// yield 0).
+    pub fn vec_load_strided(
+        &self,
+        base: PointerValue<'ctx>,
+        idx: IntValue<'ctx>,
+        stride: u64,
+        mask: Option<VectorValue<'ctx>>,
+    ) -> R<VectorValue<'ctx>> {
         let w = self.width();
+        if stride == 1 {
+            return match mask {
+                Some(m) => self.vec_load_masked(base, idx, m),
+                None => self.vload(base, idx),
+            };
+        }
+        let n = w * stride as u32;
+        let vt = self.ctx.f32_type().vec_type(n);
+        let wide = match mask {
+            Some(m) => {
+                let ptr = self.ctx.ptr_type(AddressSpace::default());
+                let f = intrinsic(self.m, &["llvm.masked.load"], &[vt.into(), ptr.into()])?;
+                let p = self.at_wrapping(base, idx)?;
+                self.b
+                    .build_call(
+                        f,
+                        &[
+                            p.into(),
+                            self.ctx.i32_type().const_int(4, false).into(),
+                            m.into(),
+                            vt.const_zero().into(),
+                        ],
+                        "mload",
+                    )?
+                    .try_as_basic_value()
+                    .basic()
+                    .ok_or_else(|| CodegenError::Llvm("masked.load".into()))?
+                    .into_vector_value()
+            }
+            None => {
+                let p = self.at(base, idx)?;
+                let v = self.b.build_load(vt, p, "vlw")?;
+                if let Some(i) = v.as_instruction_value() {
+                    i.set_alignment(4)
+                        .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+                }
+                v.into_vector_value()
+            }
+        };
+        let pick = VectorType::const_vector(
+            &(0..w)
+                .map(|j| self.ctx.i32_type().const_int(u64::from(j) * stride, false))
+                .collect::<Vec<_>>(),
+        );
+        Ok(self
+            .b
+            .build_shuffle_vector(wide, vt.get_poison(), pick, "strided")?)
+    }
+
+    /// Mask for a strided load of `width() * stride` lanes starting at column `start`:
+    /// lane `j` is set when `lo <= start + j < hi`.
+    pub fn wide_mask(
+        &self,
+        start: IntValue<'ctx>,
+        lo: IntValue<'ctx>,
+        hi: IntValue<'ctx>,
+        stride: u64,
+    ) -> R<VectorValue<'ctx>> {
+        self.lane_mask_n(start, lo, hi, self.width() * stride as u32)
+    }
+
+    fn lane_mask_n(
+        &self,
+        start: IntValue<'ctx>,
+        lo: IntValue<'ctx>,
+        hi: IntValue<'ctx>,
+        w: u32,
+    ) -> R<VectorValue<'ctx>> {
         let i64t = self.ctx.i64_type();
         let vt = i64t.vec_type(w);
         let splat = |x: IntValue<'ctx>| -> R<VectorValue<'ctx>> {

@@ -927,13 +927,7 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
     if pointwise && a.group == 1 && kb.width() == 8 && h * wd >= 16 {
         return conv_pointwise_tiled(kb, x[0], c, o, h * wd, pbias.is_some(), a.act);
     }
-    if !pointwise
-        && a.group == 1
-        && a.strides == [1, 1]
-        && kb.width() == 8
-        && ow >= 16
-        && kh * kw <= 49
-    {
+    if !pointwise && a.group == 1 && sw <= 4 && kb.width() == 8 && kh * kw <= 49 {
         return conv_direct_tiled(
             kb,
             a,
@@ -943,6 +937,9 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
             [oh, ow],
             pbias.is_some(),
         );
+    }
+    if a.group == c && o == c && sw <= 4 && kb.width() == 8 && kh * kw <= 64 {
+        return conv_depthwise_tiled(kb, a, x[0], [c, h, wd], [kh, kw], [oh, ow], pbias.is_some());
     }
     let pairs = kb.mul(kb.dim(x[0])?, kb.i(o))?;
     let (lo, hi) = kb.split(pairs)?;
@@ -1189,10 +1186,11 @@ fn conv_pointwise_tiled<'a, 'ctx>(
     })
 }
 
-/// A stride-1 KxK convolution, register-tiled like [`conv_pointwise_tiled`]: a work unit is
-/// 4 output channels x 16 output columns of one output row; the accumulators stay in vector
-/// registers over all input channels and taps. Rows outside the image are masked; tiles whose
-/// columns would read padding take a scalar path with bounds checks.
+/// A KxK convolution (any padding and dilation, column stride up to 4), register-tiled like
+/// [`conv_pointwise_tiled`]: a work unit is 4 output channels x 16 output columns of one
+/// output row; the accumulators stay in vector registers over all input channels and taps.
+/// Strided columns are read as one contiguous load and a shuffle. Rows outside the image are
+/// masked; tiles whose columns reach into the padding use masked loads.
 fn conv_direct_tiled<'a, 'ctx>(
     kb: &mut Kb<'a, 'ctx>,
     a: &secc_ir::Conv2dAttrs,
@@ -1208,6 +1206,7 @@ fn conv_direct_tiled<'a, 'ctx>(
     let pbias = bias.then(|| kb.args[2]);
     let dst = kb.args[if bias { 3 } else { 2 }];
     let [dh, dw] = a.dilations;
+    let [sh, sw] = a.strides;
     let (pt, pl) = (a.pads[0], a.pads[1]);
     let nblk = o.div_ceil(MB);
     let ntx = ow.div_ceil(PT);
@@ -1222,6 +1221,8 @@ fn conv_direct_tiled<'a, 'ctx>(
         let img = kb.div(r2, kb.i(nblk))?;
         let oc0 = kb.mul(blk, kb.i(MB))?;
         let ox0 = kb.mul(tx, kb.i(PT))?;
+        // first input column of the tile (before the tap offset)
+        let ix0 = kb.mul(ox0, kb.i(sw))?;
         let xb = kb.mul(img, kb.i(c * h * w))?;
         // output element (k, oy, ox) of this block
         let orow = kb.add(
@@ -1231,8 +1232,8 @@ fn conv_direct_tiled<'a, 'ctx>(
         let emit_block = |kb: &mut Kb<'a, 'ctx>, m: u64| -> R<()> {
             // interior: every tap of all 16 columns reads inside the row, and the tile is full
             let lo_ok =
-                kb.b.build_int_compare(inkwell::IntPredicate::SGE, ox0, kb.i(pl), "")?;
-            let last_col = kb.add(ox0, kb.i(PT - 1 + (kw - 1) * dw))?;
+                kb.b.build_int_compare(inkwell::IntPredicate::SGE, ix0, kb.i(pl), "")?;
+            let last_col = kb.add(ix0, kb.i(PT * sw - 1 + (kw - 1) * dw))?;
             let hi_ok = kb.lt(last_col, kb.i(w + pl))?;
             let full = kb.b.build_int_compare(
                 inkwell::IntPredicate::SLE,
@@ -1251,15 +1252,12 @@ fn conv_direct_tiled<'a, 'ctx>(
                 let mut masks = Vec::new();
                 if masked {
                     for kx in 0..kw {
-                        let start = kb.sub(kb.add(ox0, kb.i(kx * dw))?, kb.i(pl))?;
-                        let lim = |kb: &Kb<'a, 'ctx>, off: u64| -> R<VectorValue<'ctx>> {
-                            let s = kb.add(start, kb.i(off))?;
-                            // the column must be inside the row and its output inside the tile row
-                            let col = kb.lane_mask(s, kb.i(0), kb.i(w))?;
-                            let out = kb.lane_mask(kb.add(ox0, kb.i(off))?, kb.i(0), kb.i(ow))?;
-                            Ok(kb.b.build_and(col, out, "")?)
-                        };
-                        masks.push((lim(kb, 0)?, lim(kb, 8)?));
+                        // the columns read must lie inside the row
+                        let start = kb.sub(kb.add(ix0, kb.i(kx * dw))?, kb.i(pl))?;
+                        let m0 = kb.wide_mask(start, kb.i(0), kb.i(w), sw)?;
+                        let m1 =
+                            kb.wide_mask(kb.add(start, kb.i(8 * sw))?, kb.i(0), kb.i(w), sw)?;
+                        masks.push((m0, m1));
                     }
                 }
                 let acc = kb.for_carry(kb.i(0), kb.i(c), init, |kb, ic, acc| {
@@ -1267,7 +1265,7 @@ fn conv_direct_tiled<'a, 'ctx>(
                         acc.into_iter().map(|v| v.into_vector_value()).collect();
                     let xc = kb.add(xb, kb.mul(ic, kb.i(h * w))?)?;
                     for ky in 0..kh {
-                        let iy = kb.sub(kb.add(oy, kb.i(ky * dh))?, kb.i(pt))?;
+                        let iy = kb.sub(kb.add(kb.mul(oy, kb.i(sh))?, kb.i(ky * dh))?, kb.i(pt))?;
                         let valid = kb.b.build_and(
                             kb.b.build_int_compare(inkwell::IntPredicate::SGE, iy, kb.i(0), "")?,
                             kb.lt(iy, kb.i(h))?,
@@ -1277,16 +1275,13 @@ fn conv_direct_tiled<'a, 'ctx>(
                         let xrow = kb.add(xc, kb.mul(iyc, kb.i(w))?)?;
                         for kx in 0..kw {
                             let xi =
-                                kb.sub(kb.add(xrow, kb.add(ox0, kb.i(kx * dw))?)?, kb.i(pl))?;
-                            let (x0, x1) = if masked {
-                                let (m0, m1) = masks[kx as usize];
-                                (
-                                    kb.vec_load_masked(px, xi, m0)?,
-                                    kb.vec_load_masked(px, kb.add(xi, kb.i(8))?, m1)?,
-                                )
-                            } else {
-                                (kb.vec_load(px, xi)?, kb.vec_load(px, kb.add(xi, kb.i(8))?)?)
+                                kb.sub(kb.add(xrow, kb.add(ix0, kb.i(kx * dw))?)?, kb.i(pl))?;
+                            let (m0, m1) = match masks.get(kx as usize) {
+                                Some(&(m0, m1)) => (Some(m0), Some(m1)),
+                                None => (None, None),
                             };
+                            let x0 = kb.vec_load_strided(px, xi, sw, m0)?;
+                            let x1 = kb.vec_load_strided(px, kb.add(xi, kb.i(8 * sw))?, sw, m1)?;
                             let x0 =
                                 kb.b.build_select(valid, x0, zero_v, "")?
                                     .into_vector_value();
@@ -1335,6 +1330,116 @@ fn conv_direct_tiled<'a, 'ctx>(
             kb.if_then(border, |kb| tile(kb, true))
         };
         channel_blocks(kb, blk, o, MB, emit_block)
+    })
+}
+
+/// Depthwise convolution (one filter per channel), vectorised over 16 output columns of one
+/// output row of one channel: all taps accumulate in two vector registers; strided columns
+/// are one contiguous load and a shuffle; tiles reaching into the padding use masked loads.
+fn conv_depthwise_tiled<'a, 'ctx>(
+    kb: &mut Kb<'a, 'ctx>,
+    a: &secc_ir::Conv2dAttrs,
+    n: Dim,
+    [c, h, w]: [u64; 3],
+    [kh, kw]: [u64; 2],
+    [oh, ow]: [u64; 2],
+    bias: bool,
+) -> R<()> {
+    const PT: u64 = 16;
+    let (px, pw) = (kb.args[0], kb.args[1]);
+    let pbias = bias.then(|| kb.args[2]);
+    let dst = kb.args[if bias { 3 } else { 2 }];
+    let [dh, dw] = a.dilations;
+    let [sh, sw] = a.strides;
+    let (pt, pl) = (a.pads[0], a.pads[1]);
+    let ntx = ow.div_ceil(PT);
+    let units = kb.mul(kb.dim(n)?, kb.i(c * oh * ntx))?;
+    let (lo, hi) = kb.split(units)?;
+    kb.for_loop(lo, hi, |kb, u| {
+        let tx = kb.rem(u, kb.i(ntx))?;
+        let r = kb.div(u, kb.i(ntx))?;
+        let oy = kb.rem(r, kb.i(oh))?;
+        let plane = kb.div(r, kb.i(oh))?; // img * c + ch
+        let ch = kb.rem(plane, kb.i(c))?;
+        let ox0 = kb.mul(tx, kb.i(PT))?;
+        let ix0 = kb.mul(ox0, kb.i(sw))?;
+        let xplane = kb.mul(plane, kb.i(h * w))?;
+        let wbase = kb.mul(ch, kb.i(kh * kw))?;
+        let orow = kb.add(kb.mul(plane, kb.i(oh * ow))?, kb.mul(oy, kb.i(ow))?)?;
+        let lo_ok =
+            kb.b.build_int_compare(inkwell::IntPredicate::SGE, ix0, kb.i(pl), "")?;
+        let last_col = kb.add(ix0, kb.i(PT * sw - 1 + (kw - 1) * dw))?;
+        let hi_ok = kb.lt(last_col, kb.i(w + pl))?;
+        let full = kb.b.build_int_compare(
+            inkwell::IntPredicate::SLE,
+            kb.add(ox0, kb.i(PT))?,
+            kb.i(ow),
+            "",
+        )?;
+        let interior =
+            kb.b.build_and(kb.b.build_and(lo_ok, hi_ok, "")?, full, "")?;
+        let zero_v = kb.vec_splat(kb.fc(0.0))?;
+        let tile = |kb: &mut Kb<'a, 'ctx>, masked: bool| -> R<()> {
+            let b0 = match pbias {
+                Some(pb) => kb.load(pb, ch)?,
+                None => kb.fc(0.0),
+            };
+            let mut acc0 = kb.vec_splat(b0)?;
+            let mut acc1 = acc0;
+            for ky in 0..kh {
+                let iy = kb.sub(kb.add(kb.mul(oy, kb.i(sh))?, kb.i(ky * dh))?, kb.i(pt))?;
+                let valid = kb.b.build_and(
+                    kb.b.build_int_compare(inkwell::IntPredicate::SGE, iy, kb.i(0), "")?,
+                    kb.lt(iy, kb.i(h))?,
+                    "",
+                )?;
+                let iyc = kb.imax(kb.imin(iy, kb.i(h - 1))?, kb.i(0))?;
+                let xrow = kb.add(xplane, kb.mul(iyc, kb.i(w))?)?;
+                for kx in 0..kw {
+                    let start = kb.sub(kb.add(ix0, kb.i(kx * dw))?, kb.i(pl))?;
+                    let xi = kb.add(xrow, start)?;
+                    let (m0, m1) = if masked {
+                        (
+                            Some(kb.wide_mask(start, kb.i(0), kb.i(w), sw)?),
+                            Some(kb.wide_mask(
+                                kb.add(start, kb.i(8 * sw))?,
+                                kb.i(0),
+                                kb.i(w),
+                                sw,
+                            )?),
+                        )
+                    } else {
+                        (None, None)
+                    };
+                    let x0 = kb.vec_load_strided(px, xi, sw, m0)?;
+                    let x1 = kb.vec_load_strided(px, kb.add(xi, kb.i(8 * sw))?, sw, m1)?;
+                    let x0 =
+                        kb.b.build_select(valid, x0, zero_v, "")?
+                            .into_vector_value();
+                    let x1 =
+                        kb.b.build_select(valid, x1, zero_v, "")?
+                            .into_vector_value();
+                    let wv = kb.vec_splat(kb.load(pw, kb.add(wbase, kb.i(ky * kw + kx))?)?)?;
+                    acc0 = kb.vec_fma(wv, x0, acc0)?;
+                    acc1 = kb.vec_fma(wv, x1, acc1)?;
+                }
+            }
+            let acc0 = vact_opt(kb, a.act, acc0)?;
+            let acc1 = vact_opt(kb, a.act, acc1)?;
+            let oi = kb.add(orow, ox0)?;
+            if masked {
+                let s0 = kb.lane_mask(ox0, kb.i(0), kb.i(ow))?;
+                let s1 = kb.lane_mask(kb.add(ox0, kb.i(8))?, kb.i(0), kb.i(ow))?;
+                kb.vec_store_masked(dst, oi, acc0, s0)?;
+                kb.vec_store_masked(dst, kb.add(oi, kb.i(8))?, acc1, s1)
+            } else {
+                kb.vec_store(dst, oi, acc0)?;
+                kb.vec_store(dst, kb.add(oi, kb.i(8))?, acc1)
+            }
+        };
+        kb.if_then(interior, |kb| tile(kb, false))?;
+        let border = kb.b.build_not(interior, "")?;
+        kb.if_then(border, |kb| tile(kb, true))
     })
 }
 
