@@ -92,6 +92,9 @@ struct RunArgs {
     /// Warm-up runs before timing
     #[arg(long, default_value_t = 10)]
     warmup: usize,
+    /// Time every kernel over N runs and list them, slowest first
+    #[arg(long, value_name = "N")]
+    profile: Option<usize>,
     /// Print machine-readable JSON
     #[arg(long)]
     json: bool,
@@ -339,6 +342,30 @@ fn run(a: RunArgs) -> Result<()> {
             }
             npy::write(&p, t).with_context(|| format!("writing {}", p.display()))?;
         }
+    }
+    if let Some(iters) = a.profile {
+        if iters == 0 {
+            bail!("--profile needs at least 1 iteration");
+        }
+        let mut p = model.profile(&inputs, a.warmup, iters)?;
+        let total: f64 = p.iter().map(|k| k.3).sum();
+        p.sort_by(|x, y| y.3.total_cmp(&x.3));
+        if a.json {
+            let ks: Vec<_> = p
+                .iter()
+                .map(|(n, k, o, us)| serde_json::json!({"name": n, "kind": k, "origin": o, "mean_us": us}))
+                .collect();
+            println!("{}", serde_json::json!({"total_us": total, "kernels": ks}));
+        } else {
+            println!("{} kernels, {:.1} us per run in total", p.len(), total);
+            for (n, k, o, us) in &p {
+                println!(
+                    "{us:10.1} us {:5.1}%  {n} ({k})  {o}",
+                    100.0 * us / total.max(1e-9)
+                );
+            }
+        }
+        return Ok(());
     }
     if let Some(iters) = a.bench {
         if iters == 0 {

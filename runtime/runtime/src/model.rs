@@ -5,6 +5,7 @@ use crate::RuntimeError;
 use secc_artifact::{Artifact, BufferKind, DimDecl, Manifest};
 use std::ffi::c_void;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -354,6 +355,36 @@ impl Model {
         Ok(RunStats { latencies_us: v })
     }
 
+    /// Per-kernel time: runs `iters` times after `warmup` runs and returns, for every kernel
+    /// in execution order, its name, kind, ONNX origin and mean wall time in microseconds
+    /// (measured on thread 0 from the kernel's start to the barrier after it, so it includes
+    /// waiting for the slowest thread).
+    pub fn profile(
+        &self,
+        inputs: &[Tensor],
+        warmup: usize,
+        iters: usize,
+    ) -> Result<Vec<(String, String, String, f64)>, RuntimeError> {
+        let refs: Vec<&Tensor> = inputs.iter().collect();
+        let mut outs = self.run_refs(&refs)?;
+        for _ in 0..warmup {
+            self.run_into_refs(&refs, &mut outs)?;
+        }
+        let m = &self.artifact.manifest;
+        let nanos: Vec<AtomicU64> = m.kernels.iter().map(|_| AtomicU64::new(0)).collect();
+        for _ in 0..iters.max(1) {
+            self.run_impl(&refs, &mut outs, Some(&nanos))?;
+        }
+        Ok(m.kernels
+            .iter()
+            .zip(&nanos)
+            .map(|(k, t)| {
+                let us = t.load(Ordering::Relaxed) as f64 / 1e3 / iters.max(1) as f64;
+                (k.name.clone(), k.kind.clone(), k.origin.clone(), us)
+            })
+            .collect())
+    }
+
     /// Runs the model writing into `outputs`, reusing their allocations when their shapes
     /// already match (as a serving loop does); otherwise they are resized.
     pub fn run_into(
@@ -375,6 +406,15 @@ impl Model {
         &self,
         inputs: &[&Tensor],
         outputs: &mut Vec<Tensor>,
+    ) -> Result<(), RuntimeError> {
+        self.run_impl(inputs, outputs, None)
+    }
+
+    fn run_impl(
+        &self,
+        inputs: &[&Tensor],
+        outputs: &mut Vec<Tensor>,
+        nanos: Option<&[AtomicU64]>,
     ) -> Result<(), RuntimeError> {
         let m = &self.artifact.manifest;
         let syms = self.bind(inputs)?;
@@ -439,6 +479,7 @@ impl Model {
         let last = kernels.len().saturating_sub(1);
         let work = |tid: usize| {
             for (k, f) in kernels.iter().enumerate() {
+                let t0 = (tid == 0 && nanos.is_some()).then(Instant::now);
                 // SAFETY: `f` has the KernelFn signature; its argument array holds one valid
                 // pointer per declared buffer of the sizes the kernel was compiled for (the
                 // symbols were bound and checked above); the barrier outlives the call.
@@ -452,8 +493,11 @@ impl Model {
                         &barrier as *const SpinBarrier as *mut c_void,
                     );
                 }
-                if k != last {
+                if k != last || nanos.is_some() {
                     barrier.wait();
+                }
+                if let (Some(t0), Some(ns)) = (t0, nanos) {
+                    ns[k].fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 }
             }
         };
