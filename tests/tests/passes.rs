@@ -96,36 +96,6 @@ fn ir_after_each_pass_snapshots() {
     }
 }
 
-mod npy {
-    //! Minimal reader for the little-endian f32 C-order .npy files the fixture script writes.
-    pub fn read_f32(p: &std::path::Path) -> (Vec<usize>, Vec<f32>) {
-        let b = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        assert_eq!(&b[..6], b"\x93NUMPY");
-        let (hlen, start) = if b[6] == 1 {
-            (u16::from_le_bytes([b[8], b[9]]) as usize, 10)
-        } else {
-            (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
-        };
-        let h = std::str::from_utf8(&b[start..start + hlen]).unwrap();
-        assert!(
-            h.contains("'descr': '<f4'") && h.contains("'fortran_order': False"),
-            "{h}"
-        );
-        let s = &h[h.find("'shape': (").unwrap() + 10..];
-        let s = &s[..s.find(')').unwrap()];
-        let shape: Vec<usize> = s
-            .split(',')
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| t.trim().parse().unwrap())
-            .collect();
-        let data = b[start + hlen..]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        (shape, data)
-    }
-}
-
 /// Every pass on its own preserves semantics: after each pass of the pipeline, the graph
 /// interprets to the same outputs as before that pass, on fresh random inputs.
 #[test]
