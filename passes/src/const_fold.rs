@@ -34,7 +34,8 @@ impl Pass for ConstFold {
             let Some(shape) = g.node(id).outputs[0].eval(&[]) else {
                 continue;
             };
-            if shape.iter().product::<usize>() > MAX_FOLD_ELEMS {
+            let n = shape.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+            if n.is_none_or(|n| n > MAX_FOLD_ELEMS) {
                 continue;
             }
             let tensors: Vec<Tensor> = consts

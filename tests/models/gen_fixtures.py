@@ -556,6 +556,15 @@ def bad_models():
     m = model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv_bad_pads", pads=[0, 0, 0])], [w])
     onnx.save(m, os.path.join(bad, "bad_pads.onnx"))
 
+    # 1 GiB tensors at batch 1: refused at compile time under a smaller memory limit
+    big_in = helper.make_tensor_value_info("x", F, ["N", 256, 1024, 1024])
+    big_out = helper.make_tensor_value_info("y", F, ["N", 256, 1024, 1024])
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["r"], name="big_relu"),
+                           helper.make_node("Sigmoid", ["r"], ["y"], name="big_sigmoid")], "big", [big_in], [big_out])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, os.path.join(bad, "huge_tensors.onnx"))
+
     # opset 6 is outside the supported range (numpy broadcasting starts at opset 7)
     m = model([helper.make_node("Relu", ["x"], ["y"], name="r")], opset=6)
     onnx.save(m, os.path.join(bad, "old_opset.onnx"))

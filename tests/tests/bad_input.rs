@@ -101,6 +101,7 @@ fn artifact() -> Vec<u8> {
                 cpu: "native".into(),
             },
             compiler_version: "test".into(),
+            memory_limit: None,
         },
     )
     .unwrap()
@@ -144,6 +145,7 @@ fn corrupted_truncated_and_foreign_artifacts_are_rejected_before_running() {
                 arch: "sm_80".into(),
             },
             compiler_version: "t".into(),
+            memory_limit: None,
         },
     )
     .unwrap();
@@ -231,4 +233,27 @@ fn artifacts_for_another_machine_are_refused_with_the_reason() {
             None => eprintln!("SKIPPED feature check: this CPU has every candidate feature"),
         }
     }
+}
+
+#[test]
+fn a_model_too_large_for_memory_is_refused_at_compile_time_naming_the_node() {
+    let mut g = secc_onnx::import_file(&bad("huge_tensors.onnx"), &Default::default()).unwrap();
+    run_passes(&mut g);
+    let opts = |limit| CodegenOptions {
+        target: Target::Cpu {
+            cpu: "native".into(),
+        },
+        compiler_version: "test".into(),
+        memory_limit: limit,
+    };
+    let e = match compile(&g, &opts(Some(1 << 30))) {
+        Ok(_) => panic!("a 2 GiB model compiled under a 1 GiB limit"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("model too large") && e.contains("big_") && e.contains("1.00 GiB limit"),
+        "{e}"
+    );
+    // sizes themselves must not overflow even without a limit
+    assert!(compile(&g, &opts(Some(64 << 30))).is_ok());
 }

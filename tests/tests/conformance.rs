@@ -38,6 +38,7 @@ fn cpu_opts() -> secc_codegen::CodegenOptions {
             cpu: "native".into(),
         },
         compiler_version: "conformance".into(),
+        memory_limit: None,
     }
 }
 

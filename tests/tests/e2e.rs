@@ -17,6 +17,7 @@ pub fn cpu_opts() -> CodegenOptions {
             cpu: "native".into(),
         },
         compiler_version: "test".into(),
+        memory_limit: None,
     }
 }
 

@@ -32,6 +32,7 @@ fn exporter_networks_fuse_se_and_match_onnx_runtime() {
                     cpu: "native".into(),
                 },
                 compiler_version: "test".into(),
+                memory_limit: None,
             },
         )
         .unwrap();

@@ -69,6 +69,7 @@ fn networks_fuse_every_se_block_and_match_onnx_runtime() {
                     cpu: "native".into(),
                 },
                 compiler_version: "test".into(),
+                memory_limit: None,
             },
         )
         .unwrap();

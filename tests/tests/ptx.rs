@@ -15,6 +15,7 @@ fn ptx_for(name: &str, arch: &str) -> String {
         &CodegenOptions {
             target: Target::Cuda { arch: arch.into() },
             compiler_version: "test".into(),
+            memory_limit: None,
         },
     )
     .unwrap();

@@ -37,6 +37,14 @@ pub enum CodegenError {
     /// Linking the CPU object failed.
     #[error("linking the CPU code failed: {0}")]
     Link(String),
+    /// The model does not fit in memory (or a tensor's size is not representable).
+    #[error("{node}: model too large: {msg}")]
+    TooLarge {
+        /// node reference of the largest tensor's producer
+        node: String,
+        /// sizes involved
+        msg: String,
+    },
     /// Writing the artifact failed.
     #[error("artifact: {0}")]
     Artifact(#[from] secc_artifact::FormatError),

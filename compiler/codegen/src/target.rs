@@ -34,6 +34,9 @@ pub struct CodegenOptions {
     pub target: Target,
     /// written into the artifact
     pub compiler_version: String,
+    /// refuse models whose weights plus intermediate tensors at batch 1 exceed this many
+    /// bytes (`None`: no limit)
+    pub memory_limit: Option<u64>,
 }
 
 /// x86-64 micro-architecture levels and the features each requires (psABI levels).
@@ -209,6 +212,68 @@ fn link_shared(obj: &[u8]) -> Result<Vec<u8>, CodegenError> {
     std::fs::read(&so).map_err(|e| CodegenError::Link(e.to_string()))
 }
 
+/// Sizes every tensor at batch 1 (all symbols 1) without overflow and, with a limit, refuses
+/// a model whose weights plus memory plan exceed it, naming the node with the largest tensor.
+fn check_memory(m: &Manifest, p: &plan::Plan, limit: Option<u64>) -> Result<(), CodegenError> {
+    let ones = vec![1u64; m.symbols.len()];
+    let bytes = |b: &secc_artifact::BufferDecl| -> Option<u64> {
+        b.shape
+            .iter()
+            .try_fold(4u64, |a, d| a.checked_mul(d.eval(&ones)?))
+    };
+    let writer = |i: usize| -> String {
+        m.kernels
+            .iter()
+            .find(|k| k.writes.contains(&(i as u32)))
+            .map(|k| format!("node {:?} ({})", k.origin, k.kind))
+            .unwrap_or_else(|| format!("buffer {i}"))
+    };
+    let mut largest = (0u64, 0usize);
+    let mut io = 0u64;
+    for (i, b) in m.buffers.iter().enumerate() {
+        let n = bytes(b).ok_or_else(|| CodegenError::TooLarge {
+            node: writer(i),
+            msg: "a tensor's size overflows 64 bits".into(),
+        })?;
+        if matches!(
+            b.kind,
+            secc_artifact::BufferKind::Input { .. } | secc_artifact::BufferKind::Output { .. }
+        ) {
+            io = io.saturating_add(n);
+        }
+        if matches!(
+            b.kind,
+            secc_artifact::BufferKind::Temp | secc_artifact::BufferKind::Output { .. }
+        ) && n > largest.0
+        {
+            largest = (n, i);
+        }
+    }
+    let Some(limit) = limit else {
+        return Ok(());
+    };
+    let arena = m.memory_plan(&ones).arena_floats as u64 * 4;
+    let need = arena
+        .saturating_add(io)
+        .saturating_add(p.weights.len() as u64);
+    if need > limit {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        return Err(CodegenError::TooLarge {
+            node: writer(largest.1),
+            msg: format!(
+                "the model needs {:.2} GiB at batch 1 ({:.2} GiB of weights, {:.2} GiB of inputs and outputs, {:.2} GiB of intermediate tensors; this node's output alone is {:.2} GiB), more than the {:.2} GiB limit",
+                gib(need),
+                gib(p.weights.len() as u64),
+                gib(io),
+                gib(arena),
+                gib(largest.0),
+                gib(limit)
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Compiles a graph (after passes) into artifact bytes.
 pub fn compile(g: &Graph, opts: &CodegenOptions) -> Result<Vec<u8>, CodegenError> {
     let p = plan::build(g, matches!(opts.target, Target::Cpu { .. }))?;
@@ -237,6 +302,7 @@ pub fn compile(g: &Graph, opts: &CodegenOptions) -> Result<Vec<u8>, CodegenError
         se_blocks: p.se_blocks,
         sections: vec![],
     };
+    check_memory(&manifest, &p, opts.memory_limit)?;
     Ok(secc_artifact::write(
         manifest,
         &[("weights", &p.weights), (gen.section.0, &gen.section.1)],

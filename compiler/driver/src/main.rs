@@ -71,6 +71,10 @@ struct CompileArgs {
     /// Overwrite OUTPUT even if it exists and is not a secc artifact
     #[arg(long)]
     force: bool,
+    /// Refuse models needing more than this many GiB at batch 1 (weights plus intermediate
+    /// tensors); default: this machine's physical memory
+    #[arg(long, value_name = "GIB")]
+    max_memory: Option<f64>,
 }
 
 #[derive(Args)]
@@ -107,6 +111,19 @@ struct InspectArgs {
     /// Print JSON
     #[arg(long)]
     json: bool,
+}
+
+/// Physical memory of this machine (`MemTotal` in /proc/meminfo), if known.
+fn physical_memory() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = s
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 fn main() {
@@ -213,6 +230,11 @@ fn compile(a: CompileArgs) -> Result<()> {
     let opts = secc_codegen::CodegenOptions {
         target,
         compiler_version: format!("secc {}", env!("CARGO_PKG_VERSION")),
+        memory_limit: match a.max_memory {
+            Some(g) if g > 0.0 => Some((g * (1u64 << 30) as f64) as u64),
+            Some(g) => bail!("--max-memory must be positive, got {g}"),
+            None => physical_memory(),
+        },
     };
     let bytes = secc_codegen::compile(&g, &opts)
         .with_context(|| format!("generating code for {}", model.display()))?;

@@ -167,3 +167,38 @@ fn errors_are_clear_and_nothing_is_overwritten() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("error:"));
     assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
 }
+
+#[test]
+fn too_large_models_are_refused_and_kernels_can_be_profiled() {
+    let d = tempfile::tempdir().unwrap();
+    let big = models().join("bad/huge_tensors.onnx");
+    let bin = d.path().join("big.bin");
+    let o = secc(&[s(&big), "-o", s(&bin), "--max-memory", "1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("model too large") && err.contains("big_sigmoid"),
+        "{err}"
+    );
+    assert!(!bin.exists(), "no artifact may be written");
+    // --profile lists every kernel with its time
+    let model = models().join("se_residual.onnx");
+    let bin = d.path().join("se.bin");
+    ok(&secc(&[s(&model), "-o", s(&bin)]));
+    let x = models().join("se_residual.in0.npy");
+    let out = ok(&secc(&[
+        "run",
+        s(&bin),
+        "--input",
+        s(&x),
+        "--profile",
+        "3",
+        "--warmup",
+        "1",
+        "--json",
+    ]));
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ks = j["kernels"].as_array().unwrap();
+    assert!(ks.iter().any(|k| k["kind"] == "squeeze_excite"), "{out}");
+    assert!(ks.iter().all(|k| k["mean_us"].as_f64().unwrap() >= 0.0));
+}

@@ -53,6 +53,9 @@ impl IV {
     }
 }
 
+/// Largest tensor ConstantOfShape may build at import (1 GiB of float32).
+const MAX_CONST_ELEMS: usize = 1 << 28;
+
 /// Numpy broadcast of two shapes.
 fn bcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let r = a.len().max(b.len());
@@ -458,7 +461,15 @@ impl Importer<'_> {
                 let shape = shape.ok_or_else(|| {
                     cx.err("ConstantOfShape with a symbolic shape is not supported")
                 })?;
-                let n: usize = shape.iter().product();
+                let n = shape
+                    .iter()
+                    .try_fold(1usize, |a, &b| a.checked_mul(b))
+                    .filter(|&n| n <= MAX_CONST_ELEMS)
+                    .ok_or_else(|| {
+                        cx.err(format!(
+                            "output shape {shape:?} is too large to build at compile time (limit {MAX_CONST_ELEMS} elements)"
+                        ))
+                    })?;
                 match cx
                     .tensor("value")?
                     .map(|t| crate::tensor::decode(t, self.base))
