@@ -924,7 +924,7 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
     let pbias = bias.then(|| kb.args[2]);
     let dst = kb.args[if bias { 3 } else { 2 }];
     let pointwise = kh == 1 && kw == 1 && a.strides == [1, 1] && a.pads == [0; 4];
-    if pointwise && a.group == 1 && kb.width() == 8 && h * wd >= 16 {
+    if pointwise && a.group == 1 && kb.width() == 8 {
         return conv_pointwise_tiled(kb, x[0], c, o, h * wd, pbias.is_some(), a.act);
     }
     if !pointwise && a.group == 1 && sw <= 4 && kb.width() == 8 && kh * kw <= 49 {
@@ -1099,7 +1099,7 @@ fn conv_pointwise_tiled<'a, 'ctx>(
     bias: bool,
     act: Option<Activation>,
 ) -> R<()> {
-    const MB: u64 = 4; // output channels per block
+    const MB: u64 = 6; // output channels per block
     const PT: u64 = 16; // pixels per tile (two 8-lane vectors)
     let (px, pw) = (kb.args[0], kb.args[1]);
     let pbias = bias.then(|| kb.args[2]);
@@ -1120,14 +1120,22 @@ fn conv_pointwise_tiled<'a, 'ctx>(
         let ob = kb.mul(kb.add(kb.mul(img, kb.i(o))?, oc0)?, kb.i(hw))?;
         // number of channels in this block: MB, or o % MB for the last block
         let emit_block = |kb: &mut Kb<'a, 'ctx>, m: u64| -> R<()> {
-            let full_tile = kb.lt(t, kb.i(ntile))?;
-            kb.if_then(full_tile, |kb| {
+            // full tiles load plainly; the last, partial tile (hw % 16 pixels) with lane masks
+            let tile = |kb: &mut Kb<'a, 'ctx>, masked: bool| -> R<()> {
                 let p0 = kb.mul(t, kb.i(PT))?;
+                let (m0, m1) = if masked {
+                    (
+                        Some(kb.lane_mask(p0, kb.i(0), kb.i(hw))?),
+                        Some(kb.lane_mask(kb.add(p0, kb.i(8))?, kb.i(0), kb.i(hw))?),
+                    )
+                } else {
+                    (None, None)
+                };
                 let init = bias_accumulators(kb, pbias, oc0, m)?;
                 let acc = kb.for_carry(kb.i(0), kb.i(c), init, |kb, ic, acc| {
                     let xi = kb.add(kb.add(xb, kb.mul(ic, kb.i(hw))?)?, p0)?;
-                    let x0 = kb.vec_load(px, xi)?;
-                    let x1 = kb.vec_load(px, kb.add(xi, kb.i(8))?)?;
+                    let x0 = kb.vec_load_strided(px, xi, 1, m0)?;
+                    let x1 = kb.vec_load_strided(px, kb.add(xi, kb.i(8))?, 1, m1)?;
                     let mut out = Vec::with_capacity(acc.len());
                     for k in 0..m {
                         let wi = kb.add(kb.mul(kb.add(oc0, kb.i(k))?, kb.i(c))?, ic)?;
@@ -1147,38 +1155,25 @@ fn conv_pointwise_tiled<'a, 'ctx>(
                     let oi = kb.add(kb.add(ob, kb.i(k * hw))?, p0)?;
                     let a0 = vact_opt(kb, act, acc[2 * k as usize].into_vector_value())?;
                     let a1 = vact_opt(kb, act, acc[2 * k as usize + 1].into_vector_value())?;
-                    kb.vec_store(dst, oi, a0)?;
-                    kb.vec_store(dst, kb.add(oi, kb.i(8))?, a1)?;
+                    match (m0, m1) {
+                        (Some(m0), Some(m1)) => {
+                            kb.vec_store_masked(dst, oi, a0, m0)?;
+                            kb.vec_store_masked(dst, kb.add(oi, kb.i(8))?, a1, m1)?;
+                        }
+                        _ => {
+                            kb.vec_store(dst, oi, a0)?;
+                            kb.vec_store(dst, kb.add(oi, kb.i(8))?, a1)?;
+                        }
+                    }
                 }
                 Ok(())
-            })?;
+            };
+            let full_tile = kb.lt(t, kb.i(ntile))?;
+            kb.if_then(full_tile, |kb| tile(kb, false))?;
             if tail > 0 {
                 let is_tail =
                     kb.b.build_int_compare(inkwell::IntPredicate::EQ, t, kb.i(ntile), "")?;
-                kb.if_then(is_tail, |kb| {
-                    for k in 0..m {
-                        let oc = kb.add(oc0, kb.i(k))?;
-                        let b = match pbias {
-                            Some(pb) => kb.load(pb, oc)?,
-                            None => kb.fc(0.0),
-                        };
-                        kb.for_loop(kb.i(ntile * PT), kb.i(hw), |kb, p| {
-                            let s = dot(
-                                kb,
-                                kb.i(c),
-                                (pw, kb.mul(oc, kb.i(c))?, kb.i(1)),
-                                (px, kb.add(xb, p)?, kb.i(hw)),
-                                b,
-                            )?;
-                            let s = match act {
-                                Some(a) => kb.act(a, s)?,
-                                None => s,
-                            };
-                            kb.store(dst, kb.add(kb.add(ob, kb.i(k * hw))?, p)?, s)
-                        })?;
-                    }
-                    Ok(())
-                })?;
+                kb.if_then(is_tail, |kb| tile(kb, true))?;
             }
             Ok(())
         };
@@ -1200,7 +1195,7 @@ fn conv_direct_tiled<'a, 'ctx>(
     [oh, ow]: [u64; 2],
     bias: bool,
 ) -> R<()> {
-    const MB: u64 = 4;
+    const MB: u64 = 6;
     const PT: u64 = 16;
     let (px, pw) = (kb.args[0], kb.args[1]);
     let pbias = bias.then(|| kb.args[2]);
