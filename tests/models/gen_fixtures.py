@@ -383,6 +383,18 @@ def op_models():
         ["N", 5, 5, 19], ["N", 7, 5, 19], ["N", 9, 5, 19], ["N", 6, 5, 19], ["N", 6, 9, 37],
         ["N", 6, 7, 35], ["N", 4, 9, 13], ["N", 6, 8, 13]]))
 
+    # 1-D convolution, transposed convolution and pooling (audio/text CNNs; run as 2-D ops
+    # over [N, C, 1, L])
+    b = B("ops_conv1d", 39)
+    y1 = b.op("Conv", ["x", b.w([8, 6, 3], 0.3), b.w([8])], pads=[1, 1])
+    y2 = b.op("Conv", ["x", b.w([4, 3, 5], 0.3)], strides=[2], dilations=[2], group=2, pads=[3, 2])
+    y3 = b.op("Conv", ["x", b.w([6, 1, 3], 0.3), b.w([6])], group=6, auto_pad="SAME_UPPER", strides=[2])
+    y4 = b.op("ConvTranspose", ["x", b.w([6, 3, 4], 0.3), b.w([3])], strides=[2], pads=[1, 1])
+    y5 = b.op("MaxPool", ["x"], kernel_shape=[3], strides=[2], pads=[1, 1])
+    y6 = b.op("AveragePool", ["x"], kernel_shape=[4], strides=[3], ceil_mode=1, count_include_pad=0, pads=[1, 1])
+    made.append(b.save([("x", ["N", 6, 29])], [y1, y2, y3, y4, y5, y6], opset=17, out_dims=[
+        ["N", 8, 29], ["N", 4, 13], ["N", 6, 15], ["N", 3, 58], ["N", 6, 15], ["N", 6, 11]]))
+
     # pooling: MaxPool (pads, strides, dilations, ceil_mode, SAME), AveragePool
     # (count_include_pad 0/1, ceil_mode), GlobalMaxPool
     b = B("ops_pool", 27)

@@ -546,6 +546,34 @@ fn resize(kb: &mut Kb, a: &secc_ir::ResizeAttrs, x: &[Dim]) -> R<()> {
     })
 }
 
+/// For output coordinate `o` of a transposed convolution and a tap at offset `off`: whether
+/// an input coordinate maps there (`o + pad - off` is a non-negative multiple of `stride`
+/// below `extent`) and that coordinate, clamped into range so the load stays in bounds.
+fn transposed_tap<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    o: IntValue<'ctx>,
+    pad: u64,
+    off: u64,
+    stride: u64,
+    extent: u64,
+) -> R<(IntValue<'ctx>, IntValue<'ctx>)> {
+    let t = kb.sub(kb.add(o, kb.i(pad))?, kb.i(off))?;
+    let ok = kb.b.build_and(
+        kb.b.build_int_compare(inkwell::IntPredicate::SGE, t, kb.i(0), "")?,
+        kb.b.build_int_compare(
+            inkwell::IntPredicate::EQ,
+            kb.rem(t, kb.i(stride))?,
+            kb.i(0),
+            "",
+        )?,
+        "",
+    )?;
+    let i = kb.div(t, kb.i(stride))?;
+    let ok = kb.b.build_and(ok, kb.lt(i, kb.i(extent))?, "")?;
+    let clamped = kb.imax(kb.imin(i, kb.i(extent - 1))?, kb.i(0))?;
+    Ok((ok, clamped))
+}
+
 /// Transposed convolution as a gather: output pixel `(oy, ox)` sums `x[iy, ix] * w[ky, kx]`
 /// over the taps with `oy + pad - ky * dil = iy * stride` (and the same for x), i.e. the
 /// scatter definition read backwards. Rows of (n, oc, oy) are split among threads.
@@ -583,51 +611,20 @@ fn conv_transpose(
             None => kb.fc(0.0),
         };
         // valid input rows per ky, known per output row
-        let mut ys = Vec::new();
-        for ky in 0..kh {
-            let t = kb.sub(kb.add(oy, kb.i(a.pads[0]))?, kb.i(ky * a.dilations[0]))?;
-            let ok = kb.b.build_and(
-                kb.b.build_int_compare(inkwell::IntPredicate::SGE, t, kb.i(0), "")?,
-                kb.b.build_int_compare(
-                    inkwell::IntPredicate::EQ,
-                    kb.rem(t, kb.i(a.strides[0]))?,
-                    kb.i(0),
-                    "",
-                )?,
-                "",
-            )?;
-            let iy = kb.div(t, kb.i(a.strides[0]))?;
-            let ok = kb.b.build_and(ok, kb.lt(iy, kb.i(h))?, "")?;
-            let iyc = kb.imax(kb.imin(iy, kb.i(h - 1))?, kb.i(0))?;
-            ys.push((ok, iyc));
-        }
+        let ys: Vec<_> = (0..kh)
+            .map(|ky| transposed_tap(kb, oy, a.pads[0], ky * a.dilations[0], a.strides[0], h))
+            .collect::<R<_>>()?;
         let obase = kb.mul(row, kb.i(ow))?;
-        let ys2 = ys.clone();
         kb.for_loop(kb.i(0), kb.i(ow), move |kb, ox| {
-            let mut xs = Vec::new();
-            for kx in 0..kw {
-                let t = kb.sub(kb.add(ox, kb.i(a.pads[1]))?, kb.i(kx * a.dilations[1]))?;
-                let ok = kb.b.build_and(
-                    kb.b.build_int_compare(inkwell::IntPredicate::SGE, t, kb.i(0), "")?,
-                    kb.b.build_int_compare(
-                        inkwell::IntPredicate::EQ,
-                        kb.rem(t, kb.i(a.strides[1]))?,
-                        kb.i(0),
-                        "",
-                    )?,
-                    "",
-                )?;
-                let ix = kb.div(t, kb.i(a.strides[1]))?;
-                let ok = kb.b.build_and(ok, kb.lt(ix, kb.i(wd))?, "")?;
-                let ixc = kb.imax(kb.imin(ix, kb.i(wd - 1))?, kb.i(0))?;
-                xs.push((ok, ixc));
-            }
+            let xs: Vec<_> = (0..kw)
+                .map(|kx| transposed_tap(kb, ox, a.pads[1], kx * a.dilations[1], a.strides[1], wd))
+                .collect::<R<_>>()?;
             let acc = kb.for_acc(kb.i(0), kb.i(cg_in), b0, |kb, icl, acc| {
                 let ic = kb.add(kb.mul(grp, kb.i(cg_in))?, icl)?;
                 let xplane = kb.mul(kb.add(kb.mul(n, kb.i(c))?, ic)?, kb.i(h * wd))?;
                 let wbase = kb.mul(kb.add(kb.mul(ic, kb.i(cg_out))?, ocl)?, kb.i(kh * kw))?;
                 let mut acc = acc;
-                for (ky, &(oky, iy)) in ys2.iter().enumerate() {
+                for (ky, &(oky, iy)) in ys.iter().enumerate() {
                     let xrow = kb.add(xplane, kb.mul(iy, kb.i(wd))?)?;
                     for (kx, &(okx, ix)) in xs.iter().enumerate() {
                         let ok = kb.b.build_and(oky, okx, "")?;

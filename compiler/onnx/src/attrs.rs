@@ -110,6 +110,30 @@ impl<'a> NodeCx<'a> {
             .filter(|s| !s.is_empty())
     }
 
+    /// A two-value spatial attribute (strides, dilations, output_padding): `[d, d]` when
+    /// absent, else exactly two values, each at least `min`.
+    pub fn pair(&self, name: &str, d: u64, min: i64) -> Result<[u64; 2], NodeError> {
+        match self.ints(name)? {
+            None => Ok([d, d]),
+            Some(v) if v.len() == 2 && v.iter().all(|&x| x >= min) => {
+                Ok([v[0] as u64, v[1] as u64])
+            }
+            Some(v) => Err(self.attr_err(name, format!("{v:?} must be two values >= {min}"))),
+        }
+    }
+
+    /// Checks an optional `kernel_shape` against the kernel extents of the weights.
+    pub fn check_kernel_shape(&self, k: [u64; 2]) -> Result<(), NodeError> {
+        match self.ints("kernel_shape")? {
+            Some(ks) if ks.len() != 2 || ks[0] as u64 != k[0] || ks[1] as u64 != k[1] => Err(self
+                .attr_err(
+                    "kernel_shape",
+                    format!("{ks:?} does not match weight shape {k:?}"),
+                )),
+            _ => Ok(()),
+        }
+    }
+
     /// Normalises an axis into `0..rank`.
     pub fn axis(&self, attr: &str, a: i64, rank: usize) -> Result<usize, NodeError> {
         let r = rank as i64;

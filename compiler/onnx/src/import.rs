@@ -393,6 +393,13 @@ impl Importer<'_> {
         }
     }
 
+    /// Rank of float operand `i`, if it is defined.
+    fn rank_of(&mut self, cx: &NodeCx, i: usize) -> Option<usize> {
+        let name = cx.input(i)?;
+        let v = self.float_value(name).ok()?;
+        Some(self.shape_of(v).len())
+    }
+
     fn shape_of(&self, v: ValueId) -> Shape {
         self.g.ty(v).shape.clone()
     }
@@ -581,6 +588,16 @@ impl Importer<'_> {
             "Reshape" => self.reshape(cx),
             "Squeeze" => self.squeeze(cx),
             "Unsqueeze" => self.unsqueeze(cx),
+            "Conv" | "MaxPool" | "AveragePool" | "ConvTranspose"
+                if self.rank_of(cx, 0) == Some(3) =>
+            {
+                let run: fn(&mut Self, &NodeCx) -> R<()> = match cx.op() {
+                    "Conv" => Self::conv,
+                    "ConvTranspose" => Self::conv_transpose,
+                    _ => Self::pool,
+                };
+                self.via_2d(cx, run)
+            }
             "Conv" => self.conv(cx),
             "MaxPool" | "AveragePool" => self.pool(cx),
             "GlobalMaxPool" => {
@@ -1102,7 +1119,7 @@ impl Importer<'_> {
         let xs = self.shape_of(x);
         if xs.len() != 4 {
             return Err(Failure::Unsupported(cx.err(format!(
-                "only 2-D pooling is supported (input rank {})",
+                "only 1-D and 2-D pooling are supported (input rank {})",
                 xs.len()
             ))));
         }
@@ -1111,17 +1128,7 @@ impl Importer<'_> {
                 .err("the Indices output of MaxPool is not supported")
                 .into());
         }
-        let two = |name: &str, d: u64| -> R<[u64; 2]> {
-            match cx.ints(name)? {
-                None => Ok([d, d]),
-                Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 1) => {
-                    Ok([v[0] as u64, v[1] as u64])
-                }
-                Some(v) => Err(cx
-                    .attr_err(name, format!("{v:?} must be two values >= 1"))
-                    .into()),
-            }
-        };
+        let two = |name: &str, d: u64| cx.pair(name, d, 1);
         let kernel = match cx.ints("kernel_shape")? {
             Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 1) => [v[0] as u64, v[1] as u64],
             Some(v) => {
@@ -1233,34 +1240,14 @@ impl Importer<'_> {
         let ws = self.shape_of(w);
         if xs.len() != 4 || ws.len() != 4 {
             return Err(Failure::Unsupported(cx.err(format!(
-                "only 2-D convolution is supported (input rank {})",
+                "only 1-D and 2-D convolution are supported (input rank {})",
                 xs.len()
             ))));
         }
         let k = [ws[2].known().unwrap_or(1), ws[3].known().unwrap_or(1)];
-        if let Some(ks) = cx.ints("kernel_shape")? {
-            if ks.len() != 2 || ks[0] as u64 != k[0] || ks[1] as u64 != k[1] {
-                return Err(cx
-                    .attr_err(
-                        "kernel_shape",
-                        format!("{ks:?} does not match weight shape {k:?}"),
-                    )
-                    .into());
-            }
-        }
-        let two = |name: &str| -> R<[u64; 2]> {
-            match cx.ints(name)? {
-                None => Ok([1, 1]),
-                Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 1) => {
-                    Ok([v[0] as u64, v[1] as u64])
-                }
-                Some(v) => Err(cx
-                    .attr_err(name, format!("{v:?} must be two values >= 1"))
-                    .into()),
-            }
-        };
-        let strides = two("strides")?;
-        let dilations = two("dilations")?;
+        cx.check_kernel_shape(k)?;
+        let strides = cx.pair("strides", 1, 1)?;
+        let dilations = cx.pair("dilations", 1, 1)?;
         let group = cx.int_or("group", 1)?;
         if group < 1 {
             return Err(cx.attr_err("group", format!("{group} must be >= 1")).into());

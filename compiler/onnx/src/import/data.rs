@@ -685,7 +685,7 @@ impl Importer<'_> {
             return Err(unsupported(
                 cx,
                 format!(
-                    "only 2-D transposed convolution is supported (input rank {})",
+                    "only 1-D and 2-D transposed convolution are supported (input rank {})",
                     xs.len()
                 ),
             ));
@@ -694,30 +694,10 @@ impl Importer<'_> {
             (Some(a), Some(b)) => [a, b],
             _ => return Err(cx.err("kernel extents must be known").into()),
         };
-        if let Some(ks) = cx.ints("kernel_shape")? {
-            if ks.len() != 2 || ks[0] as u64 != k[0] || ks[1] as u64 != k[1] {
-                return Err(cx
-                    .attr_err(
-                        "kernel_shape",
-                        format!("{ks:?} does not match weight shape {k:?}"),
-                    )
-                    .into());
-            }
-        }
-        let pair = |name: &str, d: u64, min: i64| -> R<[u64; 2]> {
-            match cx.ints(name)? {
-                None => Ok([d, d]),
-                Some(v) if v.len() == 2 && v.iter().all(|&x| x >= min) => {
-                    Ok([v[0] as u64, v[1] as u64])
-                }
-                Some(v) => Err(cx
-                    .attr_err(name, format!("{v:?} must be two values >= {min}"))
-                    .into()),
-            }
-        };
-        let strides = pair("strides", 1, 1)?;
-        let dilations = pair("dilations", 1, 1)?;
-        let mut output_padding = pair("output_padding", 0, 0)?;
+        cx.check_kernel_shape(k)?;
+        let strides = cx.pair("strides", 1, 1)?;
+        let dilations = cx.pair("dilations", 1, 1)?;
+        let mut output_padding = cx.pair("output_padding", 0, 0)?;
         let group = cx.int_or("group", 1)?;
         if group < 1 {
             return Err(cx.attr_err("group", format!("{group} must be >= 1")).into());
@@ -795,6 +775,61 @@ impl Importer<'_> {
             }),
             &ins,
         )
+    }
+}
+
+impl Importer<'_> {
+    /// A 1-D Conv, ConvTranspose, MaxPool or AveragePool (`[N, C, L]`) as its 2-D form over
+    /// `[N, C, 1, L]`: the node is re-read with every spatial attribute given a leading
+    /// height entry (kernel 1, stride 1, dilation 1, no padding), its data and weight
+    /// operands reshaped, and the result reshaped back.
+    pub(super) fn via_2d(&mut self, cx: &NodeCx, run: fn(&mut Self, &NodeCx) -> R<()>) -> R<()> {
+        let mut node = cx.node.clone();
+        for a in node.attribute.iter_mut() {
+            let lead: &[i64] = match a.name.as_str() {
+                "kernel_shape" | "strides" | "dilations" => &[1],
+                "output_padding" => &[0],
+                "output_shape" => &[1],
+                "pads" if a.ints.len() == 2 => {
+                    a.ints = vec![0, a.ints[0], 0, a.ints[1]];
+                    continue;
+                }
+                _ => continue,
+            };
+            if a.ints.len() == 1 {
+                a.ints.insert(0, lead[0]);
+            }
+        }
+        let weights = matches!(cx.op(), "Conv" | "ConvTranspose");
+        for i in 0..if weights { 2 } else { 1 } {
+            let v = self.operand(cx, i)?;
+            let mut s = self.shape_of(v);
+            if s.len() != 3 {
+                return Err(cx
+                    .err(format!(
+                        "input {i} must have rank 3 for a 1-D op, got {}",
+                        s.len()
+                    ))
+                    .into());
+            }
+            s.insert(2, Dim::Known(1));
+            let v4 = self.node_at(cx, Op::Reshape { shape: s }, &[v])?;
+            let name = format!("{}::2d{i}", cx.node.input[i]);
+            self.vals.insert(name.clone(), v4);
+            node.input[i] = name;
+        }
+        let out = Self::out_name(cx)?;
+        let out4 = format!("{out}::2d");
+        node.output[0] = out4.clone();
+        let cx2 = NodeCx {
+            node: &node,
+            name: cx.name.clone(),
+        };
+        run(self, &cx2)?;
+        let y4 = self.vals[&out4];
+        let mut s = self.shape_of(y4);
+        s.remove(2);
+        self.add(cx, Op::Reshape { shape: s }, &[y4])
     }
 }
 
