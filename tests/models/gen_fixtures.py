@@ -416,6 +416,15 @@ def op_models():
             b.op("Max", ["x", b.scalar(0.2)])]
     made.append(b.save([("x", ["N", 4, 3, 5])], outs))
 
+    # more activations and variadic ops (opset 20: Mish, Gelu with both approximations)
+    b = B("ops_unary2", 40)
+    xs = b.op("Mul", ["x", b.scalar(3.0)])
+    outs = [b.op("Softplus", [xs]), b.op("Softsign", ["x"]), b.op("Selu", ["x"]), b.op("Selu", ["x"], alpha=1.2, gamma=0.9),
+            b.op("Celu", ["x"], alpha=0.7), b.op("ThresholdedRelu", ["x"], alpha=0.3), b.op("Mish", [xs]),
+            b.op("Gelu", ["x"]), b.op("Gelu", ["x"], approximate="tanh"), b.op("Ceil", [xs]), b.op("Floor", [xs]),
+            b.op("Round", [xs]), b.op("Sign", ["x"]), b.op("Sum", ["x", b.w([5]), b.w([3, 1])]), b.op("Mean", ["x", b.w([4, 1, 1])])]
+    made.append(b.save([("x", ["N", 4, 3, 5])], outs, opset=20))
+
     # data movement and normalisation: Concat (several axes, symbolic batch axis), Transpose,
     # Softmax (opset 13 single axis)
     b = B("ops_layout", 29)

@@ -514,7 +514,66 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
                 let nr = self.b.build_float_neg(r, "")?;
                 Ok(self.b.build_select(neg, nr, r, "")?.into_float_value())
             }
+            Activation::Softplus => self.softplus(x),
+            Activation::Softsign => self.fdiv(x, self.fadd(one, self.fabs(x)?)?),
+            Activation::Selu { alpha, gamma } => {
+                let e = self.act(Activation::Elu { alpha }, x)?;
+                self.fmul(e, self.fc(gamma))
+            }
+            Activation::Celu { alpha } => {
+                let e = self.exp(self.fdiv(self.fmin(x, zero)?, self.fc(alpha))?)?;
+                let neg = self.fmul(self.fc(alpha), self.fsub(e, one)?)?;
+                self.fadd(self.fmax(x, zero)?, self.fmin(neg, zero)?)
+            }
+            Activation::ThresholdedRelu { alpha } => {
+                let gt = self
+                    .b
+                    .build_float_compare(FloatPredicate::OGT, x, self.fc(alpha), "")?;
+                Ok(self.b.build_select(gt, x, zero, "")?.into_float_value())
+            }
+            Activation::Mish => {
+                let t = self.act(Activation::Tanh, self.softplus(x)?)?;
+                self.fmul(x, t)
+            }
+            Activation::Gelu { tanh: false } => {
+                let e = self.act(
+                    Activation::Erf,
+                    self.fmul(x, self.fc(std::f32::consts::FRAC_1_SQRT_2))?,
+                )?;
+                self.fmul(self.fmul(x, self.fc(0.5))?, self.fadd(one, e)?)
+            }
+            Activation::Gelu { tanh: true } => {
+                let c = (2.0 / std::f32::consts::PI).sqrt();
+                let x3 = self.fmul(self.fmul(x, x)?, x)?;
+                let inner =
+                    self.fmul(self.fc(c), self.fadd(x, self.fmul(x3, self.fc(0.044715))?)?)?;
+                let t = self.act(Activation::Tanh, inner)?;
+                self.fmul(self.fmul(x, self.fc(0.5))?, self.fadd(one, t)?)
+            }
+            Activation::Ceil => self.call1(&["llvm.ceil"], x, true),
+            Activation::Floor => self.call1(&["llvm.floor"], x, true),
+            Activation::Round => self.call1(&["llvm.roundeven", "llvm.rint"], x, true),
+            Activation::Sign => {
+                let pos = self
+                    .b
+                    .build_float_compare(FloatPredicate::OGT, x, zero, "")?;
+                let neg = self
+                    .b
+                    .build_float_compare(FloatPredicate::OLT, x, zero, "")?;
+                let s = self
+                    .b
+                    .build_select(neg, self.fc(-1.0), x, "")?
+                    .into_float_value();
+                Ok(self.b.build_select(pos, one, s, "")?.into_float_value())
+            }
         }
+    }
+
+    /// ln(1 + exp(x)) as max(x, 0) + ln(1 + exp(-|x|)): no overflow for large |x|.
+    fn softplus(&self, x: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        let e = self.exp(self.b.build_float_neg(self.fabs(x)?, "")?)?;
+        let l = self.act(Activation::Log, self.fadd(self.fc(1.0), e)?)?;
+        self.fadd(self.fmax(x, self.fc(0.0))?, l)
     }
 
     fn call1(&self, names: &[&str], x: FloatValue<'ctx>, overloaded: bool) -> R<FloatValue<'ctx>> {

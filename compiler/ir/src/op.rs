@@ -265,6 +265,42 @@ pub enum Activation {
     Abs,
     /// the error function
     Erf,
+    /// ln(1 + exp(x))
+    Softplus,
+    /// x / (1 + |x|)
+    Softsign,
+    /// gamma * (x > 0 ? x : alpha * (exp(x) - 1))
+    Selu {
+        /// scale of the negative part
+        alpha: f32,
+        /// overall scale
+        gamma: f32,
+    },
+    /// max(0, x) + min(0, alpha * (exp(x / alpha) - 1))
+    Celu {
+        /// shape
+        alpha: f32,
+    },
+    /// x > alpha ? x : 0
+    ThresholdedRelu {
+        /// threshold
+        alpha: f32,
+    },
+    /// x * tanh(softplus(x))
+    Mish,
+    /// x / 2 * (1 + erf(x / sqrt 2)), or the tanh approximation
+    Gelu {
+        /// `approximate = "tanh"`
+        tanh: bool,
+    },
+    /// round up
+    Ceil,
+    /// round down
+    Floor,
+    /// round half to even
+    Round,
+    /// -1, 0 or 1
+    Sign,
 }
 
 impl Activation {
@@ -286,6 +322,18 @@ impl Activation {
             Activation::Neg => "neg",
             Activation::Abs => "abs",
             Activation::Erf => "erf",
+            Activation::Softplus => "softplus",
+            Activation::Softsign => "softsign",
+            Activation::Selu { .. } => "selu",
+            Activation::Celu { .. } => "celu",
+            Activation::ThresholdedRelu { .. } => "thresholded_relu",
+            Activation::Mish => "mish",
+            Activation::Gelu { tanh: false } => "gelu",
+            Activation::Gelu { tanh: true } => "gelu_tanh",
+            Activation::Ceil => "ceil",
+            Activation::Floor => "floor",
+            Activation::Round => "round",
+            Activation::Sign => "sign",
         }
     }
     /// Attributes as sorted `key=value` pairs (floats in shortest round-trip form).
@@ -300,9 +348,16 @@ impl Activation {
             Activation::Clip { min, max } => {
                 vec![("max", format!("{max:?}")), ("min", format!("{min:?}"))]
             }
-            Activation::LeakyRelu { alpha } | Activation::Elu { alpha } => {
+            Activation::LeakyRelu { alpha }
+            | Activation::Elu { alpha }
+            | Activation::Celu { alpha }
+            | Activation::ThresholdedRelu { alpha } => {
                 vec![("alpha", format!("{alpha:?}"))]
             }
+            Activation::Selu { alpha, gamma } => vec![
+                ("alpha", format!("{alpha:?}")),
+                ("gamma", format!("{gamma:?}")),
+            ],
             _ => vec![],
         }
     }
@@ -349,9 +404,55 @@ impl Activation {
             Activation::Neg => -xd,
             Activation::Abs => xd.abs(),
             Activation::Erf => erf(xd),
+            Activation::Softplus => softplus(xd),
+            Activation::Softsign => xd / (1.0 + xd.abs()),
+            Activation::Selu { alpha, gamma } => {
+                gamma as f64
+                    * if xd > 0.0 {
+                        xd
+                    } else {
+                        alpha as f64 * (xd.exp() - 1.0)
+                    }
+            }
+            Activation::Celu { alpha } => {
+                let a = alpha as f64;
+                xd.max(0.0) + (a * ((xd / a).exp() - 1.0)).min(0.0)
+            }
+            Activation::ThresholdedRelu { alpha } => {
+                if xd > alpha as f64 {
+                    xd
+                } else {
+                    0.0
+                }
+            }
+            Activation::Mish => xd * softplus(xd).tanh(),
+            Activation::Gelu { tanh: false } => {
+                0.5 * xd * (1.0 + erf(xd / std::f64::consts::SQRT_2))
+            }
+            Activation::Gelu { tanh: true } => {
+                let c = (2.0 / std::f64::consts::PI).sqrt();
+                0.5 * xd * (1.0 + (c * (xd + 0.044715 * xd * xd * xd)).tanh())
+            }
+            Activation::Ceil => xd.ceil(),
+            Activation::Floor => xd.floor(),
+            Activation::Round => xd.round_ties_even(),
+            Activation::Sign => {
+                if xd > 0.0 {
+                    1.0
+                } else if xd < 0.0 {
+                    -1.0
+                } else {
+                    xd
+                }
+            }
         };
         r as f32
     }
+}
+
+/// ln(1 + exp(x)) without overflow.
+fn softplus(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
 }
 
 /// erf in f64 (W. J. Cody's rational approximations are overkill for a reference; this is
@@ -372,7 +473,8 @@ fn erf(x: f64) -> f64 {
             term *= -x2 / n;
             let t = term / (2.0 * n + 1.0);
             sum += t;
-            if t.abs() < 1e-17 * sum.abs() {
+            // `<=` so erf(0) (all terms 0) ends; the cap bounds |x| < 2.5 (~70 terms)
+            if t.abs() <= 1e-17 * sum.abs() || n >= 200.0 {
                 break;
             }
         }
@@ -1153,5 +1255,19 @@ impl Op {
                 Ok(ins[0].clone())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{erf, Activation};
+
+    #[test]
+    fn erf_terminates_and_is_accurate_everywhere() {
+        assert_eq!(erf(0.0), 0.0);
+        assert!((erf(0.5) - 0.520_499_877_813_046_5).abs() < 1e-15);
+        assert!((erf(-1.0) + 0.842_700_792_949_714_9).abs() < 1e-15);
+        assert!((erf(3.0) - 0.999_977_909_503_001_4).abs() < 1e-15);
+        assert_eq!(Activation::Gelu { tanh: false }.apply(0.0), 0.0);
     }
 }

@@ -243,6 +243,19 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "CastLike",
     "Reciprocal",
     "Size",
+    "Softplus",
+    "Softsign",
+    "Selu",
+    "Celu",
+    "ThresholdedRelu",
+    "Mish",
+    "Gelu",
+    "Ceil",
+    "Floor",
+    "Round",
+    "Sign",
+    "Sum",
+    "Mean",
 ];
 
 fn is_default_domain(d: &str) -> bool {
@@ -503,6 +516,57 @@ impl Importer<'_> {
             "Neg" => self.act(cx, Activation::Neg),
             "Abs" => self.act(cx, Activation::Abs),
             "Erf" => self.act(cx, Activation::Erf),
+            "Softplus" => self.act(cx, Activation::Softplus),
+            "Softsign" => self.act(cx, Activation::Softsign),
+            "Mish" => self.act(cx, Activation::Mish),
+            "Ceil" => self.act(cx, Activation::Ceil),
+            "Floor" => self.act(cx, Activation::Floor),
+            "Round" => self.act(cx, Activation::Round),
+            "Sign" => self.act(cx, Activation::Sign),
+            "Selu" => {
+                let alpha = cx.float_or("alpha", 1.673_263_2)?;
+                let gamma = cx.float_or("gamma", 1.050_701)?;
+                self.act(cx, Activation::Selu { alpha, gamma })
+            }
+            "Celu" => {
+                let alpha = cx.float_or("alpha", 1.0)?;
+                self.act(cx, Activation::Celu { alpha })
+            }
+            "ThresholdedRelu" => {
+                let alpha = cx.float_or("alpha", 1.0)?;
+                self.act(cx, Activation::ThresholdedRelu { alpha })
+            }
+            "Gelu" => {
+                let tanh = match cx.string("approximate")?.as_deref().unwrap_or("none") {
+                    "none" => false,
+                    "tanh" => true,
+                    other => {
+                        return Err(cx
+                            .attr_err("approximate", format!("{other:?} is not valid"))
+                            .into())
+                    }
+                };
+                self.act(cx, Activation::Gelu { tanh })
+            }
+            "Sum" | "Mean" => {
+                let n = cx.node.input.len();
+                let mut acc = self.operand(cx, 0)?;
+                for i in 1..n {
+                    let b = self.operand(cx, i)?;
+                    acc = self
+                        .g
+                        .add_node(Op::Binary(BinaryOp::Add), &[acc, b], Some(cx.name.clone()))
+                        .map_err(|e| cx.err(e.to_string()))?;
+                }
+                if cx.op() == "Mean" && n > 1 {
+                    let k = self.g.add_const(
+                        ConstData::new(vec![], vec![n as f32]),
+                        Some(cx.name.clone()),
+                    );
+                    return self.add(cx, Op::Binary(BinaryOp::Div), &[acc, k]);
+                }
+                self.add(cx, Op::Identity, &[acc])
+            }
             "PRelu" => {
                 let (a, b) = (self.operand(cx, 0)?, self.operand(cx, 1)?);
                 self.add(cx, Op::Binary(BinaryOp::PRelu), &[a, b])

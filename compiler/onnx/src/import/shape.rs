@@ -40,6 +40,11 @@ impl IV {
             ("Div", S(s, k), S(t, j)) if s == t && k % j == 0 => K((k / j) as i64),
             ("Equal", K(x), K(y)) => K((x == y) as i64),
             ("And", K(x), K(y)) => K((x != 0 && y != 0) as i64),
+            ("Max", K(x), K(y)) => K(x.max(y)),
+            ("Min", K(x), K(y)) => K(x.min(y)),
+            // a symbolic extent is >= 1
+            ("Max", S(s, k), K(x)) | ("Max", K(x), S(s, k)) if x <= 1 => S(s, k),
+            ("Min", S(..), K(x)) | ("Min", K(x), S(..)) if x <= 1 => K(x),
             ("Or", K(x), K(y)) => K((x != 0 || y != 0) as i64),
             ("Less", K(x), K(y)) => K((x < y) as i64),
             ("Greater", K(x), K(y)) => K((x > y) as i64),
@@ -116,6 +121,8 @@ const INT_OPS: &[&str] = &[
     "And",
     "Or",
     "Size",
+    "Max",
+    "Min",
 ];
 
 impl Importer<'_> {
@@ -395,7 +402,8 @@ impl Importer<'_> {
                     .unwrap_or(vec![n]);
                 self.def_int(cx, shape, out)
             }
-            "Add" | "Sub" | "Mul" | "Div" | "Equal" | "Less" | "Greater" | "And" | "Or" => {
+            "Add" | "Sub" | "Mul" | "Div" | "Equal" | "Less" | "Greater" | "And" | "Or" | "Max"
+            | "Min" => {
                 let (sa, va) = self.int_input(cx, 0)?;
                 let (sb, vb) = self.int_input(cx, 1)?;
                 let shape = bcast(&sa, &sb)
