@@ -3,8 +3,12 @@
 //! `conv(x, W, b) + t -> conv(x, W, b + t)`. BatchNormalization is imported as exactly such a
 //! multiply and add, so this is BN folding; it also folds Paddle's separate bias `Add`.
 //! The convolution must have constant weights and no other use.
+//!
+//! It also folds zero padding into the convolution that reads it: `conv(pad(x, 0))` with
+//! padding on the spatial axes only becomes `conv(x)` with larger pads (Keras
+//! `ZeroPadding2D`, timm's "same" convolutions, tf2onnx's explicit Pad nodes).
 use crate::{Changed, Pass, PassError, PassLog};
-use secc_ir::{BinaryOp, ConstData, Dim, Graph, NodeId, Op, ValueId};
+use secc_ir::{BinaryOp, ConstData, Dim, Graph, NodeId, Op, PadMode, ValueId};
 
 /// The pass.
 pub struct AffineFold;
@@ -91,6 +95,41 @@ fn try_fold(g: &mut Graph, id: NodeId) -> Option<()> {
     Some(())
 }
 
+/// `conv(pad(x))` with a constant-zero spatial pad used only here -> `conv(x)`, pads summed.
+fn try_fold_pad(g: &mut Graph, id: NodeId) -> Option<()> {
+    let Op::Conv2d(mut attrs) = g.node(id).op.clone() else {
+        return None;
+    };
+    let ins = g.inputs(id);
+    let p = ins[0];
+    let Op::Pad { pads, mode } = &g.node(p.node).op else {
+        return None;
+    };
+    if *mode != PadMode::Constant(0.0)
+        || pads.len() != 4
+        || pads[0] != (0, 0)
+        || pads[1] != (0, 0)
+        || g.use_count(p) != 1
+        || g.is_output(p)
+    {
+        return None;
+    }
+    let (ph, pw) = (pads[2], pads[3]);
+    attrs.pads[0] += ph.0;
+    attrs.pads[1] += pw.0;
+    attrs.pads[2] += ph.1;
+    attrs.pads[3] += pw.1;
+    let x = g.inputs(p.node)[0];
+    let mut new_ins = vec![x];
+    new_ins.extend_from_slice(&ins[1..]);
+    let origin = g.node(id).origin.clone();
+    let nv = g.add_node(Op::Conv2d(attrs), &new_ins, origin).ok()?;
+    g.replace_all_uses(id.into(), nv);
+    g.remove_node(id);
+    g.remove_node(p.node);
+    Some(())
+}
+
 impl Pass for AffineFold {
     fn name(&self) -> &'static str {
         "affine-fold"
@@ -101,7 +140,7 @@ impl Pass for AffineFold {
         loop {
             let mut any = false;
             for id in g.topo_order().unwrap_or_default() {
-                if g.contains(id) && try_fold(g, id).is_some() {
+                if g.contains(id) && (try_fold(g, id).is_some() || try_fold_pad(g, id).is_some()) {
                     any = true;
                     folded += 1;
                 }
@@ -113,7 +152,9 @@ impl Pass for AffineFold {
         if folded > 0 {
             log.lines.push((
                 "affine-fold",
-                format!("folded {folded} per-channel multiply/add node(s) into convolutions"),
+                format!(
+                    "folded {folded} per-channel multiply/add or zero-pad node(s) into convolutions"
+                ),
             ));
         }
         Ok((folded > 0).into())

@@ -383,6 +383,25 @@ def op_models():
         ["N", 5, 5, 19], ["N", 7, 5, 19], ["N", 9, 5, 19], ["N", 6, 5, 19], ["N", 6, 9, 37],
         ["N", 6, 7, 35], ["N", 4, 9, 13], ["N", 6, 8, 13]]))
 
+    # timm's Conv2dSame ("same" padding computed from the input size, as scripted/dynamo
+    # exports write it): Shape -> Gather -> Cast(float) -> Div -> Ceil -> Cast(int64) ->
+    # integer arithmetic -> Max(0) -> Div/Sub -> Concat -> Pad, then a VALID stride-2 conv
+    b = B("ops_pad_same_timm", 41)
+    def same_pad(axis, k, st):
+        size = b.op("Gather", [b.op("Shape", ["x"]), b.i64(axis)], axis=0)
+        q = b.op("Ceil", [b.op("Div", [b.op("Cast", [size], to=TensorProto.FLOAT), b.scalar(float(st))])])
+        q = b.op("Cast", [q], to=TensorProto.INT64)
+        tot = b.op("Sub", [b.op("Add", [b.op("Mul", [b.op("Sub", [q, b.i64(1)]), b.i64(st)]), b.i64(k)]), size])
+        tot = b.op("Max", [tot, b.i64(0)])
+        lo = b.op("Div", [tot, b.i64(2)])
+        return lo, b.op("Sub", [tot, lo])
+    (ht, hb), (wl, wr) = same_pad(2, 3, 2), same_pad(3, 3, 2)
+    u = lambda v: b.op("Unsqueeze", [v, b.i64([0])])
+    pads = b.op("Concat", [b.i64([0, 0]), u(ht), u(wl), b.i64([0, 0]), u(hb), u(wr)], axis=0)
+    xp = b.op("Pad", ["x", pads, b.scalar(0.0)], mode="constant")
+    y = b.op("Conv", [xp, b.w([7, 5, 3, 3], 0.3), b.w([7])], strides=[2, 2])
+    made.append(b.save([("x", ["N", 5, 9, 12])], [y], opset=17, out_dims=[["N", 7, 5, 6]]))
+
     # 1-D convolution, transposed convolution and pooling (audio/text CNNs; run as 2-D ops
     # over [N, C, 1, L])
     b = B("ops_conv1d", 39)

@@ -100,6 +100,30 @@ impl Importer<'_> {
             .into())
     }
 
+    /// The value of `v` when it is computable from constants alone (at most 64 nodes deep
+    /// and 1M elements), evaluated with the reference interpreter.
+    fn const_eval(&self, v: ValueId, depth: usize) -> Option<secc_ir::interp::Tensor> {
+        use secc_ir::interp::{eval_op, Tensor};
+        if let Some(c) = self.g.const_of(v) {
+            return Some(Tensor::new(c.shape.clone(), c.data.to_vec()));
+        }
+        let n = self.g.node(v.node);
+        if depth > 64
+            || matches!(n.op, Op::Input { .. })
+            || self.g.ty(v).numel()?.known()? > 1 << 20
+        {
+            return None;
+        }
+        let ins: Vec<Tensor> = self
+            .g
+            .inputs(v.node)
+            .into_iter()
+            .map(|i| self.const_eval(i, depth + 1))
+            .collect::<Option<_>>()?;
+        let refs: Vec<&Tensor> = ins.iter().collect();
+        eval_op(&n.op, &refs, &[]).ok()
+    }
+
     /// Output name `k` of the node.
     fn out_k(cx: &NodeCx, k: usize) -> R<String> {
         cx.node
@@ -342,11 +366,22 @@ impl Importer<'_> {
             let eq = self.node_at(cx, Op::Binary(BinaryOp::Equal), &[x, zero])?;
             return self.add(cx, Op::Binary(BinaryOp::Equal), &[eq, zero]);
         }
+        // integer types: only values known at compile time (shape arithmetic done in float,
+        // such as timm's "same" padding: ceil(ih / s) ...), truncated toward zero
+        if matches!(to, 2..=7 | 12 | 13) {
+            if let Some(t) = self.const_eval(x, 0) {
+                if t.data.iter().all(|v| v.is_finite()) {
+                    let vals = t.data.iter().map(|v| IV::K(v.trunc() as i64)).collect();
+                    self.ints.insert(Self::out_name(cx)?, (t.shape, vals));
+                    return Ok(());
+                }
+            }
+        }
         if to != FLOAT {
             return Err(unsupported(
                 cx,
                 format!(
-                    "Cast of float32 data to {} is not supported (only to float32)",
+                    "Cast of float32 data to {} is not supported (only to float32, or of values known at compile time)",
                     crate::tensor::dtype_name(to as i32)
                 ),
             ));
