@@ -596,6 +596,15 @@ def bad_models():
     m = model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv_bad_pads", pads=[0, 0, 0])], [w])
     onnx.save(m, os.path.join(bad, "bad_pads.onnx"))
 
+    # dynamic image size: the convolution cannot be sized until H and W are fixed
+    w = numpy_helper.from_array(np.ones([4, 3, 3, 3], dtype=np.float32), "w")
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="conv_dyn", pads=[1, 1, 1, 1])], "dyn",
+                          [helper.make_tensor_value_info("x", F, ["N", 3, "height", "width"])],
+                          [helper.make_tensor_value_info("y", F, ["N", 4, "height", "width"])], [w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, os.path.join(bad, "dynamic_hw.onnx"))
+
     # 1 GiB tensors at batch 1: refused at compile time under a smaller memory limit
     big_in = helper.make_tensor_value_info("x", F, ["N", 256, 1024, 1024])
     big_out = helper.make_tensor_value_info("y", F, ["N", 256, 1024, 1024])

@@ -257,3 +257,17 @@ fn a_model_too_large_for_memory_is_refused_at_compile_time_naming_the_node() {
     // sizes themselves must not overflow even without a limit
     assert!(compile(&g, &opts(Some(64 << 30))).is_ok());
 }
+
+#[test]
+fn a_symbolic_image_size_names_the_node_and_the_fix() {
+    let e = import_err("dynamic_hw.onnx");
+    assert!(
+        e.contains("\"conv_dyn\" (Conv)") && e.contains("height") && e.contains("--fix-dim"),
+        "{e}"
+    );
+    let mut opts = secc_onnx::ImportOptions::default();
+    opts.fixed_dims.insert("height".into(), 17);
+    opts.fixed_dims.insert("width".into(), 9);
+    let g = secc_onnx::import_file(&bad("dynamic_hw.onnx"), &opts).unwrap();
+    assert_eq!(g.ty(g.outputs[0].1).shape[2], secc_ir::Dim::Known(17));
+}

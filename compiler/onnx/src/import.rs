@@ -418,14 +418,23 @@ impl Importer<'_> {
     }
 
     fn add(&mut self, cx: &NodeCx, op: Op, ins: &[ValueId]) -> R<()> {
+        let syms = self.g.sym_names.clone();
         let v = self
             .g
             .add_node(op, ins, Some(cx.name.clone()))
             .map_err(|e| {
-                cx.err(match e {
+                let mut m = match e {
                     secc_ir::IrError::AtNode { source, .. } => source.to_string(),
                     e => e.to_string(),
-                })
+                };
+                // a symbolic height/width (dynamic image size) cannot size a kernel
+                if m.contains("must be a known extent") && !syms.is_empty() {
+                    m.push_str(&format!(
+                        "; the model has symbolic dimensions ({}): give the non-batch ones values with --fix-dim NAME=VALUE",
+                        syms.join(", ")
+                    ));
+                }
+                cx.err(m)
             })?;
         self.def(cx, v)
     }
