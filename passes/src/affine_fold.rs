@@ -4,6 +4,9 @@
 //! multiply and add, so this is BN folding; it also folds Paddle's separate bias `Add`.
 //! The convolution must have constant weights and no other use.
 //!
+//! The same holds for a Gemm with a constant B (BatchNorm1d after a Linear layer): B's
+//! output columns are scaled and the bias becomes one vector of N.
+//!
 //! It also folds zero padding into the convolution that reads it: `conv(pad(x, 0))` with
 //! padding on the spatial axes only becomes `conv(x)` with larger pads (Keras
 //! `ZeroPadding2D`, timm's "same" convolutions, tf2onnx's explicit Pad nodes).
@@ -95,6 +98,78 @@ fn try_fold(g: &mut Graph, id: NodeId) -> Option<()> {
     Some(())
 }
 
+/// `gemm(A, B, C) * s` / `+ t` with `s`, `t` per output column (shape `[N]` or `[1, N]`),
+/// constant B, C absent or broadcasting along columns only.
+fn try_fold_gemm(g: &mut Graph, id: NodeId) -> Option<()> {
+    let op = match g.node(id).op {
+        Op::Binary(b @ (BinaryOp::Mul | BinaryOp::Add)) => b,
+        _ => return None,
+    };
+    let ins = g.inputs(id);
+    let (gv, k) = [(ins[0], ins[1]), (ins[1], ins[0])]
+        .into_iter()
+        .find(|(a, b)| matches!(g.node(a.node).op, Op::Gemm(_)) && g.const_of(*b).is_some())?;
+    if g.use_count(gv) != 1 || g.is_output(gv) || g.ty(id.into()) != g.ty(gv) {
+        return None;
+    }
+    let Op::Gemm(mut attrs) = g.node(gv.node).op.clone() else {
+        return None;
+    };
+    let n = g.ty(gv).shape.get(1)?.known()? as usize;
+    let kd = g.const_of(k)?;
+    if kd.data.len() != n || kd.shape.len() > 2 || kd.shape.last() != Some(&n) {
+        return None;
+    }
+    let kv = kd.data.to_vec();
+    let gins = g.inputs(gv.node);
+    let b = g.const_of(gins[1])?.clone();
+    // C as one value per column
+    let mut c = vec![0f32; n];
+    if let Some(cv) = gins.get(2) {
+        let cd = g.const_of(*cv)?;
+        match cd.data.len() {
+            1 => c.iter_mut().for_each(|x| *x = cd.data[0] * attrs.beta),
+            l if l == n && cd.shape.iter().rev().skip(1).all(|&d| d == 1) => {
+                for (x, v) in c.iter_mut().zip(cd.data.iter()) {
+                    *x = v * attrs.beta;
+                }
+            }
+            _ => return None,
+        }
+    }
+    let mut bdata = b.data.to_vec();
+    if op == BinaryOp::Mul {
+        let kdim = bdata.len() / n;
+        for (col, &s) in kv.iter().enumerate() {
+            for r in 0..kdim {
+                // B is [N, K] when transposed, else [K, N]
+                let i = if attrs.trans_b {
+                    col * kdim + r
+                } else {
+                    r * n + col
+                };
+                bdata[i] *= s;
+            }
+            c[col] *= s;
+        }
+    } else {
+        for (x, t) in c.iter_mut().zip(&kv) {
+            *x += t;
+        }
+    }
+    attrs.beta = 1.0;
+    let origin = g.node(gv.node).origin.clone();
+    let bv = g.add_const(ConstData::new(b.shape.clone(), bdata), origin.clone());
+    let cv = g.add_const(ConstData::new(vec![n], c), origin.clone());
+    let nv = g
+        .add_node(Op::Gemm(attrs), &[gins[0], bv, cv], origin)
+        .ok()?;
+    g.replace_all_uses(id.into(), nv);
+    g.remove_node(id);
+    g.remove_node(gv.node);
+    Some(())
+}
+
 /// `conv(pad(x))` with a constant-zero spatial pad used only here -> `conv(x)`, pads summed.
 fn try_fold_pad(g: &mut Graph, id: NodeId) -> Option<()> {
     let Op::Conv2d(mut attrs) = g.node(id).op.clone() else {
@@ -140,7 +215,11 @@ impl Pass for AffineFold {
         loop {
             let mut any = false;
             for id in g.topo_order().unwrap_or_default() {
-                if g.contains(id) && (try_fold(g, id).is_some() || try_fold_pad(g, id).is_some()) {
+                if g.contains(id)
+                    && (try_fold(g, id).is_some()
+                        || try_fold_gemm(g, id).is_some()
+                        || try_fold_pad(g, id).is_some())
+                {
                     any = true;
                     folded += 1;
                 }
@@ -153,7 +232,7 @@ impl Pass for AffineFold {
             log.lines.push((
                 "affine-fold",
                 format!(
-                    "folded {folded} per-channel multiply/add or zero-pad node(s) into convolutions"
+                    "folded {folded} per-channel multiply/add or zero-pad node(s) into convolutions and Gemms"
                 ),
             ));
         }

@@ -44,6 +44,11 @@ class B:
         self.inits.append(numpy_helper.from_array(np.array(v, dtype=np.float32), name))
         return name
 
+    def scalar_vec(self, arr):
+        name = self.uid("v")
+        self.inits.append(numpy_helper.from_array(np.asarray(arr, dtype=np.float32), name))
+        return name
+
     def op(self, op_type, inputs, n_out=1, **attrs):
         outs = [self.uid(op_type.lower()) for _ in range(n_out)]
         self.nodes.append(helper.make_node(op_type, inputs, outs, name=self.uid(op_type), **attrs))
@@ -325,6 +330,16 @@ def op_models():
     y3 = b.op("Gemm", ["x", b.w([3, 6]), b.w([1, 3])], transB=1, beta=-1.0)
     y4 = b.op("Gemm", ["x", b.w([6, 2]), b.scalar(0.25)])
     made.append(b.save([("x", [4, 6])], [y1, y2, y3, y4], out_dims=[[4, 5], [4, 4], [4, 3], [4, 2]]))
+
+    # BatchNorm1d after Linear layers (folded into the Gemm): with and without C, both B layouts
+    b = B("ops_gemm_bn", 42)
+    def bn(x, c):
+        return b.op("BatchNormalization", [x, b.w([c], 0.5), b.w([c]), b.w([c]),
+                                           b.scalar_vec(np.abs(b.rng.standard_normal(c)) + 0.5)], epsilon=1e-5)
+    h = b.op("Relu", [bn(b.op("Gemm", ["x", b.w([9, 6]), b.w([9])], transB=1, alpha=0.7, beta=1.3), 9)])
+    y1 = bn(b.op("Gemm", [h, b.w([9, 5])]), 5)
+    y2 = bn(b.op("Gemm", ["x", b.w([6, 4]), b.scalar(0.25)]), 4)
+    made.append(b.save([("x", [3, 6])], [y1, y2], opset=15, out_dims=[[3, 5], [3, 4]]))
 
     # MatMul: batched with broadcasting, 1-D operands, two run-time operands
     b = B("ops_matmul", 23)
