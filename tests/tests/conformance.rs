@@ -21,13 +21,17 @@ use secc_ir::interp::{self, Tensor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Relative tolerance: the ONNX backend runner's default.
 const RTOL: f32 = 1e-3;
 /// Absolute tolerance (the ONNX runner uses 1e-7; float32 kernels with polynomial exp and
 /// reordered sums differ from numpy's float64-then-rounded references by a few ulps of 1).
 const ATOL: f32 = 1e-5;
+
+/// A single node test that takes longer than this is reported as stuck (they take
+/// milliseconds each).
+const STUCK_SECS: u64 = 120;
 
 const FLOAT: i32 = 1;
 const BOOL: i32 = 9;
@@ -465,28 +469,59 @@ fn onnx_backend_node_tests_pass_for_supported_ops() {
     tests.sort();
     let filter = std::env::var("SECC_CONFORMANCE_FILTER").ok();
     tests.retain(|(n, _, _)| filter.as_ref().is_none_or(|f| n.contains(f.as_str())));
-    let results: Mutex<BTreeMap<String, OpReport>> = Mutex::new(BTreeMap::new());
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((name, path, op)) = tests.get(i) else {
-                    break;
-                };
-                let outcome = std::panic::catch_unwind(|| run_test(path))
-                    .unwrap_or_else(|_| Outcome::Fail("panicked".into()));
-                let mut r = results.lock().unwrap();
-                let e = r.entry(op.clone()).or_default();
-                match outcome {
-                    Outcome::Pass => e.passed.push(name.clone()),
-                    Outcome::Skip(why) => e.skipped.push((name.clone(), why)),
-                    Outcome::Fail(why) => e.failed.push((name.clone(), why)),
-                }
-            });
+    // two workers on detached threads; the main thread watches progress so that a test that
+    // never finishes fails this test with its name instead of hanging CI
+    let tests = Arc::new(tests);
+    let results: Arc<Mutex<BTreeMap<String, OpReport>>> = Arc::default();
+    let running: Arc<Mutex<Vec<Option<String>>>> = Arc::new(Mutex::new(vec![None, None]));
+    let next = Arc::new(AtomicUsize::new(0));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    for w in 0..2 {
+        let (tests, results, running, next, done_tx) = (
+            tests.clone(),
+            results.clone(),
+            running.clone(),
+            next.clone(),
+            done_tx.clone(),
+        );
+        std::thread::spawn(move || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some((name, path, op)) = tests.get(i) else {
+                running.lock().unwrap()[w] = None;
+                let _ = done_tx.send(());
+                break;
+            };
+            running.lock().unwrap()[w] = Some(name.clone());
+            let outcome = std::panic::catch_unwind(|| run_test(path))
+                .unwrap_or_else(|_| Outcome::Fail("panicked".into()));
+            let mut r = results.lock().unwrap();
+            let e = r.entry(op.clone()).or_default();
+            match outcome {
+                Outcome::Pass => e.passed.push(name.clone()),
+                Outcome::Skip(why) => e.skipped.push((name.clone(), why)),
+                Outcome::Fail(why) => e.failed.push((name.clone(), why)),
+            }
+            let _ = done_tx.send(());
+        });
+    }
+    drop(done_tx);
+    let stuck = std::env::var("SECC_CONFORMANCE_STUCK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(STUCK_SECS);
+    let (mut finished, total) = (0usize, tests.len() + 2);
+    while finished < total {
+        match done_rx.recv_timeout(std::time::Duration::from_millis(stuck * 1000)) {
+            Ok(()) => finished += 1,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!(
+                "no ONNX node test finished in {stuck} s; still running: {:?}",
+                running.lock().unwrap()
+            ),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         }
-    });
-    let mut results = results.into_inner().unwrap();
+    }
+    // (a worker may still hold its handle for a moment after its last message)
+    let mut results = std::mem::take(&mut *results.lock().unwrap());
     for r in results.values_mut() {
         r.passed.sort();
         r.failed.sort();
