@@ -94,17 +94,7 @@ fn external_data_is_read_and_escapes_are_refused() {
 fn artifact() -> Vec<u8> {
     let mut g = import(&models_dir().join("se_torchvision.onnx"));
     run_passes(&mut g);
-    compile(
-        &g,
-        &CodegenOptions {
-            target: Target::Cpu {
-                cpu: "native".into(),
-            },
-            compiler_version: "test".into(),
-            memory_limit: None,
-        },
-    )
-    .unwrap()
+    compile(&g, &cpu_opts()).unwrap()
 }
 
 fn load_err(bytes: Vec<u8>) -> String {
@@ -240,11 +230,8 @@ fn a_model_too_large_for_memory_is_refused_at_compile_time_naming_the_node() {
     let mut g = secc_onnx::import_file(&bad("huge_tensors.onnx"), &Default::default()).unwrap();
     run_passes(&mut g);
     let opts = |limit| CodegenOptions {
-        target: Target::Cpu {
-            cpu: "native".into(),
-        },
-        compiler_version: "test".into(),
         memory_limit: limit,
+        ..cpu_opts()
     };
     let e = match compile(&g, &opts(Some(1 << 30))) {
         Ok(_) => panic!("a 2 GiB model compiled under a 1 GiB limit"),

@@ -16,6 +16,8 @@
 //! The per-op report is written to `target/conformance.md`, and to `docs/conformance.md`
 //! when `SECC_WRITE_CONFORMANCE=1`.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
+mod common;
+use common::cpu_opts;
 use onnx_protobuf::{Message, ModelProto, TensorProto};
 use secc_ir::interp::{self, Tensor};
 use std::collections::BTreeMap;
@@ -35,16 +37,6 @@ const STUCK_SECS: u64 = 120;
 
 const FLOAT: i32 = 1;
 const BOOL: i32 = 9;
-
-fn cpu_opts() -> secc_codegen::CodegenOptions {
-    secc_codegen::CodegenOptions {
-        target: secc_codegen::Target::Cpu {
-            cpu: "native".into(),
-        },
-        compiler_version: "conformance".into(),
-        memory_limit: None,
-    }
-}
 
 fn data_dir() -> Option<PathBuf> {
     let d = match std::env::var_os("SECC_ONNX_NODE_TESTS") {

@@ -4,22 +4,12 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 mod common;
 use common::*;
-use secc_codegen::{compile, CodegenOptions, Target};
+use secc_codegen::compile;
 use secc_ir::interp;
 
 /// Kernel vs interpreter: relative error |a-b|/(1+|b|) <= 1e-4. Kernels accumulate in f32
 /// with reordered (vectorised) sums and use libm expf; the interpreter accumulates in f64.
 pub const KERNEL_TOL: f32 = 1e-4;
-
-pub fn cpu_opts() -> CodegenOptions {
-    CodegenOptions {
-        target: Target::Cpu {
-            cpu: "native".into(),
-        },
-        compiler_version: "test".into(),
-        memory_limit: None,
-    }
-}
 
 #[test]
 fn every_fixture_runs_and_matches_the_interpreter() {

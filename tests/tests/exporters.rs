@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 mod common;
 use common::*;
-use secc_codegen::{compile, CodegenOptions, Target};
+use secc_codegen::compile;
 
 /// Max |secc - ORT| on the models' probability outputs.
 const TOL: f32 = 1e-4;
@@ -25,17 +25,7 @@ fn exporter_networks_fuse_se_and_match_onnx_runtime() {
         let mut g = import(&model);
         run_passes(&mut g);
         assert_eq!(count_se(&g) as u32, want_se, "{name}: fused SE blocks");
-        let bytes = compile(
-            &g,
-            &CodegenOptions {
-                target: Target::Cpu {
-                    cpu: "native".into(),
-                },
-                compiler_version: "test".into(),
-                memory_limit: None,
-            },
-        )
-        .unwrap();
+        let bytes = compile(&g, &cpu_opts()).unwrap();
         let m = secc_runtime::Model::from_bytes(bytes, 2).unwrap();
         let (xs, x) = npy::read_f32(&dir.join(format!("{name}.in0.npy")));
         let (ys, want) = npy::read_f32(&dir.join(format!("{name}.ort0.npy")));

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 mod common;
 use common::*;
-use secc_codegen::{compile, CodegenOptions, Target};
+use secc_codegen::compile;
 
 /// Comparison on logits scaled to unit variance: max |a - b| / std(b) <= 1e-4.
 const NET_TOL: f32 = 1e-4;
@@ -62,17 +62,7 @@ fn networks_fuse_every_se_block_and_match_onnx_runtime() {
         }
         let mut g = import(&model);
         run_passes(&mut g);
-        let bytes = compile(
-            &g,
-            &CodegenOptions {
-                target: Target::Cpu {
-                    cpu: "native".into(),
-                },
-                compiler_version: "test".into(),
-                memory_limit: None,
-            },
-        )
-        .unwrap();
+        let bytes = compile(&g, &cpu_opts()).unwrap();
         let m = secc_runtime::Model::from_bytes(bytes, 2).unwrap();
         assert_eq!(
             m.info().manifest.se_blocks,

@@ -1178,6 +1178,73 @@ fn conv_pointwise_tiled<'a, 'ctx>(
     })
 }
 
+/// A 16-column tile of a tiled convolution is interior when every tap column it reads lies
+/// inside the input row (`ix0` is its first input column before the tap and padding
+/// offsets) and all 16 outputs exist; other tiles take masked loads and stores.
+fn tile_interior<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    ox0: IntValue<'ctx>,
+    ix0: IntValue<'ctx>,
+    [pl, w, ow]: [u64; 3],
+    [kw, dw, sw]: [u64; 3],
+) -> R<IntValue<'ctx>> {
+    let lo_ok =
+        kb.b.build_int_compare(inkwell::IntPredicate::SGE, ix0, kb.i(pl), "")?;
+    let last_col = kb.add(ix0, kb.i(16 * sw - 1 + (kw - 1) * dw))?;
+    let hi_ok = kb.lt(last_col, kb.i(w + pl))?;
+    let full = kb.b.build_int_compare(
+        inkwell::IntPredicate::SLE,
+        kb.add(ox0, kb.i(16))?,
+        kb.i(ow),
+        "",
+    )?;
+    Ok(kb
+        .b
+        .build_and(kb.b.build_and(lo_ok, hi_ok, "")?, full, "")?)
+}
+
+/// For a border tile: per tap column, the masks of its two strided loads (the columns read
+/// must lie inside the row). Empty for interior tiles.
+fn column_masks<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    masked: bool,
+    ix0: IntValue<'ctx>,
+    [pl, w]: [u64; 2],
+    [kw, dw, sw]: [u64; 3],
+) -> R<Vec<(VectorValue<'ctx>, VectorValue<'ctx>)>> {
+    if !masked {
+        return Ok(vec![]);
+    }
+    (0..kw)
+        .map(|kx| {
+            let start = kb.sub(kb.add(ix0, kb.i(kx * dw))?, kb.i(pl))?;
+            Ok((
+                kb.wide_mask(start, kb.i(0), kb.i(w), sw)?,
+                kb.wide_mask(kb.add(start, kb.i(8 * sw))?, kb.i(0), kb.i(w), sw)?,
+            ))
+        })
+        .collect()
+}
+
+/// The 16 input columns of one tap of a tile (two 8-lane strided loads, masked at borders),
+/// zero when the input row lies in the padding (`valid` false).
+fn load_tile_row<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    px: PointerValue<'ctx>,
+    xi: IntValue<'ctx>,
+    sw: u64,
+    masks: Option<&(VectorValue<'ctx>, VectorValue<'ctx>)>,
+    valid: IntValue<'ctx>,
+) -> R<(VectorValue<'ctx>, VectorValue<'ctx>)> {
+    let x0 = kb.vec_load_strided(px, xi, sw, masks.map(|m| m.0))?;
+    let x1 = kb.vec_load_strided(px, kb.add(xi, kb.i(8 * sw))?, sw, masks.map(|m| m.1))?;
+    let zero = kb.vec_splat(kb.fc(0.0))?;
+    Ok((
+        kb.b.build_select(valid, x0, zero, "")?.into_vector_value(),
+        kb.b.build_select(valid, x1, zero, "")?.into_vector_value(),
+    ))
+}
+
 /// A KxK convolution (any padding and dilation, column stride up to 4), register-tiled like
 /// [`conv_pointwise_tiled`]: a work unit is 4 output channels x 16 output columns of one
 /// output row; the accumulators stay in vector registers over all input channels and taps.
@@ -1223,35 +1290,12 @@ fn conv_direct_tiled<'a, 'ctx>(
         )?;
         let emit_block = |kb: &mut Kb<'a, 'ctx>, m: u64| -> R<()> {
             // interior: every tap of all 16 columns reads inside the row, and the tile is full
-            let lo_ok =
-                kb.b.build_int_compare(inkwell::IntPredicate::SGE, ix0, kb.i(pl), "")?;
-            let last_col = kb.add(ix0, kb.i(PT * sw - 1 + (kw - 1) * dw))?;
-            let hi_ok = kb.lt(last_col, kb.i(w + pl))?;
-            let full = kb.b.build_int_compare(
-                inkwell::IntPredicate::SLE,
-                kb.add(ox0, kb.i(PT))?,
-                kb.i(ow),
-                "",
-            )?;
-            let interior =
-                kb.b.build_and(kb.b.build_and(lo_ok, hi_ok, "")?, full, "")?;
-            let zero_v = kb.vec_splat(kb.fc(0.0))?;
+            let interior = tile_interior(kb, ox0, ix0, [pl, w, ow], [kw, dw, sw])?;
             // one body for both cases: interior tiles load plainly, border tiles with lane
             // masks (columns inside the row, and inside the output for the stores)
             let tile = |kb: &mut Kb<'a, 'ctx>, masked: bool| -> R<()> {
                 let init = bias_accumulators(kb, pbias, oc0, m)?;
-                // per-tap column masks, computed once per tile
-                let mut masks = Vec::new();
-                if masked {
-                    for kx in 0..kw {
-                        // the columns read must lie inside the row
-                        let start = kb.sub(kb.add(ix0, kb.i(kx * dw))?, kb.i(pl))?;
-                        let m0 = kb.wide_mask(start, kb.i(0), kb.i(w), sw)?;
-                        let m1 =
-                            kb.wide_mask(kb.add(start, kb.i(8 * sw))?, kb.i(0), kb.i(w), sw)?;
-                        masks.push((m0, m1));
-                    }
-                }
+                let masks = column_masks(kb, masked, ix0, [pl, w], [kw, dw, sw])?;
                 let acc = kb.for_carry(kb.i(0), kb.i(c), init, |kb, ic, acc| {
                     let mut acc: Vec<VectorValue> =
                         acc.into_iter().map(|v| v.into_vector_value()).collect();
@@ -1268,18 +1312,8 @@ fn conv_direct_tiled<'a, 'ctx>(
                         for kx in 0..kw {
                             let xi =
                                 kb.sub(kb.add(xrow, kb.add(ix0, kb.i(kx * dw))?)?, kb.i(pl))?;
-                            let (m0, m1) = match masks.get(kx as usize) {
-                                Some(&(m0, m1)) => (Some(m0), Some(m1)),
-                                None => (None, None),
-                            };
-                            let x0 = kb.vec_load_strided(px, xi, sw, m0)?;
-                            let x1 = kb.vec_load_strided(px, kb.add(xi, kb.i(8 * sw))?, sw, m1)?;
-                            let x0 =
-                                kb.b.build_select(valid, x0, zero_v, "")?
-                                    .into_vector_value();
-                            let x1 =
-                                kb.b.build_select(valid, x1, zero_v, "")?
-                                    .into_vector_value();
+                            let (x0, x1) =
+                                load_tile_row(kb, px, xi, sw, masks.get(kx as usize), valid)?;
                             for k in 0..m {
                                 let wi = kb.add(
                                     kb.mul(
@@ -1366,19 +1400,7 @@ fn conv_depthwise_tiled<'a, 'ctx>(
         let xplane = kb.mul(plane, kb.i(h * w))?;
         let wbase = kb.mul(ch, kb.i(kh * kw))?;
         let oplane = kb.mul(plane, kb.i(oh * ow))?;
-        let lo_ok =
-            kb.b.build_int_compare(inkwell::IntPredicate::SGE, ix0, kb.i(pl), "")?;
-        let last_col = kb.add(ix0, kb.i(PT * sw - 1 + (kw - 1) * dw))?;
-        let hi_ok = kb.lt(last_col, kb.i(w + pl))?;
-        let full = kb.b.build_int_compare(
-            inkwell::IntPredicate::SLE,
-            kb.add(ox0, kb.i(PT))?,
-            kb.i(ow),
-            "",
-        )?;
-        let interior =
-            kb.b.build_and(kb.b.build_and(lo_ok, hi_ok, "")?, full, "")?;
-        let zero_v = kb.vec_splat(kb.fc(0.0))?;
+        let interior = tile_interior(kb, ox0, ix0, [pl, w, ow], [kw, dw, sw])?;
         let tile = |kb: &mut Kb<'a, 'ctx>, masked: bool| -> R<()> {
             let b0 = match pbias {
                 Some(pb) => kb.load(pb, ch)?,
@@ -1386,16 +1408,7 @@ fn conv_depthwise_tiled<'a, 'ctx>(
             };
             let init = kb.vec_splat(b0)?;
             let mut acc = vec![(init, init); RB as usize];
-            let mut masks = Vec::new();
-            if masked {
-                for kx in 0..kw {
-                    let start = kb.sub(kb.add(ix0, kb.i(kx * dw))?, kb.i(pl))?;
-                    masks.push((
-                        kb.wide_mask(start, kb.i(0), kb.i(w), sw)?,
-                        kb.wide_mask(kb.add(start, kb.i(8 * sw))?, kb.i(0), kb.i(w), sw)?,
-                    ));
-                }
-            }
+            let masks = column_masks(kb, masked, ix0, [pl, w], [kw, dw, sw])?;
             for t in 0..span {
                 // (output row, tap row) pairs that read window row t
                 let users: Vec<(u64, u64)> = (0..RB)
@@ -1418,18 +1431,7 @@ fn conv_depthwise_tiled<'a, 'ctx>(
                 for kx in 0..kw {
                     let start = kb.sub(kb.add(ix0, kb.i(kx * dw))?, kb.i(pl))?;
                     let xi = kb.add(xrow, start)?;
-                    let (m0, m1) = match masks.get(kx as usize) {
-                        Some(&(m0, m1)) => (Some(m0), Some(m1)),
-                        None => (None, None),
-                    };
-                    let x0 = kb.vec_load_strided(px, xi, sw, m0)?;
-                    let x1 = kb.vec_load_strided(px, kb.add(xi, kb.i(8 * sw))?, sw, m1)?;
-                    let x0 =
-                        kb.b.build_select(valid, x0, zero_v, "")?
-                            .into_vector_value();
-                    let x1 =
-                        kb.b.build_select(valid, x1, zero_v, "")?
-                            .into_vector_value();
+                    let (x0, x1) = load_tile_row(kb, px, xi, sw, masks.get(kx as usize), valid)?;
                     for &(r, ky) in &users {
                         let wv = kb.vec_splat(kb.load(pw, kb.add(wbase, kb.i(ky * kw + kx))?)?)?;
                         let (a0, a1) = acc[r as usize];

@@ -77,7 +77,8 @@ fn for_each_index(shape: &[usize], mut f: impl FnMut(&[usize])) {
     }
 }
 
-fn bshape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, IrError> {
+/// Numpy broadcast of two concrete shapes.
+pub fn bshape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, IrError> {
     let r = a.len().max(b.len());
     (0..r)
         .map(|i| {

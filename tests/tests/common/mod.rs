@@ -20,6 +20,17 @@ pub fn fixtures() -> Vec<PathBuf> {
     v
 }
 
+/// Code generation for the host CPU, no memory limit.
+pub fn cpu_opts() -> secc_codegen::CodegenOptions {
+    secc_codegen::CodegenOptions {
+        target: secc_codegen::Target::Cpu {
+            cpu: "native".into(),
+        },
+        compiler_version: "test".into(),
+        memory_limit: None,
+    }
+}
+
 pub fn stem(p: &Path) -> String {
     p.file_stem().unwrap().to_string_lossy().into_owned()
 }

@@ -61,31 +61,6 @@ impl IV {
 /// Largest tensor ConstantOfShape may build at import (1 GiB of float32).
 const MAX_CONST_ELEMS: usize = 1 << 28;
 
-/// Numpy broadcast of two shapes.
-fn bcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
-    let r = a.len().max(b.len());
-    (0..r)
-        .map(|i| {
-            let da = if i + a.len() >= r {
-                a[i + a.len() - r]
-            } else {
-                1
-            };
-            let db = if i + b.len() >= r {
-                b[i + b.len() - r]
-            } else {
-                1
-            };
-            match (da, db) {
-                _ if da == db => Some(da),
-                (1, _) => Some(db),
-                (_, 1) => Some(da),
-                _ => None,
-            }
-        })
-        .collect()
-}
-
 /// Flat offset in a tensor of `shape` broadcast to the output index `idx`.
 fn offset(shape: &[usize], idx: &[usize]) -> usize {
     let skip = idx.len() - shape.len();
@@ -406,8 +381,7 @@ impl Importer<'_> {
             | "Min" => {
                 let (sa, va) = self.int_input(cx, 0)?;
                 let (sb, vb) = self.int_input(cx, 1)?;
-                let shape = bcast(&sa, &sb)
-                    .ok_or_else(|| cx.err(format!("shapes {sa:?} and {sb:?} do not broadcast")))?;
+                let shape = secc_ir::interp::bshape(&sa, &sb).map_err(|e| cx.err(e.to_string()))?;
                 let mut out = Vec::with_capacity(shape.iter().product());
                 let mut idx = vec![0usize; shape.len()];
                 for _ in 0..shape.iter().product::<usize>() {
