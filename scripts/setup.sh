@@ -4,6 +4,7 @@
 #   - ptxas (extracted from Debian non-free's nvidia-cuda-toolkit .deb into .tools/, not installed)
 #   - a Python venv in .venv with onnx, numpy and onnxruntime (fixture generation, benchmarks)
 #   - the ONNX backend node tests from the onnx 1.22.0 wheel, unpacked into .tools/onnx-node/
+#   - every crate of Cargo.lock, for all platforms, into the cargo cache (cargo fetch)
 # Usage: scripts/setup.sh [--no-python] [--no-ptxas]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,5 +78,10 @@ z.extractall(sys.argv[2], members)
 print(f"setup: unpacked {len(members)} files of the ONNX node tests")
 PY
   rm -rf .tools/onnx-node && mv .tools/onnx-node.tmp .tools/onnx-node && rm -rf .tools/wheel
+fi
+# every platform's crates into the cargo cache: `cargo metadata --offline` (the architecture
+# test) resolves the whole lock file, including Windows-only crates a Linux build never fetches
+if command -v cargo >/dev/null 2>&1; then
+  cargo fetch --locked -q
 fi
 echo "setup: done"

@@ -54,6 +54,8 @@ pub struct Kb<'a, 'ctx> {
     pub block_id: Option<IntValue<'ctx>>,
     bar_fn: Option<PointerValue<'ctx>>,
     bar_ctx: Option<PointerValue<'ctx>>,
+    /// whether the body calls [`Kb::barrier`]: then every share must run at once
+    used_barrier: std::cell::Cell<bool>,
 }
 
 fn intrinsic<'ctx>(
@@ -128,6 +130,7 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
                     block_id: None,
                     bar_fn: Some(p(4)),
                     bar_ctx: Some(p(5)),
+                    used_barrier: Default::default(),
                 };
                 for i in 0..nargs {
                     let slot = kb.gep_t(ptr.into(), p(0), kb.i(i as u64))?;
@@ -199,15 +202,18 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
                     block_id: Some(cx),
                     bar_fn: None,
                     bar_ctx: None,
+                    used_barrier: Default::default(),
                 })
             }
         }
     }
 
-    /// Ends the function.
-    pub fn finish(self) -> R<()> {
+    /// Ends the function; returns whether its body waits at a barrier (the runtime must
+    /// then run all its shares at once; other kernels' shares may run in any order, on any
+    /// thread).
+    pub fn finish(self) -> R<bool> {
         self.b.build_return(None)?;
-        Ok(())
+        Ok(self.used_barrier.get())
     }
 
     /// i64 constant.
@@ -1136,6 +1142,7 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
 
     /// Waits until every thread of the group reaches this point.
     pub fn barrier(&self) -> R<()> {
+        self.used_barrier.set(true);
         match self.flavor {
             Flavor::Cpu => {
                 let ptr = self.ctx.ptr_type(AddressSpace::default());

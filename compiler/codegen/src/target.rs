@@ -105,6 +105,8 @@ pub struct Generated {
     pub target: TargetDecl,
     /// the section kind and bytes
     pub section: (&'static str, Vec<u8>),
+    /// per plan step: whether the kernel waits at a barrier inside
+    pub barriers: Vec<bool>,
 }
 
 /// Emits every kernel of the plan into one module for the target and returns its code.
@@ -115,6 +117,7 @@ pub fn generate(g: &Graph, p: &plan::Plan, target: &Target) -> Result<Generated,
         Target::Cpu { .. } => Flavor::Cpu,
         Target::Cuda { .. } => Flavor::Ptx,
     };
+    let mut barriers = Vec::with_capacity(p.steps.len());
     for s in &p.steps {
         let mut kb = Kb::new(&ctx, &m, flavor, &s.name, s.args.len(), g.sym_names.len())?;
         kernels::emit(&mut kb, &s.kind).map_err(|e| match e {
@@ -124,7 +127,7 @@ pub fn generate(g: &Graph, p: &plan::Plan, target: &Target) -> Result<Generated,
             },
             e => e,
         })?;
-        kb.finish()?;
+        barriers.push(kb.finish()?);
     }
     match target {
         Target::Cpu { cpu } => {
@@ -161,6 +164,7 @@ pub fn generate(g: &Graph, p: &plan::Plan, target: &Target) -> Result<Generated,
                     features,
                 },
                 section: ("cpu_code", so),
+                barriers,
             })
         }
         Target::Cuda { arch } => {
@@ -181,6 +185,7 @@ pub fn generate(g: &Graph, p: &plan::Plan, target: &Target) -> Result<Generated,
                     features: vec![],
                 },
                 section: ("ptx", ptx.as_slice().to_vec()),
+                barriers,
             })
         }
     }
@@ -290,13 +295,15 @@ pub fn compile(g: &Graph, opts: &CodegenOptions) -> Result<Vec<u8>, CodegenError
         kernels: p
             .steps
             .iter()
-            .map(|s| KernelDecl {
+            .zip(&gen.barriers)
+            .map(|(s, &barrier)| KernelDecl {
                 name: s.name.clone(),
                 kind: s.kind.name().into(),
                 origin: s.origin.clone(),
                 args: s.args.clone(),
                 writes: s.writes.clone(),
                 grid: s.grid.map(plan::dim_decl),
+                barrier,
             })
             .collect(),
         se_blocks: p.se_blocks,

@@ -87,7 +87,7 @@ struct RunArgs {
     /// Folder to write each output to, as <output name>.npy
     #[arg(long = "output-dir")]
     output_dir: Option<PathBuf>,
-    /// Worker threads (default: all cores)
+    /// Worker threads (default: the cores this process may use: affinity mask and cgroup quota)
     #[arg(long)]
     threads: Option<usize>,
     /// Time N runs (after warm-up) and report latency statistics
@@ -306,13 +306,16 @@ fn sanitize(name: &str) -> String {
 }
 
 fn run(a: RunArgs) -> Result<()> {
-    let threads = a.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let cores = secc_runtime::available_cores();
+    let threads = a.threads.unwrap_or(cores);
     if threads == 0 {
         bail!("--threads must be at least 1");
+    }
+    if threads > cores {
+        eprintln!(
+            "warning: --threads {threads} exceeds the {cores} core(s) this process may use \
+             (CPU affinity and cgroup quota); threads will wait for each other to be scheduled"
+        );
     }
     let model = secc_runtime::Model::load_with_threads(&a.artifact, threads)
         .with_context(|| format!("loading {}", a.artifact.display()))?;

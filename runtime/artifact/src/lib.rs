@@ -163,6 +163,15 @@ pub struct KernelDecl {
     /// PTX launch hint: one CTA per `grid` unit (0 = grid-stride over all threads)
     #[serde(default)]
     pub grid: Option<DimDecl>,
+    /// CPU: the body waits at a barrier, so its `nthreads` shares must all run at once;
+    /// otherwise the runtime may cut the work into more shares and run them in any order
+    /// on any thread. Absent (artifacts from before this field): true, the safe reading.
+    #[serde(default = "yes")]
+    pub barrier: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Code target of the artifact.

@@ -12,7 +12,8 @@
 //! any code from it is mapped; see [`Model::load`] for the trust model. Running binds the
 //! symbolic batch size from the inputs, plans memory (temporaries share an arena by
 //! liveness) and runs the kernels on a thread pool: every kernel is called once per thread
-//! with `(tid, nthreads)`, with a spin barrier between kernels.
+//! with `(tid, nthreads)`, with a barrier between kernels (a short spin, then a futex
+//! sleep, so a preempted thread does not stall the others on a busy machine).
 //!
 //! The runtime depends only on `secc-artifact`: an application that links it never pulls in
 //! LLVM, egg or the compiler.
@@ -20,10 +21,22 @@
 
 mod barrier;
 mod cpu;
+mod exec;
 mod mem;
 mod model;
+mod shares;
 
 pub use model::{Model, ModelInfo, RunStats, Tensor};
+
+/// The number of cores this process may run on: the CPU affinity mask and the cgroup CPU
+/// quota (on Linux, as `std::thread::available_parallelism` reads them), not the machine's
+/// core count. The default thread count; more threads than this run correctly, but
+/// threads of one run then wait for each other to be scheduled.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
 
 /// Runtime errors.
 #[derive(Debug, thiserror::Error)]

@@ -1,12 +1,11 @@
 //! The model: a checked artifact, its loaded code, and execution.
-use crate::barrier::{barrier_wait, SpinBarrier};
 use crate::cpu::{self, Code};
+use crate::exec::Run;
 use crate::RuntimeError;
 use secc_artifact::{Artifact, BufferKind, DimDecl, Manifest};
-use std::ffi::c_void;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// A dense row-major f32 tensor.
@@ -80,31 +79,21 @@ struct Bound {
     arena: Vec<f32>,
 }
 
-/// Raw pointers handed to the pool threads.
-struct Frame {
-    args: Vec<Vec<*mut f32>>,
-    syms: Vec<i64>,
-}
-// SAFETY: the pointers refer to buffers owned by `Model::run`'s frame (inputs, outputs, the
-// arena, the weights), all alive until every pool thread has returned; kernels write only
-// their declared output buffers, which the memory plan keeps disjoint from everything
-// live at the same time.
-unsafe impl Send for Frame {}
-// SAFETY: as above; threads only read the Frame itself.
-unsafe impl Sync for Frame {}
-
 /// A loaded, runnable model.
 pub struct Model {
     artifact: Artifact,
     weights: Vec<f32>,
     code: Code,
     threads: usize,
+    /// barrier waiters spin before parking (not when threads exceed the usable cores)
+    spin: bool,
     pool: Option<rayon::ThreadPool>,
     bound: Mutex<Option<Bound>>,
 }
 
 impl Model {
-    /// Loads an artifact with as many threads as the machine has cores.
+    /// Loads an artifact with one thread per core this process may use
+    /// ([`available_cores`](crate::available_cores)).
     ///
     /// Trust model: an artifact contains native code, which runs in this process. Loading
     /// first verifies the format version, every checksum, the target triple and the CPU
@@ -112,10 +101,7 @@ impl Model {
     /// mapped; it cannot make a deliberately malicious file safe, so load only artifacts
     /// produced by secc, as you would only load shared libraries you trust.
     pub fn load(path: &Path) -> Result<Self, RuntimeError> {
-        let t = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        Self::load_with_threads(path, t)
+        Self::load_with_threads(path, crate::available_cores())
     }
 
     /// Loads an artifact and runs it with `threads` threads.
@@ -182,6 +168,7 @@ impl Model {
             weights,
             code,
             threads,
+            spin: threads <= crate::available_cores(),
             pool,
             bound: Mutex::new(None),
         })
@@ -464,55 +451,25 @@ impl Model {
                 BufferKind::Alias { .. } => unreachable!("aliases resolve to a root"),
             }
         };
-        let frame = Frame {
-            args: m
-                .kernels
-                .iter()
-                .map(|k| k.args.iter().map(|&a| ptr_of(a, outputs)).collect())
-                .collect(),
-            syms: syms.iter().map(|&s| s as i64).collect(),
-        };
-        let barrier = SpinBarrier::new(self.threads);
-        let n = self.threads as i64;
-        let kernels = &self.code.kernels;
-        let frame = &frame;
-        let last = kernels.len().saturating_sub(1);
-        let work = |tid: usize| {
-            for (k, f) in kernels.iter().enumerate() {
-                let t0 = (tid == 0 && nanos.is_some()).then(Instant::now);
-                // SAFETY: `f` has the KernelFn signature; its argument array holds one valid
-                // pointer per declared buffer of the sizes the kernel was compiled for (the
-                // symbols were bound and checked above); the barrier outlives the call.
-                unsafe {
-                    f(
-                        frame.args[k].as_ptr(),
-                        frame.syms.as_ptr(),
-                        tid as i64,
-                        n,
-                        barrier_wait,
-                        &barrier as *const SpinBarrier as *mut c_void,
-                    );
-                }
-                if k != last || nanos.is_some() {
-                    barrier.wait();
-                }
-                if let (Some(t0), Some(ns)) = (t0, nanos) {
-                    ns[k].fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                }
+        let args = m
+            .kernels
+            .iter()
+            .map(|k| k.args.iter().map(|&a| ptr_of(a, outputs)).collect())
+            .collect();
+        let run = Arc::new(Run::new(
+            self.code.kernels.clone(),
+            m.kernels.iter().map(|k| k.barrier).collect(),
+            args,
+            syms.iter().map(|&s| s as i64).collect(),
+            self.threads,
+            self.spin,
+            nanos.is_some(),
+        ));
+        run.execute(self.pool.as_ref());
+        if let (Some(out), Some(got)) = (nanos, &run.nanos) {
+            for (o, g) in out.iter().zip(got) {
+                o.fetch_add(g.load(Ordering::Relaxed), Ordering::Relaxed);
             }
-        };
-        match &self.pool {
-            // Every share must run concurrently (kernels meet at barriers): a worker running a
-            // share is blocked in it until all shares arrive, so it cannot take a second one,
-            // and the pool has at least threads - 1 workers; the caller runs share 0.
-            Some(pool) => pool.in_place_scope(|s| {
-                for t in 1..self.threads {
-                    let work = &work;
-                    s.spawn(move |_| work(t));
-                }
-                work(0);
-            }),
-            None => work(0),
         }
         Ok(())
     }
