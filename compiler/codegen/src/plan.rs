@@ -513,8 +513,19 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
                 let inl = x[2 + axis]
                     .known()
                     .ok_or_else(|| unsupported(g, id, "resize needs known spatial extents"))?;
-                let tab: Vec<f32> = attrs
-                    .taps(axis, inl)
+                if inl >= 1 << 24 {
+                    return Err(unsupported(g, id, "resize input extent of 2^24 or more"));
+                }
+                let taps = attrs.taps(axis, inl);
+                // the kernel loads through these indices unchecked: they must be in range
+                if taps.iter().any(|t| t.i0 >= inl || t.i1 >= inl) {
+                    return Err(unsupported(
+                        g,
+                        id,
+                        "resize tap outside the input (internal)",
+                    ));
+                }
+                let tab: Vec<f32> = taps
                     .iter()
                     .flat_map(|t| [t.i0 as f32, t.i1 as f32, t.w])
                     .collect();

@@ -109,8 +109,17 @@ pub struct Generated {
     pub barriers: Vec<bool>,
 }
 
+/// Computes the layout digest the CPU code embeds, from the target record and the
+/// kernels' barrier flags (the last parts of the manifest known only during generation).
+pub type DigestFn<'a> = dyn FnMut(&TargetDecl, &[bool]) -> Result<u32, CodegenError> + 'a;
+
 /// Emits every kernel of the plan into one module for the target and returns its code.
-pub fn generate(g: &Graph, p: &plan::Plan, target: &Target) -> Result<Generated, CodegenError> {
+pub fn generate(
+    g: &Graph,
+    p: &plan::Plan,
+    target: &Target,
+    digest: &mut DigestFn<'_>,
+) -> Result<Generated, CodegenError> {
     let ctx = Context::create();
     let m = ctx.create_module(&g.name);
     let flavor = match target {
@@ -149,6 +158,18 @@ pub fn generate(g: &Graph, p: &plan::Plan, target: &Target) -> Result<Generated,
                 (cpu.clone(), String::new(), req)
             };
             let tm = machine(&triple, &cpu_name, &feat_str)?;
+            let decl = TargetDecl {
+                kind: "cpu".into(),
+                triple: triple.as_str().to_string_lossy().into_owned(),
+                cpu: cpu_name,
+                features,
+            };
+            let d = ctx
+                .i32_type()
+                .const_int(u64::from(digest(&decl, &barriers)?), false);
+            let global = m.add_global(ctx.i32_type(), None, secc_artifact::DIGEST_SYMBOL);
+            global.set_initializer(&d);
+            global.set_constant(true);
             m.set_triple(&triple);
             m.set_data_layout(&tm.get_target_data().get_data_layout());
             optimise(&m, &tm)?;
@@ -157,12 +178,7 @@ pub fn generate(g: &Graph, p: &plan::Plan, target: &Target) -> Result<Generated,
                 .map_err(|e| CodegenError::Llvm(e.to_string()))?;
             let so = link_shared(obj.as_slice())?;
             Ok(Generated {
-                target: TargetDecl {
-                    kind: "cpu".into(),
-                    triple: triple.as_str().to_string_lossy().into_owned(),
-                    cpu: cpu_name,
-                    features,
-                },
+                target: decl,
                 section: ("cpu_code", so),
                 barriers,
             })
@@ -282,12 +298,11 @@ fn check_memory(m: &Manifest, p: &plan::Plan, limit: Option<u64>) -> Result<(), 
 /// Compiles a graph (after passes) into artifact bytes.
 pub fn compile(g: &Graph, opts: &CodegenOptions) -> Result<Vec<u8>, CodegenError> {
     let p = plan::build(g, matches!(opts.target, Target::Cpu { .. }))?;
-    let gen = generate(g, &p, &opts.target)?;
-    let manifest = Manifest {
+    let manifest_for = |target: TargetDecl, barriers: &[bool]| Manifest {
         format_version: secc_artifact::FORMAT_VERSION,
         compiler_version: opts.compiler_version.clone(),
         model_name: g.name.clone(),
-        targets: vec![gen.target],
+        targets: vec![target],
         symbols: g.sym_names.clone(),
         buffers: p.buffers.clone(),
         inputs: p.inputs.clone(),
@@ -295,7 +310,7 @@ pub fn compile(g: &Graph, opts: &CodegenOptions) -> Result<Vec<u8>, CodegenError
         kernels: p
             .steps
             .iter()
-            .zip(&gen.barriers)
+            .zip(barriers)
             .map(|(s, &barrier)| KernelDecl {
                 name: s.name.clone(),
                 kind: s.kind.name().into(),
@@ -309,6 +324,14 @@ pub fn compile(g: &Graph, opts: &CodegenOptions) -> Result<Vec<u8>, CodegenError
         se_blocks: p.se_blocks,
         sections: vec![],
     };
+    let weights_crc = crc32fast::hash(&p.weights);
+    let gen = generate(g, &p, &opts.target, &mut |t, b| {
+        Ok(secc_artifact::layout_digest(
+            &manifest_for(t.clone(), b),
+            weights_crc,
+        )?)
+    })?;
+    let manifest = manifest_for(gen.target, &gen.barriers);
     check_memory(&manifest, &p, opts.memory_limit)?;
     Ok(secc_artifact::write(
         manifest,

@@ -32,12 +32,18 @@ fn default_threads_follow_the_affinity_mask_and_more_are_warned() {
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        (j["threads"].as_u64().unwrap(), String::from_utf8_lossy(&o.stderr).into_owned())
+        (
+            j["threads"].as_u64().unwrap(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     };
     let (threads, err) = run(&[]);
     assert_eq!(threads, 1, "one usable core, default threads");
     assert!(!err.contains("warning"), "{err}");
     let (threads, err) = run(&["--threads", "3"]);
     assert_eq!(threads, 3);
-    assert!(err.contains("warning: --threads 3 exceeds the 1 core"), "{err}");
+    assert!(
+        err.contains("warning: --threads 3 exceeds the 1 core"),
+        "{err}"
+    );
 }

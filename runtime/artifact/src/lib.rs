@@ -23,7 +23,25 @@ use serde::{Deserialize, Serialize};
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"SECCART\0";
 /// Version of the layout and manifest schema this crate reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// Name of the code's exported `u32` that holds [`layout_digest`] (CPU code).
+pub const DIGEST_SYMBOL: &str = "secc_layout_digest";
+
+/// The digest the code generator embeds in the code of an artifact (as [`DIGEST_SYMBOL`]):
+/// CRC-32 of the manifest without its section table, followed by the weights' CRC-32.
+/// The runtime compares it with the manifest and weights it read, so a manifest or weights
+/// edited after compilation (even with every checksum recomputed) do not match the code
+/// that was compiled for them, and are rejected before any kernel runs.
+pub fn layout_digest(manifest: &Manifest, weights_crc32: u32) -> Result<u32, FormatError> {
+    let mut m = manifest.clone();
+    m.sections.clear();
+    m.format_version = FORMAT_VERSION;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&serde_json::to_vec(&m).map_err(|e| FormatError::Manifest(e.to_string()))?);
+    h.update(&weights_crc32.to_le_bytes());
+    Ok(h.finalize())
+}
+
 /// Section alignment in bytes.
 pub const ALIGN: usize = 64;
 const HEADER_LEN: usize = 24;
@@ -76,8 +94,15 @@ impl DimDecl {
     pub fn eval(&self, syms: &[u64]) -> Option<u64> {
         match *self {
             DimDecl::Known(v) => Some(v),
-            DimDecl::Sym { sym, coeff } => syms.get(sym as usize).map(|v| v * coeff),
+            DimDecl::Sym { sym, coeff } => syms.get(sym as usize)?.checked_mul(coeff),
         }
+    }
+
+    /// Element count of a shape under a binding; `None` on overflow or an unbound symbol.
+    pub fn elements(shape: &[DimDecl], syms: &[u64]) -> Option<u64> {
+        shape
+            .iter()
+            .try_fold(1u64, |n, d| n.checked_mul(d.eval(syms)?))
     }
     /// Display with symbol names: `64`, `N`, `4*N`.
     pub fn display(&self, names: &[String]) -> String {
@@ -237,11 +262,21 @@ impl Manifest {
                 return bad(format!("buffer {i}: dtype {:?} unsupported", b.dtype));
             }
             for d in &b.shape {
-                if let DimDecl::Sym { sym, .. } = d {
-                    if *sym as usize >= self.symbols.len() {
+                if let DimDecl::Sym { sym, coeff } = *d {
+                    if sym as usize >= self.symbols.len() {
                         return bad(format!("buffer {i}: unknown symbol {sym}"));
                     }
+                    if coeff == 0 {
+                        return bad(format!("buffer {i}: a dimension of 0 * symbol"));
+                    }
                 }
+            }
+            // sizes in bytes must be representable with every symbol at 1
+            if DimDecl::elements(&b.shape, &vec![1; self.symbols.len()])
+                .and_then(|n| n.checked_mul(4))
+                .is_none()
+            {
+                return bad(format!("buffer {i}: size overflows"));
             }
             match b.kind {
                 BufferKind::Alias { of } if of >= nb || of as usize == i => {
@@ -261,14 +296,33 @@ impl Manifest {
                 _ => {}
             }
         }
-        for io in self.inputs.iter().chain(&self.outputs) {
-            if io.buffer >= nb {
-                return bad(format!("io {:?}: bad buffer {}", io.name, io.buffer));
+        for (list, input) in [(&self.inputs, true), (&self.outputs, false)] {
+            for (i, io) in list.iter().enumerate() {
+                let want = match input {
+                    true => BufferKind::Input { index: i as u32 },
+                    false => BufferKind::Output { index: i as u32 },
+                };
+                if io.buffer >= nb || self.buffers[io.buffer as usize].kind != want {
+                    return bad(format!("io {:?}: bad buffer {}", io.name, io.buffer));
+                }
             }
         }
+        let root = |b: u32| match self.buffers[b as usize].kind {
+            BufferKind::Alias { of } => of,
+            _ => b,
+        };
         for k in &self.kernels {
             if k.args.iter().chain(&k.writes).any(|&a| a >= nb) {
                 return bad(format!("kernel {}: bad buffer id", k.name));
+            }
+            for &w in &k.writes {
+                let read_only = matches!(
+                    self.buffers[root(w) as usize].kind,
+                    BufferKind::Input { .. } | BufferKind::Weight { .. }
+                );
+                if !k.args.contains(&w) || read_only {
+                    return bad(format!("kernel {}: writes buffer {w}", k.name));
+                }
             }
         }
         Ok(())
@@ -282,10 +336,10 @@ impl Manifest {
             .buffers
             .iter()
             .map(|b| {
-                b.shape
-                    .iter()
-                    .map(|d| d.eval(syms).unwrap_or(0) as usize)
-                    .product()
+                // saturating: a size that does not fit fails at allocation, with an error
+                DimDecl::elements(&b.shape, syms)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .unwrap_or(usize::MAX)
             })
             .collect();
         let root = |b: u32| match self.buffers[b as usize].kind {
@@ -311,8 +365,8 @@ impl Manifest {
         let mut arena = 0usize;
         let mut total = 0usize;
         for b in order {
-            let len = sizes[b].div_ceil(16) * 16;
-            total += len;
+            let len = sizes[b].div_ceil(16).saturating_mul(16);
+            total = total.saturating_add(len);
             let mut off = 0usize;
             let mut conflicts: Vec<(usize, usize)> = placed
                 .iter()
@@ -321,14 +375,14 @@ impl Manifest {
                 .collect();
             conflicts.sort();
             for (s, e) in conflicts {
-                if off + len <= s {
+                if off.saturating_add(len) <= s {
                     break;
                 }
                 off = off.max(e);
             }
             offsets[b] = off;
             placed.push((off, len, first[b], last[b]));
-            arena = arena.max(off + len);
+            arena = arena.max(off.saturating_add(len));
         }
         MemoryPlan {
             offsets,

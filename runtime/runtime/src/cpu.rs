@@ -121,6 +121,8 @@ pub struct Code {
     _lib: libloading::Library,
     /// kernel entry points, in manifest order
     pub kernels: Vec<KernelFn>,
+    /// the layout digest the code was compiled with (see `secc_artifact::layout_digest`)
+    pub digest: u32,
 }
 
 /// Maps the shared object and resolves `names`.
@@ -147,5 +149,18 @@ pub fn load(so: &[u8], names: &[String]) -> Result<Code, RuntimeError> {
             .map_err(|e| RuntimeError::Load(format!("kernel {n}: {e}")))?;
         kernels.push(*sym);
     }
-    Ok(Code { _lib: lib, kernels })
+    let sym = secc_artifact::DIGEST_SYMBOL;
+    // SAFETY: the code generator exports this symbol as a constant u32; reading it runs no
+    // code from the object.
+    let digest = unsafe { lib.get::<*const u32>(sym.as_bytes()) }
+        .map(|p| {
+            // SAFETY: as above: `p` points to the u32 in the mapped object, alive with `lib`.
+            unsafe { **p }
+        })
+        .map_err(|_| RuntimeError::Load(format!("the code exports no {sym}")))?;
+    Ok(Code {
+        _lib: lib,
+        kernels,
+        digest,
+    })
 }

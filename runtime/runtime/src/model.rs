@@ -20,10 +20,10 @@ pub struct Tensor {
 impl Tensor {
     /// A tensor; errors if `data` does not match `shape`.
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self, RuntimeError> {
-        let n: usize = shape.iter().product();
-        if n != data.len() {
+        let n = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if n != Some(data.len()) {
             return Err(RuntimeError::Input(format!(
-                "shape {shape:?} needs {n} values, got {}",
+                "shape {shape:?} does not hold the {} values given",
                 data.len()
             )));
         }
@@ -38,7 +38,10 @@ impl Tensor {
 
     /// A zero tensor allocated by the runtime.
     pub fn zeros(shape: Vec<usize>) -> Result<Self, RuntimeError> {
-        let n = shape.iter().product();
+        let n = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| RuntimeError::Memory(format!("a {shape:?} tensor does not fit")))?;
         Ok(Tensor {
             shape,
             data: crate::mem::zeroed(n)?,
@@ -135,12 +138,8 @@ impl Model {
         // every weight buffer must lie inside the weights section
         for (i, b) in m.buffers.iter().enumerate() {
             if let BufferKind::Weight { offset } = b.kind {
-                let n: u64 = b
-                    .shape
-                    .iter()
-                    .map(|d| d.eval(&[]).unwrap_or(u64::MAX))
-                    .product();
-                if offset % 4 != 0 || offset / 4 + n > weights.len() as u64 {
+                let end = DimDecl::elements(&b.shape, &[]).and_then(|n| n.checked_add(offset / 4));
+                if offset % 4 != 0 || end.is_none_or(|e| e > weights.len() as u64) {
                     return Err(RuntimeError::Load(format!(
                         "weight buffer {i} lies outside the weights section"
                     )));
@@ -149,6 +148,14 @@ impl Model {
         }
         let names: Vec<String> = m.kernels.iter().map(|k| k.name.clone()).collect();
         let code = cpu::load(so, &names)?;
+        let wcrc = m.section("weights").map(|s| s.crc32).unwrap_or(0);
+        if secc_artifact::layout_digest(m, wcrc)? != code.digest {
+            return Err(RuntimeError::Load(
+                "the manifest or weights do not match the code they were compiled with \
+                 (the artifact was edited after compilation); recompile the model"
+                    .into(),
+            ));
+        }
         let threads = threads.max(1);
         let pool = if threads > 1 {
             // The calling thread runs share 0, so threads - 1 workers would do; one more idle
@@ -424,7 +431,11 @@ impl Model {
                 .iter()
                 .map(|d| d.eval(&syms).unwrap_or(0) as usize)
                 .collect();
-            let n: usize = shape.iter().product();
+            let n = DimDecl::elements(&b.shape, &syms)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    RuntimeError::Memory(format!("output {:?} is too large for memory", o.name))
+                })?;
             if t.data.len() != n {
                 t.data = crate::mem::zeroed(n)?;
             }
