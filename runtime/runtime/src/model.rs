@@ -118,16 +118,9 @@ impl Model {
 
     /// Loads an artifact from memory.
     pub fn from_bytes(bytes: Vec<u8>, threads: usize) -> Result<Self, RuntimeError> {
-        let artifact = Artifact::parse(bytes)?;
+        let artifact = Self::check(bytes)?;
         let m = &artifact.manifest;
-        let t = m
-            .targets
-            .first()
-            .ok_or_else(|| RuntimeError::Target("artifact names no target".into()))?;
-        cpu::check_target(t)?;
-        let so = artifact
-            .section("cpu_code")
-            .ok_or_else(|| RuntimeError::Load("artifact has no cpu_code section".into()))?;
+        let so = artifact.section("cpu_code").unwrap_or(&[]);
         let wbytes = artifact.section("weights").unwrap_or(&[]);
         let weights: Vec<f32> = crate::mem::copied(
             &wbytes
@@ -135,17 +128,6 @@ impl Model {
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect::<Vec<f32>>(),
         )?;
-        // every weight buffer must lie inside the weights section
-        for (i, b) in m.buffers.iter().enumerate() {
-            if let BufferKind::Weight { offset } = b.kind {
-                let end = DimDecl::elements(&b.shape, &[]).and_then(|n| n.checked_add(offset / 4));
-                if offset % 4 != 0 || end.is_none_or(|e| e > weights.len() as u64) {
-                    return Err(RuntimeError::Load(format!(
-                        "weight buffer {i} lies outside the weights section"
-                    )));
-                }
-            }
-        }
         let names: Vec<String> = m.kernels.iter().map(|k| k.name.clone()).collect();
         let code = cpu::load(so, &names)?;
         let wcrc = m.section("weights").map(|s| s.crc32).unwrap_or(0);
@@ -179,6 +161,38 @@ impl Model {
             pool,
             bound: Mutex::new(None),
         })
+    }
+
+    /// Every check loading makes before the code is mapped: the format (version, checksums,
+    /// manifest consistency), the target against this host, the code section's presence,
+    /// and every weight buffer inside the weights section. Maps and runs nothing (the
+    /// `artifact_load` fuzz target drives it). Loading then also checks the code's layout
+    /// digest, which needs the code mapped.
+    pub fn check(bytes: Vec<u8>) -> Result<Artifact, RuntimeError> {
+        let artifact = Artifact::parse(bytes)?;
+        let m = &artifact.manifest;
+        let t = m
+            .targets
+            .first()
+            .ok_or_else(|| RuntimeError::Target("artifact names no target".into()))?;
+        cpu::check_target(t)?;
+        if artifact.section("cpu_code").is_none() {
+            return Err(RuntimeError::Load(
+                "artifact has no cpu_code section".into(),
+            ));
+        }
+        let wfloats = artifact.section("weights").map_or(0, |w| w.len() / 4) as u64;
+        for (i, b) in m.buffers.iter().enumerate() {
+            if let BufferKind::Weight { offset } = b.kind {
+                let end = DimDecl::elements(&b.shape, &[]).and_then(|n| n.checked_add(offset / 4));
+                if offset % 4 != 0 || end.is_none_or(|e| e > wfloats) {
+                    return Err(RuntimeError::Load(format!(
+                        "weight buffer {i} lies outside the weights section"
+                    )));
+                }
+            }
+        }
+        Ok(artifact)
     }
 
     /// The manifest.
