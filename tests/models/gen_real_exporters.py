@@ -20,11 +20,12 @@ protobuf):
 
 Models (batch dimension dynamic in every one):
 - torch_script_se_glue / torch_dynamo_se_glue: one PyTorch module, exported by the
-  TorchScript exporter (dynamo=False, opset 17) and by the dynamo exporter (opset 18). Four SE
+  TorchScript exporter (dynamo=False, opset 17) and by the dynamo exporter (opset 18). Five SE
   blocks in the spellings found in the wild: `x.mean((2, 3))` + nn.Linear + `g[:, :, None,
   None]`; the classic SENet `avg_pool(x).view(b, c)` / `.view(b, c, 1, 1)` with bias-free
   Linears; `adaptive_avg_pool2d(x, 1).flatten(1)` + Hardsigmoid + `unsqueeze(-1).unsqueeze(-1)`;
-  and a channels-last FC (`permute(0, 2, 3, 1)`, Linear on 4-D = MatMul + Add, permute back).
+  a channels-last FC (`permute(0, 2, 3, 1)`, Linear on 4-D = MatMul + Add, permute back); and
+  `x.mean((2, 3))[:, :, None, None]` into 1x1-conv FCs.
 - timm_efficientnet_same: timm EfficientNet blocks with pad_type='same' (TF "same" padding
   computed at run time from x.size(), which the TorchScript exporter writes as a Shape / Slice /
   arithmetic subgraph feeding Pad) and timm's SqueezeExcite (mean keepdim, 1x1 convs, SiLU,
@@ -116,6 +117,16 @@ def torch_models():
             s = torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
             return x * s.permute(0, 3, 1, 2)
 
+    class SeMeanConv(nn.Module):
+        """A flat mean unsqueezed back with [:, :, None, None] into 1x1-conv FCs."""
+        def __init__(self, c, r):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Conv2d(c, r, 1), nn.Conv2d(r, c, 1)
+
+        def forward(self, x):
+            s = x.mean((2, 3))[:, :, None, None]
+            return x * torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
+
     def cbr(cin, cout, k, s=1, g=1):
         return nn.Sequential(nn.Conv2d(cin, cout, k, s, k // 2, groups=g, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 
@@ -130,6 +141,8 @@ def torch_models():
             self.se3 = SeFlatten(32, 8)
             self.b4 = cbr(32, 32, 3, 2, 32)
             self.se4 = SeChannelsLast(32, 8)
+            self.b5 = cbr(32, 32, 3, 1, 32)
+            self.se5 = SeMeanConv(32, 8)
             self.head = nn.Linear(32, 10)
 
         def forward(self, x):
@@ -137,13 +150,14 @@ def torch_models():
             x = self.se2(self.b2(x))
             x = self.se3(self.b3(x))
             x = self.se4(self.b4(x))
+            x = self.se5(self.b5(x))
             return self.head(x.mean((2, 3)))
 
     torch.manual_seed(0)
     net = randomise_bn(Net().eval())
     x = torch.randn(BATCH, 3, 32, 32)
-    export_ts(net, x, "torch_script_se_glue", 4)
-    export_dynamo(net, x, "torch_dynamo_se_glue", 4)
+    export_ts(net, x, "torch_script_se_glue", 5)
+    export_dynamo(net, x, "torch_dynamo_se_glue", 5)
     timm_models()
 
 

@@ -14,7 +14,14 @@ use secc_codegen::compile;
 const TOL: f32 = 1e-4;
 
 /// The fixtures of tests/models/gen_real_exporters.py.
-const REAL: &[&str] = &["timm_efficientnet_same", "timm_mobilenetv3_same"];
+const REAL: &[&str] = &[
+    "torch_script_se_glue",
+    "torch_dynamo_se_glue",
+    "timm_efficientnet_same",
+    "timm_mobilenetv3_same",
+    "tf2onnx_keras_se",
+    "tf2onnx_keras_se_noopt",
+];
 
 /// Checks one network of tests/models/exporters: fused SE count, output against ONNX Runtime
 /// at the stored batch, and image 0 alone at batch 1. Returns what went wrong.
