@@ -25,6 +25,7 @@
 //! that use counts (which affine-fold and se-fuse read) are exact.
 use crate::{Changed, DeadCode, Pass, PassError, PassLog};
 use secc_ir::{Activation, BinaryOp, ConstData, Dim, Graph, Op, Shape, ValueId};
+use std::collections::BTreeMap;
 
 /// The pass.
 pub struct Canonicalise;
@@ -40,6 +41,7 @@ impl Pass for Canonicalise {
             msg: "graph has a cycle".into(),
         })?;
         let mut changed = 0usize;
+        let mut fired = BTreeMap::new();
         for id in order {
             if !g.contains(id) || g.node(id).outputs.len() != 1 {
                 continue;
@@ -47,7 +49,12 @@ impl Pass for Canonicalise {
             let op = g.node(id).op.clone();
             let ins = g.inputs(id);
             let origin = g.node(id).origin.clone();
-            let Some(v) = (Canon { g, origin }).rewrite(&op, &ins) else {
+            let mut cx = Canon {
+                g,
+                origin,
+                fired: &mut fired,
+            };
+            let Some(v) = cx.rewrite(&op, &ins) else {
                 continue;
             };
             if v != ValueId::from(id) && g.ty(v) == g.ty(id.into()) {
@@ -57,17 +64,41 @@ impl Pass for Canonicalise {
         }
         if changed > 0 {
             DeadCode.run(g, log)?;
+            let rules: Vec<String> = fired.iter().map(|(k, v)| format!("{k}x{v}")).collect();
             log.lines
                 .push(("canonicalise", format!("rewrote {changed} node(s)")));
+            log.lines.push((
+                "canonicalise",
+                format!("rules applied: {}", rules.join(", ")),
+            ));
         }
         Ok((changed > 0).into())
     }
 }
 
-/// Rewriting context: the graph and the origin given to new nodes.
+/// Names of the rewrites, as counted in the pass log (`rules applied: ...`).
+pub const RULES: &[&str] = &[
+    "transpose-identity",
+    "transpose-compose",
+    "transpose-unit-axes",
+    "reshape-identity",
+    "reshape-chain",
+    "act-sink-transpose",
+    "act-sink-reshape",
+    "hard-sigmoid-affine",
+    "expand-broadcast",
+    "min-max-clip",
+    "binary-sink-transpose",
+    "binary-sink-reshape",
+    "reduce-mean-sink-transpose",
+    "matmul-unit-axes",
+];
+
+/// Rewriting context: the graph, the origin given to new nodes, and rule counts.
 struct Canon<'a> {
     g: &'a mut Graph,
     origin: Option<String>,
+    fired: &'a mut BTreeMap<&'static str, usize>,
 }
 
 fn one(d: &Dim) -> bool {
@@ -123,6 +154,10 @@ fn transpose_const(c: &ConstData, perm: &[usize]) -> Option<ConstData> {
 }
 
 impl Canon<'_> {
+    fn hit(&mut self, rule: &'static str) {
+        debug_assert!(RULES.contains(&rule), "unlisted rule {rule}");
+        *self.fired.entry(rule).or_default() += 1;
+    }
     fn op(&self, v: ValueId) -> &Op {
         &self.g.node(v.node).op
     }
@@ -171,9 +206,11 @@ impl Canon<'_> {
 
     fn transpose(&mut self, perm: &[usize], x: ValueId) -> Option<ValueId> {
         if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            self.hit("transpose-identity");
             return Some(x);
         }
         if let Some(q) = self.perm_of(x) {
+            self.hit("transpose-compose");
             let y = self.arg(x);
             return self.mk(
                 Op::Transpose {
@@ -184,6 +221,7 @@ impl Canon<'_> {
         }
         let s = self.shape(x);
         if order_preserving(&s, perm) {
+            self.hit("transpose-unit-axes");
             let shape: Shape = permute(&s, perm).into_iter().collect();
             return self.mk(Op::Reshape { shape }, &[x]);
         }
@@ -192,9 +230,11 @@ impl Canon<'_> {
 
     fn reshape(&mut self, to: &Shape, x: ValueId) -> Option<ValueId> {
         if self.shape(x) == *to {
+            self.hit("reshape-identity");
             return Some(x);
         }
         if self.is_reshape(x) {
+            self.hit("reshape-chain");
             let y = self.arg(x);
             return self.mk(Op::Reshape { shape: to.clone() }, &[y]);
         }
@@ -203,10 +243,12 @@ impl Canon<'_> {
 
     fn act(&mut self, a: Activation, x: ValueId) -> Option<ValueId> {
         if let Some(p) = self.perm_of(x) {
+            self.hit("act-sink-transpose");
             let inner = self.mk(Op::Act(a), &[self.arg(x)])?;
             return self.mk(Op::Transpose { perm: p }, &[inner]);
         }
         if let Op::Reshape { shape } = self.op(x).clone() {
+            self.hit("act-sink-reshape");
             let inner = self.mk(Op::Act(a), &[self.arg(x)])?;
             return self.mk(Op::Reshape { shape }, &[inner]);
         }
@@ -231,6 +273,7 @@ impl Canon<'_> {
         if self.shape(t) != self.shape(x) {
             return None;
         }
+        self.hit("hard-sigmoid-affine");
         self.mk(Op::Act(Activation::HardSigmoid { alpha, beta }), &[t])
     }
 
@@ -253,6 +296,7 @@ impl Canon<'_> {
                 let (l, r) = if first { (src, x) } else { (x, src) };
                 let s = secc_ir::broadcast_shapes(&self.shape(l), &self.shape(r)).ok()?;
                 if s == out {
+                    self.hit("expand-broadcast");
                     return self.mk(Op::Binary(op), &[l, r]);
                 }
             }
@@ -302,6 +346,7 @@ impl Canon<'_> {
             let shape: Shape = permute(&s, &inv).into_iter().collect();
             self.mk(Op::Reshape { shape }, &[o])?
         };
+        self.hit("binary-sink-transpose");
         let x0 = self.arg(x);
         let (l, r) = if first { (x0, o2) } else { (o2, x0) };
         let inner = self.mk(Op::Binary(op), &[l, r])?;
@@ -339,6 +384,7 @@ impl Canon<'_> {
         } else {
             return None;
         };
+        self.hit("binary-sink-reshape");
         let (l, r) = if first { (x0, o2) } else { (o2, x0) };
         let inner = self.mk(Op::Binary(op), &[l, r])?;
         self.mk(Op::Reshape { shape: s.clone() }, &[inner])
@@ -372,11 +418,13 @@ impl Canon<'_> {
         if !(min <= max) || self.shape(x) != self.shape(inner) {
             return None;
         }
+        self.hit("min-max-clip");
         self.mk(Op::Act(Activation::Clip { min, max }), &[x])
     }
 
     fn reduce_mean(&mut self, axes: &[usize], keep: bool, x: ValueId) -> Option<ValueId> {
         let p = self.perm_of(x)?;
+        self.hit("reduce-mean-sink-transpose");
         let y = self.arg(x);
         let mut ax: Vec<usize> = axes.iter().map(|&a| p[a]).collect();
         ax.sort_unstable();
@@ -407,6 +455,7 @@ impl Canon<'_> {
         if s.len() <= 2 || ws.len() != 2 || !s[1..s.len() - 1].iter().all(one) {
             return None;
         }
+        self.hit("matmul-unit-axes");
         let flat: Shape = [s[0], s[s.len() - 1]].into_iter().collect();
         let x2 = self.mk(Op::Reshape { shape: flat }, &[x])?;
         let m = self.mk(Op::MatMul, &[x2, w])?;
@@ -419,6 +468,250 @@ impl Canon<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secc_ir::interp::{run, Tensor};
+    use secc_ir::TensorType;
+
+    fn k(v: &[u64]) -> Shape {
+        v.iter().map(|&d| Dim::Known(d)).collect()
+    }
+
+    /// Deterministic values in [-2, 2), never 0.
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let v = ((x >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0;
+                if v == 0.0 {
+                    0.5
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
+    struct B(Graph);
+
+    impl B {
+        fn new(x: &[u64]) -> (B, ValueId) {
+            let mut g = Graph::new("t");
+            let v = g.add_input("x", TensorType::f32_known(x));
+            (B(g), v)
+        }
+        fn c(&mut self, shape: &[usize], seed: u64) -> ValueId {
+            let n = shape.iter().product();
+            self.0
+                .add_const(ConstData::new(shape.to_vec(), values(n, seed)), None)
+        }
+        fn s(&mut self, v: f32) -> ValueId {
+            self.0.add_const(ConstData::new(vec![], vec![v]), None)
+        }
+        fn op(&mut self, op: Op, ins: &[ValueId]) -> ValueId {
+            self.0.add_node(op, ins, None).unwrap()
+        }
+        fn t(&mut self, x: ValueId, perm: &[usize]) -> ValueId {
+            self.op(
+                Op::Transpose {
+                    perm: perm.to_vec(),
+                },
+                &[x],
+            )
+        }
+        fn r(&mut self, x: ValueId, shape: &[u64]) -> ValueId {
+            self.op(Op::Reshape { shape: k(shape) }, &[x])
+        }
+        fn bin(&mut self, b: BinaryOp, x: ValueId, y: ValueId) -> ValueId {
+            self.op(Op::Binary(b), &[x, y])
+        }
+        fn act(&mut self, a: Activation, x: ValueId) -> ValueId {
+            self.op(Op::Act(a), &[x])
+        }
+        fn mean(&mut self, x: ValueId, axes: &[usize], keep: bool) -> ValueId {
+            self.op(
+                Op::ReduceMean {
+                    axes: axes.to_vec(),
+                    keep_dims: keep,
+                },
+                &[x],
+            )
+        }
+    }
+
+    /// Runs the pass on `g` with outputs `outs`; the interpreter must give the same values
+    /// before and after. Returns the rules applied and the ops left.
+    fn check(b: B, outs: &[ValueId]) -> (String, Vec<&'static str>) {
+        let mut g = b.0;
+        for (i, o) in outs.iter().enumerate() {
+            g.add_output(format!("y{i}"), *o);
+        }
+        let x = &g.node(g.inputs[0].1).outputs[0];
+        let shape: Vec<usize> = x
+            .shape
+            .iter()
+            .map(|d| d.known().unwrap() as usize)
+            .collect();
+        let n = shape.iter().product();
+        let ins = [Tensor::new(shape, values(n, 7))];
+        let before = run(&g, &ins).unwrap();
+        let mut log = PassLog::default();
+        Canonicalise.run(&mut g, &mut log).unwrap();
+        g.verify().unwrap();
+        let after = run(&g, &ins).unwrap();
+        for (a, b) in after.iter().zip(&before) {
+            assert_eq!(a.shape, b.shape);
+            for (p, q) in a.data.iter().zip(&b.data) {
+                assert!((p - q).abs() <= 1e-5 * (1.0 + q.abs()), "{p} vs {q}");
+            }
+        }
+        let rules = log
+            .lines
+            .iter()
+            .filter_map(|(_, l)| l.strip_prefix("rules applied: "))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let ops = g.node_ids().iter().map(|n| g.node(*n).op.name()).collect();
+        (rules, ops)
+    }
+
+    #[test]
+    fn nhwc_elementwise_chain_loses_its_transposes() {
+        let (mut b, x) = B::new(&[2, 3, 5, 4]);
+        let t = b.t(x, &[0, 2, 3, 1]);
+        let c = b.c(&[3], 1);
+        let a = b.bin(BinaryOp::Add, t, c);
+        let r = b.act(Activation::Relu, a);
+        let m = b.bin(BinaryOp::Mul, t, r);
+        let p = b.mean(m, &[1, 2], false);
+        let back = b.t(m, &[0, 3, 1, 2]);
+        let (rules, ops) = check(b, &[back, p]);
+        for r in [
+            "binary-sink-transpose",
+            "act-sink-transpose",
+            "transpose-compose",
+            "transpose-identity",
+            "reduce-mean-sink-transpose",
+        ] {
+            assert!(rules.contains(r), "{r} not in {rules}");
+        }
+        assert!(!ops.contains(&"transpose"), "{ops:?}");
+    }
+
+    #[test]
+    fn reduce_without_keepdims_permutes_the_kept_axes() {
+        let (mut b, x) = B::new(&[2, 5, 4, 3]);
+        let t = b.t(x, &[0, 3, 1, 2]);
+        let p = b.mean(t, &[2], false);
+        let q = b.mean(t, &[1, 3], true);
+        let (rules, _) = check(b, &[p, q]);
+        assert!(rules.contains("reduce-mean-sink-transpose"), "{rules}");
+    }
+
+    #[test]
+    fn shape_only_gate_meets_an_nhwc_feature_map() {
+        let (mut b, x) = B::new(&[2, 3, 5, 4]);
+        let t = b.t(x, &[0, 2, 3, 1]);
+        let p = b.mean(x, &[2, 3], false);
+        let s = b.act(Activation::Sigmoid, p);
+        let gate = b.r(s, &[2, 1, 1, 3]);
+        let m = b.bin(BinaryOp::Mul, gate, t);
+        let back = b.t(m, &[0, 3, 1, 2]);
+        let (rules, ops) = check(b, &[back]);
+        assert!(rules.contains("binary-sink-transpose"), "{rules}");
+        assert!(!ops.contains(&"transpose"), "{ops:?}");
+    }
+
+    #[test]
+    fn channels_last_linear_layers_run_on_2d() {
+        let (mut b, x) = B::new(&[2, 3, 5, 4]);
+        let p = b.mean(x, &[2, 3], true);
+        let t = b.t(p, &[0, 2, 3, 1]);
+        let w1 = b.c(&[3, 4], 2);
+        let b1 = b.c(&[4], 3);
+        let h = b.op(Op::MatMul, &[t, w1]);
+        let h = b.bin(BinaryOp::Add, b1, h);
+        let h = b.act(Activation::Relu, h);
+        let half = b.s(0.5);
+        let h = b.bin(BinaryOp::Mul, h, half);
+        let w2 = b.c(&[4, 3], 4);
+        let b2 = b.c(&[1, 1, 1, 3], 5);
+        let h = b.op(Op::MatMul, &[h, w2]);
+        let h = b.bin(BinaryOp::Add, h, b2);
+        let g = b.act(Activation::Sigmoid, h);
+        let g = b.t(g, &[0, 3, 1, 2]);
+        let y = b.bin(BinaryOp::Mul, x, g);
+        let (rules, ops) = check(b, &[y]);
+        for r in [
+            "transpose-unit-axes",
+            "matmul-unit-axes",
+            "binary-sink-reshape",
+            "act-sink-reshape",
+            "reshape-chain",
+        ] {
+            assert!(rules.contains(r), "{r} not in {rules}");
+        }
+        // pool -> reshape [N,C] -> 2-D FCs -> one reshape back [N,C,1,1]
+        assert_eq!(
+            ops.iter().filter(|o| **o == "reshape").count(),
+            2,
+            "{ops:?}"
+        );
+    }
+
+    #[test]
+    fn reshaped_operands_of_one_shape_share_the_reshape() {
+        let (mut b, x) = B::new(&[2, 6]);
+        let e = b.act(Activation::Exp, x);
+        let u = b.r(x, &[2, 3, 2]);
+        let v = b.r(e, &[2, 3, 2]);
+        let y = b.bin(BinaryOp::Sub, v, u);
+        let (rules, _) = check(b, &[y]);
+        assert!(rules.contains("binary-sink-reshape"), "{rules}");
+    }
+
+    #[test]
+    fn keras_hard_sigmoid_and_expanded_gate() {
+        let (mut b, x) = B::new(&[2, 3, 5, 4]);
+        let p = b.mean(x, &[2, 3], false);
+        let (a, c, one, zero) = (b.s(0.2), b.s(0.5), b.s(1.0), b.s(0.0));
+        let h = b.bin(BinaryOp::Mul, p, a);
+        let h = b.bin(BinaryOp::Add, c, h);
+        let h = b.bin(BinaryOp::Min, h, one);
+        let h = b.bin(BinaryOp::Max, zero, h);
+        let g = b.r(h, &[2, 3, 1, 1]);
+        let g = b.op(
+            Op::Expand {
+                shape: k(&[2, 3, 5, 4]),
+            },
+            &[g],
+        );
+        let y = b.bin(BinaryOp::Mul, g, x);
+        let (rules, ops) = check(b, &[y]);
+        for r in ["min-max-clip", "hard-sigmoid-affine", "expand-broadcast"] {
+            assert!(rules.contains(r), "{r} not in {rules}");
+        }
+        assert!(
+            ops.contains(&"hard_sigmoid") && !ops.contains(&"expand"),
+            "{ops:?}"
+        );
+    }
+
+    #[test]
+    fn real_layout_changes_stay() {
+        // a transpose of a full map against an untransposed map, and a reshape that moves data
+        let (mut b, x) = B::new(&[2, 4, 4, 3]);
+        let t = b.t(x, &[0, 2, 1, 3]);
+        let y = b.bin(BinaryOp::Add, t, x);
+        let r = b.r(x, &[2, 3, 4, 4]);
+        let z = b.act(Activation::Relu, r);
+        let (rules, ops) = check(b, &[y, z]);
+        assert!(!rules.contains("binary-sink"), "{rules}");
+        assert!(ops.contains(&"transpose"), "{ops:?}");
+    }
 
     #[test]
     fn order_preserving_transposes_only_move_unit_axes() {

@@ -6,7 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod affine_fold;
-mod canon;
+pub mod canon;
 mod const_fold;
 mod conv_act;
 mod cse;

@@ -124,8 +124,9 @@ fn each_pass_individually_preserves_semantics() {
     }
 }
 
-/// Every SE-fusion rule fires on at least one fixture or exporter network, so each is covered
-/// by the soundness checks above (a rule that never fires would be untested).
+/// Every SE-fusion rule and every `canonicalise` rewrite fires on at least one fixture or
+/// exporter network, so each is covered by the soundness checks above (a rule that never
+/// fires would be untested).
 #[test]
 fn every_rewrite_rule_fires_on_some_fixture() {
     // with and without affine-fold: conv-bias-add only matters when the bias add could not
@@ -152,10 +153,11 @@ fn every_rewrite_rule_fires_on_some_fixture() {
             }
         }
     }
-    let all: Vec<String> = secc_passes::se_fuse::rules::rules()
+    let mut all: Vec<String> = secc_passes::se_fuse::rules::rules()
         .iter()
         .map(|r| r.name.to_string())
         .collect();
+    all.extend(secc_passes::canon::RULES.iter().map(|r| r.to_string()));
     let missing: Vec<&String> = all.iter().filter(|r| !fired.contains(*r)).collect();
     assert!(
         missing.is_empty(),
