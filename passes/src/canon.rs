@@ -415,7 +415,7 @@ impl Canon<'_> {
         } else {
             (k2, k)
         };
-        if !(min <= max) || self.shape(x) != self.shape(inner) {
+        if min.is_nan() || max.is_nan() || min > max || self.shape(x) != self.shape(inner) {
             return None;
         }
         self.hit("min-max-clip");

@@ -96,7 +96,7 @@ def torch_models():
             return x * y.expand_as(x)
 
     class SeFlatten(nn.Module):
-        """adaptive_avg_pool2d(x, 1).flatten(1), Hardswish/Hardsigmoid, unsqueeze per axis."""
+        """adaptive_avg_pool2d(x, 1).flatten(1), SiLU and Hardsigmoid, unsqueeze per axis."""
         def __init__(self, c, r):
             super().__init__()
             self.fc1, self.fc2 = nn.Linear(c, r), nn.Linear(r, c)

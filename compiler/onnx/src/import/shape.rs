@@ -647,6 +647,8 @@ mod tests {
         let (s, t) = transpose_ints(&[2, 3, 4], &v, &[2, 0, 1]);
         assert_eq!(s, vec![4, 2, 3]);
         // t[i][j][l] = v[j][l][i]
-        assert_eq!(t[1 * 6 + 1 * 3 + 2], IV::K(12 + 2 * 4 + 1));
+        for (i, j, l) in [(1, 1, 2), (3, 0, 1), (0, 1, 0)] {
+            assert_eq!(t[i * 6 + j * 3 + l], IV::K((j * 12 + l * 4 + i) as i64));
+        }
     }
 }
