@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod affine_fold;
+pub mod canon;
 mod const_fold;
 mod conv_act;
 mod cse;
@@ -17,6 +18,7 @@ pub mod pipeline;
 pub mod se_fuse;
 
 pub use affine_fold::AffineFold;
+pub use canon::Canonicalise;
 pub use const_fold::ConstFold;
 pub use conv_act::FuseConvAct;
 pub use cse::Cse;

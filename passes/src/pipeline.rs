@@ -4,25 +4,30 @@
 //!    after it would otherwise have to look through them.
 //! 2. `const-fold` next, so bias constants written as `Reshape(const)` or arithmetic on
 //!    constants become plain constants the SE rules can read.
-//! 3. `affine-fold` folds per-channel multiplies and adds by constants (BatchNormalization,
+//! 3. `canonicalise` rewrites shape-only glue (reshape chains, Unsqueeze per axis, Expand,
+//!    transposes of extent-1 axes) and sinks layout transposes through element-wise ops until
+//!    they cancel, so NHWC exports and every spelling of an SE block's glue reach one form;
+//!    before `affine-fold`, whose multiplies and adds then sit right after their convolution.
+//! 4. `affine-fold` folds per-channel multiplies and adds by constants (BatchNormalization,
 //!    separate bias adds) into the producing convolution, so the SE block's input is a
 //!    plain conv output and its 1x1 convs carry their bias.
-//! 4. `se-fuse` (egg) finds and fuses SE blocks on the cleaned graph.
-//! 5. `dce` drops the chains `se-fuse` replaced, so the next passes see the live graph.
-//! 6. `cse` merges duplicate nodes and constants (after `se-fuse`, so sharing cannot hide a
+//! 5. `se-fuse` (egg) finds and fuses SE blocks on the cleaned graph.
+//! 6. `dce` drops the chains `se-fuse` replaced, so the next passes see the live graph.
+//! 7. `cse` merges duplicate nodes and constants (after `se-fuse`, so sharing cannot hide a
 //!    pattern).
-//! 7. `fuse-conv-act` makes activations convolution epilogues.
-//! 8. `fuse-elementwise` folds the remaining element-wise chains into single kernels.
-//! 9. `dce` last removes what fusion orphaned (the unfused chain, unused weights).
+//! 8. `fuse-conv-act` makes activations convolution epilogues.
+//! 9. `fuse-elementwise` folds the remaining element-wise chains into single kernels.
+//! 10. `dce` last removes what fusion orphaned (the unfused chain, unused weights).
 use crate::{
-    AffineFold, ConstFold, Cse, DeadCode, FuseConvAct, FuseElementwise, Pass, PassError,
-    RemoveIdentity, SeFuse,
+    AffineFold, Canonicalise, ConstFold, Cse, DeadCode, FuseConvAct, FuseElementwise, Pass,
+    PassError, RemoveIdentity, SeFuse,
 };
 
 /// Names of all passes, in default order.
 pub const ALL: &[&str] = &[
     "remove-identity",
     "const-fold",
+    "canonicalise",
     "affine-fold",
     "se-fuse",
     "dce",
@@ -37,6 +42,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
     Ok(match name {
         "remove-identity" => Box::new(RemoveIdentity),
         "const-fold" => Box::new(ConstFold),
+        "canonicalise" => Box::new(Canonicalise),
         "affine-fold" => Box::new(AffineFold),
         "se-fuse" => Box::new(SeFuse::default()),
         "cse" => Box::new(Cse),

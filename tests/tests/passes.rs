@@ -1,5 +1,6 @@
 //! Pass soundness and SE fusion on every fixture: interpret(before) == interpret(after) on
-//! fresh random inputs at batch 1 and 3; the importer + interpreter agree with ONNX Runtime;
+//! fresh random inputs at batch 1 and 3 (also on the exporter networks of
+//! tests/models/exporters); the importer + interpreter agree with ONNX Runtime;
 //! the IR after each pass is snapshotted.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 mod common;
@@ -32,7 +33,7 @@ fn every_fixture_fuses_the_expected_number_of_se_blocks() {
 
 #[test]
 fn passes_preserve_semantics_on_random_inputs() {
-    for p in fixtures() {
+    for p in all_models() {
         let before = import(&p);
         let mut after = before.clone();
         run_passes(&mut after);
@@ -100,7 +101,7 @@ fn ir_after_each_pass_snapshots() {
 /// interprets to the same outputs as before that pass, on fresh random inputs.
 #[test]
 fn each_pass_individually_preserves_semantics() {
-    for p in fixtures() {
+    for p in all_models() {
         let mut g = import(&p);
         for (i, name) in secc_passes::pipeline::ALL.iter().enumerate() {
             let ins = random_inputs(&g, 2, 100 + i as u64);
@@ -123,8 +124,9 @@ fn each_pass_individually_preserves_semantics() {
     }
 }
 
-/// Every SE-fusion rule fires on at least one fixture, so each is covered by the soundness
-/// checks above (a rule that never fires would be untested).
+/// Every SE-fusion rule and every `canonicalise` rewrite fires on at least one fixture or
+/// exporter network, so each is covered by the soundness checks above (a rule that never
+/// fires would be untested).
 #[test]
 fn every_rewrite_rule_fires_on_some_fixture() {
     // with and without affine-fold: conv-bias-add only matters when the bias add could not
@@ -137,7 +139,7 @@ fn every_rewrite_rule_fires_on_some_fixture() {
     let mut fired = std::collections::BTreeSet::new();
     for pipeline in [secc_passes::pipeline::default_pipeline(), without_fold] {
         let mut pm = secc_passes::PassManager::new(pipeline);
-        for p in fixtures() {
+        for p in all_models() {
             let mut g = import(&p);
             pm.run(&mut g, |_, _| {}).unwrap();
             for (_, line) in &pm.log.lines {
@@ -151,10 +153,11 @@ fn every_rewrite_rule_fires_on_some_fixture() {
             }
         }
     }
-    let all: Vec<String> = secc_passes::se_fuse::rules::rules()
+    let mut all: Vec<String> = secc_passes::se_fuse::rules::rules()
         .iter()
         .map(|r| r.name.to_string())
         .collect();
+    all.extend(secc_passes::canon::RULES.iter().map(|r| r.to_string()));
     let missing: Vec<&String> = all.iter().filter(|r| !fired.contains(*r)).collect();
     assert!(
         missing.is_empty(),

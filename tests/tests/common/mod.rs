@@ -20,6 +20,24 @@ pub fn fixtures() -> Vec<PathBuf> {
     v
 }
 
+/// The whole networks of tests/models/exporters, sorted by name.
+pub fn exporter_fixtures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(models_dir().join("exporters"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Fixtures and exporter networks: what the soundness and rule-coverage checks run on.
+pub fn all_models() -> Vec<PathBuf> {
+    let mut v = fixtures();
+    v.extend(exporter_fixtures());
+    v
+}
+
 /// Code generation for the host CPU, no memory limit.
 pub fn cpu_opts() -> secc_codegen::CodegenOptions {
     secc_codegen::CodegenOptions {

@@ -71,6 +71,80 @@ fn offset(shape: &[usize], idx: &[usize]) -> usize {
     off
 }
 
+/// Indices an ONNX Slice selects on an axis of extent `n`: negative starts/ends count from
+/// the end, then both are clamped (to `[0, n]` going forwards, `[-1, n-1]` backwards).
+fn slice_axis(n: usize, start: i64, end: i64, step: i64) -> Vec<usize> {
+    let n = n as i64;
+    let norm =
+        |x: i64, lo: i64, hi: i64| (if x < 0 { x.saturating_add(n) } else { x }).clamp(lo, hi);
+    let mut out = Vec::new();
+    if step > 0 {
+        let (mut i, e) = (norm(start, 0, n), norm(end, 0, n));
+        while i < e {
+            out.push(i as usize);
+            i = i.saturating_add(step);
+        }
+    } else {
+        let (mut i, e) = (norm(start, -1, n - 1), norm(end, -1, n - 1));
+        while i > e {
+            out.push(i as usize);
+            i = i.saturating_add(step);
+        }
+    }
+    out
+}
+
+/// Row-major strides of `shape`.
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut st = vec![1; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        st[d] = st[d + 1] * shape[d + 1];
+    }
+    st
+}
+
+/// The sub-tensor of `vals` (row-major, `shape`) picking `pick[d]` on each axis `d`.
+fn gather_axes(shape: &[usize], vals: &[IV], pick: &[Vec<usize>]) -> (Vec<usize>, Vec<IV>) {
+    let out_shape: Vec<usize> = pick.iter().map(Vec::len).collect();
+    let st = strides(shape);
+    let n: usize = out_shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    let mut idx = vec![0usize; shape.len()];
+    for _ in 0..n {
+        let off: usize = (0..shape.len()).map(|d| pick[d][idx[d]] * st[d]).sum();
+        out.push(vals[off]);
+        for d in (0..shape.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < out_shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    (out_shape, out)
+}
+
+/// `vals` (row-major, `shape`) with its axes permuted: output axis `i` is input axis `perm[i]`.
+fn transpose_ints(shape: &[usize], vals: &[IV], perm: &[usize]) -> (Vec<usize>, Vec<IV>) {
+    let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    let st = strides(shape);
+    let n: usize = out_shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    let mut idx = vec![0usize; shape.len()];
+    for _ in 0..n {
+        let off: usize = (0..perm.len()).map(|i| idx[i] * st[perm[i]]).sum();
+        out.push(vals[off]);
+        for d in (0..out_shape.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < out_shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    (out_shape, out)
+}
+
 /// Ops evaluated here when their first operand is an integer tensor (`Shape` always).
 const INT_OPS: &[&str] = &[
     "Shape",
@@ -79,6 +153,7 @@ const INT_OPS: &[&str] = &[
     "Squeeze",
     "Concat",
     "Slice",
+    "Transpose",
     "Cast",
     "Mul",
     "Div",
@@ -148,6 +223,51 @@ impl Importer<'_> {
             return Ok(None);
         }
         Ok(Some(self.const_ints(cx, i, what)?))
+    }
+
+    /// Slice of an integer tensor of any rank (timm's "same" padding reverses a `[-1, 2]`
+    /// reshape of the pads along axis 0).
+    fn int_slice(&mut self, cx: &NodeCx) -> R<()> {
+        let (s, v) = self.int_input(cx, 0)?;
+        let (starts, ends, axes, steps) = if self.opset < 10 {
+            let starts = cx.ints("starts")?.unwrap_or_default();
+            (
+                starts,
+                cx.ints("ends")?.unwrap_or_default(),
+                cx.ints("axes")?,
+                None,
+            )
+        } else {
+            (
+                self.const_ints(cx, 1, "starts")?,
+                self.const_ints(cx, 2, "ends")?,
+                self.known_list(cx, 3, "axes")?,
+                self.known_list(cx, 4, "steps")?,
+            )
+        };
+        let k = starts.len();
+        let axes = axes.unwrap_or_else(|| (0..k as i64).collect());
+        let steps = steps.unwrap_or_else(|| vec![1; k]);
+        if ends.len() != k || axes.len() != k || steps.len() != k {
+            return Err(cx
+                .err(format!(
+                    "Slice has {k} starts, {} ends, {} axes and {} steps; they must match",
+                    ends.len(),
+                    axes.len(),
+                    steps.len()
+                ))
+                .into());
+        }
+        let axes = self.norm_axes(cx, &axes, s.len())?;
+        let mut pick: Vec<Vec<usize>> = s.iter().map(|&n| (0..n).collect()).collect();
+        for (i, &a) in axes.iter().enumerate() {
+            if steps[i] == 0 {
+                return Err(cx.err("Slice step 0 is invalid").into());
+            }
+            pick[a] = slice_axis(s[a], starts[i], ends[i], steps[i]);
+        }
+        let (shape, out) = gather_axes(&s, &v, &pick);
+        self.def_int(cx, shape, out)
     }
 
     /// Evaluates one integer-tensor node.
@@ -293,50 +413,29 @@ impl Importer<'_> {
                 }
                 self.def_int(cx, vec![vals.len()], vals)
             }
-            "Slice" => {
+            "Slice" => self.int_slice(cx),
+            "Transpose" => {
                 let (s, v) = self.int_input(cx, 0)?;
-                if s.len() != 1 {
+                let perm = match cx.ints("perm")? {
+                    Some(p) => p,
+                    None => (0..s.len() as i64).rev().collect(),
+                };
+                let mut seen = vec![false; s.len()];
+                let mut p = Vec::with_capacity(perm.len());
+                for &a in &perm {
+                    let a = cx.axis("perm", a, s.len())?;
+                    if std::mem::replace(&mut seen[a], true) {
+                        return Err(cx.attr_err("perm", format!("axis {a} repeated")).into());
+                    }
+                    p.push(a);
+                }
+                if p.len() != s.len() {
                     return Err(cx
-                        .err("Slice of integer tensors supports 1-D inputs only")
+                        .attr_err("perm", format!("has {} axes for rank {}", p.len(), s.len()))
                         .into());
                 }
-                let (starts, ends) = if self.opset < 10 {
-                    (
-                        cx.ints("starts")?.unwrap_or_default(),
-                        cx.ints("ends")?.unwrap_or_default(),
-                    )
-                } else {
-                    (
-                        self.const_ints(cx, 1, "starts")?,
-                        self.const_ints(cx, 2, "ends")?,
-                    )
-                };
-                let steps = self.known_list(cx, 4, "steps")?.unwrap_or(vec![1]);
-                let (Some(&st), Some(&en), Some(&step)) =
-                    (starts.first(), ends.first(), steps.first())
-                else {
-                    return Err(cx.err("Slice needs one start, end and step").into());
-                };
-                if step == 0 {
-                    return Err(cx.err("Slice step 0 is invalid").into());
-                }
-                let n = v.len() as i64;
-                let norm = |x: i64, lo: i64, hi: i64| (if x < 0 { x + n } else { x }).clamp(lo, hi);
-                let mut out = Vec::new();
-                if step > 0 {
-                    let (mut i, e) = (norm(st, 0, n), norm(en, 0, n));
-                    while i < e {
-                        out.push(v[i as usize]);
-                        i += step;
-                    }
-                } else {
-                    let (mut i, e) = (norm(st, -1, n - 1), norm(en, -1, n - 1));
-                    while i > e {
-                        out.push(v[i as usize]);
-                        i += step;
-                    }
-                }
-                self.def_int(cx, vec![out.len()], out)
+                let (shape, out) = transpose_ints(&s, &v, &p);
+                self.def_int(cx, shape, out)
             }
             "Neg" => {
                 let (sh, v) = self.int_input(cx, 0)?;
@@ -510,6 +609,46 @@ impl Importer<'_> {
             other => Err(Failure::Unsupported(
                 cx.err(format!("{other} on integer tensors is not supported")),
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(v: &[i64]) -> Vec<IV> {
+        v.iter().map(|&x| IV::K(x)).collect()
+    }
+
+    #[test]
+    fn slice_axis_follows_the_spec() {
+        assert_eq!(slice_axis(10, 2, 8, 3), vec![2, 5]);
+        assert_eq!(slice_axis(4, -1, i64::MIN, -1), vec![3, 2, 1, 0]);
+        assert_eq!(slice_axis(5, 0, i64::MAX, 2), vec![0, 2, 4]);
+        assert!(slice_axis(5, 20, 30, 1).is_empty());
+        assert_eq!(slice_axis(5, -100, 2, 1), vec![0, 1]);
+    }
+
+    #[test]
+    fn timm_same_pad_reversal_of_a_2d_tensor() {
+        // pads [l, r, t, b] reshaped to [-1, 2], rows reversed, transposed, flattened
+        let (s, v) = gather_axes(&[2, 2], &k(&[1, 2, 3, 4]), &[vec![1, 0], vec![0, 1]]);
+        assert_eq!((s.clone(), v.clone()), (vec![2, 2], k(&[3, 4, 1, 2])));
+        assert_eq!(
+            transpose_ints(&s, &v, &[1, 0]),
+            (vec![2, 2], k(&[3, 1, 4, 2]))
+        );
+    }
+
+    #[test]
+    fn transpose_of_a_3d_tensor() {
+        let v = k(&(0..24).collect::<Vec<_>>());
+        let (s, t) = transpose_ints(&[2, 3, 4], &v, &[2, 0, 1]);
+        assert_eq!(s, vec![4, 2, 3]);
+        // t[i][j][l] = v[j][l][i]
+        for (i, j, l) in [(1, 1, 2), (3, 0, 1), (0, 1, 0)] {
+            assert_eq!(t[i * 6 + j * 3 + l], IV::K((j * 12 + l * 4 + i) as i64));
         }
     }
 }
