@@ -303,6 +303,7 @@ def main():
     for path, ins in made:
         ort_io(path, ins)
     bad_models()
+    cli_models()
     print(f"wrote {len(made)} fixtures to {HERE}")
 
 
@@ -656,6 +657,24 @@ def bad_models():
     good = open(os.path.join(HERE, "se_torchvision.onnx"), "rb").read()
     with open(os.path.join(bad, "truncated.onnx"), "wb") as f:
         f.write(good[: len(good) // 2])
+
+
+def cli_models():
+    """Models for the CLI tests (tests/models/cli/): no ONNX Runtime outputs needed."""
+    cli = os.path.join(HERE, "cli")
+    os.makedirs(cli, exist_ok=True)
+    # outputs whose names are not file names, and that collide under a lossy sanitiser
+    # ("a/b", "a:b" -> "a_b"); "a%2Fb" checks that the escaping itself is escaped
+    x = helper.make_tensor_value_info("x", F, ["N", 3, 2, 2])
+    names = ["a/b", "a:b", "a_b", "a%2Fb"]
+    ops = ["Relu", "Sigmoid", "Tanh", "Exp"]
+    nodes = [helper.make_node(op, ["x"], [n], name=f"{op.lower()}_out") for op, n in zip(ops, names)]
+    outs = [helper.make_tensor_value_info(n, F, ["N", 3, 2, 2]) for n in names]
+    g = helper.make_graph(nodes, "awkward_names", [x], outs)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="secc-fixtures")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, os.path.join(cli, "awkward_names.onnx"))
 
 
 if __name__ == "__main__":

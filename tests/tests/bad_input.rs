@@ -91,6 +91,32 @@ fn external_data_is_read_and_escapes_are_refused() {
     );
 }
 
+#[test]
+fn external_data_that_is_not_a_regular_file_is_refused_without_blocking() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("external_ok.onnx");
+    std::fs::copy(bad("external_ok.onnx"), &model).unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(d.path().join("external_ok.weights"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // import on another thread: reading a FIFO with no writer would block forever
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = secc_onnx::import_file(&model, &Default::default()).map(|_| ());
+        let _ = tx.send(r.map_err(|e| e.to_string()));
+    });
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("import blocks on a FIFO");
+    let e = r.unwrap_err();
+    assert!(
+        e.contains("external_ok.weights") && e.contains("not a regular file") && e.contains("FIFO"),
+        "{e}"
+    );
+}
+
 fn artifact() -> Vec<u8> {
     let mut g = import(&models_dir().join("se_torchvision.onnx"));
     run_passes(&mut g);
@@ -257,4 +283,23 @@ fn a_symbolic_image_size_names_the_node_and_the_fix() {
     opts.fixed_dims.insert("width".into(), 9);
     let g = secc_onnx::import_file(&bad("dynamic_hw.onnx"), &opts).unwrap();
     assert_eq!(g.ty(g.outputs[0].1).shape[2], secc_ir::Dim::Known(17));
+}
+
+#[test]
+fn fixed_dims_must_name_a_dimension_of_the_model_and_be_positive() {
+    let with = |name: &str, v| {
+        let mut opts = secc_onnx::ImportOptions::default();
+        opts.fixed_dims.insert(name.into(), v);
+        secc_onnx::import_file(&bad("dynamic_hw.onnx"), &opts)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let e = with("hieght", 17);
+    assert!(
+        e.contains("\"hieght\"") && e.contains("\"height\"") && e.contains("\"width\""),
+        "{e}"
+    );
+    let e = with("N", 0);
+    assert!(e.contains("\"N\"") && e.contains("at least 1"), "{e}");
 }

@@ -18,7 +18,7 @@ pub mod kernels;
 pub mod plan;
 pub mod target;
 
-pub use target::{compile, CodegenOptions, Target};
+pub use target::{check_target, compile, CodegenOptions, Target};
 
 /// Code generation errors.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,9 @@ pub enum CodegenError {
         /// what is unsupported
         msg: String,
     },
+    /// An unknown CPU or PTX architecture name (checked before LLVM, which aborts on them).
+    #[error("{0}")]
+    BadTarget(String),
     /// LLVM rejected something (a compiler bug).
     #[error("LLVM: {0}")]
     Llvm(String),

@@ -39,6 +39,63 @@ pub struct CodegenOptions {
     pub memory_limit: Option<u64>,
 }
 
+/// LLVM 19's x86 CPU names (`llc -march=x86-64 -mcpu=help`) that can run 64-bit code: an
+/// unknown name, or a 32-bit-only one such as `pentium4`, makes LLVM print a warning per
+/// function and then abort the process ("64-bit code requested on a subtarget that doesn't
+/// support it"), so names are checked here first.
+#[rustfmt::skip]
+pub const X86_CPUS: &[&str] = &[
+    "alderlake", "amdfam10", "arrowlake", "arrowlake-s", "arrowlake_s", "athlon-fx", "athlon64",
+    "athlon64-sse3", "atom", "atom_sse4_2", "atom_sse4_2_movbe", "barcelona", "bdver1", "bdver2",
+    "bdver3", "bdver4", "bonnell", "broadwell", "btver1", "btver2", "cannonlake", "cascadelake",
+    "clearwaterforest", "cooperlake", "core-avx-i", "core-avx2", "core2", "core_2_duo_sse4_1",
+    "core_2_duo_ssse3", "core_2nd_gen_avx", "core_3rd_gen_avx", "core_4th_gen_avx",
+    "core_4th_gen_avx_tsx", "core_5th_gen_avx", "core_5th_gen_avx_tsx", "core_aes_pclmulqdq",
+    "core_i7_sse4_2", "corei7", "corei7-avx", "emeraldrapids", "generic", "goldmont",
+    "goldmont-plus", "goldmont_plus", "gracemont", "grandridge", "graniterapids",
+    "graniterapids-d", "graniterapids_d", "haswell", "icelake-client", "icelake-server",
+    "icelake_client", "icelake_server", "ivybridge", "k8", "k8-sse3", "knl", "knm", "lunarlake",
+    "meteorlake", "mic_avx512", "nehalem", "nocona", "opteron", "opteron-sse3", "pantherlake",
+    "penryn", "raptorlake", "rocketlake", "sandybridge", "sapphirerapids", "sierraforest",
+    "silvermont", "skx", "skylake", "skylake-avx512", "skylake_avx512", "slm", "tigerlake",
+    "tremont", "westmere", "x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4", "znver1", "znver2",
+    "znver3", "znver4", "znver5",
+];
+
+/// PTX architectures that LLVM 19's NVPTX back end emits and ptxas 11.8 (CUDA 11.8) accepts:
+/// sm_20..sm_32 are gone from ptxas, and sm_90a needs PTX 8.0, which ptxas 11.8 rejects.
+#[rustfmt::skip]
+pub const PTX_ARCHS: &[&str] = &[
+    "sm_35", "sm_37", "sm_50", "sm_52", "sm_53", "sm_60", "sm_61", "sm_62", "sm_70", "sm_72",
+    "sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90",
+];
+
+/// Checks the CPU or PTX architecture name before LLVM sees it.
+pub fn check_target(target: &Target) -> Result<(), CodegenError> {
+    let (what, name, known): (&str, &str, &[&str]) = match target {
+        // only the x86 list is known here; other hosts leave the name to LLVM
+        Target::Cpu { cpu } if cpu == "native" || !cfg!(target_arch = "x86_64") => return Ok(()),
+        Target::Cpu { cpu } => ("an x86-64 CPU that LLVM 19 knows", cpu, X86_CPUS),
+        Target::Cuda { arch } => (
+            "a PTX architecture that both LLVM 19 and ptxas 11.8 support",
+            arch,
+            PTX_ARCHS,
+        ),
+    };
+    if known.contains(&name) {
+        return Ok(());
+    }
+    let native = if matches!(target, Target::Cpu { .. }) {
+        "native (this machine), "
+    } else {
+        ""
+    };
+    Err(CodegenError::BadTarget(format!(
+        "{name:?} is not {what} (known: {native}{})",
+        known.join(", ")
+    )))
+}
+
 /// x86-64 micro-architecture levels and the features each requires (psABI levels).
 fn level_features(cpu: &str) -> Option<Vec<&'static str>> {
     let v1 = ["sse", "sse2"];
@@ -120,6 +177,7 @@ pub fn generate(
     target: &Target,
     digest: &mut DigestFn<'_>,
 ) -> Result<Generated, CodegenError> {
+    check_target(target)?;
     let ctx = Context::create();
     let m = ctx.create_module(&g.name);
     let flavor = match target {
@@ -297,6 +355,7 @@ fn check_memory(m: &Manifest, p: &plan::Plan, limit: Option<u64>) -> Result<(), 
 
 /// Compiles a graph (after passes) into artifact bytes.
 pub fn compile(g: &Graph, opts: &CodegenOptions) -> Result<Vec<u8>, CodegenError> {
+    check_target(&opts.target)?;
     let p = plan::build(g, matches!(opts.target, Target::Cpu { .. }))?;
     let manifest_for = |target: TargetDecl, barriers: &[bool]| Manifest {
         format_version: secc_artifact::FORMAT_VERSION,

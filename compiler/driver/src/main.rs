@@ -2,10 +2,13 @@
 //! -> code generation (secc-codegen) -> artifact; `run` and `inspect` use secc-runtime.
 #![forbid(unsafe_code)]
 
+mod files;
 mod npy;
+mod out;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use out::{note, out};
 use secc_passes::{pipeline, PassManager, PrintAfter};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -40,16 +43,19 @@ enum Cmd {
 struct CompileArgs {
     /// ONNX model to compile
     model: Option<PathBuf>,
-    /// Artifact to write
+    /// Artifact to write (atomically; replaces only a regular file, never a symlink, FIFO,
+    /// device, socket or directory)
     #[arg(short = 'o', long = "output")]
     output: Option<PathBuf>,
     /// Code target
     #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
     target: String,
-    /// CPU to compile for: `native` (this machine) or a portable LLVM CPU such as `x86-64-v3`
+    /// CPU to compile for: `native` (this machine), a portable level (`x86-64`,
+    /// `x86-64-v2`..`x86-64-v4`) or a 64-bit LLVM 19 CPU name such as `skylake`
     #[arg(long, default_value = "native")]
     cpu: String,
-    /// PTX architecture for --target cuda
+    /// PTX architecture for --target cuda: sm_35 .. sm_90 (what both LLVM 19 and ptxas 11.8
+    /// accept; not sm_90a)
     #[arg(long, default_value = "sm_80")]
     arch: String,
     /// Print the textual IR after these passes (`all`, or a comma-separated list; `import` is
@@ -62,13 +68,14 @@ struct CompileArgs {
     /// Run the standard pipeline without SE fusion (for comparisons)
     #[arg(long = "no-fuse")]
     no_fuse: bool,
-    /// Fix a symbolic dimension, e.g. `N=1` (repeatable)
+    /// Fix a symbolic dimension of the model's inputs to a value of at least 1, e.g. `N=1`
+    /// (repeatable; the name must be one of the model's)
     #[arg(long = "fix-dim", value_name = "NAME=VALUE")]
     fix_dim: Vec<String>,
     /// Print per-pass timings to stderr
     #[arg(long)]
     timings: bool,
-    /// Overwrite OUTPUT even if it exists and is not a secc artifact
+    /// Overwrite OUTPUT even if it is a regular file that is not a secc artifact
     #[arg(long)]
     force: bool,
     /// Refuse models needing more than this many GiB at batch 1 (weights plus intermediate
@@ -84,7 +91,9 @@ struct RunArgs {
     /// An input as NAME=FILE.npy (repeatable); a single-input model also accepts FILE.npy
     #[arg(long = "input", short = 'i', value_name = "NAME=FILE")]
     inputs: Vec<String>,
-    /// Folder to write each output to, as <output name>.npy
+    /// Folder to write each output to, as <output name>.npy with every byte of the name
+    /// outside [A-Za-z0-9._-] percent-encoded (`a/b` -> `a%2Fb.npy`), so names never collide;
+    /// each file written is printed to stderr (and is `file` in --json)
     #[arg(long = "output-dir")]
     output_dir: Option<PathBuf>,
     /// Worker threads (default: the cores this process may use: affinity mask and cgroup quota)
@@ -134,13 +143,71 @@ fn main() {
         Some(Cmd::Inspect(a)) => inspect(a),
         None => compile(cli.compile),
     };
+    let r = r.and_then(|()| std::io::stdout().flush().map_err(out::stdout_error));
     if let Err(e) = r {
-        eprintln!("error: {e}");
+        if e.is::<out::StdoutClosed>() {
+            // the reader went away (`| head`): nothing left to say, and not a failure
+            std::process::exit(0);
+        }
+        note!("error: {e}");
         for c in e.chain().skip(1) {
-            eprintln!("  caused by: {c}");
+            note!("  caused by: {c}");
         }
         std::process::exit(1);
     }
+}
+
+/// `--fix-dim NAME=VALUE` flags; the importer checks that each name exists in the model.
+fn fixed_dims(flags: &[String]) -> Result<BTreeMap<String, u64>> {
+    let mut dims = BTreeMap::new();
+    for f in flags {
+        let (k, v) = f
+            .split_once('=')
+            .with_context(|| format!("--fix-dim {f:?}: expected NAME=VALUE"))?;
+        let v: u64 = v
+            .parse()
+            .with_context(|| format!("--fix-dim {f:?}: {v:?} is not a positive integer"))?;
+        if v == 0 {
+            bail!("--fix-dim {f:?}: a dimension must be at least 1");
+        }
+        dims.insert(k.to_string(), v);
+    }
+    Ok(dims)
+}
+
+/// The code target from the flags, with its CPU or architecture name checked (LLVM would
+/// abort the process on an unknown one).
+fn target(a: &CompileArgs) -> Result<secc_codegen::Target> {
+    let t = match a.target.as_str() {
+        "cuda" => secc_codegen::Target::Cuda {
+            arch: a.arch.clone(),
+        },
+        _ => secc_codegen::Target::Cpu { cpu: a.cpu.clone() },
+    };
+    let flag = if a.target == "cuda" {
+        "--arch"
+    } else {
+        "--cpu"
+    };
+    secc_codegen::check_target(&t).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    Ok(t)
+}
+
+/// Refuses an output path that must not be replaced, before any work is done.
+fn check_output(model: &Path, out: &Path, force: bool) -> Result<()> {
+    if same_file(model, out) {
+        bail!(
+            "refusing to write the artifact over the input model {}",
+            model.display()
+        );
+    }
+    if files::check_replaceable(out)? && !force && !files::is_artifact(out) {
+        bail!(
+            "refusing to overwrite {}: it exists and is not a secc artifact (use --force)",
+            out.display()
+        );
+    }
+    Ok(())
 }
 
 fn compile(a: CompileArgs) -> Result<()> {
@@ -150,18 +217,64 @@ fn compile(a: CompileArgs) -> Result<()> {
     if a.output.is_none() && a.print_after.is_none() {
         bail!("nothing to do: give `-o OUTPUT` to write an artifact, or `--print-after all` to see the IR");
     }
-    let mut opts = secc_onnx::ImportOptions::default();
-    for f in &a.fix_dim {
-        let (k, v) = f
-            .split_once('=')
-            .with_context(|| format!("--fix-dim {f:?}: expected NAME=VALUE"))?;
-        let v: u64 = v
-            .parse()
-            .with_context(|| format!("--fix-dim {f:?}: {v:?} is not a positive integer"))?;
-        opts.fixed_dims.insert(k.to_string(), v);
+    // flags and the output path are checked before the (possibly long) compilation
+    let target = target(&a)?;
+    let memory_limit = match a.max_memory {
+        Some(g) if g > 0.0 => Some((g * (1u64 << 30) as f64) as u64),
+        Some(g) => bail!("--max-memory must be positive, got {g}"),
+        None => physical_memory(),
+    };
+    if let Some(out) = &a.output {
+        check_output(model, out, a.force)?;
     }
+    let opts = secc_onnx::ImportOptions {
+        fixed_dims: fixed_dims(&a.fix_dim)?,
+    };
     let mut g = secc_onnx::import_file(model, &opts)
         .with_context(|| format!("importing {}", model.display()))?;
+    let mut pm = pass_manager(&a)?;
+    pm.run(&mut g, |pass, ir| {
+        // a closed stdout only loses the dump; the compilation goes on
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "// ----- IR after {pass} -----\n{ir}"
+        );
+    })
+    .with_context(|| format!("optimising {}", model.display()))?;
+    for (pass, line) in &pm.log.lines {
+        if line.contains("limit reached") {
+            note!("warning: {pass}: {line}");
+        }
+    }
+    if a.timings {
+        for (p, t) in &pm.timings {
+            note!("pass {p:<16} {:>9.3} ms", t.as_secs_f64() * 1e3);
+        }
+    }
+    let Some(out) = a.output else { return Ok(()) };
+    let opts = secc_codegen::CodegenOptions {
+        target,
+        compiler_version: format!("secc {}", env!("CARGO_PKG_VERSION")),
+        memory_limit,
+    };
+    let bytes = secc_codegen::compile(&g, &opts)
+        .with_context(|| format!("generating code for {}", model.display()))?;
+    files::write_atomic(&out, &bytes)?;
+    let se = g
+        .node_ids()
+        .into_iter()
+        .filter(|n| matches!(g.node(*n).op, secc_ir::Op::SqueezeExcite(_)))
+        .count();
+    note!(
+        "wrote {} ({} bytes, {se} SE block(s) fused)",
+        out.display(),
+        bytes.len()
+    );
+    Ok(())
+}
+
+/// The pass list and `--print-after` selection from the flags.
+fn pass_manager(a: &CompileArgs) -> Result<PassManager> {
     let passes = if let Some(list) = &a.passes {
         list.split(',')
             .filter(|s| !s.is_empty())
@@ -189,119 +302,13 @@ fn compile(a: CompileArgs) -> Result<()> {
             PrintAfter::Some(names)
         }
     };
-    let stdout = std::io::stdout();
-    pm.run(&mut g, |pass, ir| {
-        let mut o = stdout.lock();
-        let _ = writeln!(o, "// ----- IR after {pass} -----\n{ir}");
-    })
-    .with_context(|| format!("optimising {}", model.display()))?;
-    for (pass, line) in &pm.log.lines {
-        if line.contains("limit reached") {
-            eprintln!("warning: {pass}: {line}");
-        }
-    }
-    if a.timings {
-        for (p, t) in &pm.timings {
-            eprintln!("pass {p:<16} {:>9.3} ms", t.as_secs_f64() * 1e3);
-        }
-    }
-    let Some(out) = a.output else { return Ok(()) };
-    if same_file(model, &out) {
-        bail!(
-            "refusing to write the artifact over the input model {}",
-            model.display()
-        );
-    }
-    if out.is_dir() {
-        bail!("output {} is a directory", out.display());
-    }
-    if out.exists() && !a.force && !is_artifact(&out) {
-        bail!(
-            "refusing to overwrite {}: it exists and is not a secc artifact (use --force)",
-            out.display()
-        );
-    }
-    let target = match a.target.as_str() {
-        "cuda" => secc_codegen::Target::Cuda {
-            arch: a.arch.clone(),
-        },
-        _ => secc_codegen::Target::Cpu { cpu: a.cpu.clone() },
-    };
-    let opts = secc_codegen::CodegenOptions {
-        target,
-        compiler_version: format!("secc {}", env!("CARGO_PKG_VERSION")),
-        memory_limit: match a.max_memory {
-            Some(g) if g > 0.0 => Some((g * (1u64 << 30) as f64) as u64),
-            Some(g) => bail!("--max-memory must be positive, got {g}"),
-            None => physical_memory(),
-        },
-    };
-    let bytes = secc_codegen::compile(&g, &opts)
-        .with_context(|| format!("generating code for {}", model.display()))?;
-    write_atomic(&out, &bytes)?;
-    let se = g
-        .node_ids()
-        .into_iter()
-        .filter(|n| matches!(g.node(*n).op, secc_ir::Op::SqueezeExcite(_)))
-        .count();
-    eprintln!(
-        "wrote {} ({} bytes, {se} SE block(s) fused)",
-        out.display(),
-        bytes.len()
-    );
-    Ok(())
-}
-
-/// True if the file starts with the artifact magic (an earlier secc output).
-fn is_artifact(p: &Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; 8];
-    std::fs::File::open(p)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
-        && &magic == secc_artifact::MAGIC
+    Ok(pm)
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
-    }
-}
-
-/// Writes through a temporary file in the same folder and renames it into place, so a
-/// failure never leaves a half-written file where the user expects a good one.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|s| s.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
-}
-
-/// Output file name: every character outside `[A-Za-z0-9._-]` becomes `_`.
-fn sanitize(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.is_empty() || s == "." || s == ".." {
-        format!("output{s}")
-    } else {
-        s
     }
 }
 
@@ -312,7 +319,7 @@ fn run(a: RunArgs) -> Result<()> {
         bail!("--threads must be at least 1");
     }
     if threads > cores {
-        eprintln!(
+        note!(
             "warning: --threads {threads} exceeds the {cores} core(s) this process may use \
              (CPU affinity and cgroup quota); threads will wait for each other to be scheduled"
         );
@@ -358,79 +365,126 @@ fn run(a: RunArgs) -> Result<()> {
         .map(|n| given.remove(n).expect("checked above"))
         .collect();
     let outputs = model.run(&inputs).context("running the model")?;
-    if let Some(dir) = &a.output_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        for (name, t) in model.output_names().iter().zip(&outputs) {
-            let p = dir.join(format!("{}.npy", sanitize(name)));
-            if p.exists() {
-                eprintln!("note: replacing {}", p.display());
-            }
-            npy::write(&p, t).with_context(|| format!("writing {}", p.display()))?;
-        }
-    }
+    let files = match &a.output_dir {
+        Some(dir) => write_outputs(dir, &model.output_names(), &outputs)?,
+        None => vec![],
+    };
     if let Some(iters) = a.profile {
-        if iters == 0 {
-            bail!("--profile needs at least 1 iteration");
-        }
-        let mut p = model.profile(&inputs, a.warmup, iters)?;
-        let total: f64 = p.iter().map(|k| k.3).sum();
-        p.sort_by(|x, y| y.3.total_cmp(&x.3));
-        if a.json {
-            let ks: Vec<_> = p
-                .iter()
-                .map(|(n, k, o, us)| serde_json::json!({"name": n, "kind": k, "origin": o, "mean_us": us}))
-                .collect();
-            println!("{}", serde_json::json!({"total_us": total, "kernels": ks}));
-        } else {
-            println!("{} kernels, {:.1} us per run in total", p.len(), total);
-            for (n, k, o, us) in &p {
-                println!(
-                    "{us:10.1} us {:5.1}%  {n} ({k})  {o}",
-                    100.0 * us / total.max(1e-9)
-                );
-            }
-        }
-        return Ok(());
+        return profile(&model, &inputs, a.warmup, iters, a.json);
     }
     if let Some(iters) = a.bench {
-        if iters == 0 {
-            bail!("--bench needs at least 1 iteration");
-        }
-        let st = model.bench(&inputs, a.warmup, iters)?;
-        let mean = st.latencies_us.iter().sum::<f64>() / st.latencies_us.len() as f64;
-        if a.json {
-            let j = serde_json::json!({
-                "median_us": st.percentile(50.0), "p90_us": st.percentile(90.0), "min_us": st.percentile(0.0),
-                "mean_us": mean, "iterations": iters, "warmup": a.warmup, "threads": model.threads(),
-            });
-            println!("{j}");
-        } else {
-            println!(
-                "{iters} runs, {} thread(s): median {:.1} us, p90 {:.1} us, min {:.1} us",
-                model.threads(),
-                st.percentile(50.0),
-                st.percentile(90.0),
-                st.percentile(0.0)
-            );
-        }
-    } else if a.json {
+        return bench(&model, &inputs, a.warmup, iters, a.json);
+    }
+    if a.json {
         let outs: Vec<_> = model
             .output_names()
             .iter()
             .zip(&outputs)
-            .map(|(n, t)| serde_json::json!({"name": n, "shape": t.shape}))
+            .enumerate()
+            .map(|(i, (n, t))| {
+                let mut o = serde_json::json!({"name": n, "shape": t.shape});
+                if let Some(f) = files.get(i) {
+                    o["file"] = f.display().to_string().into();
+                }
+                o
+            })
             .collect();
-        println!("{}", serde_json::json!({ "outputs": outs }));
+        out!("{}", serde_json::json!({ "outputs": outs }));
     } else if a.output_dir.is_none() {
         for (n, t) in model.output_names().iter().zip(&outputs) {
             let head: Vec<String> = t.data.iter().take(6).map(|v| format!("{v:.6}")).collect();
-            println!(
+            out!(
                 "{n}: shape {:?} [{}{}]",
                 t.shape,
                 head.join(", "),
                 if t.data.len() > 6 { ", ..." } else { "" }
             );
         }
+    }
+    Ok(())
+}
+
+/// Writes each output to `dir` as `<escaped name>.npy` (see [`files::output_file`]) and
+/// returns the files, in output order. Only regular files are replaced.
+fn write_outputs(
+    dir: &Path,
+    names: &[&str],
+    outputs: &[secc_runtime::Tensor],
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let paths: Vec<PathBuf> = names.iter().map(|n| files::output_file(dir, n)).collect();
+    // check every path before writing any, so a refusal leaves the folder as it was
+    for (i, p) in paths.iter().enumerate() {
+        if paths[..i].contains(p) {
+            bail!("the model has two outputs named {:?}", names[i]);
+        }
+        files::check_replaceable(p)?;
+    }
+    for ((name, t), p) in names.iter().zip(outputs).zip(&paths) {
+        let bytes = npy::to_bytes(t).with_context(|| format!("encoding output {name:?}"))?;
+        files::write_atomic(p, &bytes)?;
+        note!("wrote {} (output {name:?})", p.display());
+    }
+    Ok(paths)
+}
+
+fn profile(
+    model: &secc_runtime::Model,
+    inputs: &[secc_runtime::Tensor],
+    warmup: usize,
+    iters: usize,
+    json: bool,
+) -> Result<()> {
+    if iters == 0 {
+        bail!("--profile needs at least 1 iteration");
+    }
+    let mut p = model.profile(inputs, warmup, iters)?;
+    let total: f64 = p.iter().map(|k| k.3).sum();
+    p.sort_by(|x, y| y.3.total_cmp(&x.3));
+    if json {
+        let ks: Vec<_> = p
+            .iter()
+            .map(|(n, k, o, us)| serde_json::json!({"name": n, "kind": k, "origin": o, "mean_us": us}))
+            .collect();
+        out!("{}", serde_json::json!({"total_us": total, "kernels": ks}));
+    } else {
+        out!("{} kernels, {:.1} us per run in total", p.len(), total);
+        for (n, k, o, us) in &p {
+            out!(
+                "{us:10.1} us {:5.1}%  {n} ({k})  {o}",
+                100.0 * us / total.max(1e-9)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn bench(
+    model: &secc_runtime::Model,
+    inputs: &[secc_runtime::Tensor],
+    warmup: usize,
+    iters: usize,
+    json: bool,
+) -> Result<()> {
+    if iters == 0 {
+        bail!("--bench needs at least 1 iteration");
+    }
+    let st = model.bench(inputs, warmup, iters)?;
+    let mean = st.latencies_us.iter().sum::<f64>() / st.latencies_us.len() as f64;
+    if json {
+        let j = serde_json::json!({
+            "median_us": st.percentile(50.0), "p90_us": st.percentile(90.0), "min_us": st.percentile(0.0),
+            "mean_us": mean, "iterations": iters, "warmup": warmup, "threads": model.threads(),
+        });
+        out!("{j}");
+    } else {
+        out!(
+            "{iters} runs, {} thread(s): median {:.1} us, p90 {:.1} us, min {:.1} us",
+            model.threads(),
+            st.percentile(50.0),
+            st.percentile(90.0),
+            st.percentile(0.0)
+        );
     }
     Ok(())
 }
@@ -469,14 +523,16 @@ fn inspect(a: InspectArgs) -> Result<()> {
         "sections": m.sections,
     });
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&j)?);
+        out!("{}", serde_json::to_string_pretty(&j)?);
     } else {
-        println!(
+        out!(
             "{} (format v{}, {})",
-            m.model_name, m.format_version, m.compiler_version
+            m.model_name,
+            m.format_version,
+            m.compiler_version
         );
         for t in &m.targets {
-            println!("  target: {} {} cpu={}", t.kind, t.triple, t.cpu);
+            out!("  target: {} {} cpu={}", t.kind, t.triple, t.cpu);
         }
         for (kind, v) in [("input", &m.inputs), ("output", &m.outputs)] {
             for i in v {
@@ -485,16 +541,16 @@ fn inspect(a: InspectArgs) -> Result<()> {
                     .iter()
                     .map(|d| d.display(&m.symbols))
                     .collect();
-                println!("  {kind} {:?}: f32[{}]", i.name, s.join(","));
+                out!("  {kind} {:?}: f32[{}]", i.name, s.join(","));
             }
         }
-        println!(
+        out!(
             "  {} kernel(s), {} fused SE block(s):",
             m.kernels.len(),
             m.se_blocks
         );
         for k in &m.kernels {
-            println!("    {:<28} {:<16} {}", k.name, k.kind, k.origin);
+            out!("    {:<28} {:<16} {}", k.name, k.kind, k.origin);
         }
     }
     Ok(())

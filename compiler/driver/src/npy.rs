@@ -1,7 +1,7 @@
 //! .npy input and output through ndarray-npy (float32, C order).
 use anyhow::{Context, Result};
 use ndarray::{ArrayD, IxDyn};
-use ndarray_npy::{read_npy, write_npy};
+use ndarray_npy::{read_npy, WriteNpyExt};
 use std::path::Path;
 
 /// Reads a float32 .npy file.
@@ -14,9 +14,10 @@ pub fn read(p: &Path) -> Result<secc_runtime::Tensor> {
     Ok(secc_runtime::Tensor::from_slice(shape, data)?)
 }
 
-/// Writes a float32 .npy file.
-pub fn write(p: &Path, t: &secc_runtime::Tensor) -> Result<()> {
+/// A float32 .npy file's bytes (written by the caller, atomically).
+pub fn to_bytes(t: &secc_runtime::Tensor) -> Result<Vec<u8>> {
     let a = ArrayD::from_shape_vec(IxDyn(&t.shape), t.data.clone())?;
-    write_npy(p, &a)?;
-    Ok(())
+    let mut bytes = Vec::new();
+    a.write_npy(&mut bytes)?;
+    Ok(bytes)
 }

@@ -202,3 +202,247 @@ fn too_large_models_are_refused_and_kernels_can_be_profiled() {
     assert!(ks.iter().any(|k| k["kind"] == "squeeze_excite"), "{out}");
     assert!(ks.iter().all(|k| k["mean_us"].as_f64().unwrap() >= 0.0));
 }
+
+/// Runs secc with a deadline: a hang is a test failure, not a stuck CI job.
+fn secc_within(args: &[&str], secs: u64) -> Output {
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_secc"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run secc");
+    let end = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > end {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("secc {args:?} still running after {secs} s (hangs)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(p: &Path) {
+    let st = Command::new("mkfifo").arg(p).status().expect("mkfifo");
+    assert!(st.success());
+}
+
+fn err_of(o: &Output) -> String {
+    assert!(!o.status.success(), "unexpectedly succeeded");
+    let e = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!e.contains("panicked"), "{e}");
+    e
+}
+
+#[test]
+fn output_that_is_not_a_regular_file_is_refused_with_or_without_force() {
+    use std::os::unix::fs::FileTypeExt;
+    let d = tempfile::tempdir().unwrap();
+    let model = models().join("se_torchvision.onnx");
+    let art = d.path().join("good.bin");
+    ok(&secc(&[s(&model), "-o", s(&art)]));
+    let fifo = d.path().join("fifo");
+    mkfifo(&fifo);
+    let link = d.path().join("link.bin");
+    std::os::unix::fs::symlink(&art, &link).unwrap();
+    let sock = d.path().join("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let dir = d.path().join("dir");
+    std::fs::create_dir(&dir).unwrap();
+    // a character device of our own, where the system lets us make one (root with CAP_MKNOD)
+    let dev = d.path().join("null");
+    let have_dev = Command::new("mknod")
+        .args([s(&dev), "c", "1", "3"])
+        .status()
+        .is_ok_and(|st| st.success());
+    let mut cases = vec![
+        (&fifo, "FIFO"),
+        (&link, "symbolic link"),
+        (&sock, "socket"),
+        (&dir, "directory"),
+    ];
+    if have_dev {
+        cases.push((&dev, "character device"));
+    } else {
+        eprintln!("SKIPPED device case: mknod not permitted");
+    }
+    for (p, what) in cases {
+        for force in [false, true] {
+            let mut args = vec![s(&model), "-o", s(p)];
+            if force {
+                args.push("--force");
+            }
+            let e = err_of(&secc_within(&args, 60));
+            assert!(e.contains(what) && e.contains(s(p)), "{what}: {e}");
+        }
+    }
+    let ft = |p: &Path| std::fs::symlink_metadata(p).unwrap().file_type();
+    assert!(ft(&fifo).is_fifo() && ft(&link).is_symlink() && ft(&sock).is_socket());
+    assert!(!have_dev || ft(&dev).is_char_device());
+    // no temporary file is left behind
+    let left: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn external_data_next_to_a_bare_model_name_is_found() {
+    let d = tempfile::tempdir().unwrap();
+    for f in ["external_ok.onnx", "external_ok.weights"] {
+        std::fs::copy(models().join("bad").join(f), d.path().join(f)).unwrap();
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_secc"))
+        .args(["external_ok.onnx", "-o", "x.bin"])
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    ok(&o);
+    assert!(d.path().join("x.bin").exists());
+}
+
+#[test]
+fn unknown_cpu_and_arch_names_are_errors_listing_the_valid_ones() {
+    let d = tempfile::tempdir().unwrap();
+    let model = models().join("se_torchvision.onnx");
+    let bin = d.path().join("m.bin");
+    // pentium4 is a real LLVM CPU, but 32-bit only: LLVM aborts on it for x86-64
+    for cpu in ["pentium9000", "pentium4"] {
+        let e = err_of(&secc(&[s(&model), "-o", s(&bin), "--cpu", cpu]));
+        assert!(
+            e.contains(&format!("{cpu:?}")) && e.contains("x86-64-v3") && e.contains("skylake"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("LLVM ERROR") && !e.contains("is not a recognized"),
+            "{e}"
+        );
+    }
+    for arch in ["foo", "sm_90a", "sm_30"] {
+        let e = err_of(&secc(&[
+            s(&model),
+            "-o",
+            s(&bin),
+            "--target",
+            "cuda",
+            "--arch",
+            arch,
+        ]));
+        assert!(
+            e.contains(&format!("{arch:?}")) && e.contains("sm_80") && e.contains("sm_90"),
+            "{e}"
+        );
+    }
+    assert!(!bin.exists());
+    ok(&secc(&[s(&model), "-o", s(&bin), "--cpu", "x86-64-v2"]));
+    ok(&secc(&[
+        s(&model),
+        "-o",
+        s(&bin),
+        "--target",
+        "cuda",
+        "--arch",
+        "sm_90",
+    ]));
+}
+
+#[test]
+fn fix_dim_of_an_unknown_name_or_zero_is_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    let model = models().join("se_torchvision.onnx");
+    let bin = d.path().join("m.bin");
+    let e = err_of(&secc(&[s(&model), "-o", s(&bin), "--fix-dim", "N=1"]));
+    assert!(e.contains("\"N\"") && e.contains("batch"), "{e}");
+    let e = err_of(&secc(&[s(&model), "-o", s(&bin), "--fix-dim", "batch=0"]));
+    assert!(e.contains("batch=0") && e.contains("at least 1"), "{e}");
+    assert!(!bin.exists());
+    ok(&secc(&[s(&model), "-o", s(&bin), "--fix-dim", "batch=2"]));
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let d = tempfile::tempdir().unwrap();
+    let bin = d.path().join("m.bin");
+    ok(&secc(&[
+        s(&models().join("se_torchvision.onnx")),
+        "-o",
+        s(&bin),
+    ]));
+    let input = format!("x={}", s(&models().join("se_torchvision.in0.npy")));
+    let cases: [&[&str]; 3] = [
+        &["inspect", s(&bin)],
+        &["inspect", s(&bin), "--json"],
+        &["run", s(&bin), "--input", &input],
+    ];
+    for args in cases {
+        for _ in 0..3 {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_secc"))
+                .args(args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            drop(child.stdout.take()); // the reader goes away before secc writes
+            let o = child.wait_with_output().unwrap();
+            let e = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(0), "{args:?}: {e}");
+            assert!(e.is_empty(), "{args:?}: {e}");
+        }
+    }
+}
+
+#[test]
+fn output_file_names_are_escaped_reversibly_and_never_replace_other_things() {
+    let d = tempfile::tempdir().unwrap();
+    let bin = d.path().join("m.bin");
+    ok(&secc(&[
+        s(&models().join("cli/awkward_names.onnx")),
+        "-o",
+        s(&bin),
+    ]));
+    let x = d.path().join("x.npy");
+    let xs: Vec<f32> = (0..24).map(|i| i as f32 / 8.0 - 1.4).collect();
+    ndarray_npy::write_npy(
+        &x,
+        &ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3, 2, 2]), xs.clone()).unwrap(),
+    )
+    .unwrap();
+    let out = d.path().join("out");
+    let j: serde_json::Value = serde_json::from_str(&ok(&secc(&[
+        "run",
+        s(&bin),
+        "-i",
+        s(&x),
+        "--output-dir",
+        s(&out),
+        "--json",
+    ])))
+    .unwrap();
+    let want = [
+        ("a/b", "a%2Fb.npy", f32::max(xs[5], 0.0)),
+        ("a:b", "a%3Ab.npy", 1.0 / (1.0 + (-xs[5]).exp())),
+        ("a_b", "a_b.npy", xs[5].tanh()),
+        ("a%2Fb", "a%252Fb.npy", xs[5].exp()),
+    ];
+    for (i, (name, file, v)) in want.into_iter().enumerate() {
+        assert_eq!(j["outputs"][i]["name"], name, "{j}");
+        assert_eq!(j["outputs"][i]["file"], s(&out.join(file)), "{j}");
+        let a: ndarray::ArrayD<f32> = ndarray_npy::read_npy(out.join(file)).unwrap();
+        let got = a.as_slice().unwrap()[5];
+        assert!((got - v).abs() < 1e-5, "{name}: {got} vs {v}");
+    }
+    // an output path that is not a regular file is refused (and a FIFO does not block)
+    let out2 = d.path().join("out2");
+    std::fs::create_dir(&out2).unwrap();
+    mkfifo(&out2.join("a_b.npy"));
+    let e = err_of(&secc_within(
+        &["run", s(&bin), "-i", s(&x), "--output-dir", s(&out2)],
+        60,
+    ));
+    assert!(e.contains("FIFO") && e.contains("a_b.npy"), "{e}");
+}

@@ -36,6 +36,9 @@ pub enum ImportError {
     /// A structural problem of the model (missing graph, bad opset, bad input declaration).
     #[error("invalid model: {0}")]
     Model(String),
+    /// An import option that does not fit the model (a fixed dimension it does not have).
+    #[error("{0}")]
+    Options(String),
     /// Ops secc does not support, all of them at once.
     #[error("unsupported ONNX op(s) ({} node(s)):\n{}", .0.len(), .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
     Unsupported(Vec<NodeError>),

@@ -32,7 +32,13 @@ pub fn import_file(path: &Path, opts: &ImportOptions) -> Result<Graph, ImportErr
         path: path.display().to_string(),
         source: e,
     })?;
-    import_bytes(&bytes, path.parent(), opts)
+    // the parent of a bare file name is "", which names no folder: it is the current one
+    let base = match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => Path::new("."),
+    };
+    import_bytes(&bytes, Some(base), opts)
 }
 
 /// Imports a serialized `ModelProto`. `base` is the folder holding external data, if any.
@@ -78,6 +84,7 @@ pub fn import_bytes(
         floats: BTreeMap::new(),
         float_nodes: BTreeMap::new(),
         poisoned: BTreeSet::new(),
+        dim_names: BTreeSet::new(),
     };
     for t in &graph.initializer {
         match decode(t, base) {
@@ -104,6 +111,7 @@ pub fn import_bytes(
         let v = im.g.add_input(vi.name.clone(), ty);
         im.vals.insert(vi.name.clone(), v);
     }
+    check_fixed_dims(opts, &im.dim_names)?;
     let mut unsupported = Vec::new();
     for (i, n) in graph.node.iter().enumerate() {
         let cx = NodeCx::new(n, i);
@@ -258,6 +266,33 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Mean",
 ];
 
+/// Every fixed dimension must name a symbolic dimension of the inputs and be at least 1: a
+/// misspelt name would otherwise be ignored silently.
+fn check_fixed_dims(opts: &ImportOptions, known: &BTreeSet<String>) -> Result<(), ImportError> {
+    let list = || {
+        if known.is_empty() {
+            "the model has no symbolic dimensions".to_string()
+        } else {
+            let names: Vec<String> = known.iter().map(|n| format!("{n:?}")).collect();
+            format!("the model's symbolic dimensions: {}", names.join(", "))
+        }
+    };
+    for (name, &v) in &opts.fixed_dims {
+        if !known.contains(name) {
+            return Err(ImportError::Options(format!(
+                "fixed dimension {name:?} does not occur in the model ({})",
+                list()
+            )));
+        }
+        if v == 0 {
+            return Err(ImportError::Options(format!(
+                "fixed dimension {name:?} = 0: extents must be at least 1"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn is_default_domain(d: &str) -> bool {
     d.is_empty() || d == "ai.onnx"
 }
@@ -291,6 +326,8 @@ struct Importer<'b> {
     floats: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
     float_nodes: BTreeMap<String, ValueId>,
     poisoned: BTreeSet<String>,
+    /// names of the graph inputs' symbolic dimensions (fixed or not), for `check_fixed_dims`
+    dim_names: BTreeSet<String>,
 }
 
 type R<T> = Result<T, Failure>;
@@ -335,6 +372,7 @@ impl Importer<'_> {
                 } else {
                     format!("{}_dim{axis}", vi.name)
                 };
+                self.dim_names.insert(name.clone());
                 match opts.fixed_dims.get(&name) {
                     Some(&v) => dims.push(Dim::Known(v)),
                     None => dims.push(Dim::Sym(self.g.sym(&name), 1)),

@@ -60,6 +60,31 @@ fn f16_to_f32(h: u16) -> f32 {
     }
 }
 
+/// What a file type is, in words ("a FIFO", "a directory").
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "another kind of file"
+    }
+}
+
 /// Reads external data, refusing any location that leaves `base` (the model's folder).
 fn read_external(t: &TensorProto, base: Option<&Path>) -> Result<Vec<u8>, String> {
     let mut loc = None;
@@ -109,6 +134,14 @@ fn read_external(t: &TensorProto, base: Option<&Path>) -> Result<Vec<u8>, String
     if !canon.starts_with(&canon_base) {
         return Err(format!(
             "external data location {loc:?} resolves outside the model's folder; refused"
+        ));
+    }
+    // a FIFO would block the read forever and a device can be endless: regular files only
+    let meta = std::fs::metadata(&canon).map_err(|e| format!("external data file {loc:?}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "external data file {loc:?} is not a regular file (it is {})",
+            file_kind(&meta.file_type())
         ));
     }
     let bytes = std::fs::read(&canon).map_err(|e| format!("external data file {loc:?}: {e}"))?;
