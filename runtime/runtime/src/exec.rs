@@ -18,6 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// How long a team leader waits for a thread that has not even entered the run: on an idle
+/// machine a woken pool thread enters within microseconds; one that is not scheduled would
+/// cost the whole [`SPIN`] at every such kernel.
+const ABSENT_WAIT: std::time::Duration = std::time::Duration::from_micros(5);
+
 /// Gate value bit: the run is over, no job may enter.
 const CLOSED: u32 = 1 << 31;
 
@@ -33,6 +38,11 @@ impl Gate {
             return false;
         }
         true
+    }
+
+    /// Jobs inside the run now.
+    fn inside(&self) -> u32 {
+        self.0.get() & !CLOSED
     }
 
     fn leave(&self) {
@@ -71,7 +81,9 @@ enum Role {
 }
 
 impl Team {
-    fn join(&self, threads: u32, wait: bool) -> Role {
+    /// Joins; `present()` counts the threads that have entered the run (a thread that has
+    /// not entered yet is probably not scheduled: it is waited for only [`ABSENT_WAIT`]).
+    fn join(&self, threads: u32, wait: bool, present: impl Fn() -> u32) -> Role {
         let v = self.arrivals.fetch_add(1, Ordering::AcqRel);
         if v & CLOSED != 0 {
             return Role::Late;
@@ -80,7 +92,8 @@ impl Team {
             // the leader: wait briefly for the others, then close the team
             let start = Instant::now();
             while wait && self.arrivals.load(Ordering::Acquire) < threads {
-                if start.elapsed() >= SPIN {
+                let t = start.elapsed();
+                if t >= SPIN || (t >= ABSENT_WAIT && present() < threads) {
                     break;
                 }
                 std::hint::spin_loop();
@@ -204,7 +217,8 @@ impl Run {
     fn team_kernel(&self, k: usize, tid: usize) -> u32 {
         let team = &self.teams[k];
         let n = self.threads as u32;
-        let (index, size) = match team.join(n, self.spin) {
+        let present = || 1 + self.gate.inside();
+        let (index, size) = match team.join(n, self.spin, present) {
             Role::Member { index: 0, size } => {
                 // no one waits in the barrier now: the previous kernel is finished
                 self.barrier.set_n(size);
