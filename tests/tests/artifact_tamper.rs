@@ -30,6 +30,11 @@ fn load_err(bytes: Vec<u8>) -> String {
     }
 }
 
+/// An edit of the manifest and the weights bytes.
+type Edit = Box<dyn Fn(&mut Manifest, &mut Vec<u8>)>;
+/// An edit of the manifest alone.
+type ManifestEdit = Box<dyn Fn(&mut Manifest)>;
+
 const MISMATCH: &str = "do not match the code";
 
 #[test]
@@ -43,7 +48,7 @@ fn an_unedited_repack_still_loads_and_runs() {
 #[test]
 fn edited_shapes_kernels_and_weights_are_rejected() {
     let good = artifact("se_torchvision.onnx");
-    let edits: Vec<(&str, Box<dyn Fn(&mut Manifest, &mut Vec<u8>)>)> = vec![
+    let edits: Vec<(&str, Edit)> = vec![
         (
             "a buffer's extent set to 0",
             Box::new(|m, _| {
@@ -92,7 +97,7 @@ fn edited_resize_index_tables_are_rejected() {
 #[test]
 fn inconsistent_manifests_are_rejected_by_validation() {
     let good = artifact("se_torchvision.onnx");
-    let cases: Vec<(&str, Box<dyn Fn(&mut Manifest)>)> = vec![
+    let cases: Vec<(&str, ManifestEdit)> = vec![
         (
             "writes buffer",
             Box::new(|m| {
