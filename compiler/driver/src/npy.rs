@@ -1,4 +1,5 @@
-//! .npy input and output through ndarray-npy (float32, C order).
+//! .npy input and output through ndarray-npy (C order): float32 inputs, float32 or int64
+//! outputs.
 use anyhow::{Context, Result};
 use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::{read_npy, write_npy};
@@ -14,9 +15,15 @@ pub fn read(p: &Path) -> Result<secc_runtime::Tensor> {
     Ok(secc_runtime::Tensor::from_slice(shape, data)?)
 }
 
-/// Writes a float32 .npy file.
+/// Writes a float32 or int64 .npy file (the output's own element type).
 pub fn write(p: &Path, t: &secc_runtime::Tensor) -> Result<()> {
-    let a = ArrayD::from_shape_vec(IxDyn(&t.shape), t.data.clone())?;
-    write_npy(p, &a)?;
+    match t.dtype {
+        secc_runtime::DType::F32 => {
+            write_npy(p, &ArrayD::from_shape_vec(IxDyn(&t.shape), t.data.clone())?)?
+        }
+        secc_runtime::DType::I64 => {
+            write_npy(p, &ArrayD::from_shape_vec(IxDyn(&t.shape), t.ints.clone())?)?
+        }
+    }
     Ok(())
 }

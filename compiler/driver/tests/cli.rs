@@ -37,7 +37,7 @@ fn compile_inspect_run_bench() {
     let j: serde_json::Value =
         serde_json::from_str(&ok(&secc(&["inspect", s(&bin), "--json"]))).unwrap();
     assert_eq!(j["se_blocks"], 1);
-    assert_eq!(j["format_version"], 1);
+    assert_eq!(j["format_version"], secc_artifact::FORMAT_VERSION);
     assert_eq!(j["inputs"][0]["name"], "x");
     assert_eq!(
         j["inputs"][0]["shape"],

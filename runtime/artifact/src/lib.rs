@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"SECCART\0";
-/// Version of the layout and manifest schema this crate reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the layout and manifest schema this crate reads and writes (2: buffers may be
+/// `i64`).
+pub const FORMAT_VERSION: u32 = 2;
 /// Section alignment in bytes.
 pub const ALIGN: usize = 64;
 const HEADER_LEN: usize = 24;
@@ -126,10 +127,10 @@ pub enum BufferKind {
     },
 }
 
-/// A buffer: an f32 tensor the kernels read or write.
+/// A buffer: a tensor the kernels read or write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BufferDecl {
-    /// element type name ("f32")
+    /// element type name: "f32", or "i64" (int64 results: argmax indices, shapes)
     pub dtype: String,
     /// extents
     pub shape: Vec<DimDecl>,
@@ -218,14 +219,33 @@ pub struct Manifest {
     pub sections: Vec<SectionDecl>,
 }
 
+impl BufferDecl {
+    /// Size of one element in 4-byte words (1 for f32, 2 for i64); `validate` has checked
+    /// the dtype.
+    pub fn elem_words(&self) -> usize {
+        if self.dtype == "i64" {
+            2
+        } else {
+            1
+        }
+    }
+}
+
 impl Manifest {
     /// Checks internal references (buffer ids, aliases, io) so readers can index safely.
     pub fn validate(&self) -> Result<(), FormatError> {
         let nb = self.buffers.len() as u32;
         let bad = |m: String| Err(FormatError::Manifest(m));
         for (i, b) in self.buffers.iter().enumerate() {
-            if b.dtype != "f32" {
+            if b.dtype != "f32" && b.dtype != "i64" {
                 return bad(format!("buffer {i}: dtype {:?} unsupported", b.dtype));
+            }
+            if b.dtype == "i64"
+                && matches!(b.kind, BufferKind::Input { .. } | BufferKind::Weight { .. })
+            {
+                return bad(format!(
+                    "buffer {i}: i64 inputs and weights are not supported"
+                ));
             }
             for d in &b.shape {
                 if let DimDecl::Sym { sym, .. } = d {
@@ -273,10 +293,11 @@ impl Manifest {
             .buffers
             .iter()
             .map(|b| {
-                b.shape
-                    .iter()
-                    .map(|d| d.eval(syms).unwrap_or(0) as usize)
-                    .product()
+                b.elem_words()
+                    * b.shape
+                        .iter()
+                        .map(|d| d.eval(syms).unwrap_or(0) as usize)
+                        .product::<usize>()
             })
             .collect();
         let root = |b: u32| match self.buffers[b as usize].kind {
@@ -337,7 +358,7 @@ impl Manifest {
 /// Where each temporary lives in the arena, for one binding of the symbols.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryPlan {
-    /// element offset of each buffer (meaningful for `Temp` buffers)
+    /// offset of each buffer in 4-byte words (meaningful for `Temp` buffers)
     pub offsets: Vec<usize>,
     /// arena size in f32 elements
     pub arena_floats: usize,
@@ -535,6 +556,39 @@ mod tests {
         for n in [0, 7, 20, bytes.len() - 1] {
             assert!(Artifact::parse(bytes[..n].to_vec()).is_err());
         }
+    }
+
+    #[test]
+    fn i64_buffers_are_accepted_and_sized_in_words() {
+        let mut m = sample();
+        m.buffers[0].dtype = "i64".into();
+        assert!(m.validate().is_err(), "an i64 input must be refused");
+        m.buffers[0].dtype = "f32".into();
+        for (dtype, shape) in [("i64", 5), ("f32", 3)] {
+            m.buffers.push(BufferDecl {
+                dtype: dtype.into(),
+                shape: vec![DimDecl::Known(shape)],
+                kind: BufferKind::Temp,
+            });
+        }
+        m.kernels.push(KernelDecl {
+            name: "k".into(),
+            kind: "t".into(),
+            origin: String::new(),
+            args: vec![1, 2],
+            writes: vec![1, 2],
+            grid: None,
+        });
+        m.validate().unwrap();
+        let plan = m.memory_plan(&[1]);
+        // 5 i64 = 10 words, rounded to 16; the f32 buffer after it
+        assert_eq!(plan.offsets[2], 16);
+        m.buffers[1].dtype = "u8".into();
+        assert!(m
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("\"u8\" unsupported"));
     }
 
     #[test]

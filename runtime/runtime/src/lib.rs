@@ -23,7 +23,7 @@ mod cpu;
 mod mem;
 mod model;
 
-pub use model::{Model, ModelInfo, RunStats, Tensor};
+pub use model::{DType, Model, ModelInfo, RunStats, Tensor};
 
 /// Runtime errors.
 #[derive(Debug, thiserror::Error)]
