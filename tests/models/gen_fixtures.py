@@ -673,6 +673,21 @@ def bad_models():
     m.ir_version = 8
     onnx.save(m, os.path.join(bad, "huge_tensors.onnx"))
 
+    # int64 MaxPool indices used as float data, or returned as a float output
+    pool = helper.make_node("MaxPool", ["x"], ["p", "i"], name="pool", kernel_shape=[1, 1])
+    m = model([pool, helper.make_node("Cast", ["i"], ["y"], name="cast_indices", to=TensorProto.FLOAT)])
+    onnx.save(m, os.path.join(bad, "int64_cast.onnx"))
+    m = model([pool, helper.make_node("Identity", ["i"], ["y"], name="idn")])
+    onnx.save(m, os.path.join(bad, "int64_as_float.onnx"))
+
+    # run-time operands of the wrong shape: a tensor as Clip bound, per-pixel BatchNorm mean
+    m = model([helper.make_node("Relu", ["x"], ["r"], name="r"),
+               helper.make_node("Clip", ["x", "r"], ["y"], name="clip_tensor_min")])
+    onnx.save(m, os.path.join(bad, "clip_tensor_bound.onnx"))
+    c8 = [numpy_helper.from_array(np.ones([8], np.float32), n) for n in ["s", "b", "v"]]
+    m = model([helper.make_node("BatchNormalization", ["x", "s", "b", "x", "v"], ["y"], name="bn_pixel_mean")], c8)
+    onnx.save(m, os.path.join(bad, "bn_pixel_mean.onnx"))
+
     # opset 6 is outside the supported range (numpy broadcasting starts at opset 7)
     m = model([helper.make_node("Relu", ["x"], ["y"], name="r")], opset=6)
     onnx.save(m, os.path.join(bad, "old_opset.onnx"))

@@ -176,7 +176,7 @@ pub fn import_bytes(
                 "graph output {:?}: declared {} but computed as {}",
                 vi.name,
                 dtype_name(et.unwrap_or(0)),
-                im.g.ty(v)
+                im.g.ty(v).display(&im.g.sym_names)
             )));
         }
         im.g.add_output(vi.name.clone(), v);
@@ -930,7 +930,10 @@ impl Importer<'_> {
         let t = self.g.ty(v).clone();
         if t.numel() != Some(Dim::Known(1)) {
             return Err(cx
-                .err(format!("input {i} ({what}) must be a scalar, got {t}"))
+                .err(format!(
+                    "input {i} ({what}) must be a scalar, got {}",
+                    t.display(&self.g.sym_names)
+                ))
                 .into());
         }
         if t.rank() == 0 {
@@ -1455,7 +1458,7 @@ impl Importer<'_> {
                     .err(format!(
                         "input {} has type {}, expected one value per channel ({})",
                         k + 1,
-                        self.g.ty(v),
+                        self.g.ty(v).display(&self.g.sym_names),
                         xs[1].display(&self.g.sym_names)
                     ))
                     .into());
