@@ -61,10 +61,11 @@ class B:
                                            value=numpy_helper.from_array(arr, out + "_v")))
         return out
 
-    def save(self, inputs, outputs, opset=17, out_dims=None):
+    def save(self, inputs, outputs, opset=17, out_dims=None, out_types=None):
         ins = [helper.make_tensor_value_info(n, F, d) for n, d in inputs]
         out_dims = out_dims or [inputs[0][1]] * len(outputs)
-        outs = [helper.make_tensor_value_info(n, F, d) for n, d in zip(outputs, out_dims)]
+        out_types = out_types or [F] * len(outputs)
+        outs = [helper.make_tensor_value_info(n, t, d) for n, d, t in zip(outputs, out_dims, out_types)]
         g = helper.make_graph(self.nodes, self.name, ins, outs, self.inits)
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="secc-fixtures")
@@ -481,6 +482,49 @@ def op_models():
     made.append(b.save([("x", ["N", 3, 4, 5])], [p1, p2, p3], opset=13, out_dims=[
         ["N", 4, 7, 8], ["N", 3, 7, 8], ["N", 3, 8, 11]]))
 
+    # float operands computed at run time (graph inputs and computed tensors): Clip bounds,
+    # Pad's fill value (one folded back to a constant by const-fold), BatchNormalization's
+    # parameters (the variance computed, so it stays positive on random inputs)
+    b = B("ops_runtime_operands", 43)
+    c1 = b.op("Clip", ["x", "lo", "hi"])
+    c2 = b.op("Clip", ["x", "lo"])
+    c3 = b.op("Clip", ["x", b.scalar(-0.5), "hi"])
+    pads = b.i64([0, 1, 2, 0, 0, 0, 1, 3])
+    p1 = b.op("Pad", ["x", pads, "lo"], mode="constant")
+    p2 = b.op("Pad", ["x", pads, b.op("Mul", ["hi", b.scalar(2.0)])], mode="constant")
+    p3 = b.op("Pad", ["x", pads, b.op("Add", [b.scalar(0.25), b.scalar(0.5)])], mode="constant")
+    var = b.op("Add", [b.op("Mul", ["bv", "bv"]), b.scalar(0.1)])
+    n1 = b.op("BatchNormalization", ["x", "bs", "bb", "bm", var], epsilon=1e-3)
+    n2 = b.op("BatchNormalization", [b.op("Relu", ["x"]), b.w([3], 0.5), "bb", b.w([3]), var])
+    made.append(b.save([("x", ["N", 3, 5, 7]), ("lo", []), ("hi", []), ("bs", [3]), ("bb", [3]),
+                        ("bm", [3]), ("bv", [3])], [c1, c2, c3, p1, p2, p3, n1, n2], opset=15, out_dims=[
+        ["N", 3, 5, 7], ["N", 3, 5, 7], ["N", 3, 5, 7], ["N", 4, 8, 10], ["N", 4, 8, 10], ["N", 4, 8, 10],
+        ["N", 3, 5, 7], ["N", 3, 5, 7]]))
+
+    # MaxPool's Indices (int64): pads, ceil_mode with dilations, column-major storage order,
+    # SAME padding, a 1-D pool; one Indices output returned twice (an int64 copy)
+    b = B("ops_maxpool_indices", 44)
+    I64 = TensorProto.INT64
+    y1, i1 = b.op("MaxPool", ["x"], n_out=2, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    y2, i2 = b.op("MaxPool", ["x"], n_out=2, kernel_shape=[2, 3], strides=[2, 2], ceil_mode=1,
+                  dilations=[2, 1], storage_order=1)
+    y3, i3 = b.op("MaxPool", ["x"], n_out=2, kernel_shape=[3, 2], auto_pad="SAME_UPPER", strides=[2, 3])
+    y4, i4 = b.op("MaxPool", ["s"], n_out=2, kernel_shape=[4], strides=[3], pads=[2, 1])
+    i5 = b.op("Identity", [i1])
+    made.append(b.save([("x", ["N", 3, 11, 10]), ("s", ["N", 4, 29])], [y1, i1, y2, i2, y3, i3, y4, i4, i5],
+                       opset=12, out_dims=[["N", 3, 6, 5], ["N", 3, 6, 5], ["N", 3, 5, 5], ["N", 3, 5, 5],
+                                           ["N", 3, 6, 4], ["N", 3, 6, 4], ["N", 4, 10], ["N", 4, 10], ["N", 3, 6, 5]],
+                       out_types=[F, I64, F, I64, F, I64, F, I64, I64]))
+
+    # shapes a model returns (int64): Shape with the symbolic batch, a sliced Shape, Size
+    b = B("ops_shape_output", 45)
+    s1 = b.op("Shape", ["x"])
+    s2 = b.op("Shape", ["x"], start=1, end=-1)
+    s3 = b.op("Size", ["x"])
+    r = b.op("Relu", ["x"])
+    made.append(b.save([("x", ["N", 3, 4, 5])], [s1, s2, s3, r], opset=15, out_dims=[[4], [2], [], ["N", 3, 4, 5]],
+                       out_types=[TensorProto.INT64, TensorProto.INT64, TensorProto.INT64, F]))
+
     # LayerNormalization (opset 17, lowered to existing ops) and Pow with constant exponents
     b = B("ops_layernorm_pow", 33)
     l1 = b.op("LayerNormalization", ["x", b.w([5]), b.w([5])], axis=-1, epsilon=1e-5)
@@ -629,6 +673,21 @@ def bad_models():
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     onnx.save(m, os.path.join(bad, "huge_tensors.onnx"))
+
+    # int64 MaxPool indices used as float data, or returned as a float output
+    pool = helper.make_node("MaxPool", ["x"], ["p", "i"], name="pool", kernel_shape=[1, 1])
+    m = model([pool, helper.make_node("Cast", ["i"], ["y"], name="cast_indices", to=TensorProto.FLOAT)])
+    onnx.save(m, os.path.join(bad, "int64_cast.onnx"))
+    m = model([pool, helper.make_node("Identity", ["i"], ["y"], name="idn")])
+    onnx.save(m, os.path.join(bad, "int64_as_float.onnx"))
+
+    # run-time operands of the wrong shape: a tensor as Clip bound, per-pixel BatchNorm mean
+    m = model([helper.make_node("Relu", ["x"], ["r"], name="r"),
+               helper.make_node("Clip", ["x", "r"], ["y"], name="clip_tensor_min")])
+    onnx.save(m, os.path.join(bad, "clip_tensor_bound.onnx"))
+    c8 = [numpy_helper.from_array(np.ones([8], np.float32), n) for n in ["s", "b", "v"]]
+    m = model([helper.make_node("BatchNormalization", ["x", "s", "b", "x", "v"], ["y"], name="bn_pixel_mean")], c8)
+    onnx.save(m, os.path.join(bad, "bn_pixel_mean.onnx"))
 
     # opset 6 is outside the supported range (numpy broadcasting starts at opset 7)
     m = model([helper.make_node("Relu", ["x"], ["y"], name="r")], opset=6)

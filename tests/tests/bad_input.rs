@@ -303,3 +303,33 @@ fn fixed_dims_must_name_a_dimension_of_the_model_and_be_positive() {
     let e = with("N", 0);
     assert!(e.contains("\"N\"") && e.contains("at least 1"), "{e}");
 }
+
+#[test]
+fn int64_indices_are_refused_as_float_data_with_the_node_named() {
+    let e = import_err("int64_cast.onnx");
+    assert!(
+        e.contains("\"cast_indices\" (Cast)") && e.contains("int64 results"),
+        "{e}"
+    );
+    let e = import_err("int64_as_float.onnx");
+    assert!(
+        e.contains("graph output \"y\"") && e.contains("declared float32 but computed as i64"),
+        "{e}"
+    );
+}
+
+#[test]
+fn run_time_operands_of_the_wrong_shape_are_named() {
+    let e = import_err("clip_tensor_bound.onnx");
+    assert!(
+        e.contains("\"clip_tensor_min\" (Clip)")
+            && e.contains("input 1 (min) must be a scalar, got f32[N,8,4,4]"),
+        "{e}"
+    );
+    let e = import_err("bn_pixel_mean.onnx");
+    assert!(
+        e.contains("\"bn_pixel_mean\" (BatchNormalization)")
+            && e.contains("input 3 has type f32[N,8,4,4], expected one value per channel (8)"),
+        "{e}"
+    );
+}

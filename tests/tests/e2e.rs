@@ -52,7 +52,7 @@ fn check_all(fuse: bool) {
                 assert_eq!(got.len(), want.len(), "{}: output count", stem(&p));
                 assert!(!got.is_empty());
                 for (a, b) in got.iter().zip(&want) {
-                    let e = max_rel_err(&interp::Tensor::new(a.shape.clone(), a.data.clone()), b);
+                    let e = max_rel_err(&from_runtime(a), b);
                     assert!(
                         e <= KERNEL_TOL,
                         "{} batch {batch} threads {threads}: max rel err {e}",

@@ -56,8 +56,7 @@ fn passes_preserve_semantics_on_random_inputs() {
 }
 
 fn read_npy(p: &std::path::Path) -> Tensor {
-    let (shape, data) = npy::read_f32(p);
-    Tensor::new(shape, data)
+    npy::read(p)
 }
 
 #[test]

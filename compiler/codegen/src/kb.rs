@@ -322,6 +322,22 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         Ok(())
     }
 
+    /// Stores `base[idx] = v` into an i64 buffer (4-byte aligned store).
+    pub fn store_i64(
+        &self,
+        base: PointerValue<'ctx>,
+        idx: IntValue<'ctx>,
+        v: IntValue<'ctx>,
+    ) -> R<()> {
+        let p = self.gep_t(self.ctx.i64_type().into(), base, idx)?;
+        // i64 temporaries live in the f32 arena, which only guarantees 4-byte alignment
+        self.b
+            .build_store(p, v)?
+            .set_alignment(4)
+            .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        Ok(())
+    }
+
     fn fmf(&self, v: FloatValue<'ctx>) -> FloatValue<'ctx> {
         if let Some(ins) = v.as_instruction() {
             // reassoc lets LLVM vectorise reductions; contract allows FMA. No nnan/ninf, so

@@ -31,6 +31,12 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
         KernelKind::Elementwise { f, out, ins } => elementwise(kb, f, out, ins),
         KernelKind::ReduceMean { input, axes, op } => reduce_mean(kb, input, axes, *op),
         KernelKind::Pool { attrs, x } => pool(kb, attrs, x),
+        KernelKind::MaxPoolIndices {
+            attrs,
+            x,
+            column_major,
+        } => max_pool_indices(kb, attrs, x, *column_major),
+        KernelKind::IntTensor { values } => int_tensor(kb, values),
         KernelKind::Concat { axis, ins } => concat(kb, *axis, ins),
         KernelKind::Transpose { perm, input } => transpose(kb, perm, input),
         KernelKind::Slice {
@@ -348,7 +354,14 @@ fn pad(kb: &mut Kb, pads: &[(u64, u64)], mode: secc_ir::PadMode, input: &[Dim]) 
     for d in (0..r.saturating_sub(1)).rev() {
         in_strides[d] = dmul(in_strides[d + 1], input[d + 1])?;
     }
-    let (src, dst) = (kb.args[0], kb.args[1]);
+    let src = kb.args[0];
+    let runtime_fill = mode == secc_ir::PadMode::ConstantInput;
+    let dst = kb.args[if runtime_fill { 2 } else { 1 }];
+    let fill = match mode {
+        secc_ir::PadMode::Constant(c) => Some(kb.fc(c)),
+        secc_ir::PadMode::ConstantInput => Some(kb.load(kb.args[1], kb.i(0))?),
+        _ => None,
+    };
     let total = kb.dims(&out)?;
     let (lo, hi) = kb.split(total)?;
     kb.for_loop(lo, hi, |kb, e| {
@@ -366,7 +379,7 @@ fn pad(kb: &mut Kb, pads: &[(u64, u64)], mode: secc_ir::PadMode, input: &[Dim]) 
                 let n = known(input[d])? as i64;
                 let p = kb.sub(idx, kb.i(b))?;
                 match mode {
-                    secc_ir::PadMode::Constant(_) => {
+                    secc_ir::PadMode::Constant(_) | secc_ir::PadMode::ConstantInput => {
                         let ok = kb.b.build_and(
                             kb.b.build_int_compare(inkwell::IntPredicate::SGE, p, kb.i(0), "")?,
                             kb.lt(p, kb.i(n as u64))?,
@@ -395,12 +408,9 @@ fn pad(kb: &mut Kb, pads: &[(u64, u64)], mode: secc_ir::PadMode, input: &[Dim]) 
             off = kb.add(off, kb.mul(q, kb.dim(in_strides[d])?)?)?;
         }
         let v = kb.load(src, off)?;
-        let v = match mode {
-            secc_ir::PadMode::Constant(c) => {
-                kb.b.build_select(inside, v, kb.fc(c), "")?
-                    .into_float_value()
-            }
-            _ => v,
+        let v = match fill {
+            Some(c) => kb.b.build_select(inside, v, c, "")?.into_float_value(),
+            None => v,
         };
         kb.store(dst, e, v)
     })
@@ -757,6 +767,87 @@ fn pool(kb: &mut Kb, a: &secc_ir::PoolAttrs, x: &[Dim]) -> R<()> {
                 kb.fdiv(acc, cf)?
             };
             kb.store(dst, kb.add(obase, kb.i(ox))?, v)?;
+        }
+        Ok(())
+    })
+}
+
+/// MaxPool's `Indices`: one output element at a time, the window's taps in a run-time loop
+/// carrying the best value and its flat input index (the first strict maximum wins, as in the
+/// ONNX reference; a window without input taps keeps -1).
+fn max_pool_indices(kb: &mut Kb, a: &secc_ir::PoolAttrs, x: &[Dim], column_major: bool) -> R<()> {
+    let (h, w) = (known(x[2])?, known(x[3])?);
+    let (oh, ow) = a
+        .out_extent(0, h)
+        .zip(a.out_extent(1, w))
+        .ok_or_else(|| unsupported("pool window larger than input"))?;
+    let (src, dst) = (kb.args[0], kb.args[1]);
+    let total = kb.mul(kb.mul(kb.dim(x[0])?, kb.dim(x[1])?)?, kb.i(oh * ow))?;
+    let (lo, hi) = kb.split(total)?;
+    let (kh, kw) = (a.kernel[0], a.kernel[1]);
+    kb.for_loop(lo, hi, |kb, e| {
+        let plane = kb.div(e, kb.i(oh * ow))?;
+        let r = kb.rem(e, kb.i(oh * ow))?;
+        let y0 = kb.sub(
+            kb.mul(kb.div(r, kb.i(ow))?, kb.i(a.strides[0]))?,
+            kb.i(a.pads[0]),
+        )?;
+        let x0 = kb.sub(
+            kb.mul(kb.rem(r, kb.i(ow))?, kb.i(a.strides[1]))?,
+            kb.i(a.pads[1]),
+        )?;
+        let sbase = kb.mul(plane, kb.i(h * w))?;
+        let init = vec![kb.fc(f32::NEG_INFINITY).into(), sint(kb, -1).into()];
+        let out = kb.for_carry(kb.i(0), kb.i(kh * kw), init, |kb, t, c| {
+            let (best, idx) = (c[0].into_float_value(), c[1].into_int_value());
+            let iy = kb.add(y0, kb.mul(kb.div(t, kb.i(kw))?, kb.i(a.dilations[0]))?)?;
+            let ix = kb.add(x0, kb.mul(kb.rem(t, kb.i(kw))?, kb.i(a.dilations[1]))?)?;
+            let sge = inkwell::IntPredicate::SGE;
+            let (y_ok, x_ok) = (
+                kb.b.build_int_compare(sge, iy, kb.i(0), "")?,
+                kb.b.build_int_compare(sge, ix, kb.i(0), "")?,
+            );
+            let inside = kb.b.build_and(
+                kb.b.build_and(y_ok, kb.lt(iy, kb.i(h))?, "")?,
+                kb.b.build_and(x_ok, kb.lt(ix, kb.i(w))?, "")?,
+                "",
+            )?;
+            // clamped so the load stays in bounds; the tap only counts when inside
+            let iyc = kb.imax(kb.imin(iy, kb.i(h - 1))?, kb.i(0))?;
+            let ixc = kb.imax(kb.imin(ix, kb.i(w - 1))?, kb.i(0))?;
+            let v = kb.load(src, kb.add(sbase, kb.add(kb.mul(iyc, kb.i(w))?, ixc)?)?)?;
+            let gt =
+                kb.b.build_float_compare(inkwell::FloatPredicate::OGT, v, best, "")?;
+            let first = kb.lt(idx, kb.i(0))?;
+            let take = kb.b.build_and(inside, kb.b.build_or(gt, first, "")?, "")?;
+            let within = if column_major {
+                kb.add(kb.mul(ixc, kb.i(h))?, iyc)?
+            } else {
+                kb.add(kb.mul(iyc, kb.i(w))?, ixc)?
+            };
+            let pos = kb.add(sbase, within)?;
+            Ok(vec![
+                kb.b.build_select(take, v, best, "")?,
+                kb.b.build_select(take, pos, idx, "")?,
+            ])
+        })?;
+        kb.store_i64(dst, e, out[1].into_int_value())
+    })
+}
+
+/// An int64 tensor known up to the symbolic batch: thread 0 writes every element.
+fn int_tensor(kb: &mut Kb, values: &[secc_ir::IntElem]) -> R<()> {
+    let dst = kb.args[0];
+    let vals: Vec<IntValue> = values
+        .iter()
+        .map(|v| match *v {
+            secc_ir::IntElem::Known(k) => Ok(sint(kb, k)),
+            secc_ir::IntElem::Sym(s, k) => kb.dim(Dim::Sym(s, k)),
+        })
+        .collect::<R<_>>()?;
+    kb.if_then(kb.lt(kb.tid, kb.i(1))?, |kb| {
+        for (i, v) in vals.iter().enumerate() {
+            kb.store_i64(dst, kb.i(i as u64), *v)?;
         }
         Ok(())
     })

@@ -35,7 +35,7 @@ pub enum KernelKind {
         /// operand shapes
         ins: Vec<Vec<Dim>>,
     },
-    /// Border padding.
+    /// Border padding. Arguments: x, the fill value when the mode is `ConstantInput`, y.
     Pad {
         /// per-axis (before, after)
         pads: Vec<(u64, u64)>,
@@ -87,6 +87,20 @@ pub enum KernelKind {
         axis: usize,
         /// shape
         shape: Vec<Dim>,
+    },
+    /// Argmax of each max-pooling window, as int64 flat input indices.
+    MaxPoolIndices {
+        /// attributes
+        attrs: secc_ir::PoolAttrs,
+        /// input shape [N, C, H, W]
+        x: Vec<Dim>,
+        /// ONNX storage_order = 1
+        column_major: bool,
+    },
+    /// An int64 tensor known up to the symbolic batch, written by thread 0.
+    IntTensor {
+        /// row-major elements
+        values: Vec<secc_ir::IntElem>,
     },
     /// Windowed 2-D pooling.
     Pool {
@@ -172,6 +186,8 @@ impl KernelKind {
                 ..
             } => "reduce_min",
             KernelKind::Pool { .. } => "pool2d",
+            KernelKind::MaxPoolIndices { .. } => "max_pool2d_indices",
+            KernelKind::IntTensor { .. } => "int_tensor",
             KernelKind::Concat { .. } => "concat",
             KernelKind::Pad { .. } => "pad",
             KernelKind::Transpose { .. } => "transpose",
@@ -229,9 +245,14 @@ pub fn dim_decl(d: Dim) -> DimDecl {
     }
 }
 
-/// The value viewed as one flat dimension (for copies between shapes).
+/// The value viewed as one flat dimension of f32 words (for copies between shapes; an i64
+/// element is two words, copied bit for bit).
 fn flat(g: &Graph, v: ValueId) -> Option<Vec<Dim>> {
-    g.ty(v).numel().map(|n| vec![n])
+    let t = g.ty(v);
+    let words = Dim::Known(t.dtype.size() as u64 / 4);
+    t.numel()
+        .and_then(|n| n.checked_mul(words))
+        .map(|n| vec![n])
 }
 
 fn shape_of(g: &Graph, v: ValueId) -> Vec<Dim> {
@@ -273,7 +294,7 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
     let mut p = Plan::default();
     let mut buf_of: BTreeMap<NodeId, u32> = BTreeMap::new();
     let decl = |g: &Graph, v: ValueId, kind: BufferKind| BufferDecl {
-        dtype: "f32".into(),
+        dtype: g.ty(v).dtype.name().into(),
         shape: g.ty(v).shape.iter().map(|d| dim_decl(*d)).collect(),
         kind,
     };
@@ -434,6 +455,20 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
                     x,
                 }
             }
+            Op::MaxPoolIndices { pool, column_major } => {
+                let x = shape_of(g, ins[0]);
+                if x[2..].iter().any(|d| d.known().is_none()) {
+                    return Err(unsupported(g, id, "pooling needs known spatial extents"));
+                }
+                KernelKind::MaxPoolIndices {
+                    attrs: pool.clone(),
+                    x,
+                    column_major: *column_major,
+                }
+            }
+            Op::IntTensor { values, .. } => KernelKind::IntTensor {
+                values: values.clone(),
+            },
             Op::Gemm(a) => KernelKind::Gemm {
                 attrs: a.clone(),
                 a: shape_of(g, ins[0]),

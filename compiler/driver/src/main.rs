@@ -392,12 +392,18 @@ fn run(a: RunArgs) -> Result<()> {
         out!("{}", serde_json::json!({ "outputs": outs }));
     } else if a.output_dir.is_none() {
         for (n, t) in model.output_names().iter().zip(&outputs) {
-            let head: Vec<String> = t.data.iter().take(6).map(|v| format!("{v:.6}")).collect();
+            let head: Vec<String> = match t.dtype {
+                secc_runtime::DType::F32 => {
+                    t.data.iter().take(6).map(|v| format!("{v:.6}")).collect()
+                }
+                secc_runtime::DType::I64 => t.ints.iter().take(6).map(|v| v.to_string()).collect(),
+            };
+            let n_el: usize = t.shape.iter().product();
             out!(
                 "{n}: shape {:?} [{}{}]",
                 t.shape,
                 head.join(", "),
-                if t.data.len() > 6 { ", ..." } else { "" }
+                if n_el > 6 { ", ..." } else { "" }
             );
         }
     }

@@ -1,4 +1,5 @@
-//! .npy input and output through ndarray-npy (float32, C order).
+//! .npy input and output through ndarray-npy (C order): float32 inputs, float32 or int64
+//! outputs.
 use anyhow::{Context, Result};
 use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::{read_npy, WriteNpyExt};
@@ -14,10 +15,17 @@ pub fn read(p: &Path) -> Result<secc_runtime::Tensor> {
     Ok(secc_runtime::Tensor::from_slice(shape, data)?)
 }
 
-/// A float32 .npy file's bytes (written by the caller, atomically).
+/// A float32 or int64 .npy file's bytes (the output's own element type; written by the
+/// caller, atomically).
 pub fn to_bytes(t: &secc_runtime::Tensor) -> Result<Vec<u8>> {
-    let a = ArrayD::from_shape_vec(IxDyn(&t.shape), t.data.clone())?;
     let mut bytes = Vec::new();
-    a.write_npy(&mut bytes)?;
+    match t.dtype {
+        secc_runtime::DType::F32 => {
+            ArrayD::from_shape_vec(IxDyn(&t.shape), t.data.clone())?.write_npy(&mut bytes)?
+        }
+        secc_runtime::DType::I64 => {
+            ArrayD::from_shape_vec(IxDyn(&t.shape), t.ints.clone())?.write_npy(&mut bytes)?
+        }
+    }
     Ok(bytes)
 }

@@ -37,7 +37,7 @@ fn compile_inspect_run_bench() {
     let j: serde_json::Value =
         serde_json::from_str(&ok(&secc(&["inspect", s(&bin), "--json"]))).unwrap();
     assert_eq!(j["se_blocks"], 1);
-    assert_eq!(j["format_version"], 2);
+    assert_eq!(j["format_version"], secc_artifact::FORMAT_VERSION);
     assert_eq!(j["inputs"][0]["name"], "x");
     assert_eq!(
         j["inputs"][0]["shape"],
@@ -445,4 +445,68 @@ fn output_file_names_are_escaped_reversibly_and_never_replace_other_things() {
         60,
     ));
     assert!(e.contains("FIFO") && e.contains("a_b.npy"), "{e}");
+}
+/// int64 outputs (a returned shape with the batch in it, a size, MaxPool indices) are
+/// written as int64 .npy files with the run's batch size.
+#[test]
+fn int64_outputs_are_written_as_int64_npy() {
+    let d = tempfile::tempdir().unwrap();
+    for (name, want) in [
+        (
+            "ops_shape_output",
+            vec![("shape_1.npy", "(4,)"), ("size_5.npy", "()")],
+        ),
+        (
+            "ops_maxpool_indices",
+            vec![("maxpool_2.npy", "(2, 3, 6, 5)")],
+        ),
+    ] {
+        let bin = d.path().join(format!("{name}.bin"));
+        ok(&secc(&[
+            s(&models().join(format!("{name}.onnx"))),
+            "-o",
+            s(&bin),
+        ]));
+        let out = d.path().join(name);
+        let mut args = vec!["run".to_string(), s(&bin).into()];
+        for i in 0..2 {
+            let p = models().join(format!("{name}.in{i}.npy"));
+            if p.exists() {
+                let input = if name == "ops_shape_output" {
+                    "x"
+                } else {
+                    ["x", "s"][i]
+                };
+                args.extend(["--input".into(), format!("{input}={}", s(&p))]);
+            }
+        }
+        args.extend(["--output-dir".into(), s(&out).into()]);
+        let args: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
+        ok(&secc(&args));
+        for (file, shape) in want {
+            let b = std::fs::read(out.join(file)).unwrap();
+            let h = String::from_utf8_lossy(&b[..128.min(b.len())]).into_owned();
+            assert!(
+                h.contains("'descr': '<i8'") && h.contains(&format!("'shape': {shape}")),
+                "{file}: {h}"
+            );
+        }
+        if name == "ops_shape_output" {
+            // batch 2 (the fixture input): Shape = [2, 3, 4, 5], Size = 120
+            let b = std::fs::read(out.join("shape_1.npy")).unwrap();
+            let vals: Vec<i64> = b[b.len() - 32..]
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            assert_eq!(vals, [2, 3, 4, 5]);
+            let b = std::fs::read(out.join("size_5.npy")).unwrap();
+            assert_eq!(
+                i64::from_le_bytes(b[b.len() - 8..].try_into().unwrap()),
+                120
+            );
+            // without --output-dir the values are printed
+            let text = ok(&secc(&args[..args.len() - 2]));
+            assert!(text.contains("shape_1: shape [4] [2, 3, 4, 5]"), "{text}");
+        }
+    }
 }

@@ -6,27 +6,51 @@ use crate::op::{
     Activation, Conv2dAttrs, ConvTransposeAttrs, GemmAttrs, Op, PoolAttrs, PoolKind, SeAttrs,
 };
 use crate::resize::{ResizeAttrs, ResizeMode};
-use crate::types::Dim;
+use crate::types::{DType, Dim};
 use std::collections::BTreeMap;
 
-/// A dense row-major f32 tensor.
+/// A dense row-major tensor: f32 elements in `data`, or (for the int64 results of
+/// [`Op::MaxPoolIndices`] and [`Op::IntTensor`]) i64 elements in `ints`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
     /// extents
     pub shape: Vec<usize>,
-    /// data, `shape.iter().product()` elements
+    /// f32 data, `shape.iter().product()` elements (empty for an i64 tensor)
     pub data: Vec<f32>,
+    /// i64 data (empty for an f32 tensor)
+    pub ints: Vec<i64>,
+    /// which of the two holds the elements
+    pub dtype: DType,
 }
 
 impl Tensor {
-    /// New tensor; panics if the element count is wrong (a caller bug).
+    /// New f32 tensor; panics if the element count is wrong (a caller bug).
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Self {
         assert_eq!(
             shape.iter().product::<usize>(),
             data.len(),
             "tensor data/shape mismatch"
         );
-        Tensor { shape, data }
+        Tensor {
+            shape,
+            data,
+            ints: vec![],
+            dtype: DType::F32,
+        }
+    }
+    /// New i64 tensor; panics if the element count is wrong (a caller bug).
+    pub fn new_i64(shape: Vec<usize>, ints: Vec<i64>) -> Self {
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            ints.len(),
+            "tensor data/shape mismatch"
+        );
+        Tensor {
+            shape,
+            data: vec![],
+            ints,
+            dtype: DType::I64,
+        }
     }
 }
 
@@ -449,6 +473,48 @@ fn pool2d(a: &PoolAttrs, x: &Tensor) -> Tensor {
     Tensor::new(vec![n, c, oh, ow], out)
 }
 
+/// MaxPool's `Indices`, as the ONNX reference computes them: the first strict maximum in
+/// window order (rows, then columns), padding skipped, -1 for a window with no input tap.
+fn max_pool2d_indices(a: &PoolAttrs, column_major: bool, x: &Tensor) -> Tensor {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    let oh = a.out_extent(0, h as u64).unwrap_or(0) as usize;
+    let ow = a.out_extent(1, w as u64).unwrap_or(0) as usize;
+    let mut out = vec![-1i64; n * c * oh * ow];
+    for plane in 0..n * c {
+        let src = &x.data[plane * h * w..(plane + 1) * h * w];
+        for oy in 0..oh as i64 {
+            for ox in 0..ow as i64 {
+                let mut best: Option<(f32, i64, i64)> = None;
+                for ky in 0..a.kernel[0] as i64 {
+                    for kx in 0..a.kernel[1] as i64 {
+                        let iy = oy * a.strides[0] as i64 - a.pads[0] as i64
+                            + ky * a.dilations[0] as i64;
+                        let ix = ox * a.strides[1] as i64 - a.pads[1] as i64
+                            + kx * a.dilations[1] as i64;
+                        if iy < 0 || iy >= h as i64 || ix < 0 || ix >= w as i64 {
+                            continue;
+                        }
+                        let v = src[iy as usize * w + ix as usize];
+                        if best.is_none_or(|b| v > b.0) {
+                            best = Some((v, iy, ix));
+                        }
+                    }
+                }
+                if let Some((_, iy, ix)) = best {
+                    let within = if column_major {
+                        ix * h as i64 + iy
+                    } else {
+                        iy * w as i64 + ix
+                    };
+                    out[plane * oh * ow + oy as usize * ow + ox as usize] =
+                        (plane * h * w) as i64 + within;
+                }
+            }
+        }
+    }
+    Tensor::new_i64(vec![n, c, oh, ow], out)
+}
+
 /// The SE block written out step by step, exactly as the paper defines it.
 fn squeeze_excite(
     a: &SeAttrs,
@@ -643,6 +709,16 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
             Tensor::new(shape, data)
         }
         Op::Pool2d(a) => pool2d(a, ins[0]),
+        Op::MaxPoolIndices { pool, column_major } => {
+            max_pool2d_indices(pool, *column_major, ins[0])
+        }
+        Op::IntTensor { shape, values } => Tensor::new_i64(
+            shape.iter().map(|&d| d as usize).collect(),
+            values
+                .iter()
+                .map(|v| v.eval(syms).ok_or_else(|| err("unbound symbol")))
+                .collect::<Result<_, _>>()?,
+        ),
         Op::Concat { axis } => {
             let outer: usize = ins[0].shape[..*axis].iter().product();
             let mut shape = ins[0].shape.clone();
@@ -672,7 +748,9 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
                     let n = x.shape[d] as i64;
                     let p = v as i64 - pads[d].0 as i64;
                     let q = match mode {
-                        crate::op::PadMode::Constant(_) => (0..n).contains(&p).then_some(p),
+                        crate::op::PadMode::Constant(_) | crate::op::PadMode::ConstantInput => {
+                            (0..n).contains(&p).then_some(p)
+                        }
                         crate::op::PadMode::Edge => Some(p.clamp(0, n - 1)),
                         crate::op::PadMode::Reflect => Some(if p < 0 {
                             -p
@@ -690,6 +768,7 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
                 data.push(match (off, mode) {
                     (Some(o), _) => x.data[o],
                     (None, crate::op::PadMode::Constant(c)) => *c,
+                    (None, crate::op::PadMode::ConstantInput) => ins[1].data[0],
                     (None, _) => unreachable!("only constant padding reads outside"),
                 });
             });
@@ -728,10 +807,13 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
         }
         Op::Reshape { shape } => {
             let s = concrete(shape, syms)?;
-            if s.iter().product::<usize>() != ins[0].data.len() {
+            if s.iter().product::<usize>() != ins[0].shape.iter().product::<usize>() {
                 return Err(err("reshape changes the element count"));
             }
-            Tensor::new(s, ins[0].data.clone())
+            Tensor {
+                shape: s,
+                ..ins[0].clone()
+            }
         }
         Op::MatMul => matmul(ins[0], ins[1])?,
         Op::Gemm(a) => gemm(a, ins[0], ins[1], ins.get(2).copied())?,
@@ -767,10 +849,12 @@ pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, IrError> {
         let want = n.outputs[0]
             .eval(&syms)
             .ok_or_else(|| at(err("unbound symbol")))?;
-        if t.shape != want {
+        if t.shape != want || t.dtype != n.outputs[0].dtype {
             return Err(at(err(format!(
-                "computed shape {:?}, type says {:?}",
-                t.shape, want
+                "computed {} {:?}, type says {}",
+                t.dtype.name(),
+                t.shape,
+                n.outputs[0].display(&g.sym_names)
             ))));
         }
         vals.insert(id, t);

@@ -22,8 +22,8 @@ mod verify;
 pub use error::{IrError, NodeRef};
 pub use graph::{ConstData, ConstId, ConstPool, Graph, Node, NodeId, ValueId};
 pub use op::{
-    Activation, BinaryOp, Conv2dAttrs, ConvTransposeAttrs, EwInstr, GemmAttrs, Op, PadMode,
-    PoolAttrs, PoolKind, ReduceKind, SeAttrs,
+    Activation, BinaryOp, Conv2dAttrs, ConvTransposeAttrs, EwInstr, GemmAttrs, IntElem, Op,
+    PadMode, PoolAttrs, PoolKind, ReduceKind, SeAttrs,
 };
 pub use resize::{CoordMode, NearestMode, ResizeAttrs, ResizeMode, Tap};
 pub use types::{broadcast_shapes, DType, Dim, Shape, SymId, TensorType};

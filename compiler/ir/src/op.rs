@@ -2,7 +2,7 @@
 use crate::error::IrError;
 use crate::graph::ConstId;
 use crate::resize::ResizeAttrs;
-use crate::types::{broadcast_shapes, Dim, Shape, TensorType};
+use crate::types::{broadcast_shapes, DType, Dim, Shape, SymId, TensorType};
 
 /// Attributes of a 2-D convolution (NCHW, weights OIHW). Pads are explicit
 /// `[top, left, bottom, right]`; `auto_pad` is resolved by the importer.
@@ -86,10 +86,39 @@ pub enum ReduceKind {
 pub enum PadMode {
     /// a constant value
     Constant(f32),
+    /// a value known only at run time: the one element of the second operand
+    ConstantInput,
     /// mirror without repeating the edge element
     Reflect,
     /// repeat the edge element
     Edge,
+}
+
+/// One element of an int64 tensor known at compile time up to the symbolic batch (a shape
+/// that a model returns): a number, or `coeff * symbol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IntElem {
+    /// a known value
+    Known(i64),
+    /// `coeff * symbol`
+    Sym(SymId, u64),
+}
+
+impl IntElem {
+    /// Value under a binding of symbols.
+    pub fn eval(self, syms: &[u64]) -> Option<i64> {
+        match self {
+            IntElem::Known(v) => Some(v),
+            IntElem::Sym(s, k) => syms.get(s.0 as usize).map(|v| (v * k) as i64),
+        }
+    }
+    /// Formats the element with the graph's symbol names.
+    pub fn display(self, names: &[String]) -> String {
+        match self {
+            IntElem::Known(v) => v.to_string(),
+            IntElem::Sym(s, k) => Dim::Sym(s, k).display(names),
+        }
+    }
 }
 
 /// Pooling reduction.
@@ -609,6 +638,24 @@ pub enum Op {
     GlobalMaxPool,
     /// Windowed 2-D max or average pooling.
     Pool2d(PoolAttrs),
+    /// Where each window of a 2-D max pooling found its maximum (ONNX MaxPool's `Indices`),
+    /// as an int64 index into the flattened input `[N, C, H, W]`: `(n*C + c)*H*W + h*W + w`,
+    /// or `(n*C + c)*H*W + w*H + h` when `column_major`; the first maximum in window order
+    /// wins; padding is never chosen.
+    MaxPoolIndices {
+        /// the pooling (`kind` is `Max`)
+        pool: PoolAttrs,
+        /// ONNX `storage_order = 1`
+        column_major: bool,
+    },
+    /// An int64 tensor known at compile time up to the symbolic batch (ONNX `Shape`, `Size`
+    /// and integer arithmetic on them, returned by the model): no operands.
+    IntTensor {
+        /// extents
+        shape: Vec<u64>,
+        /// row-major elements
+        values: Vec<IntElem>,
+    },
     /// Sum, maximum or minimum over sorted, normalised `axes`.
     Reduce {
         /// the reduction
@@ -682,6 +729,8 @@ impl Op {
                 PoolKind::Max => "max_pool2d",
                 PoolKind::Avg => "avg_pool2d",
             },
+            Op::MaxPoolIndices { .. } => "max_pool2d_indices",
+            Op::IntTensor { .. } => "int_tensor",
             Op::ReduceMean { .. } => "reduce_mean",
             Op::Reduce {
                 kind: ReduceKind::Sum,
@@ -761,6 +810,21 @@ impl Op {
                 ("pads", list(&a.pads)),
                 ("strides", list(&a.strides)),
             ],
+            Op::MaxPoolIndices { pool, column_major } => vec![
+                ("ceil_mode", pool.ceil_mode.to_string()),
+                ("column_major", column_major.to_string()),
+                ("dilations", list(&pool.dilations)),
+                ("kernel", list(&pool.kernel)),
+                ("pads", list(&pool.pads)),
+                ("strides", list(&pool.strides)),
+            ],
+            Op::IntTensor { shape, values } => {
+                let v: Vec<String> = values.iter().map(|x| x.display(names)).collect();
+                vec![
+                    ("shape", list(shape)),
+                    ("values", format!("[{}]", v.join(","))),
+                ]
+            }
             Op::Gemm(a) => vec![
                 ("alpha", format!("{:?}", a.alpha)),
                 ("beta", format!("{:?}", a.beta)),
@@ -785,6 +849,7 @@ impl Op {
                 let p: Vec<String> = pads.iter().map(|(a, b)| format!("({a},{b})")).collect();
                 let m = match mode {
                     PadMode::Constant(v) => format!("constant({v:?})"),
+                    PadMode::ConstantInput => "constant(%1)".into(),
                     PadMode::Reflect => "reflect".into(),
                     PadMode::Edge => "edge".into(),
                 };
@@ -801,12 +866,17 @@ impl Op {
     /// Accepted operand counts `(min, max)`.
     pub fn arity(&self) -> (usize, usize) {
         match self {
-            Op::Input { .. } | Op::Const(_) => (0, 0),
+            Op::Input { .. } | Op::Const(_) | Op::IntTensor { .. } => (0, 0),
+            Op::Pad {
+                mode: PadMode::ConstantInput,
+                ..
+            } => (2, 2),
             Op::Identity
             | Op::Act(_)
             | Op::GlobalAvgPool
             | Op::GlobalMaxPool
             | Op::Pool2d(_)
+            | Op::MaxPoolIndices { .. }
             | Op::ReduceMean { .. }
             | Op::Reduce { .. }
             | Op::Reshape { .. }
@@ -846,6 +916,13 @@ impl Op {
             d.known()
                 .ok_or_else(|| IrError::ty(name, format!("{what} must be a known extent")))
         };
+        if let Some(t) = ins.iter().find(|t| t.dtype != DType::F32) {
+            if !matches!(self, Op::Identity | Op::Reshape { .. }) {
+                return Err(ty(format!(
+                    "operands must be f32, got {t}: int64 results (MaxPool indices, shapes) can only be reshaped and returned"
+                )));
+            }
+        }
         match self {
             Op::Input { .. } | Op::Const(_) => {
                 Err(ty("inputs and constants are not inferred".into()))
@@ -990,6 +1067,19 @@ impl Op {
                 }
                 Ok(TensorType::f32(o))
             }
+            Op::IntTensor { shape, values } => {
+                if shape.iter().product::<u64>() != values.len() as u64 || shape.contains(&0) {
+                    return Err(ty(format!("{} values for shape {shape:?}", values.len())));
+                }
+                Ok(TensorType::i64(shape.iter().map(|&d| Dim::Known(d))))
+            }
+            Op::MaxPoolIndices { pool, .. } => {
+                if pool.kind != PoolKind::Max {
+                    return Err(ty("indices are defined for max pooling only".into()));
+                }
+                let t = Op::Pool2d(pool.clone()).infer(ins)?;
+                Ok(TensorType::i64(t.shape))
+            }
             Op::Pool2d(p) => {
                 let x = &ins[0].shape;
                 if x.len() != 4 {
@@ -1047,7 +1137,10 @@ impl Op {
                         TensorType::f32(shape.iter().copied())
                     )));
                 }
-                Ok(TensorType::f32(shape.iter().copied()))
+                Ok(TensorType {
+                    dtype: ins[0].dtype,
+                    shape: shape.clone(),
+                })
             }
             Op::MatMul => {
                 let (a, b) = (&ins[0].shape, &ins[1].shape);
@@ -1184,6 +1277,11 @@ impl Op {
             }
             Op::Pad { pads, mode } => {
                 let s = &ins[0].shape;
+                if let Some(v) = ins.get(1) {
+                    if v.numel() != Some(Dim::Known(1)) {
+                        return Err(ty(format!("the fill value {v} must have one element")));
+                    }
+                }
                 if pads.len() != s.len() {
                     return Err(ty(format!("{} pad pairs for rank {}", pads.len(), s.len())));
                 }

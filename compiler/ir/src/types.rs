@@ -2,21 +2,33 @@
 use smallvec::SmallVec;
 use std::fmt;
 
-/// Element type. secc handles float32 tensors; integer shape tensors are folded at import.
+/// Element type. secc computes on float32 tensors (booleans are 0/1 floats; integer shape
+/// tensors are folded at import). int64 values exist only as results that ONNX defines as
+/// int64 and floats could not hold exactly (MaxPool's argmax indices, returned shapes): no
+/// op but `identity` and `reshape` takes one as an operand, so they only flow to graph
+/// outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DType {
     /// IEEE-754 binary32
     F32,
+    /// two's-complement 64-bit integer
+    I64,
 }
 
 impl DType {
     /// Size of one element in bytes.
     pub fn size(self) -> usize {
-        4
+        match self {
+            DType::F32 => 4,
+            DType::I64 => 8,
+        }
     }
     /// Name used in the textual IR and artifacts.
     pub fn name(self) -> &'static str {
-        "f32"
+        match self {
+            DType::F32 => "f32",
+            DType::I64 => "i64",
+        }
     }
 }
 
@@ -111,6 +123,13 @@ impl TensorType {
     pub fn f32(shape: impl IntoIterator<Item = Dim>) -> Self {
         TensorType {
             dtype: DType::F32,
+            shape: shape.into_iter().collect(),
+        }
+    }
+    /// An i64 tensor of the given shape.
+    pub fn i64(shape: impl IntoIterator<Item = Dim>) -> Self {
+        TensorType {
+            dtype: DType::I64,
             shape: shape.into_iter().collect(),
         }
     }

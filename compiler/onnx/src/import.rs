@@ -147,9 +147,9 @@ pub fn import_bytes(
             .filter(|t| t.has_tensor_type())
             .map(|t| t.tensor_type().elem_type);
         // bool results (comparisons) are carried and returned as float32 0.0 / 1.0
-        if let Some(et) = et.filter(|&t| t != 1 && t != 0 && t != 9) {
+        if let Some(et) = et.filter(|&t| !matches!(t, 0 | 1 | 7 | 9)) {
             return Err(ImportError::Model(format!(
-                "graph output {:?}: element type {} is not supported (only float32)",
+                "graph output {:?}: element type {} is not supported (only float32, bool and int64)",
                 vi.name,
                 dtype_name(et)
             )));
@@ -172,9 +172,21 @@ pub fn import_bytes(
                 }
             }
         }
-        let v = im
-            .float_value(&vi.name)
-            .map_err(|m| ImportError::Model(format!("graph output {:?}: {m}", vi.name)))?;
+        let v = match im.int_output(&vi.name, et)? {
+            Some(v) => v,
+            None => im
+                .float_value(&vi.name)
+                .map_err(|m| ImportError::Model(format!("graph output {:?}: {m}", vi.name)))?,
+        };
+        let is_i64 = im.g.ty(v).dtype == secc_ir::DType::I64;
+        if et.is_some_and(|t| t != 0 && (t == 7) != is_i64) {
+            return Err(ImportError::Model(format!(
+                "graph output {:?}: declared {} but computed as {}",
+                vi.name,
+                dtype_name(et.unwrap_or(0)),
+                im.g.ty(v).display(&im.g.sym_names)
+            )));
+        }
         im.g.add_output(vi.name.clone(), v);
     }
     Ok(im.g)
@@ -380,6 +392,39 @@ impl Importer<'_> {
             }
         }
         Ok(TensorType::f32(dims))
+    }
+
+    /// A graph output held as an integer tensor (a shape the model returns, known at
+    /// compile time up to the batch): an `int_tensor` node, or `None` if it is not one.
+    fn int_output(&mut self, name: &str, et: Option<i32>) -> Result<Option<ValueId>, ImportError> {
+        let declared_int = matches!(et, None | Some(0) | Some(7));
+        let Some((shape, data)) = self.ints.get(name).filter(|_| declared_int) else {
+            return Ok(None);
+        };
+        if self.vals.contains_key(name) || self.floats.contains_key(name) {
+            return Ok(None);
+        }
+        let values = data
+            .iter()
+            .map(|v| match *v {
+                IV::K(k) => secc_ir::IntElem::Known(k),
+                IV::S(s, k) => secc_ir::IntElem::Sym(s, k),
+            })
+            .collect();
+        if shape.contains(&0) {
+            return Err(ImportError::Model(format!(
+                "graph output {name:?}: shape {shape:?} has a zero extent; zero-size tensors are not supported"
+            )));
+        }
+        let op = Op::IntTensor {
+            shape: shape.iter().map(|&d| d as u64).collect(),
+            values,
+        };
+        let v = self
+            .g
+            .add_node(op, &[], Some(name.to_string()))
+            .map_err(|e| ImportError::Model(format!("graph output {name:?}: {e}")))?;
+        Ok(Some(v))
     }
 
     /// The float value with this name (materialising an initializer on first use).
@@ -651,22 +696,7 @@ impl Importer<'_> {
                 let beta = cx.float_or("beta", 0.5)?;
                 self.act(cx, Activation::HardSigmoid { alpha, beta })
             }
-            "Clip" => {
-                let (min, max) = if self.opset < 11 {
-                    (
-                        cx.float_or("min", f32::NEG_INFINITY)?,
-                        cx.float_or("max", f32::INFINITY)?,
-                    )
-                } else {
-                    (
-                        self.const_scalar_f32(cx, 1, "min")?
-                            .unwrap_or(f32::NEG_INFINITY),
-                        self.const_scalar_f32(cx, 2, "max")?
-                            .unwrap_or(f32::INFINITY),
-                    )
-                };
-                self.act(cx, Activation::Clip { min, max })
-            }
+            "Clip" => self.clip(cx),
             "GlobalAveragePool" => {
                 let x = self.operand(cx, 0)?;
                 self.add(cx, Op::GlobalAvgPool, &[x])
@@ -819,16 +849,19 @@ impl Importer<'_> {
                 for (k, &a) in axes.iter().enumerate() {
                     pads[a] = (raw[k] as u64, raw[k + axes.len()] as u64);
                 }
+                let mut ins = vec![x];
                 let mode = match cx.string("mode")?.as_deref().unwrap_or("constant") {
-                    "constant" => {
-                        let v = if self.opset < 11 {
-                            cx.float_or("value", 0.0)?
-                        } else {
-                            self.const_scalar_f32(cx, 2, "constant_value")?
-                                .unwrap_or(0.0)
-                        };
-                        secc_ir::PadMode::Constant(v)
+                    "constant" if self.opset < 11 => {
+                        secc_ir::PadMode::Constant(cx.float_or("value", 0.0)?)
                     }
+                    "constant" => match self.scalar_operand(cx, 2, "constant_value")? {
+                        None => secc_ir::PadMode::Constant(0.0),
+                        Some(Ok(v)) => secc_ir::PadMode::Constant(v),
+                        Some(Err(v)) => {
+                            ins.push(v);
+                            secc_ir::PadMode::ConstantInput
+                        }
+                    },
                     "reflect" => secc_ir::PadMode::Reflect,
                     "edge" => secc_ir::PadMode::Edge,
                     other => {
@@ -837,7 +870,7 @@ impl Importer<'_> {
                             .into())
                     }
                 };
-                self.add(cx, Op::Pad { pads, mode }, &[x])
+                self.add(cx, Op::Pad { pads, mode }, &ins)
             }
             "Transpose" => {
                 let x = self.operand(cx, 0)?;
@@ -915,6 +948,97 @@ impl Importer<'_> {
                 Err(Failure::Unsupported(cx.err(unsupported_msg(""))))
             }
         }
+    }
+
+    /// A scalar float operand that may be a constant or computed at run time: `None` when
+    /// absent, `Ok(value)` when constant, `Err(value id)` (of rank 0) otherwise.
+    fn scalar_operand(
+        &mut self,
+        cx: &NodeCx,
+        i: usize,
+        what: &str,
+    ) -> R<Option<Result<f32, ValueId>>> {
+        if cx.input(i).is_none() {
+            return Ok(None);
+        }
+        if let Ok(Some(c)) = self.const_scalar_f32(cx, i, what) {
+            return Ok(Some(Ok(c)));
+        }
+        let v = self.operand(cx, i)?;
+        let t = self.g.ty(v).clone();
+        if t.numel() != Some(Dim::Known(1)) {
+            return Err(cx
+                .err(format!(
+                    "input {i} ({what}) must be a scalar, got {}",
+                    t.display(&self.g.sym_names)
+                ))
+                .into());
+        }
+        if t.rank() == 0 {
+            return Ok(Some(Err(v)));
+        }
+        let s = self
+            .g
+            .add_node(
+                Op::Reshape {
+                    shape: Shape::new(),
+                },
+                &[v],
+                Some(cx.name.clone()),
+            )
+            .map_err(|e| cx.err(e.to_string()))?;
+        Ok(Some(Err(s)))
+    }
+
+    /// Clip: constant bounds make one `clip` activation; bounds computed at run time become
+    /// `min(max(x, lo), hi)` (ONNX's definition, so `lo > hi` gives `hi`).
+    fn clip(&mut self, cx: &NodeCx) -> R<()> {
+        if self.opset < 11 {
+            let min = cx.float_or("min", f32::NEG_INFINITY)?;
+            let max = cx.float_or("max", f32::INFINITY)?;
+            return self.act(cx, Activation::Clip { min, max });
+        }
+        let x = self.operand(cx, 0)?;
+        let lo = self.scalar_operand(cx, 1, "min")?;
+        let hi = self.scalar_operand(cx, 2, "max")?;
+        let (cmin, cmax) = (
+            match lo {
+                Some(Ok(v)) => v,
+                _ => f32::NEG_INFINITY,
+            },
+            match hi {
+                Some(Ok(v)) => v,
+                _ => f32::INFINITY,
+            },
+        );
+        if !matches!(lo, Some(Err(_))) && !matches!(hi, Some(Err(_))) {
+            return self.add(
+                cx,
+                Op::Act(Activation::Clip {
+                    min: cmin,
+                    max: cmax,
+                }),
+                &[x],
+            );
+        }
+        let mut y = x;
+        if let Some(Err(l)) = lo {
+            y = self.node_at(cx, Op::Binary(BinaryOp::Max), &[y, l])?;
+        }
+        if cmin != f32::NEG_INFINITY || cmax != f32::INFINITY {
+            y = self.node_at(
+                cx,
+                Op::Act(Activation::Clip {
+                    min: cmin,
+                    max: cmax,
+                }),
+                &[y],
+            )?;
+        }
+        if let Some(Err(h)) = hi {
+            y = self.node_at(cx, Op::Binary(BinaryOp::Min), &[y, h])?;
+        }
+        self.def(cx, y)
     }
 
     fn act(&mut self, cx: &NodeCx, a: Activation) -> R<()> {
@@ -1234,11 +1358,6 @@ impl Importer<'_> {
                 xs.len()
             ))));
         }
-        if cx.node.output.get(1).is_some_and(|s| !s.is_empty()) {
-            return Err(cx
-                .err("the Indices output of MaxPool is not supported")
-                .into());
-        }
         let two = |name: &str, d: u64| cx.pair(name, d, 1);
         let kernel = match cx.ints("kernel_shape")? {
             Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 1) => [v[0] as u64, v[1] as u64],
@@ -1252,11 +1371,15 @@ impl Importer<'_> {
         let strides = two("strides", 1)?;
         let max = cx.op() == "MaxPool";
         let dilations = two("dilations", 1)?;
-        if max && cx.int_or("storage_order", 0)? != 0 {
-            return Err(cx
-                .attr_err("storage_order", "column-major indices are not supported")
-                .into());
-        }
+        let column_major = match cx.int_or("storage_order", 0)? {
+            0 => false,
+            1 => true,
+            v => {
+                return Err(cx
+                    .attr_err("storage_order", format!("{v} must be 0 or 1"))
+                    .into())
+            }
+        };
         let eff = [
             dilations[0] * (kernel[0] - 1) + 1,
             dilations[1] * (kernel[1] - 1) + 1,
@@ -1275,12 +1398,21 @@ impl Importer<'_> {
             ceil_mode: cx.int_or("ceil_mode", 0)? != 0,
             count_include_pad: cx.int_or("count_include_pad", 0)? != 0,
         };
+        if let Some(name) = cx.node.output.get(1).filter(|s| !s.is_empty()) {
+            if !max {
+                return Err(cx.err("has a second output; only MaxPool has one").into());
+            }
+            let pool = attrs.clone();
+            let i = self.node_at(cx, Op::MaxPoolIndices { pool, column_major }, &[x])?;
+            self.vals.insert(name.clone(), i);
+        }
         self.add(cx, Op::Pool2d(attrs), &[x])
     }
 
     /// Inference-mode BatchNormalization becomes `x * s + t` with per-channel constants
     /// (`s = scale / sqrt(var + eps)`, `t = bias - mean * s`); the `affine-fold` pass then
-    /// folds both into a preceding convolution.
+    /// folds both into a preceding convolution. Parameters computed at run time (graph
+    /// inputs) become that arithmetic on `[C, 1, ...]` views instead (`batch_norm_dynamic`).
     fn batch_norm(&mut self, cx: &NodeCx) -> R<()> {
         if cx.int_or("training_mode", 0)? != 0
             || cx.node.output.iter().skip(1).any(|o| !o.is_empty())
@@ -1300,9 +1432,16 @@ impl Importer<'_> {
             .known()
             .ok_or_else(|| cx.err("channel extent must be known"))? as usize;
         let eps = cx.float_or("epsilon", 1e-5)?;
+        let names = [(1, "scale"), (2, "B"), (3, "input_mean"), (4, "input_var")];
+        let mut vals = Vec::new();
+        for (i, _) in names {
+            vals.push(self.operand(cx, i)?);
+        }
+        if vals.iter().any(|v| self.g.const_of(*v).is_none()) {
+            return self.batch_norm_dynamic(cx, x, &vals, eps);
+        }
         let mut params = Vec::new();
-        for (i, what) in [(1, "scale"), (2, "B"), (3, "input_mean"), (4, "input_var")] {
-            let v = self.operand(cx, i)?;
+        for ((i, what), v) in names.into_iter().zip(vals) {
             let d = self
                 .g
                 .const_of(v)
@@ -1342,6 +1481,44 @@ impl Importer<'_> {
             .add_node(Op::Binary(BinaryOp::Add), &[m, tc], Some(cx.name.clone()))
             .map_err(|e| cx.err(e.to_string()))?;
         self.def(cx, a)
+    }
+
+    /// `(x - mean) * (scale / sqrt(var + eps)) + bias` with `[C]` parameters viewed as
+    /// `[C, 1, ...]`; `fuse-elementwise` makes one kernel of it.
+    fn batch_norm_dynamic(&mut self, cx: &NodeCx, x: ValueId, p: &[ValueId], eps: f32) -> R<()> {
+        let xs = self.shape_of(x);
+        let mut view: Shape = [xs[1]].into_iter().collect();
+        view.extend(std::iter::repeat_n(Dim::Known(1), xs.len() - 2));
+        let mut q = Vec::new();
+        for (k, &v) in p.iter().enumerate() {
+            if self.shape_of(v).as_slice() != [xs[1]] {
+                return Err(cx
+                    .err(format!(
+                        "input {} has type {}, expected one value per channel ({})",
+                        k + 1,
+                        self.g.ty(v).display(&self.g.sym_names),
+                        xs[1].display(&self.g.sym_names)
+                    ))
+                    .into());
+            }
+            q.push(self.node_at(
+                cx,
+                Op::Reshape {
+                    shape: view.clone(),
+                },
+                &[v],
+            )?);
+        }
+        let (scale, bias, mean, var) = (q[0], q[1], q[2], q[3]);
+        let e = self
+            .g
+            .add_const(ConstData::new(vec![], vec![eps]), Some(cx.name.clone()));
+        let ve = self.node_at(cx, Op::Binary(BinaryOp::Add), &[var, e])?;
+        let sd = self.node_at(cx, Op::Act(Activation::Sqrt), &[ve])?;
+        let s = self.node_at(cx, Op::Binary(BinaryOp::Div), &[scale, sd])?;
+        let xm = self.node_at(cx, Op::Binary(BinaryOp::Sub), &[x, mean])?;
+        let m = self.node_at(cx, Op::Binary(BinaryOp::Mul), &[xm, s])?;
+        self.add(cx, Op::Binary(BinaryOp::Add), &[m, bias])
     }
 
     fn conv(&mut self, cx: &NodeCx) -> R<()> {

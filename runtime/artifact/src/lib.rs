@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"SECCART\0";
-/// Version of the layout and manifest schema this crate reads and writes.
+/// Version of the layout and manifest schema this crate reads and writes (2: buffers may be
+/// `i64`; the code embeds a layout digest; kernels carry `barrier`).
 pub const FORMAT_VERSION: u32 = 2;
 /// Name of the code's exported `u32` that holds [`layout_digest`] (CPU code).
 pub const DIGEST_SYMBOL: &str = "secc_layout_digest";
@@ -151,10 +152,10 @@ pub enum BufferKind {
     },
 }
 
-/// A buffer: an f32 tensor the kernels read or write.
+/// A buffer: a tensor the kernels read or write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BufferDecl {
-    /// element type name ("f32")
+    /// element type name: "f32", or "i64" (int64 results: argmax indices, shapes)
     pub dtype: String,
     /// extents
     pub shape: Vec<DimDecl>,
@@ -252,14 +253,33 @@ pub struct Manifest {
     pub sections: Vec<SectionDecl>,
 }
 
+impl BufferDecl {
+    /// Size of one element in 4-byte words (1 for f32, 2 for i64); `validate` has checked
+    /// the dtype.
+    pub fn elem_words(&self) -> usize {
+        if self.dtype == "i64" {
+            2
+        } else {
+            1
+        }
+    }
+}
+
 impl Manifest {
     /// Checks internal references (buffer ids, aliases, io) so readers can index safely.
     pub fn validate(&self) -> Result<(), FormatError> {
         let nb = self.buffers.len() as u32;
         let bad = |m: String| Err(FormatError::Manifest(m));
         for (i, b) in self.buffers.iter().enumerate() {
-            if b.dtype != "f32" {
+            if b.dtype != "f32" && b.dtype != "i64" {
                 return bad(format!("buffer {i}: dtype {:?} unsupported", b.dtype));
+            }
+            if b.dtype == "i64"
+                && matches!(b.kind, BufferKind::Input { .. } | BufferKind::Weight { .. })
+            {
+                return bad(format!(
+                    "buffer {i}: i64 inputs and weights are not supported"
+                ));
             }
             for d in &b.shape {
                 if let DimDecl::Sym { sym, coeff } = *d {
@@ -273,7 +293,7 @@ impl Manifest {
             }
             // sizes in bytes must be representable with every symbol at 1
             if DimDecl::elements(&b.shape, &vec![1; self.symbols.len()])
-                .and_then(|n| n.checked_mul(4))
+                .and_then(|n| n.checked_mul(8))
                 .is_none()
             {
                 return bad(format!("buffer {i}: size overflows"));
@@ -338,6 +358,7 @@ impl Manifest {
             .map(|b| {
                 // saturating: a size that does not fit fails at allocation, with an error
                 DimDecl::elements(&b.shape, syms)
+                    .and_then(|n| n.checked_mul(b.elem_words() as u64))
                     .and_then(|n| usize::try_from(n).ok())
                     .unwrap_or(usize::MAX)
             })
@@ -400,7 +421,7 @@ impl Manifest {
 /// Where each temporary lives in the arena, for one binding of the symbols.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryPlan {
-    /// element offset of each buffer (meaningful for `Temp` buffers)
+    /// offset of each buffer in 4-byte words (meaningful for `Temp` buffers)
     pub offsets: Vec<usize>,
     /// arena size in f32 elements
     pub arena_floats: usize,
@@ -598,6 +619,39 @@ mod tests {
         for n in [0, 7, 20, bytes.len() - 1] {
             assert!(Artifact::parse(bytes[..n].to_vec()).is_err());
         }
+    }
+
+    #[test]
+    fn i64_buffers_are_accepted_and_sized_in_words() {
+        let mut m = sample();
+        m.buffers[0].dtype = "i64".into();
+        assert!(m.validate().is_err(), "an i64 input must be refused");
+        m.buffers[0].dtype = "f32".into();
+        for (dtype, shape) in [("i64", 5), ("f32", 3)] {
+            m.buffers.push(BufferDecl {
+                dtype: dtype.into(),
+                shape: vec![DimDecl::Known(shape)],
+                kind: BufferKind::Temp,
+            });
+        }
+        m.kernels.push(KernelDecl {
+            name: "k".into(),
+            kind: "t".into(),
+            origin: String::new(),
+            args: vec![1, 2],
+            writes: vec![1, 2],
+            grid: None,
+        });
+        m.validate().unwrap();
+        let plan = m.memory_plan(&[1]);
+        // 5 i64 = 10 words, rounded to 16; the f32 buffer after it
+        assert_eq!(plan.offsets[2], 16);
+        m.buffers[1].dtype = "u8".into();
+        assert!(m
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("\"u8\" unsupported"));
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod mem;
 mod model;
 mod shares;
 
-pub use model::{Model, ModelInfo, RunStats, Tensor};
+pub use model::{DType, Model, ModelInfo, RunStats, Tensor};
 
 /// The number of cores this process may run on: the CPU affinity mask and the cgroup CPU
 /// quota (on Linux, as `std::thread::available_parallelism` reads them), not the machine's

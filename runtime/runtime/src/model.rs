@@ -8,13 +8,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// A dense row-major f32 tensor.
+/// Element type of a [`Tensor`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    /// float32: the elements are in `data` (every input, most outputs)
+    F32,
+    /// int64: the elements are in `ints` (outputs ONNX defines as int64: MaxPool indices,
+    /// shapes a model returns)
+    I64,
+}
+
+/// A dense row-major tensor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
     /// extents
     pub shape: Vec<usize>,
-    /// data
+    /// float32 elements (empty for an int64 tensor)
     pub data: Vec<f32>,
+    /// int64 elements (empty for a float32 tensor)
+    pub ints: Vec<i64>,
+    /// which of the two holds the elements
+    pub dtype: DType,
 }
 
 impl Tensor {
@@ -27,7 +41,12 @@ impl Tensor {
                 data.len()
             )));
         }
-        Ok(Tensor { shape, data })
+        Ok(Tensor {
+            shape,
+            data,
+            ints: vec![],
+            dtype: DType::F32,
+        })
     }
 
     /// A tensor holding a copy of `data` in a buffer the runtime allocated (huge pages for
@@ -45,6 +64,8 @@ impl Tensor {
         Ok(Tensor {
             shape,
             data: crate::mem::zeroed(n)?,
+            ints: vec![],
+            dtype: DType::F32,
         })
     }
 }
@@ -278,6 +299,12 @@ impl Model {
                     _ => return Err(bad()),
                 }
             }
+            if t.dtype != DType::F32 {
+                return Err(RuntimeError::Input(format!(
+                    "input {:?}: is int64; model inputs are float32",
+                    io.name
+                )));
+            }
             if t.data.len() != t.shape.iter().product::<usize>() {
                 return Err(RuntimeError::Input(format!(
                     "input {:?}: data length does not match its shape",
@@ -437,6 +464,8 @@ impl Model {
         outputs.resize_with(m.outputs.len(), || Tensor {
             shape: vec![],
             data: vec![],
+            ints: vec![],
+            dtype: DType::F32,
         });
         for (o, t) in m.outputs.iter().zip(outputs.iter_mut()) {
             let b = &m.buffers[o.buffer as usize];
@@ -450,8 +479,16 @@ impl Model {
                 .ok_or_else(|| {
                     RuntimeError::Memory(format!("output {:?} is too large for memory", o.name))
                 })?;
-            if t.data.len() != n {
-                t.data = crate::mem::zeroed(n)?;
+            if b.dtype == "i64" {
+                t.dtype = DType::I64;
+                t.data = vec![];
+                t.ints.resize(n, 0);
+            } else {
+                t.dtype = DType::F32;
+                t.ints = vec![];
+                if t.data.len() != n {
+                    t.data = crate::mem::zeroed(n)?;
+                }
             }
             t.shape = shape;
         }
@@ -464,7 +501,14 @@ impl Model {
             };
             match m.buffers[b as usize].kind {
                 BufferKind::Input { index } => inputs[index as usize].data.as_ptr() as *mut f32,
-                BufferKind::Output { index } => outputs[index as usize].data.as_mut_ptr(),
+                BufferKind::Output { index } => {
+                    let t = &mut outputs[index as usize];
+                    match t.dtype {
+                        DType::F32 => t.data.as_mut_ptr(),
+                        // the kernels write i64 through this pointer (the ABI passes `float*`)
+                        DType::I64 => t.ints.as_mut_ptr() as *mut f32,
+                    }
+                }
                 BufferKind::Weight { offset } => {
                     // SAFETY: weight offsets were checked against the weights section at load.
                     unsafe { weights.add(offset as usize / 4) }

@@ -75,14 +75,27 @@ pub fn random_inputs(g: &Graph, batch: u64, seed: u64) -> Vec<Tensor> {
         .collect()
 }
 
-/// Max |a - b| / (1 + |b|) over all elements; asserts equal shapes.
+/// Max |a - b| / (1 + |b|) over all elements; asserts equal shapes and element types.
+/// int64 tensors must be equal: any difference is an infinite error.
 pub fn max_rel_err(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.shape, b.shape, "shape mismatch");
+    assert_eq!(a.dtype, b.dtype, "element type mismatch");
+    if a.ints != b.ints {
+        return f32::INFINITY;
+    }
     a.data
         .iter()
         .zip(&b.data)
         .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
         .fold(0.0, f32::max)
+}
+
+/// A runtime output as an interpreter tensor, whatever its element type.
+pub fn from_runtime(t: &secc_runtime::Tensor) -> Tensor {
+    match t.dtype {
+        secc_runtime::DType::F32 => Tensor::new(t.shape.clone(), t.data.clone()),
+        secc_runtime::DType::I64 => Tensor::new_i64(t.shape.clone(), t.ints.clone()),
+    }
 }
 
 pub fn count_se(g: &Graph) -> usize {
@@ -108,8 +121,16 @@ pub fn run_passes(g: &mut Graph) -> secc_passes::PassManager {
 }
 
 pub mod npy {
-    //! Minimal reader for the little-endian f32 C-order .npy files the fixture script writes.
+    //! Minimal reader for the little-endian f32 / i64 C-order .npy files the fixture script
+    //! writes.
     pub fn read_f32(p: &std::path::Path) -> (Vec<usize>, Vec<f32>) {
+        let t = read(p);
+        assert_eq!(t.dtype, secc_ir::DType::F32, "{}: not float32", p.display());
+        (t.shape, t.data)
+    }
+
+    /// A float32 or int64 array.
+    pub fn read(p: &std::path::Path) -> super::Tensor {
         let b = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         assert_eq!(&b[..6], b"\x93NUMPY");
         let (hlen, start) = if b[6] == 1 {
@@ -118,8 +139,9 @@ pub mod npy {
             (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
         };
         let h = std::str::from_utf8(&b[start..start + hlen]).unwrap();
+        let int64 = h.contains("'descr': '<i8'");
         assert!(
-            h.contains("'descr': '<f4'") && h.contains("'fortran_order': False"),
+            (int64 || h.contains("'descr': '<f4'")) && h.contains("'fortran_order': False"),
             "{h}"
         );
         let s = &h[h.find("'shape': (").unwrap() + 10..];
@@ -129,10 +151,18 @@ pub mod npy {
             .filter(|t| !t.trim().is_empty())
             .map(|t| t.trim().parse().unwrap())
             .collect();
-        let data = b[start + hlen..]
+        let body = &b[start + hlen..];
+        if int64 {
+            let ints = body
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            return super::Tensor::new_i64(shape, ints);
+        }
+        let data = body
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        (shape, data)
+        super::Tensor::new(shape, data)
     }
 }

@@ -47,7 +47,8 @@ fn window(n: i64, start: i64, end: i64, step: i64) -> Window {
 }
 
 impl Importer<'_> {
-    fn node_at(&mut self, cx: &NodeCx, op: Op, ins: &[ValueId]) -> R<ValueId> {
+    /// Adds a node for `cx` that is not (yet) its result.
+    pub(super) fn node_at(&mut self, cx: &NodeCx, op: Op, ins: &[ValueId]) -> R<ValueId> {
         self.g
             .add_node(op, ins, Some(cx.name.clone()))
             .map_err(|e| {
@@ -343,6 +344,12 @@ impl Importer<'_> {
     /// Cast / CastLike of float data: only to float32 (or bool, kept as 0/1) is supported.
     pub(super) fn cast(&mut self, cx: &NodeCx) -> R<()> {
         let x = self.operand(cx, 0)?;
+        if self.g.ty(x).dtype != secc_ir::DType::F32 {
+            return Err(unsupported(
+                cx,
+                "Cast of int64 results (MaxPool indices) is not supported; they can only be returned",
+            ));
+        }
         let to = if cx.op() == "CastLike" {
             let like = cx
                 .input(1)
@@ -856,11 +863,23 @@ impl Importer<'_> {
         let out = Self::out_name(cx)?;
         let out4 = format!("{out}::2d");
         node.output[0] = out4.clone();
+        // MaxPool's Indices: [N, C, 1, L] flattened is [N, C, L] flattened
+        let indices = cx.node.output.get(1).filter(|s| !s.is_empty()).cloned();
+        if let Some(i) = &indices {
+            node.output[1] = format!("{i}::2d");
+        }
         let cx2 = NodeCx {
             node: &node,
             name: cx.name.clone(),
         };
         run(self, &cx2)?;
+        if let Some(i) = indices {
+            let v4 = self.vals[&format!("{i}::2d")];
+            let mut s = self.shape_of(v4);
+            s.remove(2);
+            let v = self.node_at(cx, Op::Reshape { shape: s }, &[v4])?;
+            self.vals.insert(i, v);
+        }
         let y4 = self.vals[&out4];
         let mut s = self.shape_of(y4);
         s.remove(2);
