@@ -641,6 +641,7 @@ mod tests {
             args: vec![1, 2],
             writes: vec![1, 2],
             grid: None,
+            barrier: false,
         });
         m.validate().unwrap();
         let plan = m.memory_plan(&[1]);
