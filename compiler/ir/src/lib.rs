@@ -22,9 +22,10 @@ mod verify;
 pub use error::{IrError, NodeRef};
 pub use graph::{ConstData, ConstId, ConstPool, Graph, Node, NodeId, ValueId};
 pub use op::{
-    Activation, BinaryOp, Conv2dAttrs, ConvTransposeAttrs, EwInstr, GemmAttrs, IntElem, Op,
+    dilated, Activation, BinaryOp, Conv2dAttrs, ConvTransposeAttrs, EwInstr, GemmAttrs, IntElem,
+    Op,
     PadMode, PoolAttrs, PoolKind, ReduceKind, SeAttrs,
 };
 pub use resize::{CoordMode, NearestMode, ResizeAttrs, ResizeMode, Tap};
-pub use types::{broadcast_shapes, DType, Dim, Shape, SymId, TensorType};
+pub use types::{broadcast_shapes, DType, Dim, Shape, SymId, TensorType, MAX_ELEMENTS};
 pub use verify::VerifyErrors;

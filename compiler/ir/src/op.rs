@@ -2,7 +2,7 @@
 use crate::error::IrError;
 use crate::graph::ConstId;
 use crate::resize::ResizeAttrs;
-use crate::types::{broadcast_shapes, DType, Dim, Shape, SymId, TensorType};
+use crate::types::{broadcast_shapes, DType, Dim, Shape, SymId, TensorType, MAX_ELEMENTS};
 
 /// Attributes of a 2-D convolution (NCHW, weights OIHW). Pads are explicit
 /// `[top, left, bottom, right]`; `auto_pad` is resolved by the importer.
@@ -38,15 +38,54 @@ pub struct ConvTransposeAttrs {
 }
 
 impl ConvTransposeAttrs {
-    /// Output extent along spatial axis `i` for input extent `input` and kernel extent `k`.
+    /// Output extent along spatial axis `i` for input extent `input` and kernel extent `k`;
+    /// `None` when the pads crop everything, or the extent overflows.
     pub fn out_extent(&self, i: usize, input: u64, k: u64) -> Option<u64> {
-        let full = self.strides[i] * input.checked_sub(1)?
-            + self.output_padding[i]
-            + self.dilations[i] * k.checked_sub(1)?
-            + 1;
-        full.checked_sub(self.pads[i] + self.pads[i + 2])
+        let full = self.strides[i]
+            .checked_mul(input.checked_sub(1)?)?
+            .checked_add(self.output_padding[i])?
+            .checked_add(dilated(k, self.dilations[i])?)?;
+        full.checked_sub(self.pads[i].checked_add(self.pads[i + 2])?)
             .filter(|&v| v > 0)
     }
+}
+
+/// `d * (k - 1) + 1`: the extent a window of `k` taps at dilation `d` covers; `None` for an
+/// empty window or on overflow.
+pub fn dilated(k: u64, d: u64) -> Option<u64> {
+    k.checked_sub(1)?.checked_mul(d)?.checked_add(1)
+}
+
+/// Checks one spatial axis of a windowed op (conv, pool) against [`MAX_ELEMENTS`]: the
+/// padded input and the dilated window. Returns both.
+fn window_axis(
+    axis: usize,
+    input: u64,
+    k: u64,
+    d: u64,
+    pads: (u64, u64),
+) -> Result<(u64, u64), String> {
+    let padded = input
+        .checked_add(pads.0)
+        .and_then(|v| v.checked_add(pads.1))
+        .filter(|&v| v <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            format!(
+                "padded extent {input} + {} + {} along axis {axis} exceeds the size limit 2^32",
+                pads.0, pads.1
+            )
+        })?;
+    if k == 0 {
+        return Err(format!("kernel extent 0 along axis {axis}"));
+    }
+    let eff = dilated(k, d)
+        .filter(|&v| v <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            format!(
+                "window of {k} taps at dilation {d} along axis {axis} exceeds the size limit 2^32"
+            )
+        })?;
+    Ok((padded, eff))
 }
 
 /// Attributes of a 2-D max or average pooling (NCHW). Pads are explicit
@@ -131,10 +170,13 @@ pub enum PoolKind {
 }
 
 impl PoolAttrs {
-    /// Output extent along axis `i` (0 = H, 1 = W) for an input extent.
+    /// Output extent along axis `i` (0 = H, 1 = W) for an input extent; `None` when the
+    /// window does not fit or a size overflows.
     pub fn out_extent(&self, i: usize, input: u64) -> Option<u64> {
-        let padded = input + self.pads[i] + self.pads[i + 2];
-        let eff = self.dilations[i] * (self.kernel[i] - 1) + 1;
+        let padded = input
+            .checked_add(self.pads[i])?
+            .checked_add(self.pads[i + 2])?;
+        let eff = dilated(self.kernel[i], self.dilations[i])?;
         if padded < eff || self.strides[i] == 0 {
             return None;
         }
@@ -145,7 +187,7 @@ impl PoolAttrs {
             num / self.strides[i]
         } + 1;
         // a last window that would start inside the end padding is dropped
-        if self.ceil_mode && (out - 1) * self.strides[i] >= input + self.pads[i] {
+        if self.ceil_mode && (out - 1).checked_mul(self.strides[i])? >= input + self.pads[i] {
             out -= 1;
         }
         Some(out)
@@ -896,8 +938,15 @@ impl Op {
     }
 
     /// The type rule: output types from operand types. Inputs and constants carry their
-    /// type on the node and are not inferred here.
+    /// type on the node and are not inferred here. Every result is held to
+    /// [`MAX_ELEMENTS`], so no later size computation can wrap.
     pub fn infer(&self, ins: &[&TensorType]) -> Result<TensorType, IrError> {
+        let t = self.infer_shape(ins)?;
+        t.check_size().map_err(|m| IrError::ty(self.name(), m))?;
+        Ok(t)
+    }
+
+    fn infer_shape(&self, ins: &[&TensorType]) -> Result<TensorType, IrError> {
         let name = self.name();
         let (lo, hi) = self.arity();
         if ins.len() < lo || ins.len() > hi {
@@ -1047,7 +1096,16 @@ impl Op {
                 if c.strides.contains(&0) || c.dilations.contains(&0) {
                     return Err(ty("strides and dilations must be >= 1".into()));
                 }
-                let cout = known(w[1], "weight out-channels")? * c.group;
+                let cout = known(w[1], "weight out-channels")?
+                    .checked_mul(c.group)
+                    .filter(|&v| v <= MAX_ELEMENTS)
+                    .ok_or_else(|| {
+                        ty(format!(
+                            "{} output channels x group {} exceed the size limit",
+                            w[1].display(&[]),
+                            c.group
+                        ))
+                    })?;
                 let (kh, kw) = (known(w[2], "kernel height")?, known(w[3], "kernel width")?);
                 if let Some(b) = ins.get(2) {
                     if b.shape.as_slice() != [Dim::Known(cout)] {
@@ -1057,7 +1115,22 @@ impl Op {
                 let mut o: Shape = [x[0], Dim::Known(cout)].into_iter().collect();
                 for i in 0..2 {
                     let e = known(x[2 + i], "spatial extent")?;
-                    let v = c.out_extent(i, e, [kh, kw][i]).ok_or_else(|| {
+                    let k = [kh, kw][i];
+                    window_axis(2 + i, e, k, c.dilations[i], (c.pads[i], c.pads[i + 2]))
+                        .map_err(ty)?;
+                    let grown = e
+                        .checked_sub(1)
+                        .and_then(|v| v.checked_mul(c.strides[i]))
+                        .and_then(|v| v.checked_add(c.output_padding[i]))
+                        .and_then(|v| v.checked_add(dilated(k, c.dilations[i])?))
+                        .filter(|&v| v <= MAX_ELEMENTS);
+                    if grown.is_none() {
+                        return Err(ty(format!(
+                            "output extent along axis {} (stride {}, output_padding {}) exceeds the size limit 2^32",
+                            2 + i, c.strides[i], c.output_padding[i]
+                        )));
+                    }
+                    let v = c.out_extent(i, e, k).ok_or_else(|| {
                         IrError::ty(
                             name,
                             format!("pads crop the whole output along axis {}", 2 + i),
@@ -1088,6 +1161,11 @@ impl Op {
                 let mut o: Shape = x[..2].iter().copied().collect();
                 for i in 0..2 {
                     let e = known(x[2 + i], "spatial extent")?;
+                    let (k, d) = (p.kernel[i], p.dilations[i]);
+                    window_axis(2 + i, e, k, d, (p.pads[i], p.pads[i + 2])).map_err(ty)?;
+                    if p.strides[i] == 0 {
+                        return Err(ty("strides must be >= 1".into()));
+                    }
                     let v = p.out_extent(i, e).ok_or_else(|| {
                         IrError::ty(
                             name,
@@ -1241,8 +1319,15 @@ impl Op {
                 }
                 let mut o: Shape = [x[0], Dim::Known(cout)].into_iter().collect();
                 for i in 0..2 {
-                    let inp = known(x[2 + i], "spatial extent")? + c.pads[i] + c.pads[i + 2];
-                    let k = c.dilations[i] * ([kh, kw][i] - 1) + 1;
+                    let e = known(x[2 + i], "spatial extent")?;
+                    let (inp, k) = window_axis(
+                        2 + i,
+                        e,
+                        [kh, kw][i],
+                        c.dilations[i],
+                        (c.pads[i], c.pads[i + 2]),
+                    )
+                    .map_err(ty)?;
                     if inp < k {
                         return Err(ty(format!("kernel {k} larger than padded input {inp}")));
                     }
@@ -1264,13 +1349,18 @@ impl Op {
                         )));
                     }
                     o[*axis] = match (o[*axis], t.shape[*axis]) {
-                        (Dim::Known(x), Dim::Known(y)) => Dim::Known(x + y),
-                        (Dim::Sym(s1, k1), Dim::Sym(s2, k2)) if s1 == s2 => Dim::Sym(s1, k1 + k2),
-                        _ => {
+                        (Dim::Known(_), Dim::Sym(..)) | (Dim::Sym(..), Dim::Known(_)) => {
                             return Err(ty(
                                 "concatenated extent mixes known and symbolic sizes".into()
                             ))
                         }
+                        (a, b) => a.checked_add(b).ok_or_else(|| {
+                            ty(format!(
+                                "concatenated extent {} + {} is not representable",
+                                a.display(&[]),
+                                b.display(&[])
+                            ))
+                        })?,
                     };
                 }
                 Ok(TensorType::f32(o))
@@ -1297,7 +1387,16 @@ impl Op {
                             "reflect padding ({b},{e}) needs an extent above both, got {v}"
                         )));
                     }
-                    o.push(Dim::Known(v + b + e));
+                    let padded = v
+                        .checked_add(b)
+                        .and_then(|v| v.checked_add(e))
+                        .filter(|&v| v <= MAX_ELEMENTS)
+                        .ok_or_else(|| {
+                            ty(format!(
+                                "padded extent {v} + {b} + {e} exceeds the size limit 2^32"
+                            ))
+                        })?;
+                    o.push(Dim::Known(padded));
                 }
                 Ok(TensorType::f32(o))
             }

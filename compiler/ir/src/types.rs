@@ -58,18 +58,32 @@ impl Dim {
     pub fn eval(self, syms: &[u64]) -> Option<u64> {
         match self {
             Dim::Known(v) => Some(v),
-            Dim::Sym(s, k) => syms.get(s.0 as usize).map(|v| v * k),
+            Dim::Sym(s, k) => syms.get(s.0 as usize).and_then(|v| v.checked_mul(k)),
         }
     }
-    /// Product of two dims, `None` if it would need a product of symbols.
+    /// Product of two dims, `None` if it would need a product of symbols or overflows.
     pub fn checked_mul(self, o: Dim) -> Option<Dim> {
         match (self, o) {
-            (Dim::Known(a), Dim::Known(b)) => Some(Dim::Known(a * b)),
+            (Dim::Known(a), Dim::Known(b)) => a.checked_mul(b).map(Dim::Known),
             (Dim::Known(0), Dim::Sym(..)) | (Dim::Sym(..), Dim::Known(0)) => Some(Dim::Known(0)),
             (Dim::Known(a), Dim::Sym(s, k)) | (Dim::Sym(s, k), Dim::Known(a)) => {
-                Some(Dim::Sym(s, k * a))
+                k.checked_mul(a).map(|k| Dim::Sym(s, k))
             }
             (Dim::Sym(..), Dim::Sym(..)) => None,
+        }
+    }
+    /// Sum of two dims, `None` if it mixes known and symbolic extents or overflows.
+    pub fn checked_add(self, o: Dim) -> Option<Dim> {
+        match (self, o) {
+            (Dim::Known(a), Dim::Known(b)) => a.checked_add(b).map(Dim::Known),
+            (Dim::Sym(s, k), Dim::Sym(t, j)) if s == t => k.checked_add(j).map(|k| Dim::Sym(s, k)),
+            _ => None,
+        }
+    }
+    /// The known extent, or the coefficient of the symbol: the extent at batch 1.
+    pub fn at_one(self) -> u64 {
+        match self {
+            Dim::Known(v) | Dim::Sym(_, v) => v,
         }
     }
     /// Exact quotient `self / o`, `None` if not exact or not representable.
@@ -105,6 +119,11 @@ impl From<u64> for Dim {
         Dim::Known(v)
     }
 }
+
+/// The largest tensor secc accepts, in elements (16 GiB of f32), and so the largest extent
+/// of any axis (at batch 1). Every size derived from attributes is checked against it, which
+/// also keeps the generated code's 64-bit index arithmetic far from wrapping.
+pub const MAX_ELEMENTS: u64 = 1 << 32;
 
 /// A tensor shape.
 pub type Shape = SmallVec<[Dim; 4]>;
@@ -146,6 +165,23 @@ impl TensorType {
         self.shape
             .iter()
             .try_fold(Dim::Known(1), |a, &d| a.checked_mul(d))
+    }
+    /// Checks the shape against [`MAX_ELEMENTS`] (each extent and the element count, with
+    /// symbolic dims counted at batch 1).
+    pub fn check_size(&self) -> Result<(), String> {
+        let mut n: u128 = 1;
+        for d in &self.shape {
+            n = n.saturating_mul(u128::from(d.at_one()));
+        }
+        let big = self.shape.iter().any(|d| d.at_one() > MAX_ELEMENTS);
+        if big || n > u128::from(MAX_ELEMENTS) {
+            let dims: Vec<String> = self.shape.iter().map(|d| d.display(&[])).collect();
+            return Err(format!(
+                "shape [{}] exceeds the size limit of 2^32 elements",
+                dims.join(",")
+            ));
+        }
+        Ok(())
     }
     /// Concrete extents under a symbol binding.
     pub fn eval(&self, syms: &[u64]) -> Option<Vec<usize>> {

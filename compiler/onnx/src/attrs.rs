@@ -1,6 +1,12 @@
 //! Attribute helpers whose errors name the node, its op type and the attribute.
 use crate::error::NodeError;
 use onnx_protobuf::{AttributeProto, NodeProto};
+use secc_ir::MAX_ELEMENTS;
+
+/// `min <= x <= MAX_ELEMENTS`: the sane range of a size-like attribute.
+pub(crate) fn in_range(x: i64, min: i64) -> bool {
+    x >= min && x as u64 <= MAX_ELEMENTS
+}
 
 /// A node being imported, with its display name.
 pub(crate) struct NodeCx<'a> {
@@ -111,14 +117,31 @@ impl<'a> NodeCx<'a> {
     }
 
     /// A two-value spatial attribute (strides, dilations, output_padding): `[d, d]` when
-    /// absent, else exactly two values, each at least `min`.
+    /// absent, else exactly two values in `min..=MAX_ELEMENTS`.
     pub fn pair(&self, name: &str, d: u64, min: i64) -> Result<[u64; 2], NodeError> {
         match self.ints(name)? {
             None => Ok([d, d]),
-            Some(v) if v.len() == 2 && v.iter().all(|&x| x >= min) => {
+            Some(v) if v.len() == 2 && v.iter().all(|&x| in_range(x, min)) => {
                 Ok([v[0] as u64, v[1] as u64])
             }
-            Some(v) => Err(self.attr_err(name, format!("{v:?} must be two values >= {min}"))),
+            Some(v) => Err(self.attr_err(
+                name,
+                format!("{v:?} must be two values in {min}..={MAX_ELEMENTS}"),
+            )),
+        }
+    }
+
+    /// A four-value `pads` attribute `[top, left, bottom, right]`, each in `0..=MAX_ELEMENTS`.
+    pub fn pads4(&self) -> Result<Option<[u64; 4]>, NodeError> {
+        match self.ints("pads")? {
+            None => Ok(None),
+            Some(p) if p.len() == 4 && p.iter().all(|&x| in_range(x, 0)) => {
+                Ok(Some([p[0] as u64, p[1] as u64, p[2] as u64, p[3] as u64]))
+            }
+            Some(p) => Err(self.attr_err(
+                "pads",
+                format!("{p:?} must be 4 values in 0..={MAX_ELEMENTS}"),
+            )),
         }
     }
 

@@ -305,6 +305,23 @@ fn check_fixed_dims(opts: &ImportOptions, known: &BTreeSet<String>) -> Result<()
     Ok(())
 }
 
+/// The extents `d * (k - 1) + 1` dilated windows cover, each within the size limit.
+fn window_extents(cx: &NodeCx, k: [u64; 2], d: [u64; 2]) -> Result<[u64; 2], NodeError> {
+    let one = |i: usize| {
+        secc_ir::dilated(k[i], d[i])
+            .filter(|&v| v <= secc_ir::MAX_ELEMENTS)
+            .ok_or_else(|| {
+                cx.err(format!(
+                    "a window of {} taps at dilation {} (axis {}) is empty or exceeds the size limit 2^32",
+                    k[i],
+                    d[i],
+                    2 + i
+                ))
+            })
+    };
+    Ok([one(0)?, one(1)?])
+}
+
 fn is_default_domain(d: &str) -> bool {
     d.is_empty() || d == "ai.onnx"
 }
@@ -391,7 +408,9 @@ impl Importer<'_> {
                 }
             }
         }
-        Ok(TensorType::f32(dims))
+        let ty = TensorType::f32(dims);
+        ty.check_size().map_err(bad)?;
+        Ok(ty)
     }
 
     /// A graph output held as an integer tensor (a shape the model returns, known at
@@ -845,6 +864,14 @@ impl Importer<'_> {
                 if raw.iter().any(|&p| p < 0) {
                     return Err(cx.err("negative pads (cropping) are not supported").into());
                 }
+                if let Some(p) = raw.iter().find(|&&p| !crate::attrs::in_range(p, 0)) {
+                    return Err(cx
+                        .err(format!(
+                            "pad {p} exceeds the size limit {}",
+                            secc_ir::MAX_ELEMENTS
+                        ))
+                        .into());
+                }
                 let mut pads = vec![(0u64, 0u64); r];
                 for (k, &a) in axes.iter().enumerate() {
                     pads[a] = (raw[k] as u64, raw[k + axes.len()] as u64);
@@ -1218,7 +1245,15 @@ impl Importer<'_> {
                         s.len()
                     ))
                 })?),
-                t if t >= 0 => Some(Dim::Known(t as u64)),
+                t if crate::attrs::in_range(t, 0) => Some(Dim::Known(t as u64)),
+                t if t > 0 => {
+                    return Err(cx
+                        .err(format!(
+                            "shape[{i}] = {t} exceeds the size limit {}",
+                            secc_ir::MAX_ELEMENTS
+                        ))
+                        .into())
+                }
                 t => return Err(cx.err(format!("shape[{i}] = {t} is invalid")).into()),
             });
         }
@@ -1228,11 +1263,24 @@ impl Importer<'_> {
         let total = TensorType::f32(s.iter().copied())
             .numel()
             .ok_or_else(|| cx.err("input size is a product of symbols"))?;
-        let known = out
+        let dims: Vec<Dim> = out.iter().flatten().copied().collect();
+        let known = dims
             .iter()
-            .flatten()
             .try_fold(Dim::Known(1), |a, &b| a.checked_mul(b))
-            .ok_or_else(|| cx.err("target size is a product of symbols"))?;
+            .ok_or_else(|| {
+                let syms = dims.iter().filter(|d| d.known().is_none()).count();
+                cx.err(if syms > 1 {
+                    "target size is a product of symbols".to_string()
+                } else {
+                    format!(
+                        "target shape {:?} exceeds the size limit of {} elements",
+                        dims.iter()
+                            .map(|d| d.display(&self.g.sym_names))
+                            .collect::<Vec<_>>(),
+                        secc_ir::MAX_ELEMENTS
+                    )
+                })
+            })?;
         let fill = if out.iter().any(|d| d.is_none()) {
             Some(total.checked_div(known).ok_or_else(|| {
                 cx.err(format!(
@@ -1311,17 +1359,7 @@ impl Importer<'_> {
     ) -> R<[u64; 4]> {
         let auto_pad = cx.string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
         Ok(match auto_pad.as_str() {
-            "NOTSET" => match cx.ints("pads")? {
-                None => [0; 4],
-                Some(p) if p.len() == 4 && p.iter().all(|&x| x >= 0) => {
-                    [p[0] as u64, p[1] as u64, p[2] as u64, p[3] as u64]
-                }
-                Some(p) => {
-                    return Err(cx
-                        .attr_err("pads", format!("{p:?} must be 4 values >= 0"))
-                        .into())
-                }
-            },
+            "NOTSET" => cx.pads4()?.unwrap_or([0; 4]),
             "VALID" => [0; 4],
             "SAME_UPPER" | "SAME_LOWER" => {
                 let mut p = [0u64; 4];
@@ -1329,6 +1367,7 @@ impl Importer<'_> {
                     let inp =
                         inp[i].ok_or_else(|| cx.err("SAME padding needs known spatial extents"))?;
                     let out = inp.div_ceil(strides[i]);
+                    // out - 1 <= inp / stride, so this stays near inp + eff (both bounded)
                     let total = ((out - 1) * strides[i] + eff[i]).saturating_sub(inp);
                     let (small, big) = (total / 2, total - total / 2);
                     if auto_pad == "SAME_UPPER" {
@@ -1360,10 +1399,15 @@ impl Importer<'_> {
         }
         let two = |name: &str, d: u64| cx.pair(name, d, 1);
         let kernel = match cx.ints("kernel_shape")? {
-            Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 1) => [v[0] as u64, v[1] as u64],
+            Some(v) if v.len() == 2 && v.iter().all(|&x| crate::attrs::in_range(x, 1)) => {
+                [v[0] as u64, v[1] as u64]
+            }
             Some(v) => {
                 return Err(cx
-                    .attr_err("kernel_shape", format!("{v:?} must be two values >= 1"))
+                    .attr_err(
+                        "kernel_shape",
+                        format!("{v:?} must be two values in 1..={}", secc_ir::MAX_ELEMENTS),
+                    )
                     .into())
             }
             None => return Err(cx.attr_err("kernel_shape", "is required").into()),
@@ -1380,10 +1424,7 @@ impl Importer<'_> {
                     .into())
             }
         };
-        let eff = [
-            dilations[0] * (kernel[0] - 1) + 1,
-            dilations[1] * (kernel[1] - 1) + 1,
-        ];
+        let eff = window_extents(cx, kernel, dilations)?;
         let pads = self.resolve_pads(cx, [xs[2].known(), xs[3].known()], eff, strides)?;
         let attrs = secc_ir::PoolAttrs {
             kind: if max {
@@ -1540,7 +1581,7 @@ impl Importer<'_> {
         if group < 1 {
             return Err(cx.attr_err("group", format!("{group} must be >= 1")).into());
         }
-        let eff = [dilations[0] * (k[0] - 1) + 1, dilations[1] * (k[1] - 1) + 1];
+        let eff = window_extents(cx, k, dilations)?;
         let pads = self.resolve_pads(cx, [xs[2].known(), xs[3].known()], eff, strides)?;
         let mut ins = vec![x, w];
         if cx.input(2).is_some() {

@@ -5,6 +5,8 @@ use secc_ir::interp::Tensor;
 use secc_ir::{Graph, Op};
 use std::path::{Path, PathBuf};
 
+pub mod build;
+
 pub fn models_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
 }

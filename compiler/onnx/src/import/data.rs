@@ -3,7 +3,7 @@
 //! and ConvTranspose.
 use super::shape::IV;
 use super::{Failure, Importer, R};
-use crate::attrs::NodeCx;
+use crate::attrs::{in_range, NodeCx};
 use secc_ir::{
     broadcast_shapes, BinaryOp, ConstData, ConvTransposeAttrs, CoordMode, Dim, NearestMode, Op,
     ResizeAttrs, ResizeMode, Shape, ValueId,
@@ -242,8 +242,8 @@ impl Importer<'_> {
             vec![]
         };
         let sizes = if !sizes.is_empty() {
-            if sizes.len() != outs || sizes.iter().any(|&v| v < 0) || sizes.iter().sum::<i64>() != n
-            {
+            let sum = sizes.iter().try_fold(0i64, |a, &v| a.checked_add(v));
+            if sizes.len() != outs || sizes.iter().any(|&v| v < 0) || sum != Some(n) {
                 return Err(cx
                     .err(format!(
                         "split sizes {sizes:?} do not cover extent {n} with {outs} outputs"
@@ -258,7 +258,7 @@ impl Importer<'_> {
                     .attr_err("num_outputs", format!("{k} does not match {outs} outputs"))
                     .into());
             }
-            let chunk = (n + k - 1) / k;
+            let chunk = (n as u64).div_ceil(k as u64) as i64; // n >= 0, k >= 1
             if self.opset < 18 && n % k != 0 {
                 return Err(cx
                     .err(format!("extent {n} does not split evenly into {k} outputs"))
@@ -640,6 +640,16 @@ impl Importer<'_> {
                     }
                     scales[i] = s;
                     lengths[i] = inl as f32 * s;
+                    if lengths[i] > secc_ir::MAX_ELEMENTS as f32 {
+                        return Err(cx
+                            .err(format!(
+                                "scale {s} makes axis {} {} long, beyond the size limit {}",
+                                2 + i,
+                                lengths[i],
+                                secc_ir::MAX_ELEMENTS
+                            ))
+                            .into());
+                    }
                     sizes[i] = lengths[i].floor() as u64;
                 }
                 (None, None) => unreachable!("every axis has a scale or a size"),
@@ -748,20 +758,33 @@ impl Importer<'_> {
             (Some(a), Some(b)) => [a, b],
             _ => return Err(unsupported(cx, "spatial extents must be known")),
         };
+        // every factor is at most MAX_ELEMENTS (2^32), so these fit in i128
         let full = |i: usize, op: &[u64; 2]| {
-            (strides[i] * (inp[i] - 1) + op[i] + dilations[i] * (k[i] - 1) + 1) as i64
+            i128::from(strides[i]) * (i128::from(inp[i]) - 1)
+                + i128::from(op[i])
+                + i128::from(dilations[i]) * (i128::from(k[i]) - 1)
+                + 1
         };
         let auto_pad = cx.string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
-        let out_shape: Option<[i64; 2]> = match cx.ints("output_shape")? {
-            Some(v) if v.len() >= 2 => Some([v[v.len() - 2], v[v.len() - 1]]),
+        let out_shape: Option<[i128; 2]> = match cx.ints("output_shape")? {
+            Some(v) if v.len() >= 2 && v[v.len() - 2..].iter().all(|&x| in_range(x, 1)) => {
+                Some([v[v.len() - 2].into(), v[v.len() - 1].into()])
+            }
             Some(v) => {
                 return Err(cx
-                    .attr_err("output_shape", format!("{v:?} needs the spatial extents"))
+                    .attr_err(
+                        "output_shape",
+                        format!(
+                            "{v:?} needs the spatial extents, each in 1..={}",
+                            secc_ir::MAX_ELEMENTS
+                        ),
+                    )
                     .into())
             }
-            None if auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER" => {
-                Some([(inp[0] * strides[0]) as i64, (inp[1] * strides[1]) as i64])
-            }
+            None if auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER" => Some([
+                i128::from(inp[0]) * i128::from(strides[0]),
+                i128::from(inp[1]) * i128::from(strides[1]),
+            ]),
             None => None,
         };
         let pads = match out_shape {
@@ -770,11 +793,14 @@ impl Importer<'_> {
                 for i in 0..2 {
                     let total = full(i, &output_padding) - o[i];
                     if total < 0 {
-                        // a larger requested output extends the end (bias only there)
-                        output_padding[i] += (-total) as u64;
+                        // a larger requested output extends the end (bias only there);
+                        // the type rule bounds the result
+                        output_padding[i] = u64::try_from(i128::from(output_padding[i]) - total)
+                            .unwrap_or(u64::MAX);
                         continue;
                     }
-                    let (half, rest) = ((total / 2) as u64, (total - total / 2) as u64);
+                    let total = u64::try_from(total).unwrap_or(u64::MAX);
+                    let (half, rest) = (total / 2, total - total / 2);
                     if auto_pad == "SAME_UPPER" {
                         p[i] = half;
                         p[i + 2] = rest;
@@ -787,14 +813,7 @@ impl Importer<'_> {
             }
             None => match (auto_pad.as_str(), cx.ints("pads")?) {
                 ("VALID", _) | ("NOTSET", None) => [0; 4],
-                ("NOTSET", Some(p)) if p.len() == 4 && p.iter().all(|&v| v >= 0) => {
-                    [p[0] as u64, p[1] as u64, p[2] as u64, p[3] as u64]
-                }
-                ("NOTSET", Some(p)) => {
-                    return Err(cx
-                        .attr_err("pads", format!("{p:?} must be 4 values >= 0"))
-                        .into())
-                }
+                ("NOTSET", Some(_)) => cx.pads4()?.unwrap_or([0; 4]),
                 (other, _) => {
                     return Err(cx
                         .attr_err("auto_pad", format!("{other:?} is not valid"))

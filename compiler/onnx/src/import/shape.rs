@@ -35,7 +35,7 @@ impl IV {
                 S(s, k.checked_mul(x as u64)?)
             }
             ("Mul", K(0), S(..)) | ("Mul", S(..), K(0)) => K(0),
-            ("Div", K(x), K(y)) if y != 0 => K(x.div_euclid(y)),
+            ("Div", K(x), K(y)) => K(x.checked_div_euclid(y)?),
             ("Div", S(s, k), K(y)) if y > 0 && k % y as u64 == 0 => S(s, k / y as u64),
             ("Div", S(s, k), S(t, j)) if s == t && k % j == 0 => K((k / j) as i64),
             ("Equal", K(x), K(y)) => K((x == y) as i64),
@@ -442,7 +442,10 @@ impl Importer<'_> {
                 let out = v
                     .iter()
                     .map(|x| match x {
-                        IV::K(k) => Ok(IV::K(-k)),
+                        IV::K(k) => k
+                            .checked_neg()
+                            .map(IV::K)
+                            .ok_or_else(|| cx.err(format!("-({k}) overflows int64"))),
                         IV::S(..) => Err(cx.err("cannot negate a symbolic dimension")),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
@@ -579,30 +582,31 @@ impl Importer<'_> {
                 let (s, v) = self.int_input(cx, 0)?;
                 let t = self.const_ints(cx, 1, "shape")?;
                 let total: usize = s.iter().product();
-                let known: i64 = t
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &d)| {
-                        if d == 0 {
-                            s.get(i).copied().unwrap_or(1) as i64
-                        } else if d < 0 {
-                            1
-                        } else {
-                            d
-                        }
-                    })
-                    .product();
-                let shape: Vec<usize> = t
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &d)| match d {
-                        -1 => total / known.max(1) as usize,
+                let bad = || {
+                    cx.err(format!(
+                        "integer reshape of {s:?} to {t:?} changes the element count"
+                    ))
+                };
+                if t.iter().any(|&d| d < -1) || t.iter().filter(|&&d| d == -1).count() > 1 {
+                    return Err(bad().into());
+                }
+                // every extent is checked against the (small, real) element count first
+                let mut known = 1usize;
+                let mut shape: Vec<usize> = Vec::with_capacity(t.len());
+                for (i, &d) in t.iter().enumerate() {
+                    let e = match d {
+                        -1 => 1,
                         0 => s.get(i).copied().unwrap_or(1),
-                        d => d as usize,
-                    })
-                    .collect();
-                if shape.iter().product::<usize>() != total {
-                    return Err(cx.err("integer reshape changes the element count").into());
+                        d => usize::try_from(d).map_err(|_| bad())?,
+                    };
+                    known = known.checked_mul(e).ok_or_else(bad)?;
+                    shape.push(e);
+                }
+                if let Some(p) = t.iter().position(|&d| d == -1) {
+                    shape[p] = total / known.max(1);
+                }
+                if shape.iter().try_fold(1usize, |a, &b| a.checked_mul(b)) != Some(total) {
+                    return Err(bad().into());
                 }
                 self.def_int(cx, shape, v)
             }
