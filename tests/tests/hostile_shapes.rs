@@ -377,3 +377,139 @@ fn graph_inputs_beyond_the_size_bound_are_refused() {
         "{e}"
     );
 }
+
+// ---- large windows (issue 7 item 4): compile time stays bounded, results stay right ----
+
+/// Compiles after the default passes, returning the artifact and the seconds it took.
+fn compile_timed(g: &mut secc_ir::Graph) -> (Vec<u8>, f64) {
+    common::run_passes(g);
+    let t = std::time::Instant::now();
+    let bytes = secc_codegen::compile(g, &common::cpu_opts()).unwrap();
+    (bytes, t.elapsed().as_secs_f64())
+}
+
+/// The issue's models: a 200-tap window at dilation 10 over 220000 columns (a MaxPool took
+/// over 120 s and gigabytes, the Conv 17-43 s). Loops now: a few seconds even unoptimised.
+#[test]
+fn huge_windows_compile_in_bounded_time() {
+    let pool = Model::new(13)
+        .input("x", &[1, 1, 220_000])
+        .node(
+            "MaxPool",
+            "mp",
+            &["x"],
+            &["y"],
+            &[("kernel_shape", A::Is(&[200])), ("dilations", A::Is(&[10]))],
+        )
+        .output("y");
+    let conv = Model::new(13)
+        .input("x", &[1, 1, 220_000])
+        .f32s("w", &[1, 1, 200], values(200, 4))
+        .node(
+            "Conv",
+            "cv",
+            &["x", "w"],
+            &["y"],
+            &[("dilations", A::Is(&[10]))],
+        )
+        .output("y");
+    for m in [pool, conv] {
+        let (bytes, secs) = compile_timed(&mut m.import().unwrap());
+        assert!(secs < 60.0, "compile took {secs:.1} s");
+        assert!(bytes.len() < 1 << 20, "artifact of {} bytes", bytes.len());
+    }
+}
+
+/// Runs `m` compiled for the CPU and in the interpreter on the same random inputs.
+fn matches_interpreter(m: &Model, what: &str) {
+    let mut g = m.import().unwrap();
+    let (bytes, _) = compile_timed(&mut g);
+    let ins = common::random_inputs(&g, 2, 7);
+    let want = secc_ir::interp::run(&g, &ins).unwrap();
+    let model = secc_runtime::Model::from_bytes(bytes, 2).unwrap();
+    let rt: Vec<_> = ins
+        .iter()
+        .map(|t| secc_runtime::Tensor::new(t.shape.clone(), t.data.clone()).unwrap())
+        .collect();
+    let got = model.run(&rt).unwrap();
+    let got = secc_ir::interp::Tensor::new(got[0].shape.clone(), got[0].data.clone());
+    let e = common::max_rel_err(&got, &want[0]);
+    assert!(e <= 1e-4, "{what}: max rel err {e}");
+}
+
+/// Windows over the unroll budget (the looped kernel bodies), with padding, strides and
+/// dilations on both axes, against the reference interpreter.
+#[test]
+fn large_windows_match_the_interpreter() {
+    for op in ["MaxPool", "AveragePool"] {
+        for include_pad in [0, 1] {
+            for ceil in [0, 1] {
+                let m = pool(
+                    op,
+                    &[-1, 3, 2000],
+                    &[
+                        ("kernel_shape", A::Is(&[150])),
+                        ("dilations", A::Is(&[7])),
+                        ("strides", A::Is(&[3])),
+                        ("pads", A::Is(&[20, 31])),
+                        ("count_include_pad", A::I(include_pad)),
+                        ("ceil_mode", A::I(ceil)),
+                    ],
+                );
+                matches_interpreter(&m, &format!("1-D {op} pad {include_pad} ceil {ceil}"));
+            }
+            let m = pool(
+                op,
+                &[-1, 2, 30, 400],
+                &[
+                    ("kernel_shape", A::Is(&[5, 40])),
+                    ("dilations", A::Is(&[2, 3])),
+                    ("strides", A::Is(&[2, 1])),
+                    ("pads", A::Is(&[1, 2, 3, 4])),
+                    ("count_include_pad", A::I(include_pad)),
+                ],
+            );
+            matches_interpreter(&m, &format!("2-D {op} pad {include_pad}"));
+        }
+    }
+    for (group, stride) in [(1, 1), (2, 2), (1, 5)] {
+        let m = Model::new(13)
+            .input("x", &[-1, 4, 1500])
+            .f32s(
+                "w",
+                &[6, 4 / group, 40],
+                values(6 * 4 / group as usize * 40, 5),
+            )
+            .f32s("b", &[6], values(6, 6))
+            .node(
+                "Conv",
+                "cv",
+                &["x", "w", "b"],
+                &["y"],
+                &[
+                    ("dilations", A::Is(&[9])),
+                    ("strides", A::Is(&[stride])),
+                    ("pads", A::Is(&[13, 50])),
+                    ("group", A::I(group)),
+                ],
+            )
+            .output("y");
+        matches_interpreter(&m, &format!("conv group {group} stride {stride}"));
+    }
+    let m = Model::new(13)
+        .input("x", &[-1, 2, 6, 9])
+        .f32s("w", &[2, 3, 9, 11], values(2 * 3 * 99, 8))
+        .node(
+            "ConvTranspose",
+            "ct",
+            &["x", "w"],
+            &["y"],
+            &[
+                ("strides", A::Is(&[2, 3])),
+                ("dilations", A::Is(&[1, 2])),
+                ("pads", A::Is(&[1, 2, 3, 4])),
+            ],
+        )
+        .output("y");
+    matches_interpreter(&m, "conv transpose 9x11");
+}

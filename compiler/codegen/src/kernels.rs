@@ -563,11 +563,11 @@ fn transposed_tap<'ctx>(
     kb: &Kb<'_, 'ctx>,
     o: IntValue<'ctx>,
     pad: u64,
-    off: u64,
+    off: IntValue<'ctx>,
     stride: u64,
     extent: u64,
 ) -> R<(IntValue<'ctx>, IntValue<'ctx>)> {
-    let t = kb.sub(kb.add(o, kb.i(pad))?, kb.i(off))?;
+    let t = kb.sub(kb.add(o, kb.i(pad))?, off)?;
     let ok = kb.b.build_and(
         kb.b.build_int_compare(inkwell::IntPredicate::SGE, t, kb.i(0), "")?,
         kb.b.build_int_compare(
@@ -620,19 +620,31 @@ fn conv_transpose(
             Some(b) => kb.load(b, oc)?,
             None => kb.fc(0.0),
         };
+        // small kernels unroll the taps; larger ones loop over them (bounded code size)
+        let unroll = kh * kw <= UNROLL_TAPS / 64;
         // valid input rows per ky, known per output row
-        let ys: Vec<_> = (0..kh)
-            .map(|ky| transposed_tap(kb, oy, a.pads[0], ky * a.dilations[0], a.strides[0], h))
+        let ys: Vec<_> = (0..if unroll { kh } else { 0 })
+            .map(|ky| {
+                let off = kb.i(ky * a.dilations[0]);
+                transposed_tap(kb, oy, a.pads[0], off, a.strides[0], h)
+            })
             .collect::<R<_>>()?;
         let obase = kb.mul(row, kb.i(ow))?;
         kb.for_loop(kb.i(0), kb.i(ow), move |kb, ox| {
-            let xs: Vec<_> = (0..kw)
-                .map(|kx| transposed_tap(kb, ox, a.pads[1], kx * a.dilations[1], a.strides[1], wd))
+            let xs: Vec<_> = (0..if unroll { kw } else { 0 })
+                .map(|kx| {
+                    let off = kb.i(kx * a.dilations[1]);
+                    transposed_tap(kb, ox, a.pads[1], off, a.strides[1], wd)
+                })
                 .collect::<R<_>>()?;
             let acc = kb.for_acc(kb.i(0), kb.i(cg_in), b0, |kb, icl, acc| {
                 let ic = kb.add(kb.mul(grp, kb.i(cg_in))?, icl)?;
                 let xplane = kb.mul(kb.add(kb.mul(n, kb.i(c))?, ic)?, kb.i(h * wd))?;
                 let wbase = kb.mul(kb.add(kb.mul(ic, kb.i(cg_out))?, ocl)?, kb.i(kh * kw))?;
+                if !unroll {
+                    let (x, w) = ((src, xplane), (wt, wbase));
+                    return transposed_taps_looped(kb, a, [oy, ox], x, w, [h, wd, kh, kw], acc);
+                }
                 let mut acc = acc;
                 for (ky, &(oky, iy)) in ys.iter().enumerate() {
                     let xrow = kb.add(xplane, kb.mul(iy, kb.i(wd))?)?;
@@ -648,6 +660,35 @@ fn conv_transpose(
                 Ok(acc)
             })?;
             kb.store(dst, kb.add(obase, ox)?, acc)
+        })
+    })
+}
+
+/// The taps of one input channel of [`conv_transpose`] as run-time loops over `ky`, `kx`
+/// (same order and arithmetic as the unrolled form): `acc + sum x[iy, ix] * w[ky, kx]`.
+fn transposed_taps_looped<'ctx>(
+    kb: &mut Kb<'_, 'ctx>,
+    a: &secc_ir::ConvTransposeAttrs,
+    [oy, ox]: [IntValue<'ctx>; 2],
+    (src, xplane): (PointerValue<'ctx>, IntValue<'ctx>),
+    (wt, wbase): (PointerValue<'ctx>, IntValue<'ctx>),
+    [h, wd, kh, kw]: [u64; 4],
+    acc: FloatValue<'ctx>,
+) -> R<FloatValue<'ctx>> {
+    kb.for_acc(kb.i(0), kb.i(kh), acc, |kb, ky, acc| {
+        let offy = kb.mul(ky, kb.i(a.dilations[0]))?;
+        let (oky, iy) = transposed_tap(kb, oy, a.pads[0], offy, a.strides[0], h)?;
+        let xrow = kb.add(xplane, kb.mul(iy, kb.i(wd))?)?;
+        let wrow = kb.add(wbase, kb.mul(ky, kb.i(kw))?)?;
+        kb.for_acc(kb.i(0), kb.i(kw), acc, |kb, kx, acc| {
+            let offx = kb.mul(kx, kb.i(a.dilations[1]))?;
+            let (okx, ix) = transposed_tap(kb, ox, a.pads[1], offx, a.strides[1], wd)?;
+            let ok = kb.b.build_and(oky, okx, "")?;
+            let xv = kb.load(src, kb.add(xrow, ix)?)?;
+            let wv = kb.load(wt, kb.add(wrow, kx)?)?;
+            let p = kb.fmul(xv, wv)?;
+            let p = kb.b.build_select(ok, p, kb.fc(0.0), "")?.into_float_value();
+            kb.fadd(acc, p)
         })
     })
 }
@@ -683,8 +724,23 @@ fn softmax(kb: &mut Kb, axis: usize, shape: &[Dim]) -> R<()> {
     })
 }
 
+/// Window taps a kernel body may unroll at compile time (output columns times taps of a
+/// pool; taps of a convolution); larger windows are emitted as run-time loops, so compile
+/// time and memory stay bounded whatever the attributes.
+const UNROLL_TAPS: u64 = 4096;
+
+/// `0 <= i < n`, signed.
+fn inside<'ctx>(kb: &Kb<'_, 'ctx>, i: IntValue<'ctx>, n: u64) -> R<IntValue<'ctx>> {
+    Ok(kb.b.build_and(
+        kb.lt(i, kb.i(n))?,
+        kb.b.build_int_compare(inkwell::IntPredicate::SGE, i, kb.i(0), "")?,
+        "",
+    )?)
+}
+
 /// Windowed pooling, one output row of one plane per work item; window bounds are clipped
-/// exactly as the reference interpreter (and ONNX Runtime) clip them.
+/// exactly as the reference interpreter (and ONNX Runtime) clip them. Small windows unroll
+/// the columns (their ranges are known at compile time), large ones are loops.
 fn pool(kb: &mut Kb, a: &secc_ir::PoolAttrs, x: &[Dim]) -> R<()> {
     let (h, w) = (known(x[2])?, known(x[3])?);
     let oh = a
@@ -693,6 +749,9 @@ fn pool(kb: &mut Kb, a: &secc_ir::PoolAttrs, x: &[Dim]) -> R<()> {
     let ow = a
         .out_extent(1, w)
         .ok_or_else(|| unsupported("pool window larger than input"))?;
+    if ow.saturating_mul(a.kernel[0].saturating_add(a.kernel[1])) > UNROLL_TAPS {
+        return pool_looped(kb, a, x, [h, w], [oh, ow]);
+    }
     let (src, dst) = (kb.args[0], kb.args[1]);
     let planes = kb.mul(kb.dim(x[0])?, kb.dim(x[1])?)?;
     let rows = kb.mul(planes, kb.i(oh))?;
@@ -853,6 +912,84 @@ fn int_tensor(kb: &mut Kb, values: &[secc_ir::IntElem]) -> R<()> {
     })
 }
 
+/// [`pool`] with run-time loops over output columns and both window axes.
+fn pool_looped(
+    kb: &mut Kb,
+    a: &secc_ir::PoolAttrs,
+    x: &[Dim],
+    [h, w]: [u64; 2],
+    [oh, ow]: [u64; 2],
+) -> R<()> {
+    let (src, dst) = (kb.args[0], kb.args[1]);
+    let planes = kb.mul(kb.dim(x[0])?, kb.dim(x[1])?)?;
+    let (lo, hi) = kb.split(kb.mul(planes, kb.i(oh))?)?;
+    let max = a.kind == secc_ir::PoolKind::Max;
+    let [kh, kw] = a.kernel;
+    let [dh, dw] = a.dilations;
+    kb.for_loop(lo, hi, |kb, row| {
+        let plane = kb.div(row, kb.i(oh))?;
+        let oy = kb.rem(row, kb.i(oh))?;
+        let sbase = kb.mul(plane, kb.i(h * w))?;
+        let obase = kb.mul(row, kb.i(ow))?;
+        let y0 = kb.sub(kb.mul(oy, kb.i(a.strides[0]))?, kb.i(a.pads[0]))?;
+        kb.for_loop(kb.i(0), kb.i(ow), |kb, ox| {
+            let x0 = kb.sub(kb.mul(ox, kb.i(a.strides[1]))?, kb.i(a.pads[1]))?;
+            let init = kb.fc(if max { f32::NEG_INFINITY } else { 0.0 });
+            let acc = kb.for_acc(kb.i(0), kb.i(kh), init, |kb, ky, acc| {
+                let iy = kb.add(y0, kb.mul(ky, kb.i(dh))?)?;
+                let row_ok = inside(kb, iy, h)?;
+                // clamped so the load stays in bounds; masked out below
+                let iyc = kb.imax(kb.imin(iy, kb.i(h - 1))?, kb.i(0))?;
+                let rbase = kb.add(sbase, kb.mul(iyc, kb.i(w))?)?;
+                kb.for_acc(kb.i(0), kb.i(kw), acc, |kb, kx, acc| {
+                    let ix = kb.add(x0, kb.mul(kx, kb.i(dw))?)?;
+                    let ok = kb.b.build_and(row_ok, inside(kb, ix, w)?, "")?;
+                    let ixc = kb.imax(kb.imin(ix, kb.i(w - 1))?, kb.i(0))?;
+                    let v = kb.load(src, kb.add(rbase, ixc)?)?;
+                    let n = if max {
+                        kb.fmax(v, acc)?
+                    } else {
+                        kb.fadd(acc, v)?
+                    };
+                    Ok(kb.b.build_select(ok, n, acc, "")?.into_float_value())
+                })
+            })?;
+            let v = if max {
+                acc
+            } else {
+                let p = a.count_include_pad;
+                let ny = taps_inside(kb, y0, [dh, kh], h, p.then_some(a.pads[2]))?;
+                let nx = taps_inside(kb, x0, [dw, kw], w, p.then_some(a.pads[3]))?;
+                let cnt = kb.imax(kb.mul(ny, nx)?, kb.i(1))?;
+                let cf = kb.b.build_signed_int_to_float(cnt, kb.ctx.f32_type(), "")?;
+                kb.fdiv(acc, cf)?
+            };
+            kb.store(dst, kb.add(obase, ox)?, v)
+        })
+    })
+}
+
+/// How many of the `n` taps `start + k * d` lie inside `0..extent`, or (when counting the
+/// padding) before `extent + pad_end`: the divisor of an average pool along one axis.
+fn taps_inside<'ctx>(
+    kb: &mut Kb<'_, 'ctx>,
+    start: IntValue<'ctx>,
+    [d, n]: [u64; 2],
+    extent: u64,
+    pad_end: Option<u64>,
+) -> R<IntValue<'ctx>> {
+    let out = kb.for_carry(kb.i(0), kb.i(n), vec![kb.i(0).into()], |kb, k, c| {
+        let i = kb.add(start, kb.mul(k, kb.i(d))?)?;
+        let ok = match pad_end {
+            Some(p) => kb.lt(i, kb.i(extent + p))?,
+            None => inside(kb, i, extent)?,
+        };
+        let one = kb.b.build_int_z_extend(ok, kb.ctx.i64_type(), "")?;
+        Ok(vec![kb.add(c[0].into_int_value(), one)?.into()])
+    })?;
+    Ok(out[0].into_int_value())
+}
+
 fn dot<'ctx>(
     kb: &mut Kb<'_, 'ctx>,
     k: IntValue<'ctx>,
@@ -995,6 +1132,57 @@ fn matmul(kb: &mut Kb, a: &[Dim], b: &[Dim]) -> R<()> {
     })
 }
 
+/// Tap columns the generic convolution unrolls; wider kernels loop over them.
+const UNROLL_KW: u64 = 16;
+
+/// One image plane of the generic convolution: where it reads and writes, and its geometry.
+struct ConvPlane<'ctx> {
+    px: PointerValue<'ctx>,
+    dst: PointerValue<'ctx>,
+    xbase: IntValue<'ctx>,
+    obase: IntValue<'ctx>,
+    h: u64,
+    wd: u64,
+    /// output extents `[oh, ow]`
+    ow: [u64; 2],
+    strides: [u64; 2],
+    dh: u64,
+    /// `[top, left]`
+    pads: [u64; 2],
+}
+
+/// `out[oy, ox] += wv * x[oy * sh + ky * dh - pt, ox * sw + off - pl]` for every output row
+/// whose input row is inside the image, over the output columns `ox_lo..ox_hi`.
+fn conv_tap<'ctx>(
+    kb: &mut Kb<'_, 'ctx>,
+    g: &ConvPlane<'ctx>,
+    ky: IntValue<'ctx>,
+    off: IntValue<'ctx>,
+    [ox_lo, ox_hi]: [IntValue<'ctx>; 2],
+    wv: FloatValue<'ctx>,
+) -> R<()> {
+    let ([oh, ow], [sh, sw], [pt, pl]) = (g.ow, g.strides, g.pads);
+    kb.for_loop(kb.i(0), kb.i(oh), |kb, oy| {
+        let iy = kb.sub(
+            kb.add(kb.mul(oy, kb.i(sh))?, kb.mul(ky, kb.i(g.dh))?)?,
+            kb.i(pt),
+        )?;
+        let row_ok = inside(kb, iy, g.h)?;
+        kb.if_then(row_ok, |kb| {
+            let xrow = kb.add(g.xbase, kb.mul(iy, kb.i(g.wd))?)?;
+            let orow = kb.add(g.obase, kb.mul(oy, kb.i(ow))?)?;
+            kb.for_loop(ox_lo, ox_hi, |kb, ox| {
+                let ix = kb.sub(kb.add(kb.mul(ox, kb.i(sw))?, off)?, kb.i(pl))?;
+                let xv = kb.load(g.px, kb.add(xrow, ix)?)?;
+                let oi = kb.add(orow, ox)?;
+                let acc = kb.load(g.dst, oi)?;
+                let v = kb.fadd(acc, kb.fmul(wv, xv)?)?;
+                kb.store(g.dst, oi, v)
+            })
+        })
+    })
+}
+
 fn known(d: Dim) -> R<u64> {
     d.known().ok_or_else(|| unsupported("extent must be known"))
 }
@@ -1056,7 +1244,33 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
                     kb.store(dst, kb.add(obase, p)?, v)
                 });
             }
+            let geo = ConvPlane {
+                px,
+                dst,
+                xbase,
+                obase,
+                h,
+                wd,
+                ow: [oh, ow],
+                strides: [sh, sw],
+                dh,
+                pads: [pt, pl],
+            };
             kb.for_loop(kb.i(0), kb.i(kh), |kb, ky| {
+                let wrow = kb.add(wbase, kb.mul(ky, kb.i(kw))?)?;
+                if kw > UNROLL_KW {
+                    // wide kernels: the tap column is a loop, its column range computed
+                    // at run time (numerators clamped at 0 for the unsigned division)
+                    return kb.for_loop(kb.i(0), kb.i(kw), |kb, kx| {
+                        let off = kb.mul(kx, kb.i(dw))?;
+                        let t = kb.imax(kb.sub(kb.i(pl + sw - 1), off)?, kb.i(0))?;
+                        let lo = kb.div(t, kb.i(sw))?;
+                        let u = kb.imax(kb.sub(kb.i(wd - 1 + pl + sw), off)?, kb.i(0))?;
+                        let hi = kb.imin(kb.div(u, kb.i(sw))?, kb.i(ow))?;
+                        let wv = kb.load(pw, kb.add(wrow, kx)?)?;
+                        conv_tap(kb, &geo, ky, off, [lo, hi], wv)
+                    });
+                }
                 for kx in 0..kw {
                     // output columns whose input column lies inside the image: compile-time
                     let off = kx * dw;
@@ -1069,32 +1283,8 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
                     if ox_lo >= ox_hi {
                         continue;
                     }
-                    let wv =
-                        kb.load(pw, kb.add(wbase, kb.add(kb.mul(ky, kb.i(kw))?, kb.i(kx))?)?)?;
-                    kb.for_loop(kb.i(0), kb.i(oh), |kb, oy| {
-                        let iy = kb.sub(
-                            kb.add(kb.mul(oy, kb.i(sh))?, kb.mul(ky, kb.i(dh))?)?,
-                            kb.i(pt),
-                        )?;
-                        let inside = kb.b.build_and(
-                            kb.lt(iy, kb.i(h))?,
-                            kb.b.build_int_compare(inkwell::IntPredicate::SGE, iy, kb.i(0), "")?,
-                            "",
-                        )?;
-                        kb.if_then(inside, |kb| {
-                            let xrow = kb.add(xbase, kb.mul(iy, kb.i(wd))?)?;
-                            let orow = kb.add(obase, kb.mul(oy, kb.i(ow))?)?;
-                            kb.for_loop(kb.i(ox_lo), kb.i(ox_hi), |kb, ox| {
-                                let ix =
-                                    kb.sub(kb.add(kb.mul(ox, kb.i(sw))?, kb.i(off))?, kb.i(pl))?;
-                                let xv = kb.load(px, kb.add(xrow, ix)?)?;
-                                let oi = kb.add(orow, ox)?;
-                                let acc = kb.load(dst, oi)?;
-                                let v = kb.fadd(acc, kb.fmul(wv, xv)?)?;
-                                kb.store(dst, oi, v)
-                            })
-                        })
-                    })?;
+                    let wv = kb.load(pw, kb.add(wrow, kb.i(kx))?)?;
+                    conv_tap(kb, &geo, ky, kb.i(off), [kb.i(ox_lo), kb.i(ox_hi)], wv)?;
                 }
                 Ok(())
             })
@@ -1476,8 +1666,17 @@ fn conv_depthwise_tiled<'a, 'ctx>(
     let nry = oh.div_ceil(RB);
     let units = kb.mul(kb.dim(n)?, kb.i(c * nry * ntx))?;
     let (lo, hi) = kb.split(units)?;
-    // input rows of one block's window: output row r, tap row ky read window row r*sh + ky*dh
-    let span = (RB - 1) * sh + (kh - 1) * dh + 1;
+    // input rows of one block's window: output row r, tap row ky read window row r*sh + ky*dh;
+    // only the rows some tap reads, however far apart a dilation puts them
+    let mut window_rows: std::collections::BTreeMap<u64, Vec<(u64, u64)>> = Default::default();
+    for r in 0..RB {
+        for ky in 0..kh {
+            window_rows
+                .entry(r * sh + ky * dh)
+                .or_default()
+                .push((r, ky));
+        }
+    }
     kb.for_loop(lo, hi, |kb, u| {
         let tx = kb.rem(u, kb.i(ntx))?;
         let r = kb.div(u, kb.i(ntx))?;
@@ -1500,17 +1699,8 @@ fn conv_depthwise_tiled<'a, 'ctx>(
             let init = kb.vec_splat(b0)?;
             let mut acc = vec![(init, init); RB as usize];
             let masks = column_masks(kb, masked, ix0, [pl, w], [kw, dw, sw])?;
-            for t in 0..span {
-                // (output row, tap row) pairs that read window row t
-                let users: Vec<(u64, u64)> = (0..RB)
-                    .filter_map(|r| {
-                        let d = t.checked_sub(r * sh)?;
-                        (d % dh == 0 && d / dh < kh).then_some((r, d / dh))
-                    })
-                    .collect();
-                if users.is_empty() {
-                    continue;
-                }
+            // (output row, tap row) pairs that read window row t
+            for (&t, users) in &window_rows {
                 let iy = kb.add(iy0, kb.i(t))?;
                 let valid = kb.b.build_and(
                     kb.b.build_int_compare(inkwell::IntPredicate::SGE, iy, kb.i(0), "")?,
@@ -1523,7 +1713,7 @@ fn conv_depthwise_tiled<'a, 'ctx>(
                     let start = kb.sub(kb.add(ix0, kb.i(kx * dw))?, kb.i(pl))?;
                     let xi = kb.add(xrow, start)?;
                     let (x0, x1) = load_tile_row(kb, px, xi, sw, masks.get(kx as usize), valid)?;
-                    for &(r, ky) in &users {
+                    for &(r, ky) in users {
                         let wv = kb.vec_splat(kb.load(pw, kb.add(wbase, kb.i(ky * kw + kx))?)?)?;
                         let (a0, a1) = acc[r as usize];
                         acc[r as usize] = (kb.vec_fma(wv, x0, a0)?, kb.vec_fma(wv, x1, a1)?);
@@ -1671,5 +1861,129 @@ fn squeeze_excite<'a, 'ctx>(
             let ok = kb.lt(img, nimg)?;
             kb.if_then(ok, |kb| body(kb, img, kb.i(1)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Kernel bodies stay loops: the emitted IR of a window op is bounded whatever its
+    //! attributes (issue 7: a 200-tap dilated pool over 220000 columns never finished).
+    #![allow(clippy::unwrap_used)]
+    use crate::kb::{Flavor, Kb};
+    use inkwell::context::Context;
+    use secc_ir::{
+        ConstData, Conv2dAttrs, ConvTransposeAttrs, Graph, Op, PoolAttrs, PoolKind, TensorType,
+    };
+
+    /// Instructions emitted (before optimisation) for every kernel of `g`, per flavour.
+    fn emitted(g: &Graph) -> [usize; 2] {
+        let p = crate::plan::build(g, true).unwrap();
+        [Flavor::Cpu, Flavor::Ptx].map(|flavor| {
+            let ctx = Context::create();
+            let m = ctx.create_module("t");
+            for s in &p.steps {
+                let mut kb =
+                    Kb::new(&ctx, &m, flavor, &s.name, s.args.len(), g.sym_names.len()).unwrap();
+                super::emit(&mut kb, &s.kind).unwrap();
+                kb.finish().unwrap();
+            }
+            m.verify().unwrap();
+            m.get_functions()
+                .flat_map(|f| f.get_basic_block_iter().collect::<Vec<_>>())
+                .map(|b| b.get_instructions().count())
+                .sum()
+        })
+    }
+
+    fn pool(kind: PoolKind, w: u64, k: u64, d: u64, include_pad: bool) -> Graph {
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", TensorType::f32_known(&[1, 2, 3, w]));
+        let a = PoolAttrs {
+            kind,
+            kernel: [2, k],
+            strides: [1, 1],
+            pads: [1, 3, 0, 2],
+            dilations: [1, d],
+            ceil_mode: false,
+            count_include_pad: include_pad,
+        };
+        let y = g
+            .add_node(Op::Pool2d(a), &[x], Some("pool".into()))
+            .unwrap();
+        g.add_output("y", y);
+        g
+    }
+
+    /// `[1, 2, h, w]` through a `[2, 2/group, kh, kw]` conv at dilation `d`.
+    fn conv([h, w]: [u64; 2], [kh, kw]: [u64; 2], d: [u64; 2], group: u64) -> Graph {
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", TensorType::f32_known(&[1, 2, h, w]));
+        let n = (4 / group * kh * kw) as usize;
+        let wt = g.add_const(
+            ConstData::new(
+                vec![2, 2 / group as usize, kh as usize, kw as usize],
+                vec![0.5; n],
+            ),
+            Some("w".into()),
+        );
+        let a = Conv2dAttrs {
+            strides: [1, 1],
+            pads: [1, 4, 0, 3],
+            dilations: d,
+            group,
+            act: None,
+        };
+        let y = g
+            .add_node(Op::Conv2d(a), &[x, wt], Some("conv".into()))
+            .unwrap();
+        g.add_output("y", y);
+        g
+    }
+
+    const BUDGET: usize = 5_000;
+
+    #[test]
+    fn large_pool_windows_emit_loops_not_unrolled_taps() {
+        for kind in [PoolKind::Max, PoolKind::Avg] {
+            for include_pad in [false, true] {
+                let n = emitted(&pool(kind, 4000, 200, 10, include_pad));
+                assert!(
+                    n.iter().all(|&n| n < BUDGET),
+                    "{kind:?}: {n:?} instructions"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn large_conv_windows_emit_loops_not_unrolled_taps() {
+        for group in [1, 2] {
+            let n = emitted(&conv([3, 4000], [2, 200], [1, 10], group));
+            assert!(
+                n.iter().all(|&n| n < BUDGET),
+                "group {group}: {n:?} instructions"
+            );
+        }
+        // a huge dilation with few taps must not cost compile-time work per dilated row
+        let n = emitted(&conv([(1 << 24) + 2, 3], [2, 3], [1 << 24, 1], 2));
+        assert!(n.iter().all(|&n| n < BUDGET), "{n:?} instructions");
+    }
+
+    #[test]
+    fn large_conv_transpose_windows_emit_loops_not_unrolled_taps() {
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", TensorType::f32_known(&[1, 1, 3, 50]));
+        let wt = g.add_const(ConstData::new(vec![1, 1, 40, 50], vec![0.5; 2000]), None);
+        let a = ConvTransposeAttrs {
+            strides: [2, 2],
+            pads: [0; 4],
+            dilations: [1, 1],
+            output_padding: [0, 0],
+            group: 1,
+        };
+        let y = g.add_node(Op::ConvTranspose2d(a), &[x, wt], None).unwrap();
+        g.add_output("y", y);
+        let n = emitted(&g);
+        assert!(n.iter().all(|&n| n < BUDGET), "{n:?} instructions");
     }
 }
