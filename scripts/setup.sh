@@ -4,14 +4,16 @@
 #   - ptxas (extracted from Debian non-free's nvidia-cuda-toolkit .deb into .tools/, not installed)
 #   - a Python venv in .venv with onnx, numpy and onnxruntime (fixture generation, benchmarks)
 #   - the ONNX backend node tests from the onnx 1.22.0 wheel, unpacked into .tools/onnx-node/
-# Usage: scripts/setup.sh [--no-python] [--no-ptxas]
+#   - with --fuzz: cargo-fuzz (into ~/.cargo/bin; see scripts/fuzz.sh)
+# Usage: scripts/setup.sh [--no-python] [--no-ptxas] [--fuzz]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-want_python=1; want_ptxas=1
+want_python=1; want_ptxas=1; want_fuzz=0
 for a in "$@"; do
   case "$a" in
     --no-python) want_python=0 ;;
     --no-ptxas) want_ptxas=0 ;;
+    --fuzz) want_fuzz=1 ;;
     *) echo "unknown flag $a" >&2; exit 2 ;;
   esac
 done
@@ -77,5 +79,8 @@ z.extractall(sys.argv[2], members)
 print(f"setup: unpacked {len(members)} files of the ONNX node tests")
 PY
   rm -rf .tools/onnx-node && mv .tools/onnx-node.tmp .tools/onnx-node && rm -rf .tools/wheel
+fi
+if [ "$want_fuzz" = 1 ]; then
+  bash scripts/fuzz.sh --install
 fi
 echo "setup: done"
