@@ -5,14 +5,16 @@
 #   - a Python venv in .venv with onnx, numpy and onnxruntime (fixture generation, benchmarks)
 #   - the ONNX backend node tests from the onnx 1.22.0 wheel, unpacked into .tools/onnx-node/
 #   - every crate of Cargo.lock, for all platforms, into the cargo cache (cargo fetch)
-# Usage: scripts/setup.sh [--no-python] [--no-ptxas]
+#   - with --fuzz: cargo-fuzz (into ~/.cargo/bin; see scripts/fuzz.sh)
+# Usage: scripts/setup.sh [--no-python] [--no-ptxas] [--fuzz]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-want_python=1; want_ptxas=1
+want_python=1; want_ptxas=1; want_fuzz=0
 for a in "$@"; do
   case "$a" in
     --no-python) want_python=0 ;;
     --no-ptxas) want_ptxas=0 ;;
+    --fuzz) want_fuzz=1 ;;
     *) echo "unknown flag $a" >&2; exit 2 ;;
   esac
 done
@@ -83,5 +85,8 @@ fi
 # test) resolves the whole lock file, including Windows-only crates a Linux build never fetches
 if command -v cargo >/dev/null 2>&1; then
   cargo fetch --locked -q
+fi
+if [ "$want_fuzz" = 1 ]; then
+  bash scripts/fuzz.sh --install
 fi
 echo "setup: done"

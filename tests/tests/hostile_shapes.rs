@@ -160,7 +160,7 @@ fn pool_attributes_that_overflow_are_errors_naming_the_node() {
         assert!(e.contains("exceeds the size limit"), "{e}");
         // 1-D, with ceil_mode
         let k = ("kernel_shape", A::Is(&[3]));
-        rejected(
+        let e = rejected(
             &pool(
                 op,
                 &[1, 1, 10],
@@ -169,6 +169,8 @@ fn pool_attributes_that_overflow_are_errors_naming_the_node() {
             "p",
             op,
         );
+        // named with the values the model wrote, not their 2-D form
+        assert!(e.contains(&format!("'pads': [{MAX}, {MAX}]")), "{e}");
         let k = ("kernel_shape", A::Is(&[3]));
         rejected(
             &pool(op, &[1, 1, 10], &[k, ("dilations", A::Is(&[MAX]))]),

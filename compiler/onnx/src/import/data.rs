@@ -846,6 +846,26 @@ impl Importer<'_> {
     /// operands reshaped, and the result reshaped back.
     pub(super) fn via_2d(&mut self, cx: &NodeCx, run: fn(&mut Self, &NodeCx) -> R<()>) -> R<()> {
         let mut node = cx.node.clone();
+        // checked here so errors show the 1-D values the model wrote
+        for a in &node.attribute {
+            let min = match a.name.as_str() {
+                "kernel_shape" | "strides" | "dilations" | "output_shape" => 1,
+                "pads" | "output_padding" => 0,
+                _ => continue,
+            };
+            if !a.ints.iter().all(|&x| in_range(x, min)) {
+                return Err(cx
+                    .attr_err(
+                        &a.name,
+                        format!(
+                            "{:?} must be values in {min}..={}",
+                            a.ints,
+                            secc_ir::MAX_ELEMENTS
+                        ),
+                    )
+                    .into());
+            }
+        }
         for a in node.attribute.iter_mut() {
             let lead: &[i64] = match a.name.as_str() {
                 "kernel_shape" | "strides" | "dilations" => &[1],
