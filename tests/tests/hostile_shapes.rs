@@ -42,7 +42,11 @@ fn pool(op: &str, x: &[i64], attrs: &[(&str, A)]) -> Model {
 
 #[test]
 fn conv_attributes_that_overflow_are_errors_naming_the_node() {
-    rejected(&conv([5, 5], [5, 5], &[("dilations", A::Is(&[BIG, 1]))]), "c", "Conv");
+    rejected(
+        &conv([5, 5], [5, 5], &[("dilations", A::Is(&[BIG, 1]))]),
+        "c",
+        "Conv",
+    );
     rejected(
         &conv([5, 5], [3, 3], &[("pads", A::Is(&[MAX, 0, MAX, 0]))]),
         "c",
@@ -54,12 +58,19 @@ fn conv_attributes_that_overflow_are_errors_naming_the_node() {
         "Conv",
     );
     // absurd but non-overflowing values are refused too (a sane upper bound)
-    rejected(&conv([5, 5], [3, 3], &[("strides", A::Is(&[BIG, 1]))]), "c", "Conv");
+    rejected(
+        &conv([5, 5], [3, 3], &[("strides", A::Is(&[BIG, 1]))]),
+        "c",
+        "Conv",
+    );
     let e = rejected(
         &conv(
             [5, 5],
             [3, 3],
-            &[("strides", A::Is(&[BIG, 1])), ("auto_pad", A::S("SAME_UPPER"))],
+            &[
+                ("strides", A::Is(&[BIG, 1])),
+                ("auto_pad", A::S("SAME_UPPER")),
+            ],
         ),
         "c",
         "Conv",
@@ -76,13 +87,26 @@ fn conv_attributes_that_overflow_are_errors_naming_the_node() {
     let m = Model::new(13)
         .input("x", &[1, 1, 9])
         .f32s("w", &[1, 1, 3], values(3, 2))
-        .node("Conv", "c1", &["x", "w"], &["y"], &[("pads", A::Is(&[MAX, MAX]))])
+        .node(
+            "Conv",
+            "c1",
+            &["x", "w"],
+            &["y"],
+            &[("pads", A::Is(&[MAX, MAX]))],
+        )
         .output("y");
     rejected(&m, "c1", "Conv");
     // ordinary values still work
-    let g = conv([5, 5], [3, 3], &[("pads", A::Is(&[1, 2, 1, 2])), ("dilations", A::Is(&[2, 1]))])
-        .import()
-        .unwrap();
+    let g = conv(
+        [5, 5],
+        [3, 3],
+        &[
+            ("pads", A::Is(&[1, 2, 1, 2])),
+            ("dilations", A::Is(&[2, 1])),
+        ],
+    )
+    .import()
+    .unwrap();
     assert_eq!(g.ty(g.outputs[0].1).to_string(), "f32[1,1,3,7]");
 }
 
@@ -117,7 +141,11 @@ fn pool_attributes_that_overflow_are_errors_naming_the_node() {
             &pool(
                 op,
                 &[1, 1, 5, 5],
-                &[k, ("strides", A::Is(&[BIG, BIG])), ("auto_pad", A::S("SAME_LOWER"))],
+                &[
+                    k,
+                    ("strides", A::Is(&[BIG, BIG])),
+                    ("auto_pad", A::S("SAME_LOWER")),
+                ],
             ),
             "p",
             op,
@@ -162,19 +190,45 @@ fn conv_transpose_attributes_that_overflow_are_errors_naming_the_node() {
             .output("y")
     };
     rejected(&ct(&[("strides", A::Is(&[BIG, 1]))]), "t", "ConvTranspose");
-    rejected(&ct(&[("dilations", A::Is(&[BIG, 1]))]), "t", "ConvTranspose");
-    rejected(&ct(&[("output_padding", A::Is(&[BIG, 0]))]), "t", "ConvTranspose");
-    rejected(&ct(&[("output_shape", A::Is(&[BIG, BIG]))]), "t", "ConvTranspose");
-    rejected(&ct(&[("output_shape", A::Is(&[MAX, MAX]))]), "t", "ConvTranspose");
-    rejected(&ct(&[("output_shape", A::Is(&[-MAX, 3]))]), "t", "ConvTranspose");
     rejected(
-        &ct(&[("strides", A::Is(&[BIG, 2])), ("auto_pad", A::S("SAME_UPPER"))]),
+        &ct(&[("dilations", A::Is(&[BIG, 1]))]),
         "t",
         "ConvTranspose",
     );
-    let g = ct(&[("strides", A::Is(&[2, 2])), ("output_padding", A::Is(&[1, 0]))])
-        .import()
-        .unwrap();
+    rejected(
+        &ct(&[("output_padding", A::Is(&[BIG, 0]))]),
+        "t",
+        "ConvTranspose",
+    );
+    rejected(
+        &ct(&[("output_shape", A::Is(&[BIG, BIG]))]),
+        "t",
+        "ConvTranspose",
+    );
+    rejected(
+        &ct(&[("output_shape", A::Is(&[MAX, MAX]))]),
+        "t",
+        "ConvTranspose",
+    );
+    rejected(
+        &ct(&[("output_shape", A::Is(&[-MAX, 3]))]),
+        "t",
+        "ConvTranspose",
+    );
+    rejected(
+        &ct(&[
+            ("strides", A::Is(&[BIG, 2])),
+            ("auto_pad", A::S("SAME_UPPER")),
+        ]),
+        "t",
+        "ConvTranspose",
+    );
+    let g = ct(&[
+        ("strides", A::Is(&[2, 2])),
+        ("output_padding", A::Is(&[1, 0])),
+    ])
+    .import()
+    .unwrap();
     assert_eq!(g.ty(g.outputs[0].1).to_string(), "f32[1,1,12,11]");
 }
 
@@ -214,7 +268,13 @@ fn data_movement_sizes_that_overflow_are_errors_naming_the_node() {
     let m = Model::new(13)
         .input("x", &[1, 6])
         .i64s("sp", &[3], vec![MAX, MAX, 2])
-        .node("Split", "sp", &["x", "sp"], &["a", "b", "c"], &[("axis", A::I(1))])
+        .node(
+            "Split",
+            "sp",
+            &["x", "sp"],
+            &["a", "b", "c"],
+            &[("axis", A::I(1))],
+        )
         .output("a");
     rejected(&m, "sp", "Split");
     let m = Model::new(13)
@@ -222,12 +282,37 @@ fn data_movement_sizes_that_overflow_are_errors_naming_the_node() {
         .node("ConstantOfShape", "k", &["s"], &["y"], &[])
         .output("y");
     rejected(&m, "k", "ConstantOfShape");
+    // an int64 ConstantOfShape and an integer broadcast are shape math: kept small (each
+    // would otherwise allocate gigabytes from a few bytes of model)
+    let mut value = onnx_protobuf::TensorProto::new();
+    value.data_type = 7;
+    value.dims = vec![1];
+    value.int64_data = vec![3];
+    let m = Model::new(13)
+        .i64s("s", &[1], vec![(1 << 20) + 1])
+        .node_with_tensor("ConstantOfShape", "k", &["s"], &["y"], "value", value)
+        .output("y");
+    rejected(&m, "k", "ConstantOfShape");
+    let m = Model::new(13)
+        .input("x", &[1, 4])
+        .i64s("a", &[1 << 11, 1], vec![1; 1 << 11])
+        .i64s("b", &[1, 1 << 10], vec![1; 1 << 10])
+        .node("Add", "add", &["a", "b"], &["t"], &[])
+        .node("Reshape", "r", &["x", "t"], &["y"], &[])
+        .output("y");
+    rejected(&m, "add", "Add");
     // Concat of two extents that together pass the bound
     let m = Model::new(13)
         .input("x", &[1, 1])
         .i64s("s", &[2], vec![1, 1 << 31])
         .node("Expand", "e", &["x", "s"], &["big"], &[])
-        .node("Concat", "cat", &["big", "big", "big"], &["y"], &[("axis", A::I(1))])
+        .node(
+            "Concat",
+            "cat",
+            &["big", "big", "big"],
+            &["y"],
+            &[("axis", A::I(1))],
+        )
         .output("y");
     rejected(&m, "cat", "Concat");
 }
@@ -260,7 +345,12 @@ fn integer_shape_arithmetic_that_overflows_is_an_error_naming_the_node() {
             .node("Reshape", "r", &["x", "t"], &["y"], &[])
             .output("y")
     };
-    let m = reshape_by("Neg", &[], &[], Model::new(13).i64s("k", &[1], vec![i64::MIN]));
+    let m = reshape_by(
+        "Neg",
+        &[],
+        &[],
+        Model::new(13).i64s("k", &[1], vec![i64::MIN]),
+    );
     rejected(&m, "int_op", "Neg");
     let m = reshape_by(
         "Div",
@@ -303,7 +393,10 @@ fn graph_inputs_beyond_the_size_bound_are_refused() {
         .node("Relu", "r", &["x"], &["y"], &[])
         .output("y");
     let e = m.import().unwrap_err().to_string();
-    assert!(e.contains("graph input \"x\"") && e.contains("elements"), "{e}");
+    assert!(
+        e.contains("graph input \"x\"") && e.contains("elements"),
+        "{e}"
+    );
 }
 
 // ---- large windows (issue 7 item 4): compile time stays bounded, results stay right ----
@@ -333,7 +426,13 @@ fn huge_windows_compile_in_bounded_time() {
     let conv = Model::new(13)
         .input("x", &[1, 1, 220_000])
         .f32s("w", &[1, 1, 200], values(200, 4))
-        .node("Conv", "cv", &["x", "w"], &["y"], &[("dilations", A::Is(&[10]))])
+        .node(
+            "Conv",
+            "cv",
+            &["x", "w"],
+            &["y"],
+            &[("dilations", A::Is(&[10]))],
+        )
         .output("y");
     for m in [pool, conv] {
         let (bytes, secs) = compile_timed(&mut m.import().unwrap());
@@ -397,7 +496,11 @@ fn large_windows_match_the_interpreter() {
     for (group, stride) in [(1, 1), (2, 2), (1, 5)] {
         let m = Model::new(13)
             .input("x", &[-1, 4, 1500])
-            .f32s("w", &[6, 4 / group, 40], values(6 * 4 / group as usize * 40, 5))
+            .f32s(
+                "w",
+                &[6, 4 / group, 40],
+                values(6 * 4 / group as usize * 40, 5),
+            )
             .f32s("b", &[6], values(6, 6))
             .node(
                 "Conv",
