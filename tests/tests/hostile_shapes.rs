@@ -282,6 +282,25 @@ fn data_movement_sizes_that_overflow_are_errors_naming_the_node() {
         .node("ConstantOfShape", "k", &["s"], &["y"], &[])
         .output("y");
     rejected(&m, "k", "ConstantOfShape");
+    // an int64 ConstantOfShape and an integer broadcast are shape math: kept small (each
+    // would otherwise allocate gigabytes from a few bytes of model)
+    let mut value = onnx_protobuf::TensorProto::new();
+    value.data_type = 7;
+    value.dims = vec![1];
+    value.int64_data = vec![3];
+    let m = Model::new(13)
+        .i64s("s", &[1], vec![(1 << 20) + 1])
+        .node_with_tensor("ConstantOfShape", "k", &["s"], &["y"], "value", value)
+        .output("y");
+    rejected(&m, "k", "ConstantOfShape");
+    let m = Model::new(13)
+        .input("x", &[1, 4])
+        .i64s("a", &[1 << 11, 1], vec![1; 1 << 11])
+        .i64s("b", &[1, 1 << 10], vec![1; 1 << 10])
+        .node("Add", "add", &["a", "b"], &["t"], &[])
+        .node("Reshape", "r", &["x", "t"], &["y"], &[])
+        .output("y");
+    rejected(&m, "add", "Add");
     // Concat of two extents that together pass the bound
     let m = Model::new(13)
         .input("x", &[1, 1])

@@ -129,6 +129,26 @@ impl Model {
         self
     }
 
+    /// A node with one TENSOR attribute (ConstantOfShape's `value`, Constant's `value`).
+    pub fn node_with_tensor(
+        mut self,
+        op: &str,
+        name: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attr: &str,
+        t: TensorProto,
+    ) -> Self {
+        self = self.node(op, name, inputs, outputs, &[]);
+        let mut a = AttributeProto::new();
+        a.name = attr.into();
+        a.type_ = AttributeType::TENSOR.into();
+        a.t = Some(t).into();
+        let n = self.graph.node.last_mut().expect("just pushed");
+        n.attribute.push(a);
+        self
+    }
+
     /// The serialized `ModelProto`.
     pub fn bytes(&self) -> Vec<u8> {
         let mut m = ModelProto::new();

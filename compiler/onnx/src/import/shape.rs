@@ -60,6 +60,9 @@ impl IV {
 
 /// Largest tensor ConstantOfShape may build at import (1 GiB of float32).
 const MAX_CONST_ELEMS: usize = 1 << 28;
+/// Largest integer (shape-math) tensor computed at import: shapes, axes and indices are
+/// small, and each value takes 16 bytes here.
+const MAX_INT_ELEMS: usize = 1 << 20;
 
 /// Flat offset in a tensor of `shape` broadcast to the output index `idx`.
 fn offset(shape: &[usize], idx: &[usize]) -> usize {
@@ -484,6 +487,15 @@ impl Importer<'_> {
                 let (sa, va) = self.int_input(cx, 0)?;
                 let (sb, vb) = self.int_input(cx, 1)?;
                 let shape = secc_ir::interp::bshape(&sa, &sb).map_err(|e| cx.err(e.to_string()))?;
+                let n = shape.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+                if n.is_none_or(|n| n > MAX_INT_ELEMS) {
+                    return Err(cx
+                        .err(format!(
+                            "integer {} of shapes {sa:?} and {sb:?} is too large to compute at compile time (limit {MAX_INT_ELEMS} elements)",
+                            cx.op()
+                        ))
+                        .into());
+                }
                 let mut out = Vec::with_capacity(shape.iter().product());
                 let mut idx = vec![0usize; shape.len()];
                 for _ in 0..shape.iter().product::<usize>() {
@@ -561,6 +573,13 @@ impl Importer<'_> {
                     .map_err(|m| cx.attr_err("value", m))?
                 {
                     Some(crate::tensor::ConstVal::I64(_, d)) => {
+                        if n > MAX_INT_ELEMS {
+                            return Err(cx
+                                .err(format!(
+                                    "an integer tensor of shape {shape:?} is too large to build at compile time (limit {MAX_INT_ELEMS} elements)"
+                                ))
+                                .into());
+                        }
                         let x = d.first().copied().unwrap_or(0);
                         self.def_int(cx, shape, vec![IV::K(x); n])
                     }
