@@ -299,6 +299,37 @@ mod tests {
         }
     }
 
+    /// Per-kernel counters, and a run of [`count`] kernels (`kinds`: barrier inside) over them.
+    fn counting_run(
+        kinds: &[bool],
+        threads: usize,
+        spin: bool,
+    ) -> (Vec<[AtomicU32; 64]>, Vec<AtomicU32>, Arc<Run>) {
+        let slots: Vec<[AtomicU32; 64]> = kinds
+            .iter()
+            .map(|_| std::array::from_fn(|_| AtomicU32::new(0)))
+            .collect();
+        let sizes: Vec<AtomicU32> = kinds.iter().map(|_| AtomicU32::new(0)).collect();
+        let kernels: Vec<KernelFn> = kinds
+            .iter()
+            .map(|&b| {
+                if b {
+                    count::<true> as KernelFn
+                } else {
+                    count::<false>
+                }
+            })
+            .collect();
+        // the counters live in the Vecs' heap buffers, which moving the Vecs keeps in place
+        let args = slots
+            .iter()
+            .zip(&sizes)
+            .map(|(s, n)| vec![s.as_ptr() as *mut f32, n as *const _ as *mut f32])
+            .collect();
+        let run = Run::new(kernels, kinds.to_vec(), args, vec![], threads, spin, false);
+        (slots, sizes, Arc::new(run))
+    }
+
     /// Every share of every kernel runs exactly once, barrier kernels with a team of 1 to
     /// `threads` shares, for several thread counts (more than cores included).
     #[test]
@@ -310,35 +341,8 @@ mod tests {
         for threads in [1usize, 2, 3, 5] {
             for _ in 0..50 {
                 let kinds = [false, true, false, false, true, true, false];
-                let slots: Vec<[AtomicU32; 64]> = kinds
-                    .iter()
-                    .map(|_| std::array::from_fn(|_| AtomicU32::new(0)))
-                    .collect();
-                let sizes: Vec<AtomicU32> = kinds.iter().map(|_| AtomicU32::new(0)).collect();
-                let kernels: Vec<KernelFn> = kinds
-                    .iter()
-                    .map(|&b| {
-                        if b {
-                            count::<true> as KernelFn
-                        } else {
-                            count::<false>
-                        }
-                    })
-                    .collect();
-                let args = slots
-                    .iter()
-                    .zip(&sizes)
-                    .map(|(s, n)| vec![s.as_ptr() as *mut f32, n as *const _ as *mut f32])
-                    .collect();
-                let run = Arc::new(Run::new(
-                    kernels,
-                    kinds.to_vec(),
-                    args,
-                    vec![],
-                    threads,
-                    threads <= crate::available_cores(),
-                    false,
-                ));
+                let (slots, sizes, run) =
+                    counting_run(&kinds, threads, threads <= crate::available_cores());
                 run.execute(Some(&pool));
                 for (k, &b) in kinds.iter().enumerate() {
                     let n = sizes[k].load(Ordering::Relaxed) as usize;
@@ -374,35 +378,7 @@ mod tests {
         let p2 = Arc::clone(&pool);
         std::thread::spawn(move || {
             let kinds = [false, true, false];
-            let slots: Vec<[AtomicU32; 64]> = kinds
-                .iter()
-                .map(|_| std::array::from_fn(|_| AtomicU32::new(0)))
-                .collect();
-            let sizes: Vec<AtomicU32> = kinds.iter().map(|_| AtomicU32::new(0)).collect();
-            let kernels: Vec<KernelFn> = kinds
-                .iter()
-                .map(|&b| {
-                    if b {
-                        count::<true> as KernelFn
-                    } else {
-                        count::<false>
-                    }
-                })
-                .collect();
-            let args = slots
-                .iter()
-                .zip(&sizes)
-                .map(|(s, n)| vec![s.as_ptr() as *mut f32, n as *const _ as *mut f32])
-                .collect();
-            let run = Arc::new(Run::new(
-                kernels,
-                kinds.to_vec(),
-                args,
-                vec![],
-                2,
-                true,
-                false,
-            ));
+            let (slots, _sizes, run) = counting_run(&kinds, 2, true);
             run.execute(Some(&p2));
             let ran: Vec<u32> = slots
                 .iter()
