@@ -11,9 +11,16 @@ const HEADER_LEN: usize = 24;
 
 fn check(bytes: Vec<u8>) {
     if let Ok(a) = Artifact::parse(bytes) {
-        assert!(a.manifest.validate().is_ok(), "parse accepted an invalid manifest");
+        assert!(
+            a.manifest.validate().is_ok(),
+            "parse accepted an invalid manifest"
+        );
         for s in &a.manifest.sections {
-            assert!(a.section(&s.kind).is_some(), "declared section {} missing", s.kind);
+            assert!(
+                a.section(&s.kind).is_some(),
+                "declared section {} missing",
+                s.kind
+            );
         }
     }
 }
