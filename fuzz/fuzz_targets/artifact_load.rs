@@ -13,9 +13,16 @@ const HEADER_LEN: usize = 24;
 fn check(bytes: Vec<u8>) {
     let _ = secc_runtime::Model::check(bytes.clone());
     if let Ok(a) = Artifact::parse(bytes) {
-        assert!(a.manifest.validate().is_ok(), "parse accepted an invalid manifest");
+        assert!(
+            a.manifest.validate().is_ok(),
+            "parse accepted an invalid manifest"
+        );
         for s in &a.manifest.sections {
-            assert!(a.section(&s.kind).is_some(), "declared section {} missing", s.kind);
+            assert!(
+                a.section(&s.kind).is_some(),
+                "declared section {} missing",
+                s.kind
+            );
         }
         let m = &a.manifest;
         // the memory plan of any validated manifest must not panic, whatever the binding
