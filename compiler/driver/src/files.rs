@@ -5,36 +5,9 @@
 //! replaced the device node). Types are read with `symlink_metadata`, which neither follows
 //! links nor opens the path, so a FIFO cannot block.
 use anyhow::{bail, Context, Result};
-use std::fs::{FileType, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// What a file type is, in words, for errors.
-fn kind(t: &FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_fifo() {
-            return "a FIFO (named pipe)";
-        }
-        if t.is_socket() {
-            return "a socket";
-        }
-        if t.is_block_device() {
-            return "a block device";
-        }
-        if t.is_char_device() {
-            return "a character device";
-        }
-    }
-    if t.is_symlink() {
-        "a symbolic link"
-    } else if t.is_dir() {
-        "a directory"
-    } else {
-        "not a regular file"
-    }
-}
 
 /// Whether `path` exists; an error if it exists and is anything but a regular file.
 pub fn check_replaceable(path: &Path) -> Result<bool> {
@@ -44,7 +17,7 @@ pub fn check_replaceable(path: &Path) -> Result<bool> {
             "refusing to replace {}: it is {}; secc only replaces regular files (--force does \
              not change this)",
             path.display(),
-            kind(&m.file_type())
+            secc_onnx::file_kind(&m.file_type())
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e).with_context(|| format!("checking {}", path.display())),

@@ -60,13 +60,14 @@ fn f16_to_f32(h: u16) -> f32 {
     }
 }
 
-/// What a file type is, in words ("a FIFO", "a directory").
-fn file_kind(t: &std::fs::FileType) -> &'static str {
+/// What a file type is, in words, for errors ("a FIFO (named pipe)", "a directory"); the
+/// CLI uses it too, for paths it refuses to replace.
+pub fn file_kind(t: &std::fs::FileType) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
         if t.is_fifo() {
-            return "a FIFO";
+            return "a FIFO (named pipe)";
         }
         if t.is_socket() {
             return "a socket";
@@ -78,10 +79,12 @@ fn file_kind(t: &std::fs::FileType) -> &'static str {
             return "a character device";
         }
     }
-    if t.is_dir() {
+    if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
         "a directory"
     } else {
-        "another kind of file"
+        "not a regular file"
     }
 }
 
