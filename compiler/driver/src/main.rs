@@ -232,7 +232,7 @@ fn compile(a: CompileArgs) -> Result<()> {
     };
     let mut g = secc_onnx::import_file(model, &opts)
         .with_context(|| format!("importing {}", model.display()))?;
-    let mut pm = pass_manager(&a)?;
+    let mut pm = pass_manager(&a, &target)?;
     pm.run(&mut g, |pass, ir| {
         // a closed stdout only loses the dump; the compilation goes on
         let _ = writeln!(
@@ -273,17 +273,25 @@ fn compile(a: CompileArgs) -> Result<()> {
     Ok(())
 }
 
-/// The pass list and `--print-after` selection from the flags.
-fn pass_manager(a: &CompileArgs) -> Result<PassManager> {
+/// The pass list and `--print-after` selection from the flags; the target's lowering
+/// passes follow the pipeline unless `--passes` lists the passes exactly.
+fn pass_manager(a: &CompileArgs, target: &secc_codegen::Target) -> Result<PassManager> {
+    let t = pipeline::TargetOptions {
+        block: secc_codegen::vector_block(target),
+    };
     let passes = if let Some(list) = &a.passes {
         list.split(',')
             .filter(|s| !s.is_empty())
-            .map(pipeline::by_name)
+            .map(|n| pipeline::by_name_for(n, &t))
             .collect::<Result<Vec<_>, _>>()?
-    } else if a.no_fuse {
-        pipeline::no_fuse_pipeline()
     } else {
-        pipeline::default_pipeline()
+        let mut p = if a.no_fuse {
+            pipeline::no_fuse_pipeline()
+        } else {
+            pipeline::default_pipeline()
+        };
+        p.extend(pipeline::lowering(&t));
+        p
     };
     let mut pm = PassManager::new(passes);
     pm.print_after = match a.print_after.as_deref() {
@@ -292,10 +300,12 @@ fn pass_manager(a: &CompileArgs) -> Result<PassManager> {
         Some(list) => {
             let names: Vec<String> = list.split(',').map(str::to_string).collect();
             for n in &names {
-                if n != "import" && !pipeline::ALL.contains(&n.as_str()) {
+                let known = pipeline::ALL.iter().chain(pipeline::LOWERING);
+                if n != "import" && !known.clone().any(|k| k == n) {
+                    let names: Vec<&str> = known.copied().collect();
                     bail!(
                         "--print-after: unknown pass {n:?} (known: import, {})",
-                        pipeline::ALL.join(", ")
+                        names.join(", ")
                     );
                 }
             }
