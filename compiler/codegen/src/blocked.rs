@@ -92,13 +92,33 @@ pub struct BlockedConv {
     pub epilogue: Vec<Epilogue>,
     /// register tile
     pub tile: ConvTile,
+    /// input channel blocks per pass over a segment (so the weights a pass reads stay in
+    /// L1); partial sums go through the output between passes
+    pub chunk: u64,
+    /// tiles per work unit: a segment of one output row, sized so its outputs stay in L1
+    pub seg: u64,
+}
+
+/// Bytes of L1 the blocked convolution plans to use for the weights of one pass, and for
+/// the outputs of one segment.
+const L1_WEIGHTS: u64 = 16 << 10;
+const L1_OUTPUTS: u64 = 16 << 10;
+
+/// `(chunk, seg)` for a dense convolution: the input channel blocks whose weights for `qn`
+/// output blocks fit [`L1_WEIGHTS`], and the tiles whose outputs fit [`L1_OUTPUTS`].
+pub fn conv_blocking(tile: ConvTile, icb: u64, taps: u64, ib: u64, ob: u64) -> (u64, u64) {
+    let per_block = tile.qn * taps * ib * ob * 4;
+    let chunk = (L1_WEIGHTS / per_block.max(1)).clamp(1, icb.max(1));
+    let seg = (L1_OUTPUTS / (tile.px * tile.qn * ob * 4).max(1)).max(1);
+    (chunk, seg)
 }
 
 /// Chooses the register tile for `ocb` output channel blocks over rows of `ow` pixels, with
 /// `regs` vector registers: the tile with the fewest estimated cycles per useful FMA. A step
 /// (one input channel) issues `px * qn` FMAs and `px + qn` loads on two FMA and two load
-/// ports, and needs 8 independent accumulators to hide the FMA latency (4 cycles x 2
-/// ports); tiles that overhang the row or the channel blocks waste their extra lanes.
+/// ports, plus about a cycle of loop and address work, and needs 8 independent accumulators
+/// to hide the FMA latency (4 cycles x 2 ports); tiles that overhang the row or the channel
+/// blocks waste their extra lanes.
 pub fn conv_tile(ocb: u64, ow: u64, regs: u64, depthwise: bool) -> ConvTile {
     if depthwise {
         // one weight vector per tap; the accumulators are the output pixels
@@ -109,12 +129,13 @@ pub fn conv_tile(ocb: u64, ow: u64, regs: u64, depthwise: bool) -> ConvTile {
     }
     let mut best = (f64::MAX, ConvTile { px: 1, qn: 1 });
     for qn in 1..=ocb.clamp(1, 4) {
-        for px in 1..=ow.clamp(1, 14) {
-            // accumulators, one weight vector per block, one broadcast
-            if px * qn + qn + 1 > regs {
+        for px in 1..=ow.clamp(1, 28) {
+            // accumulators and one weight vector per block; the rest (a broadcast, border
+            // selects) needs a few registers too, or LLVM spills accumulators
+            if px * qn + qn + 4 > regs {
                 continue;
             }
-            let step = ((px * qn).max(px + qn).max(8)) as f64 / 2.0;
+            let step = ((px * qn).max(px + qn).max(8)) as f64 / 2.0 + 1.0;
             let waste = (ow.div_ceil(px) * px) as f64 / ow as f64 * (ocb.div_ceil(qn) * qn) as f64
                 / ocb as f64;
             let cost = step / (px * qn) as f64 * waste;
@@ -357,43 +378,91 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
     let qn = g.tile.qn;
     let ocb = g.y.blocks();
     let groups = ocb.div_ceil(qn);
-    for_units(kb, g, groups, qn, |kb, u, grp, tx| {
-        let emit = |kb: &mut Kb<'a, 'ctx>, qn_: u64| {
-            for_tile_kinds(kb, g, u, tx, &|kb, pxn, border| {
-                dense_tile(kb, g, u, [pxn, qn_], border)
+    let ntx = g.y.w.div_ceil(g.tile.px);
+    let nseg = ntx.div_ceil(g.seg);
+    let nchunks = g.x.blocks().div_ceil(g.chunk);
+    // a unit is one segment of one output row of `qn` channel blocks
+    let units = kb.mul(kb.dim(g.n)?, kb.i(groups * g.y.h * nseg))?;
+    let (lo, hi) = kb.split(units)?;
+    kb.for_loop(lo, hi, |kb, u| {
+        let sg = kb.rem(u, kb.i(nseg))?;
+        let r = kb.div(u, kb.i(nseg))?;
+        let oy = kb.rem(r, kb.i(g.y.h))?;
+        let r2 = kb.div(r, kb.i(g.y.h))?;
+        let grp = kb.rem(r2, kb.i(groups))?;
+        let n = kb.div(r2, kb.i(groups))?;
+        let tx_lo = kb.mul(sg, kb.i(g.seg))?;
+        let tx_hi = kb.imin(kb.add(tx_lo, kb.i(g.seg))?, kb.i(ntx))?;
+        kb.for_loop(kb.i(0), kb.i(nchunks), |kb, ch| {
+            let cb_lo = kb.mul(ch, kb.i(g.chunk))?;
+            let pass = Pass {
+                lo: cb_lo,
+                hi: kb.imin(kb.add(cb_lo, kb.i(g.chunk))?, kb.i(g.x.blocks()))?,
+                first: eq(kb, ch, 0)?,
+                last: eq(kb, ch, nchunks - 1)?,
+            };
+            kb.for_loop(tx_lo, tx_hi, |kb, tx| {
+                let unit = Unit {
+                    n,
+                    q0: kb.mul(grp, kb.i(qn))?,
+                    oy,
+                    ox0: kb.mul(tx, kb.i(g.tile.px))?,
+                };
+                let emit = |kb: &mut Kb<'a, 'ctx>, qn_: u64| {
+                    for_tile_kinds(kb, g, &unit, tx, &|kb, pxn, border| {
+                        dense_tile(kb, g, &unit, [pxn, qn_], border, &pass)
+                    })
+                };
+                let rem = ocb % qn;
+                if rem == 0 {
+                    return emit(kb, qn);
+                }
+                let last = eq(kb, grp, groups - 1)?;
+                branch(kb, last, |kb| emit(kb, rem), |kb| emit(kb, qn))
             })
-        };
-        let rem = ocb % qn;
-        if rem == 0 {
-            return emit(kb, qn);
-        }
-        let last = eq(kb, grp, groups - 1)?;
-        branch(kb, last, |kb| emit(kb, rem), |kb| emit(kb, qn))
+        })
     })
 }
 
-/// One `pxn x qn` tile of a dense convolution.
+/// The input channel blocks `[lo, hi)` one pass accumulates; the first pass starts from
+/// the bias, the others from the partial sums in the output; the last applies the epilogue.
+struct Pass<'ctx> {
+    lo: IntValue<'ctx>,
+    hi: IntValue<'ctx>,
+    first: IntValue<'ctx>,
+    last: IntValue<'ctx>,
+}
+
+/// One `pxn x qn` tile of a dense convolution, over the input channel blocks of `pass`.
 fn dense_tile<'ctx>(
     kb: &mut Kb<'_, 'ctx>,
     g: &BlockedConv,
     u: &Unit<'ctx>,
     [pxn, qn]: [u64; 2],
     border: bool,
+    pass: &Pass<'ctx>,
 ) -> R<()> {
     let (px_, pw, pb, py) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3]);
     let (ib, ob) = (g.x.block, g.y.block);
     let nl = lanes(&g.y)?;
     let (icb, [kh, kw]) = (g.x.blocks(), g.k);
     let cols = tile_columns(kb, g, u.ox0, pxn, border)?;
+    let out_at = |kb: &Kb<'_, 'ctx>, q: u64, j: u64| -> R<IntValue<'ctx>> {
+        let ox = kb.add(u.ox0, kb.i(j))?;
+        g.y.at(kb, u.n, kb.add(u.q0, kb.i(q))?, u.oy, ox)
+    };
     let mut init = Vec::with_capacity((pxn * qn) as usize);
     for q in 0..qn {
         let b = kb.vec_load_n(pb, kb.mul(kb.add(u.q0, kb.i(q))?, kb.i(ob))?, nl)?;
-        init.extend(std::iter::repeat_n(BasicValueEnum::from(b), pxn as usize));
+        for j in 0..pxn {
+            let partial = kb.vec_load_n(py, out_at(kb, q, j)?, nl)?;
+            init.push(kb.b.build_select(pass.first, b, partial, "")?);
+        }
     }
     let (ky_lo, ky_hi) = tap_rows(kb, g, u.oy)?;
     let row0 = kb.sub(kb.mul(u.oy, kb.i(g.strides[0]))?, kb.i(g.pads[0]))?;
     let zero = kb.fc(0.0);
-    let acc = kb.for_carry(kb.i(0), kb.i(icb), init, |kb, cb, acc| {
+    let acc = kb.for_carry(pass.lo, pass.hi, init, |kb, cb, acc| {
         // input channels in this block: ib, or the remainder of the last one
         let icn = kb.imin(kb.i(ib), kb.sub(kb.i(g.x.c), kb.mul(cb, kb.i(ib))?)?)?;
         kb.for_carry(ky_lo, ky_hi, acc, |kb, ky, acc| {
@@ -434,15 +503,12 @@ fn dense_tile<'ctx>(
     let acc = vecs(acc);
     for q in 0..qn {
         for j in 0..pxn {
-            let v = apply_epilogue(kb, g, acc[(q * pxn + j) as usize])?;
-            let yi = g.y.at(
-                kb,
-                u.n,
-                kb.add(u.q0, kb.i(q))?,
-                u.oy,
-                kb.add(u.ox0, kb.i(j))?,
-            )?;
-            kb.vec_store(py, yi, v)?;
+            let a = acc[(q * pxn + j) as usize];
+            let mut v = apply_epilogue(kb, g, a)?;
+            if !g.epilogue.is_empty() {
+                v = kb.b.build_select(pass.last, v, a, "")?.into_vector_value();
+            }
+            kb.vec_store(py, out_at(kb, q, j)?, v)?;
         }
     }
     Ok(())

@@ -443,7 +443,21 @@ fn blocked_conv(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedConv, C
         (y.w, y.h) = (y.h * y.w, 1);
     }
     let depthwise = a.group > 1;
-    let tile = crate::blocked::conv_tile(y.blocks(), y.w, vector_registers(y.block), depthwise);
+    let mut tile = crate::blocked::conv_tile(y.blocks(), y.w, vector_registers(y.block), depthwise);
+    if let Ok(t) = std::env::var("SECC_CONV_TILE") {
+        let v: Vec<u64> = t.split(',').filter_map(|x| x.parse().ok()).collect();
+        if v.len() == 2 && !depthwise {
+            tile = crate::blocked::ConvTile {
+                px: v[0].min(y.w),
+                qn: v[1].min(y.blocks()),
+            };
+        }
+    }
+    let (mut chunk, seg) =
+        crate::blocked::conv_blocking(tile, x.blocks(), k[0] * k[1], x.block, y.block);
+    if std::env::var("SECC_NO_CHUNK").is_ok() {
+        chunk = x.blocks();
+    }
     Ok(BlockedConv {
         n: g.ty(ins[0]).shape[0],
         x,
@@ -459,7 +473,22 @@ fn blocked_conv(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedConv, C
             .into_iter()
             .collect(),
         tile,
+        chunk,
+        seg,
     })
+}
+
+/// Whether every use of a constant is as the weights or bias of a blocked convolution,
+/// which stores its own packed copy: then the constant itself is not stored.
+fn packed_only(g: &Graph, id: NodeId) -> bool {
+    let users = g.users(id.into());
+    !users.is_empty()
+        && !g.is_output(id.into())
+        && users.iter().all(|&(u, slot)| {
+            slot >= 1
+                && matches!(g.node(u).op, Op::Conv2d(_))
+                && g.ty(u.into()).layout.block().is_some()
+        })
 }
 
 /// Replaces a blocked convolution's weight and bias arguments by their packed forms.
@@ -534,6 +563,7 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
         let origin = n.origin.clone().unwrap_or_default();
         match &n.op {
             Op::Input { .. } => continue,
+            Op::Const(_) if packed_only(g, id) => continue,
             Op::Const(c) => {
                 let d = g.consts.get(*c);
                 let off = p.weights.len().div_ceil(secc_artifact::ALIGN) * secc_artifact::ALIGN;
@@ -735,9 +765,16 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
                 }
             }
         };
-        let mut args: Vec<u32> = ins.iter().map(|x| buf_of[&x.node]).collect();
+        // constants only a blocked convolution reads have no buffer: it packs its own
+        let mut args: Vec<u32> = ins
+            .iter()
+            .map(|x| buf_of.get(&x.node).copied().unwrap_or(u32::MAX))
+            .collect();
         if let KernelKind::ConvBlocked(c) = &kind {
             pack_conv_args(g, id, c, &mut p, &mut args)?;
+        }
+        if args.contains(&u32::MAX) {
+            return Err(unsupported(g, id, "operand without a buffer (internal)"));
         }
         if let KernelKind::SqueezeExcite { x, r, .. } = &kind {
             // FC2 weights [C, R] are stored transposed, [R, C]
