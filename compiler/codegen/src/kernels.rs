@@ -1795,7 +1795,11 @@ fn squeeze_excite<'a, 'ctx>(
     let body = |kb: &mut Kb<'a, 'ctx>, i0: IntValue<'ctx>, nb: IntValue<'ctx>| -> R<()> {
         let (blo, bhi) = kb.split_by(kb.i(nblk), kb.group_tid, kb.group_n)?;
         let clo = kb.mul(blo, kb.i(lanes))?;
-        let chi = kb.imin(kb.mul(bhi, kb.i(lanes))?, kb.i(c))?;
+        let chi = if lanes > 1 {
+            kb.imin(kb.mul(bhi, kb.i(lanes))?, kb.i(c))?
+        } else {
+            bhi
+        };
         let inv_hw = kb.fc(1.0 / hw as f32);
         kb.for_loop(kb.i(0), nb, |kb, b| {
             let xb = kb.mul(kb.add(i0, b)?, kb.i(cp * hw))?;
