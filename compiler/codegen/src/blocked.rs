@@ -92,25 +92,65 @@ pub struct BlockedConv {
     pub epilogue: Vec<Epilogue>,
     /// register tile
     pub tile: ConvTile,
-    /// input channel blocks per pass over a segment (so the weights a pass reads stay in
-    /// L1); partial sums go through the output between passes
+    /// input channel blocks per pass (so the weights a pass reads stay in L1); partial
+    /// sums go through the output between passes
     pub chunk: u64,
-    /// tiles per work unit: a segment of one output row, sized so its outputs stay in L1
+    /// tiles per row segment: a long row (a 1x1 convolution's pixels) is cut into
+    /// segments whose outputs stay in L1
     pub seg: u64,
+    /// output rows per work unit, when a row is one segment: every pass reuses its weights
+    /// over all of them, so small maps read each weight once per image, not once per row
+    pub band: u64,
 }
 
 /// Bytes of L1 the blocked convolution plans to use for the weights of one pass, and for
-/// the outputs of one segment.
+/// the outputs of one row segment; bytes of L2 for the outputs of one band of rows.
 const L1_WEIGHTS: u64 = 16 << 10;
 const L1_OUTPUTS: u64 = 16 << 10;
+const L2_OUTPUTS: u64 = 256 << 10;
 
-/// `(chunk, seg)` for a dense convolution: the input channel blocks whose weights for `qn`
-/// output blocks fit [`L1_WEIGHTS`], and the tiles whose outputs fit [`L1_OUTPUTS`].
-pub fn conv_blocking(tile: ConvTile, icb: u64, taps: u64, ib: u64, ob: u64) -> (u64, u64) {
+/// Work units a convolution is cut into at least (where its shape allows), so that a few
+/// threads share it evenly.
+const MIN_UNITS: u64 = 16;
+
+/// How a dense convolution walks its output: see the fields of [`Blocking`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blocking {
+    /// input channel blocks per pass
+    pub chunk: u64,
+    /// tiles per row segment
+    pub seg: u64,
+    /// rows per unit
+    pub band: u64,
+}
+
+/// The [`Blocking`] of a dense convolution with `groups` output channel groups of the tile's
+/// `qn` blocks, over `oh` rows of `ow` pixels: the input channel blocks whose weights fit
+/// [`L1_WEIGHTS`]; segments whose outputs fit [`L1_OUTPUTS`]; and for rows of one segment,
+/// bands of rows whose outputs fit [`L2_OUTPUTS`], as tall as [`MIN_UNITS`] allows.
+pub fn conv_blocking(
+    tile: ConvTile,
+    [icb, taps, ib, ob]: [u64; 4],
+    [groups, oh, ow]: [u64; 3],
+) -> Blocking {
     let per_block = tile.qn * taps * ib * ob * 4;
     let chunk = (L1_WEIGHTS / per_block.max(1)).clamp(1, icb.max(1));
-    let seg = (L1_OUTPUTS / (tile.px * tile.qn * ob * 4).max(1)).max(1);
-    (chunk, seg)
+    let tile_bytes = (tile.px * tile.qn * ob * 4).max(1);
+    let seg = (L1_OUTPUTS / tile_bytes).max(1);
+    let ntx = ow.div_ceil(tile.px);
+    let band = if ntx > seg {
+        1
+    } else {
+        let fits = (L2_OUTPUTS / (ntx * tile_bytes)).max(1);
+        let bands = MIN_UNITS.div_ceil(groups.max(1)).clamp(1, oh.max(1));
+        fits.min(oh.div_ceil(bands)).max(1)
+    };
+    let band = if std::env::var("SECC_BAND1").is_ok() {
+        1
+    } else {
+        band
+    };
+    Blocking { chunk, seg, band }
 }
 
 /// Chooses the register tile for `ocb` output channel blocks over rows of `ow` pixels, with
@@ -380,19 +420,22 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
     let groups = ocb.div_ceil(qn);
     let ntx = g.y.w.div_ceil(g.tile.px);
     let nseg = ntx.div_ceil(g.seg);
+    let nband = g.y.h.div_ceil(g.band);
     let nchunks = g.x.blocks().div_ceil(g.chunk);
-    // a unit is one segment of one output row of `qn` channel blocks
-    let units = kb.mul(kb.dim(g.n)?, kb.i(groups * g.y.h * nseg))?;
+    // a unit is one segment of a band of output rows of `qn` channel blocks
+    let units = kb.mul(kb.dim(g.n)?, kb.i(groups * nband * nseg))?;
     let (lo, hi) = kb.split(units)?;
     kb.for_loop(lo, hi, |kb, u| {
         let sg = kb.rem(u, kb.i(nseg))?;
         let r = kb.div(u, kb.i(nseg))?;
-        let oy = kb.rem(r, kb.i(g.y.h))?;
-        let r2 = kb.div(r, kb.i(g.y.h))?;
+        let bd = kb.rem(r, kb.i(nband))?;
+        let r2 = kb.div(r, kb.i(nband))?;
         let grp = kb.rem(r2, kb.i(groups))?;
         let n = kb.div(r2, kb.i(groups))?;
         let tx_lo = kb.mul(sg, kb.i(g.seg))?;
         let tx_hi = kb.imin(kb.add(tx_lo, kb.i(g.seg))?, kb.i(ntx))?;
+        let oy_lo = kb.mul(bd, kb.i(g.band))?;
+        let oy_hi = kb.imin(kb.add(oy_lo, kb.i(g.band))?, kb.i(g.y.h))?;
         kb.for_loop(kb.i(0), kb.i(nchunks), |kb, ch| {
             let cb_lo = kb.mul(ch, kb.i(g.chunk))?;
             let pass = Pass {
@@ -401,24 +444,26 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
                 first: eq(kb, ch, 0)?,
                 last: eq(kb, ch, nchunks - 1)?,
             };
-            kb.for_loop(tx_lo, tx_hi, |kb, tx| {
-                let unit = Unit {
-                    n,
-                    q0: kb.mul(grp, kb.i(qn))?,
-                    oy,
-                    ox0: kb.mul(tx, kb.i(g.tile.px))?,
-                };
-                let emit = |kb: &mut Kb<'a, 'ctx>, qn_: u64| {
-                    for_tile_kinds(kb, g, &unit, tx, &|kb, pxn, border| {
-                        dense_tile(kb, g, &unit, [pxn, qn_], border, &pass)
-                    })
-                };
-                let rem = ocb % qn;
-                if rem == 0 {
-                    return emit(kb, qn);
-                }
-                let last = eq(kb, grp, groups - 1)?;
-                branch(kb, last, |kb| emit(kb, rem), |kb| emit(kb, qn))
+            kb.for_loop(oy_lo, oy_hi, |kb, oy| {
+                kb.for_loop(tx_lo, tx_hi, |kb, tx| {
+                    let unit = Unit {
+                        n,
+                        q0: kb.mul(grp, kb.i(qn))?,
+                        oy,
+                        ox0: kb.mul(tx, kb.i(g.tile.px))?,
+                    };
+                    let emit = |kb: &mut Kb<'a, 'ctx>, qn_: u64| {
+                        for_tile_kinds(kb, g, &unit, tx, &|kb, pxn, border| {
+                            dense_tile(kb, g, &unit, [pxn, qn_], border, &pass)
+                        })
+                    };
+                    let rem = ocb % qn;
+                    if rem == 0 {
+                        return emit(kb, qn);
+                    }
+                    let last = eq(kb, grp, groups - 1)?;
+                    branch(kb, last, |kb| emit(kb, rem), |kb| emit(kb, qn))
+                })
             })
         })
     })

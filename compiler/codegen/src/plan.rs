@@ -453,11 +453,13 @@ fn blocked_conv(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedConv, C
             };
         }
     }
-    let (mut chunk, seg) =
-        crate::blocked::conv_blocking(tile, x.blocks(), k[0] * k[1], x.block, y.block);
-    if std::env::var("SECC_NO_CHUNK").is_ok() {
-        chunk = x.blocks();
-    }
+    let groups = y.blocks().div_ceil(tile.qn);
+    let taps = k[0] * k[1];
+    let b = crate::blocked::conv_blocking(
+        tile,
+        [x.blocks(), taps, x.block, y.block],
+        [groups, y.h, y.w],
+    );
     Ok(BlockedConv {
         n: g.ty(ins[0]).shape[0],
         x,
@@ -473,8 +475,9 @@ fn blocked_conv(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedConv, C
             .into_iter()
             .collect(),
         tile,
-        chunk,
-        seg,
+        chunk: b.chunk,
+        seg: b.seg,
+        band: b.band,
     })
 }
 
