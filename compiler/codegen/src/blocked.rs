@@ -735,3 +735,127 @@ pub fn pool(kb: &mut Kb, a: &PoolAttrs, n: Dim, x: View, y: View) -> R<()> {
         })
     })
 }
+
+/// Lanes of the packed GEMM's weight vectors: AVX-512 width (an AVX2 target splits each
+/// into two registers; the kernel is bound by reading the weights, not by the FMAs).
+pub const GEMM_LANES: u64 = 16;
+
+/// `y[M, N] = a[M, K] @ W + bias` with the constant `W` packed at compile time as
+/// `[N/16][K][16]` (alpha folded in) and the bias (beta * C, broadcast over rows) padded:
+/// the FC layers of a classifier. A tile is 4 rows x 4 column blocks of accumulators; each
+/// `a` element is broadcast once per tile row, each weight vector feeds every row of the
+/// tile. Arguments: a, packed weights, padded bias, y.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedGemm {
+    /// rows (the batch, for a classifier)
+    pub m: Dim,
+    /// inner extent
+    pub k: u64,
+    /// columns
+    pub n: u64,
+}
+
+/// Rows and column blocks of the packed GEMM's register tile.
+const GEMM_ROWS: u64 = 4;
+const GEMM_BLOCKS: u64 = 4;
+
+/// Packs `alpha * B` (`[K, N]`, or `[N, K]` when `trans_b`) as `[N/16][K][16]`.
+pub fn pack_gemm(b: &[f32], [k, n]: [usize; 2], trans_b: bool, alpha: f32) -> Vec<f32> {
+    let l = GEMM_LANES as usize;
+    let mut out = vec![0f32; n.div_ceil(l) * k * l];
+    for kk in 0..k {
+        for j in 0..n {
+            let v = if trans_b {
+                b[j * k + kk]
+            } else {
+                b[kk * n + j]
+            };
+            out[((j / l) * k + kk) * l + j % l] = alpha * v;
+        }
+    }
+    out
+}
+
+/// Emits the packed GEMM.
+pub fn gemm<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &PackedGemm) -> R<()> {
+    let nb = g.n.div_ceil(GEMM_LANES);
+    let groups = nb.div_ceil(GEMM_BLOCKS);
+    let m = kb.dim(g.m)?;
+    let row_tiles = kb.div(kb.add(m, kb.i(GEMM_ROWS - 1))?, kb.i(GEMM_ROWS))?;
+    let (lo, hi) = kb.split(kb.mul(row_tiles, kb.i(groups))?)?;
+    kb.for_loop(lo, hi, |kb, u| {
+        let grp = kb.rem(u, kb.i(groups))?;
+        let r0 = kb.mul(kb.div(u, kb.i(groups))?, kb.i(GEMM_ROWS))?;
+        let q0 = kb.mul(grp, kb.i(GEMM_BLOCKS))?;
+        let by_blocks = |kb: &mut Kb<'a, 'ctx>, row: IntValue<'ctx>, rows: u64| -> R<()> {
+            let rem = nb % GEMM_BLOCKS;
+            if rem == 0 {
+                return gemm_tile(kb, g, row, q0, [rows, GEMM_BLOCKS]);
+            }
+            let last = eq(kb, grp, groups - 1)?;
+            branch(
+                kb,
+                last,
+                |kb| gemm_tile(kb, g, row, q0, [rows, rem]),
+                |kb| gemm_tile(kb, g, row, q0, [rows, GEMM_BLOCKS]),
+            )
+        };
+        // four rows at once, or the last rows one by one
+        let full =
+            kb.b.build_int_compare(IntPredicate::SLE, kb.add(r0, kb.i(GEMM_ROWS))?, m, "")?;
+        branch(
+            kb,
+            full,
+            |kb| by_blocks(kb, r0, GEMM_ROWS),
+            |kb| kb.for_loop(r0, m, |kb, row| by_blocks(kb, row, 1)),
+        )
+    })
+}
+
+fn gemm_tile<'ctx>(
+    kb: &mut Kb<'_, 'ctx>,
+    g: &PackedGemm,
+    r0: IntValue<'ctx>,
+    q0: IntValue<'ctx>,
+    [rows, qn]: [u64; 2],
+) -> R<()> {
+    let (pa, pw, pb, py) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3]);
+    let l = GEMM_LANES;
+    let nl = l as u32;
+    let mut init = Vec::new();
+    for _ in 0..rows {
+        for q in 0..qn {
+            let bi = kb.mul(kb.add(q0, kb.i(q))?, kb.i(l))?;
+            init.push(BasicValueEnum::from(kb.vec_load_n(pb, bi, nl)?));
+        }
+    }
+    let wbase = (0..qn)
+        .map(|q| kb.mul(kb.add(q0, kb.i(q))?, kb.i(g.k * l)))
+        .collect::<R<Vec<_>>>()?;
+    let abase = (0..rows)
+        .map(|r| kb.mul(kb.add(r0, kb.i(r))?, kb.i(g.k)))
+        .collect::<R<Vec<_>>>()?;
+    let acc = kb.for_carry(kb.i(0), kb.i(g.k), init, |kb, kk, acc| {
+        let mut acc = vecs(acc);
+        let w = wbase
+            .iter()
+            .map(|b| kb.vec_load_n(pw, kb.add(*b, kb.mul(kk, kb.i(l))?)?, nl))
+            .collect::<R<Vec<_>>>()?;
+        for (r, ab) in abase.iter().enumerate() {
+            let av = kb.vec_splat_n(kb.load(pa, kb.add(*ab, kk)?)?, nl)?;
+            for (q, wv) in w.iter().enumerate() {
+                let a = &mut acc[r * qn as usize + q];
+                *a = kb.vec_fma(av, *wv, *a)?;
+            }
+        }
+        Ok(basics(acc))
+    })?;
+    for (i, v) in vecs(acc).into_iter().enumerate() {
+        let (r, q) = (i as u64 / qn, i as u64 % qn);
+        let col = kb.mul(kb.add(q0, kb.i(q))?, kb.i(l))?;
+        let yi = kb.add(kb.mul(kb.add(r0, kb.i(r))?, kb.i(g.n))?, col)?;
+        let mask = kb.lane_mask_lanes(col, kb.i(0), kb.i(g.n), nl)?;
+        kb.vec_store_masked(py, yi, v, mask)?;
+    }
+    Ok(())
+}

@@ -1051,6 +1051,17 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         self.lane_mask_n(start, lo, hi, self.width() * stride as u32)
     }
 
+    /// Lane mask of `lanes` lanes: lane `j` is set when `lo <= start + j < hi`.
+    pub fn lane_mask_lanes(
+        &self,
+        start: IntValue<'ctx>,
+        lo: IntValue<'ctx>,
+        hi: IntValue<'ctx>,
+        lanes: u32,
+    ) -> R<VectorValue<'ctx>> {
+        self.lane_mask_n(start, lo, hi, lanes)
+    }
+
     fn lane_mask_n(
         &self,
         start: IntValue<'ctx>,

@@ -60,6 +60,7 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
             lanes,
         } => squeeze_excite(kb, attrs, x, *r, *block, *lanes),
         KernelKind::ConvBlocked(g) => crate::blocked::conv(kb, g),
+        KernelKind::GemmPacked(g) => crate::blocked::gemm(kb, g),
         KernelKind::Reorder {
             n,
             view,

@@ -155,6 +155,8 @@ pub enum KernelKind {
     },
     /// Convolution over blocked tensors, weights packed at compile time.
     ConvBlocked(BlockedConv),
+    /// GEMM with constant weights packed at compile time (CPU).
+    GemmPacked(crate::blocked::PackedGemm),
     /// Plain `[N, C, H, W]` to blocked, or back.
     Reorder {
         /// the batch
@@ -235,6 +237,7 @@ impl KernelKind {
             KernelKind::SqueezeExcite { .. } => "squeeze_excite",
             KernelKind::ConvBlocked(g) if g.depthwise => "conv2d_dw_blocked",
             KernelKind::ConvBlocked(_) => "conv2d_blocked",
+            KernelKind::GemmPacked(_) => "gemm_packed",
             KernelKind::Reorder {
                 to_blocked: true, ..
             } => "reorder_to_blocked",
@@ -481,16 +484,76 @@ fn blocked_conv(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedConv, C
     })
 }
 
+/// The packed GEMM of a gemm node, if it has one: A plain `[M, K]` (not transposed), B a
+/// constant, C absent or a constant row (`[N]`, `[1, N]`) or scalar broadcast over rows.
+fn packed_gemm(g: &Graph, id: NodeId, a: &GemmAttrs) -> Option<crate::blocked::PackedGemm> {
+    let ins = g.inputs(id);
+    let (ta, tb) = (g.ty(ins[0]), g.ty(ins[1]));
+    if a.trans_a || ta.rank() != 2 || tb.rank() != 2 || g.const_of(ins[1]).is_none() {
+        return None;
+    }
+    let (k, n) = if a.trans_b {
+        (tb.shape[1].known()?, tb.shape[0].known()?)
+    } else {
+        (tb.shape[0].known()?, tb.shape[1].known()?)
+    };
+    if let Some(c) = ins.get(2) {
+        let cd = g.const_of(*c)?;
+        let row = cd.shape.iter().rev().skip(1).all(|&d| d == 1);
+        let last = cd.shape.last().copied().unwrap_or(1) as u64;
+        if !row || cd.shape.len() > 2 || (last != n && last != 1) {
+            return None;
+        }
+    }
+    Some(crate::blocked::PackedGemm {
+        m: ta.shape[0],
+        k,
+        n,
+    })
+}
+
+/// Replaces a packed GEMM's B and C arguments by the packed weights and the padded bias.
+fn pack_gemm_args(
+    g: &Graph,
+    id: NodeId,
+    pg: &crate::blocked::PackedGemm,
+    a: &GemmAttrs,
+    p: &mut Plan,
+    args: &mut Vec<u32>,
+) {
+    let ins = g.inputs(id);
+    let lanes = crate::blocked::GEMM_LANES as usize;
+    let (k, n) = (pg.k as usize, pg.n as usize);
+    let b = g
+        .const_of(ins[1])
+        .map(|c| c.data.to_vec())
+        .unwrap_or_default();
+    let packed = crate::blocked::pack_gemm(&b, [k, n], a.trans_b, a.alpha);
+    args[1] = push_weight(p, vec![DimDecl::Known(packed.len() as u64)], &packed);
+    let mut bias = vec![0f32; n.div_ceil(lanes) * lanes];
+    if let Some(c) = ins.get(2).and_then(|c| g.const_of(*c)) {
+        for (j, v) in bias.iter_mut().take(n).enumerate() {
+            *v = a.beta * c.data[if c.data.len() == 1 { 0 } else { j }];
+        }
+    }
+    let bb = push_weight(p, vec![DimDecl::Known(bias.len() as u64)], &bias);
+    args.truncate(2);
+    args.push(bb);
+}
+
 /// Whether every use of a constant is as the weights or bias of a blocked convolution,
 /// which stores its own packed copy: then the constant itself is not stored.
-fn packed_only(g: &Graph, id: NodeId) -> bool {
+fn packed_only(g: &Graph, id: NodeId, cpu: bool) -> bool {
     let users = g.users(id.into());
     !users.is_empty()
         && !g.is_output(id.into())
         && users.iter().all(|&(u, slot)| {
-            slot >= 1
-                && matches!(g.node(u).op, Op::Conv2d(_))
-                && g.ty(u.into()).layout.block().is_some()
+            let packed = match &g.node(u).op {
+                Op::Conv2d(_) => g.ty(u.into()).layout.block().is_some(),
+                Op::Gemm(a) => cpu && packed_gemm(g, u, a).is_some(),
+                _ => false,
+            };
+            slot >= 1 && packed
         })
 }
 
@@ -566,7 +629,7 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
         let origin = n.origin.clone().unwrap_or_default();
         match &n.op {
             Op::Input { .. } => continue,
-            Op::Const(_) if packed_only(g, id) => continue,
+            Op::Const(_) if packed_only(g, id, cpu) => continue,
             Op::Const(c) => {
                 let d = g.consts.get(*c);
                 let off = p.weights.len().div_ceil(secc_artifact::ALIGN) * secc_artifact::ALIGN;
@@ -715,6 +778,9 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
             Op::IntTensor { values, .. } => KernelKind::IntTensor {
                 values: values.clone(),
             },
+            Op::Gemm(a) if cpu && packed_gemm(g, id, a).is_some() => {
+                KernelKind::GemmPacked(packed_gemm(g, id, a).expect("checked"))
+            }
             Op::Gemm(a) => KernelKind::Gemm {
                 attrs: a.clone(),
                 a: shape_of(g, ins[0]),
@@ -775,6 +841,9 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
             .collect();
         if let KernelKind::ConvBlocked(c) = &kind {
             pack_conv_args(g, id, c, &mut p, &mut args)?;
+        }
+        if let (KernelKind::GemmPacked(pg), Op::Gemm(a)) = (&kind, &n.op) {
+            pack_gemm_args(g, id, pg, a, &mut p, &mut args);
         }
         if args.contains(&u32::MAX) {
             return Err(unsupported(g, id, "operand without a buffer (internal)"));
