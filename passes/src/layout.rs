@@ -147,3 +147,96 @@ impl Pass for AssignLayout {
         Ok(changed.into())
     }
 }
+
+/// `fuse-conv-residual`: a residual `add` of a blocked convolution's output becomes that
+/// convolution's epilogue (`residual=true`, the other addend as a fourth operand), and so
+/// does `relu(add(..))` written as one fused element-wise program: the sum is computed while
+/// the tile is in registers instead of by a kernel that reads both tensors again. Only a
+/// convolution without an activation, whose one use is the add, qualifies.
+pub struct FuseConvResidual;
+
+/// The add's operand slots `(conv, other)` and the activation after the add, if `id` is
+/// `add(a, b)` or the program `[add(0, 1); act(2)]`.
+fn residual_add(g: &Graph, id: NodeId) -> Option<(Option<secc_ir::Activation>, [ValueId; 2])> {
+    use secc_ir::{BinaryOp, EwInstr};
+    let ins = g.inputs(id);
+    let act = match &g.node(id).op {
+        Op::Binary(BinaryOp::Add) => None,
+        Op::Elementwise { prog } => match prog.as_slice() {
+            [EwInstr::Binary(BinaryOp::Add, 0, 1) | EwInstr::Binary(BinaryOp::Add, 1, 0), EwInstr::Act(a, 2)] => {
+                Some(*a)
+            }
+            _ => return None,
+        },
+        _ => return None,
+    };
+    (ins.len() == 2).then_some((act, [ins[0], ins[1]]))
+}
+
+fn fusable_conv(g: &Graph, v: ValueId, out: &secc_ir::TensorType) -> bool {
+    let Op::Conv2d(a) = &g.node(v.node).op else {
+        return false;
+    };
+    a.act.is_none()
+        && !a.residual
+        && g.ty(v) == out
+        && out.layout.block().is_some()
+        && g.use_count(v) == 1
+}
+
+impl Pass for FuseConvResidual {
+    fn name(&self) -> &'static str {
+        "fuse-conv-residual"
+    }
+    fn run(&self, g: &mut Graph, log: &mut PassLog) -> Result<Changed, PassError> {
+        let err = |e: secc_ir::IrError| PassError::InPass {
+            pass: "fuse-conv-residual",
+            msg: e.to_string(),
+        };
+        let order = g.topo_order().unwrap_or_default();
+        let mut fused = 0;
+        for id in order {
+            let Some((act, [a, b])) = residual_add(g, id) else {
+                continue;
+            };
+            let out = g.ty(id.into()).clone();
+            let (conv, other) = if fusable_conv(g, a, &out) && g.ty(b) == &out {
+                (a, b)
+            } else if fusable_conv(g, b, &out) && g.ty(a) == &out {
+                (b, a)
+            } else {
+                continue;
+            };
+            let Op::Conv2d(mut attrs) = g.node(conv.node).op.clone() else {
+                continue;
+            };
+            let mut ins = g.inputs(conv.node);
+            if ins.len() == 2 {
+                let cout = g.ty(ins[1]).shape[0].known().unwrap_or(0) as usize;
+                let zero = secc_ir::ConstData::new(vec![cout], vec![0.0; cout]);
+                ins.push(g.add_const(zero, None));
+            }
+            ins.push(other);
+            attrs.residual = true;
+            attrs.act = act;
+            let origin = g.node(id).origin.clone();
+            let mut new = g.add_node(Op::Conv2d(attrs), &ins, origin).map_err(err)?;
+            g.node_mut(new.node).outputs[0].layout = out.layout;
+            new = ValueId {
+                node: new.node,
+                slot: 0,
+            };
+            g.replace_all_uses(id.into(), new);
+            g.remove_node(id);
+            g.remove_node(conv.node);
+            fused += 1;
+        }
+        if fused > 0 {
+            log.lines.push((
+                "fuse-conv-residual",
+                format!("fused {fused} residual add(s)"),
+            ));
+        }
+        Ok((fused > 0).into())
+    }
+}

@@ -26,6 +26,6 @@ pub use cse::Cse;
 pub use dce::DeadCode;
 pub use ew_fuse::FuseElementwise;
 pub use identity::RemoveIdentity;
-pub use layout::AssignLayout;
+pub use layout::{AssignLayout, FuseConvResidual};
 pub use manager::{Changed, Pass, PassError, PassLog, PassManager, PrintAfter};
 pub use se_fuse::SeFuse;

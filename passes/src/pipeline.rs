@@ -21,7 +21,8 @@
 //!
 //! Then the target's lowering passes ([`LOWERING`], built by [`lowering`] from the
 //! [`TargetOptions`] the code generator gives): `assign-layout` chooses blocked layouts on a
-//! CPU, last, so every pass before it sees plain tensors only.
+//! CPU, last, so every pass before it sees plain tensors only; `fuse-conv-residual` then
+//! folds residual adds into the blocked convolutions' epilogues.
 use crate::{
     AffineFold, AssignLayout, Canonicalise, ConstFold, Cse, DeadCode, FuseConvAct, FuseElementwise,
     Pass, PassError, RemoveIdentity, SeFuse,
@@ -50,7 +51,7 @@ pub struct TargetOptions {
 }
 
 /// Names of the target-dependent passes, in order, run after [`ALL`].
-pub const LOWERING: &[&str] = &["assign-layout"];
+pub const LOWERING: &[&str] = &["assign-layout", "fuse-conv-residual"];
 
 /// The lowering passes for a target.
 pub fn lowering(t: &TargetOptions) -> Vec<Box<dyn Pass>> {
@@ -67,6 +68,11 @@ pub fn by_name_for(name: &str, t: &TargetOptions) -> Result<Box<dyn Pass>, PassE
         ("assign-layout", None) => Err(PassError::InPass {
             pass: "assign-layout",
             msg: "this target keeps plain layouts".into(),
+        }),
+        ("fuse-conv-residual", Some(_)) => Ok(Box::new(crate::FuseConvResidual)),
+        ("fuse-conv-residual", None) => Err(PassError::InPass {
+            pass: "fuse-conv-residual",
+            msg: "this target has no blocked convolutions".into(),
         }),
         _ => by_name(name),
     }

@@ -67,6 +67,7 @@ fn secc_us(cs: &Case, threads: usize) -> f64 {
                 dilations: [1, 1],
                 group: cs.group as u64,
                 act: None,
+                residual: false,
             }),
             &[x, w, b],
             None,

@@ -60,6 +60,7 @@ fn add_conv(g: &mut Graph, x: ValueId, c: &Conv, seed: u32) -> ValueId {
         dilations: c.dilations,
         group: c.group,
         act: c.act,
+        residual: false,
     };
     g.add_node(Op::Conv2d(a), &ins, Some(format!("conv{seed}")))
         .unwrap()
@@ -291,5 +292,50 @@ fn packed_gemm_layers() {
         g.add_output("y", y);
         check_batches(name, &g, 16, "native", &[1, 3, 4, 9], false);
         check_batches(name, &g, 8, "x86-64-v3", &[1, 9], false);
+    }
+}
+
+/// Residual adds become convolution epilogues (`fuse-conv-residual`): `add(x, conv(x))`,
+/// either operand order, and `relu(add(..))` as a fused program, after dense and depthwise
+/// convolutions, with and without a bias of their own.
+#[test]
+fn residual_add_epilogues() {
+    use secc_ir::EwInstr;
+    for (name, depthwise, program, conv_first) in [
+        ("dense add", false, false, true),
+        ("dense add, other order", false, false, false),
+        ("dense add+relu program", false, true, true),
+        ("depthwise add", true, false, true),
+    ] {
+        let (mut g, x) = graph(3, 13, 11);
+        let a = add_conv(&mut g, x, &conv(40, 3, 1, 1), 1);
+        let mut l = conv(40, if depthwise { 3 } else { 1 }, 1, u64::from(depthwise));
+        l.group = if depthwise { 40 } else { 1 };
+        l.bias = !depthwise;
+        let b = add_conv(&mut g, a, &l, 3);
+        let ops = if conv_first { [b, a] } else { [a, b] };
+        let op = if program {
+            Op::Elementwise {
+                prog: vec![
+                    EwInstr::Binary(BinaryOp::Add, 0, 1),
+                    EwInstr::Act(Activation::Relu, 2),
+                ],
+            }
+        } else {
+            Op::Binary(BinaryOp::Add)
+        };
+        let y = g.add_node(op, &ops, None).unwrap();
+        g.add_output("y", y);
+        let mut lowered = g.clone();
+        let t = secc_passes::pipeline::TargetOptions { block: Some(16) };
+        secc_passes::PassManager::new(secc_passes::pipeline::lowering(&t))
+            .run(&mut lowered, |_, _| {})
+            .unwrap();
+        let fused = lowered
+            .node_ids()
+            .iter()
+            .any(|n| matches!(&lowered.node(*n).op, Op::Conv2d(c) if c.residual));
+        assert!(fused, "{name}: the add was not fused");
+        check_both(name, &g);
     }
 }

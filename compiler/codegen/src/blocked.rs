@@ -65,6 +65,8 @@ pub struct ConvTile {
 /// A step applied to the accumulators before the store.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Epilogue {
+    /// add the residual operand (argument 3, read at the output's position)
+    Residual,
     /// an activation on every lane
     Act(Activation),
 }
@@ -319,14 +321,35 @@ fn all_interior(g: &BlockedConv) -> bool {
     g.pads[1] == 0 && (g.y.w - 1) * g.strides[1] + (g.k[1] - 1) * g.dilations[1] < g.x.w
 }
 
+impl BlockedConv {
+    /// Whether the epilogue reads a residual operand (then argument 3, and y argument 4).
+    pub fn residual(&self) -> bool {
+        self.epilogue.contains(&Epilogue::Residual)
+    }
+    /// Index of the output argument.
+    fn out_arg(&self) -> usize {
+        if self.residual() {
+            4
+        } else {
+            3
+        }
+    }
+}
+
+/// The epilogue applied to the accumulator `v` of output element `yi`.
 fn apply_epilogue<'ctx>(
     kb: &Kb<'_, 'ctx>,
     g: &BlockedConv,
     v: VectorValue<'ctx>,
+    yi: IntValue<'ctx>,
 ) -> R<VectorValue<'ctx>> {
     let mut v = v;
     for e in &g.epilogue {
         v = match e {
+            Epilogue::Residual => {
+                let r = kb.vec_load_n(kb.args[3], yi, lanes(&g.y)?)?;
+                kb.b.build_float_add(v, r, "")?
+            }
             Epilogue::Act(a) => kb.vact(*a, v)?,
         };
     }
@@ -487,7 +510,7 @@ fn dense_tile<'ctx>(
     border: bool,
     pass: &Pass<'ctx>,
 ) -> R<()> {
-    let (px_, pw, pb, py) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3]);
+    let (px_, pw, pb, py) = (kb.args[0], kb.args[1], kb.args[2], kb.args[g.out_arg()]);
     let (ib, ob) = (g.x.block, g.y.block);
     let nl = lanes(&g.y)?;
     let (icb, [kh, kw]) = (g.x.blocks(), g.k);
@@ -549,11 +572,12 @@ fn dense_tile<'ctx>(
     for q in 0..qn {
         for j in 0..pxn {
             let a = acc[(q * pxn + j) as usize];
-            let mut v = apply_epilogue(kb, g, a)?;
+            let yi = out_at(kb, q, j)?;
+            let mut v = apply_epilogue(kb, g, a, yi)?;
             if !g.epilogue.is_empty() {
                 v = kb.b.build_select(pass.last, v, a, "")?.into_vector_value();
             }
-            kb.vec_store(py, out_at(kb, q, j)?, v)?;
+            kb.vec_store(py, yi, v)?;
         }
     }
     Ok(())
@@ -575,7 +599,7 @@ fn depthwise_tile<'ctx>(
     pxn: u64,
     border: bool,
 ) -> R<()> {
-    let (px_, pw, pb, py) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3]);
+    let (px_, pw, pb, py) = (kb.args[0], kb.args[1], kb.args[2], kb.args[g.out_arg()]);
     let c = g.y.block;
     let nl = lanes(&g.y)?;
     let [kh, kw] = g.k;
@@ -604,8 +628,8 @@ fn depthwise_tile<'ctx>(
         Ok(basics(acc))
     })?;
     for (j, a) in vecs(acc).into_iter().enumerate() {
-        let v = apply_epilogue(kb, g, a)?;
         let yi = g.y.at(kb, u.n, cb, u.oy, kb.add(u.ox0, kb.i(j as u64))?)?;
+        let v = apply_epilogue(kb, g, a, yi)?;
         kb.vec_store(py, yi, v)?;
     }
     Ok(())

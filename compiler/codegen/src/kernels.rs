@@ -1203,6 +1203,9 @@ fn known(d: Dim) -> R<u64> {
 }
 
 fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool) -> R<()> {
+    if a.residual {
+        return Err(unsupported("a residual convolution runs blocked only"));
+    }
     let (c, h, wd) = (known(x[1])?, known(x[2])?, known(x[3])?);
     let (o, cg, kh, kw) = (known(w[0])?, known(w[1])?, known(w[2])?, known(w[3])?);
     let og = o / a.group;
@@ -1989,6 +1992,7 @@ mod tests {
             dilations: d,
             group,
             act: None,
+            residual: false,
         };
         let y = g
             .add_node(Op::Conv2d(a), &[x, wt], Some("conv".into()))

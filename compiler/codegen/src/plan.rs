@@ -473,9 +473,10 @@ fn blocked_conv(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedConv, C
         pads: [a.pads[0], a.pads[1]],
         depthwise,
         epilogue: a
-            .act
-            .map(crate::blocked::Epilogue::Act)
+            .residual
+            .then_some(crate::blocked::Epilogue::Residual)
             .into_iter()
+            .chain(a.act.map(crate::blocked::Epilogue::Act))
             .collect(),
         tile,
         chunk: b.chunk,
@@ -553,7 +554,7 @@ fn packed_only(g: &Graph, id: NodeId, cpu: bool) -> bool {
                 Op::Gemm(a) => cpu && packed_gemm(g, u, a).is_some(),
                 _ => false,
             };
-            slot >= 1 && packed
+            (slot == 1 || slot == 2) && packed
         })
 }
 
@@ -586,8 +587,10 @@ fn pack_conv_args(
     };
     let bias = crate::blocked::pad_to(&bias, ob);
     let b = push_weight(p, vec![DimDecl::Known(bias.len() as u64)], &bias);
+    let residual = c.residual().then(|| args[3]);
     args.truncate(2);
     args.push(b);
+    args.extend(residual);
     Ok(())
 }
 

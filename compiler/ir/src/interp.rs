@@ -361,7 +361,13 @@ fn resize(a: &ResizeAttrs, x: &Tensor) -> Tensor {
     Tensor::new(vec![n, c, oh, ow], out)
 }
 
-fn conv2d(a: &Conv2dAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
+fn conv2d(
+    a: &Conv2dAttrs,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    residual: Option<&Tensor>,
+) -> Tensor {
     let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
     let (o, cg, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
     let g = a.group as usize;
@@ -402,8 +408,9 @@ fn conv2d(a: &Conv2dAttrs, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor
                             }
                         }
                     }
-                    out[((ni * o + oc) * oh + y) * ow + xx] =
-                        a.act.map_or(s as f32, |f| f.apply(s as f32));
+                    let at = ((ni * o + oc) * oh + y) * ow + xx;
+                    let s = residual.map_or(s as f32, |r| (s + r.data[at] as f64) as f32);
+                    out[at] = a.act.map_or(s, |f| f.apply(s));
                 }
             }
         }
@@ -817,7 +824,7 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
         }
         Op::MatMul => matmul(ins[0], ins[1])?,
         Op::Gemm(a) => gemm(a, ins[0], ins[1], ins.get(2).copied())?,
-        Op::Conv2d(a) => conv2d(a, ins[0], ins[1], ins.get(2).copied()),
+        Op::Conv2d(a) => conv2d(a, ins[0], ins[1], ins.get(2).copied(), ins.get(3).copied()),
         Op::SqueezeExcite(a) => squeeze_excite(a, ins[0], ins[1], ins[2], ins[3], ins[4]),
     })
 }

@@ -24,6 +24,8 @@ pub fn operand_ok(op: &Op, slot: usize, operand: Layout, out: Layout) -> bool {
         Op::Reorder { .. } | Op::GlobalAvgPool | Op::GlobalMaxPool => true,
         // a dense blocked convolution also reads a plain input (the 3-channel stem)
         Op::Conv2d(a) if slot == 0 => operand == out || (a.group == 1 && operand == Layout::Plain),
+        // the residual is read where the output is written
+        Op::Conv2d(_) if slot == 3 => operand == out,
         Op::SqueezeExcite(_) | Op::Act(_) | Op::Pool2d(_) if slot == 0 => operand == out,
         Op::Binary(_) | Op::Elementwise { .. } => operand == out,
         _ => operand == Layout::Plain,
@@ -41,6 +43,9 @@ pub fn check(op: &Op, ins: &[&TensorType], out: &TensorType) -> Result<(), Strin
         if c == 0 || out.rank() != 4 {
             return Err(format!("blocked layout {} on {out}", out.layout.name()));
         }
+    }
+    if matches!(op, Op::Conv2d(a) if a.residual) && out.layout == Layout::Plain {
+        return Err("a convolution with a residual operand must be blocked".into());
     }
     if matches!(op, Op::GlobalAvgPool | Op::GlobalMaxPool) && out.layout != Layout::Plain {
         return Err("a global pool yields a plain [N, C, 1, 1] tensor".into());

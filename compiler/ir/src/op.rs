@@ -18,6 +18,9 @@ pub struct Conv2dAttrs {
     pub group: u64,
     /// activation applied to every output element (fused by `fuse-conv-act`)
     pub act: Option<Activation>,
+    /// a fourth operand of the output's shape is added before the activation (a residual
+    /// `add` fused by the CPU lowering `fuse-conv-residual`; the bias is then explicit)
+    pub residual: bool,
 }
 
 /// Attributes of a 2-D transposed convolution (NCHW, weights `[Cin, Cout/group, kh, kw]`).
@@ -820,6 +823,9 @@ impl Op {
                     ("pads", list(&a.pads)),
                     ("strides", list(&a.strides)),
                 ]);
+                if a.residual {
+                    v.push(("residual", "true".into()));
+                }
                 v
             }
             Op::ConvTranspose2d(a) => vec![
@@ -941,6 +947,7 @@ impl Op {
             Op::Elementwise { .. } => (1, usize::MAX),
             Op::Concat { .. } => (1, usize::MAX),
             Op::Binary(_) | Op::MatMul => (2, 2),
+            Op::Conv2d(a) if a.residual => (4, 4),
             Op::Conv2d(_) | Op::ConvTranspose2d(_) | Op::Gemm(_) => (2, 3),
             Op::SqueezeExcite(_) => (5, 5),
         }
@@ -1342,6 +1349,11 @@ impl Op {
                         return Err(ty(format!("kernel {k} larger than padded input {inp}")));
                     }
                     o.push(Dim::Known((inp - k) / c.strides[i] + 1));
+                }
+                if let Some(r) = ins.get(3) {
+                    if r.shape != o {
+                        return Err(ty(format!("residual {r} must have the output's shape")));
+                    }
                 }
                 Ok(TensorType::f32(o))
             }

@@ -1595,6 +1595,7 @@ impl Importer<'_> {
                 dilations,
                 group: group as u64,
                 act: None,
+                residual: false,
             }),
             &ins,
         )
