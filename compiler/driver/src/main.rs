@@ -2,6 +2,7 @@
 //! -> code generation (secc-codegen) -> artifact; `run` and `inspect` use secc-runtime.
 #![forbid(unsafe_code)]
 
+mod explain;
 mod files;
 mod npy;
 mod out;
@@ -37,6 +38,20 @@ enum Cmd {
     Run(RunArgs),
     /// Describe a compiled artifact
     Inspect(InspectArgs),
+    /// List every SE candidate: fused as which block, or why not
+    Explain(ExplainArgs),
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// ONNX model
+    model: PathBuf,
+    /// Fix a symbolic dimension, e.g. `N=1` (repeatable)
+    #[arg(long = "fix-dim", value_name = "NAME=VALUE")]
+    fix_dim: Vec<String>,
+    /// Print JSON: one object per candidate
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Default)]
@@ -141,6 +156,7 @@ fn main() {
         Some(Cmd::Compile(a)) => compile(a),
         Some(Cmd::Run(a)) => run(a),
         Some(Cmd::Inspect(a)) => inspect(a),
+        Some(Cmd::Explain(a)) => explain_cmd(a),
         None => compile(cli.compile),
     };
     let r = r.and_then(|()| std::io::stdout().flush().map_err(out::stdout_error));
@@ -303,6 +319,14 @@ fn pass_manager(a: &CompileArgs) -> Result<PassManager> {
         }
     };
     Ok(pm)
+}
+
+fn explain_cmd(a: ExplainArgs) -> Result<()> {
+    let opts = secc_onnx::ImportOptions {
+        fixed_dims: fixed_dims(&a.fix_dim)?,
+    };
+    let r = explain::report(&a.model, &opts)?;
+    explain::print(&a.model, &r, a.json)
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
