@@ -144,7 +144,11 @@ impl fmt::Display for Reason {
                 "the pool is a {kind}, not a mean: the SE rules only fuse average pooling \
                  (GlobalAveragePool or ReduceMean over H and W)"
             ),
-            Reason::OtherTensor { pooled, multiplied, mul } => write!(
+            Reason::OtherTensor {
+                pooled,
+                multiplied,
+                mul,
+            } => write!(
                 f,
                 "the gate multiplies {multiplied} in {mul}, not the pooled tensor {pooled}: an SE \
                  block scales the tensor it pooled"
@@ -215,7 +219,8 @@ enum End {
 }
 
 fn pat(s: &str) -> Pattern<SeLang> {
-    s.parse().expect("invariant: the SE step patterns are valid")
+    s.parse()
+        .expect("invariant: the SE step patterns are valid")
 }
 
 /// A node's name for users: the graph input's name, or the ONNX node name with the op.
@@ -233,7 +238,11 @@ pub(super) fn name(g: &Graph, id: NodeId) -> String {
 /// True for a pooling over H and W of an NCHW tensor.
 pub(super) fn is_pool(g: &Graph, id: NodeId) -> bool {
     let n = g.node(id);
-    let rank4 = || g.inputs(id).first().is_some_and(|v| g.ty(*v).shape.len() == 4);
+    let rank4 = || {
+        g.inputs(id)
+            .first()
+            .is_some_and(|v| g.ty(*v).shape.len() == 4)
+    };
     match &n.op {
         Op::GlobalAvgPool => true,
         Op::ReduceMean { axes, .. } => axes == &[2, 3] && rank4(),
@@ -481,7 +490,6 @@ impl Ctx<'_> {
         }
     }
 }
-
 
 /// A multiply of an `[N, C, H, W]` tensor by an `[N, C, 1, 1]` gate: the gate operand.
 pub(super) fn gate_operand(g: &Graph, id: NodeId) -> Option<NodeId> {

@@ -366,7 +366,11 @@ impl SeFuse {
                     g.replace_all_uses(id.into(), se);
                     replaced.insert(id, se);
                     fused += 1;
-                    let spelling = format!("{} / {}, C={c}, R={r}", inner.to_ir().name(), gate.to_ir().name());
+                    let spelling = format!(
+                        "{} / {}, C={c}, R={r}",
+                        inner.to_ir().name(),
+                        gate.to_ir().name()
+                    );
                     fused_at.insert(id, (fused, explain::name(g, se.node), spelling));
                 }
                 Err(e) => {

@@ -158,9 +158,15 @@ pub fn se_check(eg: &EG, s: &Subst) -> Result<(), String> {
 pub const SE_STEPS: [(&str, &str); 7] = [
     ("(gap ?x)", "global average pool"),
     ("(to2d ?h)", "flatten to [N, C]"),
-    ("(dense ?h ?w1 ?b1)", "squeeze layer (FC or 1x1 conv, C -> R)"),
+    (
+        "(dense ?h ?w1 ?b1)",
+        "squeeze layer (FC or 1x1 conv, C -> R)",
+    ),
     ("(act ?i ?h)", "activation after the squeeze layer"),
-    ("(dense ?h ?w2 ?b2)", "excitation layer (FC or 1x1 conv, R -> C)"),
+    (
+        "(dense ?h ?w2 ?b2)",
+        "excitation layer (FC or 1x1 conv, R -> C)",
+    ),
     ("(act ?g ?h)", "gate activation (sigmoid or hard sigmoid)"),
     ("(to4d ?h)", "reshape of the gate to [N, C, 1, 1]"),
 ];
