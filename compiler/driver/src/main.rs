@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod check;
+mod dot;
 mod explain;
 mod files;
 mod inputs;
@@ -46,6 +47,25 @@ enum Cmd {
     Explain(ExplainArgs),
     /// Compile in memory and compare the artifact with the reference interpreter
     Check(CheckArgs),
+    /// Draw the IR as Graphviz DOT (or SVG/PNG/PDF through Graphviz's `dot`)
+    Dot(DotArgs),
+}
+
+#[derive(Args)]
+struct DotArgs {
+    /// ONNX model
+    model: PathBuf,
+    /// File to write: `.dot`/`.gv` (text), `.svg`, `.png` or `.pdf` (rendered by Graphviz's
+    /// `dot`); default: DOT on stdout
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
+    /// Draw the graph after this pass of the default pipeline (`import`: before any pass);
+    /// default: after all of them
+    #[arg(long, value_name = "PASS")]
+    after: Option<String>,
+    /// Fix a symbolic dimension, e.g. `N=1` (repeatable)
+    #[arg(long = "fix-dim", value_name = "NAME=VALUE")]
+    fix_dim: Vec<String>,
 }
 
 #[derive(Args)]
@@ -210,6 +230,7 @@ fn main() {
         Some(Cmd::Inspect(a)) => inspect(a),
         Some(Cmd::Explain(a)) => explain_cmd(a),
         Some(Cmd::Check(a)) => check_cmd(a),
+        Some(Cmd::Dot(a)) => dot_cmd(a),
         None => compile(cli.compile),
     };
     let r = r.and_then(|()| std::io::stdout().flush().map_err(out::stdout_error));
@@ -577,6 +598,111 @@ fn check_report(a: &CheckArgs, cases: &[check::Case], se: usize) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs the passes `names` on `g`.
+fn run_passes(g: &mut secc_ir::Graph, names: &[&str]) -> Result<()> {
+    let ps = names
+        .iter()
+        .map(|n| pipeline::by_name(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    PassManager::new(ps).run(g, |_, _| {})?;
+    Ok(())
+}
+
+/// The SE blocks `se-fuse` would fuse in `g` (a graph before that pass), as (pool, multiply).
+fn unfused_blocks(
+    g: &secc_ir::Graph,
+    rest: &[&str],
+) -> Result<Vec<(secc_ir::NodeId, secc_ir::NodeId)>> {
+    let mut h = g.clone();
+    run_passes(&mut h, rest)?;
+    let (_, r) = secc_passes::SeFuse::default().run_report(&mut h, &mut Default::default())?;
+    Ok(r.candidates
+        .iter()
+        .filter(|c| matches!(c.outcome, secc_passes::se_fuse::Outcome::Fused { .. }))
+        .filter_map(|c| Some((c.node_id, c.mul_id?)))
+        .filter(|(p, m)| g.contains(*p) && g.contains(*m))
+        .collect())
+}
+
+fn dot_cmd(a: DotArgs) -> Result<()> {
+    let all = pipeline::ALL;
+    let upto = match a.after.as_deref() {
+        None => all.len(),
+        Some("import") => 0,
+        Some(p) => {
+            1 + all.iter().position(|n| *n == p).with_context(|| {
+                format!(
+                    "--after: unknown pass {p:?} (known: import, {})",
+                    all.join(", ")
+                )
+            })?
+        }
+    };
+    if let Some(o) = &a.output {
+        check_output(&a.model, o, false)?;
+    }
+    let opts = secc_onnx::ImportOptions {
+        fixed_dims: fixed_dims(&a.fix_dim)?,
+    };
+    let mut g = secc_onnx::import_file(&a.model, &opts)
+        .with_context(|| format!("importing {}", a.model.display()))?;
+    run_passes(&mut g, &all[..upto])
+        .with_context(|| format!("optimising {}", a.model.display()))?;
+    let se_at = all
+        .iter()
+        .position(|n| *n == "se-fuse")
+        .unwrap_or(all.len());
+    let blocks = if upto <= se_at {
+        unfused_blocks(&g, &all[upto..se_at])?
+    } else {
+        vec![]
+    };
+    let text = dot::write(&g, &blocks);
+    let Some(out) = &a.output else {
+        out!("{text}");
+        return Ok(());
+    };
+    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let bytes = match ext {
+        "svg" | "png" | "pdf" => render(&text, ext)?,
+        _ => text.into_bytes(),
+    };
+    files::write_atomic(out, &bytes)?;
+    note!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Renders DOT with Graphviz's `dot -T<format>`.
+fn render(text: &str, format: &str) -> Result<Vec<u8>> {
+    use std::process::{Command, Stdio};
+    let mut child = match Command::new("dot")
+        .arg(format!("-T{format}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "rendering .{format} needs Graphviz's `dot`, which is not installed (Debian: \
+             apt-get install graphviz); write `-o graph.dot` to get the DOT text instead"
+        ),
+        Err(e) => return Err(e).context("starting Graphviz's dot"),
+    };
+    let mut stdin = child.stdin.take().context("dot stdin")?;
+    let t = text.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(t.as_bytes()));
+    let o = child.wait_with_output().context("running Graphviz's dot")?;
+    let _ = writer.join();
+    if !o.status.success() {
+        bail!(
+            "Graphviz's dot failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+    }
+    Ok(o.stdout)
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

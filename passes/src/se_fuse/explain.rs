@@ -36,6 +36,10 @@ pub struct Candidate {
     pub kind: CandidateKind,
     /// the candidate node: its ONNX name (or an IR reference when it has none)
     pub node: String,
+    /// the candidate node in the graph the pass ran on
+    pub node_id: NodeId,
+    /// the multiply the block ends in, in that graph
+    pub mul_id: Option<NodeId>,
     /// IR op mnemonic of the candidate
     pub op: String,
     /// type of its (first non-gate) operand, e.g. `f32[N,16,6,6]`
@@ -544,6 +548,8 @@ pub(super) fn finish(
         candidates.push(Candidate {
             kind: CandidateKind::Pool,
             node: name(g, w.pool),
+            node_id: w.pool,
+            mul_id: mul,
             op: g.node(w.pool).op.name().into(),
             input_type: ty(g.inputs(w.pool)[0]),
             output_type: ty(w.pool.into()),
@@ -565,6 +571,8 @@ pub(super) fn finish(
         candidates.push(Candidate {
             kind: CandidateKind::GateMul,
             node: name(g, *m),
+            node_id: *m,
+            mul_id: Some(*m),
             op: g.node(*m).op.name().into(),
             input_type: x.map(ty).unwrap_or_default(),
             output_type: ty((*m).into()),
