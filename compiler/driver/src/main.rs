@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
     version,
     about = "Compiles ONNX CNNs, fusing every squeeze-and-excitation block into one kernel",
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    after_help = "Example:\n  secc model.onnx -o model.bin\n\nExit status: 0 success, 1 error (including `check` over its tolerance), 2 usage error.\nWith --json, results and errors ({\"error\": ..., \"causes\": [...]}) are JSON on stdout."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,16 +39,28 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Compile a model (the default when no subcommand is given)
+    #[command(after_help = "Example:\n  secc compile model.onnx -o model.bin --timings")]
     Compile(CompileArgs),
     /// Run a compiled artifact on .npy inputs
+    #[command(
+        after_help = "Example:\n  secc run model.bin --input x=input.npy --output-dir out/\n  secc run model.bin --random-inputs --batch 8 --bench 100 --json"
+    )]
     Run(RunArgs),
     /// Describe a compiled artifact
+    #[command(after_help = "Example:\n  secc inspect model.bin --json")]
     Inspect(InspectArgs),
     /// List every SE candidate: fused as which block, or why not
+    #[command(after_help = "Example:\n  secc explain model.onnx --json")]
     Explain(ExplainArgs),
     /// Compile in memory and compare the artifact with the reference interpreter
+    #[command(
+        after_help = "Example:\n  secc check model.onnx --tol 1e-4\n  secc check model.onnx --reference test_data_set_0/"
+    )]
     Check(CheckArgs),
     /// Draw the IR as Graphviz DOT (or SVG/PNG/PDF through Graphviz's `dot`)
+    #[command(
+        after_help = "Example:\n  secc dot model.onnx --after affine-fold -o before.svg\n  secc dot model.onnx --after dce -o after.svg"
+    )]
     Dot(DotArgs),
 }
 
@@ -222,8 +235,22 @@ fn physical_memory() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Whether the command asked for JSON (errors are then JSON too).
+fn wants_json(cli: &Cli) -> bool {
+    match &cli.cmd {
+        Some(Cmd::Compile(a)) => a.json,
+        Some(Cmd::Run(a)) => a.json,
+        Some(Cmd::Inspect(a)) => a.json,
+        Some(Cmd::Explain(a)) => a.json,
+        Some(Cmd::Check(a)) => a.json,
+        Some(Cmd::Dot(_)) => false,
+        None => cli.compile.json,
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
+    let json = wants_json(&cli);
     let r = match cli.cmd {
         Some(Cmd::Compile(a)) => compile(a),
         Some(Cmd::Run(a)) => run(a),
@@ -240,8 +267,13 @@ fn main() {
             std::process::exit(0);
         }
         note!("error: {e}");
-        for c in e.chain().skip(1) {
+        let causes: Vec<String> = e.chain().skip(1).map(|c| c.to_string()).collect();
+        for c in &causes {
             note!("  caused by: {c}");
+        }
+        if json && !e.is::<out::Reported>() {
+            let j = serde_json::json!({"error": e.to_string(), "causes": causes});
+            let _ = writeln!(std::io::stdout().lock(), "{j}");
         }
         std::process::exit(1);
     }
@@ -591,11 +623,13 @@ fn check_report(a: &CheckArgs, cases: &[check::Case], se: usize) -> Result<()> {
         );
     }
     if !bad.is_empty() {
-        bail!(
+        let msg = format!(
             "output(s) over the tolerance {:e}: {}",
             a.tol,
             bad.join(", ")
         );
+        // with --json the report above already says so: no second JSON document
+        return Err(anyhow::Error::new(out::Reported(msg)));
     }
     Ok(())
 }
@@ -641,7 +675,13 @@ fn dot_cmd(a: DotArgs) -> Result<()> {
         }
     };
     if let Some(o) = &a.output {
-        check_output(&a.model, o, false)?;
+        if same_file(&a.model, o) {
+            bail!(
+                "refusing to write the picture over the input model {}",
+                o.display()
+            );
+        }
+        files::check_replaceable(o)?;
     }
     let opts = secc_onnx::ImportOptions {
         fixed_dims: fixed_dims(&a.fix_dim)?,
@@ -760,7 +800,10 @@ fn run(a: RunArgs) -> Result<()> {
                 o
             })
             .collect();
-        out!("{}", serde_json::json!({ "outputs": outs }));
+        out!(
+            "{}",
+            serde_json::json!({ "model": a.artifact.display().to_string(), "outputs": outs })
+        );
     } else if a.output_dir.is_none() {
         for (n, t) in model.output_names().iter().zip(&outputs) {
             let head: Vec<String> = match t.dtype {
@@ -912,7 +955,7 @@ fn inspect(a: InspectArgs) -> Result<()> {
         "sections": m.sections,
     });
     if a.json {
-        out!("{}", serde_json::to_string_pretty(&j)?);
+        out!("{j}");
     } else {
         out!(
             "{} (format v{}, {})",
@@ -930,8 +973,36 @@ fn inspect(a: InspectArgs) -> Result<()> {
                     .iter()
                     .map(|d| d.display(&m.symbols))
                     .collect();
-                out!("  {kind} {:?}: f32[{}]", i.name, s.join(","));
+                out!(
+                    "  {kind} {:?}: {}[{}]",
+                    i.name,
+                    m.buffers[i.buffer as usize].dtype,
+                    s.join(",")
+                );
             }
+        }
+        out!(
+            "  symbols: {}",
+            if m.symbols.is_empty() {
+                "none".into()
+            } else {
+                m.symbols.join(", ")
+            }
+        );
+        out!(
+            "  memory at batch 1: arena {} bytes ({} without reuse), weights {} bytes",
+            j["arena_bytes"],
+            j["arena_bytes_without_reuse"],
+            j["weights_bytes"]
+        );
+        for sec in &m.sections {
+            out!(
+                "  section {:<10} offset {:>10} len {:>10} crc32 {:08x}",
+                sec.kind,
+                sec.offset,
+                sec.len,
+                sec.crc32
+            );
         }
         out!(
             "  {} kernel(s), {} fused SE block(s):",
