@@ -30,11 +30,11 @@ pub fn report(model: &Path, opts: &secc_onnx::ImportOptions) -> Result<SeReport>
 pub fn candidate_json(c: &Candidate) -> serde_json::Value {
     let mut j = serde_json::json!({
         "kind": match c.kind { CandidateKind::Pool => "pool", CandidateKind::GateMul => "gate_mul" },
-        "node": c.node,
+        "node": c.node_name,
         "op": c.op,
         "input_type": c.input_type,
         "output_type": c.output_type,
-        "mul": c.mul,
+        "mul": c.mul_name,
     });
     match &c.outcome {
         Outcome::Fused {

@@ -63,11 +63,14 @@ impl Stages {
         let mut v: Vec<serde_json::Value> = self
             .done
             .iter()
-            .map(|(n, d)| serde_json::json!({"stage": n, "ms": d.as_secs_f64() * 1e3}))
+            .map(|(n, d)| serde_json::json!({"stage": n, "ms": ms(*d)}))
             .collect();
-        v.push(
-            serde_json::json!({"stage": "total", "ms": self.start.elapsed().as_secs_f64() * 1e3}),
-        );
+        v.push(serde_json::json!({"stage": "total", "ms": ms(self.start.elapsed())}));
         v.into()
     }
+}
+
+/// Milliseconds with microsecond resolution.
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
 }

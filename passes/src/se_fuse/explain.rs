@@ -36,6 +36,10 @@ pub struct Candidate {
     pub kind: CandidateKind,
     /// the candidate node: its ONNX name (or an IR reference when it has none)
     pub node: String,
+    /// the candidate's plain name: ONNX node name, graph input name or `n<id>`
+    pub node_name: String,
+    /// the multiply's plain name
+    pub mul_name: Option<String>,
     /// the candidate node in the graph the pass ran on
     pub node_id: NodeId,
     /// the multiply the block ends in, in that graph
@@ -237,6 +241,17 @@ pub(super) fn name(g: &Graph, id: NodeId) -> String {
         Some(o) => format!("{o:?} ({})", n.op.name()),
         None => format!("n{} ({})", id.index(), n.op.name()),
     }
+}
+
+/// A node's plain name: the graph input's name, the ONNX node name, or `n<id>`.
+pub(super) fn plain_name(g: &Graph, id: NodeId) -> String {
+    if let Some((n, _)) = g.inputs.iter().find(|(_, i)| *i == id) {
+        return n.clone();
+    }
+    g.node(id)
+        .origin
+        .clone()
+        .unwrap_or_else(|| format!("n{}", id.index()))
 }
 
 /// True for a pooling over H and W of an NCHW tensor.
@@ -548,6 +563,8 @@ pub(super) fn finish(
         candidates.push(Candidate {
             kind: CandidateKind::Pool,
             node: name(g, w.pool),
+            node_name: plain_name(g, w.pool),
+            mul_name: mul.map(|m| plain_name(g, m)),
             node_id: w.pool,
             mul_id: mul,
             op: g.node(w.pool).op.name().into(),
@@ -571,6 +588,8 @@ pub(super) fn finish(
         candidates.push(Candidate {
             kind: CandidateKind::GateMul,
             node: name(g, *m),
+            node_name: plain_name(g, *m),
+            mul_name: Some(plain_name(g, *m)),
             node_id: *m,
             mul_id: Some(*m),
             op: g.node(*m).op.name().into(),

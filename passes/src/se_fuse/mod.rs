@@ -371,7 +371,7 @@ impl SeFuse {
                         inner.to_ir().name(),
                         gate.to_ir().name()
                     );
-                    fused_at.insert(id, (fused, explain::name(g, se.node), spelling));
+                    fused_at.insert(id, (fused, explain::plain_name(g, se.node), spelling));
                 }
                 Err(e) => {
                     skipped_at.insert(id, format!("the fused node is invalid: {e}"));
@@ -412,6 +412,14 @@ impl SeFuse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn se_body_is_the_steps_nested() {
+        assert_eq!(
+            rules::se_body(),
+            "(to4d (act ?g (dense (act ?i (dense (to2d (gap ?x)) ?w1 ?b1)) ?w2 ?b2)))"
+        );
+    }
 
     #[test]
     fn rules_build() {
