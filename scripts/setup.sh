@@ -7,15 +7,17 @@
 #   - the ONNX backend node tests from the onnx 1.22.0 wheel, unpacked into .tools/onnx-node/
 #   - every crate of Cargo.lock, for all platforms, into the cargo cache (cargo fetch)
 #   - with --fuzz: cargo-fuzz (into ~/.cargo/bin; see scripts/fuzz.sh)
-# Usage: scripts/setup.sh [--no-python] [--no-ptxas] [--fuzz]
+#   - with --bench: OpenVINO in .venv (scripts/requirements-bench.txt; benches/net_bench.py)
+# Usage: scripts/setup.sh [--no-python] [--no-ptxas] [--fuzz] [--bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-want_python=1; want_ptxas=1; want_fuzz=0
+want_python=1; want_ptxas=1; want_fuzz=0; want_bench=0
 for a in "$@"; do
   case "$a" in
     --no-python) want_python=0 ;;
     --no-ptxas) want_ptxas=0 ;;
     --fuzz) want_fuzz=1 ;;
+    --bench) want_bench=1 ;;
     *) echo "unknown flag $a" >&2; exit 2 ;;
   esac
 done
@@ -86,6 +88,10 @@ fi
 # test) resolves the whole lock file, including Windows-only crates a Linux build never fetches
 if command -v cargo >/dev/null 2>&1; then
   cargo fetch --locked -q
+fi
+if [ "$want_bench" = 1 ] && ! .venv/bin/python -c 'import openvino' >/dev/null 2>&1; then
+  echo "setup: installing OpenVINO into .venv (benchmarks)"
+  .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-bench.txt
 fi
 if [ "$want_fuzz" = 1 ]; then
   bash scripts/fuzz.sh --install

@@ -18,9 +18,13 @@
 //! 8. `fuse-conv-act` makes activations convolution epilogues.
 //! 9. `fuse-elementwise` folds the remaining element-wise chains into single kernels.
 //! 10. `dce` last removes what fusion orphaned (the unfused chain, unused weights).
+//!
+//! Then the target's lowering passes ([`LOWERING`], built by [`lowering`] from the
+//! [`TargetOptions`] the code generator gives): `assign-layout` chooses blocked layouts on a
+//! CPU, last, so every pass before it sees plain tensors only.
 use crate::{
-    AffineFold, Canonicalise, ConstFold, Cse, DeadCode, FuseConvAct, FuseElementwise, Pass,
-    PassError, RemoveIdentity, SeFuse,
+    AffineFold, AssignLayout, Canonicalise, ConstFold, Cse, DeadCode, FuseConvAct, FuseElementwise,
+    Pass, PassError, RemoveIdentity, SeFuse,
 };
 
 /// Names of all passes, in default order.
@@ -37,7 +41,38 @@ pub const ALL: &[&str] = &[
     "dce",
 ];
 
-/// A pass by name.
+/// What the target decides about the lowering passes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TargetOptions {
+    /// channel block of the blocked layout (the vector width), `None` to keep plain layouts
+    /// (the GPU)
+    pub block: Option<u32>,
+}
+
+/// Names of the target-dependent passes, in order, run after [`ALL`].
+pub const LOWERING: &[&str] = &["assign-layout"];
+
+/// The lowering passes for a target.
+pub fn lowering(t: &TargetOptions) -> Vec<Box<dyn Pass>> {
+    LOWERING
+        .iter()
+        .filter_map(|n| by_name_for(n, t).ok())
+        .collect()
+}
+
+/// A pass by name, target-dependent ones built for `t`.
+pub fn by_name_for(name: &str, t: &TargetOptions) -> Result<Box<dyn Pass>, PassError> {
+    match (name, t.block) {
+        ("assign-layout", Some(block)) => Ok(Box::new(AssignLayout { block })),
+        ("assign-layout", None) => Err(PassError::InPass {
+            pass: "assign-layout",
+            msg: "this target keeps plain layouts".into(),
+        }),
+        _ => by_name(name),
+    }
+}
+
+/// A pass of the default pipeline by name.
 pub fn by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
     Ok(match name {
         "remove-identity" => Box::new(RemoveIdentity),

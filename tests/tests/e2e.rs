@@ -11,30 +11,52 @@ use secc_ir::interp;
 /// with reordered (vectorised) sums and use libm expf; the interpreter accumulates in f64.
 pub const KERNEL_TOL: f32 = 1e-4;
 
+/// Blocked layouts as `secc` compiles for this host (16 lanes with AVX-512, else 8).
 #[test]
 fn every_fixture_runs_and_matches_the_interpreter() {
-    check_all(true);
+    let host = secc_codegen::vector_block(&cpu_opts().target);
+    check_all(true, host, "native");
+}
+
+/// Plain layouts only (the kernels the GPU path and non-blockable ops use).
+#[test]
+fn every_fixture_runs_plain_and_matches_the_interpreter() {
+    check_all(true, None, "native");
+}
+
+/// The AVX2 artifact every x86-64-v3 machine runs: 8-lane blocks.
+#[test]
+fn every_fixture_runs_for_x86_64_v3_and_matches_the_interpreter() {
+    check_all(true, Some(8), "x86-64-v3");
 }
 
 /// Without SE fusion every op of the chain runs as its own kernel (conv, gemm, matmul,
 /// reduce, element-wise with broadcasting): the same checks cover those kernels.
 #[test]
 fn every_fixture_runs_unfused_and_matches_the_interpreter() {
-    check_all(false);
+    let host = secc_codegen::vector_block(&cpu_opts().target);
+    check_all(false, host, "native");
 }
 
-fn check_all(fuse: bool) {
+fn check_all(fuse: bool, block: Option<u32>, cpu: &str) {
+    let opts = secc_codegen::CodegenOptions {
+        target: secc_codegen::Target::Cpu { cpu: cpu.into() },
+        ..cpu_opts()
+    };
     for p in fixtures() {
         let mut g = import(&p);
-        let pipeline = if fuse {
+        let mut pipeline = if fuse {
             secc_passes::pipeline::default_pipeline()
         } else {
             secc_passes::pipeline::no_fuse_pipeline()
         };
+        pipeline.extend(secc_passes::pipeline::lowering(
+            &secc_passes::pipeline::TargetOptions { block },
+        ));
         secc_passes::PassManager::new(pipeline)
             .run(&mut g, |_, _| {})
             .unwrap();
-        let bytes = compile(&g, &cpu_opts()).unwrap_or_else(|e| panic!("{}: {e}", stem(&p)));
+        let bytes = compile(&g, &opts).unwrap_or_else(|e| panic!("{}: {e}", stem(&p)));
         for threads in [1, 2] {
             let model = secc_runtime::Model::from_bytes(bytes.clone(), threads).unwrap();
             assert_eq!(

@@ -120,6 +120,29 @@ fn each_pass_individually_preserves_semantics() {
                 );
             }
         }
+        // the lowering passes, for both vector widths, on the optimised graph
+        for block in [8, 16] {
+            let t = secc_passes::pipeline::TargetOptions { block: Some(block) };
+            let mut lowered = g.clone();
+            let ins = random_inputs(&g, 3, 200 + u64::from(block));
+            let before = run(&g, &ins).unwrap();
+            for name in secc_passes::pipeline::LOWERING {
+                let pass = secc_passes::pipeline::by_name_for(name, &t).unwrap();
+                pass.run(&mut lowered, &mut secc_passes::PassLog::default())
+                    .unwrap();
+                lowered
+                    .verify()
+                    .unwrap_or_else(|e| panic!("{} after {name}: {e}", stem(&p)));
+            }
+            let after = run(&lowered, &ins).unwrap();
+            for (a, b) in after.iter().zip(&before) {
+                assert!(
+                    max_rel_err(a, b) <= PASS_TOL,
+                    "{}: lowering changed results",
+                    stem(&p)
+                );
+            }
+        }
     }
 }
 

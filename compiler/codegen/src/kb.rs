@@ -913,6 +913,61 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         self.splat(x)
     }
 
+    /// `lanes` floats loaded from `base[idx..]` (the blocked kernels' vectors are one
+    /// channel block wide, whatever [`Self::width`] is).
+    pub fn vec_load_n(
+        &self,
+        base: PointerValue<'ctx>,
+        idx: IntValue<'ctx>,
+        lanes: u32,
+    ) -> R<VectorValue<'ctx>> {
+        let p = self.at(base, idx)?;
+        let v = self
+            .b
+            .build_load(self.ctx.f32_type().vec_type(lanes), p, "vln")?;
+        if let Some(i) = v.as_instruction_value() {
+            i.set_alignment(4)
+                .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        }
+        Ok(v.into_vector_value())
+    }
+
+    /// A vector of `lanes` copies of `x`.
+    pub fn vec_splat_n(&self, x: FloatValue<'ctx>, lanes: u32) -> R<VectorValue<'ctx>> {
+        let vt = self.ctx.f32_type().vec_type(lanes);
+        let v = self.b.build_insert_element(
+            vt.get_poison(),
+            x,
+            self.ctx.i32_type().const_zero(),
+            "",
+        )?;
+        let mask = self.ctx.i32_type().vec_type(lanes).const_zero();
+        Ok(self
+            .b
+            .build_shuffle_vector(v, vt.get_poison(), mask, "splatn")?)
+    }
+
+    /// Lane-wise `a op b` for the blocked kernels' combining steps.
+    pub fn vec_binary(
+        &self,
+        op: secc_ir::BinaryOp,
+        a: VectorValue<'ctx>,
+        b: VectorValue<'ctx>,
+    ) -> R<VectorValue<'ctx>> {
+        use secc_ir::BinaryOp as B;
+        let r = match op {
+            B::Add => self.b.build_float_add(a, b, "")?,
+            B::Mul => self.b.build_float_mul(a, b, "")?,
+            B::Max => {
+                // the scalar `fmax`'s NaN rule, lane by lane
+                let c = self.b.build_float_compare(FloatPredicate::ULT, a, b, "")?;
+                return Ok(self.b.build_select(c, b, a, "")?.into_vector_value());
+            }
+            other => return Err(CodegenError::Llvm(format!("vec_binary {other:?}"))),
+        };
+        Ok(r)
+    }
+
     /// Lane mask: lane `j` is set when `lo <= start + j < hi`.
     pub fn lane_mask(
         &self,
@@ -994,6 +1049,17 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         stride: u64,
     ) -> R<VectorValue<'ctx>> {
         self.lane_mask_n(start, lo, hi, self.width() * stride as u32)
+    }
+
+    /// Lane mask of `lanes` lanes: lane `j` is set when `lo <= start + j < hi`.
+    pub fn lane_mask_lanes(
+        &self,
+        start: IntValue<'ctx>,
+        lo: IntValue<'ctx>,
+        hi: IntValue<'ctx>,
+        lanes: u32,
+    ) -> R<VectorValue<'ctx>> {
+        self.lane_mask_n(start, lo, hi, lanes)
     }
 
     fn lane_mask_n(

@@ -52,9 +52,24 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
         KernelKind::Gemm { attrs, a, b, c } => gemm(kb, attrs, a, b, c.as_deref()),
         KernelKind::MatMul { a, b } => matmul(kb, a, b),
         KernelKind::Conv { attrs, x, w, bias } => conv(kb, attrs, x, w, *bias),
-        KernelKind::SqueezeExcite { attrs, x, r, block } => {
-            squeeze_excite(kb, attrs, x, *r, *block)
+        KernelKind::SqueezeExcite {
+            attrs,
+            x,
+            r,
+            block,
+            lanes,
+        } => squeeze_excite(kb, attrs, x, *r, *block, *lanes),
+        KernelKind::ConvBlocked(g) => crate::blocked::conv(kb, g),
+        KernelKind::GemmPacked(g) => crate::blocked::gemm(kb, g),
+        KernelKind::Reorder {
+            n,
+            view,
+            to_blocked,
+        } => crate::blocked::reorder(kb, *n, *view, *to_blocked),
+        KernelKind::GlobalPoolBlocked { n, view, max } => {
+            crate::blocked::global_pool(kb, *n, *view, *max)
         }
+        KernelKind::PoolBlocked { attrs, n, x, y } => crate::blocked::pool(kb, attrs, *n, *x, *y),
     }
 }
 
@@ -1758,6 +1773,7 @@ fn squeeze_excite<'a, 'ctx>(
     x: &[Dim],
     r: u64,
     block: u64,
+    lanes: u64,
 ) -> R<()> {
     let (c, h, w) = (known(x[1])?, known(x[2])?, known(x[3])?);
     let hw = h * w;
@@ -1770,14 +1786,44 @@ fn squeeze_excite<'a, 'ctx>(
     };
     let (inner, gate): (Activation, Activation) = (a.inner, a.gate);
     let nimg = kb.dim(x[0])?;
-    let hid0 = block * c; // hidden values start after the pooled/gate area
-                          // one block: images [i0, i0 + nb)
+    // blocked x (`lanes` > 1): threads own whole channel blocks; the pooled values and gates
+    // of an image are `cp` floats apart, padding lanes included
+    let nblk = c.div_ceil(lanes);
+    let cp = nblk * lanes;
+    let nl = u32::try_from(lanes).map_err(|_| unsupported("channel block too wide"))?;
+    let hid0 = block * cp; // hidden values start after the pooled/gate area
+                           // one block: images [i0, i0 + nb)
     let body = |kb: &mut Kb<'a, 'ctx>, i0: IntValue<'ctx>, nb: IntValue<'ctx>| -> R<()> {
-        let (clo, chi) = kb.split_by(kb.i(c), kb.group_tid, kb.group_n)?;
+        let (blo, bhi) = kb.split_by(kb.i(nblk), kb.group_tid, kb.group_n)?;
+        let clo = kb.mul(blo, kb.i(lanes))?;
+        let chi = if lanes > 1 {
+            kb.imin(kb.mul(bhi, kb.i(lanes))?, kb.i(c))?
+        } else {
+            bhi
+        };
         let inv_hw = kb.fc(1.0 / hw as f32);
         kb.for_loop(kb.i(0), nb, |kb, b| {
-            let xb = kb.mul(kb.add(i0, b)?, kb.i(c * hw))?;
-            let sb = kb.mul(b, kb.i(c))?;
+            let xb = kb.mul(kb.add(i0, b)?, kb.i(cp * hw))?;
+            let sb = kb.mul(b, kb.i(cp))?;
+            if lanes > 1 {
+                return kb.for_loop(blo, bhi, |kb, cb| {
+                    let base = kb.add(xb, kb.mul(cb, kb.i(hw * lanes))?)?;
+                    let zero = kb.vec_splat_n(kb.fc(0.0), nl)?;
+                    let s = kb.for_carry(kb.i(0), kb.i(hw), vec![zero.into()], |kb, p, s| {
+                        let v = kb.vec_load_n(px, kb.add(base, kb.mul(p, kb.i(lanes))?)?, nl)?;
+                        Ok(vec![kb
+                            .b
+                            .build_float_add(s[0].into_vector_value(), v, "")?
+                            .into()])
+                    })?;
+                    let m = kb.b.build_float_mul(
+                        s[0].into_vector_value(),
+                        kb.vec_splat_n(inv_hw, nl)?,
+                        "",
+                    )?;
+                    kb.vec_store(scratch, kb.add(sb, kb.mul(cb, kb.i(lanes))?)?, m)
+                });
+            }
             kb.for_loop(clo, chi, |kb, ch| {
                 let base = kb.add(xb, kb.mul(ch, kb.i(hw))?)?;
                 let s = kb.sum_contig(px, base, hw)?;
@@ -1795,7 +1841,7 @@ fn squeeze_excite<'a, 'ctx>(
                     kb,
                     kb.i(c),
                     (pw1, wrow, one),
-                    (scratch, kb.mul(b, kb.i(c))?, one),
+                    (scratch, kb.mul(b, kb.i(cp))?, one),
                     bias,
                 )?;
                 let v = kb.act(inner, s)?;
@@ -1810,7 +1856,7 @@ fn squeeze_excite<'a, 'ctx>(
         // FC2: gates = b2 + sum_j w2t[j, :] * hidden[b, j], j outermost so each w2t row
         // slice is reused from L1 for every image of the block
         kb.for_loop(kb.i(0), nb, |kb, b| {
-            let sb = kb.mul(b, kb.i(c))?;
+            let sb = kb.mul(b, kb.i(cp))?;
             kb.for_loop(clo, chi, |kb, ch| {
                 kb.store(scratch, kb.add(sb, ch)?, kb.load(pb2, ch)?)
             })
@@ -1818,7 +1864,7 @@ fn squeeze_excite<'a, 'ctx>(
         kb.for_loop(kb.i(0), kb.i(r), |kb, j| {
             let wrow = kb.mul(j, kb.i(c))?;
             kb.for_loop(kb.i(0), nb, |kb, b| {
-                let sb = kb.mul(b, kb.i(c))?;
+                let sb = kb.mul(b, kb.i(cp))?;
                 let hj = kb.load(
                     scratch,
                     kb.add(kb.i(hid0), kb.add(kb.mul(b, kb.i(r))?, j)?)?,
@@ -1834,13 +1880,24 @@ fn squeeze_excite<'a, 'ctx>(
             })
         })?;
         kb.for_loop(kb.i(0), nb, |kb, b| {
-            let sb = kb.mul(b, kb.i(c))?;
+            let sb = kb.mul(b, kb.i(cp))?;
             kb.for_loop(clo, chi, |kb, ch| {
                 let gi = kb.add(sb, ch)?;
                 let v = kb.act(gate, kb.load(scratch, gi)?)?;
                 kb.store(scratch, gi, v)
             })?;
-            let xb = kb.mul(kb.add(i0, b)?, kb.i(c * hw))?;
+            let xb = kb.mul(kb.add(i0, b)?, kb.i(cp * hw))?;
+            if lanes > 1 {
+                return kb.for_loop(blo, bhi, |kb, cb| {
+                    let g = kb.vec_load_n(scratch, kb.add(sb, kb.mul(cb, kb.i(lanes))?)?, nl)?;
+                    let base = kb.add(xb, kb.mul(cb, kb.i(hw * lanes))?)?;
+                    kb.for_loop(kb.i(0), kb.i(hw), |kb, p| {
+                        let i = kb.add(base, kb.mul(p, kb.i(lanes))?)?;
+                        let v = kb.b.build_float_mul(kb.vec_load_n(px, i, nl)?, g, "")?;
+                        kb.vec_store(py, i, v)
+                    })
+                });
+            }
             kb.for_loop(clo, chi, |kb, ch| {
                 let g = kb.load(scratch, kb.add(sb, ch)?)?;
                 let base = kb.add(xb, kb.mul(ch, kb.i(hw))?)?;

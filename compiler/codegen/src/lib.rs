@@ -7,18 +7,21 @@
 //!   that hides the target: on the CPU a kernel is called by every thread of the runtime's
 //!   pool with `(tid, nthreads)` and a barrier callback; on NVPTX the same body reads
 //!   `tid.x`/`ctaid.x` and uses `bar.sync`. Only the prologue differs.
+//! * [`blocked`] holds the kernels over blocked (`nChw{c}c`) tensors, with register-tiled
+//!   convolutions and weights packed at compile time.
 //! * [`target`] creates target machines, optimises (O3, vectorised reductions through
 //!   reassoc/contract flags), emits an object linked into a shared object with `cc`, or PTX.
 //!
 //! This is the only crate that links LLVM. It never depends on the ONNX or pass crates.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod blocked;
 pub mod kb;
 pub mod kernels;
 pub mod plan;
 pub mod target;
 
-pub use target::{check_target, compile, CodegenOptions, Target};
+pub use target::{check_target, compile, vector_block, CodegenOptions, Target};
 
 /// Code generation errors.
 #[derive(Debug, thiserror::Error)]

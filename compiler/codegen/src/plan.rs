@@ -1,4 +1,5 @@
 //! Buffer assignment and kernel steps: the execution plan stored in the artifact.
+use crate::blocked::{BlockedConv, View};
 use crate::CodegenError;
 use secc_artifact::{BufferDecl, BufferKind, DimDecl, IoDecl};
 use secc_ir::{
@@ -149,6 +150,41 @@ pub enum KernelKind {
         r: u64,
         /// images processed together, so the FC weights are read once per block
         block: u64,
+        /// channels per block of x and y (1: plain NCHW)
+        lanes: u64,
+    },
+    /// Convolution over blocked tensors, weights packed at compile time.
+    ConvBlocked(BlockedConv),
+    /// GEMM with constant weights packed at compile time (CPU).
+    GemmPacked(crate::blocked::PackedGemm),
+    /// Plain `[N, C, H, W]` to blocked, or back.
+    Reorder {
+        /// the batch
+        n: Dim,
+        /// the blocked view (its `block` is the channel block)
+        view: View,
+        /// direction
+        to_blocked: bool,
+    },
+    /// Global average or max pool of a blocked tensor into a plain `[N, C, 1, 1]`.
+    GlobalPoolBlocked {
+        /// the batch
+        n: Dim,
+        /// the input
+        view: View,
+        /// max instead of mean
+        max: bool,
+    },
+    /// Windowed pooling of blocked tensors.
+    PoolBlocked {
+        /// attributes
+        attrs: secc_ir::PoolAttrs,
+        /// the batch
+        n: Dim,
+        /// input
+        x: View,
+        /// output
+        y: View,
     },
 }
 
@@ -199,6 +235,15 @@ impl KernelKind {
             KernelKind::MatMul { .. } => "matmul",
             KernelKind::Conv { .. } => "conv2d",
             KernelKind::SqueezeExcite { .. } => "squeeze_excite",
+            KernelKind::ConvBlocked(g) if g.depthwise => "conv2d_dw_blocked",
+            KernelKind::ConvBlocked(_) => "conv2d_blocked",
+            KernelKind::GemmPacked(_) => "gemm_packed",
+            KernelKind::Reorder {
+                to_blocked: true, ..
+            } => "reorder_to_blocked",
+            KernelKind::Reorder { .. } => "reorder_to_plain",
+            KernelKind::GlobalPoolBlocked { .. } => "global_pool_blocked",
+            KernelKind::PoolBlocked { .. } => "pool2d_blocked",
         }
     }
 }
@@ -286,6 +331,266 @@ fn se_block_images(c: u64, r: u64, hw: u64) -> u64 {
     }
 }
 
+/// The shape a value's buffer has in memory: the logical shape, or `[N, C/c, H, W, c]` for
+/// a blocked tensor (channels padded).
+fn stored_shape(g: &Graph, v: ValueId) -> Vec<Dim> {
+    let t = g.ty(v);
+    match (t.layout.block(), t.shape.as_slice()) {
+        (Some(c), [n, ch, h, w]) => {
+            let cb = ch.known().unwrap_or(0).div_ceil(u64::from(c));
+            vec![*n, Dim::Known(cb), *h, *w, Dim::Known(u64::from(c))]
+        }
+        _ => t.shape.to_vec(),
+    }
+}
+
+/// The view of a `[N, C, H, W]` value with known C, H, W (the layout pass blocks no other).
+fn view_of(g: &Graph, v: ValueId) -> View {
+    let t = g.ty(v);
+    let k = |i: usize| t.shape.get(i).and_then(|d| d.known()).unwrap_or(1);
+    View {
+        c: k(1),
+        h: k(2),
+        w: k(3),
+        block: t.layout.block().map_or(1, u64::from),
+    }
+}
+
+/// Vector registers of the target a blocked kernel is tiled for, by its vector width:
+/// AVX-512 has 32 (16 lanes), AVX2 16 (8 lanes).
+fn vector_registers(lanes: u64) -> u64 {
+    if lanes >= 16 {
+        32
+    } else {
+        16
+    }
+}
+
+/// The kernel of a node that reads or writes blocked tensors, if it does.
+fn blocked_kind(g: &Graph, id: NodeId) -> Result<Option<KernelKind>, CodegenError> {
+    let v: ValueId = id.into();
+    let ins = g.inputs(id);
+    let out = g.ty(v);
+    let in_blocked = ins
+        .first()
+        .is_some_and(|x| g.ty(*x).layout.block().is_some());
+    if out.layout.block().is_none() && !in_blocked {
+        return Ok(None);
+    }
+    let n = out.shape.first().copied().unwrap_or(Dim::Known(1));
+    Ok(Some(match &g.node(id).op {
+        Op::Reorder { to } => KernelKind::Reorder {
+            n,
+            view: if to.block().is_some() {
+                view_of(g, v)
+            } else {
+                view_of(g, ins[0])
+            },
+            to_blocked: to.block().is_some(),
+        },
+        Op::Conv2d(a) => KernelKind::ConvBlocked(blocked_conv(g, id, a)?),
+        Op::Pool2d(a) => KernelKind::PoolBlocked {
+            attrs: a.clone(),
+            n,
+            x: view_of(g, ins[0]),
+            y: view_of(g, v),
+        },
+        Op::GlobalAvgPool | Op::GlobalMaxPool => KernelKind::GlobalPoolBlocked {
+            n,
+            view: view_of(g, ins[0]),
+            max: g.node(id).op == Op::GlobalMaxPool,
+        },
+        // same-shape operands in one layout: element-wise over the stored elements
+        Op::Act(_) | Op::Binary(_) | Op::Elementwise { .. } => {
+            let words: Vec<Dim> = stored_shape(g, v);
+            let total = words
+                .iter()
+                .try_fold(Dim::Known(1), |a, d| a.checked_mul(*d))
+                .ok_or_else(|| CodegenError::Unsupported {
+                    node: g.node_ref(id).to_string(),
+                    msg: "element count is a product of symbols".into(),
+                })?;
+            let f = match &g.node(id).op {
+                Op::Act(a) => EwFn::Act(*a),
+                Op::Binary(b) => EwFn::Binary(*b),
+                Op::Elementwise { prog } => EwFn::Program(prog.clone()),
+                _ => unreachable!("matched above"),
+            };
+            KernelKind::Elementwise {
+                f,
+                out: vec![total],
+                ins: vec![vec![total]; ins.len()],
+            }
+        }
+        // the SE kernel reads the layout from its operand
+        Op::SqueezeExcite(_) => return Ok(None),
+        _ => {
+            return Err(CodegenError::Unsupported {
+                node: g.node_ref(id).to_string(),
+                msg: "no kernel for blocked tensors (layout pass bug)".into(),
+            })
+        }
+    }))
+}
+
+/// The blocked convolution of a conv node; a 1x1 stride-1 unpadded conv runs over its
+/// pixels as one long row.
+fn blocked_conv(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedConv, CodegenError> {
+    let ins = g.inputs(id);
+    let (mut x, mut y) = (view_of(g, ins[0]), view_of(g, id.into()));
+    let w = &g.ty(ins[1]).shape;
+    let k = [w[2].known().unwrap_or(1), w[3].known().unwrap_or(1)];
+    let pointwise = k == [1, 1] && a.strides == [1, 1] && a.pads == [0; 4];
+    if pointwise {
+        (x.w, x.h) = (x.h * x.w, 1);
+        (y.w, y.h) = (y.h * y.w, 1);
+    }
+    let depthwise = a.group > 1;
+    let mut tile = crate::blocked::conv_tile(y.blocks(), y.w, vector_registers(y.block), depthwise);
+    if let Ok(t) = std::env::var("SECC_CONV_TILE") {
+        let v: Vec<u64> = t.split(',').filter_map(|x| x.parse().ok()).collect();
+        if v.len() == 2 && !depthwise {
+            tile = crate::blocked::ConvTile {
+                px: v[0].min(y.w),
+                qn: v[1].min(y.blocks()),
+            };
+        }
+    }
+    let groups = y.blocks().div_ceil(tile.qn);
+    let taps = k[0] * k[1];
+    let b = crate::blocked::conv_blocking(
+        tile,
+        [x.blocks(), taps, x.block, y.block],
+        [groups, y.h, y.w],
+    );
+    Ok(BlockedConv {
+        n: g.ty(ins[0]).shape[0],
+        x,
+        y,
+        k,
+        strides: a.strides,
+        dilations: a.dilations,
+        pads: [a.pads[0], a.pads[1]],
+        depthwise,
+        epilogue: a
+            .act
+            .map(crate::blocked::Epilogue::Act)
+            .into_iter()
+            .collect(),
+        tile,
+        chunk: b.chunk,
+        seg: b.seg,
+        band: b.band,
+    })
+}
+
+/// The packed GEMM of a gemm node, if it has one: A plain `[M, K]` (not transposed), B a
+/// constant, C absent or a constant row (`[N]`, `[1, N]`) or scalar broadcast over rows.
+fn packed_gemm(g: &Graph, id: NodeId, a: &GemmAttrs) -> Option<crate::blocked::PackedGemm> {
+    let ins = g.inputs(id);
+    let (ta, tb) = (g.ty(ins[0]), g.ty(ins[1]));
+    if a.trans_a || ta.rank() != 2 || tb.rank() != 2 || g.const_of(ins[1]).is_none() {
+        return None;
+    }
+    let (k, n) = if a.trans_b {
+        (tb.shape[1].known()?, tb.shape[0].known()?)
+    } else {
+        (tb.shape[0].known()?, tb.shape[1].known()?)
+    };
+    if let Some(c) = ins.get(2) {
+        let cd = g.const_of(*c)?;
+        let row = cd.shape.iter().rev().skip(1).all(|&d| d == 1);
+        let last = cd.shape.last().copied().unwrap_or(1) as u64;
+        if !row || cd.shape.len() > 2 || (last != n && last != 1) {
+            return None;
+        }
+    }
+    Some(crate::blocked::PackedGemm {
+        m: ta.shape[0],
+        k,
+        n,
+    })
+}
+
+/// Replaces a packed GEMM's B and C arguments by the packed weights and the padded bias.
+fn pack_gemm_args(
+    g: &Graph,
+    id: NodeId,
+    pg: &crate::blocked::PackedGemm,
+    a: &GemmAttrs,
+    p: &mut Plan,
+    args: &mut Vec<u32>,
+) {
+    let ins = g.inputs(id);
+    let lanes = crate::blocked::GEMM_LANES as usize;
+    let (k, n) = (pg.k as usize, pg.n as usize);
+    let b = g
+        .const_of(ins[1])
+        .map(|c| c.data.to_vec())
+        .unwrap_or_default();
+    let packed = crate::blocked::pack_gemm(&b, [k, n], a.trans_b, a.alpha);
+    args[1] = push_weight(p, vec![DimDecl::Known(packed.len() as u64)], &packed);
+    let mut bias = vec![0f32; n.div_ceil(lanes) * lanes];
+    if let Some(c) = ins.get(2).and_then(|c| g.const_of(*c)) {
+        for (j, v) in bias.iter_mut().take(n).enumerate() {
+            *v = a.beta * c.data[if c.data.len() == 1 { 0 } else { j }];
+        }
+    }
+    let bb = push_weight(p, vec![DimDecl::Known(bias.len() as u64)], &bias);
+    args.truncate(2);
+    args.push(bb);
+}
+
+/// Whether every use of a constant is as the weights or bias of a blocked convolution,
+/// which stores its own packed copy: then the constant itself is not stored.
+fn packed_only(g: &Graph, id: NodeId, cpu: bool) -> bool {
+    let users = g.users(id.into());
+    !users.is_empty()
+        && !g.is_output(id.into())
+        && users.iter().all(|&(u, slot)| {
+            let packed = match &g.node(u).op {
+                Op::Conv2d(_) => g.ty(u.into()).layout.block().is_some(),
+                Op::Gemm(a) => cpu && packed_gemm(g, u, a).is_some(),
+                _ => false,
+            };
+            slot >= 1 && packed
+        })
+}
+
+/// Replaces a blocked convolution's weight and bias arguments by their packed forms.
+fn pack_conv_args(
+    g: &Graph,
+    id: NodeId,
+    c: &BlockedConv,
+    p: &mut Plan,
+    args: &mut Vec<u32>,
+) -> Result<(), CodegenError> {
+    let ins = g.inputs(id);
+    let missing = || CodegenError::Unsupported {
+        node: g.node_ref(id).to_string(),
+        msg: "blocked convolution weights must be constants".into(),
+    };
+    let w = g.const_of(ins[1]).ok_or_else(missing)?;
+    let ob = c.y.block as usize;
+    let [kh, kw] = [c.k[0] as usize, c.k[1] as usize];
+    let packed = if c.depthwise {
+        crate::blocked::pack_depthwise(&w.data, [c.y.c as usize, kh, kw], ob)
+    } else {
+        let shape = [c.y.c as usize, c.x.c as usize, kh, kw];
+        crate::blocked::pack_dense(&w.data, shape, c.x.block as usize, ob)
+    };
+    args[1] = push_weight(p, vec![DimDecl::Known(packed.len() as u64)], &packed);
+    let bias = match ins.get(2) {
+        Some(b) => g.const_of(*b).ok_or_else(missing)?.data.to_vec(),
+        None => vec![0.0; c.y.c as usize],
+    };
+    let bias = crate::blocked::pad_to(&bias, ob);
+    let b = push_weight(p, vec![DimDecl::Known(bias.len() as u64)], &bias);
+    args.truncate(2);
+    args.push(b);
+    Ok(())
+}
+
 /// Builds the plan from a verified graph; `cpu` selects CPU-specific layout choices.
 pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
     let order = g
@@ -295,7 +600,7 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
     let mut buf_of: BTreeMap<NodeId, u32> = BTreeMap::new();
     let decl = |g: &Graph, v: ValueId, kind: BufferKind| BufferDecl {
         dtype: g.ty(v).dtype.name().into(),
-        shape: g.ty(v).shape.iter().map(|d| dim_decl(*d)).collect(),
+        shape: stored_shape(g, v).iter().map(|d| dim_decl(*d)).collect(),
         kind,
     };
     // graph outputs: value -> first output index it feeds
@@ -324,6 +629,7 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
         let origin = n.origin.clone().unwrap_or_default();
         match &n.op {
             Op::Input { .. } => continue,
+            Op::Const(_) if packed_only(g, id, cpu) => continue,
             Op::Const(c) => {
                 let d = g.consts.get(*c);
                 let off = p.weights.len().div_ceil(secc_artifact::ALIGN) * secc_artifact::ALIGN;
@@ -348,8 +654,11 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
             }
             _ => {}
         }
+        let blocked = blocked_kind(g, id)?;
         let kind = match &n.op {
+            _ if blocked.is_some() => blocked.expect("checked"),
             Op::Input { .. } | Op::Const(_) => unreachable!("handled above"),
+            Op::Reorder { .. } => unreachable!("reorders are blocked kernels"),
             Op::Reshape { .. } | Op::Identity => {
                 let n = flat(g, v)
                     .ok_or_else(|| unsupported(g, id, "element count is a product of symbols"))?;
@@ -469,6 +778,9 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
             Op::IntTensor { values, .. } => KernelKind::IntTensor {
                 values: values.clone(),
             },
+            Op::Gemm(a) if cpu && packed_gemm(g, id, a).is_some() => {
+                KernelKind::GemmPacked(packed_gemm(g, id, a).expect("checked"))
+            }
             Op::Gemm(a) => KernelKind::Gemm {
                 attrs: a.clone(),
                 a: shape_of(g, ins[0]),
@@ -518,10 +830,24 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
                     x,
                     r,
                     block,
+                    lanes: g.ty(ins[0]).layout.block().map_or(1, u64::from),
                 }
             }
         };
-        let mut args: Vec<u32> = ins.iter().map(|x| buf_of[&x.node]).collect();
+        // constants only a blocked convolution reads have no buffer: it packs its own
+        let mut args: Vec<u32> = ins
+            .iter()
+            .map(|x| buf_of.get(&x.node).copied().unwrap_or(u32::MAX))
+            .collect();
+        if let KernelKind::ConvBlocked(c) = &kind {
+            pack_conv_args(g, id, c, &mut p, &mut args)?;
+        }
+        if let (KernelKind::GemmPacked(pg), Op::Gemm(a)) = (&kind, &n.op) {
+            pack_gemm_args(g, id, pg, a, &mut p, &mut args);
+        }
+        if args.contains(&u32::MAX) {
+            return Err(unsupported(g, id, "operand without a buffer (internal)"));
+        }
         if let KernelKind::SqueezeExcite { x, r, .. } = &kind {
             // FC2 weights [C, R] are stored transposed, [R, C]
             let w2 = g
@@ -578,8 +904,11 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
         args.push(out);
         let mut writes = vec![out];
         let mut grid = None;
-        if let KernelKind::SqueezeExcite { x, r, block, .. } = &kind {
-            let c = x[1].known().unwrap_or(0);
+        if let KernelKind::SqueezeExcite {
+            x, r, block, lanes, ..
+        } = &kind
+        {
+            let c = x[1].known().unwrap_or(0).div_ceil(*lanes) * lanes;
             p.buffers.push(BufferDecl {
                 dtype: "f32".into(),
                 shape: vec![DimDecl::Known(block * (c + r))],

@@ -96,6 +96,37 @@ pub fn check_target(target: &Target) -> Result<(), CodegenError> {
     )))
 }
 
+/// LLVM 19 CPU names with AVX-512F.
+#[rustfmt::skip]
+const AVX512_CPUS: &[&str] = &[
+    "cannonlake", "cascadelake", "cooperlake", "emeraldrapids", "graniterapids",
+    "graniterapids-d", "graniterapids_d", "icelake-client", "icelake-server", "icelake_client",
+    "icelake_server", "knl", "knm", "mic_avx512", "rocketlake", "sapphirerapids", "skx",
+    "skylake-avx512", "skylake_avx512", "tigerlake", "x86-64-v4", "znver4", "znver5",
+];
+
+/// The channel block (vector width in floats) of the blocked layout for a target: 16 where
+/// it has AVX-512, 8 otherwise (AVX2; narrower CPUs split the vectors, still correctly);
+/// `None` for the GPU, which keeps plain layouts.
+pub fn vector_block(target: &Target) -> Option<u32> {
+    match target {
+        Target::Cuda { .. } => None,
+        Target::Cpu { cpu } if cpu == "native" => {
+            let f = TargetMachine::get_host_cpu_features().to_string();
+            Some(if f.split(',').any(|x| x == "+avx512f") {
+                16
+            } else {
+                8
+            })
+        }
+        Target::Cpu { cpu } => Some(if AVX512_CPUS.contains(&cpu.as_str()) {
+            16
+        } else {
+            8
+        }),
+    }
+}
+
 /// x86-64 micro-architecture levels and the features each requires (psABI levels).
 fn level_features(cpu: &str) -> Option<Vec<&'static str>> {
     let v1 = ["sse", "sse2"];

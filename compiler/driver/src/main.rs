@@ -338,13 +338,14 @@ fn optimise(
     a: &CompileArgs,
     model: &Path,
     opts: &secc_onnx::ImportOptions,
+    target: &secc_codegen::Target,
     st: &mut Stages,
 ) -> Result<(secc_ir::Graph, secc_ir::Graph)> {
     let imported = st
         .run("import", || secc_onnx::import_file(model, opts))
         .with_context(|| format!("importing {}", model.display()))?;
     let mut g = imported.clone();
-    let mut pm = pass_manager(a)?;
+    let mut pm = pass_manager(a, target)?;
     pm.run(&mut g, |pass, ir| {
         // a closed stdout only loses the dump; the compilation goes on
         let _ = writeln!(
@@ -415,7 +416,7 @@ fn compile(a: CompileArgs) -> Result<()> {
         fixed_dims: fixed_dims(&a.fix_dim)?,
     };
     let mut st = Stages::new();
-    let (_, g) = optimise(&a, model, &opts, &mut st)?;
+    let (_, g) = optimise(&a, model, &opts, &target, &mut st)?;
     let Some(out) = &a.output else {
         if a.timings {
             st.print();
@@ -444,17 +445,25 @@ fn compile(a: CompileArgs) -> Result<()> {
     Ok(())
 }
 
-/// The pass list and `--print-after` selection from the flags.
-fn pass_manager(a: &CompileArgs) -> Result<PassManager> {
+/// The pass list and `--print-after` selection from the flags; the target's lowering
+/// passes follow the pipeline unless `--passes` lists the passes exactly.
+fn pass_manager(a: &CompileArgs, target: &secc_codegen::Target) -> Result<PassManager> {
+    let t = pipeline::TargetOptions {
+        block: secc_codegen::vector_block(target),
+    };
     let passes = if let Some(list) = &a.passes {
         list.split(',')
             .filter(|s| !s.is_empty())
-            .map(pipeline::by_name)
+            .map(|n| pipeline::by_name_for(n, &t))
             .collect::<Result<Vec<_>, _>>()?
-    } else if a.no_fuse {
-        pipeline::no_fuse_pipeline()
     } else {
-        pipeline::default_pipeline()
+        let mut p = if a.no_fuse {
+            pipeline::no_fuse_pipeline()
+        } else {
+            pipeline::default_pipeline()
+        };
+        p.extend(pipeline::lowering(&t));
+        p
     };
     let mut pm = PassManager::new(passes);
     pm.print_after = match a.print_after.as_deref() {
@@ -463,10 +472,12 @@ fn pass_manager(a: &CompileArgs) -> Result<PassManager> {
         Some(list) => {
             let names: Vec<String> = list.split(',').map(str::to_string).collect();
             for n in &names {
-                if n != "import" && !pipeline::ALL.contains(&n.as_str()) {
+                let known = pipeline::ALL.iter().chain(pipeline::LOWERING);
+                if n != "import" && !known.clone().any(|k| k == n) {
+                    let names: Vec<&str> = known.copied().collect();
                     bail!(
                         "--print-after: unknown pass {n:?} (known: import, {})",
-                        pipeline::ALL.join(", ")
+                        names.join(", ")
                     );
                 }
             }
@@ -548,7 +559,7 @@ fn check_cmd(a: CheckArgs) -> Result<()> {
     let target = target(&ca)?;
     let mut st = Stages::new();
     let opts = secc_onnx::ImportOptions { fixed_dims: dims };
-    let (reference, mut g) = optimise(&ca, &a.model, &opts, &mut st)?;
+    let (reference, mut g) = optimise(&ca, &a.model, &opts, &target, &mut st)?;
     if a.perturb_weights {
         check::perturb_weights(&mut g);
     }

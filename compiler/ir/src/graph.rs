@@ -338,6 +338,27 @@ impl Graph {
         }
     }
 
+    /// Makes operand `slot` of node `id` read `v` instead (the caller keeps types valid).
+    pub fn set_operand(&mut self, id: NodeId, slot: u8, v: ValueId) {
+        let old: Vec<_> = self
+            .g
+            .edges_directed(id, Direction::Incoming)
+            .filter(|e| e.weight().dst_slot == slot)
+            .map(|e| e.id())
+            .collect();
+        for e in old {
+            self.g.remove_edge(e);
+        }
+        self.g.add_edge(
+            v.node,
+            id,
+            Edge {
+                src_slot: v.slot,
+                dst_slot: slot,
+            },
+        );
+    }
+
     /// Removes a node and its edges. Callers make sure it has no uses left.
     pub fn remove_node(&mut self, id: NodeId) {
         self.g.remove_node(id);

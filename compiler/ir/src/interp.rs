@@ -621,7 +621,7 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
         Op::Input { .. } | Op::Const(_) => {
             return Err(err("inputs and constants are not evaluated"))
         }
-        Op::Identity => ins[0].clone(),
+        Op::Identity | Op::Reorder { .. } => ins[0].clone(),
         Op::Binary(b) => binary(ins[0], ins[1], |x, y| b.apply(x, y))?,
         Op::Where => {
             let s = bshape(&bshape(&ins[0].shape, &ins[1].shape)?, &ins[2].shape)?;

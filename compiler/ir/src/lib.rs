@@ -13,6 +13,7 @@
 mod error;
 mod graph;
 pub mod interp;
+pub mod layout;
 mod op;
 pub mod print;
 mod resize;
@@ -26,5 +27,5 @@ pub use op::{
     Op, PadMode, PoolAttrs, PoolKind, ReduceKind, SeAttrs,
 };
 pub use resize::{CoordMode, NearestMode, ResizeAttrs, ResizeMode, Tap};
-pub use types::{broadcast_shapes, DType, Dim, Shape, SymId, TensorType, MAX_ELEMENTS};
+pub use types::{broadcast_shapes, DType, Dim, Layout, Shape, SymId, TensorType, MAX_ELEMENTS};
 pub use verify::VerifyErrors;

@@ -2,7 +2,7 @@
 use crate::error::IrError;
 use crate::graph::ConstId;
 use crate::resize::ResizeAttrs;
-use crate::types::{broadcast_shapes, DType, Dim, Shape, SymId, TensorType, MAX_ELEMENTS};
+use crate::types::{broadcast_shapes, DType, Dim, Layout, Shape, SymId, TensorType, MAX_ELEMENTS};
 
 /// Attributes of a 2-D convolution (NCHW, weights OIHW). Pads are explicit
 /// `[top, left, bottom, right]`; `auto_pad` is resolved by the importer.
@@ -745,6 +745,12 @@ pub enum Op {
     /// Fused SE block: `(x[N,C,H,W], w1[R,C], b1[R], w2[C,R], b2[C])` ->
     /// `x * gate(w2 @ inner(w1 @ mean_hw(x) + b1) + b2)`.
     SqueezeExcite(SeAttrs),
+    /// The same tensor in another memory layout (inserted by the layout pass; the identity
+    /// for the interpreter, a copy with a different addressing for the code generator).
+    Reorder {
+        /// the layout of the result
+        to: Layout,
+    },
 }
 
 impl Op {
@@ -788,6 +794,7 @@ impl Op {
             } => "reduce_min",
             Op::Reshape { .. } => "reshape",
             Op::SqueezeExcite(_) => "squeeze_excite",
+            Op::Reorder { .. } => "reorder",
             Op::Concat { .. } => "concat",
             Op::Pad { .. } => "pad",
             Op::Transpose { .. } => "transpose",
@@ -886,6 +893,7 @@ impl Op {
                 vec![("shape", format!("[{}]", s.join(",")))]
             }
             Op::SqueezeExcite(a) => vec![("gate", a.gate.spelled()), ("inner", a.inner.spelled())],
+            Op::Reorder { to } => vec![("to", to.name())],
             Op::Concat { axis } | Op::Softmax { axis } => vec![("axis", axis.to_string())],
             Op::Pad { pads, mode } => {
                 let p: Vec<String> = pads.iter().map(|(a, b)| format!("({a},{b})")).collect();
@@ -927,6 +935,7 @@ impl Op {
             | Op::Softmax { .. }
             | Op::Expand { .. }
             | Op::Slice { .. }
+            | Op::Reorder { .. }
             | Op::Resize(_) => (1, 1),
             Op::Where => (3, 3),
             Op::Elementwise { .. } => (1, usize::MAX),
@@ -1218,6 +1227,7 @@ impl Op {
                 Ok(TensorType {
                     dtype: ins[0].dtype,
                     shape: shape.clone(),
+                    layout: Layout::Plain,
                 })
             }
             Op::MatMul => {
@@ -1450,6 +1460,16 @@ impl Op {
                     }
                 }
                 Ok(ins[0].clone())
+            }
+            Op::Reorder { to } => {
+                let t = ins[0];
+                if to.block().is_some() && (t.rank() != 4 || t.dtype != DType::F32) {
+                    return Err(ty(format!(
+                        "only a 4-D f32 tensor can be {}, got {t}",
+                        to.name()
+                    )));
+                }
+                Ok(t.clone().with_layout(*to))
             }
         }
     }

@@ -128,13 +128,45 @@ pub const MAX_ELEMENTS: u64 = 1 << 32;
 /// A tensor shape.
 pub type Shape = SmallVec<[Dim; 4]>;
 
-/// dtype plus shape of one value.
+/// How a value is stored in memory. The shape is always the logical one (`[N, C, H, W]`);
+/// the layout only changes addresses, so the interpreter ignores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub enum Layout {
+    /// Row-major over the logical shape (NCHW for images).
+    #[default]
+    Plain,
+    /// `nChw{c}c`: a rank-4 f32 tensor stored as `[N, ceil(C/c), H, W, c]`, channels padded
+    /// to a multiple of `c` (the target's vector width). Padding lanes hold values that no
+    /// kernel reads as data.
+    Blocked(u32),
+}
+
+impl Layout {
+    /// The channel block, if blocked.
+    pub fn block(self) -> Option<u32> {
+        match self {
+            Layout::Plain => None,
+            Layout::Blocked(c) => Some(c),
+        }
+    }
+    /// oneDNN-style name: `nchw`, `nChw16c`.
+    pub fn name(self) -> String {
+        match self {
+            Layout::Plain => "nchw".into(),
+            Layout::Blocked(c) => format!("nChw{c}c"),
+        }
+    }
+}
+
+/// dtype plus shape of one value, and its memory layout.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TensorType {
     /// element type
     pub dtype: DType,
     /// dimensions, outermost first
     pub shape: Shape,
+    /// memory layout (plain until the layout pass chooses otherwise)
+    pub layout: Layout,
 }
 
 impl TensorType {
@@ -143,6 +175,7 @@ impl TensorType {
         TensorType {
             dtype: DType::F32,
             shape: shape.into_iter().collect(),
+            layout: Layout::Plain,
         }
     }
     /// An i64 tensor of the given shape.
@@ -150,11 +183,21 @@ impl TensorType {
         TensorType {
             dtype: DType::I64,
             shape: shape.into_iter().collect(),
+            layout: Layout::Plain,
         }
     }
     /// An f32 tensor of known extents.
     pub fn f32_known(shape: &[u64]) -> Self {
         Self::f32(shape.iter().map(|&d| Dim::Known(d)))
+    }
+    /// The same type in another layout.
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+    /// Same element type and shape, whatever the layouts.
+    pub fn same_logical(&self, o: &TensorType) -> bool {
+        self.dtype == o.dtype && self.shape == o.shape
     }
     /// Rank.
     pub fn rank(&self) -> usize {
@@ -190,10 +233,14 @@ impl TensorType {
             .map(|d| d.eval(syms).map(|v| v as usize))
             .collect()
     }
-    /// Formats as `f32[N,64,1,1]`.
+    /// Formats as `f32[N,64,1,1]`, and `f32[N,64,56,56]{nChw16c}` when blocked.
     pub fn display(&self, names: &[String]) -> String {
         let dims: Vec<String> = self.shape.iter().map(|d| d.display(names)).collect();
-        format!("{}[{}]", self.dtype.name(), dims.join(","))
+        let layout = match self.layout {
+            Layout::Plain => String::new(),
+            l => format!("{{{}}}", l.name()),
+        };
+        format!("{}[{}]{layout}", self.dtype.name(), dims.join(","))
     }
 }
 

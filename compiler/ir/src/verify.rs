@@ -73,7 +73,14 @@ impl Graph {
                 op => {
                     let tys: Vec<&TensorType> = ins.iter().map(|v| self.ty(*v)).collect();
                     match op.infer(&tys) {
-                        Ok(t) if t == n.outputs[0] => {}
+                        Ok(t) if t.same_logical(&n.outputs[0]) => {
+                            if let Err(m) = crate::layout::check(op, &tys, &n.outputs[0]) {
+                                errs.push((r(), m));
+                            }
+                            if matches!(op, Op::Reorder { .. }) && t.layout != n.outputs[0].layout {
+                                errs.push((r(), "reorder result layout differs from `to`".into()));
+                            }
+                        }
                         Ok(t) => errs.push((
                             r(),
                             format!("stored type {} but type rule gives {}", n.outputs[0], t),

@@ -116,8 +116,14 @@ pub fn expected_se(name: &str) -> usize {
     }
 }
 
+/// The default pipeline and the host CPU's lowering (blocked layouts), as `secc` runs them.
 pub fn run_passes(g: &mut Graph) -> secc_passes::PassManager {
-    let mut pm = secc_passes::PassManager::new(secc_passes::pipeline::default_pipeline());
+    let t = secc_passes::pipeline::TargetOptions {
+        block: secc_codegen::vector_block(&cpu_opts().target),
+    };
+    let mut passes = secc_passes::pipeline::default_pipeline();
+    passes.extend(secc_passes::pipeline::lowering(&t));
+    let mut pm = secc_passes::PassManager::new(passes);
     pm.run(g, |_, _| {}).unwrap();
     pm
 }

@@ -1,0 +1,861 @@
+//! Kernels over blocked tensors (`nChw{c}c`, chosen by the `assign-layout` pass): dense and
+//! depthwise convolutions with register tiles, pooling, global pooling, and the reorders
+//! between layouts. Every kernel reads and writes through [`View`]s, so the addressing of a
+//! layout lives in one place.
+//!
+//! The convolution keeps a tile of `px` output pixels (of one output row) x `qn` output
+//! channel blocks in vector accumulators: per input channel it loads `qn` weight vectors
+//! (packed at compile time, see [`pack_dense`]) and broadcasts `px` input values, so each
+//! load feeds `px` or `qn` FMAs, and the tile is stored once, after its epilogue. A stride
+//! is a plain address step in this layout. Tile sizes come from [`conv_tile`].
+use crate::kb::{Kb, R};
+use crate::CodegenError;
+use inkwell::values::{BasicValueEnum, IntValue, VectorValue};
+use inkwell::IntPredicate;
+use secc_ir::{Activation, BinaryOp, Dim, PoolAttrs, PoolKind};
+
+/// How a kernel addresses one `[N, C, H, W]` tensor: plain is `block == 1` (one channel per
+/// block), blocked `nChw{block}c` otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    /// channels
+    pub c: u64,
+    /// rows
+    pub h: u64,
+    /// columns
+    pub w: u64,
+    /// channels per block (1 = plain NCHW)
+    pub block: u64,
+}
+
+impl View {
+    /// Channel blocks.
+    pub fn blocks(&self) -> u64 {
+        self.c.div_ceil(self.block)
+    }
+    /// Floats per image.
+    pub fn image(&self) -> u64 {
+        self.blocks() * self.block * self.h * self.w
+    }
+    /// Index of `(n, channel block cb, row y, column x)`, lane 0.
+    fn at<'ctx>(
+        &self,
+        kb: &Kb<'_, 'ctx>,
+        n: IntValue<'ctx>,
+        cb: IntValue<'ctx>,
+        y: IntValue<'ctx>,
+        x: IntValue<'ctx>,
+    ) -> R<IntValue<'ctx>> {
+        let plane = kb.add(kb.mul(n, kb.i(self.blocks()))?, cb)?;
+        let row = kb.add(kb.mul(plane, kb.i(self.h))?, y)?;
+        let pix = kb.add(kb.mul(row, kb.i(self.w))?, x)?;
+        kb.mul(pix, kb.i(self.block))
+    }
+}
+
+/// The register tile of a blocked convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvTile {
+    /// output pixels along a row
+    pub px: u64,
+    /// output channel blocks
+    pub qn: u64,
+}
+
+/// A step applied to the accumulators before the store.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Epilogue {
+    /// an activation on every lane
+    Act(Activation),
+}
+
+/// A convolution over blocked tensors. Arguments: x, packed weights, padded bias, y.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockedConv {
+    /// the batch
+    pub n: Dim,
+    /// input (plain or blocked)
+    pub x: View,
+    /// output (blocked)
+    pub y: View,
+    /// kernel `[kh, kw]`
+    pub k: [u64; 2],
+    /// strides `[h, w]`
+    pub strides: [u64; 2],
+    /// dilations `[h, w]`
+    pub dilations: [u64; 2],
+    /// leading pads `[top, left]`
+    pub pads: [u64; 2],
+    /// one filter per channel (x and y share the channel blocks)
+    pub depthwise: bool,
+    /// applied in order before the store
+    pub epilogue: Vec<Epilogue>,
+    /// register tile
+    pub tile: ConvTile,
+    /// input channel blocks per pass (so the weights a pass reads stay in L1); partial
+    /// sums go through the output between passes
+    pub chunk: u64,
+    /// tiles per row segment: a long row (a 1x1 convolution's pixels) is cut into
+    /// segments whose outputs stay in L1
+    pub seg: u64,
+    /// output rows per work unit, when a row is one segment: every pass reuses its weights
+    /// over all of them, so small maps read each weight once per image, not once per row
+    pub band: u64,
+}
+
+/// Bytes of L1 the blocked convolution plans to use for the weights of one pass, and for
+/// the outputs of one row segment; bytes of L2 for the outputs of one band of rows.
+const L1_WEIGHTS: u64 = 16 << 10;
+const L1_OUTPUTS: u64 = 16 << 10;
+const L2_OUTPUTS: u64 = 256 << 10;
+
+/// Work units a convolution is cut into at least (where its shape allows), so that a few
+/// threads share it evenly.
+const MIN_UNITS: u64 = 16;
+
+/// How a dense convolution walks its output: see the fields of [`Blocking`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blocking {
+    /// input channel blocks per pass
+    pub chunk: u64,
+    /// tiles per row segment
+    pub seg: u64,
+    /// rows per unit
+    pub band: u64,
+}
+
+/// The [`Blocking`] of a dense convolution with `groups` output channel groups of the tile's
+/// `qn` blocks, over `oh` rows of `ow` pixels: the input channel blocks whose weights fit
+/// [`L1_WEIGHTS`]; segments whose outputs fit [`L1_OUTPUTS`]; and for rows of one segment,
+/// bands of rows whose outputs fit [`L2_OUTPUTS`], as tall as [`MIN_UNITS`] allows.
+pub fn conv_blocking(
+    tile: ConvTile,
+    [icb, taps, ib, ob]: [u64; 4],
+    [groups, oh, ow]: [u64; 3],
+) -> Blocking {
+    let per_block = tile.qn * taps * ib * ob * 4;
+    let chunk = (L1_WEIGHTS / per_block.max(1)).clamp(1, icb.max(1));
+    let tile_bytes = (tile.px * tile.qn * ob * 4).max(1);
+    let seg = (L1_OUTPUTS / tile_bytes).max(1);
+    let ntx = ow.div_ceil(tile.px);
+    let band = if ntx > seg {
+        1
+    } else {
+        let fits = (L2_OUTPUTS / (ntx * tile_bytes)).max(1);
+        let bands = MIN_UNITS.div_ceil(groups.max(1)).clamp(1, oh.max(1));
+        fits.min(oh.div_ceil(bands)).max(1)
+    };
+    let band = if std::env::var("SECC_BAND1").is_ok() {
+        1
+    } else {
+        band
+    };
+    Blocking { chunk, seg, band }
+}
+
+/// Chooses the register tile for `ocb` output channel blocks over rows of `ow` pixels, with
+/// `regs` vector registers: the tile with the fewest estimated cycles per useful FMA. A step
+/// (one input channel) issues `px * qn` FMAs and `px + qn` loads on two FMA and two load
+/// ports, plus about a cycle of loop and address work, and needs 8 independent accumulators
+/// to hide the FMA latency (4 cycles x 2 ports); tiles that overhang the row or the channel
+/// blocks waste their extra lanes.
+pub fn conv_tile(ocb: u64, ow: u64, regs: u64, depthwise: bool) -> ConvTile {
+    if depthwise {
+        // one weight vector per tap; the accumulators are the output pixels
+        return ConvTile {
+            px: ow.clamp(1, 8),
+            qn: 1,
+        };
+    }
+    let mut best = (f64::MAX, ConvTile { px: 1, qn: 1 });
+    for qn in 1..=ocb.clamp(1, 4) {
+        for px in 1..=ow.clamp(1, 28) {
+            // accumulators and one weight vector per block; the rest (a broadcast, border
+            // selects) needs a few registers too, or LLVM spills accumulators
+            if px * qn + qn + 4 > regs {
+                continue;
+            }
+            let step = ((px * qn).max(px + qn).max(8)) as f64 / 2.0 + 1.0;
+            let waste = (ow.div_ceil(px) * px) as f64 / ow as f64 * (ocb.div_ceil(qn) * qn) as f64
+                / ocb as f64;
+            let cost = step / (px * qn) as f64 * waste;
+            if cost < best.0 - 1e-9 {
+                best = (cost, ConvTile { px, qn });
+            }
+        }
+    }
+    best.1
+}
+
+/// Dense weights `[O, C, kh, kw]` packed as `[O/c][C/ib][kh][ib][kw][c]` (zero where `O` or
+/// `C` is padded): the `qn` weight vectors a step needs are contiguous per tap row.
+pub fn pack_dense(w: &[f32], [o, c, kh, kw]: [usize; 4], ib: usize, ob: usize) -> Vec<f32> {
+    let (ocb, icb) = (o.div_ceil(ob), c.div_ceil(ib));
+    let mut out = vec![0f32; ocb * icb * kh * ib * kw * ob];
+    for oc in 0..o {
+        for ic in 0..c {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let src = ((oc * c + ic) * kh + ky) * kw + kx;
+                    let blk = (oc / ob * icb + ic / ib) * kh + ky;
+                    let dst = ((blk * ib + ic % ib) * kw + kx) * ob + oc % ob;
+                    out[dst] = w[src];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Depthwise weights `[C, 1, kh, kw]` packed as `[C/c][kh][kw][c]`.
+pub fn pack_depthwise(w: &[f32], [c, kh, kw]: [usize; 3], ob: usize) -> Vec<f32> {
+    let mut out = vec![0f32; c.div_ceil(ob) * kh * kw * ob];
+    for ch in 0..c {
+        for t in 0..kh * kw {
+            out[((ch / ob) * kh * kw + t) * ob + ch % ob] = w[ch * kh * kw + t];
+        }
+    }
+    out
+}
+
+/// A vector padded to a multiple of `ob` with zeros (biases).
+pub fn pad_to(v: &[f32], ob: usize) -> Vec<f32> {
+    let mut out = v.to_vec();
+    out.resize(v.len().div_ceil(ob) * ob, 0.0);
+    out
+}
+
+fn lanes(v: &View) -> R<u32> {
+    u32::try_from(v.block).map_err(|_| CodegenError::Llvm("block too wide".into()))
+}
+
+/// `if cond { a } else { b }` for code paths chosen at run time.
+fn branch<'a, 'ctx>(
+    kb: &mut Kb<'a, 'ctx>,
+    cond: IntValue<'ctx>,
+    a: impl FnOnce(&mut Kb<'a, 'ctx>) -> R<()>,
+    b: impl FnOnce(&mut Kb<'a, 'ctx>) -> R<()>,
+) -> R<()> {
+    kb.if_then(cond, a)?;
+    let not = kb.b.build_not(cond, "")?;
+    kb.if_then(not, b)
+}
+
+/// `a == b`
+fn eq<'ctx>(kb: &Kb<'_, 'ctx>, a: IntValue<'ctx>, b: u64) -> R<IntValue<'ctx>> {
+    Ok(kb.b.build_int_compare(IntPredicate::EQ, a, kb.i(b), "")?)
+}
+
+/// `0 <= v < n`
+fn inside<'ctx>(kb: &Kb<'_, 'ctx>, v: IntValue<'ctx>, n: u64) -> R<IntValue<'ctx>> {
+    let lo = kb.b.build_int_compare(IntPredicate::SGE, v, kb.i(0), "")?;
+    Ok(kb.b.build_and(lo, kb.lt(v, kb.i(n))?, "")?)
+}
+
+/// Tap rows `[lo, hi)` of output row `oy` that read inside the input.
+fn tap_rows<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    g: &BlockedConv,
+    oy: IntValue<'ctx>,
+) -> R<(IntValue<'ctx>, IntValue<'ctx>)> {
+    let (pt, sh, dh) = (g.pads[0], g.strides[0], g.dilations[0]);
+    let top = kb.mul(oy, kb.i(sh))?;
+    // first ky with oy*sh - pt + ky*dh >= 0, last with it < h (signed, clamped at 0)
+    let t = kb.imax(kb.sub(kb.i(pt), top)?, kb.i(0))?;
+    let lo = kb.div(kb.add(t, kb.i(dh - 1))?, kb.i(dh))?;
+    let u = kb.sub(kb.i(g.x.h - 1 + pt + dh), top)?;
+    let hi = kb.imin(kb.div(kb.imax(u, kb.i(0))?, kb.i(dh))?, kb.i(g.k[0]))?;
+    Ok((lo, hi))
+}
+
+/// Input columns of a tile: per tap column `kx` and pixel `j`, the (clamped) column and
+/// whether it lies inside the row (`None` for interior tiles, which need no check).
+type Cols<'ctx> = Vec<Vec<(IntValue<'ctx>, Option<IntValue<'ctx>>)>>;
+
+fn tile_columns<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    g: &BlockedConv,
+    ox0: IntValue<'ctx>,
+    pxn: u64,
+    border: bool,
+) -> R<Cols<'ctx>> {
+    let (sw, dw, pl, w) = (g.strides[1], g.dilations[1], g.pads[1], g.x.w);
+    let base = kb.mul(ox0, kb.i(sw))?;
+    (0..g.k[1])
+        .map(|kx| {
+            (0..pxn)
+                .map(|j| {
+                    let ix = kb.sub(kb.add(base, kb.i(j * sw + kx * dw))?, kb.i(pl))?;
+                    if !border {
+                        return Ok((ix, None));
+                    }
+                    let ok = inside(kb, ix, w)?;
+                    let c = kb.imax(kb.imin(ix, kb.i(w - 1))?, kb.i(0))?;
+                    Ok((c, Some(ok)))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Whether the tile starting at output column `ox0` reads only inside its input rows.
+fn interior<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    g: &BlockedConv,
+    ox0: IntValue<'ctx>,
+    pxn: u64,
+) -> R<IntValue<'ctx>> {
+    let (sw, dw, pl) = (g.strides[1], g.dilations[1], g.pads[1]);
+    let first = kb.mul(ox0, kb.i(sw))?;
+    let lo =
+        kb.b.build_int_compare(IntPredicate::UGE, first, kb.i(pl), "")?;
+    let last = kb.add(first, kb.i((pxn - 1) * sw + (g.k[1] - 1) * dw))?;
+    let hi = kb.lt(last, kb.i(g.x.w + pl))?;
+    Ok(kb.b.build_and(lo, hi, "")?)
+}
+
+/// True when no tile of any row reaches into the column padding.
+fn all_interior(g: &BlockedConv) -> bool {
+    g.pads[1] == 0 && (g.y.w - 1) * g.strides[1] + (g.k[1] - 1) * g.dilations[1] < g.x.w
+}
+
+fn apply_epilogue<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    g: &BlockedConv,
+    v: VectorValue<'ctx>,
+) -> R<VectorValue<'ctx>> {
+    let mut v = v;
+    for e in &g.epilogue {
+        v = match e {
+            Epilogue::Act(a) => kb.vact(*a, v)?,
+        };
+    }
+    Ok(v)
+}
+
+fn vecs(v: Vec<BasicValueEnum<'_>>) -> Vec<VectorValue<'_>> {
+    v.into_iter().map(|v| v.into_vector_value()).collect()
+}
+
+fn basics(v: Vec<VectorValue<'_>>) -> Vec<BasicValueEnum<'_>> {
+    v.into_iter().map(|v| v.into()).collect()
+}
+
+/// Position of one work unit: image, first output channel block, output row, first column.
+struct Unit<'ctx> {
+    n: IntValue<'ctx>,
+    q0: IntValue<'ctx>,
+    oy: IntValue<'ctx>,
+    ox0: IntValue<'ctx>,
+}
+
+/// Splits `n x groups x oh x ntx` work units over the shares and runs `body(unit, group,
+/// tile column)` on each.
+fn for_units<'a, 'ctx>(
+    kb: &mut Kb<'a, 'ctx>,
+    g: &BlockedConv,
+    groups: u64,
+    qn: u64,
+    body: impl Fn(&mut Kb<'a, 'ctx>, &Unit<'ctx>, IntValue<'ctx>, IntValue<'ctx>) -> R<()>,
+) -> R<()> {
+    let px = g.tile.px;
+    let ntx = g.y.w.div_ceil(px);
+    let units = kb.mul(kb.dim(g.n)?, kb.i(groups * g.y.h * ntx))?;
+    let (lo, hi) = kb.split(units)?;
+    kb.for_loop(lo, hi, |kb, u| {
+        let tx = kb.rem(u, kb.i(ntx))?;
+        let r = kb.div(u, kb.i(ntx))?;
+        let oy = kb.rem(r, kb.i(g.y.h))?;
+        let r2 = kb.div(r, kb.i(g.y.h))?;
+        let grp = kb.rem(r2, kb.i(groups))?;
+        let n = kb.div(r2, kb.i(groups))?;
+        let unit = Unit {
+            n,
+            q0: kb.mul(grp, kb.i(qn))?,
+            oy,
+            ox0: kb.mul(tx, kb.i(px))?,
+        };
+        body(kb, &unit, grp, tx)
+    })
+}
+
+/// Runs `emit(pxn, border)` for the tile at `tx`: `px` columns, or the row's remainder for
+/// the last tile; border tiles (reaching into the padding) check their columns.
+fn for_tile_kinds<'a, 'ctx>(
+    kb: &mut Kb<'a, 'ctx>,
+    g: &BlockedConv,
+    u: &Unit<'ctx>,
+    tx: IntValue<'ctx>,
+    emit: &dyn Fn(&mut Kb<'a, 'ctx>, u64, bool) -> R<()>,
+) -> R<()> {
+    let px = g.tile.px;
+    let ntx = g.y.w.div_ceil(px);
+    let by_border = |kb: &mut Kb<'a, 'ctx>, pxn: u64| -> R<()> {
+        if all_interior(g) {
+            return emit(kb, pxn, false);
+        }
+        let inner = interior(kb, g, u.ox0, pxn)?;
+        branch(
+            kb,
+            inner,
+            |kb| emit(kb, pxn, false),
+            |kb| emit(kb, pxn, true),
+        )
+    };
+    let tail = g.y.w % px;
+    if tail == 0 {
+        return by_border(kb, px);
+    }
+    let last = eq(kb, tx, ntx - 1)?;
+    branch(kb, last, |kb| by_border(kb, tail), |kb| by_border(kb, px))
+}
+
+/// Emits a blocked convolution (dense or depthwise).
+pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
+    if g.depthwise {
+        return depthwise(kb, g);
+    }
+    let qn = g.tile.qn;
+    let ocb = g.y.blocks();
+    let groups = ocb.div_ceil(qn);
+    let ntx = g.y.w.div_ceil(g.tile.px);
+    let nseg = ntx.div_ceil(g.seg);
+    let nband = g.y.h.div_ceil(g.band);
+    let nchunks = g.x.blocks().div_ceil(g.chunk);
+    // a unit is one segment of a band of output rows of `qn` channel blocks
+    let units = kb.mul(kb.dim(g.n)?, kb.i(groups * nband * nseg))?;
+    let (lo, hi) = kb.split(units)?;
+    kb.for_loop(lo, hi, |kb, u| {
+        let sg = kb.rem(u, kb.i(nseg))?;
+        let r = kb.div(u, kb.i(nseg))?;
+        let bd = kb.rem(r, kb.i(nband))?;
+        let r2 = kb.div(r, kb.i(nband))?;
+        let grp = kb.rem(r2, kb.i(groups))?;
+        let n = kb.div(r2, kb.i(groups))?;
+        let tx_lo = kb.mul(sg, kb.i(g.seg))?;
+        let tx_hi = kb.imin(kb.add(tx_lo, kb.i(g.seg))?, kb.i(ntx))?;
+        let oy_lo = kb.mul(bd, kb.i(g.band))?;
+        let oy_hi = kb.imin(kb.add(oy_lo, kb.i(g.band))?, kb.i(g.y.h))?;
+        kb.for_loop(kb.i(0), kb.i(nchunks), |kb, ch| {
+            let cb_lo = kb.mul(ch, kb.i(g.chunk))?;
+            let pass = Pass {
+                lo: cb_lo,
+                hi: kb.imin(kb.add(cb_lo, kb.i(g.chunk))?, kb.i(g.x.blocks()))?,
+                first: eq(kb, ch, 0)?,
+                last: eq(kb, ch, nchunks - 1)?,
+            };
+            kb.for_loop(oy_lo, oy_hi, |kb, oy| {
+                kb.for_loop(tx_lo, tx_hi, |kb, tx| {
+                    let unit = Unit {
+                        n,
+                        q0: kb.mul(grp, kb.i(qn))?,
+                        oy,
+                        ox0: kb.mul(tx, kb.i(g.tile.px))?,
+                    };
+                    let emit = |kb: &mut Kb<'a, 'ctx>, qn_: u64| {
+                        for_tile_kinds(kb, g, &unit, tx, &|kb, pxn, border| {
+                            dense_tile(kb, g, &unit, [pxn, qn_], border, &pass)
+                        })
+                    };
+                    let rem = ocb % qn;
+                    if rem == 0 {
+                        return emit(kb, qn);
+                    }
+                    let last = eq(kb, grp, groups - 1)?;
+                    branch(kb, last, |kb| emit(kb, rem), |kb| emit(kb, qn))
+                })
+            })
+        })
+    })
+}
+
+/// The input channel blocks `[lo, hi)` one pass accumulates; the first pass starts from
+/// the bias, the others from the partial sums in the output; the last applies the epilogue.
+struct Pass<'ctx> {
+    lo: IntValue<'ctx>,
+    hi: IntValue<'ctx>,
+    first: IntValue<'ctx>,
+    last: IntValue<'ctx>,
+}
+
+/// One `pxn x qn` tile of a dense convolution, over the input channel blocks of `pass`.
+fn dense_tile<'ctx>(
+    kb: &mut Kb<'_, 'ctx>,
+    g: &BlockedConv,
+    u: &Unit<'ctx>,
+    [pxn, qn]: [u64; 2],
+    border: bool,
+    pass: &Pass<'ctx>,
+) -> R<()> {
+    let (px_, pw, pb, py) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3]);
+    let (ib, ob) = (g.x.block, g.y.block);
+    let nl = lanes(&g.y)?;
+    let (icb, [kh, kw]) = (g.x.blocks(), g.k);
+    let cols = tile_columns(kb, g, u.ox0, pxn, border)?;
+    let out_at = |kb: &Kb<'_, 'ctx>, q: u64, j: u64| -> R<IntValue<'ctx>> {
+        let ox = kb.add(u.ox0, kb.i(j))?;
+        g.y.at(kb, u.n, kb.add(u.q0, kb.i(q))?, u.oy, ox)
+    };
+    let mut init = Vec::with_capacity((pxn * qn) as usize);
+    for q in 0..qn {
+        let b = kb.vec_load_n(pb, kb.mul(kb.add(u.q0, kb.i(q))?, kb.i(ob))?, nl)?;
+        for j in 0..pxn {
+            let partial = kb.vec_load_n(py, out_at(kb, q, j)?, nl)?;
+            init.push(kb.b.build_select(pass.first, b, partial, "")?);
+        }
+    }
+    let (ky_lo, ky_hi) = tap_rows(kb, g, u.oy)?;
+    let row0 = kb.sub(kb.mul(u.oy, kb.i(g.strides[0]))?, kb.i(g.pads[0]))?;
+    let zero = kb.fc(0.0);
+    let acc = kb.for_carry(pass.lo, pass.hi, init, |kb, cb, acc| {
+        // input channels in this block: ib, or the remainder of the last one
+        let icn = kb.imin(kb.i(ib), kb.sub(kb.i(g.x.c), kb.mul(cb, kb.i(ib))?)?)?;
+        kb.for_carry(ky_lo, ky_hi, acc, |kb, ky, acc| {
+            let iy = kb.add(row0, kb.mul(ky, kb.i(g.dilations[0]))?)?;
+            let xrow = g.x.at(kb, u.n, cb, iy, kb.i(0))?;
+            // packed weights of (block q0 + q, cb, ky): [ib][kw][ob]
+            let wrow = |kb: &Kb<'_, 'ctx>, q: u64| -> R<IntValue<'ctx>> {
+                let blk = kb.add(kb.mul(kb.add(u.q0, kb.i(q))?, kb.i(icb))?, cb)?;
+                let r = kb.add(kb.mul(blk, kb.i(kh))?, ky)?;
+                kb.mul(r, kb.i(ib * kw * ob))
+            };
+            let wrows = (0..qn).map(|q| wrow(kb, q)).collect::<R<Vec<_>>>()?;
+            kb.for_carry(kb.i(0), icn, acc, |kb, i, acc| {
+                let mut acc = vecs(acc);
+                for (kx, col) in cols.iter().enumerate() {
+                    let wo = kb.mul(kb.add(kb.mul(i, kb.i(kw))?, kb.i(kx as u64))?, kb.i(ob))?;
+                    let wv = wrows
+                        .iter()
+                        .map(|r| kb.vec_load_n(pw, kb.add(*r, wo)?, nl))
+                        .collect::<R<Vec<_>>>()?;
+                    for (j, (ix, ok)) in col.iter().enumerate() {
+                        let xi = kb.add(kb.add(xrow, kb.mul(*ix, kb.i(ib))?)?, i)?;
+                        let mut xs = kb.load(px_, xi)?;
+                        if let Some(ok) = ok {
+                            xs = kb.b.build_select(*ok, xs, zero, "")?.into_float_value();
+                        }
+                        let xv = kb.vec_splat_n(xs, nl)?;
+                        for (q, w) in wv.iter().enumerate() {
+                            let a = &mut acc[q * pxn as usize + j];
+                            *a = kb.vec_fma(xv, *w, *a)?;
+                        }
+                    }
+                }
+                Ok(basics(acc))
+            })
+        })
+    })?;
+    let acc = vecs(acc);
+    for q in 0..qn {
+        for j in 0..pxn {
+            let a = acc[(q * pxn + j) as usize];
+            let mut v = apply_epilogue(kb, g, a)?;
+            if !g.epilogue.is_empty() {
+                v = kb.b.build_select(pass.last, v, a, "")?.into_vector_value();
+            }
+            kb.vec_store(py, out_at(kb, q, j)?, v)?;
+        }
+    }
+    Ok(())
+}
+
+/// A depthwise convolution: lanes are channels, the tile is `px` output pixels of a row.
+fn depthwise<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
+    for_units(kb, g, g.y.blocks(), 1, |kb, u, _, tx| {
+        for_tile_kinds(kb, g, u, tx, &|kb, pxn, border| {
+            depthwise_tile(kb, g, u, pxn, border)
+        })
+    })
+}
+
+fn depthwise_tile<'ctx>(
+    kb: &mut Kb<'_, 'ctx>,
+    g: &BlockedConv,
+    u: &Unit<'ctx>,
+    pxn: u64,
+    border: bool,
+) -> R<()> {
+    let (px_, pw, pb, py) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3]);
+    let c = g.y.block;
+    let nl = lanes(&g.y)?;
+    let [kh, kw] = g.k;
+    let cb = u.q0;
+    let cols = tile_columns(kb, g, u.ox0, pxn, border)?;
+    let b = kb.vec_load_n(pb, kb.mul(cb, kb.i(c))?, nl)?;
+    let init = vec![BasicValueEnum::from(b); pxn as usize];
+    let (ky_lo, ky_hi) = tap_rows(kb, g, u.oy)?;
+    let row0 = kb.sub(kb.mul(u.oy, kb.i(g.strides[0]))?, kb.i(g.pads[0]))?;
+    let zero = kb.vec_splat_n(kb.fc(0.0), nl)?;
+    let acc = kb.for_carry(ky_lo, ky_hi, init, |kb, ky, acc| {
+        let mut acc = vecs(acc);
+        let iy = kb.add(row0, kb.mul(ky, kb.i(g.dilations[0]))?)?;
+        let xrow = g.x.at(kb, u.n, cb, iy, kb.i(0))?;
+        let wrow = kb.mul(kb.add(kb.mul(cb, kb.i(kh))?, ky)?, kb.i(kw * c))?;
+        for (kx, col) in cols.iter().enumerate() {
+            let wv = kb.vec_load_n(pw, kb.add(wrow, kb.i(kx as u64 * c))?, nl)?;
+            for (j, (ix, ok)) in col.iter().enumerate() {
+                let mut xv = kb.vec_load_n(px_, kb.add(xrow, kb.mul(*ix, kb.i(c))?)?, nl)?;
+                if let Some(ok) = ok {
+                    xv = kb.b.build_select(*ok, xv, zero, "")?.into_vector_value();
+                }
+                acc[j] = kb.vec_fma(xv, wv, acc[j])?;
+            }
+        }
+        Ok(basics(acc))
+    })?;
+    for (j, a) in vecs(acc).into_iter().enumerate() {
+        let v = apply_epilogue(kb, g, a)?;
+        let yi = g.y.at(kb, u.n, cb, u.oy, kb.add(u.ox0, kb.i(j as u64))?)?;
+        kb.vec_store(py, yi, v)?;
+    }
+    Ok(())
+}
+
+/// Plain `[N, C, H, W]` to blocked (`to_blocked`) or back. Padding lanes are written as 0.
+pub fn reorder(kb: &mut Kb, n: Dim, v: View, to_blocked: bool) -> R<()> {
+    let (src, dst) = (kb.args[0], kb.args[1]);
+    let plain = View { block: 1, ..v };
+    let c = v.block;
+    let rows = kb.mul(kb.dim(n)?, kb.i(v.blocks() * v.h))?;
+    let (lo, hi) = kb.split(rows)?;
+    kb.for_loop(lo, hi, |kb, r| {
+        let y = kb.rem(r, kb.i(v.h))?;
+        let r2 = kb.div(r, kb.i(v.h))?;
+        let cb = kb.rem(r2, kb.i(v.blocks()))?;
+        let img = kb.div(r2, kb.i(v.blocks()))?;
+        kb.for_loop(kb.i(0), kb.i(v.w), |kb, x| {
+            let bi = v.at(kb, img, cb, y, x)?;
+            for l in 0..c {
+                let ch = kb.add(kb.mul(cb, kb.i(c))?, kb.i(l))?;
+                let real = kb.lt(ch, kb.i(v.c))?;
+                let chc = kb.imin(ch, kb.i(v.c - 1))?;
+                let pi = plain.at(kb, img, chc, y, x)?;
+                let bl = kb.add(bi, kb.i(l))?;
+                if to_blocked {
+                    let val = kb.load(src, pi)?;
+                    let val = kb.b.build_select(real, val, kb.fc(0.0), "")?;
+                    kb.store(dst, bl, val.into_float_value())?;
+                } else {
+                    kb.if_then(real, |kb| kb.store(dst, pi, kb.load(src, bl)?))?;
+                }
+            }
+            Ok(())
+        })
+    })
+}
+
+/// Global average or max pool of a blocked `[N, C, H, W]` into a plain `[N, C, 1, 1]`.
+pub fn global_pool(kb: &mut Kb, n: Dim, v: View, max: bool) -> R<()> {
+    let (src, dst) = (kb.args[0], kb.args[1]);
+    let nl = lanes(&v)?;
+    let planes = kb.mul(kb.dim(n)?, kb.i(v.blocks()))?;
+    let (lo, hi) = kb.split(planes)?;
+    let hw = v.h * v.w;
+    kb.for_loop(lo, hi, |kb, p| {
+        let cb = kb.rem(p, kb.i(v.blocks()))?;
+        let img = kb.div(p, kb.i(v.blocks()))?;
+        let base = v.at(kb, img, cb, kb.i(0), kb.i(0))?;
+        let init = kb.vec_splat_n(kb.fc(if max { f32::NEG_INFINITY } else { 0.0 }), nl)?;
+        let acc = kb.for_carry(kb.i(0), kb.i(hw), vec![init.into()], |kb, i, acc| {
+            let x = kb.vec_load_n(src, kb.add(base, kb.mul(i, kb.i(v.block))?)?, nl)?;
+            let op = if max { BinaryOp::Max } else { BinaryOp::Add };
+            Ok(vec![kb
+                .vec_binary(op, acc[0].into_vector_value(), x)?
+                .into()])
+        })?;
+        let mut r = acc[0].into_vector_value();
+        if !max {
+            let s = kb.vec_splat_n(kb.fc(1.0 / hw as f32), nl)?;
+            r = kb.b.build_float_mul(r, s, "")?;
+        }
+        for l in 0..v.block {
+            let ch = kb.add(kb.mul(cb, kb.i(v.block))?, kb.i(l))?;
+            let real = kb.lt(ch, kb.i(v.c))?;
+            kb.if_then(real, |kb| {
+                let e =
+                    kb.b.build_extract_element(r, kb.ctx.i32_type().const_int(l, false), "")?
+                        .into_float_value();
+                kb.store(dst, kb.add(kb.mul(img, kb.i(v.c))?, ch)?, e)
+            })?;
+        }
+        Ok(())
+    })
+}
+
+/// Windowed max or average pooling of blocked tensors, all lanes at once. Taps outside the
+/// input are skipped; the average divides by the taps inside the input, or inside the
+/// padded input with `count_include_pad`.
+pub fn pool(kb: &mut Kb, a: &PoolAttrs, n: Dim, x: View, y: View) -> R<()> {
+    let (src, dst) = (kb.args[0], kb.args[1]);
+    let nl = lanes(&x)?;
+    let max = a.kind == PoolKind::Max;
+    let rows = kb.mul(kb.dim(n)?, kb.i(y.blocks() * y.h))?;
+    let (lo, hi) = kb.split(rows)?;
+    kb.for_loop(lo, hi, |kb, r| {
+        let oy = kb.rem(r, kb.i(y.h))?;
+        let r2 = kb.div(r, kb.i(y.h))?;
+        let cb = kb.rem(r2, kb.i(y.blocks()))?;
+        let img = kb.div(r2, kb.i(y.blocks()))?;
+        let y0 = kb.sub(kb.mul(oy, kb.i(a.strides[0]))?, kb.i(a.pads[0]))?;
+        kb.for_loop(kb.i(0), kb.i(y.w), |kb, ox| {
+            let x0 = kb.sub(kb.mul(ox, kb.i(a.strides[1]))?, kb.i(a.pads[1]))?;
+            let mut acc = kb.vec_splat_n(kb.fc(if max { f32::NEG_INFINITY } else { 0.0 }), nl)?;
+            let mut cnt = kb.i(0);
+            for ky in 0..a.kernel[0] {
+                let iy = kb.add(y0, kb.i(ky * a.dilations[0]))?;
+                for kx in 0..a.kernel[1] {
+                    let ix = kb.add(x0, kb.i(kx * a.dilations[1]))?;
+                    let ok =
+                        kb.b.build_and(inside(kb, iy, x.h)?, inside(kb, ix, x.w)?, "")?;
+                    let iyc = kb.imax(kb.imin(iy, kb.i(x.h - 1))?, kb.i(0))?;
+                    let ixc = kb.imax(kb.imin(ix, kb.i(x.w - 1))?, kb.i(0))?;
+                    let v = kb.vec_load_n(src, x.at(kb, img, cb, iyc, ixc)?, nl)?;
+                    let op = if max { BinaryOp::Max } else { BinaryOp::Add };
+                    let nv = kb.vec_binary(op, acc, v)?;
+                    acc = kb.b.build_select(ok, nv, acc, "")?.into_vector_value();
+                    let counted = if a.count_include_pad {
+                        kb.b.build_and(
+                            kb.lt(iy, kb.i(x.h + a.pads[2]))?,
+                            kb.lt(ix, kb.i(x.w + a.pads[3]))?,
+                            "",
+                        )?
+                    } else {
+                        ok
+                    };
+                    let one = kb.b.build_int_z_extend(counted, kb.ctx.i64_type(), "")?;
+                    cnt = kb.add(cnt, one)?;
+                }
+            }
+            if !max {
+                let cnt = kb.imax(cnt, kb.i(1))?;
+                let cf = kb.b.build_signed_int_to_float(cnt, kb.ctx.f32_type(), "")?;
+                acc = kb.b.build_float_div(acc, kb.vec_splat_n(cf, nl)?, "")?;
+            }
+            kb.vec_store(dst, y.at(kb, img, cb, oy, ox)?, acc)
+        })
+    })
+}
+
+/// Lanes of the packed GEMM's weight vectors: AVX-512 width (an AVX2 target splits each
+/// into two registers; the kernel is bound by reading the weights, not by the FMAs).
+pub const GEMM_LANES: u64 = 16;
+
+/// `y[M, N] = a[M, K] @ W + bias` with the constant `W` packed at compile time as
+/// `[N/16][K][16]` (alpha folded in) and the bias (beta * C, broadcast over rows) padded:
+/// the FC layers of a classifier. A tile is 4 rows x 4 column blocks of accumulators; each
+/// `a` element is broadcast once per tile row, each weight vector feeds every row of the
+/// tile. Arguments: a, packed weights, padded bias, y.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedGemm {
+    /// rows (the batch, for a classifier)
+    pub m: Dim,
+    /// inner extent
+    pub k: u64,
+    /// columns
+    pub n: u64,
+}
+
+/// Rows and column blocks of the packed GEMM's register tile.
+const GEMM_ROWS: u64 = 4;
+const GEMM_BLOCKS: u64 = 4;
+
+/// Packs `alpha * B` (`[K, N]`, or `[N, K]` when `trans_b`) as `[N/16][K][16]`.
+pub fn pack_gemm(b: &[f32], [k, n]: [usize; 2], trans_b: bool, alpha: f32) -> Vec<f32> {
+    let l = GEMM_LANES as usize;
+    let mut out = vec![0f32; n.div_ceil(l) * k * l];
+    for kk in 0..k {
+        for j in 0..n {
+            let v = if trans_b {
+                b[j * k + kk]
+            } else {
+                b[kk * n + j]
+            };
+            out[((j / l) * k + kk) * l + j % l] = alpha * v;
+        }
+    }
+    out
+}
+
+/// Emits the packed GEMM.
+pub fn gemm<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &PackedGemm) -> R<()> {
+    let nb = g.n.div_ceil(GEMM_LANES);
+    let groups = nb.div_ceil(GEMM_BLOCKS);
+    let m = kb.dim(g.m)?;
+    let row_tiles = kb.div(kb.add(m, kb.i(GEMM_ROWS - 1))?, kb.i(GEMM_ROWS))?;
+    let (lo, hi) = kb.split(kb.mul(row_tiles, kb.i(groups))?)?;
+    kb.for_loop(lo, hi, |kb, u| {
+        let grp = kb.rem(u, kb.i(groups))?;
+        let r0 = kb.mul(kb.div(u, kb.i(groups))?, kb.i(GEMM_ROWS))?;
+        let q0 = kb.mul(grp, kb.i(GEMM_BLOCKS))?;
+        let by_blocks = |kb: &mut Kb<'a, 'ctx>, row: IntValue<'ctx>, rows: u64| -> R<()> {
+            let rem = nb % GEMM_BLOCKS;
+            if rem == 0 {
+                return gemm_tile(kb, g, row, q0, [rows, GEMM_BLOCKS]);
+            }
+            let last = eq(kb, grp, groups - 1)?;
+            branch(
+                kb,
+                last,
+                |kb| gemm_tile(kb, g, row, q0, [rows, rem]),
+                |kb| gemm_tile(kb, g, row, q0, [rows, GEMM_BLOCKS]),
+            )
+        };
+        // four rows at once, or the last rows one by one
+        let full =
+            kb.b.build_int_compare(IntPredicate::SLE, kb.add(r0, kb.i(GEMM_ROWS))?, m, "")?;
+        branch(
+            kb,
+            full,
+            |kb| by_blocks(kb, r0, GEMM_ROWS),
+            |kb| kb.for_loop(r0, m, |kb, row| by_blocks(kb, row, 1)),
+        )
+    })
+}
+
+fn gemm_tile<'ctx>(
+    kb: &mut Kb<'_, 'ctx>,
+    g: &PackedGemm,
+    r0: IntValue<'ctx>,
+    q0: IntValue<'ctx>,
+    [rows, qn]: [u64; 2],
+) -> R<()> {
+    let (pa, pw, pb, py) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3]);
+    let l = GEMM_LANES;
+    let nl = l as u32;
+    let mut init = Vec::new();
+    for _ in 0..rows {
+        for q in 0..qn {
+            let bi = kb.mul(kb.add(q0, kb.i(q))?, kb.i(l))?;
+            init.push(BasicValueEnum::from(kb.vec_load_n(pb, bi, nl)?));
+        }
+    }
+    let wbase = (0..qn)
+        .map(|q| kb.mul(kb.add(q0, kb.i(q))?, kb.i(g.k * l)))
+        .collect::<R<Vec<_>>>()?;
+    let abase = (0..rows)
+        .map(|r| kb.mul(kb.add(r0, kb.i(r))?, kb.i(g.k)))
+        .collect::<R<Vec<_>>>()?;
+    let acc = kb.for_carry(kb.i(0), kb.i(g.k), init, |kb, kk, acc| {
+        let mut acc = vecs(acc);
+        let w = wbase
+            .iter()
+            .map(|b| kb.vec_load_n(pw, kb.add(*b, kb.mul(kk, kb.i(l))?)?, nl))
+            .collect::<R<Vec<_>>>()?;
+        for (r, ab) in abase.iter().enumerate() {
+            let av = kb.vec_splat_n(kb.load(pa, kb.add(*ab, kk)?)?, nl)?;
+            for (q, wv) in w.iter().enumerate() {
+                let a = &mut acc[r * qn as usize + q];
+                *a = kb.vec_fma(av, *wv, *a)?;
+            }
+        }
+        Ok(basics(acc))
+    })?;
+    for (i, v) in vecs(acc).into_iter().enumerate() {
+        let (r, q) = (i as u64 / qn, i as u64 % qn);
+        let col = kb.mul(kb.add(q0, kb.i(q))?, kb.i(l))?;
+        let yi = kb.add(kb.mul(kb.add(r0, kb.i(r))?, kb.i(g.n))?, col)?;
+        let mask = kb.lane_mask_lanes(col, kb.i(0), kb.i(g.n), nl)?;
+        kb.vec_store_masked(py, yi, v, mask)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! `assign-layout`: chooses the memory layout of every value for a CPU target, and inserts
+//! the reorders that make the choice legal.
+//!
+//! Convolutions with constant weights yield the blocked form `nChw{c}c` (c = the target's
+//! vector width); the ops that have blocked kernels (SE blocks, activations, pooling,
+//! element-wise ops over operands of one shape) stay blocked when their input is, so a
+//! network runs blocked from its stem to its classifier. A consumer that cannot take the
+//! blocked form (a reshape, a concat, a broadcast, the graph outputs) reads it through one
+//! `reorder` per value; global pools read blocked and yield plain `[N, C, 1, 1]`, which is
+//! the same memory when C is a multiple of c. Which ops take which layouts is one table,
+//! `secc_ir::layout`, that the verifier checks after this pass.
+use crate::{Changed, Pass, PassError, PassLog};
+use secc_ir::layout::operand_ok;
+use secc_ir::{Dim, Graph, Layout, NodeId, Op, ValueId};
+use std::collections::BTreeMap;
+
+/// The pass, for channel blocks of `block` floats.
+pub struct AssignLayout {
+    /// channels per block (16 for AVX-512, 8 for AVX2)
+    pub block: u32,
+}
+
+/// Largest kernel window the blocked convolution unrolls (taps beyond it stay plain).
+const MAX_BLOCKED_KW: u64 = 16;
+
+fn known_nchw(g: &Graph, v: ValueId) -> bool {
+    let t = g.ty(v);
+    t.rank() == 4 && t.shape[1..].iter().all(|d| matches!(d, Dim::Known(_)))
+}
+
+/// A convolution the blocked kernels implement: constant weights (they are packed at
+/// compile time), dense or depthwise, known channel and spatial extents.
+fn conv_blocks(g: &Graph, id: NodeId) -> bool {
+    let Op::Conv2d(a) = &g.node(id).op else {
+        return false;
+    };
+    let ins = g.inputs(id);
+    if !known_nchw(g, ins[0]) || !known_nchw(g, id.into()) {
+        return false;
+    }
+    if ins[1..].iter().any(|w| g.const_of(*w).is_none()) {
+        return false;
+    }
+    let (c, w) = (g.ty(ins[0]).shape[1], &g.ty(ins[1]).shape);
+    let depthwise = Dim::Known(a.group) == c && w[0] == c;
+    (a.group == 1 || depthwise) && w[3].known().is_some_and(|kw| kw <= MAX_BLOCKED_KW)
+}
+
+impl AssignLayout {
+    /// The layout `id` should yield, given the layouts already chosen for its operands.
+    fn choose(&self, g: &Graph, id: NodeId) -> Layout {
+        let blocked = Layout::Blocked(self.block);
+        let ins = g.inputs(id);
+        let any_blocked = ins.iter().any(|v| g.ty(*v).layout == blocked);
+        let out = g.ty(id.into());
+        let yes = match &g.node(id).op {
+            Op::Conv2d(_) => conv_blocks(g, id),
+            Op::Act(_) | Op::Pool2d(_) | Op::SqueezeExcite(_) => {
+                g.ty(ins[0]).layout == blocked && known_nchw(g, id.into())
+            }
+            Op::Binary(_) | Op::Elementwise { .. } => {
+                any_blocked
+                    && known_nchw(g, id.into())
+                    && ins.iter().all(|v| g.ty(*v).shape == out.shape)
+            }
+            _ => false,
+        };
+        if yes {
+            blocked
+        } else {
+            Layout::Plain
+        }
+    }
+}
+
+/// `v` in layout `to`: `v` itself, or one shared reorder of it.
+fn reordered(
+    g: &mut Graph,
+    memo: &mut BTreeMap<(ValueId, Layout), ValueId>,
+    v: ValueId,
+    to: Layout,
+) -> Result<ValueId, PassError> {
+    if g.ty(v).layout == to {
+        return Ok(v);
+    }
+    if let Some(r) = memo.get(&(v, to)) {
+        return Ok(*r);
+    }
+    let origin = g
+        .node(v.node)
+        .origin
+        .as_ref()
+        .map(|o| format!("{o}.{}", to.name()));
+    let r = g
+        .add_node(Op::Reorder { to }, &[v], origin)
+        .map_err(|e| PassError::InPass {
+            pass: "assign-layout",
+            msg: e.to_string(),
+        })?;
+    memo.insert((v, to), r);
+    Ok(r)
+}
+
+impl Pass for AssignLayout {
+    fn name(&self) -> &'static str {
+        "assign-layout"
+    }
+    fn run(&self, g: &mut Graph, _log: &mut PassLog) -> Result<Changed, PassError> {
+        let order = g.topo_order().ok_or_else(|| PassError::InPass {
+            pass: "assign-layout",
+            msg: "graph has a cycle".into(),
+        })?;
+        let mut changed = false;
+        for &id in &order {
+            let l = self.choose(g, id);
+            if l != Layout::Plain {
+                g.node_mut(id).outputs[0].layout = l;
+                changed = true;
+            }
+        }
+        // operands in a layout their consumer does not take read a reorder
+        let mut memo = BTreeMap::new();
+        for &id in &order {
+            let out = g.ty(id.into()).layout;
+            for (slot, v) in g.inputs(id).into_iter().enumerate() {
+                let op = &g.node(id).op;
+                if operand_ok(op, slot, g.ty(v).layout, out) {
+                    continue;
+                }
+                let to = if operand_ok(op, slot, out, out) {
+                    out
+                } else {
+                    Layout::Plain
+                };
+                let r = reordered(g, &mut memo, v, to)?;
+                g.set_operand(id, slot as u8, r);
+                changed = true;
+            }
+        }
+        for i in 0..g.outputs.len() {
+            let v = g.outputs[i].1;
+            if g.ty(v).layout != Layout::Plain {
+                g.outputs[i].1 = reordered(g, &mut memo, v, Layout::Plain)?;
+                changed = true;
+            }
+        }
+        Ok(changed.into())
+    }
+}

@@ -1,0 +1,295 @@
+//! The blocked-layout kernels (`nChw16c` / `nChw8c`) against the reference interpreter:
+//! every convolution path (1x1 as one long row, KxK, strided, dilated, asymmetric pads, the
+//! plain-input stem, depthwise), each epilogue, pooling, global pooling, element-wise ops and
+//! the reorders, at channel counts that are not multiples of the block, odd maps, batch 1
+//! and 3, 1 and 2 threads, for both vector widths (16 lanes native, 8 lanes x86-64-v3).
+#![allow(clippy::unwrap_used)]
+mod common;
+use common::*;
+use secc_ir::{
+    interp, Activation, BinaryOp, ConstData, Conv2dAttrs, Dim, Graph, Layout, Op, PoolAttrs,
+    PoolKind, TensorType, ValueId,
+};
+
+/// Kernel vs interpreter, relative to 1 + |reference| (f32 accumulation in another order).
+const TOL: f32 = 1e-4;
+
+fn weights(n: usize, seed: u32) -> Vec<f32> {
+    common::build::values(n, seed)
+}
+
+/// A convolution layer as the importer would build it.
+struct Conv {
+    o: u64,
+    k: [u64; 2],
+    strides: [u64; 2],
+    pads: [u64; 4],
+    dilations: [u64; 2],
+    group: u64,
+    act: Option<Activation>,
+    bias: bool,
+}
+
+fn conv(o: u64, k: u64, s: u64, p: u64) -> Conv {
+    Conv {
+        o,
+        k: [k, k],
+        strides: [s, s],
+        pads: [p; 4],
+        dilations: [1, 1],
+        group: 1,
+        act: None,
+        bias: true,
+    }
+}
+
+fn add_conv(g: &mut Graph, x: ValueId, c: &Conv, seed: u32) -> ValueId {
+    let cin = g.ty(x).shape[1].known().unwrap();
+    let cg = cin / c.group;
+    let n = (c.o * cg * c.k[0] * c.k[1]) as usize;
+    let shape = vec![c.o as usize, cg as usize, c.k[0] as usize, c.k[1] as usize];
+    let w = g.add_const(ConstData::new(shape, weights(n, seed)), None);
+    let mut ins = vec![x, w];
+    if c.bias {
+        let b = weights(c.o as usize, seed + 1);
+        ins.push(g.add_const(ConstData::new(vec![c.o as usize], b), None));
+    }
+    let a = Conv2dAttrs {
+        strides: c.strides,
+        pads: c.pads,
+        dilations: c.dilations,
+        group: c.group,
+        act: c.act,
+    };
+    g.add_node(Op::Conv2d(a), &ins, Some(format!("conv{seed}")))
+        .unwrap()
+}
+
+fn graph(c: u64, h: u64, w: u64) -> (Graph, ValueId) {
+    let mut g = Graph::new("t");
+    let n = g.sym("N");
+    let x = g.add_input(
+        "x",
+        TensorType::f32([Dim::Sym(n, 1), c.into(), h.into(), w.into()]),
+    );
+    (g, x)
+}
+
+/// Lays out `g` for `block` lanes, checks that some value is blocked, compiles for `cpu`,
+/// and compares with the interpreter at batch 1 and 3 on 1 and 2 threads.
+fn check(name: &str, g: &Graph, block: u32, cpu: &str) {
+    check_batches(name, g, block, cpu, &[1, 3], true);
+}
+
+fn check_batches(name: &str, g: &Graph, block: u32, cpu: &str, batches: &[u64], blocks: bool) {
+    let mut g = g.clone();
+    let t = secc_passes::pipeline::TargetOptions { block: Some(block) };
+    secc_passes::PassManager::new(secc_passes::pipeline::lowering(&t))
+        .run(&mut g, |_, _| {})
+        .unwrap();
+    let blocked = g
+        .node_ids()
+        .iter()
+        .any(|n| g.node(*n).outputs[0].layout == Layout::Blocked(block));
+    assert!(blocked || !blocks, "{name}: nothing was blocked");
+    let opts = secc_codegen::CodegenOptions {
+        target: secc_codegen::Target::Cpu { cpu: cpu.into() },
+        ..cpu_opts()
+    };
+    let bytes = secc_codegen::compile(&g, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for threads in [1, 2] {
+        let m = secc_runtime::Model::from_bytes(bytes.clone(), threads).unwrap();
+        for (i, &batch) in batches.iter().enumerate() {
+            let seed = 7 + i as u64;
+            let ins = random_inputs(&g, batch, seed);
+            let want = interp::run(&g, &ins).unwrap();
+            let rt: Vec<secc_runtime::Tensor> = ins
+                .iter()
+                .map(|t| secc_runtime::Tensor::new(t.shape.clone(), t.data.clone()).unwrap())
+                .collect();
+            let got = m.run(&rt).unwrap();
+            for (a, b) in got.iter().zip(&want) {
+                let e = max_rel_err(&from_runtime(a), b);
+                assert!(
+                    e <= TOL,
+                    "{name} block {block} {cpu} batch {batch} threads {threads}: err {e}"
+                );
+            }
+        }
+    }
+}
+
+fn check_both(name: &str, g: &Graph) {
+    check(name, g, 16, "native");
+    check(name, g, 8, "x86-64-v3");
+}
+
+fn single(name: &str, [c, h, w]: [u64; 3], layer: Conv) {
+    let (mut g, x) = graph(c, h, w);
+    let y = add_conv(&mut g, x, &layer, 1);
+    g.add_output("y", y);
+    check_both(name, &g);
+}
+
+/// Blocked input: a 1x1 conv first, then the layer under test.
+fn after_pointwise(name: &str, [c, h, w]: [u64; 3], layer: Conv) {
+    let (mut g, x) = graph(c, h, w);
+    let mut first = conv(c, 1, 1, 0);
+    first.act = Some(Activation::Relu);
+    let t = add_conv(&mut g, x, &first, 1);
+    let y = add_conv(&mut g, t, &layer, 3);
+    g.add_output("y", y);
+    check_both(name, &g);
+}
+
+#[test]
+fn pointwise_convs_as_one_long_row() {
+    let mut l = conv(120, 1, 1, 0);
+    l.act = Some(Activation::Relu);
+    after_pointwise("1x1 72->120 7x7", [72, 7, 7], l);
+    after_pointwise("1x1 200->24 25x19", [200, 25, 19], conv(24, 1, 1, 0));
+    let mut l = conv(40, 1, 1, 0);
+    l.bias = false;
+    after_pointwise("1x1 no bias 3->40 2x96", [3, 2, 96], l);
+}
+
+#[test]
+fn kxk_convs_with_padding_stride_and_dilation() {
+    let mut l = conv(33, 3, 1, 1);
+    l.act = Some(Activation::Silu);
+    after_pointwise("3x3 20->33 25x19", [20, 25, 19], l);
+    after_pointwise("3x3 s2 20->33 2x96", [20, 2, 96], conv(33, 3, 2, 1));
+    after_pointwise("1x1 s2 40->200 25x19", [40, 25, 19], conv(200, 1, 2, 0));
+    let mut l = conv(16, 3, 1, 2);
+    l.dilations = [2, 2];
+    l.act = Some(Activation::HardSwish);
+    after_pointwise("3x3 d2 16->16 9x11", [16, 9, 11], l);
+    let mut l = conv(24, 3, 1, 0);
+    l.pads = [0, 1, 2, 0];
+    l.strides = [2, 1];
+    l.k = [3, 5];
+    after_pointwise("3x5 asymmetric 17->24 13x7", [17, 13, 7], l);
+}
+
+#[test]
+fn plain_input_stems() {
+    let mut l = conv(64, 7, 2, 3);
+    l.act = Some(Activation::Relu);
+    single("7x7 s2 stem 3->64 25x19", [3, 25, 19], l);
+    let mut l = conv(24, 3, 2, 1);
+    l.act = Some(Activation::HardSwish);
+    single("3x3 s2 stem 3->24 odd", [3, 19, 25], l);
+}
+
+#[test]
+fn depthwise_convs() {
+    for (name, c, k, s, hw) in [
+        ("dw 3x3 72 7x7", 72u64, 3u64, 1u64, [7u64, 7u64]),
+        ("dw 5x5 s2 120 25x19", 120, 5, 2, [25, 19]),
+        ("dw 3x3 s2 20 2x96", 20, 3, 2, [2, 96]),
+    ] {
+        let mut l = conv(c, k, s, k / 2);
+        l.group = c;
+        l.act = Some(Activation::Sigmoid);
+        after_pointwise(name, [c, hw[0], hw[1]], l);
+    }
+}
+
+fn pool(kind: PoolKind, k: u64, s: u64, p: u64, ceil: bool, include_pad: bool) -> Op {
+    Op::Pool2d(PoolAttrs {
+        kind,
+        kernel: [k, k],
+        strides: [s, s],
+        pads: [p; 4],
+        dilations: [1, 1],
+        ceil_mode: ceil,
+        count_include_pad: include_pad,
+    })
+}
+
+#[test]
+fn pools_elementwise_global_pool_and_reorders() {
+    for (name, op) in [
+        ("max 3x3 s2", pool(PoolKind::Max, 3, 2, 1, false, false)),
+        ("avg 3x3 s2 ceil", pool(PoolKind::Avg, 3, 2, 1, true, false)),
+        ("avg include pad", pool(PoolKind::Avg, 3, 1, 1, false, true)),
+    ] {
+        let (mut g, x) = graph(3, 25, 19);
+        let t = add_conv(&mut g, x, &conv(40, 3, 1, 1), 1);
+        let y = g.add_node(op, &[t], None).unwrap();
+        g.add_output("y", y);
+        check_both(name, &g);
+    }
+    // residual add + relu of two blocked convs, a global pool, and a reshape (plain) of a
+    // blocked value as a second output
+    let (mut g, x) = graph(3, 9, 7);
+    let a = add_conv(&mut g, x, &conv(120, 3, 1, 1), 1);
+    let b = add_conv(&mut g, a, &conv(120, 1, 1, 0), 3);
+    let s = g
+        .add_node(Op::Binary(BinaryOp::Add), &[a, b], None)
+        .unwrap();
+    let r = g.add_node(Op::Act(Activation::Relu), &[s], None).unwrap();
+    let p = g.add_node(Op::GlobalAvgPool, &[r], None).unwrap();
+    let m = g.add_node(Op::GlobalMaxPool, &[b], None).unwrap();
+    let flat = g
+        .add_node(
+            Op::Reshape {
+                shape: [Dim::Sym(secc_ir::SymId(0), 1), Dim::Known(120 * 63)]
+                    .into_iter()
+                    .collect(),
+            },
+            &[r],
+            None,
+        )
+        .unwrap();
+    g.add_output("pool", p);
+    g.add_output("max", m);
+    g.add_output("flat", flat);
+    g.add_output("b", b);
+    check_both("residual, pools, reorders", &g);
+}
+
+/// FC layers with constant weights run as the packed GEMM: both weight orientations, alpha
+/// and beta, a bias row, a scalar bias, no bias, columns not a multiple of 16, and batches
+/// below, at and above its 4-row tile.
+#[test]
+fn packed_gemm_layers() {
+    use secc_ir::GemmAttrs;
+    for (name, trans_b, alpha, beta, c) in [
+        ("fc trans_b", true, 1.0, 1.0, Some(vec![1000usize])),
+        (
+            "fc plain B, alpha beta",
+            false,
+            0.5,
+            2.0,
+            Some(vec![1, 1000]),
+        ),
+        ("fc scalar C", true, 1.0, -1.5, Some(vec![1])),
+        ("fc no C", false, 1.0, 1.0, None),
+    ] {
+        let mut g = Graph::new("t");
+        let n = g.sym("N");
+        let x = g.add_input("x", TensorType::f32([Dim::Sym(n, 1), Dim::Known(37)]));
+        let bshape = if trans_b {
+            vec![1000, 37]
+        } else {
+            vec![37, 1000]
+        };
+        let b = g.add_const(ConstData::new(bshape, weights(37000, 5)), None);
+        let mut ins = vec![x, b];
+        if let Some(cs) = c {
+            let len = cs.iter().product();
+            ins.push(g.add_const(ConstData::new(cs, weights(len, 6)), None));
+        }
+        let a = GemmAttrs {
+            alpha,
+            beta,
+            trans_a: false,
+            trans_b,
+        };
+        let y = g.add_node(Op::Gemm(a), &ins, None).unwrap();
+        g.add_output("y", y);
+        check_batches(name, &g, 16, "native", &[1, 3, 4, 9], false);
+        check_batches(name, &g, 8, "x86-64-v3", &[1, 9], false);
+    }
+}
