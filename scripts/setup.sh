@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what secc needs on a fresh Debian 12 (bookworm) machine, as root, idempotently:
-#   - LLVM 19 (llvm-19-dev; dynamic linking, see ../shared/TOOLCHAIN.md) and a C toolchain
+#   - LLVM 19 (llvm-19-dev; dynamic linking, see docs/toolchain.md), a C toolchain and
+#     Graphviz (`secc dot -o graph.svg`, and the test that parses every `secc dot` output)
 #   - ptxas (extracted from Debian non-free's nvidia-cuda-toolkit .deb into .tools/, not installed)
 #   - a Python venv in .venv with onnx, numpy and onnxruntime (fixture generation, benchmarks)
 #   - the ONNX backend node tests from the onnx 1.22.0 wheel, unpacked into .tools/onnx-node/
@@ -25,7 +26,7 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 
 need_pkgs=()
-for p in llvm-19-dev build-essential zlib1g-dev python3-venv; do
+for p in llvm-19-dev build-essential zlib1g-dev graphviz python3-venv; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 # python3 may come from pyenv rather than Debian; venv then works without python3-venv.

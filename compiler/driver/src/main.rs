@@ -2,14 +2,20 @@
 //! -> code generation (secc-codegen) -> artifact; `run` and `inspect` use secc-runtime.
 #![forbid(unsafe_code)]
 
+mod check;
+mod dot;
+mod explain;
 mod files;
+mod inputs;
 mod npy;
 mod out;
+mod stages;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use out::{note, out};
 use secc_passes::{pipeline, PassManager, PrintAfter};
+use stages::Stages;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,7 +26,8 @@ use std::path::{Path, PathBuf};
     version,
     about = "Compiles ONNX CNNs, fusing every squeeze-and-excitation block into one kernel",
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    after_help = "Example:\n  secc model.onnx -o model.bin\n\nExit status: 0 success, 1 error (including `check` over its tolerance), 2 usage error.\nWith --json, results and errors ({\"error\": ..., \"causes\": [...]}) are JSON on stdout."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,11 +39,93 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Compile a model (the default when no subcommand is given)
+    #[command(after_help = "Example:\n  secc compile model.onnx -o model.bin --timings")]
     Compile(CompileArgs),
     /// Run a compiled artifact on .npy inputs
+    #[command(
+        after_help = "Example:\n  secc run model.bin --input x=input.npy --output-dir out/\n  secc run model.bin --random-inputs --batch 8 --bench 100 --json"
+    )]
     Run(RunArgs),
     /// Describe a compiled artifact
+    #[command(after_help = "Example:\n  secc inspect model.bin --json")]
     Inspect(InspectArgs),
+    /// List every SE candidate: fused as which block, or why not
+    #[command(after_help = "Example:\n  secc explain model.onnx --json")]
+    Explain(ExplainArgs),
+    /// Compile in memory and compare the artifact with the reference interpreter
+    #[command(
+        after_help = "Example:\n  secc check model.onnx --tol 1e-4\n  secc check model.onnx --reference test_data_set_0/"
+    )]
+    Check(CheckArgs),
+    /// Draw the IR as Graphviz DOT (or SVG/PNG/PDF through Graphviz's `dot`)
+    #[command(
+        after_help = "Example:\n  secc dot model.onnx --after affine-fold -o before.svg\n  secc dot model.onnx --after dce -o after.svg"
+    )]
+    Dot(DotArgs),
+}
+
+#[derive(Args)]
+struct DotArgs {
+    /// ONNX model
+    model: PathBuf,
+    /// File to write: `.dot`/`.gv` (text), `.svg`, `.png` or `.pdf` (rendered by Graphviz's
+    /// `dot`); default: DOT on stdout
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
+    /// Draw the graph after this pass of the default pipeline (`import`: before any pass);
+    /// default: after all of them
+    #[arg(long, value_name = "PASS")]
+    after: Option<String>,
+    /// Fix a symbolic dimension, e.g. `N=1` (repeatable)
+    #[arg(long = "fix-dim", value_name = "NAME=VALUE")]
+    fix_dim: Vec<String>,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// ONNX model
+    model: PathBuf,
+    /// Fix an input's shape, e.g. `x=1,3,224,224`: its symbolic dimensions are fixed
+    /// (as with --fix-dim), its known ones must match (repeatable)
+    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...")]
+    input_shape: Vec<String>,
+    /// Fix a symbolic dimension, e.g. `N=1` (repeatable)
+    #[arg(long = "fix-dim", value_name = "NAME=VALUE")]
+    fix_dim: Vec<String>,
+    /// Largest accepted relative error |got - want| / (1 + |want|) per element
+    #[arg(long, default_value_t = 1e-4)]
+    tol: f64,
+    /// Compare with an ONNX test directory (input_*.pb|.npy, output_*.pb|.npy, or
+    /// test_data_set_* folders of them) instead of the interpreter on random inputs
+    #[arg(long, value_name = "DIR")]
+    reference: Option<PathBuf>,
+    /// Compile without SE fusion
+    #[arg(long = "no-fuse")]
+    no_fuse: bool,
+    /// CPU to compile for (see `secc compile --help`)
+    #[arg(long, default_value = "native")]
+    cpu: String,
+    /// Worker threads (default: the cores this process may use)
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+    /// Test hook: change the largest weight before code generation (check must fail)
+    #[arg(long = "perturb-weights", hide = true)]
+    perturb_weights: bool,
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// ONNX model
+    model: PathBuf,
+    /// Fix a symbolic dimension, e.g. `N=1` (repeatable)
+    #[arg(long = "fix-dim", value_name = "NAME=VALUE")]
+    fix_dim: Vec<String>,
+    /// Print JSON: one object per candidate
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Default)]
@@ -72,9 +161,12 @@ struct CompileArgs {
     /// (repeatable; the name must be one of the model's)
     #[arg(long = "fix-dim", value_name = "NAME=VALUE")]
     fix_dim: Vec<String>,
-    /// Print per-pass timings to stderr
+    /// Print the time of every stage (import, each pass, code generation, write) to stderr
     #[arg(long)]
     timings: bool,
+    /// Print a JSON summary (output, size, SE blocks fused, stage timings) to stdout
+    #[arg(long)]
+    json: bool,
     /// Overwrite OUTPUT even if it is a regular file that is not a secc artifact
     #[arg(long)]
     force: bool,
@@ -88,9 +180,17 @@ struct CompileArgs {
 struct RunArgs {
     /// Compiled artifact
     artifact: PathBuf,
-    /// An input as NAME=FILE.npy (repeatable); a single-input model also accepts FILE.npy
+    /// An input as NAME=FILE.npy (repeatable); a single-input model also accepts FILE.npy;
+    /// FILE.npz gives each input its array of the same name. float64, float16 and integer
+    /// arrays are cast to float32 with a note
     #[arg(long = "input", short = 'i', value_name = "NAME=FILE")]
     inputs: Vec<String>,
+    /// Run on deterministic random inputs in [-1, 1) instead of files (for benchmarking)
+    #[arg(long = "random-inputs")]
+    random_inputs: bool,
+    /// With --random-inputs: the value of every symbolic dimension (the batch)
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    batch: u64,
     /// Folder to write each output to, as <output name>.npy with every byte of the name
     /// outside [A-Za-z0-9._-] percent-encoded (`a/b` -> `a%2Fb.npy`), so names never collide;
     /// each file written is printed to stderr (and is `file` in --json)
@@ -135,12 +235,29 @@ fn physical_memory() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Whether the command asked for JSON (errors are then JSON too).
+fn wants_json(cli: &Cli) -> bool {
+    match &cli.cmd {
+        Some(Cmd::Compile(a)) => a.json,
+        Some(Cmd::Run(a)) => a.json,
+        Some(Cmd::Inspect(a)) => a.json,
+        Some(Cmd::Explain(a)) => a.json,
+        Some(Cmd::Check(a)) => a.json,
+        Some(Cmd::Dot(_)) => false,
+        None => cli.compile.json,
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
+    let json = wants_json(&cli);
     let r = match cli.cmd {
         Some(Cmd::Compile(a)) => compile(a),
         Some(Cmd::Run(a)) => run(a),
         Some(Cmd::Inspect(a)) => inspect(a),
+        Some(Cmd::Explain(a)) => explain_cmd(a),
+        Some(Cmd::Check(a)) => check_cmd(a),
+        Some(Cmd::Dot(a)) => dot_cmd(a),
         None => compile(cli.compile),
     };
     let r = r.and_then(|()| std::io::stdout().flush().map_err(out::stdout_error));
@@ -150,8 +267,13 @@ fn main() {
             std::process::exit(0);
         }
         note!("error: {e}");
-        for c in e.chain().skip(1) {
+        let causes: Vec<String> = e.chain().skip(1).map(|c| c.to_string()).collect();
+        for c in &causes {
             note!("  caused by: {c}");
+        }
+        if json && !e.is::<out::Reported>() {
+            let j = serde_json::json!({"error": e.to_string(), "causes": causes});
+            let _ = writeln!(std::io::stdout().lock(), "{j}");
         }
         std::process::exit(1);
     }
@@ -210,6 +332,73 @@ fn check_output(model: &Path, out: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// Imports `model` and runs the passes of `a`, timing each stage; returns the imported
+/// graph (the interpreter's reference) and the optimised one.
+fn optimise(
+    a: &CompileArgs,
+    model: &Path,
+    opts: &secc_onnx::ImportOptions,
+    target: &secc_codegen::Target,
+    st: &mut Stages,
+) -> Result<(secc_ir::Graph, secc_ir::Graph)> {
+    let imported = st
+        .run("import", || secc_onnx::import_file(model, opts))
+        .with_context(|| format!("importing {}", model.display()))?;
+    let mut g = imported.clone();
+    let mut pm = pass_manager(a, target)?;
+    pm.run(&mut g, |pass, ir| {
+        // a closed stdout only loses the dump; the compilation goes on
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "// ----- IR after {pass} -----\n{ir}"
+        );
+    })
+    .with_context(|| format!("optimising {}", model.display()))?;
+    for (p, t) in &pm.timings {
+        st.record(&format!("pass {p}"), *t);
+    }
+    for (pass, line) in &pm.log.lines {
+        if line.contains("limit reached") {
+            note!("warning: {pass}: {line}");
+        }
+    }
+    Ok((imported, g))
+}
+
+/// The memory limit from `--max-memory` (default: physical memory).
+fn memory_limit(a: &CompileArgs) -> Result<Option<u64>> {
+    Ok(match a.max_memory {
+        Some(g) if g > 0.0 => Some((g * (1u64 << 30) as f64) as u64),
+        Some(g) => bail!("--max-memory must be positive, got {g}"),
+        None => physical_memory(),
+    })
+}
+
+/// Generates the artifact bytes (plan, LLVM, link) as one timed stage.
+fn codegen(
+    g: &secc_ir::Graph,
+    target: secc_codegen::Target,
+    memory_limit: Option<u64>,
+    st: &mut Stages,
+) -> Result<Vec<u8>> {
+    let opts = secc_codegen::CodegenOptions {
+        target,
+        compiler_version: format!("secc {}", env!("CARGO_PKG_VERSION")),
+        memory_limit,
+    };
+    st.run("codegen (plan, LLVM, link)", || {
+        secc_codegen::compile(g, &opts)
+    })
+    .with_context(|| format!("generating code for {:?}", g.name))
+}
+
+fn se_count(g: &secc_ir::Graph) -> usize {
+    g.node_ids()
+        .into_iter()
+        .filter(|n| matches!(g.node(*n).op, secc_ir::Op::SqueezeExcite(_)))
+        .count()
+}
+
 fn compile(a: CompileArgs) -> Result<()> {
     let Some(model) = a.model.as_deref() else {
         bail!("no model given: usage `secc MODEL.onnx -o MODEL.bin` (see --help)");
@@ -219,57 +408,40 @@ fn compile(a: CompileArgs) -> Result<()> {
     }
     // flags and the output path are checked before the (possibly long) compilation
     let target = target(&a)?;
-    let memory_limit = match a.max_memory {
-        Some(g) if g > 0.0 => Some((g * (1u64 << 30) as f64) as u64),
-        Some(g) => bail!("--max-memory must be positive, got {g}"),
-        None => physical_memory(),
-    };
+    let memory_limit = memory_limit(&a)?;
     if let Some(out) = &a.output {
         check_output(model, out, a.force)?;
     }
     let opts = secc_onnx::ImportOptions {
         fixed_dims: fixed_dims(&a.fix_dim)?,
     };
-    let mut g = secc_onnx::import_file(model, &opts)
-        .with_context(|| format!("importing {}", model.display()))?;
-    let mut pm = pass_manager(&a, &target)?;
-    pm.run(&mut g, |pass, ir| {
-        // a closed stdout only loses the dump; the compilation goes on
-        let _ = writeln!(
-            std::io::stdout().lock(),
-            "// ----- IR after {pass} -----\n{ir}"
-        );
-    })
-    .with_context(|| format!("optimising {}", model.display()))?;
-    for (pass, line) in &pm.log.lines {
-        if line.contains("limit reached") {
-            note!("warning: {pass}: {line}");
+    let mut st = Stages::new();
+    let (_, g) = optimise(&a, model, &opts, &target, &mut st)?;
+    let Some(out) = &a.output else {
+        if a.timings {
+            st.print();
         }
-    }
-    if a.timings {
-        for (p, t) in &pm.timings {
-            note!("pass {p:<16} {:>9.3} ms", t.as_secs_f64() * 1e3);
-        }
-    }
-    let Some(out) = a.output else { return Ok(()) };
-    let opts = secc_codegen::CodegenOptions {
-        target,
-        compiler_version: format!("secc {}", env!("CARGO_PKG_VERSION")),
-        memory_limit,
+        return Ok(());
     };
-    let bytes = secc_codegen::compile(&g, &opts)
-        .with_context(|| format!("generating code for {}", model.display()))?;
-    files::write_atomic(&out, &bytes)?;
-    let se = g
-        .node_ids()
-        .into_iter()
-        .filter(|n| matches!(g.node(*n).op, secc_ir::Op::SqueezeExcite(_)))
-        .count();
-    note!(
-        "wrote {} ({} bytes, {se} SE block(s) fused)",
-        out.display(),
-        bytes.len()
-    );
+    let bytes = codegen(&g, target, memory_limit, &mut st)?;
+    st.run("write", || files::write_atomic(out, &bytes))?;
+    if a.timings {
+        st.print();
+    }
+    let se = se_count(&g);
+    if a.json {
+        out!(
+            "{}",
+            serde_json::json!({"model": model.display().to_string(), "output": out.display().to_string(),
+                "bytes": bytes.len(), "se_blocks": se, "timings": st.json()})
+        );
+    } else {
+        note!(
+            "wrote {} ({} bytes, {se} SE block(s) fused)",
+            out.display(),
+            bytes.len()
+        );
+    }
     Ok(())
 }
 
@@ -315,6 +487,275 @@ fn pass_manager(a: &CompileArgs, target: &secc_codegen::Target) -> Result<PassMa
     Ok(pm)
 }
 
+fn explain_cmd(a: ExplainArgs) -> Result<()> {
+    let opts = secc_onnx::ImportOptions {
+        fixed_dims: fixed_dims(&a.fix_dim)?,
+    };
+    let r = explain::report(&a.model, &opts)?;
+    explain::print(&a.model, &r, a.json)
+}
+
+/// `--input-shape NAME=D0,D1,..` flags as fixed symbolic dimensions of the model's inputs.
+fn shape_dims(model: &Path, flags: &[String], dims: &mut BTreeMap<String, u64>) -> Result<()> {
+    if flags.is_empty() {
+        return Ok(());
+    }
+    let g = secc_onnx::import_file(model, &secc_onnx::ImportOptions::default())
+        .with_context(|| format!("importing {}", model.display()))?;
+    for f in flags {
+        let (name, list) = f
+            .split_once('=')
+            .with_context(|| format!("--input-shape {f:?}: expected NAME=D0,D1,..."))?;
+        let want: Vec<u64> = list
+            .split(',')
+            .map(|d| d.trim().parse::<u64>().ok().filter(|v| *v > 0))
+            .collect::<Option<_>>()
+            .with_context(|| format!("--input-shape {f:?}: dimensions must be integers >= 1"))?;
+        let Some((_, id)) = g.inputs.iter().find(|(n, _)| n == name) else {
+            let names: Vec<&str> = g.inputs.iter().map(|(n, _)| n.as_str()).collect();
+            bail!(
+                "--input-shape {f:?}: no input named {name:?} (inputs: {})",
+                names.join(", ")
+            );
+        };
+        let ty = &g.node(*id).outputs[0];
+        if ty.shape.len() != want.len() {
+            bail!(
+                "--input-shape {f:?}: input {name:?} has rank {} ({})",
+                ty.shape.len(),
+                ty.display(&g.sym_names)
+            );
+        }
+        for (d, &v) in ty.shape.iter().zip(&want) {
+            match *d {
+                secc_ir::Dim::Known(k) if k == v => {}
+                secc_ir::Dim::Sym(s, k) if v % k == 0 => {
+                    let sym = g.sym_names[s.0 as usize].clone();
+                    if dims.insert(sym.clone(), v / k).is_some_and(|o| o != v / k) {
+                        bail!("--input-shape {f:?}: dimension {sym:?} fixed to two values");
+                    }
+                }
+                _ => bail!(
+                    "--input-shape {f:?}: input {name:?} is {}; only its symbolic dimensions can \
+                     be chosen (secc does not compile other dynamic shapes)",
+                    ty.display(&g.sym_names)
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_cmd(a: CheckArgs) -> Result<()> {
+    let mut dims = fixed_dims(&a.fix_dim)?;
+    shape_dims(&a.model, &a.input_shape, &mut dims)?;
+    let ca = CompileArgs {
+        model: Some(a.model.clone()),
+        cpu: a.cpu.clone(),
+        target: "cpu".into(),
+        no_fuse: a.no_fuse,
+        ..Default::default()
+    };
+    let target = target(&ca)?;
+    let mut st = Stages::new();
+    let opts = secc_onnx::ImportOptions { fixed_dims: dims };
+    let (reference, mut g) = optimise(&ca, &a.model, &opts, &target, &mut st)?;
+    if a.perturb_weights {
+        check::perturb_weights(&mut g);
+    }
+    let bytes = codegen(&g, target, memory_limit(&ca)?, &mut st)?;
+    let threads = a
+        .threads
+        .unwrap_or_else(secc_runtime::available_cores)
+        .max(1);
+    let model = secc_runtime::Model::from_bytes(bytes, threads).context("loading the artifact")?;
+    let cases = match &a.reference {
+        Some(dir) => check::reference_dirs(dir)?
+            .iter()
+            .map(|d| check::reference_case(&model, d))
+            .collect::<Result<Vec<_>>>()?,
+        None => {
+            let batches: &[Option<u64>] = if reference.sym_names.is_empty() {
+                &[None]
+            } else {
+                &[Some(1), Some(3)]
+            };
+            batches
+                .iter()
+                .map(|b| check::random_case(&model, &reference, *b))
+                .collect::<Result<Vec<_>>>()?
+        }
+    };
+    check_report(&a, &cases, se_count(&g))
+}
+
+/// Prints the comparisons; an error naming every output over the tolerance.
+fn check_report(a: &CheckArgs, cases: &[check::Case], se: usize) -> Result<()> {
+    let mut bad = vec![];
+    let mut js = vec![];
+    for c in cases {
+        if !a.json {
+            out!("{}:", c.label);
+        }
+        let mut outs = vec![];
+        for o in &c.outputs {
+            let ok = o.max_rel <= a.tol;
+            if !ok {
+                bad.push(format!(
+                    "{:?} (max rel error {:.3e}, {})",
+                    o.name, o.max_rel, c.label
+                ));
+            }
+            if a.json {
+                outs.push(serde_json::json!({"name": o.name, "shape": o.shape, "max_abs": o.max_abs, "max_rel": o.max_rel, "ok": ok}));
+            } else {
+                out!(
+                    "  {:<24} {:?}: max abs {:.3e}, max rel {:.3e}  {}",
+                    format!("{:?}", o.name),
+                    o.shape,
+                    o.max_abs,
+                    o.max_rel,
+                    if ok { "ok" } else { "FAIL" }
+                );
+            }
+        }
+        js.push(serde_json::json!({"inputs": c.label, "outputs": outs}));
+    }
+    if a.json {
+        out!(
+            "{}",
+            serde_json::json!({"model": a.model.display().to_string(), "tolerance": a.tol,
+                "se_blocks": se, "ok": bad.is_empty(), "cases": js})
+        );
+    } else if bad.is_empty() {
+        out!(
+            "ok: every output within {:e} ({se} SE block(s) fused)",
+            a.tol
+        );
+    }
+    if !bad.is_empty() {
+        let msg = format!(
+            "output(s) over the tolerance {:e}: {}",
+            a.tol,
+            bad.join(", ")
+        );
+        // with --json the report above already says so: no second JSON document
+        return Err(anyhow::Error::new(out::Reported(msg)));
+    }
+    Ok(())
+}
+
+/// Runs the passes `names` on `g`.
+fn run_passes(g: &mut secc_ir::Graph, names: &[&str]) -> Result<()> {
+    let ps = names
+        .iter()
+        .map(|n| pipeline::by_name(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    PassManager::new(ps).run(g, |_, _| {})?;
+    Ok(())
+}
+
+/// The SE blocks `se-fuse` would fuse in `g` (a graph before that pass), as (pool, multiply).
+fn unfused_blocks(
+    g: &secc_ir::Graph,
+    rest: &[&str],
+) -> Result<Vec<(secc_ir::NodeId, secc_ir::NodeId)>> {
+    let mut h = g.clone();
+    run_passes(&mut h, rest)?;
+    let (_, r) = secc_passes::SeFuse::default().run_report(&mut h, &mut Default::default())?;
+    Ok(r.candidates
+        .iter()
+        .filter(|c| matches!(c.outcome, secc_passes::se_fuse::Outcome::Fused { .. }))
+        .filter_map(|c| Some((c.node_id, c.mul_id?)))
+        .filter(|(p, m)| g.contains(*p) && g.contains(*m))
+        .collect())
+}
+
+fn dot_cmd(a: DotArgs) -> Result<()> {
+    let all = pipeline::ALL;
+    let upto = match a.after.as_deref() {
+        None => all.len(),
+        Some("import") => 0,
+        Some(p) => {
+            1 + all.iter().position(|n| *n == p).with_context(|| {
+                format!(
+                    "--after: unknown pass {p:?} (known: import, {})",
+                    all.join(", ")
+                )
+            })?
+        }
+    };
+    if let Some(o) = &a.output {
+        if same_file(&a.model, o) {
+            bail!(
+                "refusing to write the picture over the input model {}",
+                o.display()
+            );
+        }
+        files::check_replaceable(o)?;
+    }
+    let opts = secc_onnx::ImportOptions {
+        fixed_dims: fixed_dims(&a.fix_dim)?,
+    };
+    let mut g = secc_onnx::import_file(&a.model, &opts)
+        .with_context(|| format!("importing {}", a.model.display()))?;
+    run_passes(&mut g, &all[..upto])
+        .with_context(|| format!("optimising {}", a.model.display()))?;
+    let se_at = all
+        .iter()
+        .position(|n| *n == "se-fuse")
+        .unwrap_or(all.len());
+    let blocks = if upto <= se_at {
+        unfused_blocks(&g, &all[upto..se_at])?
+    } else {
+        vec![]
+    };
+    let text = dot::write(&g, &blocks);
+    let Some(out) = &a.output else {
+        out!("{text}");
+        return Ok(());
+    };
+    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let bytes = match ext {
+        "svg" | "png" | "pdf" => render(&text, ext)?,
+        _ => text.into_bytes(),
+    };
+    files::write_atomic(out, &bytes)?;
+    note!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Renders DOT with Graphviz's `dot -T<format>`.
+fn render(text: &str, format: &str) -> Result<Vec<u8>> {
+    use std::process::{Command, Stdio};
+    let mut child = match Command::new("dot")
+        .arg(format!("-T{format}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "rendering .{format} needs Graphviz's `dot`, which is not installed (Debian: \
+             apt-get install graphviz); write `-o graph.dot` to get the DOT text instead"
+        ),
+        Err(e) => return Err(e).context("starting Graphviz's dot"),
+    };
+    let mut stdin = child.stdin.take().context("dot stdin")?;
+    let t = text.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(t.as_bytes()));
+    let o = child.wait_with_output().context("running Graphviz's dot")?;
+    let _ = writer.join();
+    if !o.status.success() {
+        bail!(
+            "Graphviz's dot failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+    }
+    Ok(o.stdout)
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
@@ -337,43 +778,14 @@ fn run(a: RunArgs) -> Result<()> {
     let model = secc_runtime::Model::load_with_threads(&a.artifact, threads)
         .with_context(|| format!("loading {}", a.artifact.display()))?;
     let names: Vec<String> = model.input_names().iter().map(|s| s.to_string()).collect();
-    let mut given: BTreeMap<String, secc_runtime::Tensor> = BTreeMap::new();
-    for spec in &a.inputs {
-        let (name, file) = match spec.split_once('=') {
-            Some((n, f)) => (n.to_string(), f),
-            None if names.len() == 1 => (names[0].clone(), spec.as_str()),
-            None => bail!(
-                "--input {spec:?}: give NAME=FILE.npy (model inputs: {})",
-                names.join(", ")
-            ),
-        };
-        if !names.contains(&name) {
-            bail!(
-                "--input {spec:?}: the model has no input named {name:?} (inputs: {})",
-                names.join(", ")
-            );
+    let inputs = if a.random_inputs {
+        if !a.inputs.is_empty() {
+            bail!("--random-inputs and --input exclude each other");
         }
-        let t = npy::read(Path::new(file))
-            .with_context(|| format!("reading input {name:?} from {file}"))?;
-        if given.insert(name.clone(), t).is_some() {
-            bail!("input {name:?} given twice");
-        }
-    }
-    let missing: Vec<&String> = names.iter().filter(|n| !given.contains_key(*n)).collect();
-    if !missing.is_empty() {
-        bail!(
-            "missing input(s): {} (give --input NAME=FILE.npy)",
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    let inputs: Vec<secc_runtime::Tensor> = names
-        .iter()
-        .map(|n| given.remove(n).expect("checked above"))
-        .collect();
+        inputs::random_inputs(model.info().manifest, a.batch)?
+    } else {
+        inputs::load(&a.inputs, &names)?
+    };
     let outputs = model.run(&inputs).context("running the model")?;
     let files = match &a.output_dir {
         Some(dir) => write_outputs(dir, &model.output_names(), &outputs)?,
@@ -383,7 +795,7 @@ fn run(a: RunArgs) -> Result<()> {
         return profile(&model, &inputs, a.warmup, iters, a.json);
     }
     if let Some(iters) = a.bench {
-        return bench(&model, &inputs, a.warmup, iters, a.json);
+        return bench(&model, &a.artifact, &inputs, a.warmup, iters, a.json);
     }
     if a.json {
         let outs: Vec<_> = model
@@ -399,7 +811,10 @@ fn run(a: RunArgs) -> Result<()> {
                 o
             })
             .collect();
-        out!("{}", serde_json::json!({ "outputs": outs }));
+        out!(
+            "{}",
+            serde_json::json!({ "model": a.artifact.display().to_string(), "outputs": outs })
+        );
     } else if a.output_dir.is_none() {
         for (n, t) in model.output_names().iter().zip(&outputs) {
             let head: Vec<String> = match t.dtype {
@@ -477,6 +892,7 @@ fn profile(
 
 fn bench(
     model: &secc_runtime::Model,
+    path: &Path,
     inputs: &[secc_runtime::Tensor],
     warmup: usize,
     iters: usize,
@@ -487,19 +903,30 @@ fn bench(
     }
     let st = model.bench(inputs, warmup, iters)?;
     let mean = st.latencies_us.iter().sum::<f64>() / st.latencies_us.len() as f64;
+    let batch = inputs.first().and_then(|t| t.shape.first()).copied();
+    let p = |q| st.percentile(q);
+    let j = serde_json::json!({
+        "model": path.display().to_string(), "batch": batch,
+        "mean_us": mean, "median_us": p(50.0), "p90_us": p(90.0), "p99_us": p(99.0),
+        "min_us": p(0.0), "max_us": p(100.0),
+        "iterations": iters, "warmup": warmup, "threads": model.threads(),
+    });
     if json {
-        let j = serde_json::json!({
-            "median_us": st.percentile(50.0), "p90_us": st.percentile(90.0), "min_us": st.percentile(0.0),
-            "mean_us": mean, "iterations": iters, "warmup": warmup, "threads": model.threads(),
-        });
         out!("{j}");
     } else {
         out!(
-            "{iters} runs, {} thread(s): median {:.1} us, p90 {:.1} us, min {:.1} us",
-            model.threads(),
-            st.percentile(50.0),
-            st.percentile(90.0),
-            st.percentile(0.0)
+            "{}: batch {}, {iters} runs after {warmup} warm-up, {} thread(s)",
+            path.display(),
+            batch.map_or("-".into(), |b| b.to_string()),
+            model.threads()
+        );
+        out!(
+            "  mean {mean:.1} us, median {:.1} us, p90 {:.1} us, p99 {:.1} us, min {:.1} us, max {:.1} us",
+            p(50.0),
+            p(90.0),
+            p(99.0),
+            p(0.0),
+            p(100.0)
         );
     }
     Ok(())
@@ -539,7 +966,7 @@ fn inspect(a: InspectArgs) -> Result<()> {
         "sections": m.sections,
     });
     if a.json {
-        out!("{}", serde_json::to_string_pretty(&j)?);
+        out!("{j}");
     } else {
         out!(
             "{} (format v{}, {})",
@@ -557,8 +984,36 @@ fn inspect(a: InspectArgs) -> Result<()> {
                     .iter()
                     .map(|d| d.display(&m.symbols))
                     .collect();
-                out!("  {kind} {:?}: f32[{}]", i.name, s.join(","));
+                out!(
+                    "  {kind} {:?}: {}[{}]",
+                    i.name,
+                    m.buffers[i.buffer as usize].dtype,
+                    s.join(",")
+                );
             }
+        }
+        out!(
+            "  symbols: {}",
+            if m.symbols.is_empty() {
+                "none".into()
+            } else {
+                m.symbols.join(", ")
+            }
+        );
+        out!(
+            "  memory at batch 1: arena {} bytes ({} without reuse), weights {} bytes",
+            j["arena_bytes"],
+            j["arena_bytes_without_reuse"],
+            j["weights_bytes"]
+        );
+        for sec in &m.sections {
+            out!(
+                "  section {:<10} offset {:>10} len {:>10} crc32 {:08x}",
+                sec.kind,
+                sec.offset,
+                sec.len,
+                sec.crc32
+            );
         }
         out!(
             "  {} kernel(s), {} fused SE block(s):",

@@ -16,4 +16,4 @@ mod tensor;
 
 pub use error::{ImportError, NodeError};
 pub use import::{import_bytes, import_file, ImportOptions, MAX_OPSET, MIN_OPSET, SUPPORTED_OPS};
-pub use tensor::file_kind;
+pub use tensor::{file_kind, read_tensor_proto, TensorFile};

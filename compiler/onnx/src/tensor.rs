@@ -293,3 +293,45 @@ pub(crate) fn decode(t: &TensorProto, base: Option<&Path>) -> Result<ConstVal, S
         )),
     }
 }
+
+/// A tensor read from a serialized `TensorProto` file (an ONNX test's `input_0.pb`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TensorFile {
+    /// float32 (float64 and float16 converted)
+    F32 {
+        /// the tensor's name in the file (may be empty)
+        name: String,
+        /// extents
+        shape: Vec<usize>,
+        /// row-major elements
+        data: Vec<f32>,
+    },
+    /// an integer or bool tensor, widened to int64
+    I64 {
+        /// the tensor's name in the file (may be empty)
+        name: String,
+        /// extents
+        shape: Vec<usize>,
+        /// row-major elements
+        data: Vec<i64>,
+    },
+}
+
+/// Decodes a serialized `TensorProto` (no external data).
+pub fn read_tensor_proto(bytes: &[u8]) -> Result<TensorFile, crate::ImportError> {
+    use onnx_protobuf::Message;
+    let t = TensorProto::parse_from_bytes(bytes)
+        .map_err(|e| crate::ImportError::Parse(format!("TensorProto: {e}")))?;
+    let name = t.name.clone();
+    let bad = |msg| crate::ImportError::Tensor {
+        name: name.clone(),
+        msg,
+    };
+    if t.data_location.value() == 1 {
+        return Err(bad("external data is not supported in a tensor file".into()));
+    }
+    Ok(match decode(&t, None).map_err(bad)? {
+        ConstVal::F32(shape, data) => TensorFile::F32 { name, shape, data },
+        ConstVal::I64(shape, data) => TensorFile::I64 { name, shape, data },
+    })
+}

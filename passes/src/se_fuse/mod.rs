@@ -11,9 +11,16 @@
 //! 3. **Splice**: for every IR `mul` whose e-class gained an `se` node, constant operands are
 //!    extracted (smallest term), materialised (transposes, reshapes, zero biases) and a fused
 //!    node replaces the `mul`. The orphaned chain is left to `dce`.
+//!
+//! [`SeFuse::run_report`] also returns an [`SeReport`]: for every candidate (each global
+//! pooling, each multiply by a per-channel gate) whether it fused or why not, read off the
+//! same saturated e-graph (see [`explain`]).
 pub mod analysis;
+pub mod explain;
 pub mod lang;
 pub mod rules;
+
+pub use explain::{Candidate, CandidateKind, Outcome, Reason, SeReport};
 
 use crate::{Changed, Pass, PassError, PassLog};
 use analysis::{LeafInfo, SeAnalysis};
@@ -213,6 +220,17 @@ impl Pass for SeFuse {
     }
 
     fn run(&self, g: &mut Graph, log: &mut PassLog) -> Result<Changed, PassError> {
+        self.run_report(g, log).map(|(c, _)| c)
+    }
+}
+
+impl SeFuse {
+    /// Runs the pass and reports every SE candidate: fused as which block, or why not.
+    pub fn run_report(
+        &self,
+        g: &mut Graph,
+        log: &mut PassLog,
+    ) -> Result<(Changed, SeReport), PassError> {
         let order = g.topo_order().ok_or_else(|| PassError::InPass {
             pass: "se-fuse",
             msg: "graph has a cycle".into(),
@@ -260,6 +278,26 @@ impl Pass for SeFuse {
                 *e = *nid;
             }
         }
+        let walks: Vec<explain::PoolWalk> = {
+            let ctx = explain::Ctx {
+                eg,
+                g,
+                id_of: &tr.id_of,
+                core_of: &tr.core_of,
+                value_of: &value_of,
+            };
+            order
+                .iter()
+                .filter(|n| explain::is_pool(g, **n))
+                .map(|n| ctx.pool(*n))
+                .collect()
+        };
+        let gate_muls: Vec<(NodeId, NodeId)> = order
+            .iter()
+            .filter_map(|n| explain::gate_operand(g, *n).map(|gate| (*n, gate)))
+            .collect();
+        let mut fused_at: BTreeMap<NodeId, (usize, String, String)> = BTreeMap::new();
+        let mut skipped_at: BTreeMap<NodeId, String> = BTreeMap::new();
         let extractor = Extractor::new(eg, AstSize);
         let mut replaced: BTreeMap<NodeId, ValueId> = BTreeMap::new();
         let mut fused = 0usize;
@@ -300,6 +338,7 @@ impl Pass for SeFuse {
                 weights.push(materialise(g, &tr.leaf_const, &expr, root));
             }
             let (Some(w1), Some(w2)) = (weights[0].clone(), weights[2].clone()) else {
+                skipped_at.insert(id, "its weights are not constant expressions".into());
                 skipped.push(format!(
                     "{}: weights are not constant expressions",
                     g.node_ref(id)
@@ -327,8 +366,17 @@ impl Pass for SeFuse {
                     g.replace_all_uses(id.into(), se);
                     replaced.insert(id, se);
                     fused += 1;
+                    let spelling = format!(
+                        "{} / {}, C={c}, R={r}",
+                        inner.to_ir().name(),
+                        gate.to_ir().name()
+                    );
+                    fused_at.insert(id, (fused, explain::plain_name(g, se.node), spelling));
                 }
-                Err(e) => skipped.push(format!("{}: {e}", g.node_ref(id))),
+                Err(e) => {
+                    skipped_at.insert(id, format!("the fused node is invalid: {e}"));
+                    skipped.push(format!("{}: {e}", g.node_ref(id)))
+                }
             }
         }
         let rules_s: Vec<String> = applied.iter().map(|(k, v)| format!("{k}x{v}")).collect();
@@ -347,13 +395,31 @@ impl Pass for SeFuse {
         for s in skipped {
             log.lines.push(("se-fuse", format!("not fused: {s}")));
         }
-        Ok((fused > 0).into())
+        let report = explain::finish(
+            &walks,
+            &gate_muls,
+            &explain::Decided {
+                fused: &fused_at,
+                skipped: &skipped_at,
+                stop: &stop,
+            },
+            g,
+        );
+        Ok(((fused > 0).into(), report))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn se_body_is_the_steps_nested() {
+        assert_eq!(
+            rules::se_body(),
+            "(to4d (act ?g (dense (act ?i (dense (to2d (gap ?x)) ?w1 ?b1)) ?w2 ?b2)))"
+        );
+    }
 
     #[test]
     fn rules_build() {

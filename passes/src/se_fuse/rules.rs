@@ -10,7 +10,7 @@ use secc_ir::Dim;
 
 type EG = EGraph<SeLang, SeAnalysis>;
 
-fn var(s: &str) -> Var {
+pub(crate) fn var(s: &str) -> Var {
     s.parse()
         .expect("invariant: pattern variable names are valid")
 }
@@ -103,47 +103,89 @@ fn conv_on_pooled(eg: &mut EG, _: Id, s: &Subst) -> bool {
 /// The matched SE block has consistent weights: x `[N,C,H,W]`, w1 `[R,C]`, w2 `[C,R]`,
 /// biases of R and C elements (or none), a gate activation that ends in [0,1].
 pub fn se_ok(eg: &mut EG, _: Id, s: &Subst) -> bool {
-    let Some(x) = shape(eg, s, "?x") else {
-        return false;
+    se_check(eg, s).is_ok()
+}
+
+/// [`se_ok`] with the reason a match is refused (for `secc explain`).
+pub fn se_check(eg: &EG, s: &Subst) -> Result<(), String> {
+    let Some(x) = shape(eg, s, "?x").filter(|x| x.len() == 4) else {
+        return Err("the multiplied tensor's shape is not a known 4-D NCHW shape".into());
     };
-    if x.len() != 4 || x[1].known().is_none() {
-        return false;
-    }
-    let c = x[1];
+    let Some(c) = x[1].known() else {
+        return Err("the channel count of the multiplied tensor is not known".into());
+    };
     let (Some(w1), Some(w2)) = (shape(eg, s, "?w1"), shape(eg, s, "?w2")) else {
-        return false;
+        return Err("the shape of an FC weight is unknown".into());
     };
+    let fmt = |w: &[Dim]| format!("{w:?}");
     if w1.len() != 2
         || w2.len() != 2
-        || w1[1] != c
-        || w2[0] != c
+        || w1[1] != x[1]
+        || w2[0] != x[1]
         || w2[1] != w1[0]
         || w1[0].known().is_none()
     {
-        return false;
+        return Err(format!(
+            "the FC weights {} and {} do not map {c} channels to R and back",
+            fmt(&w1),
+            fmt(&w2)
+        ));
     }
     if !(eg[s[var("?w1")]].data.konst && eg[s[var("?w2")]].data.konst) {
-        return false;
+        return Err("an FC weight is computed at run time, not a constant".into());
     }
     let r = w1[0];
-    for (b, n) in [("?b1", r), ("?b2", c)] {
+    for (b, n) in [("?b1", r), ("?b2", x[1])] {
         let id = s[var(b)];
         if !is_nobias(eg, id)
             && (eg[id].data.shape.as_deref() != Some(&[n][..]) || !eg[id].data.konst)
         {
-            return false;
+            return Err(format!("an FC bias is not a constant of {n:?} elements"));
         }
     }
-    kind_of(eg, s[var("?g")]).is_some_and(|k| k.is_gate()) && kind_of(eg, s[var("?i")]).is_some()
+    match (kind_of(eg, s[var("?i")]), kind_of(eg, s[var("?g")])) {
+        (Some(_), Some(g)) if g.is_gate() => Ok(()),
+        (Some(_), Some(g)) => Err(format!(
+            "the gate activation is {g}, not one that ends in [0, 1] (sigmoid or hard sigmoid)"
+        )),
+        _ => Err("an activation of the block is not one the rules know".into()),
+    }
 }
 
-const SE_BODY: &str = "(to4d (act ?g (dense (act ?i (dense (to2d (gap ?x)) ?w1 ?b1)) ?w2 ?b2)))";
+/// The steps of an SE body from the pool outwards: the first is the pool, each later one
+/// wraps the previous term at `?h`. [`se_body`] nests them into the pattern the `se` rule
+/// matches, and `secc explain` walks the same steps forward from each pool.
+pub const SE_STEPS: [(&str, &str); 7] = [
+    ("(gap ?x)", "global average pool"),
+    ("(to2d ?h)", "flatten to [N, C]"),
+    (
+        "(dense ?h ?w1 ?b1)",
+        "squeeze layer (FC or 1x1 conv, C -> R)",
+    ),
+    ("(act ?i ?h)", "activation after the squeeze layer"),
+    (
+        "(dense ?h ?w2 ?b2)",
+        "excitation layer (FC or 1x1 conv, R -> C)",
+    ),
+    ("(act ?g ?h)", "gate activation (sigmoid or hard sigmoid)"),
+    ("(to4d ?h)", "reshape of the gate to [N, C, 1, 1]"),
+];
+
+/// The SE body pattern: [`SE_STEPS`] nested, the pool innermost.
+pub fn se_body() -> String {
+    SE_STEPS[1..]
+        .iter()
+        .fold(SE_STEPS[0].0.to_string(), |acc, (step, _)| {
+            step.replace("?h", &acc)
+        })
+}
 
 /// All rules, canonicalisation first.
 #[rustfmt::skip]
 pub fn rules() -> Vec<Rewrite<SeLang, SeAnalysis>> {
-    let se_a = format!("(mul ?x {SE_BODY})");
-    let se_b = format!("(mul {SE_BODY} ?x)");
+    let body = se_body();
+    let se_a = format!("(mul ?x {body})");
+    let se_b = format!("(mul {body} ?x)");
     let se_to: egg::Pattern<SeLang> = "(se ?x ?w1 ?b1 ?w2 ?b2 ?i ?g)".parse().expect("invariant: valid pattern");
     vec![
         rw!("mean-hw-is-gap";     "(mean_hw ?x)"                          => "(gap ?x)"),
