@@ -645,11 +645,16 @@ fn check_report(a: &CheckArgs, cases: &[check::Case], se: usize) -> Result<()> {
     Ok(())
 }
 
-/// Runs the passes `names` on `g`.
+/// Runs the passes `names` on `g` (lowering passes for this machine's CPU).
 fn run_passes(g: &mut secc_ir::Graph, names: &[&str]) -> Result<()> {
+    let t = pipeline::TargetOptions {
+        block: secc_codegen::vector_block(&secc_codegen::Target::Cpu {
+            cpu: "native".into(),
+        }),
+    };
     let ps = names
         .iter()
-        .map(|n| pipeline::by_name(n))
+        .map(|n| pipeline::by_name_for(n, &t))
         .collect::<Result<Vec<_>, _>>()?;
     PassManager::new(ps).run(g, |_, _| {})?;
     Ok(())
@@ -672,7 +677,11 @@ fn unfused_blocks(
 }
 
 fn dot_cmd(a: DotArgs) -> Result<()> {
-    let all = pipeline::ALL;
+    let all: Vec<&str> = pipeline::ALL
+        .iter()
+        .chain(pipeline::LOWERING)
+        .copied()
+        .collect();
     let upto = match a.after.as_deref() {
         None => all.len(),
         Some("import") => 0,
