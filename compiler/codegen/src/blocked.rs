@@ -147,11 +147,6 @@ pub fn conv_blocking(
         let bands = MIN_UNITS.div_ceil(groups.max(1)).clamp(1, oh.max(1));
         fits.min(oh.div_ceil(bands)).max(1)
     };
-    let band = if std::env::var("SECC_BAND1").is_ok() {
-        1
-    } else {
-        band
-    };
     Blocking { chunk, seg, band }
 }
 

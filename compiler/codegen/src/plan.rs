@@ -282,6 +282,29 @@ pub struct Plan {
     pub se_blocks: u32,
 }
 
+/// One line per kernel: name, ONNX origin, and for blocked convolutions the register tile
+/// and the loop blocking chosen for the target (what `--print-after plan` shows).
+pub fn describe(p: &Plan) -> String {
+    let mut out = String::new();
+    for s in &p.steps {
+        out.push_str(&format!("{:<28} {:<20}", s.name, s.origin));
+        if let KernelKind::ConvBlocked(c) = &s.kind {
+            let ep: Vec<String> = c.epilogue.iter().map(|e| format!("{e:?}")).collect();
+            out.push_str(&format!(
+                " x={}x{}x{}/{} y={}x{}x{}/{} k={}x{} s={}x{} tile={}px x {}blk chunk={} seg={} band={} epilogue=[{}]",
+                c.x.c, c.x.h, c.x.w, c.x.block, c.y.c, c.y.h, c.y.w, c.y.block, c.k[0], c.k[1],
+                c.strides[0], c.strides[1], c.tile.px, c.tile.qn, c.chunk, c.seg, c.band,
+                ep.join(", ")
+            ));
+        }
+        if let KernelKind::GemmPacked(g) = &s.kind {
+            out.push_str(&format!(" k={} n={} tile=4 rows x 4 blk", g.k, g.n));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// IR dim to manifest dim.
 pub fn dim_decl(d: Dim) -> DimDecl {
     match d {
@@ -446,16 +469,7 @@ fn blocked_conv(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedConv, C
         (y.w, y.h) = (y.h * y.w, 1);
     }
     let depthwise = a.group > 1;
-    let mut tile = crate::blocked::conv_tile(y.blocks(), y.w, vector_registers(y.block), depthwise);
-    if let Ok(t) = std::env::var("SECC_CONV_TILE") {
-        let v: Vec<u64> = t.split(',').filter_map(|x| x.parse().ok()).collect();
-        if v.len() == 2 && !depthwise {
-            tile = crate::blocked::ConvTile {
-                px: v[0].min(y.w),
-                qn: v[1].min(y.blocks()),
-            };
-        }
-    }
+    let tile = crate::blocked::conv_tile(y.blocks(), y.w, vector_registers(y.block), depthwise);
     let groups = y.blocks().div_ceil(tile.qn);
     let taps = k[0] * k[1];
     let b = crate::blocked::conv_blocking(

@@ -357,6 +357,21 @@ fn optimise(
     for (p, t) in &pm.timings {
         st.record(&format!("pass {p}"), *t);
     }
+    // `plan`: the kernels the code generator will emit, with their tiles
+    let print_plan = a
+        .print_after
+        .as_deref()
+        .is_some_and(|l| l == "all" || l.split(',').any(|n| n == "plan"));
+    if print_plan {
+        let cpu = matches!(target, secc_codegen::Target::Cpu { .. });
+        let p = secc_codegen::plan::build(&g, cpu)
+            .with_context(|| format!("planning {}", model.display()))?;
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "// ----- kernel plan -----\n{}",
+            secc_codegen::plan::describe(&p)
+        );
+    }
     for (pass, line) in &pm.log.lines {
         if line.contains("limit reached") {
             note!("warning: {pass}: {line}");
@@ -473,10 +488,10 @@ fn pass_manager(a: &CompileArgs, target: &secc_codegen::Target) -> Result<PassMa
             let names: Vec<String> = list.split(',').map(str::to_string).collect();
             for n in &names {
                 let known = pipeline::ALL.iter().chain(pipeline::LOWERING);
-                if n != "import" && !known.clone().any(|k| k == n) {
+                if n != "import" && n != "plan" && !known.clone().any(|k| k == n) {
                     let names: Vec<&str> = known.copied().collect();
                     bail!(
-                        "--print-after: unknown pass {n:?} (known: import, {})",
+                        "--print-after: unknown pass {n:?} (known: import, {}, plan)",
                         names.join(", ")
                     );
                 }
