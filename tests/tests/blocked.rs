@@ -79,7 +79,7 @@ fn graph(c: u64, h: u64, w: u64) -> (Graph, ValueId) {
 /// Lays out `g` for `block` lanes, checks that some value is blocked, compiles for `cpu`,
 /// and compares with the interpreter at batch 1 and 3 on 1 and 2 threads.
 fn check(name: &str, g: &Graph, block: u32, cpu: &str) {
-    check_batches(name, g, block, cpu, &[1, 3], true);
+    check_batches(name, g, block, cpu, &[1, 3, 8], true);
 }
 
 fn check_batches(name: &str, g: &Graph, block: u32, cpu: &str, batches: &[u64], blocks: bool) {

@@ -60,9 +60,24 @@ fn networks_fuse_every_se_block_and_match_onnx_runtime() {
             eprintln!("SKIPPED {name}: run `.venv/bin/python tests/models/gen_networks.py` to generate it");
             continue;
         }
+        // as compiled for this host, and the AVX2 artifact (8-lane blocks) for x86-64-v3
+        let host = secc_codegen::vector_block(&cpu_opts().target);
+        for (block, cpu) in [(host, "native"), (Some(8), "x86-64-v3")] {
+            check_network(name, &dir, want_se, block, cpu);
+        }
+    }
+}
+
+fn check_network(name: &str, dir: &std::path::Path, want_se: u32, block: Option<u32>, cpu: &str) {
+    {
+        let model = dir.join(format!("{name}.onnx"));
         let mut g = import(&model);
-        run_passes(&mut g);
-        let bytes = compile(&g, &cpu_opts()).unwrap();
+        run_passes_for(&mut g, block);
+        let opts = secc_codegen::CodegenOptions {
+            target: secc_codegen::Target::Cpu { cpu: cpu.into() },
+            ..cpu_opts()
+        };
+        let bytes = compile(&g, &opts).unwrap();
         let m = secc_runtime::Model::from_bytes(bytes, 2).unwrap();
         assert_eq!(
             m.info().manifest.se_blocks,
@@ -77,7 +92,7 @@ fn networks_fuse_every_se_block_and_match_onnx_runtime() {
         let e = scaled_err(&y[0].data, &want);
         assert!(
             e <= NET_TOL,
-            "{name}: batch 1 differs from ONNX Runtime by {e} (scaled)"
+            "{name} ({cpu}): batch 1 differs from ONNX Runtime by {e} (scaled)"
         );
         // dynamic batch: image 0 is the reference image, the others are variations of it
         for batch in [3usize, 8] {
@@ -100,7 +115,7 @@ fn networks_fuse_every_se_block_and_match_onnx_runtime() {
             let e = scaled_err(&y[0].data[..1000], &want);
             assert!(
                 e <= NET_TOL,
-                "{name}: batch {batch}, image 0 differs by {e}"
+                "{name} ({cpu}): batch {batch}, image 0 differs by {e}"
             );
             assert!(y[0].data.iter().all(|v| v.is_finite()));
             assert!(

@@ -118,9 +118,12 @@ pub fn expected_se(name: &str) -> usize {
 
 /// The default pipeline and the host CPU's lowering (blocked layouts), as `secc` runs them.
 pub fn run_passes(g: &mut Graph) -> secc_passes::PassManager {
-    let t = secc_passes::pipeline::TargetOptions {
-        block: secc_codegen::vector_block(&cpu_opts().target),
-    };
+    run_passes_for(g, secc_codegen::vector_block(&cpu_opts().target))
+}
+
+/// The default pipeline and the lowering for channel blocks of `block` floats.
+pub fn run_passes_for(g: &mut Graph, block: Option<u32>) -> secc_passes::PassManager {
+    let t = secc_passes::pipeline::TargetOptions { block };
     let mut passes = secc_passes::pipeline::default_pipeline();
     passes.extend(secc_passes::pipeline::lowering(&t));
     let mut pm = secc_passes::PassManager::new(passes);
