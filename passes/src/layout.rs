@@ -219,7 +219,8 @@ impl Pass for FuseConvResidual {
             ins.push(other);
             attrs.residual = true;
             attrs.act = act;
-            let origin = g.node(id).origin.clone();
+            // named after the convolution, which does the work (profiles, FLOP counts)
+            let origin = g.node(conv.node).origin.clone();
             let mut new = g.add_node(Op::Conv2d(attrs), &ins, origin).map_err(err)?;
             g.node_mut(new.node).outputs[0].layout = out.layout;
             new = ValueId {
