@@ -21,7 +21,7 @@ pub mod kernels;
 pub mod plan;
 pub mod target;
 
-pub use target::{check_target, compile, vector_block, CodegenOptions, Target};
+pub use target::{check_target, compile, compile_timed, vector_block, CodegenOptions, Target};
 
 /// Code generation errors.
 #[derive(Debug, thiserror::Error)]

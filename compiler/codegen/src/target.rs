@@ -201,14 +201,23 @@ pub struct Generated {
 /// kernels' barrier flags (the last parts of the manifest known only during generation).
 pub type DigestFn<'a> = dyn FnMut(&TargetDecl, &[bool]) -> Result<u32, CodegenError> + 'a;
 
+/// Reports a finished stage of code generation and its time.
+pub type StageFn<'a> = dyn FnMut(&str, std::time::Duration) + 'a;
+
 /// Emits every kernel of the plan into one module for the target and returns its code.
 pub fn generate(
     g: &Graph,
     p: &plan::Plan,
     target: &Target,
     digest: &mut DigestFn<'_>,
+    stage: &mut StageFn<'_>,
 ) -> Result<Generated, CodegenError> {
     check_target(target)?;
+    let mut t = std::time::Instant::now();
+    let mut lap = |name: &str, stage: &mut StageFn<'_>| {
+        stage(name, t.elapsed());
+        t = std::time::Instant::now();
+    };
     let ctx = Context::create();
     let m = ctx.create_module(&g.name);
     let flavor = match target {
@@ -227,6 +236,7 @@ pub fn generate(
         })?;
         barriers.push(kb.finish()?);
     }
+    lap("LLVM IR of the kernels", stage);
     match target {
         Target::Cpu { cpu } => {
             LlvmTarget::initialize_native(&InitializationConfig::default())
@@ -262,10 +272,13 @@ pub fn generate(
             m.set_triple(&triple);
             m.set_data_layout(&tm.get_target_data().get_data_layout());
             optimise(&m, &tm)?;
+            lap("LLVM O3", stage);
             let obj = tm
                 .write_to_memory_buffer(&m, FileType::Object)
                 .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+            lap("LLVM object code", stage);
             let so = link_shared(obj.as_slice())?;
+            lap("link (cc -shared)", stage);
             Ok(Generated {
                 target: decl,
                 section: ("cpu_code", so),
@@ -279,9 +292,11 @@ pub fn generate(
             m.set_triple(&triple);
             m.set_data_layout(&tm.get_target_data().get_data_layout());
             optimise(&m, &tm)?;
+            lap("LLVM O3", stage);
             let ptx = tm
                 .write_to_memory_buffer(&m, FileType::Assembly)
                 .map_err(|e| CodegenError::Llvm(e.to_string()))?;
+            lap("LLVM PTX", stage);
             Ok(Generated {
                 target: TargetDecl {
                     kind: "cuda".into(),
@@ -386,8 +401,20 @@ fn check_memory(m: &Manifest, p: &plan::Plan, limit: Option<u64>) -> Result<(), 
 
 /// Compiles a graph (after passes) into artifact bytes.
 pub fn compile(g: &Graph, opts: &CodegenOptions) -> Result<Vec<u8>, CodegenError> {
+    compile_timed(g, opts, &mut |_, _| {})
+}
+
+/// [`compile`], reporting each stage (plan, LLVM IR, O3, object code or PTX, link, packing)
+/// with its time as it finishes.
+pub fn compile_timed(
+    g: &Graph,
+    opts: &CodegenOptions,
+    stage: &mut StageFn<'_>,
+) -> Result<Vec<u8>, CodegenError> {
     check_target(&opts.target)?;
+    let t0 = std::time::Instant::now();
     let p = plan::build(g, matches!(opts.target, Target::Cpu { .. }))?;
+    stage("plan (buffers, packed weights)", t0.elapsed());
     let manifest_for = |target: TargetDecl, barriers: &[bool]| Manifest {
         format_version: secc_artifact::FORMAT_VERSION,
         compiler_version: opts.compiler_version.clone(),
@@ -415,16 +442,25 @@ pub fn compile(g: &Graph, opts: &CodegenOptions) -> Result<Vec<u8>, CodegenError
         sections: vec![],
     };
     let weights_crc = crc32fast::hash(&p.weights);
-    let gen = generate(g, &p, &opts.target, &mut |t, b| {
-        Ok(secc_artifact::layout_digest(
-            &manifest_for(t.clone(), b),
-            weights_crc,
-        )?)
-    })?;
+    let gen = generate(
+        g,
+        &p,
+        &opts.target,
+        &mut |t, b| {
+            Ok(secc_artifact::layout_digest(
+                &manifest_for(t.clone(), b),
+                weights_crc,
+            )?)
+        },
+        stage,
+    )?;
+    let t1 = std::time::Instant::now();
     let manifest = manifest_for(gen.target, &gen.barriers);
     check_memory(&manifest, &p, opts.memory_limit)?;
-    Ok(secc_artifact::write(
+    let bytes = secc_artifact::write(
         manifest,
         &[("weights", &p.weights), (gen.section.0, &gen.section.1)],
-    )?)
+    )?;
+    stage("artifact (manifest, checksums)", t1.elapsed());
+    Ok(bytes)
 }

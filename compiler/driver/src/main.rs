@@ -389,7 +389,8 @@ fn memory_limit(a: &CompileArgs) -> Result<Option<u64>> {
     })
 }
 
-/// Generates the artifact bytes (plan, LLVM, link) as one timed stage.
+/// Generates the artifact bytes, each code generation stage timed (plan, LLVM IR, O3,
+/// object code, link, artifact).
 fn codegen(
     g: &secc_ir::Graph,
     target: secc_codegen::Target,
@@ -401,8 +402,8 @@ fn codegen(
         compiler_version: format!("secc {}", env!("CARGO_PKG_VERSION")),
         memory_limit,
     };
-    st.run("codegen (plan, LLVM, link)", || {
-        secc_codegen::compile(g, &opts)
+    secc_codegen::compile_timed(g, &opts, &mut |name, d| {
+        st.record(&format!("codegen: {name}"), d)
     })
     .with_context(|| format!("generating code for {:?}", g.name))
 }

@@ -49,10 +49,10 @@ impl Stages {
     /// Every stage with its time, and the total (for `--timings`).
     pub fn print(&self) {
         for (n, d) in &self.done {
-            note!("{n:<24} {:>10.3} ms", d.as_secs_f64() * 1e3);
+            note!("{n:<40} {:>10.3} ms", d.as_secs_f64() * 1e3);
         }
         note!(
-            "{:<24} {:>10.3} ms",
+            "{:<40} {:>10.3} ms",
             "total",
             self.start.elapsed().as_secs_f64() * 1e3
         );

@@ -306,7 +306,7 @@ fn json_outputs_and_json_errors_parse() {
         .as_array()
         .unwrap()
         .iter()
-        .any(|t| t["stage"] == "codegen (plan, LLVM, link)"));
+        .any(|t| t["stage"] == "codegen: LLVM O3"));
     let j = json(&secc(&["inspect", s(&bin), "--json"]));
     assert_eq!(j["se_blocks"], 1);
     let j = json(&secc(&["run", s(&bin), "--random-inputs", "--json"]));
