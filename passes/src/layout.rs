@@ -23,6 +23,10 @@ pub struct AssignLayout {
 /// Largest kernel window the blocked convolution unrolls (taps beyond it stay plain).
 const MAX_BLOCKED_KW: u64 = 16;
 
+/// Largest pooling window (taps) the blocked pool unrolls; larger windows pool plain, in
+/// the run-time loops of the plain kernel, so compile time stays bounded.
+const MAX_BLOCKED_POOL_TAPS: u64 = 64;
+
 fn known_nchw(g: &Graph, v: ValueId) -> bool {
     let t = g.ty(v);
     t.rank() == 4 && t.shape[1..].iter().all(|d| matches!(d, Dim::Known(_)))
@@ -55,6 +59,9 @@ impl AssignLayout {
         let out = g.ty(id.into());
         let yes = match &g.node(id).op {
             Op::Conv2d(_) => conv_blocks(g, id),
+            Op::Pool2d(a) if a.kernel[0].saturating_mul(a.kernel[1]) > MAX_BLOCKED_POOL_TAPS => {
+                false
+            }
             Op::Act(_) | Op::Pool2d(_) | Op::SqueezeExcite(_) => {
                 g.ty(ins[0]).layout == blocked && known_nchw(g, id.into())
             }

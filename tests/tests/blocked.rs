@@ -339,3 +339,26 @@ fn residual_add_epilogues() {
         check_both(name, &g);
     }
 }
+
+/// A pooling window too large to unroll pools plain behind a reorder, so compile time stays
+/// bounded (the blocked pool unrolls its taps).
+#[test]
+fn huge_pool_windows_stay_plain() {
+    let (mut g, x) = graph(3, 40, 40);
+    let t = add_conv(&mut g, x, &conv(20, 3, 1, 1), 1);
+    let y = g
+        .add_node(pool(PoolKind::Avg, 30, 1, 0, false, false), &[t], None)
+        .unwrap();
+    g.add_output("y", y);
+    let mut lowered = g.clone();
+    let t = secc_passes::pipeline::TargetOptions { block: Some(16) };
+    secc_passes::PassManager::new(secc_passes::pipeline::lowering(&t))
+        .run(&mut lowered, |_, _| {})
+        .unwrap();
+    let pool_plain = lowered.node_ids().iter().any(|n| {
+        matches!(lowered.node(*n).op, Op::Pool2d(_))
+            && lowered.node(*n).outputs[0].layout == Layout::Plain
+    });
+    assert!(pool_plain, "the 30x30 pool was blocked");
+    check("30x30 avg pool", &g, 16, "native");
+}
