@@ -10,7 +10,7 @@
 //! the same memory when C is a multiple of c. Which ops take which layouts is one table,
 //! `secc_ir::layout`, that the verifier checks after this pass.
 use crate::{Changed, Pass, PassError, PassLog};
-use secc_ir::layout::operand_ok;
+use secc_ir::layout::{is_scalar, operand_ok};
 use secc_ir::{Dim, Graph, Layout, NodeId, Op, ValueId};
 use std::collections::BTreeMap;
 
@@ -65,10 +65,16 @@ impl AssignLayout {
             Op::Act(_) | Op::Pool2d(_) | Op::SqueezeExcite(_) => {
                 g.ty(ins[0]).layout == blocked && known_nchw(g, id.into())
             }
+            // channel concatenation of images, all of known extents
+            Op::Concat { axis: 1 } => {
+                any_blocked && ins.iter().chain([&id.into()]).all(|v| known_nchw(g, *v))
+            }
             Op::Binary(_) | Op::Elementwise { .. } => {
                 any_blocked
                     && known_nchw(g, id.into())
-                    && ins.iter().all(|v| g.ty(*v).shape == out.shape)
+                    && ins
+                        .iter()
+                        .all(|v| g.ty(*v).shape == out.shape || is_scalar(g.ty(*v)))
             }
             _ => false,
         };
@@ -128,14 +134,15 @@ impl Pass for AssignLayout {
         // operands in a layout their consumer does not take read a reorder
         let mut memo = BTreeMap::new();
         for &id in &order {
-            let out = g.ty(id.into()).layout;
+            let out = g.ty(id.into()).clone();
             for (slot, v) in g.inputs(id).into_iter().enumerate() {
                 let op = &g.node(id).op;
-                if operand_ok(op, slot, g.ty(v).layout, out) {
+                if operand_ok(op, slot, g.ty(v), &out) {
                     continue;
                 }
-                let to = if operand_ok(op, slot, out, out) {
-                    out
+                let as_out = g.ty(v).clone().with_layout(out.layout);
+                let to = if operand_ok(op, slot, &as_out, &out) {
+                    out.layout
                 } else {
                     Layout::Plain
                 };

@@ -362,3 +362,66 @@ fn huge_pool_windows_stay_plain() {
     assert!(pool_plain, "the 30x30 pool was blocked");
     check("30x30 avg pool", &g, 16, "native");
 }
+
+/// Channel concatenation stays blocked: operands that start on a block boundary or inside a
+/// block (16 + 24 + 3 + 20 channels), a plain graph input among them (reordered to blocked),
+/// and a convolution reading the result.
+#[test]
+fn channel_concat_stays_blocked() {
+    let (mut g, x) = graph(3, 9, 7);
+    let a = add_conv(&mut g, x, &conv(16, 3, 1, 1), 1);
+    let b = add_conv(&mut g, x, &conv(24, 1, 1, 0), 3);
+    let c = add_conv(&mut g, a, &conv(20, 3, 1, 1), 5);
+    let cat = g
+        .add_node(Op::Concat { axis: 1 }, &[a, b, x, c], None)
+        .unwrap();
+    let y = add_conv(&mut g, cat, &conv(33, 1, 1, 0), 7);
+    g.add_output("cat", cat);
+    g.add_output("y", y);
+    let mut lowered = g.clone();
+    let t = secc_passes::pipeline::TargetOptions { block: Some(16) };
+    secc_passes::PassManager::new(secc_passes::pipeline::lowering(&t))
+        .run(&mut lowered, |_, _| {})
+        .unwrap();
+    let blocked_cat = lowered.node_ids().iter().any(|n| {
+        matches!(lowered.node(*n).op, Op::Concat { .. })
+            && lowered.node(*n).outputs[0].layout == Layout::Blocked(16)
+    });
+    assert!(blocked_cat, "the concat was not blocked");
+    check_both("concat 16+24+3+20", &g);
+}
+
+/// Element-wise programs with scalar constants (hard-swish as Paddle2ONNX and tf2onnx spell
+/// it: `x * clip(x + 3, 0, 6) / 6`) stay blocked between convolutions: the scalars broadcast
+/// over the stored elements.
+#[test]
+fn elementwise_with_scalar_constants_stays_blocked() {
+    use secc_ir::EwInstr;
+    let (mut g, x) = graph(3, 11, 9);
+    let a = add_conv(&mut g, x, &conv(24, 3, 2, 1), 1);
+    let three = g.add_const(ConstData::new(vec![1], vec![3.0]), None);
+    let six = g.add_const(ConstData::new(vec![1, 1, 1, 1], vec![6.0]), None);
+    let prog = vec![
+        EwInstr::Binary(BinaryOp::Add, 0, 1),
+        EwInstr::Act(Activation::Clip { min: 0.0, max: 6.0 }, 3),
+        EwInstr::Binary(BinaryOp::Mul, 0, 4),
+        EwInstr::Binary(BinaryOp::Div, 5, 2),
+    ];
+    let hs = g
+        .add_node(Op::Elementwise { prog }, &[a, three, six], None)
+        .unwrap();
+    let y = add_conv(&mut g, hs, &conv(8, 1, 1, 0), 3);
+    g.add_output("y", y);
+    let mut lowered = g.clone();
+    let t = secc_passes::pipeline::TargetOptions { block: Some(16) };
+    secc_passes::PassManager::new(secc_passes::pipeline::lowering(&t))
+        .run(&mut lowered, |_, _| {})
+        .unwrap();
+    let reorders = lowered
+        .node_ids()
+        .iter()
+        .filter(|n| matches!(lowered.node(**n).op, Op::Reorder { .. }))
+        .count();
+    assert_eq!(reorders, 1, "only the output should be reordered");
+    check_both("hard-swish with scalar constants", &g);
+}

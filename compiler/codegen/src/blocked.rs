@@ -881,3 +881,46 @@ fn gemm_tile<'ctx>(
     }
     Ok(())
 }
+
+/// Channel concatenation of blocked images. A work unit is one row of one image, across all
+/// operands in order: an operand that starts on a block boundary is copied a block (vector)
+/// at a time, padding lanes included, and the next operand, which then starts inside that
+/// block, overwrites those lanes channel by channel; units write disjoint rows, so the order
+/// within a unit is all the ordering needed.
+pub fn concat(kb: &mut Kb, n: Dim, ins: &[View], y: View) -> R<()> {
+    let dst = kb.args[ins.len()];
+    let nl = lanes(&y)?;
+    let c = y.block;
+    let rows = kb.mul(kb.dim(n)?, kb.i(y.h))?;
+    let (lo, hi) = kb.split(rows)?;
+    kb.for_loop(lo, hi, |kb, r| {
+        let row = kb.rem(r, kb.i(y.h))?;
+        let img = kb.div(r, kb.i(y.h))?;
+        let mut off = 0u64;
+        for (k, x) in ins.iter().enumerate() {
+            let src = kb.args[k];
+            if off % c == 0 {
+                let ob = off / c;
+                kb.for_loop(kb.i(0), kb.i(x.blocks()), |kb, cb| {
+                    kb.for_loop(kb.i(0), kb.i(x.w), |kb, col| {
+                        let v = kb.vec_load_n(src, x.at(kb, img, cb, row, col)?, nl)?;
+                        let yi = y.at(kb, img, kb.add(cb, kb.i(ob))?, row, col)?;
+                        kb.vec_store(dst, yi, v)
+                    })
+                })?;
+            } else {
+                kb.for_loop(kb.i(0), kb.i(x.c), |kb, ch| {
+                    let to = kb.add(ch, kb.i(off))?;
+                    let (xb, xl) = (kb.div(ch, kb.i(x.block))?, kb.rem(ch, kb.i(x.block))?);
+                    let (yb, yl) = (kb.div(to, kb.i(c))?, kb.rem(to, kb.i(c))?);
+                    kb.for_loop(kb.i(0), kb.i(x.w), |kb, col| {
+                        let v = kb.load(src, kb.add(x.at(kb, img, xb, row, col)?, xl)?)?;
+                        kb.store(dst, kb.add(y.at(kb, img, yb, row, col)?, yl)?, v)
+                    })
+                })?;
+            }
+            off += x.c;
+        }
+        Ok(())
+    })
+}

@@ -61,6 +61,7 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
         } => squeeze_excite(kb, attrs, x, *r, *block, *lanes),
         KernelKind::ConvBlocked(g) => crate::blocked::conv(kb, g),
         KernelKind::GemmPacked(g) => crate::blocked::gemm(kb, g),
+        KernelKind::ConcatBlocked { n, ins, y } => crate::blocked::concat(kb, *n, ins, *y),
         KernelKind::Reorder {
             n,
             view,

@@ -155,6 +155,15 @@ pub enum KernelKind {
     },
     /// Convolution over blocked tensors, weights packed at compile time.
     ConvBlocked(BlockedConv),
+    /// Channel concatenation of blocked images. Arguments: the operands, y.
+    ConcatBlocked {
+        /// the batch
+        n: Dim,
+        /// operands
+        ins: Vec<View>,
+        /// result
+        y: View,
+    },
     /// GEMM with constant weights packed at compile time (CPU).
     GemmPacked(crate::blocked::PackedGemm),
     /// Plain `[N, C, H, W]` to blocked, or back.
@@ -238,6 +247,7 @@ impl KernelKind {
             KernelKind::ConvBlocked(g) if g.depthwise => "conv2d_dw_blocked",
             KernelKind::ConvBlocked(_) => "conv2d_blocked",
             KernelKind::GemmPacked(_) => "gemm_packed",
+            KernelKind::ConcatBlocked { .. } => "concat_blocked",
             KernelKind::Reorder {
                 to_blocked: true, ..
             } => "reorder_to_blocked",
@@ -412,6 +422,11 @@ fn blocked_kind(g: &Graph, id: NodeId) -> Result<Option<KernelKind>, CodegenErro
             to_blocked: to.block().is_some(),
         },
         Op::Conv2d(a) => KernelKind::ConvBlocked(blocked_conv(g, id, a)?),
+        Op::Concat { .. } => KernelKind::ConcatBlocked {
+            n,
+            ins: ins.iter().map(|x| view_of(g, *x)).collect(),
+            y: view_of(g, v),
+        },
         Op::Pool2d(a) => KernelKind::PoolBlocked {
             attrs: a.clone(),
             n,
@@ -439,10 +454,21 @@ fn blocked_kind(g: &Graph, id: NodeId) -> Result<Option<KernelKind>, CodegenErro
                 Op::Elementwise { prog } => EwFn::Program(prog.clone()),
                 _ => unreachable!("matched above"),
             };
+            // scalar operands broadcast over the stored elements, padding lanes included
+            let ins = ins
+                .iter()
+                .map(|x| {
+                    if secc_ir::layout::is_scalar(g.ty(*x)) {
+                        vec![Dim::Known(1)]
+                    } else {
+                        vec![total]
+                    }
+                })
+                .collect();
             KernelKind::Elementwise {
                 f,
                 out: vec![total],
-                ins: vec![vec![total]; ins.len()],
+                ins,
             }
         }
         // the SE kernel reads the layout from its operand

@@ -14,12 +14,26 @@ pub fn can_block(op: &Op) -> bool {
             | Op::Pool2d(_)
             | Op::Binary(_)
             | Op::Elementwise { .. }
+            | Op::Concat { axis: 1 }
             | Op::Reorder { .. }
     )
 }
 
-/// Whether operand `slot` of `op` may have layout `operand` when the result has layout `out`.
-pub fn operand_ok(op: &Op, slot: usize, operand: Layout, out: Layout) -> bool {
+/// A tensor of one element (a scalar constant such as hard-swish's 3 and 6): it broadcasts
+/// alike in every layout, so blocked element-wise ops take it plain.
+pub fn is_scalar(t: &TensorType) -> bool {
+    t.layout == Layout::Plain && t.shape.iter().all(|d| *d == crate::Dim::Known(1))
+}
+
+/// Whether operand `slot` of `op`, of type `operand`, may be read when the result has type
+/// `out`.
+pub fn operand_ok(op: &Op, slot: usize, operand: &TensorType, out: &TensorType) -> bool {
+    let elementwise = matches!(op, Op::Binary(_) | Op::Elementwise { .. });
+    if elementwise && out.layout != Layout::Plain {
+        // blocked element-wise: operands of the result's full shape and layout, or scalars
+        return is_scalar(operand) || (operand.layout == out.layout && operand.shape == out.shape);
+    }
+    let (operand, out) = (operand.layout, out.layout);
     match op {
         Op::Reorder { .. } | Op::GlobalAvgPool | Op::GlobalMaxPool => true,
         // a dense blocked convolution also reads a plain input (the 3-channel stem)
@@ -27,14 +41,14 @@ pub fn operand_ok(op: &Op, slot: usize, operand: Layout, out: Layout) -> bool {
         // the residual is read where the output is written
         Op::Conv2d(_) if slot == 3 => operand == out,
         Op::SqueezeExcite(_) | Op::Act(_) | Op::Pool2d(_) if slot == 0 => operand == out,
-        Op::Binary(_) | Op::Elementwise { .. } => operand == out,
+        Op::Binary(_) | Op::Elementwise { .. } | Op::Concat { .. } => operand == out,
         _ => operand == Layout::Plain,
     }
 }
 
 /// Checks the layouts of one node: its result's layout is one the op can yield, and every
 /// operand's layout one it takes. Blocked element-wise ops need operands of the result's
-/// full shape (broadcasting is only implemented on plain tensors).
+/// full shape, or scalars (other broadcasts run on plain tensors).
 pub fn check(op: &Op, ins: &[&TensorType], out: &TensorType) -> Result<(), String> {
     if let Some(c) = out.layout.block() {
         if !can_block(op) {
@@ -51,17 +65,11 @@ pub fn check(op: &Op, ins: &[&TensorType], out: &TensorType) -> Result<(), Strin
         return Err("a global pool yields a plain [N, C, 1, 1] tensor".into());
     }
     for (slot, t) in ins.iter().enumerate() {
-        if !operand_ok(op, slot, t.layout, out.layout) {
+        if !operand_ok(op, slot, t, out) {
             return Err(format!(
-                "operand {slot} is {} but the result is {}: insert a reorder",
-                t.layout.name(),
+                "operand {slot} {t} cannot be read by a {} result {out} (blocked element-wise \
+                 ops take operands of the result's shape and layout, or scalars): insert a reorder",
                 out.layout.name()
-            ));
-        }
-        let elementwise = matches!(op, Op::Binary(_) | Op::Elementwise { .. });
-        if elementwise && out.layout != Layout::Plain && t.shape != out.shape {
-            return Err(format!(
-                "blocked element-wise operand {slot} {t} must have the result's shape"
             ));
         }
     }
