@@ -899,7 +899,7 @@ pub fn concat(kb: &mut Kb, n: Dim, ins: &[View], y: View) -> R<()> {
         let mut off = 0u64;
         for (k, x) in ins.iter().enumerate() {
             let src = kb.args[k];
-            if off % c == 0 {
+            if off.is_multiple_of(c) {
                 let ob = off / c;
                 kb.for_loop(kb.i(0), kb.i(x.blocks()), |kb, cb| {
                     kb.for_loop(kb.i(0), kb.i(x.w), |kb, col| {
