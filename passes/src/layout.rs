@@ -62,7 +62,7 @@ impl AssignLayout {
             Op::Pool2d(a) if a.kernel[0].saturating_mul(a.kernel[1]) > MAX_BLOCKED_POOL_TAPS => {
                 false
             }
-            Op::Act(_) | Op::Pool2d(_) | Op::SqueezeExcite(_) => {
+            Op::Act(_) | Op::Pool2d(_) | Op::SqueezeExcite(_) | Op::Resize(_) => {
                 g.ty(ins[0]).layout == blocked && known_nchw(g, id.into())
             }
             // channel concatenation of images, all of known extents

@@ -425,3 +425,38 @@ fn elementwise_with_scalar_constants_stays_blocked() {
     assert_eq!(reorders, 1, "only the output should be reordered");
     check_both("hard-swish with scalar constants", &g);
 }
+
+/// Resizes (nearest x2 as PP-OCR's neck writes it, bilinear half-pixel to an odd size) run
+/// blocked between convolutions.
+#[test]
+fn resizes_stay_blocked() {
+    use secc_ir::{CoordMode, NearestMode, ResizeAttrs, ResizeMode};
+    for (name, mode, coord, sizes) in [
+        (
+            "nearest x2",
+            ResizeMode::Nearest(NearestMode::Floor),
+            CoordMode::Asymmetric,
+            [18u64, 14u64],
+        ),
+        (
+            "linear to 13x10",
+            ResizeMode::Linear,
+            CoordMode::HalfPixel,
+            [13, 10],
+        ),
+    ] {
+        let (mut g, x) = graph(3, 9, 7);
+        let a = add_conv(&mut g, x, &conv(20, 3, 1, 1), 1);
+        let r = ResizeAttrs {
+            mode,
+            coord,
+            scales: [sizes[0] as f32 / 9.0, sizes[1] as f32 / 7.0],
+            sizes,
+            lengths: [sizes[0] as f32, sizes[1] as f32],
+        };
+        let y = g.add_node(Op::Resize(r), &[a], None).unwrap();
+        let z = add_conv(&mut g, y, &conv(8, 1, 1, 0), 3);
+        g.add_output("z", z);
+        check_both(name, &g);
+    }
+}

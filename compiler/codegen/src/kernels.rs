@@ -45,7 +45,7 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
             input,
             out,
         } => slice(kb, starts, steps, input, out),
-        KernelKind::Resize { attrs, x } => resize(kb, attrs, x),
+        KernelKind::Resize { attrs, x, lanes } => resize(kb, attrs, x, *lanes),
         KernelKind::ConvTranspose { attrs, x, w, bias } => conv_transpose(kb, attrs, x, w, *bias),
         KernelKind::Pad { pads, mode, input } => pad(kb, pads, *mode, input),
         KernelKind::Softmax { axis, shape } => softmax(kb, *axis, shape),
@@ -531,7 +531,10 @@ fn slice(kb: &mut Kb, starts: &[u64], steps: &[i64], input: &[Dim], out: &[Dim])
 
 /// Resize: one output row at a time; the source taps of every output row and column are
 /// precomputed tables (3 floats each: i0, i1, weight of i1).
-fn resize(kb: &mut Kb, a: &secc_ir::ResizeAttrs, x: &[Dim]) -> R<()> {
+fn resize(kb: &mut Kb, a: &secc_ir::ResizeAttrs, x: &[Dim], lanes: u64) -> R<()> {
+    if lanes > 1 {
+        return resize_blocked(kb, a, x, lanes);
+    }
     let (h, w) = (known(x[2])?, known(x[3])?);
     let (oh, ow) = (a.sizes[0], a.sizes[1]);
     let (src, tyt, txt, dst) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3]);
@@ -568,6 +571,55 @@ fn resize(kb: &mut Kb, a: &secc_ir::ResizeAttrs, x: &[Dim]) -> R<()> {
                 kb.load(src, kb.add(y0, x0)?)?
             };
             kb.store(dst, kb.add(obase, ox)?, v)
+        })
+    })
+}
+
+/// `a + (b - a) * t` on vectors.
+fn vlerp<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    a: VectorValue<'ctx>,
+    b: VectorValue<'ctx>,
+    t: VectorValue<'ctx>,
+) -> R<VectorValue<'ctx>> {
+    let d = kb.b.build_float_sub(b, a, "")?;
+    Ok(kb
+        .b
+        .build_float_add(a, kb.b.build_float_mul(d, t, "")?, "")?)
+}
+
+/// [`resize`] of a blocked tensor: the same taps, every lane (channel) of a block at once.
+fn resize_blocked(kb: &mut Kb, a: &secc_ir::ResizeAttrs, x: &[Dim], lanes: u64) -> R<()> {
+    let (c, h, w) = (known(x[1])?, known(x[2])?, known(x[3])?);
+    let (oh, ow) = (a.sizes[0], a.sizes[1]);
+    let nl = u32::try_from(lanes).map_err(|_| unsupported("channel block too wide"))?;
+    let (src, tyt, txt, dst) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3]);
+    let planes = kb.mul(kb.dim(x[0])?, kb.i(c.div_ceil(lanes)))?;
+    let rows = kb.mul(planes, kb.i(oh))?;
+    let (lo, hi) = kb.split(rows)?;
+    let linear = a.mode == secc_ir::ResizeMode::Linear;
+    kb.for_loop(lo, hi, |kb, row| {
+        let plane = kb.div(row, kb.i(oh))?;
+        let oy = kb.rem(row, kb.i(oh))?;
+        let sbase = kb.mul(plane, kb.i(h * w * lanes))?;
+        let y0 = kb.add(sbase, kb.mul(tap(kb, tyt, oy, 0)?, kb.i(w * lanes))?)?;
+        let y1 = kb.add(sbase, kb.mul(tap(kb, tyt, oy, 1)?, kb.i(w * lanes))?)?;
+        let wy = kb.vec_splat_n(kb.load(tyt, kb.add(kb.mul(oy, kb.i(3))?, kb.i(2))?)?, nl)?;
+        let obase = kb.mul(row, kb.i(ow * lanes))?;
+        kb.for_loop(kb.i(0), kb.i(ow), |kb, ox| {
+            let x0 = kb.mul(tap(kb, txt, ox, 0)?, kb.i(lanes))?;
+            let v = if linear {
+                let x1 = kb.mul(tap(kb, txt, ox, 1)?, kb.i(lanes))?;
+                let wx = kb.load(txt, kb.add(kb.mul(ox, kb.i(3))?, kb.i(2))?)?;
+                let wx = kb.vec_splat_n(wx, nl)?;
+                let ld = |r, col| kb.vec_load_n(src, kb.add(r, col)?, nl);
+                let top = vlerp(kb, ld(y0, x0)?, ld(y0, x1)?, wx)?;
+                let bot = vlerp(kb, ld(y1, x0)?, ld(y1, x1)?, wx)?;
+                vlerp(kb, top, bot, wy)?
+            } else {
+                kb.vec_load_n(src, kb.add(y0, x0)?, nl)?
+            };
+            kb.vec_store(dst, kb.add(obase, kb.mul(ox, kb.i(lanes))?)?, v)
         })
     })
 }

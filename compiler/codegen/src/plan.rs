@@ -63,6 +63,8 @@ pub enum KernelKind {
         attrs: ResizeAttrs,
         /// x shape [N, C, H, W]
         x: Vec<Dim>,
+        /// channels per block of x and y (1: plain NCHW)
+        lanes: u64,
     },
     /// Transposed 2-D convolution, each output pixel gathering the inputs that map to it.
     ConvTranspose {
@@ -422,6 +424,11 @@ fn blocked_kind(g: &Graph, id: NodeId) -> Result<Option<KernelKind>, CodegenErro
             to_blocked: to.block().is_some(),
         },
         Op::Conv2d(a) => KernelKind::ConvBlocked(blocked_conv(g, id, a)?),
+        Op::Resize(a) => KernelKind::Resize {
+            attrs: a.clone(),
+            x: shape_of(g, ins[0]),
+            lanes: view_of(g, ins[0]).block,
+        },
         Op::Concat { .. } => KernelKind::ConcatBlocked {
             n,
             ins: ins.iter().map(|x| view_of(g, *x)).collect(),
@@ -740,6 +747,7 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
             Op::Resize(a) => KernelKind::Resize {
                 attrs: a.clone(),
                 x: shape_of(g, ins[0]),
+                lanes: 1,
             },
             Op::ConvTranspose2d(a) => {
                 let x = shape_of(g, ins[0]);
@@ -910,7 +918,7 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
                 &t,
             );
         }
-        if let KernelKind::Resize { attrs, x } = &kind {
+        if let KernelKind::Resize { attrs, x, .. } = &kind {
             // per output coordinate (first index, second index, weight), as f32 (exact for
             // indices below 2^24, far above any image extent)
             for axis in 0..2 {
