@@ -235,12 +235,8 @@ impl Pass for FuseConvResidual {
             attrs.act = act;
             // named after the convolution, which does the work (profiles, FLOP counts)
             let origin = g.node(conv.node).origin.clone();
-            let mut new = g.add_node(Op::Conv2d(attrs), &ins, origin).map_err(err)?;
+            let new = g.add_node(Op::Conv2d(attrs), &ins, origin).map_err(err)?;
             g.node_mut(new.node).outputs[0].layout = out.layout;
-            new = ValueId {
-                node: new.node,
-                slot: 0,
-            };
             g.replace_all_uses(id.into(), new);
             g.remove_node(id);
             g.remove_node(conv.node);

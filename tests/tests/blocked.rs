@@ -82,12 +82,18 @@ fn check(name: &str, g: &Graph, block: u32, cpu: &str) {
     check_batches(name, g, block, cpu, &[1, 3, 8], true);
 }
 
-fn check_batches(name: &str, g: &Graph, block: u32, cpu: &str, batches: &[u64], blocks: bool) {
+/// `g` after the lowering passes for `block`-lane channel blocks.
+fn lowered(g: &Graph, block: u32) -> Graph {
     let mut g = g.clone();
     let t = secc_passes::pipeline::TargetOptions { block: Some(block) };
     secc_passes::PassManager::new(secc_passes::pipeline::lowering(&t))
         .run(&mut g, |_, _| {})
         .unwrap();
+    g
+}
+
+fn check_batches(name: &str, g: &Graph, block: u32, cpu: &str, batches: &[u64], blocks: bool) {
+    let g = lowered(g, block);
     let blocked = g
         .node_ids()
         .iter()
@@ -326,11 +332,7 @@ fn residual_add_epilogues() {
         };
         let y = g.add_node(op, &ops, None).unwrap();
         g.add_output("y", y);
-        let mut lowered = g.clone();
-        let t = secc_passes::pipeline::TargetOptions { block: Some(16) };
-        secc_passes::PassManager::new(secc_passes::pipeline::lowering(&t))
-            .run(&mut lowered, |_, _| {})
-            .unwrap();
+        let lowered = lowered(&g, 16);
         let fused = lowered
             .node_ids()
             .iter()
@@ -350,11 +352,7 @@ fn huge_pool_windows_stay_plain() {
         .add_node(pool(PoolKind::Avg, 30, 1, 0, false, false), &[t], None)
         .unwrap();
     g.add_output("y", y);
-    let mut lowered = g.clone();
-    let t = secc_passes::pipeline::TargetOptions { block: Some(16) };
-    secc_passes::PassManager::new(secc_passes::pipeline::lowering(&t))
-        .run(&mut lowered, |_, _| {})
-        .unwrap();
+    let lowered = lowered(&g, 16);
     let pool_plain = lowered.node_ids().iter().any(|n| {
         matches!(lowered.node(*n).op, Op::Pool2d(_))
             && lowered.node(*n).outputs[0].layout == Layout::Plain
@@ -378,11 +376,7 @@ fn channel_concat_stays_blocked() {
     let y = add_conv(&mut g, cat, &conv(33, 1, 1, 0), 7);
     g.add_output("cat", cat);
     g.add_output("y", y);
-    let mut lowered = g.clone();
-    let t = secc_passes::pipeline::TargetOptions { block: Some(16) };
-    secc_passes::PassManager::new(secc_passes::pipeline::lowering(&t))
-        .run(&mut lowered, |_, _| {})
-        .unwrap();
+    let lowered = lowered(&g, 16);
     let blocked_cat = lowered.node_ids().iter().any(|n| {
         matches!(lowered.node(*n).op, Op::Concat { .. })
             && lowered.node(*n).outputs[0].layout == Layout::Blocked(16)
@@ -412,11 +406,7 @@ fn elementwise_with_scalar_constants_stays_blocked() {
         .unwrap();
     let y = add_conv(&mut g, hs, &conv(8, 1, 1, 0), 3);
     g.add_output("y", y);
-    let mut lowered = g.clone();
-    let t = secc_passes::pipeline::TargetOptions { block: Some(16) };
-    secc_passes::PassManager::new(secc_passes::pipeline::lowering(&t))
-        .run(&mut lowered, |_, _| {})
-        .unwrap();
+    let lowered = lowered(&g, 16);
     let reorders = lowered
         .node_ids()
         .iter()

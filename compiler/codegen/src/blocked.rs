@@ -33,10 +33,6 @@ impl View {
     pub fn blocks(&self) -> u64 {
         self.c.div_ceil(self.block)
     }
-    /// Floats per image.
-    pub fn image(&self) -> u64 {
-        self.blocks() * self.block * self.h * self.w
-    }
     /// Index of `(n, channel block cb, row y, column x)`, lane 0.
     fn at<'ctx>(
         &self,
@@ -94,15 +90,8 @@ pub struct BlockedConv {
     pub epilogue: Vec<Epilogue>,
     /// register tile
     pub tile: ConvTile,
-    /// input channel blocks per pass (so the weights a pass reads stay in L1); partial
-    /// sums go through the output between passes
-    pub chunk: u64,
-    /// tiles per row segment: a long row (a 1x1 convolution's pixels) is cut into
-    /// segments whose outputs stay in L1
-    pub seg: u64,
-    /// output rows per work unit, when a row is one segment: every pass reuses its weights
-    /// over all of them, so small maps read each weight once per image, not once per row
-    pub band: u64,
+    /// how the output is walked (dense convolutions)
+    pub blocking: Blocking,
 }
 
 /// Bytes of L1 the blocked convolution plans to use for the weights of one pass, and for
@@ -115,14 +104,17 @@ const L2_OUTPUTS: u64 = 256 << 10;
 /// threads share it evenly.
 const MIN_UNITS: u64 = 16;
 
-/// How a dense convolution walks its output: see the fields of [`Blocking`].
+/// How a dense convolution walks its output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Blocking {
-    /// input channel blocks per pass
+    /// input channel blocks per pass (so the weights a pass reads stay in L1); partial
+    /// sums go through the output between passes
     pub chunk: u64,
-    /// tiles per row segment
+    /// tiles per row segment: a long row (a 1x1 convolution's pixels) is cut into
+    /// segments whose outputs stay in L1
     pub seg: u64,
-    /// rows per unit
+    /// output rows per work unit, when a row is one segment: every pass reuses its weights
+    /// over all of them, so small maps read each weight once per image, not once per row
     pub band: u64,
 }
 
@@ -229,27 +221,9 @@ fn lanes(v: &View) -> R<u32> {
     u32::try_from(v.block).map_err(|_| CodegenError::Llvm("block too wide".into()))
 }
 
-/// `if cond { a } else { b }` for code paths chosen at run time.
-fn branch<'a, 'ctx>(
-    kb: &mut Kb<'a, 'ctx>,
-    cond: IntValue<'ctx>,
-    a: impl FnOnce(&mut Kb<'a, 'ctx>) -> R<()>,
-    b: impl FnOnce(&mut Kb<'a, 'ctx>) -> R<()>,
-) -> R<()> {
-    kb.if_then(cond, a)?;
-    let not = kb.b.build_not(cond, "")?;
-    kb.if_then(not, b)
-}
-
 /// `a == b`
 fn eq<'ctx>(kb: &Kb<'_, 'ctx>, a: IntValue<'ctx>, b: u64) -> R<IntValue<'ctx>> {
     Ok(kb.b.build_int_compare(IntPredicate::EQ, a, kb.i(b), "")?)
-}
-
-/// `0 <= v < n`
-fn inside<'ctx>(kb: &Kb<'_, 'ctx>, v: IntValue<'ctx>, n: u64) -> R<IntValue<'ctx>> {
-    let lo = kb.b.build_int_compare(IntPredicate::SGE, v, kb.i(0), "")?;
-    Ok(kb.b.build_and(lo, kb.lt(v, kb.i(n))?, "")?)
 }
 
 /// Tap rows `[lo, hi)` of output row `oy` that read inside the input.
@@ -289,7 +263,7 @@ fn tile_columns<'ctx>(
                     if !border {
                         return Ok((ix, None));
                     }
-                    let ok = inside(kb, ix, w)?;
+                    let ok = kb.inside(ix, w)?;
                     let c = kb.imax(kb.imin(ix, kb.i(w - 1))?, kb.i(0))?;
                     Ok((c, Some(ok)))
                 })
@@ -416,19 +390,14 @@ fn for_tile_kinds<'a, 'ctx>(
             return emit(kb, pxn, false);
         }
         let inner = interior(kb, g, u.ox0, pxn)?;
-        branch(
-            kb,
-            inner,
-            |kb| emit(kb, pxn, false),
-            |kb| emit(kb, pxn, true),
-        )
+        kb.if_else(inner, |kb| emit(kb, pxn, false), |kb| emit(kb, pxn, true))
     };
     let tail = g.y.w % px;
     if tail == 0 {
         return by_border(kb, px);
     }
     let last = eq(kb, tx, ntx - 1)?;
-    branch(kb, last, |kb| by_border(kb, tail), |kb| by_border(kb, px))
+    kb.if_else(last, |kb| by_border(kb, tail), |kb| by_border(kb, px))
 }
 
 /// Emits a blocked convolution (dense or depthwise).
@@ -440,9 +409,9 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
     let ocb = g.y.blocks();
     let groups = ocb.div_ceil(qn);
     let ntx = g.y.w.div_ceil(g.tile.px);
-    let nseg = ntx.div_ceil(g.seg);
-    let nband = g.y.h.div_ceil(g.band);
-    let nchunks = g.x.blocks().div_ceil(g.chunk);
+    let nseg = ntx.div_ceil(g.blocking.seg);
+    let nband = g.y.h.div_ceil(g.blocking.band);
+    let nchunks = g.x.blocks().div_ceil(g.blocking.chunk);
     // a unit is one segment of a band of output rows of `qn` channel blocks
     let units = kb.mul(kb.dim(g.n)?, kb.i(groups * nband * nseg))?;
     let (lo, hi) = kb.split(units)?;
@@ -453,15 +422,15 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
         let r2 = kb.div(r, kb.i(nband))?;
         let grp = kb.rem(r2, kb.i(groups))?;
         let n = kb.div(r2, kb.i(groups))?;
-        let tx_lo = kb.mul(sg, kb.i(g.seg))?;
-        let tx_hi = kb.imin(kb.add(tx_lo, kb.i(g.seg))?, kb.i(ntx))?;
-        let oy_lo = kb.mul(bd, kb.i(g.band))?;
-        let oy_hi = kb.imin(kb.add(oy_lo, kb.i(g.band))?, kb.i(g.y.h))?;
+        let tx_lo = kb.mul(sg, kb.i(g.blocking.seg))?;
+        let tx_hi = kb.imin(kb.add(tx_lo, kb.i(g.blocking.seg))?, kb.i(ntx))?;
+        let oy_lo = kb.mul(bd, kb.i(g.blocking.band))?;
+        let oy_hi = kb.imin(kb.add(oy_lo, kb.i(g.blocking.band))?, kb.i(g.y.h))?;
         kb.for_loop(kb.i(0), kb.i(nchunks), |kb, ch| {
-            let cb_lo = kb.mul(ch, kb.i(g.chunk))?;
+            let cb_lo = kb.mul(ch, kb.i(g.blocking.chunk))?;
             let pass = Pass {
                 lo: cb_lo,
-                hi: kb.imin(kb.add(cb_lo, kb.i(g.chunk))?, kb.i(g.x.blocks()))?,
+                hi: kb.imin(kb.add(cb_lo, kb.i(g.blocking.chunk))?, kb.i(g.x.blocks()))?,
                 first: eq(kb, ch, 0)?,
                 last: eq(kb, ch, nchunks - 1)?,
             };
@@ -483,7 +452,7 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
                         return emit(kb, qn);
                     }
                     let last = eq(kb, grp, groups - 1)?;
-                    branch(kb, last, |kb| emit(kb, rem), |kb| emit(kb, qn))
+                    kb.if_else(last, |kb| emit(kb, rem), |kb| emit(kb, qn))
                 })
             })
         })
@@ -728,7 +697,7 @@ pub fn pool(kb: &mut Kb, a: &PoolAttrs, n: Dim, x: View, y: View) -> R<()> {
                 for kx in 0..a.kernel[1] {
                     let ix = kb.add(x0, kb.i(kx * a.dilations[1]))?;
                     let ok =
-                        kb.b.build_and(inside(kb, iy, x.h)?, inside(kb, ix, x.w)?, "")?;
+                        kb.b.build_and(kb.inside(iy, x.h)?, kb.inside(ix, x.w)?, "")?;
                     let iyc = kb.imax(kb.imin(iy, kb.i(x.h - 1))?, kb.i(0))?;
                     let ixc = kb.imax(kb.imin(ix, kb.i(x.w - 1))?, kb.i(0))?;
                     let v = kb.vec_load_n(src, x.at(kb, img, cb, iyc, ixc)?, nl)?;
@@ -815,8 +784,7 @@ pub fn gemm<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &PackedGemm) -> R<()> {
                 return gemm_tile(kb, g, row, q0, [rows, GEMM_BLOCKS]);
             }
             let last = eq(kb, grp, groups - 1)?;
-            branch(
-                kb,
+            kb.if_else(
                 last,
                 |kb| gemm_tile(kb, g, row, q0, [rows, rem]),
                 |kb| gemm_tile(kb, g, row, q0, [rows, GEMM_BLOCKS]),
@@ -825,8 +793,7 @@ pub fn gemm<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &PackedGemm) -> R<()> {
         // four rows at once, or the last rows one by one
         let full =
             kb.b.build_int_compare(IntPredicate::SLE, kb.add(r0, kb.i(GEMM_ROWS))?, m, "")?;
-        branch(
-            kb,
+        kb.if_else(
             full,
             |kb| by_blocks(kb, r0, GEMM_ROWS),
             |kb| kb.for_loop(r0, m, |kb, row| by_blocks(kb, row, 1)),

@@ -975,7 +975,7 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         lo: IntValue<'ctx>,
         hi: IntValue<'ctx>,
     ) -> R<VectorValue<'ctx>> {
-        self.lane_mask_n(start, lo, hi, self.width())
+        self.lane_mask_lanes(start, lo, hi, self.width())
     }
 
     /// `width()` floats at `base[idx + j * stride]`: one contiguous load of
@@ -1048,21 +1048,11 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         hi: IntValue<'ctx>,
         stride: u64,
     ) -> R<VectorValue<'ctx>> {
-        self.lane_mask_n(start, lo, hi, self.width() * stride as u32)
+        self.lane_mask_lanes(start, lo, hi, self.width() * stride as u32)
     }
 
-    /// Lane mask of `lanes` lanes: lane `j` is set when `lo <= start + j < hi`.
+    /// Lane mask of `w` lanes: lane `j` is set when `lo <= start + j < hi`.
     pub fn lane_mask_lanes(
-        &self,
-        start: IntValue<'ctx>,
-        lo: IntValue<'ctx>,
-        hi: IntValue<'ctx>,
-        lanes: u32,
-    ) -> R<VectorValue<'ctx>> {
-        self.lane_mask_n(start, lo, hi, lanes)
-    }
-
-    fn lane_mask_n(
         &self,
         start: IntValue<'ctx>,
         lo: IntValue<'ctx>,
@@ -1198,6 +1188,28 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         self.b.build_unconditional_branch(exit)?;
         self.b.position_at_end(exit);
         Ok(())
+    }
+
+    /// `if cond { a } else { b }`, for code paths chosen at run time.
+    pub fn if_else(
+        &mut self,
+        cond: IntValue<'ctx>,
+        a: impl FnOnce(&mut Self) -> R<()>,
+        b: impl FnOnce(&mut Self) -> R<()>,
+    ) -> R<()> {
+        self.if_then(cond, a)?;
+        let not = self.b.build_not(cond, "")?;
+        self.if_then(not, b)
+    }
+
+    /// `0 <= i < n` (signed).
+    pub fn inside(&self, i: IntValue<'ctx>, n: u64) -> R<IntValue<'ctx>> {
+        Ok(self.b.build_and(
+            self.lt(i, self.i(n))?,
+            self.b
+                .build_int_compare(IntPredicate::SGE, i, self.i(0), "")?,
+            "",
+        )?)
     }
 
     /// Signed `a < b`.

@@ -797,15 +797,6 @@ fn softmax(kb: &mut Kb, axis: usize, shape: &[Dim]) -> R<()> {
 /// time and memory stay bounded whatever the attributes.
 const UNROLL_TAPS: u64 = 4096;
 
-/// `0 <= i < n`, signed.
-fn inside<'ctx>(kb: &Kb<'_, 'ctx>, i: IntValue<'ctx>, n: u64) -> R<IntValue<'ctx>> {
-    Ok(kb.b.build_and(
-        kb.lt(i, kb.i(n))?,
-        kb.b.build_int_compare(inkwell::IntPredicate::SGE, i, kb.i(0), "")?,
-        "",
-    )?)
-}
-
 /// Windowed pooling, one output row of one plane per work item; window bounds are clipped
 /// exactly as the reference interpreter (and ONNX Runtime) clip them. Small windows unroll
 /// the columns (their ranges are known at compile time), large ones are loops.
@@ -1005,13 +996,13 @@ fn pool_looped(
             let init = kb.fc(if max { f32::NEG_INFINITY } else { 0.0 });
             let acc = kb.for_acc(kb.i(0), kb.i(kh), init, |kb, ky, acc| {
                 let iy = kb.add(y0, kb.mul(ky, kb.i(dh))?)?;
-                let row_ok = inside(kb, iy, h)?;
+                let row_ok = kb.inside(iy, h)?;
                 // clamped so the load stays in bounds; masked out below
                 let iyc = kb.imax(kb.imin(iy, kb.i(h - 1))?, kb.i(0))?;
                 let rbase = kb.add(sbase, kb.mul(iyc, kb.i(w))?)?;
                 kb.for_acc(kb.i(0), kb.i(kw), acc, |kb, kx, acc| {
                     let ix = kb.add(x0, kb.mul(kx, kb.i(dw))?)?;
-                    let ok = kb.b.build_and(row_ok, inside(kb, ix, w)?, "")?;
+                    let ok = kb.b.build_and(row_ok, kb.inside(ix, w)?, "")?;
                     let ixc = kb.imax(kb.imin(ix, kb.i(w - 1))?, kb.i(0))?;
                     let v = kb.load(src, kb.add(rbase, ixc)?)?;
                     let n = if max {
@@ -1050,7 +1041,7 @@ fn taps_inside<'ctx>(
         let i = kb.add(start, kb.mul(k, kb.i(d))?)?;
         let ok = match pad_end {
             Some(p) => kb.lt(i, kb.i(extent + p))?,
-            None => inside(kb, i, extent)?,
+            None => kb.inside(i, extent)?,
         };
         let one = kb.b.build_int_z_extend(ok, kb.ctx.i64_type(), "")?;
         Ok(vec![kb.add(c[0].into_int_value(), one)?.into()])
@@ -1235,7 +1226,7 @@ fn conv_tap<'ctx>(
             kb.add(kb.mul(oy, kb.i(sh))?, kb.mul(ky, kb.i(g.dh))?)?,
             kb.i(pt),
         )?;
-        let row_ok = inside(kb, iy, g.h)?;
+        let row_ok = kb.inside(iy, g.h)?;
         kb.if_then(row_ok, |kb| {
             let xrow = kb.add(g.xbase, kb.mul(iy, kb.i(g.wd))?)?;
             let orow = kb.add(g.obase, kb.mul(oy, kb.i(ow))?)?;
@@ -1703,9 +1694,7 @@ fn conv_direct_tiled<'a, 'ctx>(
                 }
                 Ok(())
             };
-            kb.if_then(interior, |kb| tile(kb, false))?;
-            let border = kb.b.build_not(interior, "")?;
-            kb.if_then(border, |kb| tile(kb, true))
+            kb.if_else(interior, |kb| tile(kb, false), |kb| tile(kb, true))
         };
         channel_blocks(kb, blk, o, MB, emit_block)
     })
@@ -1810,9 +1799,7 @@ fn conv_depthwise_tiled<'a, 'ctx>(
             }
             Ok(())
         };
-        kb.if_then(interior, |kb| tile(kb, false))?;
-        let border = kb.b.build_not(interior, "")?;
-        kb.if_then(border, |kb| tile(kb, true))
+        kb.if_else(interior, |kb| tile(kb, false), |kb| tile(kb, true))
     })
 }
 

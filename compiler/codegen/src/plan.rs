@@ -305,7 +305,7 @@ pub fn describe(p: &Plan) -> String {
             out.push_str(&format!(
                 " x={}x{}x{}/{} y={}x{}x{}/{} k={}x{} s={}x{} tile={}px x {}blk chunk={} seg={} band={} epilogue=[{}]",
                 c.x.c, c.x.h, c.x.w, c.x.block, c.y.c, c.y.h, c.y.w, c.y.block, c.k[0], c.k[1],
-                c.strides[0], c.strides[1], c.tile.px, c.tile.qn, c.chunk, c.seg, c.band,
+                c.strides[0], c.strides[1], c.tile.px, c.tile.qn, c.blocking.chunk, c.blocking.seg, c.blocking.band,
                 ep.join(", ")
             ));
         }
@@ -526,9 +526,7 @@ fn blocked_conv(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedConv, C
             .chain(a.act.map(crate::blocked::Epilogue::Act))
             .collect(),
         tile,
-        chunk: b.chunk,
-        seg: b.seg,
-        band: b.band,
+        blocking: b,
     })
 }
 
@@ -704,9 +702,14 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
             }
             _ => {}
         }
-        let blocked = blocked_kind(g, id)?;
+        // kernels chosen from more than the op: blocked operands, packed constant weights
+        let special = match (blocked_kind(g, id)?, &n.op) {
+            (Some(k), _) => Some(k),
+            (None, Op::Gemm(a)) if cpu => packed_gemm(g, id, a).map(KernelKind::GemmPacked),
+            _ => None,
+        };
         let kind = match &n.op {
-            _ if blocked.is_some() => blocked.expect("checked"),
+            _ if special.is_some() => special.expect("checked"),
             Op::Input { .. } | Op::Const(_) => unreachable!("handled above"),
             Op::Reorder { .. } => unreachable!("reorders are blocked kernels"),
             Op::Reshape { .. } | Op::Identity => {
@@ -829,9 +832,6 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
             Op::IntTensor { values, .. } => KernelKind::IntTensor {
                 values: values.clone(),
             },
-            Op::Gemm(a) if cpu && packed_gemm(g, id, a).is_some() => {
-                KernelKind::GemmPacked(packed_gemm(g, id, a).expect("checked"))
-            }
             Op::Gemm(a) => KernelKind::Gemm {
                 attrs: a.clone(),
                 a: shape_of(g, ins[0]),

@@ -4,31 +4,8 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn secc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_secc"))
-        .args(args)
-        .output()
-        .expect("run secc")
-}
-
-fn models() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/models")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+mod common;
+use common::{models, ok, s, secc};
 
 fn json(o: &Output) -> Value {
     serde_json::from_str(&ok(o)).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", o))
