@@ -85,7 +85,9 @@ fn secc_us(cs: &Case, threads: usize) -> f64 {
         },
     )
     .unwrap();
-    let m = secc_runtime::Model::from_bytes(bytes, threads).unwrap();
+    let mut m = secc_runtime::Model::from_bytes(bytes)
+        .and_then(|m| m.session(threads))
+        .unwrap();
     let xin = secc_runtime::Tensor::new(
         vec![1, cs.c, cs.hw, cs.hw],
         rand_vec(cs.c * cs.hw * cs.hw, 3),

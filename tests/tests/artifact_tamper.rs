@@ -24,7 +24,7 @@ fn repack(bytes: &[u8], edit: impl FnOnce(&mut Manifest, &mut Vec<u8>)) -> Vec<u
 }
 
 fn load_err(bytes: Vec<u8>) -> String {
-    match secc_runtime::Model::from_bytes(bytes, 2) {
+    match secc_runtime::Model::from_bytes(bytes) {
         Ok(_) => panic!("an edited artifact loaded"),
         Err(e) => e.to_string(),
     }
@@ -40,7 +40,9 @@ const MISMATCH: &str = "do not match the code";
 #[test]
 fn an_unedited_repack_still_loads_and_runs() {
     let good = artifact("se_torchvision.onnx");
-    let m = secc_runtime::Model::from_bytes(repack(&good, |_, _| {}), 2).unwrap();
+    let mut m = secc_runtime::Model::from_bytes(repack(&good, |_, _| {}))
+        .and_then(|m| m.session(2))
+        .unwrap();
     let x = secc_runtime::Tensor::new(vec![1, 40, 25, 19], vec![0.5; 40 * 25 * 19]).unwrap();
     assert_eq!(m.run(&[x]).unwrap()[0].data.len(), 40 * 25 * 19);
 }

@@ -124,7 +124,7 @@ fn artifact() -> Vec<u8> {
 }
 
 fn load_err(bytes: Vec<u8>) -> String {
-    match secc_runtime::Model::from_bytes(bytes, 1) {
+    match secc_runtime::Model::from_bytes(bytes) {
         Ok(_) => panic!("damaged artifact loaded"),
         Err(e) => e.to_string(),
     }
@@ -171,7 +171,9 @@ fn corrupted_truncated_and_foreign_artifacts_are_rejected_before_running() {
 
 #[test]
 fn wrong_input_shape_count_or_name_is_a_clear_error() {
-    let m = secc_runtime::Model::from_bytes(artifact(), 2).unwrap();
+    let mut m = secc_runtime::Model::from_bytes(artifact())
+        .and_then(|m| m.session(2))
+        .unwrap();
     let t = |s: Vec<usize>| {
         secc_runtime::Tensor::new(s.clone(), vec![0.5; s.iter().product()]).unwrap()
     };
@@ -184,7 +186,7 @@ fn wrong_input_shape_count_or_name_is_a_clear_error() {
     );
     let e = m.run(&[t(vec![1, 40, 25])]).unwrap_err().to_string();
     assert!(e.contains("expected shape"), "{e}");
-    let e = m.run(&[]).unwrap_err().to_string();
+    let e = m.run::<secc_runtime::Tensor>(&[]).unwrap_err().to_string();
     assert!(e.contains("1 input(s)") && e.contains("got 0"), "{e}");
     let x = t(vec![2, 40, 25, 19]);
     let e = m.run_named(&[("y", &x)]).unwrap_err().to_string();

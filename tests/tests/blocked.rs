@@ -105,7 +105,9 @@ fn check_batches(name: &str, g: &Graph, block: u32, cpu: &str, batches: &[u64], 
     };
     let bytes = secc_codegen::compile(&g, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
     for threads in [1, 2] {
-        let m = secc_runtime::Model::from_bytes(bytes.clone(), threads).unwrap();
+        let mut m = secc_runtime::Model::from_bytes(bytes.clone())
+            .and_then(|m| m.session(threads))
+            .unwrap();
         for (i, &batch) in batches.iter().enumerate() {
             let seed = 7 + i as u64;
             let ins = random_inputs(&g, batch, seed);

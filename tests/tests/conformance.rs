@@ -354,7 +354,7 @@ fn compile_and_run(
         }
         Err(e) => return Outcome::Fail(format!("codegen: {e}")),
     };
-    let model = match secc_runtime::Model::from_bytes(art, 1) {
+    let mut model = match secc_runtime::Model::from_bytes(art).and_then(|m| m.session(1)) {
         Ok(m) => m,
         Err(e) => return Outcome::Fail(format!("load: {e}")),
     };

@@ -58,9 +58,11 @@ fn check_all(fuse: bool, block: Option<u32>, cpu: &str) {
             .unwrap();
         let bytes = compile(&g, &opts).unwrap_or_else(|e| panic!("{}: {e}", stem(&p)));
         for threads in [1, 2] {
-            let model = secc_runtime::Model::from_bytes(bytes.clone(), threads).unwrap();
+            let mut model = secc_runtime::Model::from_bytes(bytes.clone())
+                .and_then(|m| m.session(threads))
+                .unwrap();
             assert_eq!(
-                model.info().manifest.se_blocks as usize,
+                model.model().manifest().se_blocks as usize,
                 if fuse { expected_se(&stem(&p)) } else { 0 }
             );
             for (batch, seed) in [(1u64, 21u64), (8, 22), (19, 23)] {

@@ -41,7 +41,9 @@ fn check_network(name: &str) -> Result<(), String> {
         return Err(format!("{name}: fused {got_se} of {want_se} SE blocks"));
     }
     let bytes = compile(&g, &cpu_opts()).map_err(|e| format!("{name}: compile: {e}"))?;
-    let m = secc_runtime::Model::from_bytes(bytes, 2).unwrap();
+    let mut m = secc_runtime::Model::from_bytes(bytes)
+        .and_then(|m| m.session(2))
+        .unwrap();
     let (xs, x) = npy::read_f32(&dir.join(format!("{name}.in0.npy")));
     let (ys, want) = npy::read_f32(&dir.join(format!("{name}.ort0.npy")));
     let y = m

@@ -447,7 +447,9 @@ fn matches_interpreter(m: &Model, what: &str) {
     let (bytes, _) = compile_timed(&mut g);
     let ins = common::random_inputs(&g, 2, 7);
     let want = secc_ir::interp::run(&g, &ins).unwrap();
-    let model = secc_runtime::Model::from_bytes(bytes, 2).unwrap();
+    let mut model = secc_runtime::Model::from_bytes(bytes)
+        .and_then(|m| m.session(2))
+        .unwrap();
     let rt: Vec<_> = ins
         .iter()
         .map(|t| secc_runtime::Tensor::new(t.shape.clone(), t.data.clone()).unwrap())

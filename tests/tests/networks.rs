@@ -78,9 +78,11 @@ fn check_network(name: &str, dir: &std::path::Path, want_se: u32, block: Option<
             ..cpu_opts()
         };
         let bytes = compile(&g, &opts).unwrap();
-        let m = secc_runtime::Model::from_bytes(bytes, 2).unwrap();
+        let mut m = secc_runtime::Model::from_bytes(bytes)
+            .and_then(|m| m.session(2))
+            .unwrap();
         assert_eq!(
-            m.info().manifest.se_blocks,
+            m.model().manifest().se_blocks,
             want_se,
             "{name}: fused SE blocks"
         );

@@ -99,12 +99,12 @@ fn compare(name: &str, got: &Tensor, want: (Vec<usize>, Vec<f64>)) -> Result<Out
 
 /// Runs the artifact and the interpreter on `ins` and compares every output.
 pub fn random_case(
-    model: &secc_runtime::Model,
+    session: &mut secc_runtime::Session,
     reference: &Graph,
     batch: Option<u64>,
 ) -> Result<Case> {
     let ins = random_inputs(reference, batch.unwrap_or(1))?;
-    let got = model.run(&ins).context("running the artifact")?;
+    let got = session.run(&ins).context("running the artifact")?;
     let iins: Vec<interp::Tensor> = ins.iter().map(to_interp).collect();
     let want = interp::run(reference, &iins).context("running the reference interpreter")?;
     let mut outputs = vec![];
@@ -172,7 +172,8 @@ pub fn reference_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Runs the artifact on one test directory and compares with its expected outputs.
-pub fn reference_case(model: &secc_runtime::Model, dir: &Path) -> Result<Case> {
+pub fn reference_case(session: &mut secc_runtime::Session, dir: &Path) -> Result<Case> {
+    let model = session.model().clone();
     let ins = numbered(dir, "input");
     let outs = numbered(dir, "output");
     let names = model.input_names();
@@ -192,7 +193,7 @@ pub fn reference_case(model: &secc_runtime::Model, dir: &Path) -> Result<Case> {
         }
         tensors.push(Tensor::new(shape, data)?);
     }
-    let got = model.run(&tensors).context("running the artifact")?;
+    let got = session.run(&tensors).context("running the artifact")?;
     let onames = model.output_names();
     if outs.len() != got.len() {
         bail!(
@@ -203,7 +204,7 @@ pub fn reference_case(model: &secc_runtime::Model, dir: &Path) -> Result<Case> {
         );
     }
     let mut outputs = vec![];
-    for ((p, g), n) in outs.iter().zip(&got).zip(&onames) {
+    for ((p, g), n) in outs.iter().zip(got).zip(&onames) {
         let (shape, f, i) = read_tensor(p)?;
         outputs.push(compare(n, g, values(&shape, &f, &i))?);
     }

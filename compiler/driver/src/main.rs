@@ -584,11 +584,13 @@ fn check_cmd(a: CheckArgs) -> Result<()> {
         .threads
         .unwrap_or_else(secc_runtime::available_cores)
         .max(1);
-    let model = secc_runtime::Model::from_bytes(bytes, threads).context("loading the artifact")?;
+    let mut session = secc_runtime::Model::from_bytes(bytes)
+        .and_then(|m| m.session(threads))
+        .context("loading the artifact")?;
     let cases = match &a.reference {
         Some(dir) => check::reference_dirs(dir)?
             .iter()
-            .map(|d| check::reference_case(&model, d))
+            .map(|d| check::reference_case(&mut session, d))
             .collect::<Result<Vec<_>>>()?,
         None => {
             let batches: &[Option<u64>] = if reference.sym_names.is_empty() {
@@ -598,7 +600,7 @@ fn check_cmd(a: CheckArgs) -> Result<()> {
             };
             batches
                 .iter()
-                .map(|b| check::random_case(&model, &reference, *b))
+                .map(|b| check::random_case(&mut session, &reference, *b))
                 .collect::<Result<Vec<_>>>()?
         }
     };
@@ -800,27 +802,28 @@ fn run(a: RunArgs) -> Result<()> {
              (CPU affinity and cgroup quota); threads will wait for each other to be scheduled"
         );
     }
-    let model = secc_runtime::Model::load_with_threads(&a.artifact, threads)
+    let model = secc_runtime::Model::load(&a.artifact)
         .with_context(|| format!("loading {}", a.artifact.display()))?;
+    let mut session = model.session(threads).context("starting a session")?;
     let names: Vec<String> = model.input_names().iter().map(|s| s.to_string()).collect();
     let inputs = if a.random_inputs {
         if !a.inputs.is_empty() {
             bail!("--random-inputs and --input exclude each other");
         }
-        inputs::random_inputs(model.info().manifest, a.batch)?
+        inputs::random_inputs(model.manifest(), a.batch)?
     } else {
         inputs::load(&a.inputs, &names)?
     };
-    let outputs = model.run(&inputs).context("running the model")?;
+    let outputs = session.run(&inputs).context("running the model")?.to_vec();
     let files = match &a.output_dir {
         Some(dir) => write_outputs(dir, &model.output_names(), &outputs)?,
         None => vec![],
     };
     if let Some(iters) = a.profile {
-        return profile(&model, &inputs, a.warmup, iters, a.json);
+        return profile(&mut session, &inputs, a.warmup, iters, a.json);
     }
     if let Some(iters) = a.bench {
-        return bench(&model, &a.artifact, &inputs, a.warmup, iters, a.json);
+        return bench(&mut session, &a.artifact, &inputs, a.warmup, iters, a.json);
     }
     if a.json {
         let outs: Vec<_> = model
@@ -885,7 +888,7 @@ fn write_outputs(
 }
 
 fn profile(
-    model: &secc_runtime::Model,
+    session: &mut secc_runtime::Session,
     inputs: &[secc_runtime::Tensor],
     warmup: usize,
     iters: usize,
@@ -894,21 +897,25 @@ fn profile(
     if iters == 0 {
         bail!("--profile needs at least 1 iteration");
     }
-    let mut p = model.profile(inputs, warmup, iters)?;
-    let total: f64 = p.iter().map(|k| k.3).sum();
-    p.sort_by(|x, y| y.3.total_cmp(&x.3));
+    let mut p = session.profile(inputs, warmup, iters)?;
+    let total: f64 = p.iter().map(|k| k.mean_us).sum();
+    p.sort_by(|x, y| y.mean_us.total_cmp(&x.mean_us));
     if json {
         let ks: Vec<_> = p
             .iter()
-            .map(|(n, k, o, us)| serde_json::json!({"name": n, "kind": k, "origin": o, "mean_us": us}))
+            .map(|k| serde_json::json!({"name": k.name, "kind": k.kind, "origin": k.origin, "mean_us": k.mean_us}))
             .collect();
         out!("{}", serde_json::json!({"total_us": total, "kernels": ks}));
     } else {
         out!("{} kernels, {:.1} us per run in total", p.len(), total);
-        for (n, k, o, us) in &p {
+        for k in &p {
             out!(
-                "{us:10.1} us {:5.1}%  {n} ({k})  {o}",
-                100.0 * us / total.max(1e-9)
+                "{:10.1} us {:5.1}%  {} ({})  {}",
+                k.mean_us,
+                100.0 * k.mean_us / total.max(1e-9),
+                k.name,
+                k.kind,
+                k.origin
             );
         }
     }
@@ -916,7 +923,7 @@ fn profile(
 }
 
 fn bench(
-    model: &secc_runtime::Model,
+    session: &mut secc_runtime::Session,
     path: &Path,
     inputs: &[secc_runtime::Tensor],
     warmup: usize,
@@ -926,7 +933,7 @@ fn bench(
     if iters == 0 {
         bail!("--bench needs at least 1 iteration");
     }
-    let st = model.bench(inputs, warmup, iters)?;
+    let st = session.bench(inputs, warmup, iters)?;
     let mean = st.latencies_us.iter().sum::<f64>() / st.latencies_us.len() as f64;
     let batch = inputs.first().and_then(|t| t.shape.first()).copied();
     let p = |q| st.percentile(q);
@@ -934,7 +941,7 @@ fn bench(
         "model": path.display().to_string(), "batch": batch,
         "mean_us": mean, "median_us": p(50.0), "p90_us": p(90.0), "p99_us": p(99.0),
         "min_us": p(0.0), "max_us": p(100.0),
-        "iterations": iters, "warmup": warmup, "threads": model.threads(),
+        "iterations": iters, "warmup": warmup, "threads": session.threads(),
     });
     if json {
         out!("{j}");
@@ -943,7 +950,7 @@ fn bench(
             "{}: batch {}, {iters} runs after {warmup} warm-up, {} thread(s)",
             path.display(),
             batch.map_or("-".into(), |b| b.to_string()),
-            model.threads()
+            session.threads()
         );
         out!(
             "  mean {mean:.1} us, median {:.1} us, p90 {:.1} us, p99 {:.1} us, min {:.1} us, max {:.1} us",

@@ -20,8 +20,9 @@ fn real_main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: run_cpu MODEL.bin [BATCH] [THREADS]")?;
     let batch: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1);
     let threads: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(2);
-    let model = Model::load_with_threads(path.as_ref(), threads)?;
-    let m = model.info().manifest;
+    let model = Model::load(path.as_ref())?;
+    let mut session = model.session(threads)?;
+    let m = model.manifest();
     let mut seed = 0x2545F4914F6CDD1Du64;
     let inputs: Vec<Tensor> = m
         .inputs
@@ -45,9 +46,9 @@ fn real_main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect::<Result<_, _>>()?;
     let t = Instant::now();
-    let outs = model.run(&inputs)?;
+    let outs = session.run(&inputs)?.to_vec();
     let first = t.elapsed();
-    let stats = model.bench(&inputs, 5, 50)?;
+    let stats = session.bench(&inputs, 5, 50)?;
     println!(
         "{}: {} SE block(s) fused, {} kernel(s)",
         m.model_name,
@@ -62,7 +63,7 @@ fn real_main() -> Result<(), Box<dyn std::error::Error>> {
         "first run {:.1} us; median of 50: {:.1} us ({} threads)",
         first.as_secs_f64() * 1e6,
         stats.percentile(50.0),
-        model.threads()
+        session.threads()
     );
     Ok(())
 }

@@ -1,19 +1,31 @@
 //! secc-runtime: loads a secc artifact and runs it.
 //!
+//! A [`Model`] is the loaded artifact: code, weights and plan, checked once, immutable,
+//! `Send + Sync` and cheap to clone, so any number of threads share one. Each caller runs it
+//! through its own [`Session`], which owns a thread pool, an arena for temporaries and the
+//! output buffers; sessions on one model run concurrently and give bit-identical results.
+//!
 //! ```no_run
-//! use secc_runtime::{Model, Tensor};
+//! use secc_runtime::{Model, TensorView};
+//!
 //! let model = Model::load("se_block.bin".as_ref())?;
-//! let x = Tensor::new(vec![1, 64, 56, 56], vec![0.5; 64 * 56 * 56])?;
-//! let outputs = model.run(&[x])?;
+//! for io in model.inputs() {
+//!     println!("input {io}"); // x: float32[N, 40, 25, 19]
+//! }
+//! let mut session = model.session(0)?; // 0 threads: one per core
+//! let shape = [1, 40, 25, 19];
+//! let x = vec![0.5f32; shape.iter().product()];
+//! let outputs = session.run(&[TensorView::new(&shape, &x)?])?;
+//! println!("{:?}: {:?}", outputs[0].shape, &outputs[0].data[..4]);
 //! # Ok::<(), secc_runtime::RuntimeError>(())
 //! ```
 //!
 //! Loading checks the whole file (format version, checksums, target, CPU features) before
 //! any code from it is mapped; see [`Model::load`] for the trust model. Running binds the
 //! symbolic batch size from the inputs, plans memory (temporaries share an arena by
-//! liveness) and runs the kernels on a thread pool: every kernel is called once per thread
-//! with `(tid, nthreads)`, with a barrier between kernels (a short spin, then a futex
-//! sleep, so a preempted thread does not stall the others on a busy machine).
+//! liveness; the plan is kept until the batch changes) and runs the kernels on the calling
+//! thread and the session's pool (a short spin, then a futex sleep between kernels, so a
+//! preempted thread does not stall the others on a busy machine).
 //!
 //! The runtime depends only on `secc-artifact`: an application that links it never pulls in
 //! LLVM, egg or the compiler.
@@ -21,12 +33,18 @@
 
 mod barrier;
 mod cpu;
+mod error;
 mod exec;
 mod mem;
 mod model;
+mod session;
 mod shares;
+mod tensor;
 
-pub use model::{DType, Model, ModelInfo, RunStats, Tensor};
+pub use error::{ErrorKind, RuntimeError};
+pub use model::{Dim, IoInfo, Model};
+pub use session::{KernelTime, RunStats, Session};
+pub use tensor::{AsTensorView, DType, Tensor, TensorView};
 
 /// The number of cores this process may run on: the CPU affinity mask and the cgroup CPU
 /// quota (on Linux, as `std::thread::available_parallelism` reads them), not the machine's
@@ -38,34 +56,17 @@ pub fn available_cores() -> usize {
         .unwrap_or(1)
 }
 
-/// Runtime errors.
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    /// The file could not be read.
-    #[error("cannot read artifact {path}: {source}")]
-    Io {
-        /// path
-        path: String,
-        /// cause
-        #[source]
-        source: std::io::Error,
-    },
-    /// The artifact is damaged, truncated or of another format version.
-    #[error(transparent)]
-    Format(#[from] secc_artifact::FormatError),
-    /// The artifact was built for another machine.
-    #[error("artifact target mismatch: {0}")]
-    Target(String),
-    /// The artifact holds PTX for NVIDIA GPUs.
-    #[error("this artifact targets CUDA ({0}); this runtime executes CPU artifacts only (GPU execution is not available yet). Compile with `--target cpu` to run it here")]
-    CudaArtifact(String),
-    /// Loading the code failed.
-    #[error("cannot load the artifact's code: {0}")]
-    Load(String),
-    /// Memory for the model could not be allocated.
-    #[error("out of memory: {0}")]
-    Memory(String),
-    /// Bad inputs to `run`.
-    #[error("invalid input: {0}")]
-    Input(String),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn model_is_shareable_and_sessions_move() {
+        assert_send_sync::<Model>();
+        assert_send::<Session>();
+        assert_send_sync::<RuntimeError>();
+    }
 }

@@ -1,0 +1,375 @@
+//! A session: one caller's state for running a [`Model`]: its thread pool, its arena of
+//! temporaries (planned per symbol binding) and its output buffers. Sessions on one model
+//! share the code and the weights and run concurrently; a session is used by one thread at
+//! a time (`&mut self`), and may move between threads.
+use crate::exec::Run;
+use crate::tensor::AsTensorView;
+use crate::{DType, Model, RuntimeError, Tensor, TensorView};
+use secc_artifact::{BufferKind, DimDecl};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Timing of repeated runs (`secc run --bench`).
+#[derive(Debug, Clone)]
+pub struct RunStats {
+    /// per-run latencies in microseconds, sorted
+    pub latencies_us: Vec<f64>,
+}
+
+impl RunStats {
+    /// Percentile `p` in [0, 100] (nearest rank).
+    pub fn percentile(&self, p: f64) -> f64 {
+        let v = &self.latencies_us;
+        if v.is_empty() {
+            return 0.0;
+        }
+        let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+        v[i.min(v.len() - 1)]
+    }
+}
+
+/// One kernel's share of a run ([`Session::profile`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelTime {
+    /// the kernel's symbol name
+    pub name: String,
+    /// its op kind (`conv2d`, `squeeze_excite`, ...)
+    pub kind: String,
+    /// the ONNX node(s) it came from
+    pub origin: String,
+    /// mean wall time per run in microseconds, measured on the calling thread from the
+    /// kernel's start until its last share finished
+    pub mean_us: f64,
+}
+
+/// Memory for one symbol binding: offsets of temporaries in one arena.
+struct Bound {
+    syms: Vec<u64>,
+    /// arena offset (elements) of each Temp buffer
+    offsets: Vec<usize>,
+    arena: Vec<f32>,
+}
+
+/// A caller's handle for running a model; see the module docs.
+pub struct Session {
+    model: Model,
+    threads: usize,
+    /// barrier waiters spin before parking (not when threads exceed the usable cores)
+    spin: bool,
+    pool: Option<rayon::ThreadPool>,
+    bound: Option<Bound>,
+    outputs: Vec<Tensor>,
+}
+
+impl Session {
+    /// A session on `model` with `threads` threads (0: one per usable core).
+    pub fn new(model: Model, threads: usize) -> Result<Self, RuntimeError> {
+        let threads = match threads {
+            0 => crate::available_cores(),
+            t => t,
+        };
+        let pool = if threads > 1 {
+            // The calling thread runs share 0, so threads - 1 workers would do; one more idle
+            // worker measured faster (25 vs 40 us on a 64x56x56 SE block): an awake spare
+            // picks up the next run's share without a futex wake.
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .map_err(|e| RuntimeError::Load(format!("cannot start threads: {e}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(Session {
+            model,
+            threads,
+            spin: threads <= crate::available_cores(),
+            pool,
+            bound: None,
+            outputs: Vec::new(),
+        })
+    }
+
+    /// The model this session runs.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Thread count.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs the model on inputs given in the model's input order ([`Model::inputs`]), as
+    /// [`TensorView`]s (borrowed, not copied) or [`Tensor`]s. Returns the outputs, in order;
+    /// they stay readable in place ([`Session::outputs`]) until the next run.
+    pub fn run<T: AsTensorView>(&mut self, inputs: &[T]) -> Result<&[Tensor], RuntimeError> {
+        let views: Vec<TensorView<'_>> = inputs.iter().map(|t| t.as_view()).collect();
+        self.run_views(&views, None)?;
+        Ok(&self.outputs)
+    }
+
+    /// Runs the model on named inputs, in any order.
+    pub fn run_named<T: AsTensorView>(
+        &mut self,
+        inputs: &[(&str, T)],
+    ) -> Result<&[Tensor], RuntimeError> {
+        let model = &self.model;
+        for (n, _) in inputs {
+            if !model.inputs().iter().any(|i| i.name == *n) {
+                return Err(RuntimeError::Input(format!(
+                    "model has no input named {n:?} (inputs: {})",
+                    model.input_names().join(", ")
+                )));
+            }
+        }
+        let views: Vec<TensorView<'_>> = model
+            .inputs()
+            .iter()
+            .map(|i| {
+                inputs
+                    .iter()
+                    .find(|(n, _)| *n == i.name)
+                    .map(|x| x.1.as_view())
+                    .ok_or_else(|| RuntimeError::Input(format!("input {:?} is missing", i.name)))
+            })
+            .collect::<Result<_, _>>()?;
+        self.run_views(&views, None)?;
+        Ok(&self.outputs)
+    }
+
+    /// The outputs of the last run, in order (empty before the first).
+    pub fn outputs(&self) -> &[Tensor] {
+        &self.outputs
+    }
+
+    /// Moves the last run's outputs out of the session (the next run allocates new ones).
+    pub fn take_outputs(&mut self) -> Vec<Tensor> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    /// Runs `iters` times after `warmup` runs and reports latencies (the run alone: no load,
+    /// no file I/O).
+    pub fn bench<T: AsTensorView>(
+        &mut self,
+        inputs: &[T],
+        warmup: usize,
+        iters: usize,
+    ) -> Result<RunStats, RuntimeError> {
+        let views: Vec<TensorView<'_>> = inputs.iter().map(|t| t.as_view()).collect();
+        for _ in 0..warmup.max(1) {
+            self.run_views(&views, None)?;
+        }
+        let mut v = Vec::with_capacity(iters);
+        for _ in 0..iters {
+            let t = Instant::now();
+            self.run_views(&views, None)?;
+            v.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        v.sort_by(f64::total_cmp);
+        Ok(RunStats { latencies_us: v })
+    }
+
+    /// Per-kernel time: runs `iters` times after `warmup` runs and returns every kernel in
+    /// execution order with its mean wall time.
+    pub fn profile<T: AsTensorView>(
+        &mut self,
+        inputs: &[T],
+        warmup: usize,
+        iters: usize,
+    ) -> Result<Vec<KernelTime>, RuntimeError> {
+        let views: Vec<TensorView<'_>> = inputs.iter().map(|t| t.as_view()).collect();
+        for _ in 0..warmup.max(1) {
+            self.run_views(&views, None)?;
+        }
+        let m = self.model.manifest();
+        let nanos: Vec<AtomicU64> = m.kernels.iter().map(|_| AtomicU64::new(0)).collect();
+        for _ in 0..iters.max(1) {
+            self.run_views(&views, Some(&nanos))?;
+        }
+        let m = self.model.manifest();
+        Ok(m.kernels
+            .iter()
+            .zip(&nanos)
+            .map(|(k, t)| KernelTime {
+                name: k.name.clone(),
+                kind: k.kind.clone(),
+                origin: k.origin.clone(),
+                mean_us: t.load(Ordering::Relaxed) as f64 / 1e3 / iters.max(1) as f64,
+            })
+            .collect())
+    }
+
+    /// Binds symbols from input shapes, checking each input against its declaration.
+    fn bind(&self, inputs: &[TensorView<'_>]) -> Result<Vec<u64>, RuntimeError> {
+        let model = &self.model;
+        let m = model.manifest();
+        if inputs.len() != m.inputs.len() {
+            return Err(RuntimeError::Input(format!(
+                "model has {} input(s) ({}), got {}",
+                m.inputs.len(),
+                model.input_names().join(", "),
+                inputs.len()
+            )));
+        }
+        let mut syms: Vec<Option<u64>> = vec![None; m.symbols.len()];
+        for ((io, info), t) in m.inputs.iter().zip(model.inputs()).zip(inputs) {
+            let decl = &m.buffers[io.buffer as usize].shape;
+            let bad = || {
+                let want: Vec<String> = info.shape.iter().map(|d| d.to_string()).collect();
+                RuntimeError::Input(format!(
+                    "input {:?}: expected shape [{}], got {:?}",
+                    io.name,
+                    want.join(", "),
+                    t.shape()
+                ))
+            };
+            if decl.len() != t.shape().len() {
+                return Err(bad());
+            }
+            for (d, &v) in decl.iter().zip(t.shape()) {
+                match *d {
+                    DimDecl::Known(k) if k as usize == v => {}
+                    DimDecl::Sym { sym, coeff } if v > 0 && (v as u64).is_multiple_of(coeff) => {
+                        let b = v as u64 / coeff;
+                        match syms[sym as usize] {
+                            Some(o) if o != b => {
+                                return Err(RuntimeError::Input(format!(
+                                    "input {:?}: dimension {:?} is {b} here but {o} in an earlier input",
+                                    io.name, m.symbols[sym as usize]
+                                )))
+                            }
+                            _ => syms[sym as usize] = Some(b),
+                        }
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+            if t.data().len() != t.shape().iter().product::<usize>() {
+                return Err(RuntimeError::Input(format!(
+                    "input {:?}: {} values given for shape {:?} (model inputs are float32)",
+                    io.name,
+                    t.data().len(),
+                    t.shape()
+                )));
+            }
+        }
+        syms.into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.ok_or_else(|| {
+                    RuntimeError::Input(format!(
+                        "dimension {:?} is not determined by any input",
+                        m.symbols[i]
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Shapes the output buffers for a binding, reusing their allocations when the sizes
+    /// already match (as a serving loop does).
+    fn shape_outputs(&mut self, syms: &[u64]) -> Result<(), RuntimeError> {
+        let m = self.model.manifest();
+        self.outputs.resize_with(m.outputs.len(), Tensor::empty);
+        for (o, t) in m.outputs.iter().zip(self.outputs.iter_mut()) {
+            let b = &m.buffers[o.buffer as usize];
+            let n = DimDecl::elements(&b.shape, syms)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    RuntimeError::Memory(format!("output {:?} is too large for memory", o.name))
+                })?;
+            t.shape.clear();
+            t.shape
+                .extend(b.shape.iter().map(|d| d.eval(syms).unwrap_or(0) as usize));
+            if b.dtype == "i64" {
+                t.dtype = DType::I64;
+                t.data = vec![];
+                t.ints.resize(n, 0);
+            } else {
+                t.dtype = DType::F32;
+                t.ints = vec![];
+                if t.data.len() != n {
+                    t.data = crate::mem::zeroed(n)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn run_views(
+        &mut self,
+        inputs: &[TensorView<'_>],
+        nanos: Option<&[AtomicU64]>,
+    ) -> Result<(), RuntimeError> {
+        let syms = self.bind(inputs)?;
+        if self.bound.as_ref().is_none_or(|b| b.syms != syms) {
+            self.bound = None; // free the old arena before allocating the new one
+            let plan = self.model.manifest().memory_plan(&syms);
+            self.bound = Some(Bound {
+                syms: syms.clone(),
+                offsets: plan.offsets,
+                arena: crate::mem::zeroed(plan.arena_floats + 16)?,
+            });
+        }
+        self.shape_outputs(&syms)?;
+        let loaded = &*self.model.inner;
+        let m = &loaded.manifest;
+        let bound = self.bound.as_mut().expect("invariant: just planned");
+        let arena = bound.arena.as_mut_ptr();
+        let weights = loaded.weights.as_ptr() as *mut f32;
+        let outputs = &mut self.outputs;
+        let mut ptr_of = |b: u32| -> *mut f32 {
+            let b = match m.buffers[b as usize].kind {
+                BufferKind::Alias { of } => of,
+                _ => b,
+            };
+            match m.buffers[b as usize].kind {
+                // kernels never write inputs (the manifest's validation refuses such writes)
+                BufferKind::Input { index } => inputs[index as usize].data().as_ptr() as *mut f32,
+                BufferKind::Output { index } => {
+                    let t = &mut outputs[index as usize];
+                    match t.dtype {
+                        DType::F32 => t.data.as_mut_ptr(),
+                        // the kernels write i64 through this pointer (the ABI passes `float*`)
+                        DType::I64 => t.ints.as_mut_ptr() as *mut f32,
+                    }
+                }
+                BufferKind::Weight { offset } => {
+                    // SAFETY: weight offsets were checked against the weights section at
+                    // load; kernels only read weights (validation refuses writes), so
+                    // sessions share them.
+                    unsafe { weights.add(offset as usize / 4) }
+                }
+                BufferKind::Temp => {
+                    // SAFETY: the planner sized the arena to cover every temp's offset + size.
+                    unsafe { arena.add(bound.offsets[b as usize]) }
+                }
+                BufferKind::Alias { .. } => unreachable!("aliases resolve to a root"),
+            }
+        };
+        let args = m
+            .kernels
+            .iter()
+            .map(|k| k.args.iter().map(|&a| ptr_of(a)).collect())
+            .collect();
+        let run = Arc::new(Run::new(
+            loaded.code.kernels.clone(),
+            m.kernels.iter().map(|k| k.barrier).collect(),
+            args,
+            syms.iter().map(|&s| s as i64).collect(),
+            self.threads,
+            self.spin,
+            nanos.is_some(),
+        ));
+        run.execute(self.pool.as_ref());
+        if let (Some(out), Some(got)) = (nanos, &run.nanos) {
+            for (o, g) in out.iter().zip(got) {
+                o.fetch_add(g.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
