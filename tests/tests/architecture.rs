@@ -169,6 +169,20 @@ fn dependency_invariants_hold() {
             ],
         ),
         (
+            "secc-capi",
+            &[
+                "secc-ir",
+                "egg",
+                "inkwell",
+                "llvm-sys",
+                "secc-onnx",
+                "secc-passes",
+                "secc-codegen",
+                "onnx-protobuf",
+                "protobuf",
+            ],
+        ),
+        (
             "run_cpu",
             &[
                 "secc-ir",
