@@ -5,7 +5,6 @@
 mod check;
 mod dot;
 mod explain;
-mod files;
 mod inputs;
 mod npy;
 mod out;
@@ -14,6 +13,7 @@ mod stages;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use out::{note, out};
+use secc_driver::{check_output, files, fixed_dims, memory_limit, same_file, target};
 use secc_passes::{pipeline, PassManager, PrintAfter};
 use stages::Stages;
 use std::collections::BTreeMap;
@@ -222,19 +222,6 @@ struct InspectArgs {
     json: bool,
 }
 
-/// Physical memory of this machine (`MemTotal` in /proc/meminfo), if known.
-fn physical_memory() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb: u64 = s
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
-
 /// Whether the command asked for JSON (errors are then JSON too).
 fn wants_json(cli: &Cli) -> bool {
     match &cli.cmd {
@@ -277,59 +264,6 @@ fn main() {
         }
         std::process::exit(1);
     }
-}
-
-/// `--fix-dim NAME=VALUE` flags; the importer checks that each name exists in the model.
-fn fixed_dims(flags: &[String]) -> Result<BTreeMap<String, u64>> {
-    let mut dims = BTreeMap::new();
-    for f in flags {
-        let (k, v) = f
-            .split_once('=')
-            .with_context(|| format!("--fix-dim {f:?}: expected NAME=VALUE"))?;
-        let v: u64 = v
-            .parse()
-            .with_context(|| format!("--fix-dim {f:?}: {v:?} is not a positive integer"))?;
-        if v == 0 {
-            bail!("--fix-dim {f:?}: a dimension must be at least 1");
-        }
-        dims.insert(k.to_string(), v);
-    }
-    Ok(dims)
-}
-
-/// The code target from the flags, with its CPU or architecture name checked (LLVM would
-/// abort the process on an unknown one).
-fn target(a: &CompileArgs) -> Result<secc_codegen::Target> {
-    let t = match a.target.as_str() {
-        "cuda" => secc_codegen::Target::Cuda {
-            arch: a.arch.clone(),
-        },
-        _ => secc_codegen::Target::Cpu { cpu: a.cpu.clone() },
-    };
-    let flag = if a.target == "cuda" {
-        "--arch"
-    } else {
-        "--cpu"
-    };
-    secc_codegen::check_target(&t).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
-    Ok(t)
-}
-
-/// Refuses an output path that must not be replaced, before any work is done.
-fn check_output(model: &Path, out: &Path, force: bool) -> Result<()> {
-    if same_file(model, out) {
-        bail!(
-            "refusing to write the artifact over the input model {}",
-            model.display()
-        );
-    }
-    if files::check_replaceable(out)? && !force && !files::is_artifact(out) {
-        bail!(
-            "refusing to overwrite {}: it exists and is not a secc artifact (use --force)",
-            out.display()
-        );
-    }
-    Ok(())
 }
 
 /// Imports `model` and runs the passes of `a`, timing each stage; returns the imported
@@ -380,15 +314,6 @@ fn optimise(
     Ok((imported, g))
 }
 
-/// The memory limit from `--max-memory` (default: physical memory).
-fn memory_limit(a: &CompileArgs) -> Result<Option<u64>> {
-    Ok(match a.max_memory {
-        Some(g) if g > 0.0 => Some((g * (1u64 << 30) as f64) as u64),
-        Some(g) => bail!("--max-memory must be positive, got {g}"),
-        None => physical_memory(),
-    })
-}
-
 /// Generates the artifact bytes, each code generation stage timed (plan, LLVM IR, O3,
 /// object code, link, artifact).
 fn codegen(
@@ -423,8 +348,8 @@ fn compile(a: CompileArgs) -> Result<()> {
         bail!("nothing to do: give `-o OUTPUT` to write an artifact, or `--print-after all` to see the IR");
     }
     // flags and the output path are checked before the (possibly long) compilation
-    let target = target(&a)?;
-    let memory_limit = memory_limit(&a)?;
+    let target = target(&a.target, &a.cpu, &a.arch)?;
+    let memory_limit = memory_limit(a.max_memory)?;
     if let Some(out) = &a.output {
         check_output(model, out, a.force)?;
     }
@@ -572,14 +497,14 @@ fn check_cmd(a: CheckArgs) -> Result<()> {
         no_fuse: a.no_fuse,
         ..Default::default()
     };
-    let target = target(&ca)?;
+    let target = target(&ca.target, &ca.cpu, &ca.arch)?;
     let mut st = Stages::new();
     let opts = secc_onnx::ImportOptions { fixed_dims: dims };
     let (reference, mut g) = optimise(&ca, &a.model, &opts, &target, &mut st)?;
     if a.perturb_weights {
         check::perturb_weights(&mut g);
     }
-    let bytes = codegen(&g, target, memory_limit(&ca)?, &mut st)?;
+    let bytes = codegen(&g, target, memory_limit(ca.max_memory)?, &mut st)?;
     let threads = a
         .threads
         .unwrap_or_else(secc_runtime::available_cores)
@@ -781,13 +706,6 @@ fn render(text: &str, format: &str) -> Result<Vec<u8>> {
         );
     }
     Ok(o.stdout)
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
 }
 
 fn run(a: RunArgs) -> Result<()> {
