@@ -3,7 +3,8 @@
 #   - LLVM 19 (llvm-19-dev; dynamic linking, see docs/toolchain.md), a C toolchain and
 #     Graphviz (`secc dot -o graph.svg`, and the test that parses every `secc dot` output)
 #   - ptxas (extracted from Debian non-free's nvidia-cuda-toolkit .deb into .tools/, not installed)
-#   - a Python venv in .venv with onnx, numpy and onnxruntime (fixture generation, benchmarks)
+#   - a Python venv in .venv with onnx, numpy and onnxruntime (fixture generation, benchmarks),
+#     and pytest and Ray Serve (the Python package's and the Ray example's tests)
 #   - the ONNX backend node tests from the onnx 1.22.0 wheel, unpacked into .tools/onnx-node/
 #   - every crate of Cargo.lock, for all platforms, into the cargo cache (cargo fetch)
 #   - with --fuzz: cargo-fuzz (into ~/.cargo/bin; see scripts/fuzz.sh)
@@ -66,6 +67,10 @@ if [ "$want_python" = 1 ]; then
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements.txt
   fi
+fi
+if [ "$want_python" = 1 ] && ! .venv/bin/python -c 'import pytest, ray.serve, requests' >/dev/null 2>&1; then
+  echo "setup: installing pytest and Ray Serve into .venv (scripts/requirements-test.txt)"
+  .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
 fi
 # ONNX backend node tests (conformance): onnx 1.22.0 is the last wheel that ships them;
 # only its test data is unpacked, into .tools/onnx-node/ (the venv keeps its own onnx)
