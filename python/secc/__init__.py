@@ -97,9 +97,28 @@ class Model:
             raise TypeError("inputs must be a dict {input name: array}")
         return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in inputs.items()}
 
-    def run(self, inputs: Mapping[str, object]) -> Dict[str, np.ndarray]:
-        """Runs on ``{input name: array}``; returns ``{output name: array}``."""
-        return self._native.run(self._arrays(inputs))
+    def run(
+        self, inputs: Mapping[str, object], out: Optional[Dict[str, np.ndarray]] = None
+    ) -> Dict[str, np.ndarray]:
+        """Runs on ``{input name: array}``; returns ``{output name: array}``.
+
+        The outputs are new arrays (copied once from the session's buffers); with ``out``,
+        ``{output name: array}`` of float32 C-contiguous writeable arrays of the outputs'
+        shapes (e.g. from ``model.output_arrays(batch)``), the kernels write into those
+        arrays and nothing is allocated per call; ``out`` is returned.
+        """
+        if out is not None and not isinstance(out, dict):
+            raise TypeError("out must be a dict {output name: array}")
+        return self._native.run(self._arrays(inputs), out)
+
+    def output_arrays(self, batch: int = 1) -> Dict[str, np.ndarray]:
+        """Empty float32 arrays for every output, symbolic dimensions set to ``batch``
+        (for ``run(..., out=...)``; a model whose symbols are not all the batch needs arrays
+        shaped by hand)."""
+        return {
+            o.name: np.empty(tuple(batch if isinstance(d, str) else d for d in o.shape), np.float32)
+            for o in self.outputs
+        }
 
     def bench(self, inputs: Mapping[str, object], iters: int = 100, warmup: int = 10) -> Dict[str, float]:
         """Latency of the run alone, measured in the runtime (no Python in the loop)."""

@@ -5,7 +5,10 @@
 //! arrays that are not); outputs move into numpy arrays without a copy. The GIL is released
 //! while a model compiles or runs.
 #![forbid(unsafe_code)]
-use numpy::{PyArray1, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{
+    PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn,
+    PyUntypedArrayMethods,
+};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -148,6 +151,74 @@ impl Model {
             .collect()
     }
 
+    /// Outputs written by the kernels straight into the caller's arrays (`out=`).
+    fn run_into_arrays<'py>(
+        &self,
+        py: Python<'py>,
+        s: &mut Session,
+        views: &[TensorView<'_>],
+        out: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let shapes = s.output_shapes(views).map_err(runtime_error)?;
+        let names = self.model.output_names();
+        let mut rw: Vec<PyReadwriteArrayDyn<'py, f32>> = Vec::with_capacity(names.len());
+        for (n, shape) in names.iter().zip(&shapes) {
+            let a = out.get_item(n)?.ok_or_else(|| {
+                InvalidInputError::new_err(format!("out: no array for output {n:?}"))
+            })?;
+            let a = a.cast::<PyArrayDyn<f32>>().map_err(|_| {
+                InvalidInputError::new_err(format!("out[{n:?}]: expected a float32 numpy array"))
+            })?;
+            if a.shape() != shape.as_slice() {
+                return Err(InvalidInputError::new_err(format!(
+                    "out[{n:?}]: shape {:?}, the output's is {shape:?}",
+                    a.shape()
+                )));
+            }
+            let w = a.try_readwrite().map_err(|e| {
+                InvalidInputError::new_err(format!("out[{n:?}] is not writeable: {e}"))
+            })?;
+            rw.push(w);
+        }
+        let mut bufs: Vec<&mut [f32]> = rw
+            .iter_mut()
+            .zip(&names)
+            .map(|(a, n)| {
+                a.as_slice_mut().map_err(|_| {
+                    InvalidInputError::new_err(format!("out[{n:?}] is not C-contiguous"))
+                })
+            })
+            .collect::<PyResult<_>>()?;
+        py.detach(|| s.run_into(views, &mut bufs))
+            .map_err(runtime_error)?;
+        Ok(out.clone())
+    }
+
+    /// Outputs of any dtype, run into the session's buffers (reused from run to run) and
+    /// copied once into new numpy arrays.
+    fn run_and_copy<'py>(
+        &self,
+        py: Python<'py>,
+        s: &mut Session,
+        views: &[TensorView<'_>],
+    ) -> PyResult<Bound<'py, PyDict>> {
+        py.detach(|| s.run(views).map(|_| ()))
+            .map_err(runtime_error)?;
+        let d = PyDict::new(py);
+        for (name, t) in self.model.output_names().into_iter().zip(s.take_outputs()) {
+            let a = match t.dtype {
+                DType::F32 => PyArray1::from_vec(py, t.data)
+                    .reshape(t.shape.as_slice())?
+                    .into_any(),
+                DType::I64 => PyArray1::from_vec(py, t.ints)
+                    .reshape(t.shape.as_slice())?
+                    .into_any(),
+            };
+            d.set_item(name, a)?;
+        }
+        Ok(d)
+    }
+
     fn views<'a>(arrays: &'a [PyReadonlyArrayDyn<'_, f32>]) -> PyResult<Vec<TensorView<'a>>> {
         arrays
             .iter()
@@ -237,32 +308,25 @@ impl Model {
         self.threads
     }
 
-    /// Runs on `{name: array}` (float32, C-contiguous) and returns `{name: array}`.
+    /// Runs on `{name: array}` (float32, C-contiguous) and returns `{name: array}`: new
+    /// arrays, or with `out` the caller's own (float32, C-contiguous, writeable, of the
+    /// outputs' shapes), which the kernels write in place.
+    #[pyo3(signature = (inputs, out = None))]
     fn run<'py>(
         &self,
         py: Python<'py>,
         inputs: &Bound<'py, PyDict>,
+        out: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let arrays = self.arrays(inputs)?;
         let views = Self::views(&arrays)?;
         let mut s = self.session()?;
-        let r = py.detach(|| s.run(&views).map(|_| ()));
-        let outs = s.take_outputs();
+        let r = match out {
+            Some(o) => self.run_into_arrays(py, &mut s, &views, o),
+            None => self.run_and_copy(py, &mut s, &views),
+        };
         self.give_back(s);
-        r.map_err(runtime_error)?;
-        let d = PyDict::new(py);
-        for (name, t) in self.model.output_names().into_iter().zip(outs) {
-            let a = match t.dtype {
-                DType::F32 => PyArray1::from_vec(py, t.data)
-                    .reshape(t.shape.as_slice())?
-                    .into_any(),
-                DType::I64 => PyArray1::from_vec(py, t.ints)
-                    .reshape(t.shape.as_slice())?
-                    .into_any(),
-            };
-            d.set_item(name, a)?;
-        }
-        Ok(d)
+        r
     }
 
     /// Latency of the run alone (no Python in the loop): `iters` runs after `warmup`,

@@ -71,6 +71,30 @@ def test_inputs_are_converted_when_needed(artifact):
     assert np.array_equal(want, keep)
 
 
+def test_run_into_caller_arrays(artifact):
+    m = secc.Model(artifact, threads=2)
+    name, out = m.inputs[0].name, m.outputs[0].name
+    x = rand(input_shape(m, 3), 11)
+    want = m.run({name: x})[out]
+    bufs = m.output_arrays(batch=3)
+    bufs[out].fill(np.nan)
+    got = m.run({name: x}, out=bufs)
+    assert got is bufs and np.array_equal(bufs[out], want)
+    with pytest.raises(secc.InvalidInputError, match="shape"):
+        m.run({name: x}, out=m.output_arrays(batch=2))
+    with pytest.raises(secc.InvalidInputError, match="no array for output"):
+        m.run({name: x}, out={})
+    with pytest.raises(secc.InvalidInputError, match="float32"):
+        m.run({name: x}, out={out: np.empty(want.shape, np.float64)})
+    frozen = np.empty(want.shape, np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(secc.InvalidInputError, match="writeable"):
+        m.run({name: x}, out={out: frozen})
+    strided = np.empty(want.shape[:-1] + (2 * want.shape[-1],), np.float32)[..., ::2]
+    with pytest.raises(secc.InvalidInputError, match="contiguous"):
+        m.run({name: x}, out={out: strided})
+
+
 def test_concurrent_threads_match_serial_runs(artifact):
     m = secc.Model(artifact, threads=1)
     name, out = m.inputs[0].name, m.outputs[0].name

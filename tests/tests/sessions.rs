@@ -98,6 +98,26 @@ fn borrowed_views_named_inputs_and_taken_outputs() {
 }
 
 #[test]
+fn run_into_writes_the_callers_buffers() {
+    let (g, m) = model();
+    let ins = inputs(&g, 3, 9);
+    let mut s = m.session(2).unwrap();
+    let want = s.run(&ins).unwrap().to_vec();
+    let shapes = s.output_shapes(&ins).unwrap();
+    assert_eq!(shapes[0], want[0].shape);
+    let mut buf = vec![f32::NAN; shapes[0].iter().product()];
+    s.run_into(&ins, &mut [buf.as_mut_slice()]).unwrap();
+    assert_eq!(buf, want[0].data);
+    let e = s
+        .run_into(&ins, &mut [&mut buf[1..]])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("elements given"), "{e}");
+    let e = s.run_into(&ins, &mut []).unwrap_err().to_string();
+    assert!(e.contains("1 output(s), got 0"), "{e}");
+}
+
+#[test]
 fn metadata_is_typed() {
     let (g, m) = model();
     assert_eq!(m.inputs().len(), g.inputs.len());

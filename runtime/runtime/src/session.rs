@@ -299,12 +299,87 @@ impl Session {
         Ok(())
     }
 
+    /// The shape every output will have when the model runs on `inputs` (checked as `run`
+    /// checks them), so a caller can allocate buffers for [`Session::run_into`].
+    pub fn output_shapes<T: AsTensorView>(
+        &self,
+        inputs: &[T],
+    ) -> Result<Vec<Vec<usize>>, RuntimeError> {
+        let views: Vec<TensorView<'_>> = inputs.iter().map(|t| t.as_view()).collect();
+        let syms = self.bind(&views)?;
+        let m = self.model.manifest();
+        Ok(m.outputs
+            .iter()
+            .map(|o| {
+                m.buffers[o.buffer as usize]
+                    .shape
+                    .iter()
+                    .map(|d| d.eval(&syms).unwrap_or(0) as usize)
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// Runs the model writing each output straight into the caller's buffer (one per
+    /// output, in order, each exactly its output's element count: see
+    /// [`Session::output_shapes`]), so nothing is allocated or copied per run. float32
+    /// outputs only; a model with an int64 output runs with [`Session::run`].
+    pub fn run_into<T: AsTensorView>(
+        &mut self,
+        inputs: &[T],
+        outputs: &mut [&mut [f32]],
+    ) -> Result<(), RuntimeError> {
+        let views: Vec<TensorView<'_>> = inputs.iter().map(|t| t.as_view()).collect();
+        let syms = self.bind(&views)?;
+        let m = self.model.manifest();
+        if outputs.len() != m.outputs.len() {
+            return Err(RuntimeError::Input(format!(
+                "model has {} output(s), got {} buffer(s)",
+                m.outputs.len(),
+                outputs.len()
+            )));
+        }
+        for (o, buf) in m.outputs.iter().zip(outputs.iter()) {
+            let b = &m.buffers[o.buffer as usize];
+            if b.dtype == "i64" {
+                return Err(RuntimeError::Input(format!(
+                    "output {:?} is int64: run this model with Session::run",
+                    o.name
+                )));
+            }
+            let n = DimDecl::elements(&b.shape, &syms);
+            if n != Some(buf.len() as u64) {
+                return Err(RuntimeError::Input(format!(
+                    "output {:?}: a buffer of {} elements given, {} needed",
+                    o.name,
+                    buf.len(),
+                    n.unwrap_or(u64::MAX)
+                )));
+            }
+        }
+        let ptrs: Vec<*mut f32> = outputs.iter_mut().map(|b| b.as_mut_ptr()).collect();
+        self.execute(&views, syms, Some(&ptrs), None)
+    }
+
     fn run_views(
         &mut self,
         inputs: &[TensorView<'_>],
         nanos: Option<&[AtomicU64]>,
     ) -> Result<(), RuntimeError> {
         let syms = self.bind(inputs)?;
+        self.shape_outputs(&syms)?;
+        self.execute(inputs, syms, None, nanos)
+    }
+
+    /// Runs the kernels for a binding; outputs go to `caller_outputs` (checked by the
+    /// caller) or to the session's own buffers (shaped by `shape_outputs`).
+    fn execute(
+        &mut self,
+        inputs: &[TensorView<'_>],
+        syms: Vec<u64>,
+        caller_outputs: Option<&[*mut f32]>,
+        nanos: Option<&[AtomicU64]>,
+    ) -> Result<(), RuntimeError> {
         if self.bound.as_ref().is_none_or(|b| b.syms != syms) {
             self.bound = None; // free the old arena before allocating the new one
             let plan = self.model.manifest().memory_plan(&syms);
@@ -314,7 +389,6 @@ impl Session {
                 arena: crate::mem::zeroed(plan.arena_floats + 16)?,
             });
         }
-        self.shape_outputs(&syms)?;
         let loaded = &*self.model.inner;
         let m = &loaded.manifest;
         let bound = self.bound.as_mut().expect("invariant: just planned");
@@ -329,6 +403,9 @@ impl Session {
             match m.buffers[b as usize].kind {
                 // kernels never write inputs (the manifest's validation refuses such writes)
                 BufferKind::Input { index } => inputs[index as usize].data().as_ptr() as *mut f32,
+                BufferKind::Output { index } if caller_outputs.is_some() => {
+                    caller_outputs.map_or(std::ptr::null_mut(), |o| o[index as usize])
+                }
                 BufferKind::Output { index } => {
                     let t = &mut outputs[index as usize];
                     match t.dtype {
