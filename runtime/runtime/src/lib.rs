@@ -5,8 +5,13 @@
 //! through its own [`Session`], which owns a thread pool, an arena for temporaries and the
 //! output buffers; sessions on one model run concurrently and give bit-identical results.
 //!
-//! ```no_run
+//! ```
 //! use secc_runtime::{Model, TensorView};
+//! # // compile the shipped SE block into a scratch folder and run from there
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let onnx = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/se_block.onnx");
+//! # secc_driver::compile_file(&onnx, &dir.path().join("se_block.bin"), &Default::default()).unwrap();
+//! # std::env::set_current_dir(dir.path()).unwrap();
 //!
 //! let model = Model::load("se_block.bin".as_ref())?;
 //! for io in model.inputs() {
