@@ -161,7 +161,9 @@ fn c_examples_build_and_run_against_the_static_and_shared_library() {
         "-lpthread".into(),
     ];
     cc(&exe, "multi_session.c", &dynamic_link);
+    // cargo's LD_LIBRARY_PATH lists target/debug/deps, which may hold another libsecc.so
     let out = Command::new(&exe)
+        .env_remove("LD_LIBRARY_PATH")
         .arg(&model)
         .args(["8", "50"])
         .output()

@@ -118,6 +118,29 @@ fn run_into_writes_the_callers_buffers() {
 }
 
 #[test]
+fn alternating_batch_sizes_reuse_cached_plans() {
+    let (g, m) = model();
+    let mut s = m.session(1).unwrap();
+    let (a, b) = (inputs(&g, 1, 1), inputs(&g, 3, 2));
+    let (wa, wb) = (s.run(&a).unwrap().to_vec(), s.run(&b).unwrap().to_vec());
+    for _ in 0..3 {
+        assert!(s.run(&a).unwrap() == wa.as_slice());
+        assert!(s.run(&b).unwrap() == wb.as_slice());
+    }
+    assert_eq!(s.cached_plans(), 2);
+    // more sizes than the cache holds: the oldest plans go, results stay right
+    for batch in 1..=(secc_runtime::PLAN_CACHE as u64 + 3) {
+        let ins = inputs(&g, batch, 40 + batch);
+        let want = secc_ir::interp::run(&g, &random_inputs(&g, batch, 40 + batch)).unwrap();
+        let got = s.run(&ins).unwrap();
+        let e = max_rel_err(&from_runtime(&got[0]), &want[0]);
+        assert!(e <= 1e-4, "batch {batch}: max rel err {e}");
+    }
+    assert_eq!(s.cached_plans(), secc_runtime::PLAN_CACHE);
+    assert!(s.run(&a).unwrap() == wa.as_slice());
+}
+
+#[test]
 fn metadata_is_typed() {
     let (g, m) = model();
     assert_eq!(m.inputs().len(), g.inputs.len());

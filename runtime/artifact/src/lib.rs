@@ -20,11 +20,15 @@
 
 use serde::{Deserialize, Serialize};
 
+mod dim;
+pub use dim::{check_expr, ConstraintDecl, DimDecl, DimOp, Relation, MAX_EXPR_LEN};
+
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"SECCART\0";
 /// Version of the layout and manifest schema this crate reads and writes (2: buffers may be
-/// `i64`; the code embeds a layout digest; kernels carry `barrier`).
-pub const FORMAT_VERSION: u32 = 2;
+/// `i64`; the code embeds a layout digest; kernels carry `barrier`. 3: dimensions may be
+/// expressions over the symbols; the manifest lists the constraints on the symbols).
+pub const FORMAT_VERSION: u32 = 3;
 /// Name of the code's exported `u32` that holds [`layout_digest`] (CPU code).
 pub const DIGEST_SYMBOL: &str = "secc_layout_digest";
 
@@ -73,55 +77,6 @@ pub enum FormatError {
     /// I/O error.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-}
-
-/// One dimension: a number or `coeff * symbol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum DimDecl {
-    /// fixed extent
-    Known(u64),
-    /// `coeff * syms[sym]`
-    Sym {
-        /// symbol index into [`Manifest::symbols`]
-        sym: u32,
-        /// multiplier
-        coeff: u64,
-    },
-}
-
-impl DimDecl {
-    /// Value under a symbol binding.
-    pub fn eval(&self, syms: &[u64]) -> Option<u64> {
-        match *self {
-            DimDecl::Known(v) => Some(v),
-            DimDecl::Sym { sym, coeff } => syms.get(sym as usize)?.checked_mul(coeff),
-        }
-    }
-
-    /// Element count of a shape under a binding; `None` on overflow or an unbound symbol.
-    pub fn elements(shape: &[DimDecl], syms: &[u64]) -> Option<u64> {
-        shape
-            .iter()
-            .try_fold(1u64, |n, d| n.checked_mul(d.eval(syms)?))
-    }
-    /// Display with symbol names: `64`, `N`, `4*N`.
-    pub fn display(&self, names: &[String]) -> String {
-        match *self {
-            DimDecl::Known(v) => v.to_string(),
-            DimDecl::Sym { sym, coeff } => {
-                let n = names
-                    .get(sym as usize)
-                    .cloned()
-                    .unwrap_or_else(|| format!("s{sym}"));
-                if coeff == 1 {
-                    n
-                } else {
-                    format!("{coeff}*{n}")
-                }
-            }
-        }
-    }
 }
 
 /// What a buffer holds.
@@ -249,6 +204,9 @@ pub struct Manifest {
     pub kernels: Vec<KernelDecl>,
     /// number of fused SE blocks
     pub se_blocks: u32,
+    /// conditions on the symbols, checked when a run binds them
+    #[serde(default)]
+    pub constraints: Vec<ConstraintDecl>,
     /// sections; filled by the writer
     pub sections: Vec<SectionDecl>,
 }
@@ -282,19 +240,17 @@ impl Manifest {
                 ));
             }
             for d in &b.shape {
-                if let DimDecl::Sym { sym, coeff } = *d {
-                    if sym as usize >= self.symbols.len() {
-                        return bad(format!("buffer {i}: unknown symbol {sym}"));
-                    }
-                    if coeff == 0 {
-                        return bad(format!("buffer {i}: a dimension of 0 * symbol"));
-                    }
+                if let Err(m) = d.check(self.symbols.len()) {
+                    return bad(format!("buffer {i}: {m}"));
                 }
             }
-            // sizes in bytes must be representable with every symbol at 1
-            if DimDecl::elements(&b.shape, &vec![1; self.symbols.len()])
-                .and_then(|n| n.checked_mul(8))
-                .is_none()
+            // sizes in bytes must be representable with every symbol at 1 (an expression
+            // may be undefined there: the binding is checked at run time)
+            let exprs = b.shape.iter().any(|d| matches!(d, DimDecl::Expr { .. }));
+            if !exprs
+                && DimDecl::elements(&b.shape, &vec![1; self.symbols.len()])
+                    .and_then(|n| n.checked_mul(8))
+                    .is_none()
             {
                 return bad(format!("buffer {i}: size overflows"));
             }
@@ -331,7 +287,17 @@ impl Manifest {
             BufferKind::Alias { of } => of,
             _ => b,
         };
+        for (i, c) in self.constraints.iter().enumerate() {
+            for d in [&c.lhs, &c.rhs] {
+                if let Err(m) = d.check(self.symbols.len()) {
+                    return bad(format!("constraint {i}: {m}"));
+                }
+            }
+        }
         for k in &self.kernels {
+            if let Some(Err(m)) = k.grid.as_ref().map(|g| g.check(self.symbols.len())) {
+                return bad(format!("kernel {}: grid: {m}", k.name));
+            }
             if k.args.iter().chain(&k.writes).any(|&a| a >= nb) {
                 return bad(format!("kernel {}: bad buffer id", k.name));
             }
@@ -343,6 +309,36 @@ impl Manifest {
                 if !k.args.contains(&w) || read_only {
                     return bad(format!("kernel {}: writes buffer {w}", k.name));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a binding of the symbols: every constraint holds and every buffer's size is
+    /// defined and fits in memory words. The error names the node (for a constraint) or the
+    /// buffer, and the values.
+    pub fn check_binding(&self, syms: &[u64]) -> Result<(), String> {
+        for c in &self.constraints {
+            c.check(syms, &self.symbols)?;
+        }
+        for (i, b) in self.buffers.iter().enumerate() {
+            let words = DimDecl::elements(&b.shape, syms)
+                .and_then(|n| n.checked_mul(b.elem_words() as u64))
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n <= isize::MAX as usize / 4);
+            if words.is_none() {
+                let dims: Vec<String> = b.shape.iter().map(|d| d.display(&self.symbols)).collect();
+                let binding: Vec<String> = self
+                    .symbols
+                    .iter()
+                    .zip(syms)
+                    .map(|(n, v)| format!("{n} = {v}"))
+                    .collect();
+                return Err(format!(
+                    "buffer {i} [{}] has no valid size for {}: the inputs are too small or too large for this model",
+                    dims.join(", "),
+                    binding.join(", ")
+                ));
             }
         }
         Ok(())
@@ -584,6 +580,7 @@ mod tests {
             outputs: vec![],
             kernels: vec![],
             se_blocks: 0,
+            constraints: vec![],
             sections: vec![],
         }
     }

@@ -48,7 +48,7 @@ mod tensor;
 
 pub use error::{ErrorKind, RuntimeError};
 pub use model::{Dim, IoInfo, Model};
-pub use session::{KernelTime, RunStats, Session};
+pub use session::{KernelTime, RunStats, Session, PLAN_CACHE};
 pub use tensor::{AsTensorView, DType, Tensor, TensorView};
 
 /// The number of cores this process may run on: the CPU affinity mask and the cgroup CPU

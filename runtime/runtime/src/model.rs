@@ -21,6 +21,8 @@ pub enum Dim {
         /// its multiplier (1 for a plain symbol)
         multiple: u64,
     },
+    /// an expression over the symbols, as text (`(H - 1) / 2 + 1`)
+    Expr(String),
 }
 
 impl Dim {
@@ -28,7 +30,7 @@ impl Dim {
     pub fn fixed(&self) -> Option<u64> {
         match *self {
             Dim::Fixed(v) => Some(v),
-            Dim::Symbolic { .. } => None,
+            Dim::Symbolic { .. } | Dim::Expr(_) => None,
         }
     }
 }
@@ -39,6 +41,7 @@ impl fmt::Display for Dim {
             Dim::Fixed(v) => write!(f, "{v}"),
             Dim::Symbolic { name, multiple: 1 } => write!(f, "{name}"),
             Dim::Symbolic { name, multiple } => write!(f, "{multiple}*{name}"),
+            Dim::Expr(e) => write!(f, "{e}"),
         }
     }
 }
@@ -238,12 +241,13 @@ fn io_info(m: &Manifest, io: &secc_artifact::IoDecl) -> IoInfo {
         shape: b
             .shape
             .iter()
-            .map(|d| match *d {
-                DimDecl::Known(v) => Dim::Fixed(v),
+            .map(|d| match d {
+                DimDecl::Known(v) => Dim::Fixed(*v),
                 DimDecl::Sym { sym, coeff } => Dim::Symbolic {
-                    name: m.symbols[sym as usize].clone(),
-                    multiple: coeff,
+                    name: m.symbols[*sym as usize].clone(),
+                    multiple: *coeff,
                 },
+                DimDecl::Expr { .. } => Dim::Expr(d.display(&m.symbols)),
             })
             .collect(),
     }

@@ -43,12 +43,17 @@ pub struct KernelTime {
     pub mean_us: f64,
 }
 
-/// Memory for one symbol binding: offsets of temporaries in one arena.
+/// Memory plans kept per session: a server alternates between a few input sizes, and each
+/// size's plan is computed once; the least recently used plan beyond this is dropped.
+pub const PLAN_CACHE: usize = 8;
+
+/// The memory plan of one symbol binding: offsets of temporaries in the arena.
 struct Bound {
     syms: Vec<u64>,
     /// arena offset (elements) of each Temp buffer
     offsets: Vec<usize>,
-    arena: Vec<f32>,
+    /// elements of arena the plan needs
+    arena_floats: usize,
 }
 
 /// A caller's handle for running a model; see the module docs.
@@ -58,7 +63,10 @@ pub struct Session {
     /// barrier waiters spin before parking (not when threads exceed the usable cores)
     spin: bool,
     pool: Option<rayon::ThreadPool>,
-    bound: Option<Bound>,
+    /// plans by binding, most recently used last (at most [`PLAN_CACHE`])
+    plans: Vec<Bound>,
+    /// one arena for every plan: grown to the largest binding run so far, never shrunk
+    arena: Vec<f32>,
     outputs: Vec<Tensor>,
 }
 
@@ -87,7 +95,8 @@ impl Session {
             threads,
             spin: threads <= crate::available_cores(),
             pool,
-            bound: None,
+            plans: Vec::new(),
+            arena: Vec::new(),
             outputs: Vec::new(),
         })
     }
@@ -230,20 +239,22 @@ impl Session {
                 return Err(bad());
             }
             for (d, &v) in decl.iter().zip(t.shape()) {
-                match *d {
-                    DimDecl::Known(k) if k as usize == v => {}
-                    DimDecl::Sym { sym, coeff } if v > 0 && (v as u64).is_multiple_of(coeff) => {
+                match d {
+                    DimDecl::Known(k) if *k as usize == v => {}
+                    DimDecl::Sym { sym, coeff } if v > 0 && (v as u64).is_multiple_of(*coeff) => {
                         let b = v as u64 / coeff;
-                        match syms[sym as usize] {
+                        match syms[*sym as usize] {
                             Some(o) if o != b => {
                                 return Err(RuntimeError::Input(format!(
                                     "input {:?}: dimension {:?} is {b} here but {o} in an earlier input",
-                                    io.name, m.symbols[sym as usize]
+                                    io.name, m.symbols[*sym as usize]
                                 )))
                             }
-                            _ => syms[sym as usize] = Some(b),
+                            _ => syms[*sym as usize] = Some(b),
                         }
                     }
+                    // checked once every symbol is bound
+                    DimDecl::Expr { .. } => {}
                     _ => return Err(bad()),
                 }
             }
@@ -256,7 +267,8 @@ impl Session {
                 )));
             }
         }
-        syms.into_iter()
+        let syms: Vec<u64> = syms
+            .into_iter()
             .enumerate()
             .map(|(i, s)| {
                 s.ok_or_else(|| {
@@ -266,7 +278,22 @@ impl Session {
                     ))
                 })
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        for ((io, info), t) in m.inputs.iter().zip(model.inputs()).zip(inputs) {
+            let decl = &m.buffers[io.buffer as usize].shape;
+            for (k, (d, &v)) in decl.iter().zip(t.shape()).enumerate() {
+                if matches!(d, DimDecl::Expr { .. }) && d.eval(&syms) != Some(v as u64) {
+                    return Err(RuntimeError::Input(format!(
+                        "input {:?}: dimension {k} must be {} = {}, got {v}",
+                        io.name,
+                        info.shape[k],
+                        d.eval(&syms).map_or("undefined".into(), |e| e.to_string())
+                    )));
+                }
+            }
+        }
+        m.check_binding(&syms).map_err(RuntimeError::Input)?;
+        Ok(syms)
     }
 
     /// Shapes the output buffers for a binding, reusing their allocations when the sizes
@@ -371,6 +398,39 @@ impl Session {
         self.execute(inputs, syms, None, nanos)
     }
 
+    /// Makes the plan of `syms` the last (most recent) entry of the cache, computing it if
+    /// needed, and grows the arena to cover it.
+    fn plan_for(&mut self, syms: &[u64]) -> Result<(), RuntimeError> {
+        match self.plans.iter().position(|b| b.syms == syms) {
+            Some(i) => {
+                let b = self.plans.remove(i);
+                self.plans.push(b);
+            }
+            None => {
+                let plan = self.model.manifest().memory_plan(syms);
+                if self.plans.len() == PLAN_CACHE {
+                    self.plans.remove(0);
+                }
+                self.plans.push(Bound {
+                    syms: syms.to_vec(),
+                    offsets: plan.offsets,
+                    arena_floats: plan.arena_floats.saturating_add(16),
+                });
+            }
+        }
+        let need = self.plans.last().map_or(0, |b| b.arena_floats);
+        if self.arena.len() < need {
+            self.arena = Vec::new(); // free the old arena before allocating the new one
+            self.arena = crate::mem::zeroed(need)?;
+        }
+        Ok(())
+    }
+
+    /// The number of memory plans cached (one per recent symbol binding).
+    pub fn cached_plans(&self) -> usize {
+        self.plans.len()
+    }
+
     /// Runs the kernels for a binding; outputs go to `caller_outputs` (checked by the
     /// caller) or to the session's own buffers (shaped by `shape_outputs`).
     fn execute(
@@ -380,19 +440,14 @@ impl Session {
         caller_outputs: Option<&[*mut f32]>,
         nanos: Option<&[AtomicU64]>,
     ) -> Result<(), RuntimeError> {
-        if self.bound.as_ref().is_none_or(|b| b.syms != syms) {
-            self.bound = None; // free the old arena before allocating the new one
-            let plan = self.model.manifest().memory_plan(&syms);
-            self.bound = Some(Bound {
-                syms: syms.clone(),
-                offsets: plan.offsets,
-                arena: crate::mem::zeroed(plan.arena_floats + 16)?,
-            });
-        }
+        self.plan_for(&syms)?;
         let loaded = &*self.model.inner;
         let m = &loaded.manifest;
-        let bound = self.bound.as_mut().expect("invariant: just planned");
-        let arena = bound.arena.as_mut_ptr();
+        let bound = self
+            .plans
+            .last()
+            .expect("invariant: plan_for leaves it last");
+        let arena = self.arena.as_mut_ptr();
         let weights = loaded.weights.as_ptr() as *mut f32;
         let outputs = &mut self.outputs;
         let mut ptr_of = |b: u32| -> *mut f32 {
@@ -421,7 +476,8 @@ impl Session {
                     unsafe { weights.add(offset as usize / 4) }
                 }
                 BufferKind::Temp => {
-                    // SAFETY: the planner sized the arena to cover every temp's offset + size.
+                    // SAFETY: the plan covers every temp's offset + size, and plan_for grew the
+                    // arena to at least the plan's size.
                     unsafe { arena.add(bound.offsets[b as usize]) }
                 }
                 BufferKind::Alias { .. } => unreachable!("aliases resolve to a root"),
