@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod dim_expr;
 mod error;
 mod graph;
 pub mod interp;
