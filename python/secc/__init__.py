@@ -52,6 +52,7 @@ def compile(
     cpu: str = "native",
     arch: str = "sm_80",
     fix_dim: Optional[Mapping[str, int]] = None,
+    input_shape: Optional[Mapping[str, Tuple[Optional[int], ...]]] = None,
     max_memory: Optional[float] = None,
     fuse: bool = True,
     force: bool = False,
@@ -60,7 +61,8 @@ def compile(
 
     ``target`` is "cpu" or "cuda"; ``cpu`` a CPU name ("native", "x86-64-v3", "skylake"...);
     ``arch`` the PTX architecture for "cuda"; ``fix_dim`` fixes symbolic input dimensions
-    ({"N": 1}); ``max_memory`` refuses models needing more GiB at batch 1; ``fuse=False``
+    ({"N": 1}); ``input_shape`` fixes inputs' shapes ({"x": (1, 3, 224, 224)}; None keeps a
+    dimension symbolic); ``max_memory`` refuses models needing more GiB at batch 1; ``fuse=False``
     compiles without SE fusion; ``force`` replaces a file that is not a secc artifact.
     Returns ``{"bytes": size, "se_blocks": fused}``; raises ``CompileError``.
     """
@@ -71,10 +73,20 @@ def compile(
         cpu=cpu,
         arch=arch,
         fix_dim=dict(fix_dim) if fix_dim is not None else None,
+        input_shape=_shapes(input_shape),
         max_memory=max_memory,
         fuse=fuse,
         force=force,
     )
+
+
+def _shapes(shapes):
+    if shapes is None:
+        return None
+    out = {}
+    for name, dims in shapes.items():
+        out[name] = [None if d is None or d == -1 or d == "?" else int(d) for d in dims]
+    return out
 
 
 class Model:

@@ -57,11 +57,12 @@ fn runtime_error(e: RuntimeError) -> PyErr {
 }
 
 /// Compiles an ONNX model into a secc artifact; the options are the CLI's (`secc MODEL -o
-/// OUT --target --cpu --arch --fix-dim --max-memory --no-fuse --force`). Returns
+/// OUT --target --cpu --arch --fix-dim --input-shape --max-memory --no-fuse --force`). Returns
 /// `{"bytes": size, "se_blocks": fused}`.
 #[pyfunction]
 #[pyo3(signature = (model, output, *, target = "cpu".to_string(), cpu = "native".to_string(),
-    arch = "sm_80".to_string(), fix_dim = None, max_memory = None, fuse = true, force = false))]
+    arch = "sm_80".to_string(), fix_dim = None, input_shape = None, max_memory = None,
+    fuse = true, force = false))]
 #[allow(clippy::too_many_arguments)]
 fn compile<'py>(
     py: Python<'py>,
@@ -71,6 +72,7 @@ fn compile<'py>(
     cpu: String,
     arch: String,
     fix_dim: Option<BTreeMap<String, u64>>,
+    input_shape: Option<BTreeMap<String, Vec<Option<u64>>>>,
     max_memory: Option<f64>,
     fuse: bool,
     force: bool,
@@ -80,6 +82,7 @@ fn compile<'py>(
         cpu,
         arch,
         fix_dims: fix_dim.unwrap_or_default(),
+        input_shapes: input_shape.unwrap_or_default(),
         max_memory_gib: max_memory,
         fuse,
         force,

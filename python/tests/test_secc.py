@@ -176,6 +176,17 @@ def test_fix_dim_and_targets(tmp_path):
     secc.compile(MODELS / "se_residual.onnx", out, fix_dim={sym: 2}, cpu="x86-64-v3")
     m = secc.Model(out)
     assert m.inputs[0].shape[0] == 2
+    shaped = tmp_path / "shaped.bin"
+    full = (3,) + tuple(probe.inputs[0].shape[1:])
+    secc.compile(MODELS / "se_residual.onnx", shaped, input_shape={probe.inputs[0].name: full})
+    assert secc.Model(shaped).inputs[0].shape == full
+    keep = tmp_path / "keep.bin"
+    secc.compile(MODELS / "se_residual.onnx", keep, input_shape={probe.inputs[0].name: (None,) + full[1:]})
+    assert isinstance(secc.Model(keep).inputs[0].shape[0], str)
+    with pytest.raises(secc.CompileError, match="no input named"):
+        secc.compile(MODELS / "se_residual.onnx", tmp_path / "d.bin", input_shape={"nope": full})
+    with pytest.raises(secc.CompileError, match="has rank"):
+        secc.compile(MODELS / "se_residual.onnx", tmp_path / "d.bin", input_shape={probe.inputs[0].name: full[:3]})
     ptx = tmp_path / "cuda.bin"
     secc.compile(MODELS / "se_residual.onnx", ptx, target="cuda", arch="sm_80")
     with pytest.raises(secc.LoadError, match="CUDA"):

@@ -22,6 +22,9 @@ pub struct CompileOptions {
     pub arch: String,
     /// symbolic input dimensions fixed to a value (`--fix-dim NAME=VALUE`)
     pub fix_dims: BTreeMap<String, u64>,
+    /// input shapes (`--input-shape NAME=D0,D1,..`): `Some(v)` fixes a dimension (a symbolic
+    /// one takes the value, a known one must equal it), `None` keeps it as it is
+    pub input_shapes: BTreeMap<String, Vec<Option<u64>>>,
     /// refuse models needing more than this many GiB at batch 1 (default: physical memory)
     pub max_memory_gib: Option<f64>,
     /// fuse SE blocks (`--no-fuse` turns it off)
@@ -37,6 +40,7 @@ impl Default for CompileOptions {
             cpu: "native".into(),
             arch: "sm_80".into(),
             fix_dims: BTreeMap::new(),
+            input_shapes: BTreeMap::new(),
             max_memory_gib: None,
             fuse: true,
             force: false,
@@ -64,9 +68,9 @@ pub fn compile_file(model: &Path, out: &Path, o: &CompileOptions) -> Result<Comp
             bail!("fix-dim {name}: a dimension must be at least 1");
         }
     }
-    let opts = secc_onnx::ImportOptions {
-        fixed_dims: o.fix_dims.clone(),
-    };
+    let mut fixed_dims = o.fix_dims.clone();
+    input_shape_dims(model, &o.input_shapes, &mut fixed_dims)?;
+    let opts = secc_onnx::ImportOptions { fixed_dims };
     let mut g = secc_onnx::import_file(model, &opts)
         .with_context(|| format!("importing {}", model.display()))?;
     let t = secc_passes::pipeline::TargetOptions {
@@ -116,6 +120,81 @@ pub fn fixed_dims(flags: &[String]) -> Result<BTreeMap<String, u64>> {
         dims.insert(k.to_string(), v);
     }
     Ok(dims)
+}
+
+/// `--input-shape NAME=D0,D1,..` flags (a `?` or `-1` keeps that dimension as it is).
+pub fn input_shapes(flags: &[String]) -> Result<BTreeMap<String, Vec<Option<u64>>>> {
+    let mut out = BTreeMap::new();
+    for f in flags {
+        let (name, list) = f
+            .split_once('=')
+            .with_context(|| format!("--input-shape {f:?}: expected NAME=D0,D1,..."))?;
+        let dims: Vec<Option<u64>> = list
+            .split(',')
+            .map(|d| match d.trim() {
+                "?" | "-1" => Some(None),
+                d => d.parse::<u64>().ok().filter(|v| *v > 0).map(Some),
+            })
+            .collect::<Option<_>>()
+            .with_context(|| {
+                format!("--input-shape {f:?}: dimensions must be integers >= 1 or ?")
+            })?;
+        if out.insert(name.to_string(), dims).is_some() {
+            bail!("--input-shape: input {name:?} given twice");
+        }
+    }
+    Ok(out)
+}
+
+/// Turns input shapes into fixed symbolic dimensions (added to `dims`), checking each
+/// against the model: the input exists, the rank matches, known extents agree, a symbol is
+/// not fixed to two values.
+pub fn input_shape_dims(
+    model: &Path,
+    shapes: &BTreeMap<String, Vec<Option<u64>>>,
+    dims: &mut BTreeMap<String, u64>,
+) -> Result<()> {
+    if shapes.is_empty() {
+        return Ok(());
+    }
+    let g = secc_onnx::import_file(model, &secc_onnx::ImportOptions::default())
+        .with_context(|| format!("importing {}", model.display()))?;
+    for (name, want) in shapes {
+        let flag = format!("--input-shape {name}");
+        let Some((_, id)) = g.inputs.iter().find(|(n, _)| n == name) else {
+            let names: Vec<&str> = g.inputs.iter().map(|(n, _)| n.as_str()).collect();
+            bail!(
+                "{flag}: no input named {name:?} (inputs: {})",
+                names.join(", ")
+            );
+        };
+        let ty = &g.node(*id).outputs[0];
+        if ty.shape.len() != want.len() {
+            bail!(
+                "{flag}: {} dimensions given, input {name:?} has rank {} ({})",
+                want.len(),
+                ty.shape.len(),
+                ty.display(&g.sym_names)
+            );
+        }
+        for (i, (d, v)) in ty.shape.iter().zip(want).enumerate() {
+            let Some(v) = *v else { continue };
+            match *d {
+                secc_ir::Dim::Known(k) if k == v => {}
+                secc_ir::Dim::Sym(s, k) if v % k == 0 => {
+                    let sym = g.sym_names[s.0 as usize].clone();
+                    if dims.insert(sym.clone(), v / k).is_some_and(|o| o != v / k) {
+                        bail!("{flag}: dimension {sym:?} fixed to two values");
+                    }
+                }
+                _ => bail!(
+                    "{flag}: dimension {i} of input {name:?} is {}, not {v}",
+                    d.display(&g.sym_names)
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The code target `kind` (`cpu` or `cuda`) with its CPU or architecture name checked (LLVM

@@ -13,10 +13,12 @@ mod stages;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use out::{note, out};
-use secc_driver::{check_output, files, fixed_dims, memory_limit, same_file, target};
+use secc_driver::{
+    check_output, files, fixed_dims, input_shape_dims, input_shapes, memory_limit, same_file,
+    target,
+};
 use secc_passes::{pipeline, PassManager, PrintAfter};
 use stages::Stages;
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -161,6 +163,10 @@ struct CompileArgs {
     /// (repeatable; the name must be one of the model's)
     #[arg(long = "fix-dim", value_name = "NAME=VALUE")]
     fix_dim: Vec<String>,
+    /// Fix an input's shape, e.g. `x=1,3,224,224`: its symbolic dimensions take these values,
+    /// its known ones must match; `?` keeps a dimension symbolic (repeatable)
+    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...")]
+    input_shape: Vec<String>,
     /// Print the time of every stage (import, each pass, code generation, write) to stderr
     #[arg(long)]
     timings: bool,
@@ -353,9 +359,9 @@ fn compile(a: CompileArgs) -> Result<()> {
     if let Some(out) = &a.output {
         check_output(model, out, a.force)?;
     }
-    let opts = secc_onnx::ImportOptions {
-        fixed_dims: fixed_dims(&a.fix_dim)?,
-    };
+    let mut fixed = fixed_dims(&a.fix_dim)?;
+    input_shape_dims(model, &input_shapes(&a.input_shape)?, &mut fixed)?;
+    let opts = secc_onnx::ImportOptions { fixed_dims: fixed };
     let mut st = Stages::new();
     let (_, g) = optimise(&a, model, &opts, &target, &mut st)?;
     let Some(out) = &a.output else {
@@ -436,60 +442,9 @@ fn explain_cmd(a: ExplainArgs) -> Result<()> {
     explain::print(&a.model, &r, a.json)
 }
 
-/// `--input-shape NAME=D0,D1,..` flags as fixed symbolic dimensions of the model's inputs.
-fn shape_dims(model: &Path, flags: &[String], dims: &mut BTreeMap<String, u64>) -> Result<()> {
-    if flags.is_empty() {
-        return Ok(());
-    }
-    let g = secc_onnx::import_file(model, &secc_onnx::ImportOptions::default())
-        .with_context(|| format!("importing {}", model.display()))?;
-    for f in flags {
-        let (name, list) = f
-            .split_once('=')
-            .with_context(|| format!("--input-shape {f:?}: expected NAME=D0,D1,..."))?;
-        let want: Vec<u64> = list
-            .split(',')
-            .map(|d| d.trim().parse::<u64>().ok().filter(|v| *v > 0))
-            .collect::<Option<_>>()
-            .with_context(|| format!("--input-shape {f:?}: dimensions must be integers >= 1"))?;
-        let Some((_, id)) = g.inputs.iter().find(|(n, _)| n == name) else {
-            let names: Vec<&str> = g.inputs.iter().map(|(n, _)| n.as_str()).collect();
-            bail!(
-                "--input-shape {f:?}: no input named {name:?} (inputs: {})",
-                names.join(", ")
-            );
-        };
-        let ty = &g.node(*id).outputs[0];
-        if ty.shape.len() != want.len() {
-            bail!(
-                "--input-shape {f:?}: input {name:?} has rank {} ({})",
-                ty.shape.len(),
-                ty.display(&g.sym_names)
-            );
-        }
-        for (d, &v) in ty.shape.iter().zip(&want) {
-            match *d {
-                secc_ir::Dim::Known(k) if k == v => {}
-                secc_ir::Dim::Sym(s, k) if v % k == 0 => {
-                    let sym = g.sym_names[s.0 as usize].clone();
-                    if dims.insert(sym.clone(), v / k).is_some_and(|o| o != v / k) {
-                        bail!("--input-shape {f:?}: dimension {sym:?} fixed to two values");
-                    }
-                }
-                _ => bail!(
-                    "--input-shape {f:?}: input {name:?} is {}; only its symbolic dimensions can \
-                     be chosen (secc does not compile other dynamic shapes)",
-                    ty.display(&g.sym_names)
-                ),
-            }
-        }
-    }
-    Ok(())
-}
-
 fn check_cmd(a: CheckArgs) -> Result<()> {
     let mut dims = fixed_dims(&a.fix_dim)?;
-    shape_dims(&a.model, &a.input_shape, &mut dims)?;
+    input_shape_dims(&a.model, &input_shapes(&a.input_shape)?, &mut dims)?;
     let ca = CompileArgs {
         model: Some(a.model.clone()),
         cpu: a.cpu.clone(),

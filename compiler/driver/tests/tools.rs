@@ -216,7 +216,38 @@ fn check_input_shape_fixes_symbolic_dims_only() {
     assert_eq!(j["cases"].as_array().unwrap().len(), 1);
     let o = secc(&["check", s(&m), "--input-shape", "x=2,40,25,20"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("only its symbolic dimensions"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("dimension 3 of input \"x\" is 19, not 20"),
+        "{err}"
+    );
+}
+
+#[test]
+fn compile_input_shape_fixes_the_batch_and_names_bad_flags() {
+    let m = models().join("se_torchvision.onnx");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.bin");
+    // `?` keeps the batch symbolic; a number fixes it
+    let o = secc(&[s(&m), "-o", s(&out), "--input-shape", "x=?,40,25,19"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j = json(&secc(&["inspect", s(&out), "--json"]));
+    assert!(j["inputs"][0]["shape"][0].is_string(), "{j}");
+    let o = secc(&[s(&m), "-o", s(&out), "--input-shape", "x=3,40,25,19"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j = json(&secc(&["inspect", s(&out), "--json"]));
+    assert_eq!(j["inputs"][0]["shape"][0], 3, "{j}");
+    for (flag, want) in [
+        ("y=1,40,25,19", "no input named \"y\" (inputs: x)"),
+        ("x=1,40,25", "3 dimensions given, input \"x\" has rank 4"),
+        ("x=1,40,0,19", "integers >= 1 or ?"),
+        ("x", "expected NAME=D0,D1"),
+    ] {
+        let o = secc(&[s(&m), "-o", s(&out), "--input-shape", flag]);
+        assert_eq!(o.status.code(), Some(1), "{flag}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{flag}: {err}");
+    }
 }
 
 /// Graphviz's `dot`, or None (then the test is skipped, unless CI requires it).
