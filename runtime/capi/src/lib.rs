@@ -548,6 +548,38 @@ fn output_of(s: &SeccSession, i: usize) -> Result<(&secc_runtime::Tensor, &[i64]
     Ok((t, &s.shapes[i]))
 }
 
+/// Writes output `i` of the last run to `*out` as `make` builds it, if its dtype is `want`
+/// (`other` names the function for the other dtype).
+///
+/// # Safety
+/// `s` is NULL or a live session; `out` NULL or writable.
+unsafe fn write_output<T>(
+    s: *const SeccSession,
+    i: usize,
+    out: *mut T,
+    want: DType,
+    other: &str,
+    make: impl FnOnce(&secc_runtime::Tensor, &[i64]) -> T,
+) -> SeccStatus {
+    status(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { non_null(s, "session") }?;
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        let (t, shape) = output_of(s, i)?;
+        if t.dtype != want {
+            return Err(invalid(format!(
+                "output {i} is {}: read it with {other}",
+                t.dtype.name()
+            )));
+        }
+        // SAFETY: out is non-null and writable by the contract.
+        unsafe { *out = make(t, shape) };
+        Ok(())
+    })
+}
+
 /// Output `i` of the last run: pointers into the session, valid until its next run or its
 /// free. An int64 output is an error here (read it with `secc_session_output_i64`).
 ///
@@ -559,28 +591,21 @@ pub unsafe extern "C" fn secc_session_output(
     i: usize,
     out: *mut SeccTensor,
 ) -> SeccStatus {
-    status(|| {
-        // SAFETY: the caller's contract.
-        let s = unsafe { non_null(s, "session") }?;
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
-        let (t, shape) = output_of(s, i)?;
-        if t.dtype != DType::F32 {
-            return Err(invalid(format!(
-                "output {i} is int64: read it with secc_session_output_i64"
-            )));
-        }
-        // SAFETY: out is non-null and writable by the contract.
-        unsafe {
-            *out = SeccTensor {
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        write_output(
+            s,
+            i,
+            out,
+            DType::F32,
+            "secc_session_output_i64",
+            |t, shape| SeccTensor {
                 data: t.data.as_ptr(),
                 shape: shape.as_ptr(),
                 rank: shape.len(),
-            }
-        };
-        Ok(())
-    })
+            },
+        )
+    }
 }
 
 /// Int64 output `i` of the last run, as `secc_session_output`.
@@ -593,28 +618,16 @@ pub unsafe extern "C" fn secc_session_output_i64(
     i: usize,
     out: *mut SeccTensorI64,
 ) -> SeccStatus {
-    status(|| {
-        // SAFETY: the caller's contract.
-        let s = unsafe { non_null(s, "session") }?;
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
-        let (t, shape) = output_of(s, i)?;
-        if t.dtype != DType::I64 {
-            return Err(invalid(format!(
-                "output {i} is float32: read it with secc_session_output"
-            )));
-        }
-        // SAFETY: out is non-null and writable by the contract.
-        unsafe {
-            *out = SeccTensorI64 {
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        write_output(s, i, out, DType::I64, "secc_session_output", |t, shape| {
+            SeccTensorI64 {
                 data: t.ints.as_ptr(),
                 shape: shape.as_ptr(),
                 rank: shape.len(),
             }
-        };
-        Ok(())
-    })
+        })
+    }
 }
 
 /// Copies float32 output `i` of the last run into the caller's buffer `dst` of `capacity`
