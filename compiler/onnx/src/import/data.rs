@@ -1,22 +1,19 @@
 //! Importers for data-movement and resampling ops on float32 tensors: Slice, Split,
-//! constant-index Gather, Expand, Where and comparisons, Cast, general Pow, Resize/Upsample
-//! and ConvTranspose.
+//! constant-index Gather, Concat, Transpose, Pad, Expand, Cast/CastLike and
+//! Resize/Upsample; and the operand helpers other families share (`node_at`,
+//! `operand_or_int_const`).
 use super::shape::IV;
-use super::{Failure, Importer, R};
-use crate::attrs::{in_range, NodeCx};
+use super::{unsupported, Failure, Importer, R};
+use crate::attrs::NodeCx;
 use secc_ir::{
-    broadcast_shapes, BinaryOp, ConstData, ConvTransposeAttrs, CoordMode, Dim, NearestMode, Op,
-    ResizeAttrs, ResizeMode, Shape, ValueId,
+    broadcast_shapes, BinaryOp, ConstData, CoordMode, Dim, NearestMode, Op, ResizeAttrs,
+    ResizeMode, Shape, ValueId,
 };
 
 /// ONNX TensorProto data type FLOAT.
 const FLOAT: i64 = 1;
 /// ONNX TensorProto data type BOOL.
 const BOOL: i64 = 9;
-
-fn unsupported(cx: &NodeCx, m: impl Into<String>) -> Failure {
-    Failure::Unsupported(cx.err(m))
-}
 
 /// A resolved Slice along one axis: first index, step, length.
 struct Window {
@@ -61,7 +58,7 @@ impl Importer<'_> {
 
     /// A float operand that may also be given as an integer or bool constant (Where's
     /// condition, Pow's exponent): integer constants become float constants.
-    fn operand_or_int_const(&mut self, cx: &NodeCx, i: usize) -> R<ValueId> {
+    pub(super) fn operand_or_int_const(&mut self, cx: &NodeCx, i: usize) -> R<ValueId> {
         if let Some(name) = cx.input(i) {
             if let Some((s, d)) = self.ints.get(name) {
                 let vals: Option<Vec<f32>> = d
@@ -425,52 +422,6 @@ impl Importer<'_> {
         self.add(cx, Op::Expand { shape: out }, &[x])
     }
 
-    pub(super) fn where_op(&mut self, cx: &NodeCx) -> R<()> {
-        let c = self.operand_or_int_const(cx, 0)?;
-        let a = self.operand(cx, 1)?;
-        let b = self.operand(cx, 2)?;
-        self.add(cx, Op::Where, &[c, a, b])
-    }
-
-    /// Comparisons and logic on float data; booleans are 0.0/1.0 floats. `a <= b` is
-    /// `(a < b) or (a == b)` (false with a NaN); `or`/`and` of 0/1 values are max/min;
-    /// `not x` is `x == 0`.
-    pub(super) fn compare(&mut self, cx: &NodeCx) -> R<()> {
-        let a = self.operand_or_int_const(cx, 0)?;
-        if cx.op() == "Not" {
-            let zero = self
-                .g
-                .add_const(ConstData::new(vec![], vec![0.0]), Some(cx.name.clone()));
-            return self.add(cx, Op::Binary(BinaryOp::Equal), &[a, zero]);
-        }
-        let b = self.operand_or_int_const(cx, 1)?;
-        let op = match cx.op() {
-            "Equal" => BinaryOp::Equal,
-            "Less" => BinaryOp::Less,
-            "Greater" => BinaryOp::Greater,
-            "And" => BinaryOp::Min,
-            "Or" => BinaryOp::Max,
-            "LessOrEqual" | "GreaterOrEqual" => {
-                let strict = if cx.op() == "LessOrEqual" {
-                    BinaryOp::Less
-                } else {
-                    BinaryOp::Greater
-                };
-                let lt = self.node_at(cx, Op::Binary(strict), &[a, b])?;
-                let eq = self.node_at(cx, Op::Binary(BinaryOp::Equal), &[a, b])?;
-                return self.add(cx, Op::Binary(BinaryOp::Max), &[lt, eq]);
-            }
-            other => unreachable!("compare called for {other}"),
-        };
-        self.add(cx, Op::Binary(op), &[a, b])
-    }
-
-    /// Pow with a run-time or non-special exponent.
-    pub(super) fn pow_general(&mut self, cx: &NodeCx, x: ValueId) -> R<()> {
-        let e = self.operand_or_int_const(cx, 1)?;
-        self.add(cx, Op::Binary(BinaryOp::Pow), &[x, e])
-    }
-
     /// Resize (opset 10+) and Upsample (opset 7-9) of the two spatial axes of an NCHW input.
     pub(super) fn resize(&mut self, cx: &NodeCx) -> R<()> {
         let x = self.operand(cx, 0)?;
@@ -729,200 +680,98 @@ impl Importer<'_> {
         )
     }
 
-    pub(super) fn conv_transpose(&mut self, cx: &NodeCx) -> R<()> {
+    pub(super) fn concat(&mut self, cx: &NodeCx) -> R<()> {
+        let n = cx.node.input.len();
+        let ins = (0..n)
+            .map(|i| self.operand(cx, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rank = self
+            .shape_of(
+                *ins.first()
+                    .ok_or_else(|| cx.err("needs at least one input"))?,
+            )
+            .len();
+        let axis = cx
+            .int("axis")?
+            .ok_or_else(|| cx.attr_err("axis", "is required"))?;
+        let axis = cx.axis("axis", axis, rank)?;
+        self.add(cx, Op::Concat { axis }, &ins)
+    }
+
+    pub(super) fn transpose(&mut self, cx: &NodeCx) -> R<()> {
         let x = self.operand(cx, 0)?;
-        let w = self.operand(cx, 1)?;
-        let (xs, ws) = (self.shape_of(x), self.shape_of(w));
-        if xs.len() != 4 || ws.len() != 4 {
-            return Err(unsupported(
-                cx,
-                format!(
-                    "only 1-D and 2-D transposed convolution are supported (input rank {})",
-                    xs.len()
-                ),
-            ));
+        let r = self.shape_of(x).len();
+        let perm = match cx.ints("perm")? {
+            Some(p) => p
+                .iter()
+                .map(|&a| cx.axis("perm", a, r))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => (0..r).rev().collect(),
+        };
+        self.add(cx, Op::Transpose { perm }, &[x])
+    }
+
+    pub(super) fn pad(&mut self, cx: &NodeCx) -> R<()> {
+        let x = self.operand(cx, 0)?;
+        let r = self.shape_of(x).len();
+        let raw = if self.opset < 11 {
+            cx.ints("pads")?
+                .ok_or_else(|| cx.attr_err("pads", "is required"))?
+        } else {
+            self.const_ints(cx, 1, "pads")?
+        };
+        let axes: Vec<usize> = match cx.input(3) {
+            Some(_) => self
+                .const_ints(cx, 3, "axes")?
+                .iter()
+                .map(|&a| cx.axis("axes", a, r))
+                .collect::<Result<_, _>>()?,
+            None => (0..r).collect(),
+        };
+        if raw.len() != 2 * axes.len() {
+            return Err(cx
+                .err(format!(
+                    "pads has {} values for {} axes",
+                    raw.len(),
+                    axes.len()
+                ))
+                .into());
         }
-        let k = match (ws[2].known(), ws[3].known()) {
-            (Some(a), Some(b)) => [a, b],
-            _ => return Err(cx.err("kernel extents must be known").into()),
-        };
-        cx.check_kernel_shape(k)?;
-        let strides = cx.pair("strides", 1, 1)?;
-        let dilations = cx.pair("dilations", 1, 1)?;
-        let mut output_padding = cx.pair("output_padding", 0, 0)?;
-        let group = cx.int_or("group", 1)?;
-        if group < 1 {
-            return Err(cx.attr_err("group", format!("{group} must be >= 1")).into());
+        if raw.iter().any(|&p| p < 0) {
+            return Err(cx.err("negative pads (cropping) are not supported").into());
         }
-        let inp = match (xs[2].known(), xs[3].known()) {
-            (Some(a), Some(b)) => [a, b],
-            _ => return Err(unsupported(cx, "spatial extents must be known")),
-        };
-        // every factor is at most MAX_ELEMENTS (2^32), so these fit in i128
-        let full = |i: usize, op: &[u64; 2]| {
-            i128::from(strides[i]) * (i128::from(inp[i]) - 1)
-                + i128::from(op[i])
-                + i128::from(dilations[i]) * (i128::from(k[i]) - 1)
-                + 1
-        };
-        let auto_pad = cx.string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
-        let out_shape: Option<[i128; 2]> = match cx.ints("output_shape")? {
-            Some(v) if v.len() >= 2 && v[v.len() - 2..].iter().all(|&x| in_range(x, 1)) => {
-                Some([v[v.len() - 2].into(), v[v.len() - 1].into()])
-            }
-            Some(v) => {
-                return Err(cx
-                    .attr_err(
-                        "output_shape",
-                        format!(
-                            "{v:?} needs the spatial extents, each in 1..={}",
-                            secc_ir::MAX_ELEMENTS
-                        ),
-                    )
-                    .into())
-            }
-            None if auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER" => Some([
-                i128::from(inp[0]) * i128::from(strides[0]),
-                i128::from(inp[1]) * i128::from(strides[1]),
-            ]),
-            None => None,
-        };
-        let pads = match out_shape {
-            Some(o) => {
-                let mut p = [0u64; 4];
-                for i in 0..2 {
-                    let total = full(i, &output_padding) - o[i];
-                    if total < 0 {
-                        // a larger requested output extends the end (bias only there);
-                        // the type rule bounds the result
-                        output_padding[i] = u64::try_from(i128::from(output_padding[i]) - total)
-                            .unwrap_or(u64::MAX);
-                        continue;
-                    }
-                    let total = u64::try_from(total).unwrap_or(u64::MAX);
-                    let (half, rest) = (total / 2, total - total / 2);
-                    if auto_pad == "SAME_UPPER" {
-                        p[i] = half;
-                        p[i + 2] = rest;
-                    } else {
-                        p[i] = rest;
-                        p[i + 2] = half;
-                    }
-                }
-                p
-            }
-            None => match (auto_pad.as_str(), cx.ints("pads")?) {
-                ("VALID", _) | ("NOTSET", None) => [0; 4],
-                ("NOTSET", Some(_)) => cx.pads4()?.unwrap_or([0; 4]),
-                (other, _) => {
-                    return Err(cx
-                        .attr_err("auto_pad", format!("{other:?} is not valid"))
-                        .into())
+        if let Some(p) = raw.iter().find(|&&p| !crate::attrs::in_range(p, 0)) {
+            return Err(cx
+                .err(format!(
+                    "pad {p} exceeds the size limit {}",
+                    secc_ir::MAX_ELEMENTS
+                ))
+                .into());
+        }
+        let mut pads = vec![(0u64, 0u64); r];
+        for (k, &a) in axes.iter().enumerate() {
+            pads[a] = (raw[k] as u64, raw[k + axes.len()] as u64);
+        }
+        let mut ins = vec![x];
+        let mode = match cx.string("mode")?.as_deref().unwrap_or("constant") {
+            "constant" if self.opset < 11 => secc_ir::PadMode::Constant(cx.float_or("value", 0.0)?),
+            "constant" => match self.scalar_operand(cx, 2, "constant_value")? {
+                None => secc_ir::PadMode::Constant(0.0),
+                Some(Ok(v)) => secc_ir::PadMode::Constant(v),
+                Some(Err(v)) => {
+                    ins.push(v);
+                    secc_ir::PadMode::ConstantInput
                 }
             },
-        };
-        let mut ins = vec![x, w];
-        if cx.input(2).is_some() {
-            ins.push(self.operand(cx, 2)?);
-        }
-        self.add(
-            cx,
-            Op::ConvTranspose2d(ConvTransposeAttrs {
-                strides,
-                pads,
-                dilations,
-                output_padding,
-                group: group as u64,
-            }),
-            &ins,
-        )
-    }
-}
-
-impl Importer<'_> {
-    /// A 1-D Conv, ConvTranspose, MaxPool or AveragePool (`[N, C, L]`) as its 2-D form over
-    /// `[N, C, 1, L]`: the node is re-read with every spatial attribute given a leading
-    /// height entry (kernel 1, stride 1, dilation 1, no padding), its data and weight
-    /// operands reshaped, and the result reshaped back.
-    pub(super) fn via_2d(&mut self, cx: &NodeCx, run: fn(&mut Self, &NodeCx) -> R<()>) -> R<()> {
-        let mut node = cx.node.clone();
-        // checked here so errors show the 1-D values the model wrote
-        for a in &node.attribute {
-            let min = match a.name.as_str() {
-                "kernel_shape" | "strides" | "dilations" | "output_shape" => 1,
-                "pads" | "output_padding" => 0,
-                _ => continue,
-            };
-            if !a.ints.iter().all(|&x| in_range(x, min)) {
+            "reflect" => secc_ir::PadMode::Reflect,
+            "edge" => secc_ir::PadMode::Edge,
+            other => {
                 return Err(cx
-                    .attr_err(
-                        &a.name,
-                        format!(
-                            "{:?} must be values in {min}..={}",
-                            a.ints,
-                            secc_ir::MAX_ELEMENTS
-                        ),
-                    )
-                    .into());
+                    .attr_err("mode", format!("{other:?} is not supported"))
+                    .into())
             }
-        }
-        for a in node.attribute.iter_mut() {
-            let lead: &[i64] = match a.name.as_str() {
-                "kernel_shape" | "strides" | "dilations" => &[1],
-                "output_padding" => &[0],
-                "output_shape" => &[1],
-                "pads" if a.ints.len() == 2 => {
-                    a.ints = vec![0, a.ints[0], 0, a.ints[1]];
-                    continue;
-                }
-                _ => continue,
-            };
-            if a.ints.len() == 1 {
-                a.ints.insert(0, lead[0]);
-            }
-        }
-        let weights = matches!(cx.op(), "Conv" | "ConvTranspose");
-        for i in 0..if weights { 2 } else { 1 } {
-            let v = self.operand(cx, i)?;
-            let mut s = self.shape_of(v);
-            if s.len() != 3 {
-                return Err(cx
-                    .err(format!(
-                        "input {i} must have rank 3 for a 1-D op, got {}",
-                        s.len()
-                    ))
-                    .into());
-            }
-            s.insert(2, Dim::Known(1));
-            let v4 = self.node_at(cx, Op::Reshape { shape: s }, &[v])?;
-            let name = format!("{}::2d{i}", cx.node.input[i]);
-            self.vals.insert(name.clone(), v4);
-            node.input[i] = name;
-        }
-        let out = Self::out_name(cx)?;
-        let out4 = format!("{out}::2d");
-        node.output[0] = out4.clone();
-        // MaxPool's Indices: [N, C, 1, L] flattened is [N, C, L] flattened
-        let indices = cx.node.output.get(1).filter(|s| !s.is_empty()).cloned();
-        if let Some(i) = &indices {
-            node.output[1] = format!("{i}::2d");
-        }
-        let cx2 = NodeCx {
-            node: &node,
-            name: cx.name.clone(),
         };
-        run(self, &cx2)?;
-        if let Some(i) = indices {
-            let v4 = self.vals[&format!("{i}::2d")];
-            let mut s = self.shape_of(v4);
-            s.remove(2);
-            let v = self.node_at(cx, Op::Reshape { shape: s }, &[v4])?;
-            self.vals.insert(i, v);
-        }
-        let y4 = self.vals[&out4];
-        let mut s = self.shape_of(y4);
-        s.remove(2);
-        self.add(cx, Op::Reshape { shape: s }, &[y4])
+        self.add(cx, Op::Pad { pads, mode }, &ins)
     }
 }
 
