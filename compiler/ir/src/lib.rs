@@ -12,6 +12,7 @@
 
 mod error;
 mod graph;
+mod infer;
 pub mod interp;
 pub mod layout;
 mod op;
