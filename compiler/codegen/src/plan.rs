@@ -1,4 +1,10 @@
 //! Buffer assignment and kernel steps: the execution plan stored in the artifact.
+//!
+//! This module owns the plan's types and [`build`]: the walk over the graph that gives
+//! every value a buffer (input, weight, alias, temporary or output) and every other node
+//! one kernel step. Which kernel a node gets, and the prepared arguments it reads, is
+//! `kernel`'s; the kernel of each op family is built in `conv`, `linalg`, `se`, `pool`,
+//! `elementwise` and `data`.
 use crate::blocked::{BlockedConv, View};
 use crate::CodegenError;
 use secc_artifact::{BufferDecl, BufferKind, DimDecl, IoDecl};
@@ -7,6 +13,14 @@ use secc_ir::{
     ResizeAttrs, SeAttrs, ValueId,
 };
 use std::collections::BTreeMap;
+
+mod conv;
+mod data;
+mod elementwise;
+mod kernel;
+mod linalg;
+mod pool;
+mod se;
 
 /// What a kernel computes, with every shape it needs.
 #[derive(Debug, Clone)]
@@ -353,19 +367,6 @@ fn push_weight(p: &mut Plan, shape: Vec<DimDecl>, data: &[f32]) -> u32 {
     p.buffers.len() as u32 - 1
 }
 
-/// Images per SE block iteration on the CPU: weight-heavy blocks (small maps, many channels)
-/// take many images per pass over the FC weights; otherwise as many as keep the block's X in
-/// cache between the pool and the scale.
-fn se_block_images(c: u64, r: u64, hw: u64) -> u64 {
-    let img = c * hw * 4;
-    let weights = 2 * c * r * 4;
-    if weights >= 2 * img {
-        16
-    } else {
-        ((1536 * 1024) / img.max(1)).clamp(1, 16)
-    }
-}
-
 /// The shape a value's buffer has in memory: the logical shape, or `[N, C/c, H, W, c]` for
 /// a blocked tensor (channels padded).
 fn stored_shape(g: &Graph, v: ValueId) -> Vec<Dim> {
@@ -391,202 +392,6 @@ fn view_of(g: &Graph, v: ValueId) -> View {
     }
 }
 
-/// Vector registers of the target a blocked kernel is tiled for, by its vector width:
-/// AVX-512 has 32 (16 lanes), AVX2 16 (8 lanes).
-fn vector_registers(lanes: u64) -> u64 {
-    if lanes >= 16 {
-        32
-    } else {
-        16
-    }
-}
-
-/// The kernel of a node that reads or writes blocked tensors, if it does.
-fn blocked_kind(g: &Graph, id: NodeId) -> Result<Option<KernelKind>, CodegenError> {
-    let v: ValueId = id.into();
-    let ins = g.inputs(id);
-    let out = g.ty(v);
-    let in_blocked = ins
-        .first()
-        .is_some_and(|x| g.ty(*x).layout.block().is_some());
-    if out.layout.block().is_none() && !in_blocked {
-        return Ok(None);
-    }
-    let n = out.shape.first().copied().unwrap_or(Dim::Known(1));
-    Ok(Some(match &g.node(id).op {
-        Op::Reorder { to } => KernelKind::Reorder {
-            n,
-            view: if to.block().is_some() {
-                view_of(g, v)
-            } else {
-                view_of(g, ins[0])
-            },
-            to_blocked: to.block().is_some(),
-        },
-        Op::Conv2d(a) => KernelKind::ConvBlocked(blocked_conv(g, id, a)?),
-        Op::Resize(a) => KernelKind::Resize {
-            attrs: a.clone(),
-            x: shape_of(g, ins[0]),
-            lanes: view_of(g, ins[0]).block,
-        },
-        Op::Concat { .. } => KernelKind::ConcatBlocked {
-            n,
-            ins: ins.iter().map(|x| view_of(g, *x)).collect(),
-            y: view_of(g, v),
-        },
-        Op::Pool2d(a) => KernelKind::PoolBlocked {
-            attrs: a.clone(),
-            n,
-            x: view_of(g, ins[0]),
-            y: view_of(g, v),
-        },
-        Op::GlobalAvgPool | Op::GlobalMaxPool => KernelKind::GlobalPoolBlocked {
-            n,
-            view: view_of(g, ins[0]),
-            max: g.node(id).op == Op::GlobalMaxPool,
-        },
-        // same-shape operands in one layout: element-wise over the stored elements
-        Op::Act(_) | Op::Binary(_) | Op::Elementwise { .. } => {
-            let words: Vec<Dim> = stored_shape(g, v);
-            let total = words
-                .iter()
-                .try_fold(Dim::Known(1), |a, d| a.checked_mul(*d))
-                .ok_or_else(|| CodegenError::Unsupported {
-                    node: g.node_ref(id).to_string(),
-                    msg: "element count is a product of symbols".into(),
-                })?;
-            let f = match &g.node(id).op {
-                Op::Act(a) => EwFn::Act(*a),
-                Op::Binary(b) => EwFn::Binary(*b),
-                Op::Elementwise { prog } => EwFn::Program(prog.clone()),
-                _ => unreachable!("matched above"),
-            };
-            // scalar operands broadcast over the stored elements, padding lanes included
-            let ins = ins
-                .iter()
-                .map(|x| {
-                    if secc_ir::layout::is_scalar(g.ty(*x)) {
-                        vec![Dim::Known(1)]
-                    } else {
-                        vec![total]
-                    }
-                })
-                .collect();
-            KernelKind::Elementwise {
-                f,
-                out: vec![total],
-                ins,
-            }
-        }
-        // the SE kernel reads the layout from its operand
-        Op::SqueezeExcite(_) => return Ok(None),
-        _ => {
-            return Err(CodegenError::Unsupported {
-                node: g.node_ref(id).to_string(),
-                msg: "no kernel for blocked tensors (layout pass bug)".into(),
-            })
-        }
-    }))
-}
-
-/// The blocked convolution of a conv node; a 1x1 stride-1 unpadded conv runs over its
-/// pixels as one long row.
-fn blocked_conv(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedConv, CodegenError> {
-    let ins = g.inputs(id);
-    let (mut x, mut y) = (view_of(g, ins[0]), view_of(g, id.into()));
-    let w = &g.ty(ins[1]).shape;
-    let k = [w[2].known().unwrap_or(1), w[3].known().unwrap_or(1)];
-    let pointwise = k == [1, 1] && a.strides == [1, 1] && a.pads == [0; 4];
-    if pointwise {
-        (x.w, x.h) = (x.h * x.w, 1);
-        (y.w, y.h) = (y.h * y.w, 1);
-    }
-    let depthwise = a.group > 1;
-    let tile = crate::blocked::conv_tile(y.blocks(), y.w, vector_registers(y.block), depthwise);
-    let groups = y.blocks().div_ceil(tile.qn);
-    let taps = k[0] * k[1];
-    let b = crate::blocked::conv_blocking(
-        tile,
-        [x.blocks(), taps, x.block, y.block],
-        [groups, y.h, y.w],
-    );
-    Ok(BlockedConv {
-        n: g.ty(ins[0]).shape[0],
-        x,
-        y,
-        k,
-        strides: a.strides,
-        dilations: a.dilations,
-        pads: [a.pads[0], a.pads[1]],
-        depthwise,
-        epilogue: a
-            .residual
-            .then_some(crate::blocked::Epilogue::Residual)
-            .into_iter()
-            .chain(a.act.map(crate::blocked::Epilogue::Act))
-            .collect(),
-        tile,
-        blocking: b,
-    })
-}
-
-/// The packed GEMM of a gemm node, if it has one: A plain `[M, K]` (not transposed), B a
-/// constant, C absent or a constant row (`[N]`, `[1, N]`) or scalar broadcast over rows.
-fn packed_gemm(g: &Graph, id: NodeId, a: &GemmAttrs) -> Option<crate::blocked::PackedGemm> {
-    let ins = g.inputs(id);
-    let (ta, tb) = (g.ty(ins[0]), g.ty(ins[1]));
-    if a.trans_a || ta.rank() != 2 || tb.rank() != 2 || g.const_of(ins[1]).is_none() {
-        return None;
-    }
-    let (k, n) = if a.trans_b {
-        (tb.shape[1].known()?, tb.shape[0].known()?)
-    } else {
-        (tb.shape[0].known()?, tb.shape[1].known()?)
-    };
-    if let Some(c) = ins.get(2) {
-        let cd = g.const_of(*c)?;
-        let row = cd.shape.iter().rev().skip(1).all(|&d| d == 1);
-        let last = cd.shape.last().copied().unwrap_or(1) as u64;
-        if !row || cd.shape.len() > 2 || (last != n && last != 1) {
-            return None;
-        }
-    }
-    Some(crate::blocked::PackedGemm {
-        m: ta.shape[0],
-        k,
-        n,
-    })
-}
-
-/// Replaces a packed GEMM's B and C arguments by the packed weights and the padded bias.
-fn pack_gemm_args(
-    g: &Graph,
-    id: NodeId,
-    pg: &crate::blocked::PackedGemm,
-    a: &GemmAttrs,
-    p: &mut Plan,
-    args: &mut Vec<u32>,
-) {
-    let ins = g.inputs(id);
-    let lanes = crate::blocked::GEMM_LANES as usize;
-    let (k, n) = (pg.k as usize, pg.n as usize);
-    let b = g
-        .const_of(ins[1])
-        .map(|c| c.data.to_vec())
-        .unwrap_or_default();
-    let packed = crate::blocked::pack_gemm(&b, [k, n], a.trans_b, a.alpha);
-    args[1] = push_weight(p, vec![DimDecl::Known(packed.len() as u64)], &packed);
-    let mut bias = vec![0f32; n.div_ceil(lanes) * lanes];
-    if let Some(c) = ins.get(2).and_then(|c| g.const_of(*c)) {
-        for (j, v) in bias.iter_mut().take(n).enumerate() {
-            *v = a.beta * c.data[if c.data.len() == 1 { 0 } else { j }];
-        }
-    }
-    let bb = push_weight(p, vec![DimDecl::Known(bias.len() as u64)], &bias);
-    args.truncate(2);
-    args.push(bb);
-}
-
 /// Whether every use of a constant is as the weights or bias of a blocked convolution,
 /// which stores its own packed copy: then the constant itself is not stored.
 fn packed_only(g: &Graph, id: NodeId, cpu: bool) -> bool {
@@ -596,47 +401,36 @@ fn packed_only(g: &Graph, id: NodeId, cpu: bool) -> bool {
         && users.iter().all(|&(u, slot)| {
             let packed = match &g.node(u).op {
                 Op::Conv2d(_) => g.ty(u.into()).layout.block().is_some(),
-                Op::Gemm(a) => cpu && packed_gemm(g, u, a).is_some(),
+                Op::Gemm(a) => cpu && linalg::packed(g, u, a).is_some(),
                 _ => false,
             };
             (slot == 1 || slot == 2) && packed
         })
 }
 
-/// Replaces a blocked convolution's weight and bias arguments by their packed forms.
-fn pack_conv_args(
-    g: &Graph,
-    id: NodeId,
-    c: &BlockedConv,
-    p: &mut Plan,
-    args: &mut Vec<u32>,
-) -> Result<(), CodegenError> {
-    let ins = g.inputs(id);
-    let missing = || CodegenError::Unsupported {
+/// The error for a node the code generator cannot plan.
+fn unsupported(g: &Graph, id: NodeId, msg: &str) -> CodegenError {
+    CodegenError::Unsupported {
         node: g.node_ref(id).to_string(),
-        msg: "blocked convolution weights must be constants".into(),
-    };
-    let w = g.const_of(ins[1]).ok_or_else(missing)?;
-    let ob = c.y.block as usize;
-    let [kh, kw] = [c.k[0] as usize, c.k[1] as usize];
-    let packed = if c.depthwise {
-        crate::blocked::pack_depthwise(&w.data, [c.y.c as usize, kh, kw], ob)
-    } else {
-        let shape = [c.y.c as usize, c.x.c as usize, kh, kw];
-        crate::blocked::pack_dense(&w.data, shape, c.x.block as usize, ob)
-    };
-    args[1] = push_weight(p, vec![DimDecl::Known(packed.len() as u64)], &packed);
-    let bias = match ins.get(2) {
-        Some(b) => g.const_of(*b).ok_or_else(missing)?.data.to_vec(),
-        None => vec![0.0; c.y.c as usize],
-    };
-    let bias = crate::blocked::pad_to(&bias, ob);
-    let b = push_weight(p, vec![DimDecl::Known(bias.len() as u64)], &bias);
-    let residual = c.residual().then(|| args[3]);
-    args.truncate(2);
-    args.push(b);
-    args.extend(residual);
-    Ok(())
+        msg: msg.into(),
+    }
+}
+
+/// The buffer declaration of value `v`, in its stored shape.
+fn decl(g: &Graph, v: ValueId, kind: BufferKind) -> BufferDecl {
+    BufferDecl {
+        dtype: g.ty(v).dtype.name().into(),
+        shape: stored_shape(g, v).iter().map(|d| dim_decl(*d)).collect(),
+        kind,
+    }
+}
+
+/// Buffer ids by the node whose value they hold, and which values are graph outputs.
+struct Buffers {
+    /// the buffer of each planned node's value
+    of: BTreeMap<NodeId, u32>,
+    /// graph outputs: value -> first output index it feeds
+    out_index: BTreeMap<NodeId, u32>,
 }
 
 /// Builds the plan from a verified graph; `cpu` selects CPU-specific layout choices.
@@ -645,344 +439,119 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
         .topo_order()
         .ok_or_else(|| CodegenError::Llvm("graph has a cycle".into()))?;
     let mut p = Plan::default();
-    let mut buf_of: BTreeMap<NodeId, u32> = BTreeMap::new();
-    let decl = |g: &Graph, v: ValueId, kind: BufferKind| BufferDecl {
-        dtype: g.ty(v).dtype.name().into(),
-        shape: stored_shape(g, v).iter().map(|d| dim_decl(*d)).collect(),
-        kind,
+    let mut bufs = Buffers {
+        of: BTreeMap::new(),
+        out_index: BTreeMap::new(),
     };
-    // graph outputs: value -> first output index it feeds
-    let mut out_index: BTreeMap<NodeId, u32> = BTreeMap::new();
     for (i, (_, v)) in g.outputs.iter().enumerate() {
-        out_index.entry(v.node).or_insert(i as u32);
+        bufs.out_index.entry(v.node).or_insert(i as u32);
     }
     for (i, (name, id)) in g.inputs.iter().enumerate() {
         p.buffers
             .push(decl(g, (*id).into(), BufferKind::Input { index: i as u32 }));
         let b = p.buffers.len() as u32 - 1;
-        buf_of.insert(*id, b);
+        bufs.of.insert(*id, b);
         p.inputs.push(IoDecl {
             name: name.clone(),
             buffer: b,
         });
     }
-    let unsupported = |g: &Graph, id: NodeId, msg: &str| CodegenError::Unsupported {
-        node: g.node_ref(id).to_string(),
-        msg: msg.into(),
-    };
     for &id in &order {
-        let n = g.node(id);
-        let v: ValueId = id.into();
-        let ins = g.inputs(id);
-        let origin = n.origin.clone().unwrap_or_default();
-        match &n.op {
-            Op::Input { .. } => continue,
-            Op::Const(_) if packed_only(g, id, cpu) => continue,
-            Op::Const(c) => {
-                let d = g.consts.get(*c);
-                let off = p.weights.len().div_ceil(secc_artifact::ALIGN) * secc_artifact::ALIGN;
-                p.weights.resize(off, 0);
-                for x in d.data.iter() {
-                    p.weights.extend_from_slice(&x.to_le_bytes());
-                }
-                p.buffers
-                    .push(decl(g, v, BufferKind::Weight { offset: off as u64 }));
-                buf_of.insert(id, p.buffers.len() as u32 - 1);
-                continue;
-            }
-            Op::Reshape { .. } | Op::Identity if !out_index.contains_key(&id) => {
-                let src = buf_of[&ins[0].node];
-                let root = match p.buffers[src as usize].kind {
-                    BufferKind::Alias { of } => of,
-                    _ => src,
-                };
-                p.buffers.push(decl(g, v, BufferKind::Alias { of: root }));
-                buf_of.insert(id, p.buffers.len() as u32 - 1);
-                continue;
-            }
-            _ => {}
+        if !buffer_only(g, id, cpu, &mut p, &mut bufs) {
+            push_step(g, id, cpu, &mut p, &mut bufs)?;
         }
-        // kernels chosen from more than the op: blocked operands, packed constant weights
-        let special = match (blocked_kind(g, id)?, &n.op) {
-            (Some(k), _) => Some(k),
-            (None, Op::Gemm(a)) if cpu => packed_gemm(g, id, a).map(KernelKind::GemmPacked),
-            _ => None,
-        };
-        let kind = match &n.op {
-            _ if special.is_some() => special.expect("checked"),
-            Op::Input { .. } | Op::Const(_) => unreachable!("handled above"),
-            Op::Reorder { .. } => unreachable!("reorders are blocked kernels"),
-            Op::Reshape { .. } | Op::Identity => {
-                let n = flat(g, v)
-                    .ok_or_else(|| unsupported(g, id, "element count is a product of symbols"))?;
-                KernelKind::Elementwise {
-                    f: EwFn::Copy,
-                    out: n.clone(),
-                    ins: vec![n],
-                }
-            }
-            Op::Binary(b) => KernelKind::Elementwise {
-                f: EwFn::Binary(*b),
-                out: shape_of(g, v),
-                ins: ins.iter().map(|x| shape_of(g, *x)).collect(),
-            },
-            Op::Elementwise { prog } => KernelKind::Elementwise {
-                f: EwFn::Program(prog.clone()),
-                out: shape_of(g, v),
-                ins: ins.iter().map(|x| shape_of(g, *x)).collect(),
-            },
-            Op::Where => KernelKind::Elementwise {
-                f: EwFn::Where,
-                out: shape_of(g, v),
-                ins: ins.iter().map(|x| shape_of(g, *x)).collect(),
-            },
-            Op::Expand { .. } => KernelKind::Elementwise {
-                f: EwFn::Copy,
-                out: shape_of(g, v),
-                ins: vec![shape_of(g, ins[0])],
-            },
-            Op::Slice { starts, steps, .. } => KernelKind::Slice {
-                starts: starts.clone(),
-                steps: steps.clone(),
-                input: shape_of(g, ins[0]),
-                out: shape_of(g, v),
-            },
-            Op::Resize(a) => KernelKind::Resize {
-                attrs: a.clone(),
-                x: shape_of(g, ins[0]),
-                lanes: 1,
-            },
-            Op::ConvTranspose2d(a) => {
-                let x = shape_of(g, ins[0]);
-                if x[1..].iter().any(|d| d.known().is_none()) {
-                    return Err(unsupported(
-                        g,
-                        id,
-                        "convolution needs known channel and spatial extents",
-                    ));
-                }
-                KernelKind::ConvTranspose {
-                    attrs: a.clone(),
-                    x,
-                    w: shape_of(g, ins[1]),
-                    bias: ins.len() == 3,
-                }
-            }
-            Op::Act(a) => KernelKind::Elementwise {
-                f: EwFn::Act(*a),
-                out: shape_of(g, v),
-                ins: vec![shape_of(g, ins[0])],
-            },
-            Op::GlobalAvgPool | Op::GlobalMaxPool => {
-                let s = shape_of(g, ins[0]);
-                KernelKind::ReduceMean {
-                    axes: (2..s.len()).collect(),
-                    input: s,
-                    op: (n.op == Op::GlobalMaxPool).then_some(secc_ir::ReduceKind::Max),
-                }
-            }
-            Op::ReduceMean { axes, .. } => KernelKind::ReduceMean {
-                input: shape_of(g, ins[0]),
-                axes: axes.clone(),
-                op: None,
-            },
-            Op::Reduce { kind, axes, .. } => KernelKind::ReduceMean {
-                input: shape_of(g, ins[0]),
-                axes: axes.clone(),
-                op: Some(*kind),
-            },
-            Op::Concat { axis } => KernelKind::Concat {
-                axis: *axis,
-                ins: ins.iter().map(|x| shape_of(g, *x)).collect(),
-            },
-            Op::Pad { pads, mode } => KernelKind::Pad {
-                pads: pads.clone(),
-                mode: *mode,
-                input: shape_of(g, ins[0]),
-            },
-            Op::Transpose { perm } => KernelKind::Transpose {
-                perm: perm.clone(),
-                input: shape_of(g, ins[0]),
-            },
-            Op::Softmax { axis } => KernelKind::Softmax {
-                axis: *axis,
-                shape: shape_of(g, ins[0]),
-            },
-            Op::Pool2d(a) => {
-                let x = shape_of(g, ins[0]);
-                if x[2..].iter().any(|d| d.known().is_none()) {
-                    return Err(unsupported(g, id, "pooling needs known spatial extents"));
-                }
-                KernelKind::Pool {
-                    attrs: a.clone(),
-                    x,
-                }
-            }
-            Op::MaxPoolIndices { pool, column_major } => {
-                let x = shape_of(g, ins[0]);
-                if x[2..].iter().any(|d| d.known().is_none()) {
-                    return Err(unsupported(g, id, "pooling needs known spatial extents"));
-                }
-                KernelKind::MaxPoolIndices {
-                    attrs: pool.clone(),
-                    x,
-                    column_major: *column_major,
-                }
-            }
-            Op::IntTensor { values, .. } => KernelKind::IntTensor {
-                values: values.clone(),
-            },
-            Op::Gemm(a) => KernelKind::Gemm {
-                attrs: a.clone(),
-                a: shape_of(g, ins[0]),
-                b: shape_of(g, ins[1]),
-                c: ins.get(2).map(|c| shape_of(g, *c)),
-            },
-            Op::MatMul => KernelKind::MatMul {
-                a: shape_of(g, ins[0]),
-                b: shape_of(g, ins[1]),
-            },
-            Op::Conv2d(a) => {
-                let x = shape_of(g, ins[0]);
-                if x[1..].iter().any(|d| d.known().is_none()) {
-                    return Err(unsupported(
-                        g,
-                        id,
-                        "convolution needs known channel and spatial extents",
-                    ));
-                }
-                KernelKind::Conv {
-                    attrs: a.clone(),
-                    x,
-                    w: shape_of(g, ins[1]),
-                    bias: ins.len() == 3,
-                }
-            }
-            Op::SqueezeExcite(a) => {
-                let x = shape_of(g, ins[0]);
-                if x[1..].iter().any(|d| d.known().is_none()) {
-                    return Err(unsupported(
-                        g,
-                        id,
-                        "SE block needs known channel and spatial extents",
-                    ));
-                }
-                let r = g.ty(ins[1]).shape[0]
-                    .known()
-                    .ok_or_else(|| unsupported(g, id, "squeeze width must be known"))?;
-                p.se_blocks += 1;
-                let (c, hw) = (
-                    x[1].known().unwrap_or(1),
-                    x[2].known().unwrap_or(1) * x[3].known().unwrap_or(1),
-                );
-                let block = if cpu { se_block_images(c, r, hw) } else { 1 };
-                KernelKind::SqueezeExcite {
-                    attrs: *a,
-                    x,
-                    r,
-                    block,
-                    lanes: g.ty(ins[0]).layout.block().map_or(1, u64::from),
-                }
-            }
-        };
-        // constants only a blocked convolution reads have no buffer: it packs its own
-        let mut args: Vec<u32> = ins
-            .iter()
-            .map(|x| buf_of.get(&x.node).copied().unwrap_or(u32::MAX))
-            .collect();
-        if let KernelKind::ConvBlocked(c) = &kind {
-            pack_conv_args(g, id, c, &mut p, &mut args)?;
-        }
-        if let (KernelKind::GemmPacked(pg), Op::Gemm(a)) = (&kind, &n.op) {
-            pack_gemm_args(g, id, pg, a, &mut p, &mut args);
-        }
-        if args.contains(&u32::MAX) {
-            return Err(unsupported(g, id, "operand without a buffer (internal)"));
-        }
-        if let KernelKind::SqueezeExcite { x, r, .. } = &kind {
-            // FC2 weights [C, R] are stored transposed, [R, C]
-            let w2 = g
-                .const_of(ins[3])
-                .ok_or_else(|| unsupported(g, id, "SE weights must be constants"))?;
-            let c = x[1].known().unwrap_or(0) as usize;
-            let r = *r as usize;
-            let mut t = vec![0f32; w2.data.len()];
-            for ci in 0..c {
-                for j in 0..r {
-                    t[j * c + ci] = w2.data[ci * r + j];
-                }
-            }
-            args[3] = push_weight(
-                &mut p,
-                vec![DimDecl::Known(r as u64), DimDecl::Known(c as u64)],
-                &t,
-            );
-        }
-        if let KernelKind::Resize { attrs, x, .. } = &kind {
-            // per output coordinate (first index, second index, weight), as f32 (exact for
-            // indices below 2^24, far above any image extent)
-            for axis in 0..2 {
-                let inl = x[2 + axis]
-                    .known()
-                    .ok_or_else(|| unsupported(g, id, "resize needs known spatial extents"))?;
-                if inl >= 1 << 24 {
-                    return Err(unsupported(g, id, "resize input extent of 2^24 or more"));
-                }
-                let taps = attrs.taps(axis, inl);
-                // the kernel loads through these indices unchecked: they must be in range
-                if taps.iter().any(|t| t.i0 >= inl || t.i1 >= inl) {
-                    return Err(unsupported(
-                        g,
-                        id,
-                        "resize tap outside the input (internal)",
-                    ));
-                }
-                let tab: Vec<f32> = taps
-                    .iter()
-                    .flat_map(|t| [t.i0 as f32, t.i1 as f32, t.w])
-                    .collect();
-                let b = push_weight(&mut p, vec![DimDecl::Known(tab.len() as u64)], &tab);
-                args.push(b);
-            }
-        }
-        let out_kind = match out_index.get(&id) {
-            Some(&i) => BufferKind::Output { index: i },
-            None => BufferKind::Temp,
-        };
-        p.buffers.push(decl(g, v, out_kind));
-        let out = p.buffers.len() as u32 - 1;
-        buf_of.insert(id, out);
-        args.push(out);
-        let mut writes = vec![out];
-        let mut grid = None;
-        if let KernelKind::SqueezeExcite {
-            x, r, block, lanes, ..
-        } = &kind
-        {
-            let c = x[1].known().unwrap_or(0).div_ceil(*lanes) * lanes;
-            p.buffers.push(BufferDecl {
-                dtype: "f32".into(),
-                shape: vec![DimDecl::Known(block * (c + r))],
-                kind: BufferKind::Temp,
-            });
-            let s = p.buffers.len() as u32 - 1;
-            args.push(s);
-            writes.push(s);
-            grid = Some(x[0]);
-        }
-        let name = format!("k{}_{}", p.steps.len(), kind.name());
-        p.steps.push(Step {
-            name,
-            kind,
-            origin,
-            args,
-            writes,
-            grid,
-        });
     }
-    // outputs: each needs its own Output buffer written by a kernel
+    push_outputs(g, &mut p, &bufs)?;
+    Ok(p)
+}
+
+/// Plans the nodes that run no kernel: inputs (declared up front), constants (stored in
+/// the weights section unless only packed copies are read) and reshapes or identities
+/// that are not outputs (an alias of their operand's root buffer). Returns whether `id`
+/// was one of them.
+fn buffer_only(g: &Graph, id: NodeId, cpu: bool, p: &mut Plan, bufs: &mut Buffers) -> bool {
+    let v: ValueId = id.into();
+    match &g.node(id).op {
+        Op::Input { .. } => {}
+        Op::Const(_) if packed_only(g, id, cpu) => {}
+        Op::Const(c) => {
+            let d = g.consts.get(*c);
+            let off = p.weights.len().div_ceil(secc_artifact::ALIGN) * secc_artifact::ALIGN;
+            p.weights.resize(off, 0);
+            for x in d.data.iter() {
+                p.weights.extend_from_slice(&x.to_le_bytes());
+            }
+            p.buffers
+                .push(decl(g, v, BufferKind::Weight { offset: off as u64 }));
+            bufs.of.insert(id, p.buffers.len() as u32 - 1);
+        }
+        Op::Reshape { .. } | Op::Identity if !bufs.out_index.contains_key(&id) => {
+            let src = bufs.of[&g.inputs(id)[0].node];
+            let root = match p.buffers[src as usize].kind {
+                BufferKind::Alias { of } => of,
+                _ => src,
+            };
+            p.buffers.push(decl(g, v, BufferKind::Alias { of: root }));
+            bufs.of.insert(id, p.buffers.len() as u32 - 1);
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Appends the kernel step of node `id` with its arguments: operands (packed where the
+/// kernel packs them), any tables, the output buffer, then any scratch.
+fn push_step(
+    g: &Graph,
+    id: NodeId,
+    cpu: bool,
+    p: &mut Plan,
+    bufs: &mut Buffers,
+) -> Result<(), CodegenError> {
+    let kind = kernel::kind(g, id, cpu)?;
+    // constants only a blocked convolution reads have no buffer: it packs its own
+    let mut args: Vec<u32> = g
+        .inputs(id)
+        .iter()
+        .map(|x| bufs.of.get(&x.node).copied().unwrap_or(u32::MAX))
+        .collect();
+    kernel::prepare_args(g, id, &kind, p, &mut args)?;
+    let out_kind = match bufs.out_index.get(&id) {
+        Some(&i) => BufferKind::Output { index: i },
+        None => BufferKind::Temp,
+    };
+    p.buffers.push(decl(g, id.into(), out_kind));
+    let out = p.buffers.len() as u32 - 1;
+    bufs.of.insert(id, out);
+    args.push(out);
+    let mut writes = vec![out];
+    let mut grid = None;
+    if let KernelKind::SqueezeExcite {
+        x, r, block, lanes, ..
+    } = &kind
+    {
+        p.se_blocks += 1;
+        let s = se::scratch(p, x, *r, *block, *lanes);
+        args.push(s);
+        writes.push(s);
+        grid = Some(x[0]);
+    }
+    p.steps.push(Step {
+        name: format!("k{}_{}", p.steps.len(), kind.name()),
+        kind,
+        origin: g.node(id).origin.clone().unwrap_or_default(),
+        args,
+        writes,
+        grid,
+    });
+    Ok(())
+}
+
+/// Declares the graph outputs: each needs its own Output buffer written by a kernel, so a
+/// value that is an input, a constant, an alias or an earlier output is copied into one.
+fn push_outputs(g: &Graph, p: &mut Plan, bufs: &Buffers) -> Result<(), CodegenError> {
     for (i, (name, v)) in g.outputs.iter().enumerate() {
-        let b = buf_of[&v.node];
+        let b = bufs.of[&v.node];
         let ok =
             matches!(p.buffers[b as usize].kind, BufferKind::Output { index } if index == i as u32);
         let b = if ok {
@@ -1014,5 +583,5 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
             buffer: b,
         });
     }
-    Ok(p)
+    Ok(())
 }

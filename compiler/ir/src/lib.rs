@@ -13,6 +13,7 @@
 pub mod dim_expr;
 mod error;
 mod graph;
+mod infer;
 pub mod interp;
 pub mod layout;
 mod op;

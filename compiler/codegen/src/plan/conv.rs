@@ -1,0 +1,132 @@
+//! Convolution kernels: the direct convolution and the transposed convolution over plain
+//! NCHW, and the register-tiled convolution over blocked tensors with its weights packed
+//! here, at compile time.
+use super::{push_weight, shape_of, unsupported, view_of, KernelKind, Plan};
+use crate::blocked::BlockedConv;
+use crate::CodegenError;
+use secc_artifact::DimDecl;
+use secc_ir::{Conv2dAttrs, ConvTransposeAttrs, Dim, Graph, NodeId};
+
+/// The input shape of a plain convolution, whose channel and spatial extents the kernel
+/// loops over.
+fn conv_input(g: &Graph, id: NodeId) -> Result<Vec<Dim>, CodegenError> {
+    let x = shape_of(g, g.inputs(id)[0]);
+    if x[1..].iter().any(|d| d.known().is_none()) {
+        return Err(unsupported(
+            g,
+            id,
+            "convolution needs known channel and spatial extents",
+        ));
+    }
+    Ok(x)
+}
+
+/// Direct 2-D convolution over plain NCHW.
+pub(super) fn conv2d(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<KernelKind, CodegenError> {
+    let ins = g.inputs(id);
+    Ok(KernelKind::Conv {
+        attrs: a.clone(),
+        x: conv_input(g, id)?,
+        w: shape_of(g, ins[1]),
+        bias: ins.len() == 3,
+    })
+}
+
+/// Transposed 2-D convolution over plain NCHW.
+pub(super) fn conv_transpose2d(
+    g: &Graph,
+    id: NodeId,
+    a: &ConvTransposeAttrs,
+) -> Result<KernelKind, CodegenError> {
+    let ins = g.inputs(id);
+    Ok(KernelKind::ConvTranspose {
+        attrs: a.clone(),
+        x: conv_input(g, id)?,
+        w: shape_of(g, ins[1]),
+        bias: ins.len() == 3,
+    })
+}
+
+/// Vector registers of the target a blocked kernel is tiled for, by its vector width:
+/// AVX-512 has 32 (16 lanes), AVX2 16 (8 lanes).
+fn vector_registers(lanes: u64) -> u64 {
+    if lanes >= 16 {
+        32
+    } else {
+        16
+    }
+}
+
+/// The blocked convolution of a conv node; a 1x1 stride-1 unpadded conv runs over its
+/// pixels as one long row.
+pub(super) fn blocked(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedConv, CodegenError> {
+    let ins = g.inputs(id);
+    let (mut x, mut y) = (view_of(g, ins[0]), view_of(g, id.into()));
+    let w = &g.ty(ins[1]).shape;
+    let k = [w[2].known().unwrap_or(1), w[3].known().unwrap_or(1)];
+    let pointwise = k == [1, 1] && a.strides == [1, 1] && a.pads == [0; 4];
+    if pointwise {
+        (x.w, x.h) = (x.h * x.w, 1);
+        (y.w, y.h) = (y.h * y.w, 1);
+    }
+    let depthwise = a.group > 1;
+    let tile = crate::blocked::conv_tile(y.blocks(), y.w, vector_registers(y.block), depthwise);
+    let groups = y.blocks().div_ceil(tile.qn);
+    let taps = k[0] * k[1];
+    let b = crate::blocked::conv_blocking(
+        tile,
+        [x.blocks(), taps, x.block, y.block],
+        [groups, y.h, y.w],
+    );
+    Ok(BlockedConv {
+        n: g.ty(ins[0]).shape[0],
+        x,
+        y,
+        k,
+        strides: a.strides,
+        dilations: a.dilations,
+        pads: [a.pads[0], a.pads[1]],
+        depthwise,
+        epilogue: a
+            .residual
+            .then_some(crate::blocked::Epilogue::Residual)
+            .into_iter()
+            .chain(a.act.map(crate::blocked::Epilogue::Act))
+            .collect(),
+        tile,
+        blocking: b,
+    })
+}
+
+/// Replaces a blocked convolution's weight and bias arguments by their packed forms.
+pub(super) fn pack_args(
+    g: &Graph,
+    id: NodeId,
+    c: &BlockedConv,
+    p: &mut Plan,
+    args: &mut Vec<u32>,
+) -> Result<(), CodegenError> {
+    let ins = g.inputs(id);
+    let missing = || unsupported(g, id, "blocked convolution weights must be constants");
+    let w = g.const_of(ins[1]).ok_or_else(missing)?;
+    let ob = c.y.block as usize;
+    let [kh, kw] = [c.k[0] as usize, c.k[1] as usize];
+    let packed = if c.depthwise {
+        crate::blocked::pack_depthwise(&w.data, [c.y.c as usize, kh, kw], ob)
+    } else {
+        let shape = [c.y.c as usize, c.x.c as usize, kh, kw];
+        crate::blocked::pack_dense(&w.data, shape, c.x.block as usize, ob)
+    };
+    args[1] = push_weight(p, vec![DimDecl::Known(packed.len() as u64)], &packed);
+    let bias = match ins.get(2) {
+        Some(b) => g.const_of(*b).ok_or_else(missing)?.data.to_vec(),
+        None => vec![0.0; c.y.c as usize],
+    };
+    let bias = crate::blocked::pad_to(&bias, ob);
+    let b = push_weight(p, vec![DimDecl::Known(bias.len() as u64)], &bias);
+    let residual = c.residual().then(|| args[3]);
+    args.truncate(2);
+    args.push(b);
+    args.extend(residual);
+    Ok(())
+}

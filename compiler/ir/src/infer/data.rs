@@ -1,0 +1,205 @@
+//! Data movement and layout: reshape, transpose, concat, slice, pad, resize, reorder, and
+//! the compile-time int64 tensors. These ops copy or re-address elements; the rules check
+//! that every index they will read exists.
+use super::Cx;
+use crate::error::IrError;
+use crate::op::{IntElem, PadMode};
+use crate::resize::ResizeAttrs;
+use crate::types::{DType, Dim, Layout, Shape, TensorType, MAX_ELEMENTS};
+
+/// A strided window: on every axis that is not the identity, the first and last index read
+/// must lie inside the input.
+pub(super) fn slice(
+    cx: &Cx,
+    starts: &[u64],
+    steps: &[i64],
+    shape: &Shape,
+) -> Result<TensorType, IrError> {
+    let s = &cx.ins[0].shape;
+    if starts.len() != s.len() || steps.len() != s.len() || shape.len() != s.len() {
+        return Err(cx.ty(format!("slice attributes do not match rank {}", s.len())));
+    }
+    for d in 0..s.len() {
+        if steps[d] == 0 {
+            return Err(cx.ty(format!("step 0 on axis {d}")));
+        }
+        if s[d] == shape[d] && starts[d] == 0 && steps[d] == 1 {
+            continue;
+        }
+        let (n, len) = (
+            cx.known(s[d], "sliced extent")?,
+            cx.known(shape[d], "slice length")?,
+        );
+        if len == 0 {
+            continue;
+        }
+        let last = starts[d] as i128 + (len as i128 - 1) * steps[d] as i128;
+        if starts[d] >= n || last < 0 || last >= n as i128 {
+            return Err(cx.ty(format!(
+                "axis {d}: start {} step {} length {len} leaves extent {n}",
+                starts[d], steps[d]
+            )));
+        }
+    }
+    Ok(TensorType::f32(shape.iter().copied()))
+}
+
+/// Resize of the spatial axes to the resolved `sizes`; scales are checked because the
+/// coordinate transform divides by them.
+pub(super) fn resize(cx: &Cx, r: &ResizeAttrs) -> Result<TensorType, IrError> {
+    let ins = cx.ins;
+    let x = &ins[0].shape;
+    if x.len() != 4 {
+        return Err(cx.ty(format!("needs a 4-D NCHW input, got {}", ins[0])));
+    }
+    cx.known(x[2], "input height")?;
+    cx.known(x[3], "input width")?;
+    if r.sizes.contains(&0)
+        || r.scales
+            .iter()
+            .any(|s| s.is_nan() || *s <= 0.0 || s.is_infinite())
+    {
+        return Err(cx.ty(format!(
+            "output sizes {:?} and scales {:?} must be positive",
+            r.sizes, r.scales
+        )));
+    }
+    Ok(TensorType::f32([
+        x[0],
+        x[1],
+        Dim::Known(r.sizes[0]),
+        Dim::Known(r.sizes[1]),
+    ]))
+}
+
+/// A compile-time int64 tensor: one value per element, no empty extent.
+pub(super) fn int_tensor(
+    cx: &Cx,
+    shape: &[u64],
+    values: &[IntElem],
+) -> Result<TensorType, IrError> {
+    if shape.iter().product::<u64>() != values.len() as u64 || shape.contains(&0) {
+        return Err(cx.ty(format!("{} values for shape {shape:?}", values.len())));
+    }
+    Ok(TensorType::i64(shape.iter().map(|&d| Dim::Known(d))))
+}
+
+/// Reshape keeps the element count and the dtype (it may carry int64 results) and yields
+/// the plain layout.
+pub(super) fn reshape(cx: &Cx, shape: &Shape) -> Result<TensorType, IrError> {
+    let ins = cx.ins;
+    let a = ins[0].numel();
+    let b = TensorType::f32(shape.iter().copied()).numel();
+    if a.is_none() || a != b {
+        return Err(cx.ty(format!(
+            "element count differs: input {} vs target {}",
+            ins[0],
+            TensorType::f32(shape.iter().copied())
+        )));
+    }
+    Ok(TensorType {
+        dtype: ins[0].dtype,
+        shape: shape.clone(),
+        layout: Layout::Plain,
+    })
+}
+
+/// Concatenation: operands agree outside `axis`; extents along it add up, and a known
+/// extent never adds to a symbolic one (the sum would not be a `k * symbol`).
+pub(super) fn concat(cx: &Cx, axis: usize) -> Result<TensorType, IrError> {
+    let ins = cx.ins;
+    let r = ins[0].rank();
+    if axis >= r {
+        return Err(cx.ty(format!("axis {axis} out of range for rank {r}")));
+    }
+    let mut o = ins[0].shape.clone();
+    for t in &ins[1..] {
+        if t.rank() != r || (0..r).any(|i| i != axis && t.shape[i] != o[i]) {
+            return Err(cx.ty(format!(
+                "operand {} does not match {} outside axis {axis}",
+                t, ins[0]
+            )));
+        }
+        o[axis] = match (o[axis], t.shape[axis]) {
+            (Dim::Known(_), Dim::Sym(..)) | (Dim::Sym(..), Dim::Known(_)) => {
+                return Err(cx.ty("concatenated extent mixes known and symbolic sizes".into()))
+            }
+            (a, b) => a.checked_add(b).ok_or_else(|| {
+                cx.ty(format!(
+                    "concatenated extent {} + {} is not representable",
+                    a.display(&[]),
+                    b.display(&[])
+                ))
+            })?,
+        };
+    }
+    Ok(TensorType::f32(o))
+}
+
+/// Padding: one `(before, after)` pair per axis; a padded axis must be known, and reflect
+/// padding needs an extent above both pads (it never repeats the border).
+pub(super) fn pad(cx: &Cx, pads: &[(u64, u64)], mode: &PadMode) -> Result<TensorType, IrError> {
+    let ins = cx.ins;
+    let s = &ins[0].shape;
+    if let Some(v) = ins.get(1) {
+        if v.numel() != Some(Dim::Known(1)) {
+            return Err(cx.ty(format!("the fill value {v} must have one element")));
+        }
+    }
+    if pads.len() != s.len() {
+        return Err(cx.ty(format!("{} pad pairs for rank {}", pads.len(), s.len())));
+    }
+    let mut o = Shape::new();
+    for (d, &(b, e)) in s.iter().zip(pads) {
+        if b == 0 && e == 0 {
+            o.push(*d);
+            continue;
+        }
+        let v = cx.known(*d, "padded extent")?;
+        if *mode == PadMode::Reflect && (b >= v || e >= v) {
+            return Err(cx.ty(format!(
+                "reflect padding ({b},{e}) needs an extent above both, got {v}"
+            )));
+        }
+        let padded = v
+            .checked_add(b)
+            .and_then(|v| v.checked_add(e))
+            .filter(|&v| v <= MAX_ELEMENTS)
+            .ok_or_else(|| {
+                cx.ty(format!(
+                    "padded extent {v} + {b} + {e} exceeds the size limit 2^32"
+                ))
+            })?;
+        o.push(Dim::Known(padded));
+    }
+    Ok(TensorType::f32(o))
+}
+
+/// Transpose: `perm` must be a permutation of the operand's axes.
+pub(super) fn transpose(cx: &Cx, perm: &[usize]) -> Result<TensorType, IrError> {
+    let s = &cx.ins[0].shape;
+    let mut seen = vec![false; s.len()];
+    if perm.len() != s.len()
+        || perm
+            .iter()
+            .any(|&p| p >= s.len() || std::mem::replace(&mut seen[p], true))
+    {
+        return Err(cx.ty(format!(
+            "perm {perm:?} is not a permutation of rank {}",
+            s.len()
+        )));
+    }
+    Ok(TensorType::f32(perm.iter().map(|&p| s[p])))
+}
+
+/// Reorder to another layout: only 4-D f32 tensors have a blocked form.
+pub(super) fn reorder(cx: &Cx, to: Layout) -> Result<TensorType, IrError> {
+    let t = cx.ins[0];
+    if to.block().is_some() && (t.rank() != 4 || t.dtype != DType::F32) {
+        return Err(cx.ty(format!(
+            "only a 4-D f32 tensor can be {}, got {t}",
+            to.name()
+        )));
+    }
+    Ok(t.clone().with_layout(to))
+}

@@ -1,0 +1,102 @@
+//! Matrix products: numpy `matmul` (batch broadcasting, 1-D operands promoted and their
+//! unit axis dropped again), `gemm` (2-D, optional transposes, a bias broadcast to
+//! `[M, N]`), and the fused SE block (two small products around a spatial mean).
+use super::Cx;
+use crate::error::IrError;
+use crate::op::GemmAttrs;
+use crate::types::{broadcast_shapes, Dim, Shape, TensorType};
+
+/// `matmul(a, b)` with numpy semantics.
+pub(super) fn matmul(cx: &Cx) -> Result<TensorType, IrError> {
+    let ins = cx.ins;
+    let (a, b) = (&ins[0].shape, &ins[1].shape);
+    if a.is_empty() || b.is_empty() {
+        return Err(cx.ty("operands must have rank >= 1".into()));
+    }
+    let a2: Shape = if a.len() == 1 {
+        [Dim::Known(1), a[0]].into_iter().collect()
+    } else {
+        a.clone()
+    };
+    let b2: Shape = if b.len() == 1 {
+        [b[0], Dim::Known(1)].into_iter().collect()
+    } else {
+        b.clone()
+    };
+    let (m, k1) = (a2[a2.len() - 2], a2[a2.len() - 1]);
+    let (k2, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
+    if k1 != k2 {
+        return Err(cx.ty(format!("inner dimensions differ: {} vs {}", ins[0], ins[1])));
+    }
+    let mut o = broadcast_shapes(&a2[..a2.len() - 2], &b2[..b2.len() - 2]).map_err(|m| cx.ty(m))?;
+    if a.len() > 1 {
+        o.push(m);
+    }
+    if b.len() > 1 {
+        o.push(n);
+    }
+    Ok(TensorType::f32(o))
+}
+
+/// `gemm(a, b[, c])`: `alpha * op(a) @ op(b) + beta * c`.
+pub(super) fn gemm(cx: &Cx, g: &GemmAttrs) -> Result<TensorType, IrError> {
+    let ins = cx.ins;
+    let (a, b) = (&ins[0].shape, &ins[1].shape);
+    if a.len() != 2 || b.len() != 2 {
+        return Err(cx.ty(format!(
+            "A and B must be 2-D, got {} and {}",
+            ins[0], ins[1]
+        )));
+    }
+    let (m, k1) = if g.trans_a {
+        (a[1], a[0])
+    } else {
+        (a[0], a[1])
+    };
+    let (k2, n) = if g.trans_b {
+        (b[1], b[0])
+    } else {
+        (b[0], b[1])
+    };
+    if k1 != k2 {
+        return Err(cx.ty(format!("inner dimensions differ: {} vs {}", ins[0], ins[1])));
+    }
+    let out: Shape = [m, n].into_iter().collect();
+    if let Some(c) = ins.get(2) {
+        let bc = broadcast_shapes(&out, &c.shape).map_err(|m| cx.ty(m))?;
+        if bc != out {
+            return Err(cx.ty(format!("C {} does not broadcast to [M,N]", c)));
+        }
+    }
+    Ok(TensorType::f32(out))
+}
+
+/// `squeeze_excite(x[N,C,H,W], w1[R,C], b1[R], w2[C,R], b2[C])` keeps `x`'s type.
+pub(super) fn squeeze_excite(cx: &Cx) -> Result<TensorType, IrError> {
+    let ins = cx.ins;
+    let x = &ins[0].shape;
+    if x.len() != 4 {
+        return Err(cx.ty(format!("x must be 4-D NCHW, got {}", ins[0])));
+    }
+    let c = x[1];
+    let w1 = &ins[1].shape;
+    if w1.len() != 2 || w1[1] != c {
+        return Err(cx.ty(format!(
+            "w1 {} must be [R, C] with C = {}",
+            ins[1],
+            c.display(&[])
+        )));
+    }
+    let r = w1[0];
+    let want = [(2, vec![r]), (3, vec![c, r]), (4, vec![c])];
+    for (i, s) in want {
+        if ins[i].shape.as_slice() != s.as_slice() {
+            return Err(cx.ty(format!(
+                "operand {i} has type {}, expected shape {:?}",
+                ins[i],
+                s.iter().map(|d| d.display(&[])).collect::<Vec<_>>()
+            )));
+        }
+    }
+    Ok(ins[0].clone())
+}
