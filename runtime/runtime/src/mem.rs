@@ -23,6 +23,14 @@ pub fn zeroed(n: usize) -> Result<Vec<f32>, RuntimeError> {
     Ok(v)
 }
 
+/// `n` values from `values` in a buffer allocated like [`zeroed`]'s (written once, not
+/// zeroed first).
+pub fn collected(n: usize, values: impl Iterator<Item = f32>) -> Result<Vec<f32>, RuntimeError> {
+    let mut v = reserve(n)?;
+    v.extend(values.take(n));
+    Ok(v)
+}
+
 /// A copy of `data` in a buffer from [`zeroed`].
 pub fn copied(data: &[f32]) -> Result<Vec<f32>, RuntimeError> {
     let mut v = reserve(data.len())?;

@@ -222,11 +222,10 @@ impl Model {
 /// The weights section as f32 in a buffer from the runtime's allocator (aligned, huge
 /// pages when large), converted in one pass.
 fn weights_of(bytes: &[u8]) -> Result<Vec<f32>, RuntimeError> {
-    let mut w = crate::mem::zeroed(bytes.len() / 4)?;
-    for (d, c) in w.iter_mut().zip(bytes.chunks_exact(4)) {
-        *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-    }
-    Ok(w)
+    let values = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+    crate::mem::collected(bytes.len() / 4, values)
 }
 
 fn io_info(m: &Manifest, io: &secc_artifact::IoDecl) -> IoInfo {

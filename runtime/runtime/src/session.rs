@@ -56,6 +56,17 @@ struct Bound {
     arena_floats: usize,
 }
 
+/// A shape's extents under a binding that [`Manifest::check_binding`] accepted (so every
+/// one is defined).
+///
+/// [`Manifest::check_binding`]: secc_artifact::Manifest::check_binding
+fn extents(shape: &[DimDecl], syms: &[u64]) -> Vec<usize> {
+    shape
+        .iter()
+        .map(|d| d.eval(syms).unwrap_or(0) as usize)
+        .collect()
+}
+
 /// A caller's handle for running a model; see the module docs.
 pub struct Session {
     model: Model,
@@ -292,7 +303,20 @@ impl Session {
                 }
             }
         }
-        m.check_binding(&syms).map_err(RuntimeError::Input)?;
+        Ok(syms)
+    }
+
+    /// Binds the symbols and, for a binding with no cached plan, checks the manifest's
+    /// constraints and every buffer's size (a cached binding passed them when planned, so
+    /// a serving loop does not re-check every buffer on every call).
+    fn checked(&self, inputs: &[TensorView<'_>]) -> Result<Vec<u64>, RuntimeError> {
+        let syms = self.bind(inputs)?;
+        if !self.plans.iter().any(|b| b.syms == syms) {
+            self.model
+                .manifest()
+                .check_binding(&syms)
+                .map_err(RuntimeError::Input)?;
+        }
         Ok(syms)
     }
 
@@ -308,9 +332,7 @@ impl Session {
                 .ok_or_else(|| {
                     RuntimeError::Memory(format!("output {:?} is too large for memory", o.name))
                 })?;
-            t.shape.clear();
-            t.shape
-                .extend(b.shape.iter().map(|d| d.eval(syms).unwrap_or(0) as usize));
+            t.shape = extents(&b.shape, syms);
             if b.dtype == "i64" {
                 t.dtype = DType::I64;
                 t.data = vec![];
@@ -333,17 +355,11 @@ impl Session {
         inputs: &[T],
     ) -> Result<Vec<Vec<usize>>, RuntimeError> {
         let views: Vec<TensorView<'_>> = inputs.iter().map(|t| t.as_view()).collect();
-        let syms = self.bind(&views)?;
+        let syms = self.checked(&views)?;
         let m = self.model.manifest();
         Ok(m.outputs
             .iter()
-            .map(|o| {
-                m.buffers[o.buffer as usize]
-                    .shape
-                    .iter()
-                    .map(|d| d.eval(&syms).unwrap_or(0) as usize)
-                    .collect()
-            })
+            .map(|o| extents(&m.buffers[o.buffer as usize].shape, &syms))
             .collect())
     }
 
@@ -357,7 +373,7 @@ impl Session {
         outputs: &mut [&mut [f32]],
     ) -> Result<(), RuntimeError> {
         let views: Vec<TensorView<'_>> = inputs.iter().map(|t| t.as_view()).collect();
-        let syms = self.bind(&views)?;
+        let syms = self.checked(&views)?;
         let m = self.model.manifest();
         if outputs.len() != m.outputs.len() {
             return Err(RuntimeError::Input(format!(
@@ -393,7 +409,7 @@ impl Session {
         inputs: &[TensorView<'_>],
         nanos: Option<&[AtomicU64]>,
     ) -> Result<(), RuntimeError> {
-        let syms = self.bind(inputs)?;
+        let syms = self.checked(inputs)?;
         self.shape_outputs(&syms)?;
         self.execute(inputs, syms, None, nanos)
     }
