@@ -5,6 +5,10 @@ BatchNormalization nodes left as torch.onnx.export leaves them in eval mode (ops
 dynamic batch "N"), plus an input and ONNX Runtime's output for each, into
 tests/models/networks/ (git-ignored: 20-110 MB each; .ci/run regenerates them).
 
+mobilenetv3_large_dyn is MobileNetV3-Large again (the same weights) with a symbolic image
+size, input ["N", 3, "H", "W"] (issue 10), with inputs and ONNX Runtime outputs at two
+sizes: `.s0.*` at 1x3x224x224 and `.s1.*` at 2x3x320x256 (H 320, W 256).
+
     .venv/bin/python tests/models/gen_networks.py
 """
 import os
@@ -74,9 +78,9 @@ class Net:
         return self.op("Gemm", [x, self.const(self.rng.standard_normal([1000, cin]) * np.sqrt(1.0 / cin), "fc"),
                                 self.const(np.zeros(1000), "fcb")], transB=1)
 
-    def save(self, x_name, y):
+    def save(self, x_name, y, in_dims=("N", 3, 224, 224)):
         g = helper.make_graph(self.nodes, self.name,
-                              [helper.make_tensor_value_info(x_name, TensorProto.FLOAT, ["N", 3, 224, 224])],
+                              [helper.make_tensor_value_info(x_name, TensorProto.FLOAT, list(in_dims))],
                               [helper.make_tensor_value_info(y, TensorProto.FLOAT, ["N", 1000])], self.inits)
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="secc-networks")
         m.ir_version = 8
@@ -109,8 +113,8 @@ def make_divisible(v, d=8):
     return nv + d if nv < 0.9 * v else nv
 
 
-def mobilenetv3_large():
-    n = Net("mobilenetv3_large", 3)
+def mobilenetv3_large(name="mobilenetv3_large", in_dims=("N", 3, 224, 224)):
+    n = Net(name, 3)
     cfg = [(16, 3, 16, 16, False, "relu", 1), (16, 3, 64, 24, False, "relu", 2), (24, 3, 72, 24, False, "relu", 1),
            (24, 5, 72, 40, True, "relu", 2), (40, 5, 120, 40, True, "relu", 1), (40, 5, 120, 40, True, "relu", 1),
            (40, 3, 240, 80, False, "hswish", 2), (80, 3, 200, 80, False, "hswish", 1), (80, 3, 184, 80, False, "hswish", 1),
@@ -127,7 +131,7 @@ def mobilenetv3_large():
         h = n.bn(n.conv(h, exp, out, 1), out, gamma=0.5)
         x = n.op("Add", [x, h]) if (s == 1 and cin == out) else h
     x = n.act(n.bn(n.conv(x, 160, 960, 1), 960), "hswish")
-    return n, n.save("x", n.head(x, 960, 1280, "hswish"))
+    return n, n.save("x", n.head(x, 960, 1280, "hswish"), in_dims)
 
 
 def efficientnet_b0():
@@ -164,6 +168,19 @@ def main():
         with open(path[:-5] + ".se_blocks", "w") as f:
             f.write(str(net.se_count))
         print(f"{net.name}: {net.se_count} SE blocks, logits std {y.std():.3f}, {os.path.getsize(path) / 1e6:.1f} MB")
+    # the dynamic-size twin: the same network and weights, H and W symbolic
+    net, path = mobilenetv3_large("mobilenetv3_large_dyn", ("N", 3, "H", "W"))
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    for k, shape in enumerate([[1, 3, 224, 224], [2, 3, 320, 256]]):
+        x = np.random.default_rng(224 + k).standard_normal(shape).astype(np.float32)
+        y = sess.run(None, {"x": x})[0]
+        np.save(f"{path[:-5]}.s{k}.in0.npy", x)
+        np.save(f"{path[:-5]}.s{k}.ort0.npy", y)
+        print(f"{net.name} s{k}: input {shape}, logits std {y.std():.3f}")
+    with open(path[:-5] + ".se_blocks", "w") as f:
+        f.write(str(net.se_count))
 
 
 if __name__ == "__main__":
