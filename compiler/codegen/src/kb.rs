@@ -241,6 +241,44 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
                     self.mul(sv, self.i(k))
                 }
             }
+            Dim::Expr(_) => self.dim_expr(d),
+        }
+    }
+
+    /// An expression dim, computed from its postfix form (values are non-negative
+    /// wherever the runtime's binding check let the run start).
+    fn dim_expr(&self, d: Dim) -> R<IntValue<'ctx>> {
+        use secc_ir::dim_expr::PostfixOp as P;
+        let mut ops = vec![];
+        d.expr().postfix(&mut ops);
+        let mut st: Vec<IntValue<'ctx>> = vec![];
+        let bad = || CodegenError::Llvm(format!("malformed extent {}", d.display(&[])));
+        for op in ops {
+            let v = match op {
+                P::Const(c) => self.i(c),
+                P::Sym(s) => self.dim(Dim::sym(s))?,
+                P::Div(k) => self.div(st.pop().ok_or_else(bad)?, self.i(k))?,
+                P::CeilDiv(k) => {
+                    let a = st.pop().ok_or_else(bad)?;
+                    self.div(self.add(a, self.i(k - 1))?, self.i(k))?
+                }
+                _ => {
+                    let b = st.pop().ok_or_else(bad)?;
+                    let a = st.pop().ok_or_else(bad)?;
+                    match op {
+                        P::Add => self.add(a, b)?,
+                        P::Sub => self.sub(a, b)?,
+                        P::Mul => self.mul(a, b)?,
+                        P::Min => self.imin(a, b)?,
+                        _ => self.imax(a, b)?,
+                    }
+                }
+            };
+            st.push(v);
+        }
+        match (st.pop(), st.is_empty()) {
+            (Some(v), true) => Ok(v),
+            _ => Err(bad()),
         }
     }
 

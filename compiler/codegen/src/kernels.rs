@@ -960,7 +960,7 @@ fn int_tensor(kb: &mut Kb, values: &[secc_ir::IntElem]) -> R<()> {
         .iter()
         .map(|v| match *v {
             secc_ir::IntElem::Known(k) => Ok(sint(kb, k)),
-            secc_ir::IntElem::Sym(s, k) => kb.dim(Dim::Sym(s, k)),
+            secc_ir::IntElem::Dim(d) => kb.dim(d),
         })
         .collect::<R<_>>()?;
     kb.if_then(kb.lt(kb.tid, kb.i(1))?, |kb| {

@@ -7,7 +7,7 @@
 //! `elementwise` and `data`.
 use crate::blocked::{BlockedConv, View};
 use crate::CodegenError;
-use secc_artifact::{BufferDecl, BufferKind, DimDecl, IoDecl};
+use secc_artifact::{BufferDecl, BufferKind, DimDecl, DimOp, IoDecl};
 use secc_ir::{
     Activation, BinaryOp, Conv2dAttrs, ConvTransposeAttrs, Dim, GemmAttrs, Graph, NodeId, Op,
     ResizeAttrs, SeAttrs, ValueId,
@@ -331,11 +331,44 @@ pub fn describe(p: &Plan) -> String {
     out
 }
 
+/// IR constraint to manifest constraint.
+pub fn constraint_decl(c: &secc_ir::Constraint) -> secc_artifact::ConstraintDecl {
+    secc_artifact::ConstraintDecl {
+        lhs: dim_decl(c.lhs),
+        rel: match c.rel {
+            secc_ir::Rel::Ge => secc_artifact::Relation::Ge,
+            secc_ir::Rel::Eq => secc_artifact::Relation::Eq,
+        },
+        rhs: dim_decl(c.rhs),
+        origin: c.origin.clone(),
+    }
+}
+
 /// IR dim to manifest dim.
 pub fn dim_decl(d: Dim) -> DimDecl {
     match d {
         Dim::Known(v) => DimDecl::Known(v),
         Dim::Sym(s, k) => DimDecl::Sym { sym: s.0, coeff: k },
+        Dim::Expr(_) => {
+            use secc_ir::dim_expr::PostfixOp as P;
+            let mut ops = vec![];
+            d.expr().postfix(&mut ops);
+            let expr = ops
+                .into_iter()
+                .map(|op| match op {
+                    P::Const(c) => DimOp::Const(c),
+                    P::Sym(s) => DimOp::Sym(s.0),
+                    P::Add => DimOp::Add,
+                    P::Sub => DimOp::Sub,
+                    P::Mul => DimOp::Mul,
+                    P::Div(k) => DimOp::Div(k),
+                    P::CeilDiv(k) => DimOp::CeilDiv(k),
+                    P::Min => DimOp::Min,
+                    P::Max => DimOp::Max,
+                })
+                .collect();
+            DimDecl::Expr { expr }
+        }
     }
 }
 

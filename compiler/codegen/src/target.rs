@@ -421,8 +421,7 @@ pub fn compile_timed(
         model_name: g.name.clone(),
         targets: vec![target],
         symbols: g.sym_names.clone(),
-        // the IR has no constraints yet (only the batch is symbolic, and it takes any value)
-        constraints: vec![],
+        constraints: g.constraints.iter().map(plan::constraint_decl).collect(),
         buffers: p.buffers.clone(),
         inputs: p.inputs.clone(),
         outputs: p.outputs.clone(),

@@ -30,23 +30,35 @@ pub struct Case {
     pub outputs: Vec<OutputError>,
 }
 
-/// Random inputs for the imported graph with every symbol bound to `batch`.
+/// Random inputs for the imported graph: symbols of a leading axis bound to `batch`,
+/// the others (image sizes) to [`SPATIAL`].
 fn random_inputs(g: &Graph, batch: u64) -> Result<Vec<Tensor>> {
+    let syms = binding(g, batch);
     g.inputs
         .iter()
         .zip(1u64..)
-        .map(|((_, id), seed)| {
-            let shape = g.node(*id).outputs[0]
-                .shape
-                .iter()
-                .map(|d| match *d {
-                    Dim::Known(k) => k as usize,
-                    Dim::Sym(_, k) => (k * batch) as usize,
-                })
-                .collect();
+        .map(|((name, id), seed)| {
+            let ty = &g.node(*id).outputs[0];
+            let shape = ty
+                .eval(&syms)
+                .with_context(|| format!("input {name:?}: shape {} has no value", ty))?;
             inputs::random(shape, seed)
         })
         .collect()
+}
+
+/// The extent `check` gives a symbolic dimension that is not a batch.
+pub const SPATIAL: u64 = 32;
+
+/// One value per symbol: `batch` for a symbol on an input's axis 0, [`SPATIAL`] otherwise.
+fn binding(g: &Graph, batch: u64) -> Vec<u64> {
+    let mut syms = vec![SPATIAL; g.sym_names.len()];
+    for (_, id) in &g.inputs {
+        if let Some(Dim::Sym(s, _)) = g.node(*id).outputs[0].shape.first() {
+            syms[s.0 as usize] = batch;
+        }
+    }
+    syms
 }
 
 fn to_interp(t: &Tensor) -> interp::Tensor {

@@ -95,6 +95,73 @@ impl DimExpr {
         self.terms.is_empty().then_some(self.konst)
     }
 
+    /// `(s, k)` if the expression is `k * s` for one symbol and `k >= 1`.
+    pub fn as_linear_sym(&self) -> Option<(SymId, u64)> {
+        if self.konst != 0 || self.terms.len() != 1 {
+            return None;
+        }
+        let (m, &c) = self.terms.iter().next()?;
+        match m.as_slice() {
+            [Atom::Sym(s)] if c >= 1 => Some((*s, c as u64)),
+            _ => None,
+        }
+    }
+
+    /// The exact quotient `self / o` where the canonical forms show it: by a constant that
+    /// divides every coefficient, by one term `c * m` that divides every term, or a
+    /// constant multiple of `o`. `None` otherwise (not necessarily inexact).
+    pub fn div_exact(&self, o: &DimExpr) -> Option<DimExpr> {
+        if let Some(k) = o.as_known() {
+            let ok = k != 0 && self.konst % k == 0 && self.terms.values().all(|c| c % k == 0);
+            return ok.then(|| self.scale_div(k));
+        }
+        if o.konst == 0 && o.terms.len() == 1 && self.konst == 0 {
+            let (m, &c) = o.terms.iter().next()?;
+            let mut q = DimExpr::default();
+            for (t, &d) in &self.terms {
+                let rest = remove_factors(t, m)?;
+                if d % c != 0 {
+                    return None;
+                }
+                q = q.add(
+                    &DimExpr {
+                        konst: 0,
+                        terms: BTreeMap::from([(rest, d / c)]),
+                    }
+                    .normalise_empty(),
+                )?;
+            }
+            return Some(q);
+        }
+        let (m, &c) = o.terms.iter().next()?;
+        let d = *self.terms.get(m)?;
+        (d % c == 0)
+            .then(|| d / c)
+            .and_then(|r| (o.scale(r)? == *self).then(|| DimExpr::known(r)))
+    }
+
+    /// Divides every coefficient by `k` (which divides them all).
+    fn scale_div(&self, k: i64) -> DimExpr {
+        DimExpr {
+            konst: self.konst / k,
+            terms: self.terms.iter().map(|(m, c)| (m.clone(), c / k)).collect(),
+        }
+    }
+
+    /// Moves a term over the empty monomial into the constant.
+    fn normalise_empty(mut self) -> DimExpr {
+        if let Some(c) = self.terms.remove(&Vec::new()) {
+            self.konst += c;
+        }
+        self
+    }
+
+    /// True when every coefficient is non-negative (then so is the value, for any binding
+    /// of non-negative symbols).
+    pub fn is_nonneg(&self) -> bool {
+        self.konst >= 0 && self.terms.values().all(|&c| c >= 0)
+    }
+
     /// `self + o`; `None` on coefficient overflow.
     pub fn add(&self, o: &DimExpr) -> Option<DimExpr> {
         let mut r = self.clone();
@@ -351,6 +418,16 @@ impl DimExpr {
     }
 }
 
+/// `t` without one occurrence of each atom of `m`, `None` if `m` does not divide `t`.
+fn remove_factors(t: &Monomial, m: &Monomial) -> Option<Monomial> {
+    let mut rest = t.clone();
+    for a in m {
+        let i = rest.iter().position(|b| b == a)?;
+        rest.remove(i);
+    }
+    Some(rest)
+}
+
 fn eval_atom(a: &Atom, syms: &[u64]) -> Option<i128> {
     let nonneg = |e: &DimExpr| e.eval_signed(syms).filter(|v| *v >= 0);
     Some(match a {
@@ -502,6 +579,23 @@ mod tests {
         assert_eq!(h().sub(&h()).unwrap(), k(0));
         assert_eq!(h().mul(&k(0)).unwrap(), k(0));
         assert_eq!(a.symbols(), vec![SymId(0), SymId(1)]);
+    }
+
+    #[test]
+    fn exact_division() {
+        let nh = n().mul(&h()).unwrap().scale(6).unwrap();
+        assert_eq!(nh.div_exact(&n()).unwrap(), h().scale(6).unwrap());
+        assert_eq!(nh.div_exact(&n().mul(&h()).unwrap()).unwrap(), k(6));
+        assert_eq!(
+            nh.div_exact(&k(3)).unwrap(),
+            n().mul(&h()).unwrap().scale(2).unwrap()
+        );
+        assert_eq!(nh.div_exact(&k(4)), None);
+        let h1 = h().add(&k(1)).unwrap();
+        assert_eq!(h1.scale(2).unwrap().div_exact(&h1).unwrap(), k(2));
+        assert_eq!(h1.div_exact(&h()), None);
+        assert_eq!(h().scale(3).unwrap().as_linear_sym(), Some((SymId(1), 3)));
+        assert_eq!(h1.as_linear_sym(), None);
     }
 
     #[test]

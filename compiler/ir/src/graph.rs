@@ -1,5 +1,6 @@
 //! The graph container: nodes on a petgraph `StableDiGraph` (ids survive deletions), ordered
 //! operand edges, named inputs and outputs, and the constant pool.
+use crate::constraint::Constraint;
 use crate::error::{IrError, NodeRef};
 use crate::op::Op;
 use crate::types::{SymId, TensorType};
@@ -137,6 +138,8 @@ pub struct Graph {
     pub consts: ConstPool,
     /// names of symbolic dimensions, indexed by [`SymId`]
     pub sym_names: Vec<String>,
+    /// what the shape rules require of the symbols (each once, in the order found)
+    pub constraints: Vec<Constraint>,
     next_order: u32,
     const_nodes: BTreeMap<ConstId, NodeId>,
 }
@@ -157,6 +160,15 @@ impl Graph {
         }
         self.sym_names.push(name.to_string());
         SymId(self.sym_names.len() as u32 - 1)
+    }
+
+    /// Records a constraint on the symbols unless an equal one (whatever its origin) is
+    /// already known.
+    pub fn add_constraint(&mut self, c: Constraint) {
+        let same = |d: &Constraint| d.lhs == c.lhs && d.rel == c.rel && d.rhs == c.rhs;
+        if !self.constraints.iter().any(same) {
+            self.constraints.push(c);
+        }
     }
 
     /// Adds a graph input of the given type.
@@ -197,7 +209,7 @@ impl Graph {
         origin: Option<String>,
     ) -> Result<ValueId, IrError> {
         let tys: Vec<&TensorType> = inputs.iter().map(|v| self.ty(*v)).collect();
-        let out = op.infer(&tys).map_err(|e| IrError::AtNode {
+        let (out, reqs) = op.infer_constrained(&tys).map_err(|e| IrError::AtNode {
             node: NodeRef {
                 id: self.g.node_bound() as u32,
                 origin: origin.clone(),
@@ -205,6 +217,14 @@ impl Graph {
             },
             source: Box::new(e),
         })?;
+        let at = match &origin {
+            Some(o) => format!("node {o:?} ({})", op.name()),
+            None => format!("node {} ({})", self.g.node_bound(), op.name()),
+        };
+        for mut c in reqs {
+            c.origin.clone_from(&at);
+            self.add_constraint(c);
+        }
         let id = self.push(op, smallvec::smallvec![out], origin);
         for (i, v) in inputs.iter().enumerate() {
             self.g.add_edge(

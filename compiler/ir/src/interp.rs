@@ -619,7 +619,21 @@ pub fn bind_symbols(g: &Graph, inputs: &[Tensor]) -> Result<Vec<u64>, IrError> {
             }
         }
     }
-    Ok(syms.into_iter().map(|s| s.unwrap_or(1)).collect())
+    let syms: Vec<u64> = syms.into_iter().map(|s| s.unwrap_or(1)).collect();
+    for c in &g.constraints {
+        if c.holds(&syms) != Some(true) {
+            let vals: Vec<String> = (c.lhs.symbols().into_iter())
+                .chain(c.rhs.symbols())
+                .map(|s| format!("{} = {}", g.sym_names[s.0 as usize], syms[s.0 as usize]))
+                .collect();
+            return Err(err(format!(
+                "the input shapes break the constraint {} with {}",
+                c.display(&g.sym_names),
+                vals.join(", ")
+            )));
+        }
+    }
+    Ok(syms)
 }
 
 /// Evaluates one compute op (not `Input`/`Const`) on concrete operands.

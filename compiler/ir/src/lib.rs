@@ -1,7 +1,7 @@
 //! secc-ir: the graph IR every compiler stage shares.
 //!
-//! It owns the closed [`Op`] enum with typed attributes, tensor types with a symbolic batch
-//! dimension ([`Dim`]), the [`Graph`] on a petgraph `StableDiGraph` with a builder that infers
+//! It owns the closed [`Op`] enum with typed attributes, tensor types whose dimensions may be
+//! expressions over symbols ([`Dim`], with the [`Constraint`]s the shape rules imply), the [`Graph`] on a petgraph `StableDiGraph` with a builder that infers
 //! types, the [`verify`](Graph::verify) pass, the stable textual form ([`print`]) used by snapshot
 //! tests, and an obviously-correct reference interpreter ([`interp`]) that every rewrite and
 //! kernel is checked against.
@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod constraint;
 pub mod dim_expr;
 mod error;
 mod graph;
@@ -22,6 +23,7 @@ mod resize;
 mod types;
 mod verify;
 
+pub use constraint::{Constraint, Rel};
 pub use error::{IrError, NodeRef};
 pub use graph::{ConstData, ConstId, ConstPool, Graph, Node, NodeId, ValueId};
 pub use op::{
@@ -29,5 +31,7 @@ pub use op::{
     Op, PadMode, PoolAttrs, PoolKind, ReduceKind, SeAttrs,
 };
 pub use resize::{CoordMode, NearestMode, ResizeAttrs, ResizeMode, Tap};
-pub use types::{broadcast_shapes, DType, Dim, Layout, Shape, SymId, TensorType, MAX_ELEMENTS};
+pub use types::{
+    broadcast_shapes, DType, Dim, ExprId, Layout, Shape, SymId, TensorType, MAX_ELEMENTS,
+};
 pub use verify::VerifyErrors;

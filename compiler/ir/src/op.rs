@@ -1,9 +1,10 @@
 //! The closed op set and its typed attributes; the per-op type rules live in
 //! [`crate::infer`].
+use crate::constraint::Constraint;
 use crate::error::IrError;
 use crate::graph::ConstId;
 use crate::resize::ResizeAttrs;
-use crate::types::{DType, Dim, Layout, Shape, SymId, TensorType};
+use crate::types::{DType, Dim, Layout, Shape, TensorType};
 
 /// Attributes of a 2-D convolution (NCHW, weights OIHW). Pads are explicit
 /// `[top, left, bottom, right]`; `auto_pad` is resolved by the importer.
@@ -105,14 +106,14 @@ pub enum PadMode {
     Edge,
 }
 
-/// One element of an int64 tensor known at compile time up to the symbolic batch (a shape
-/// that a model returns): a number, or `coeff * symbol`.
+/// One element of an int64 tensor known at compile time up to the symbols (a shape that a
+/// model returns): a number, or a symbolic extent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IntElem {
     /// a known value
     Known(i64),
-    /// `coeff * symbol`
-    Sym(SymId, u64),
+    /// a symbolic extent
+    Dim(Dim),
 }
 
 impl IntElem {
@@ -120,14 +121,14 @@ impl IntElem {
     pub fn eval(self, syms: &[u64]) -> Option<i64> {
         match self {
             IntElem::Known(v) => Some(v),
-            IntElem::Sym(s, k) => syms.get(s.0 as usize).map(|v| (v * k) as i64),
+            IntElem::Dim(d) => d.eval(syms).and_then(|v| i64::try_from(v).ok()),
         }
     }
     /// Formats the element with the graph's symbol names.
     pub fn display(self, names: &[String]) -> String {
         match self {
             IntElem::Known(v) => v.to_string(),
-            IntElem::Sym(s, k) => Dim::Sym(s, k).display(names),
+            IntElem::Dim(d) => d.display(names),
         }
     }
 }
@@ -926,15 +927,29 @@ impl Op {
     /// type on the node and are not inferred here. Every result is held to
     /// [`MAX_ELEMENTS`](crate::MAX_ELEMENTS), so no later size computation can wrap.
     pub fn infer(&self, ins: &[&TensorType]) -> Result<TensorType, IrError> {
-        let t = self.infer_shape(ins)?;
+        self.infer_constrained(ins).map(|(t, _)| t)
+    }
+
+    /// [`Op::infer`], and the constraints on the symbols the rule implies (their `origin`
+    /// left empty, for the graph to fill in).
+    pub fn infer_constrained(
+        &self,
+        ins: &[&TensorType],
+    ) -> Result<(TensorType, Vec<Constraint>), IrError> {
+        let cx = crate::infer::Cx {
+            name: self.name(),
+            ins,
+            reqs: Default::default(),
+        };
+        let t = self.infer_shape(&cx)?;
         t.check_size().map_err(|m| IrError::ty(self.name(), m))?;
-        Ok(t)
+        Ok((t, cx.reqs.into_inner()))
     }
 
     /// The checks every op shares (operand count, f32 operands), then the op's own rule
     /// (in [`crate::infer`], by family).
-    fn infer_shape(&self, ins: &[&TensorType]) -> Result<TensorType, IrError> {
-        let name = self.name();
+    fn infer_shape(&self, cx: &crate::infer::Cx) -> Result<TensorType, IrError> {
+        let (name, ins) = (cx.name, cx.ins);
         let (lo, hi) = self.arity();
         if ins.len() < lo || ins.len() > hi {
             return Err(IrError::Arity {
@@ -954,7 +969,7 @@ impl Op {
                 )));
             }
         }
-        crate::infer::shape(self, &crate::infer::Cx { name, ins })
+        crate::infer::shape(self, cx)
     }
 }
 

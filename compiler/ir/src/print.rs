@@ -4,6 +4,8 @@
 //! creation order, i.e. ONNX position); attributes print sorted by key with defaults; floats in
 //! shortest round-trip form; constants as `@cN: dtype[shape] #hash` (data only when they hold
 //! at most 8 elements), numbered by first use. Provenance is a trailing `# "onnx name"`.
+//! The constraints the shape rules imply on the symbols follow the signature, one
+//! `require` line each, in the order they were found.
 //! See docs/ir.md for the grammar.
 use crate::graph::{ConstId, Graph, NodeId, ValueId};
 use crate::op::Op;
@@ -118,6 +120,9 @@ pub fn print(g: &Graph) -> String {
         sig.join(", "),
         rets.join(", ")
     );
+    for c in &g.constraints {
+        let _ = writeln!(out, "  require {}", c.display(names));
+    }
     out.push_str(&body);
     let outs: Vec<String> = g
         .outputs

@@ -1,6 +1,9 @@
-//! Tensor types: element type, dimensions (known or a multiple of one symbol), shapes.
+//! Tensor types: element type, dimensions (known, or expressions over symbols), shapes.
+use crate::dim_expr::DimExpr;
 use smallvec::SmallVec;
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, LazyLock, RwLock};
 
 /// Element type. secc computes on float32 tensors (booleans are 0/1 floats; integer shape
 /// tensors are folded at import). int64 values exist only as results that ONNX defines as
@@ -36,81 +39,188 @@ impl DType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SymId(pub u32);
 
-/// One dimension: a known extent, or `coeff * sym` where `sym` is bound at run time
-/// (the batch size). Products of two symbols are not representable and are rejected.
+/// One dimension: a known extent, `coeff * sym`, or any other expression over the symbols
+/// ([`DimExpr`], interned: see [`crate::dim_expr`]), bound at run time from the input
+/// shapes. The form is canonical (a constant is always `Known`, `k * s` always `Sym`), so
+/// equal expressions compare equal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dim {
     /// A compile-time extent.
     Known(u64),
     /// `coeff * symbol`, with `coeff >= 1`.
     Sym(SymId, u64),
+    /// Any other expression (a sum, a quotient, min/max...).
+    Expr(ExprId),
 }
 
 impl Dim {
+    /// The canonical dim of an expression; `None` for a negative constant.
+    pub fn from_expr(e: DimExpr) -> Option<Dim> {
+        if let Some(v) = e.as_known() {
+            return u64::try_from(v).ok().map(Dim::Known);
+        }
+        if let Some((s, k)) = e.as_linear_sym() {
+            return Some(Dim::Sym(s, k));
+        }
+        Some(Dim::Expr(ExprId::intern(e)))
+    }
+    /// A symbol.
+    pub fn sym(s: SymId) -> Dim {
+        Dim::Sym(s, 1)
+    }
+    /// The dim as an expression.
+    pub fn expr(self) -> DimExpr {
+        match self {
+            Dim::Known(v) => DimExpr::known(v as i64),
+            Dim::Sym(s, k) => DimExpr::sym(s).scale(k as i64).unwrap_or_default(),
+            Dim::Expr(id) => id.get(),
+        }
+    }
     /// The known value, if any.
     pub fn known(self) -> Option<u64> {
         match self {
             Dim::Known(v) => Some(v),
-            Dim::Sym(..) => None,
+            _ => None,
         }
     }
-    /// Value under a binding of symbols.
+    /// True unless the dim is a known extent.
+    pub fn is_symbolic(self) -> bool {
+        !matches!(self, Dim::Known(_))
+    }
+    /// Value under a binding of symbols (`None` if a symbol is unbound, the value is
+    /// negative, or it overflows).
     pub fn eval(self, syms: &[u64]) -> Option<u64> {
         match self {
             Dim::Known(v) => Some(v),
             Dim::Sym(s, k) => syms.get(s.0 as usize).and_then(|v| v.checked_mul(k)),
+            Dim::Expr(id) => id.get().eval(syms),
         }
     }
-    /// Product of two dims, `None` if it would need a product of symbols or overflows.
+    /// Symbols the dim mentions, sorted.
+    pub fn symbols(self) -> Vec<SymId> {
+        match self {
+            Dim::Known(_) => vec![],
+            Dim::Sym(s, _) => vec![s],
+            Dim::Expr(id) => id.get().symbols(),
+        }
+    }
+    fn lift(
+        self,
+        o: Dim,
+        known: impl Fn(u64, u64) -> Option<u64>,
+        f: impl Fn(&DimExpr, &DimExpr) -> Option<DimExpr>,
+    ) -> Option<Dim> {
+        match (self, o) {
+            (Dim::Known(a), Dim::Known(b)) => known(a, b).map(Dim::Known),
+            _ => Dim::from_expr(f(&self.expr(), &o.expr())?),
+        }
+    }
+    /// Product of two dims, `None` on overflow.
     pub fn checked_mul(self, o: Dim) -> Option<Dim> {
-        match (self, o) {
-            (Dim::Known(a), Dim::Known(b)) => a.checked_mul(b).map(Dim::Known),
-            (Dim::Known(0), Dim::Sym(..)) | (Dim::Sym(..), Dim::Known(0)) => Some(Dim::Known(0)),
-            (Dim::Known(a), Dim::Sym(s, k)) | (Dim::Sym(s, k), Dim::Known(a)) => {
-                k.checked_mul(a).map(|k| Dim::Sym(s, k))
-            }
-            (Dim::Sym(..), Dim::Sym(..)) => None,
-        }
+        self.lift(o, u64::checked_mul, DimExpr::mul)
     }
-    /// Sum of two dims, `None` if it mixes known and symbolic extents or overflows.
+    /// Sum of two dims, `None` on overflow.
     pub fn checked_add(self, o: Dim) -> Option<Dim> {
-        match (self, o) {
-            (Dim::Known(a), Dim::Known(b)) => a.checked_add(b).map(Dim::Known),
-            (Dim::Sym(s, k), Dim::Sym(t, j)) if s == t => k.checked_add(j).map(|k| Dim::Sym(s, k)),
-            _ => None,
+        self.lift(o, u64::checked_add, DimExpr::add)
+    }
+    /// `self - o`; `None` if known and negative. A symbolic difference may be negative for
+    /// some bindings: its users record the constraint that it is not.
+    pub fn checked_sub(self, o: Dim) -> Option<Dim> {
+        self.lift(o, u64::checked_sub, DimExpr::sub)
+    }
+    /// Exact quotient `self / o`, `None` if not exact for every binding (as far as the
+    /// canonical forms show) or not representable.
+    pub fn checked_div(self, o: Dim) -> Option<Dim> {
+        self.lift(
+            o,
+            |a, b| (b != 0 && a % b == 0).then(|| a / b),
+            DimExpr::div_exact,
+        )
+    }
+    /// `floor(self / k)`.
+    pub fn div_floor(self, k: u64) -> Option<Dim> {
+        match self {
+            Dim::Known(a) => a.checked_div(k).map(Dim::Known),
+            _ => Dim::from_expr(self.expr().div_floor(k)?),
         }
     }
-    /// The known extent, or the coefficient of the symbol: the extent at batch 1.
-    pub fn at_one(self) -> u64 {
+    /// `ceil(self / k)`.
+    pub fn div_ceil(self, k: u64) -> Option<Dim> {
+        match self {
+            Dim::Known(a) => (k != 0).then(|| Dim::Known(a.div_ceil(k))),
+            _ => Dim::from_expr(self.expr().div_ceil(k)?),
+        }
+    }
+    /// `min(self, o)`.
+    pub fn min(self, o: Dim) -> Option<Dim> {
+        self.lift(o, |a, b| Some(a.min(b)), DimExpr::minimum)
+    }
+    /// `max(self, o)`.
+    pub fn max(self, o: Dim) -> Option<Dim> {
+        self.lift(o, |a, b| Some(a.max(b)), DimExpr::maximum)
+    }
+    /// The extent with every symbol at 1 (at least 0; the size limit's check at batch 1).
+    pub fn nominal(self) -> u64 {
         match self {
             Dim::Known(v) | Dim::Sym(_, v) => v,
-        }
-    }
-    /// Exact quotient `self / o`, `None` if not exact or not representable.
-    pub fn checked_div(self, o: Dim) -> Option<Dim> {
-        match (self, o) {
-            (Dim::Known(a), Dim::Known(b)) if b != 0 && a % b == 0 => Some(Dim::Known(a / b)),
-            (Dim::Sym(s, k), Dim::Known(b)) if b != 0 && k % b == 0 => Some(Dim::Sym(s, k / b)),
-            (Dim::Sym(s, k), Dim::Sym(t, j)) if s == t && k % j == 0 => Some(Dim::Known(k / j)),
-            _ => None,
+            Dim::Expr(id) => {
+                let e = id.get();
+                let ones = vec![1; e.symbols().last().map_or(0, |s| s.0 as usize + 1)];
+                e.eval(&ones).unwrap_or(0)
+            }
         }
     }
     /// Formats the dim with the graph's symbol names.
     pub fn display(self, names: &[String]) -> String {
         match self {
             Dim::Known(v) => v.to_string(),
-            Dim::Sym(s, k) => {
-                let n = names
-                    .get(s.0 as usize)
-                    .cloned()
-                    .unwrap_or_else(|| format!("s{}", s.0));
-                if k == 1 {
-                    n
-                } else {
-                    format!("{k}*{n}")
-                }
-            }
+            _ => self.expr().display(names),
         }
+    }
+}
+
+/// An interned [`DimExpr`]: `Dim` stays `Copy` and its equality stays one comparison,
+/// the way compilers intern their symbols (rustc's `Symbol`). The table only grows; it
+/// holds the distinct extents of the graphs compiled in this process, a few per node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExprId(u32);
+
+struct Interner {
+    exprs: Vec<Arc<DimExpr>>,
+    ids: HashMap<Arc<DimExpr>, u32>,
+}
+
+static INTERNER: LazyLock<RwLock<Interner>> = LazyLock::new(|| {
+    RwLock::new(Interner {
+        exprs: vec![],
+        ids: HashMap::new(),
+    })
+});
+
+impl ExprId {
+    fn intern(e: DimExpr) -> ExprId {
+        if let Some(&id) = INTERNER
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .ids
+            .get(&e)
+        {
+            return ExprId(id);
+        }
+        let mut t = INTERNER.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(&id) = t.ids.get(&e) {
+            return ExprId(id);
+        }
+        let id = t.exprs.len() as u32;
+        let e = Arc::new(e);
+        t.exprs.push(e.clone());
+        t.ids.insert(e, id);
+        ExprId(id)
+    }
+    /// The expression.
+    pub fn get(self) -> DimExpr {
+        let t = INTERNER.read().unwrap_or_else(|p| p.into_inner());
+        (*t.exprs[self.0 as usize]).clone()
     }
 }
 
@@ -214,9 +324,9 @@ impl TensorType {
     pub fn check_size(&self) -> Result<(), String> {
         let mut n: u128 = 1;
         for d in &self.shape {
-            n = n.saturating_mul(u128::from(d.at_one()));
+            n = n.saturating_mul(u128::from(d.nominal()));
         }
-        let big = self.shape.iter().any(|d| d.at_one() > MAX_ELEMENTS);
+        let big = self.shape.iter().any(|d| d.nominal() > MAX_ELEMENTS);
         if big || n > u128::from(MAX_ELEMENTS) {
             let dims: Vec<String> = self.shape.iter().map(|d| d.display(&[])).collect();
             return Err(format!(

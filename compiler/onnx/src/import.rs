@@ -304,12 +304,13 @@ impl Importer<'_> {
             if d.has_dim_value() && d.dim_value() > 0 {
                 dims.push(Dim::Known(d.dim_value() as u64));
             } else {
-                let name = if d.has_dim_param() && !d.dim_param().is_empty() {
-                    d.dim_param().to_string()
-                } else if axis == 0 {
-                    "N".to_string()
+                // `?`, `-1` and unnamed dims are anonymous: each its own symbol, named
+                // after its input and axis (Paddle2ONNX writes `?` for H and W alike)
+                let p = d.dim_param();
+                let name = if d.has_dim_param() && !matches!(p, "" | "?" | "-1") {
+                    p.to_string()
                 } else {
-                    format!("{}_dim{axis}", vi.name)
+                    format!("{}.{axis}", vi.name)
                 };
                 self.dim_names.insert(name.clone());
                 match opts.fixed_dims.get(&name) {
@@ -337,7 +338,7 @@ impl Importer<'_> {
             .iter()
             .map(|v| match *v {
                 IV::K(k) => secc_ir::IntElem::Known(k),
-                IV::S(s, k) => secc_ir::IntElem::Sym(s, k),
+                IV::S(d) => secc_ir::IntElem::Dim(d),
             })
             .collect();
         if shape.contains(&0) {

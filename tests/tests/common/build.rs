@@ -57,6 +57,24 @@ impl Model {
         self
     }
 
+    /// A float32 graph input whose dims are numbers, `dim_param` names, or `""` for an
+    /// unnamed (anonymous) dim.
+    pub fn input_params(mut self, name: &str, dims: &[&str]) -> Self {
+        let mut vi = value_info(name, &vec![1; dims.len()]);
+        let t = vi.type_.as_mut().expect("just built");
+        let shape = t.mut_tensor_type().shape.as_mut().expect("just built");
+        for (dim, d) in shape.dim.iter_mut().zip(dims) {
+            *dim = onnx_protobuf::tensor_shape_proto::Dimension::new();
+            match d.parse::<i64>() {
+                Ok(v) => dim.set_dim_value(v),
+                Err(_) if d.is_empty() => {}
+                Err(_) => dim.set_dim_param(d.to_string()),
+            }
+        }
+        self.graph.input.push(vi);
+        self
+    }
+
     /// A float32 graph output (shape left to the importer).
     pub fn output(mut self, name: &str) -> Self {
         let mut vi = ValueInfoProto::new();

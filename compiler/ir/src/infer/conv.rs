@@ -1,6 +1,6 @@
 //! Convolution and transposed convolution: channel and group checks, the optional bias and
 //! residual operands, and the output extent of each spatial axis.
-use super::{window_axis, Cx};
+use super::{window_axis, window_out_symbolic, Cx};
 use crate::error::IrError;
 use crate::op::{dilated, Conv2dAttrs, ConvTransposeAttrs};
 use crate::types::{Dim, Shape, TensorType, MAX_ELEMENTS};
@@ -39,8 +39,21 @@ pub(super) fn conv2d(cx: &Cx, c: &Conv2dAttrs) -> Result<TensorType, IrError> {
     check_bias(cx, cout)?;
     let mut o: Shape = [x[0], Dim::Known(cout)].into_iter().collect();
     for i in 0..2 {
-        let e = cx.known(x[2 + i], "spatial extent")?;
         let pads = (c.pads[i], c.pads[i + 2]);
+        let Some(e) = x[2 + i].known() else {
+            let (_, k) =
+                window_axis(2 + i, 0, [kh, kw][i], c.dilations[i], pads).map_err(|m| cx.ty(m))?;
+            o.push(window_out_symbolic(
+                cx,
+                2 + i,
+                x[2 + i],
+                k,
+                pads,
+                c.strides[i],
+                false,
+            )?);
+            continue;
+        };
         let (inp, k) =
             window_axis(2 + i, e, [kh, kw][i], c.dilations[i], pads).map_err(|m| cx.ty(m))?;
         if inp < k {
@@ -74,8 +87,10 @@ pub(super) fn conv_transpose2d(cx: &Cx, c: &ConvTransposeAttrs) -> Result<Tensor
     check_bias(cx, cout)?;
     let mut o: Shape = [x[0], Dim::Known(cout)].into_iter().collect();
     for i in 0..2 {
-        let e = cx.known(x[2 + i], "spatial extent")?;
-        o.push(Dim::Known(transpose_axis(cx, c, i, e, [kh, kw][i])?));
+        o.push(match x[2 + i].known() {
+            Some(e) => Dim::Known(transpose_axis(cx, c, i, e, [kh, kw][i])?),
+            None => transpose_axis_symbolic(cx, c, i, x[2 + i], [kh, kw][i])?,
+        });
     }
     Ok(TensorType::f32(o))
 }
@@ -135,6 +150,32 @@ fn transpose_axis(
     }
     c.out_extent(i, e, k)
         .ok_or_else(|| cx.ty(format!("pads crop the whole output along axis {}", 2 + i)))
+}
+
+/// [`transpose_axis`] of a symbolic extent: `stride * (e - 1) + output_padding + eff -
+/// pads`, required to be at least 1.
+fn transpose_axis_symbolic(
+    cx: &Cx,
+    c: &ConvTransposeAttrs,
+    i: usize,
+    e: Dim,
+    k: u64,
+) -> Result<Dim, IrError> {
+    let (_, eff) = window_axis(2 + i, 0, k, c.dilations[i], (c.pads[i], c.pads[i + 2]))
+        .map_err(|m| cx.ty(m))?;
+    let grow = c.output_padding[i] + eff;
+    let crop = c.strides[i] + c.pads[i] + c.pads[i + 2];
+    let out = e
+        .checked_mul(Dim::Known(c.strides[i]))
+        .and_then(|v| v.checked_add(Dim::Known(grow)))
+        .and_then(|v| v.checked_sub(Dim::Known(crop)))
+        .ok_or_else(|| cx.ty(format!("extent along axis {} is not representable", 2 + i)))?;
+    cx.require_ge(
+        out,
+        Dim::Known(1),
+        &format!("output extent along axis {}", 2 + i),
+    )?;
+    Ok(out)
 }
 
 /// The optional third operand, a bias, must be `f32[cout]`.

@@ -26,10 +26,25 @@ pub(super) fn slice(
         if s[d] == shape[d] && starts[d] == 0 && steps[d] == 1 {
             continue;
         }
-        let (n, len) = (
-            cx.known(s[d], "sliced extent")?,
-            cx.known(shape[d], "slice length")?,
-        );
+        let (Some(n), Some(len)) = (s[d].known(), shape[d].known()) else {
+            if steps[d] < 0 {
+                return Err(cx.ty(format!("axis {d}: a reversed slice of a symbolic extent")));
+            }
+            // start + (len - 1) * step < n, with len >= 1
+            let last = shape[d]
+                .checked_mul(Dim::Known(steps[d] as u64))
+                .and_then(|v| v.checked_add(Dim::Known(starts[d] + 1)))
+                .and_then(|v| v.checked_sub(Dim::Known(steps[d] as u64)));
+            let last =
+                last.ok_or_else(|| cx.ty(format!("axis {d}: slice end not representable")))?;
+            cx.require_ge(
+                shape[d],
+                Dim::Known(1),
+                &format!("slice length on axis {d}"),
+            )?;
+            cx.require_ge(s[d], last, &format!("slice inside the extent on axis {d}"))?;
+            continue;
+        };
         if len == 0 {
             continue;
         }
@@ -90,12 +105,19 @@ pub(super) fn reshape(cx: &Cx, shape: &Shape) -> Result<TensorType, IrError> {
     let ins = cx.ins;
     let a = ins[0].numel();
     let b = TensorType::f32(shape.iter().copied()).numel();
-    if a.is_none() || a != b {
+    let differ = match (a, b) {
+        (Some(a), Some(b)) => a != b && a.known().is_some() && b.known().is_some(),
+        _ => true,
+    };
+    if differ {
         return Err(cx.ty(format!(
             "element count differs: input {} vs target {}",
             ins[0],
             TensorType::f32(shape.iter().copied())
         )));
+    }
+    if let (Some(a), Some(b)) = (a, b) {
+        cx.require_eq(a, b, "element count")?;
     }
     Ok(TensorType {
         dtype: ins[0].dtype,
@@ -104,8 +126,8 @@ pub(super) fn reshape(cx: &Cx, shape: &Shape) -> Result<TensorType, IrError> {
     })
 }
 
-/// Concatenation: operands agree outside `axis`; extents along it add up, and a known
-/// extent never adds to a symbolic one (the sum would not be a `k * symbol`).
+/// Concatenation: operands agree outside `axis` (a constraint where they are symbolic);
+/// extents along it add up.
 pub(super) fn concat(cx: &Cx, axis: usize) -> Result<TensorType, IrError> {
     let ins = cx.ins;
     let r = ins[0].rank();
@@ -114,24 +136,30 @@ pub(super) fn concat(cx: &Cx, axis: usize) -> Result<TensorType, IrError> {
     }
     let mut o = ins[0].shape.clone();
     for t in &ins[1..] {
-        if t.rank() != r || (0..r).any(|i| i != axis && t.shape[i] != o[i]) {
+        let known_differ = |i: usize| {
+            let (a, b) = (t.shape[i], o[i]);
+            a != b && a.known().is_some() && b.known().is_some()
+        };
+        if t.rank() != r || (0..r).any(|i| i != axis && known_differ(i)) {
             return Err(cx.ty(format!(
                 "operand {} does not match {} outside axis {axis}",
                 t, ins[0]
             )));
         }
-        o[axis] = match (o[axis], t.shape[axis]) {
-            (Dim::Known(_), Dim::Sym(..)) | (Dim::Sym(..), Dim::Known(_)) => {
-                return Err(cx.ty("concatenated extent mixes known and symbolic sizes".into()))
-            }
-            (a, b) => a.checked_add(b).ok_or_else(|| {
-                cx.ty(format!(
-                    "concatenated extent {} + {} is not representable",
-                    a.display(&[]),
-                    b.display(&[])
-                ))
-            })?,
-        };
+        for i in (0..r).filter(|&i| i != axis) {
+            cx.require_eq(
+                o[i],
+                t.shape[i],
+                &format!("concatenated operands' axis {i}"),
+            )?;
+        }
+        o[axis] = o[axis].checked_add(t.shape[axis]).ok_or_else(|| {
+            cx.ty(format!(
+                "concatenated extent {} + {} is not representable",
+                o[axis].display(&[]),
+                t.shape[axis].display(&[])
+            ))
+        })?;
     }
     Ok(TensorType::f32(o))
 }
@@ -155,7 +183,15 @@ pub(super) fn pad(cx: &Cx, pads: &[(u64, u64)], mode: &PadMode) -> Result<Tensor
             o.push(*d);
             continue;
         }
-        let v = cx.known(*d, "padded extent")?;
+        let Some(v) = d.known() else {
+            if *mode == PadMode::Reflect {
+                let m = Dim::Known(b.max(e) + 1);
+                cx.require_ge(*d, m, "reflect padding needs an extent above both pads")?;
+            }
+            let p = d.checked_add(Dim::Known(b + e));
+            o.push(p.ok_or_else(|| cx.ty("padded extent is not representable".into()))?);
+            continue;
+        };
         if *mode == PadMode::Reflect && (b >= v || e >= v) {
             return Err(cx.ty(format!(
                 "reflect padding ({b},{e}) needs an extent above both, got {v}"

@@ -4,14 +4,13 @@
 use super::Cx;
 use crate::error::IrError;
 use crate::op::EwInstr;
-use crate::types::{broadcast_shapes, Shape, TensorType};
+use crate::types::{Shape, TensorType};
 
 /// `a op b`: the two operands broadcast together.
 pub(super) fn binary(cx: &Cx) -> Result<TensorType, IrError> {
     let ins = cx.ins;
-    broadcast_shapes(&ins[0].shape, &ins[1].shape)
+    cx.broadcast(&ins[0].shape, &ins[1].shape)
         .map(TensorType::f32)
-        .map_err(|m| cx.ty(m))
 }
 
 /// A fused program: every register it reads must already be defined (operands first, then
@@ -29,7 +28,7 @@ pub(super) fn fused(cx: &Cx, prog: &[EwInstr]) -> Result<TensorType, IrError> {
     }
     let mut s = ins[0].shape.clone();
     for t in &ins[1..] {
-        s = broadcast_shapes(&s, &t.shape).map_err(|m| cx.ty(m))?;
+        s = cx.broadcast(&s, &t.shape)?;
     }
     Ok(TensorType::f32(s))
 }
@@ -37,16 +36,14 @@ pub(super) fn fused(cx: &Cx, prog: &[EwInstr]) -> Result<TensorType, IrError> {
 /// `where(cond, a, b)`: all three broadcast together.
 pub(super) fn select(cx: &Cx) -> Result<TensorType, IrError> {
     let ins = cx.ins;
-    broadcast_shapes(&ins[0].shape, &ins[1].shape)
-        .and_then(|s| broadcast_shapes(&s, &ins[2].shape))
-        .map(TensorType::f32)
-        .map_err(|m| cx.ty(m))
+    let s = cx.broadcast(&ins[0].shape, &ins[1].shape)?;
+    cx.broadcast(&s, &ins[2].shape).map(TensorType::f32)
 }
 
 /// `expand`: the operand must broadcast to exactly the stated shape (not beyond it).
 pub(super) fn expand(cx: &Cx, shape: &Shape) -> Result<TensorType, IrError> {
     let ins = cx.ins;
-    let b = broadcast_shapes(&ins[0].shape, shape).map_err(|m| cx.ty(m))?;
+    let b = cx.broadcast(&ins[0].shape, shape)?;
     if b != *shape {
         return Err(cx.ty(format!(
             "{} does not broadcast to the stated output shape",

@@ -4,7 +4,7 @@
 use super::Cx;
 use crate::error::IrError;
 use crate::op::GemmAttrs;
-use crate::types::{broadcast_shapes, Dim, Shape, TensorType};
+use crate::types::{Dim, Shape, TensorType};
 
 /// `matmul(a, b)` with numpy semantics.
 pub(super) fn matmul(cx: &Cx) -> Result<TensorType, IrError> {
@@ -25,10 +25,8 @@ pub(super) fn matmul(cx: &Cx) -> Result<TensorType, IrError> {
     };
     let (m, k1) = (a2[a2.len() - 2], a2[a2.len() - 1]);
     let (k2, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
-    if k1 != k2 {
-        return Err(cx.ty(format!("inner dimensions differ: {} vs {}", ins[0], ins[1])));
-    }
-    let mut o = broadcast_shapes(&a2[..a2.len() - 2], &b2[..b2.len() - 2]).map_err(|m| cx.ty(m))?;
+    inner(cx, k1, k2)?;
+    let mut o = cx.broadcast(&a2[..a2.len() - 2], &b2[..b2.len() - 2])?;
     if a.len() > 1 {
         o.push(m);
     }
@@ -36,6 +34,15 @@ pub(super) fn matmul(cx: &Cx) -> Result<TensorType, IrError> {
         o.push(n);
     }
     Ok(TensorType::f32(o))
+}
+
+/// The inner dimensions of a product agree (a constraint where they are symbolic).
+fn inner(cx: &Cx, k1: Dim, k2: Dim) -> Result<(), IrError> {
+    if k1 != k2 && k1.known().is_some() && k2.known().is_some() {
+        let ins = cx.ins;
+        return Err(cx.ty(format!("inner dimensions differ: {} vs {}", ins[0], ins[1])));
+    }
+    cx.require_eq(k1, k2, "inner dimensions").map(|_| ())
 }
 
 /// `gemm(a, b[, c])`: `alpha * op(a) @ op(b) + beta * c`.
@@ -58,12 +65,10 @@ pub(super) fn gemm(cx: &Cx, g: &GemmAttrs) -> Result<TensorType, IrError> {
     } else {
         (b[0], b[1])
     };
-    if k1 != k2 {
-        return Err(cx.ty(format!("inner dimensions differ: {} vs {}", ins[0], ins[1])));
-    }
+    inner(cx, k1, k2)?;
     let out: Shape = [m, n].into_iter().collect();
     if let Some(c) = ins.get(2) {
-        let bc = broadcast_shapes(&out, &c.shape).map_err(|m| cx.ty(m))?;
+        let bc = cx.broadcast(&out, &c.shape)?;
         if bc != out {
             return Err(cx.ty(format!("C {} does not broadcast to [M,N]", c)));
         }

@@ -5,9 +5,11 @@
 //!
 //! [`Op::infer`] checks arity and dtypes once, then [`shape`] hands the operands to the
 //! family's function; each returns the output type or an [`IrError::Type`] naming the op.
+use crate::constraint::{Constraint, Rel};
 use crate::error::IrError;
 use crate::op::{dilated, Op};
-use crate::types::{Dim, TensorType, MAX_ELEMENTS};
+use crate::types::{broadcast_shapes, Dim, Shape, TensorType, MAX_ELEMENTS};
+use std::cell::RefCell;
 
 mod conv;
 mod data;
@@ -22,12 +24,89 @@ pub(crate) struct Cx<'a> {
     pub name: &'static str,
     /// operand types
     pub ins: &'a [&'a TensorType],
+    /// what the rule requires of the symbols and could not decide (origin left empty)
+    pub reqs: RefCell<Vec<Constraint>>,
 }
 
 impl Cx<'_> {
     /// A type error of this op.
     pub fn ty(&self, m: String) -> IrError {
         IrError::ty(self.name, m)
+    }
+
+    /// Requires `a >= b`: checked now when both are known (an error naming `what`),
+    /// recorded as a constraint otherwise.
+    pub fn require_ge(&self, a: Dim, b: Dim, what: &str) -> Result<(), IrError> {
+        self.require(a, Rel::Ge, b, what)
+    }
+
+    /// Requires `a == b` (as [`Cx::require_ge`]); returns the extent both have, `a`.
+    pub fn require_eq(&self, a: Dim, b: Dim, what: &str) -> Result<Dim, IrError> {
+        self.require(a, Rel::Eq, b, what).map(|_| a)
+    }
+
+    fn require(&self, a: Dim, rel: Rel, b: Dim, what: &str) -> Result<(), IrError> {
+        if a == b {
+            return Ok(());
+        }
+        if let (Some(x), Some(y)) = (a.known(), b.known()) {
+            let ok = match rel {
+                Rel::Ge => x >= y,
+                Rel::Eq => x == y,
+            };
+            return if ok {
+                Ok(())
+            } else {
+                Err(self.ty(format!(
+                    "{what}: {x} {} {y} does not hold",
+                    if rel == Rel::Ge { ">=" } else { "==" }
+                )))
+            };
+        }
+        self.reqs.borrow_mut().push(Constraint {
+            lhs: a,
+            rel,
+            rhs: b,
+            origin: String::new(),
+        });
+        Ok(())
+    }
+
+    /// Numpy-style broadcast of two shapes. Two extents that differ and are not 1 must be
+    /// equal: an error when both are known, a constraint otherwise (the result is the known
+    /// one, if either is).
+    pub fn broadcast(&self, a: &[Dim], b: &[Dim]) -> Result<Shape, IrError> {
+        let r = a.len().max(b.len());
+        let one = Dim::Known(1);
+        let at = |s: &[Dim], i: usize| {
+            if i + s.len() >= r {
+                s[i + s.len() - r]
+            } else {
+                one
+            }
+        };
+        let mut out = Shape::new();
+        for i in 0..r {
+            let (da, db) = (at(a, i), at(b, i));
+            let d = if da == db || db == one {
+                da
+            } else if da == one {
+                db
+            } else if da.known().is_some() && db.known().is_some() {
+                return Err(self.ty(broadcast_shapes(a, b)
+                    .err()
+                    .unwrap_or_else(|| "do not broadcast".into())));
+            } else {
+                let (k, o) = if db.known().is_some() {
+                    (db, da)
+                } else {
+                    (da, db)
+                };
+                self.require_eq(k, o, &format!("broadcast axis {i}"))?
+            };
+            out.push(d);
+        }
+        Ok(out)
     }
 
     /// The extent `d`, which must be known (`what` names it in the error).
@@ -106,4 +185,52 @@ fn window_axis(
             )
         })?;
     Ok((padded, eff))
+}
+
+/// Output extent of a window along a symbolic axis of extent `e`: `floor((e + pads - eff) /
+/// stride) + 1`, or with `ceil` the ceiling, less a last window that would start in the end
+/// padding: `min(ceil(..) + 1, ceil((e + pad_begin) / stride))` (exact while the end pad is
+/// below the window, as every exporter writes it). Requires the padded extent to hold the
+/// window.
+fn window_out_symbolic(
+    cx: &Cx,
+    axis: usize,
+    e: Dim,
+    eff: u64,
+    pads: (u64, u64),
+    stride: u64,
+    ceil: bool,
+) -> Result<Dim, IrError> {
+    let overflow = || cx.ty(format!("extent along axis {axis} is not representable"));
+    let padded = e
+        .checked_add(Dim::Known(pads.0 + pads.1))
+        .ok_or_else(overflow)?;
+    cx.require_ge(
+        padded,
+        Dim::Known(eff),
+        &format!("window of {eff} inside the padded extent along axis {axis}"),
+    )?;
+    let num = padded.checked_sub(Dim::Known(eff)).ok_or_else(overflow)?;
+    let q = if ceil {
+        num.div_ceil(stride)
+    } else {
+        num.div_floor(stride)
+    };
+    let out = q
+        .and_then(|q| q.checked_add(Dim::Known(1)))
+        .ok_or_else(overflow)?;
+    if !ceil {
+        return Ok(out);
+    }
+    if pads.1 >= eff {
+        return Err(cx.ty(format!(
+            "ceil_mode with an end pad {} not below the window {eff} along symbolic axis {axis}",
+            pads.1
+        )));
+    }
+    let starts = e
+        .checked_add(Dim::Known(pads.0))
+        .and_then(|v| v.div_ceil(stride))
+        .ok_or_else(overflow)?;
+    out.min(starts).ok_or_else(overflow)
 }

@@ -1,6 +1,6 @@
 //! Pooling and reductions: windowed 2-D pooling (and its argmax indices), global pooling
 //! over the spatial axes, reductions over a set of axes, and softmax along one axis.
-use super::{window_axis, Cx};
+use super::{window_axis, window_out_symbolic, Cx};
 use crate::error::IrError;
 use crate::op::{Op, PoolAttrs, PoolKind};
 use crate::types::{Dim, Shape, TensorType};
@@ -14,12 +14,26 @@ pub(super) fn pool2d(cx: &Cx, p: &PoolAttrs) -> Result<TensorType, IrError> {
     }
     let mut o: Shape = x[..2].iter().copied().collect();
     for i in 0..2 {
-        let e = cx.known(x[2 + i], "spatial extent")?;
         let (k, d) = (p.kernel[i], p.dilations[i]);
-        window_axis(2 + i, e, k, d, (p.pads[i], p.pads[i + 2])).map_err(|m| cx.ty(m))?;
+        let pads = (p.pads[i], p.pads[i + 2]);
         if p.strides[i] == 0 {
             return Err(cx.ty("strides must be >= 1".into()));
         }
+        let Some(e) = x[2 + i].known() else {
+            let (_, eff) = window_axis(2 + i, 0, k, d, pads).map_err(|m| cx.ty(m))?;
+            let s = p.strides[i];
+            o.push(window_out_symbolic(
+                cx,
+                2 + i,
+                x[2 + i],
+                eff,
+                pads,
+                s,
+                p.ceil_mode,
+            )?);
+            continue;
+        };
+        window_axis(2 + i, e, k, d, pads).map_err(|m| cx.ty(m))?;
         let v = p.out_extent(i, e).ok_or_else(|| {
             cx.ty(format!(
                 "window larger than padded input along axis {}",

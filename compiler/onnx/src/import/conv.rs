@@ -104,19 +104,24 @@ impl Importer<'_> {
         if group < 1 {
             return Err(cx.attr_err("group", format!("{group} must be >= 1")).into());
         }
-        let inp = match (xs[2].known(), xs[3].known()) {
-            (Some(a), Some(b)) => [a, b],
-            _ => return Err(unsupported(cx, "spatial extents must be known")),
-        };
+        // a symbolic extent counts as 0 here: only explicit output_shape needs its value
+        // (SAME's pads do not depend on it), and that case is refused below
+        let inp = [xs[2].known(), xs[3].known()];
         // every factor is at most MAX_ELEMENTS (2^32), so these fit in i128
         let full = |i: usize, op: &[u64; 2]| {
-            i128::from(strides[i]) * (i128::from(inp[i]) - 1)
+            i128::from(strides[i]) * (i128::from(inp[i].unwrap_or(0)) - 1)
                 + i128::from(op[i])
                 + i128::from(dilations[i]) * (i128::from(k[i]) - 1)
                 + 1
         };
         let auto_pad = cx.string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
         let out_shape: Option<[i128; 2]> = match cx.ints("output_shape")? {
+            Some(_) if inp.contains(&None) => {
+                return Err(unsupported(
+                    cx,
+                    "output_shape with symbolic spatial extents is not supported",
+                ))
+            }
             Some(v) if v.len() >= 2 && v[v.len() - 2..].iter().all(|&x| in_range(x, 1)) => {
                 Some([v[v.len() - 2].into(), v[v.len() - 1].into()])
             }
@@ -132,8 +137,8 @@ impl Importer<'_> {
                     .into())
             }
             None if auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER" => Some([
-                i128::from(inp[0]) * i128::from(strides[0]),
-                i128::from(inp[1]) * i128::from(strides[1]),
+                i128::from(inp[0].unwrap_or(0)) * i128::from(strides[0]),
+                i128::from(inp[1].unwrap_or(0)) * i128::from(strides[1]),
             ]),
             None => None,
         };

@@ -403,7 +403,7 @@ impl Importer<'_> {
                 .iter()
                 .map(|v| match *v {
                     IV::K(k) if k >= 1 => Ok(Dim::Known(k as u64)),
-                    IV::S(s, c) => Ok(Dim::Sym(s, c)),
+                    IV::S(d) => Ok(d),
                     IV::K(k) => Err(cx.err(format!("target extent {k} must be >= 1"))),
                 })
                 .collect::<Result<_, _>>()?,
@@ -512,7 +512,7 @@ impl Importer<'_> {
                     for (k, &a) in axes.iter().enumerate() {
                         let d = match sz[k] {
                             IV::K(v) if v >= 1 => Dim::Known(v as u64),
-                            IV::S(s, c) => Dim::Sym(s, c),
+                            IV::S(d) => d,
                             IV::K(v) => {
                                 return Err(cx.err(format!("output size {v} must be >= 1")).into())
                             }

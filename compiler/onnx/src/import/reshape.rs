@@ -77,8 +77,8 @@ impl Importer<'_> {
         for (i, &t) in target.iter().enumerate() {
             let t = match t {
                 IV::K(k) => k,
-                IV::S(sym, k) => {
-                    out.push(Some(Dim::Sym(sym, k)));
+                IV::S(d) => {
+                    out.push(Some(d));
                     continue;
                 }
             };

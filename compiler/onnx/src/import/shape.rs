@@ -6,55 +6,87 @@
 //! a symbolic dimension, so a batch that stays symbolic flows through to the `Reshape`.
 use super::{Failure, Importer, R};
 use crate::attrs::NodeCx;
-use secc_ir::{ConstData, Dim, SymId};
+use secc_ir::dim_expr::DimExpr;
+use secc_ir::{ConstData, Dim};
 
-/// One integer value: known, or `coeff * symbol`.
+/// One integer value: known, or an expression over the symbolic dimensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IV {
     /// a known integer
     K(i64),
-    /// `coeff * symbol`
-    S(SymId, u64),
+    /// a symbolic value (never a constant: those are `K`)
+    S(Dim),
 }
 
 impl IV {
-    fn from_dim(d: Dim) -> IV {
+    pub(crate) fn from_dim(d: Dim) -> IV {
         match d {
             Dim::Known(v) => IV::K(v as i64),
-            Dim::Sym(s, k) => IV::S(s, k),
+            d => IV::S(d),
+        }
+    }
+
+    fn from_expr(e: DimExpr) -> Option<IV> {
+        match e.as_known() {
+            Some(v) => Some(IV::K(v)),
+            None => Dim::from_expr(e).map(IV::S),
+        }
+    }
+
+    fn expr(self) -> DimExpr {
+        match self {
+            IV::K(v) => DimExpr::known(v),
+            IV::S(d) => d.expr(),
         }
     }
 
     fn binary(op: &str, a: IV, b: IV) -> Option<IV> {
         use IV::*;
-        Some(match (op, a, b) {
-            ("Add", K(x), K(y)) => K(x.checked_add(y)?),
-            ("Sub", K(x), K(y)) => K(x.checked_sub(y)?),
-            ("Mul", K(x), K(y)) => K(x.checked_mul(y)?),
-            ("Mul", K(x), S(s, k)) | ("Mul", S(s, k), K(x)) if x > 0 => {
-                S(s, k.checked_mul(x as u64)?)
-            }
-            ("Mul", K(0), S(..)) | ("Mul", S(..), K(0)) => K(0),
-            ("Div", K(x), K(y)) => K(x.checked_div_euclid(y)?),
-            ("Div", S(s, k), K(y)) if y > 0 && k % y as u64 == 0 => S(s, k / y as u64),
-            ("Div", S(s, k), S(t, j)) if s == t && k % j == 0 => K((k / j) as i64),
-            ("Equal", K(x), K(y)) => K((x == y) as i64),
-            ("And", K(x), K(y)) => K((x != 0 && y != 0) as i64),
-            ("Max", K(x), K(y)) => K(x.max(y)),
-            ("Min", K(x), K(y)) => K(x.min(y)),
+        if let (K(x), K(y)) = (a, b) {
+            return Some(K(match op {
+                "Add" => x.checked_add(y)?,
+                "Sub" => x.checked_sub(y)?,
+                "Mul" => x.checked_mul(y)?,
+                "Div" => x.checked_div_euclid(y)?,
+                "Equal" => (x == y) as i64,
+                "And" => (x != 0 && y != 0) as i64,
+                "Or" => (x != 0 || y != 0) as i64,
+                "Max" => x.max(y),
+                "Min" => x.min(y),
+                "Less" => (x < y) as i64,
+                "Greater" => (x > y) as i64,
+                _ => return None,
+            }));
+        }
+        let (ea, eb) = (a.expr(), b.expr());
+        match (op, a, b) {
+            ("Add", ..) => IV::from_expr(ea.add(&eb)?),
+            ("Sub", ..) => IV::from_expr(ea.sub(&eb)?),
+            ("Mul", ..) => IV::from_expr(ea.mul(&eb)?),
+            // symbolic extents are >= 0, so integer division truncates like floor
+            ("Div", S(_), K(y)) if y > 0 => IV::from_expr(ea.div_floor(y as u64)?),
+            ("Div", S(_), S(_)) => IV::from_expr(ea.div_exact(&eb)?),
             // a symbolic extent is >= 1
-            ("Max", S(s, k), K(x)) | ("Max", K(x), S(s, k)) if x <= 1 => S(s, k),
-            ("Min", S(..), K(x)) | ("Min", K(x), S(..)) if x <= 1 => K(x),
-            ("Or", K(x), K(y)) => K((x != 0 || y != 0) as i64),
-            ("Less", K(x), K(y)) => K((x < y) as i64),
-            ("Greater", K(x), K(y)) => K((x > y) as i64),
-            ("Equal", S(s, k), S(t, j)) if s == t => K((k == j) as i64),
+            ("Max", S(d), K(x)) | ("Max", K(x), S(d)) if x <= 1 => Some(S(d)),
+            ("Min", S(_), K(x)) | ("Min", K(x), S(_)) if x <= 1 => Some(K(x)),
+            ("Max", ..) if nonneg(a) && nonneg(b) => IV::from_expr(ea.maximum(&eb)?),
+            ("Min", ..) if nonneg(a) && nonneg(b) => IV::from_expr(ea.minimum(&eb)?),
+            ("Equal", S(x), S(y)) if x == y => Some(K(1)),
             // a symbolic extent is >= 1: it never equals, nor is below, a value <= 0
-            ("Equal", S(..), K(x)) | ("Equal", K(x), S(..)) if x <= 0 => K(0),
-            ("Less", S(..), K(x)) | ("Greater", K(x), S(..)) if x <= 0 => K(0),
-            ("Greater", S(..), K(x)) | ("Less", K(x), S(..)) if x <= 0 => K(1),
-            _ => return None,
-        })
+            ("Equal", S(_), K(x)) | ("Equal", K(x), S(_)) if x <= 0 => Some(K(0)),
+            ("Less", S(_), K(x)) | ("Greater", K(x), S(_)) if x <= 0 => Some(K(0)),
+            ("Greater", S(_), K(x)) | ("Less", K(x), S(_)) if x <= 0 => Some(K(1)),
+            _ => None,
+        }
+    }
+}
+
+/// Whether the value is a known non-negative number or an extent (symbolic values here
+/// are extents and sums, products and quotients of them with non-negative coefficients).
+fn nonneg(v: IV) -> bool {
+    match v {
+        IV::K(x) => x >= 0,
+        IV::S(d) => d.expr().is_nonneg(),
     }
 }
 
@@ -449,7 +481,11 @@ impl Importer<'_> {
                             .checked_neg()
                             .map(IV::K)
                             .ok_or_else(|| cx.err(format!("-({k}) overflows int64"))),
-                        IV::S(..) => Err(cx.err("cannot negate a symbolic dimension")),
+                        IV::S(d) => d
+                            .expr()
+                            .scale(-1)
+                            .and_then(IV::from_expr)
+                            .ok_or_else(|| cx.err("cannot negate a symbolic dimension")),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 self.def_int(cx, sh, out)

@@ -1,0 +1,200 @@
+//! Dynamic shapes (issue 10): models with symbolic image sizes, as Paddle2ONNX and PyTorch
+//! export them (tests/models/dynamic/, written by tests/models/gen_dynamic.py with ONNX
+//! Runtime's outputs at two sizes each). One imported graph must reproduce ONNX Runtime at
+//! both sizes, its SE blocks must still fuse, and a binding that breaks a shape rule must
+//! be refused with the node and the values.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+mod common;
+use common::build::{values, Model, A};
+use common::*;
+use secc_ir::{interp, Dim};
+use std::path::PathBuf;
+
+fn dynamic(name: &str) -> PathBuf {
+    models_dir().join("dynamic").join(format!("{name}.onnx"))
+}
+
+/// Input and ONNX Runtime output of size `k`.
+fn case(name: &str, k: usize) -> (interp::Tensor, interp::Tensor) {
+    let dir = models_dir().join("dynamic");
+    let x = npy::read(&dir.join(format!("{name}.s{k}.in0.npy")));
+    let y = npy::read(&dir.join(format!("{name}.s{k}.ort0.npy")));
+    (x, y)
+}
+
+/// The models whose every op takes symbolic image sizes in the IR.
+const IMPORTED: [&str; 4] = ["se_dynamic_hw", "se_dynamic_anon", "ppocr_cls", "ppocr_rec"];
+
+#[test]
+fn one_graph_matches_onnx_runtime_at_two_image_sizes() {
+    for name in IMPORTED {
+        let mut g = import(&dynamic(name));
+        for k in 0..2 {
+            let (x, want) = case(name, k);
+            let got = interp::run(&g, std::slice::from_ref(&x)).unwrap();
+            let e = max_rel_err(&got[0], &want);
+            assert!(e < 1e-4, "{name} size {k} {:?}: error {e}", x.shape);
+        }
+        // and after the optimisation pipeline (SE fusion, layouts)
+        run_passes(&mut g);
+        for k in 0..2 {
+            let (x, want) = case(name, k);
+            let got = interp::run(&g, std::slice::from_ref(&x)).unwrap();
+            let e = max_rel_err(&got[0], &want);
+            assert!(e < 1e-4, "{name} after passes, size {k}: error {e}");
+        }
+    }
+}
+
+#[test]
+fn se_blocks_fuse_with_symbolic_height_and_width() {
+    for (name, want) in [("se_dynamic_hw", 2), ("se_dynamic_anon", 1)] {
+        let mut g = import(&dynamic(name));
+        run_passes(&mut g);
+        assert_eq!(count_se(&g), want, "{name}:\n{}", secc_ir::print::print(&g));
+    }
+    let mut g = import(&dynamic("ppocr_rec"));
+    run_passes(&mut g);
+    assert!(count_se(&g) >= 2, "{}", secc_ir::print::print(&g));
+}
+
+#[test]
+fn anonymous_dims_are_each_their_own_symbol() {
+    // `?` on N, H and W (Paddle2ONNX): three symbols, named after input and axis
+    let g = import(&dynamic("se_dynamic_anon"));
+    let x = g.ty(g.inputs[0].1.into());
+    assert_eq!(x.display(&g.sym_names), "f32[x.0,32,x.2,x.3]");
+    // `-1`, unnamed and `?` alike; equal names are one symbol
+    let g = Model::new(13)
+        .input_params("a", &["-1", "3", "", "?"])
+        .input_params("b", &["H", "H"])
+        .node("Identity", "i", &["a"], &["y"], &[])
+        .node("Identity", "j", &["b"], &["z"], &[])
+        .output("y")
+        .output("z")
+        .import()
+        .unwrap();
+    assert_eq!(g.sym_names, ["a.0", "a.2", "a.3", "H"]);
+}
+
+/// `x: f32[1, 2, ?, ?]` through `nodes`.
+fn spatial_model(build: impl FnOnce(Model) -> Model) -> Model {
+    build(Model::new(13).input_params("x", &["1", "2", "?", "?"])).output("y")
+}
+
+#[test]
+fn a_binding_that_breaks_a_shape_rule_names_the_node_and_the_values() {
+    // a 3x3 valid convolution needs H >= 3 and W >= 3
+    let m = spatial_model(|m| {
+        m.f32s("w", &[4, 2, 3, 3], values(72, 3)).node(
+            "Conv",
+            "conv_valid",
+            &["x", "w"],
+            &["y"],
+            &[],
+        )
+    });
+    let g = m.import().unwrap();
+    let text = secc_ir::print::print(&g);
+    assert!(
+        text.contains("require x.2 >= 3  (node \"conv_valid\" (conv2d))"),
+        "{text}"
+    );
+    let ok = interp::Tensor::new(vec![1, 2, 3, 5], values(30, 1));
+    assert_eq!(interp::run(&g, &[ok]).unwrap()[0].shape, vec![1, 4, 1, 3]);
+    let small = interp::Tensor::new(vec![1, 2, 2, 5], values(20, 1));
+    let e = interp::run(&g, &[small]).unwrap_err().to_string();
+    assert!(
+        e.contains("conv_valid") && e.contains(">= 3") && e.contains("x.2 = 2"),
+        "{e}"
+    );
+}
+
+#[test]
+fn two_operands_of_unrelated_sizes_must_agree_when_bound() {
+    let g = Model::new(13)
+        .input_params("a", &["1", "4", "H", "W"])
+        .input_params("b", &["1", "4", "P", "W"])
+        .node("Add", "add_hw", &["a", "b"], &["y"], &[])
+        .output("y")
+        .import()
+        .unwrap();
+    let text = secc_ir::print::print(&g);
+    assert!(
+        text.contains("require H == P  (node \"add_hw\" (add))"),
+        "{text}"
+    );
+    let t = |h| interp::Tensor::new(vec![1, 4, h, 3], values(12 * h, 2));
+    assert!(interp::run(&g, &[t(5), t(5)]).is_ok());
+    let e = interp::run(&g, &[t(5), t(6)]).unwrap_err().to_string();
+    assert!(
+        e.contains("add_hw") && e.contains("H = 5") && e.contains("P = 6"),
+        "{e}"
+    );
+}
+
+#[test]
+fn strided_windows_give_exact_symbolic_extents() {
+    // stride-2 3x3 pad 1 conv, a ceil-mode 3x3 stride-2 max pool, a 2x2 stride-2
+    // transposed conv, a concat with itself along W: every extent an expression
+    let m = spatial_model(|m| {
+        m.f32s("w", &[3, 2, 3, 3], values(54, 5))
+            .f32s("t", &[3, 2, 2, 2], values(24, 6))
+            .node(
+                "Conv",
+                "c",
+                &["x", "w"],
+                &["c"],
+                &[("strides", A::Is(&[2, 2])), ("pads", A::Is(&[1, 1, 1, 1]))],
+            )
+            .node(
+                "MaxPool",
+                "p",
+                &["c"],
+                &["p"],
+                &[
+                    ("kernel_shape", A::Is(&[3, 3])),
+                    ("strides", A::Is(&[2, 2])),
+                    ("ceil_mode", A::I(1)),
+                ],
+            )
+            .node(
+                "ConvTranspose",
+                "u",
+                &["p", "t"],
+                &["u"],
+                &[("strides", A::Is(&[2, 2]))],
+            )
+            .node("Concat", "cat", &["u", "u"], &["y"], &[("axis", A::I(3))])
+    });
+    let g = m.import().unwrap();
+    for (h, w) in [(7usize, 9usize), (8, 5), (13, 6), (5, 5), (6, 17)] {
+        let x = interp::Tensor::new(vec![1, 2, h, w], values(2 * h * w, 7));
+        let y = &interp::run(&g, &[x]).unwrap()[0];
+        // the same model imported at this fixed size is the oracle
+        let mut opts = secc_onnx::ImportOptions::default();
+        opts.fixed_dims.insert("x.2".into(), h as u64);
+        opts.fixed_dims.insert("x.3".into(), w as u64);
+        let fixed = secc_onnx::import_bytes(&m.bytes(), None, &opts).unwrap();
+        let want: Vec<usize> = fixed
+            .ty(fixed.outputs[0].1)
+            .shape
+            .iter()
+            .map(|d| d.known().unwrap() as usize)
+            .collect();
+        assert_eq!(y.shape, want, "{h}x{w}");
+    }
+    let out = g.ty(g.outputs[0].1);
+    assert!(
+        matches!(out.shape[2], Dim::Expr(_)),
+        "{}",
+        out.display(&g.sym_names)
+    );
+    // H = 3 leaves the pool a 2-row input: refused with the pool's rule
+    let x = interp::Tensor::new(vec![1, 2, 3, 9], values(54, 7));
+    let e = interp::run(&g, &[x]).unwrap_err().to_string();
+    assert!(
+        e.contains("\"p\" (max_pool2d)") && e.contains("x.2 = 3"),
+        "{e}"
+    );
+}
