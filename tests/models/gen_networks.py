@@ -6,7 +6,7 @@ dynamic batch "N"), plus an input and ONNX Runtime's output for each, into
 tests/models/networks/ (git-ignored: 20-110 MB each; .ci/run regenerates them).
 
 mobilenetv3_large_dyn is MobileNetV3-Large again (the same weights) with a symbolic image
-size, input ["N", 3, "H", "W"] (issue 10), with inputs and ONNX Runtime outputs at two
+size, input ["N", 3, "H", "W"] (issue 10), in networks/dynamic/, with inputs and ONNX Runtime outputs at two
 sizes: `.s0.*` at 1x3x224x224 and `.s1.*` at 2x3x320x256 (H 320, W 256).
 
     .venv/bin/python tests/models/gen_networks.py
@@ -85,7 +85,11 @@ class Net:
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="secc-networks")
         m.ir_version = 8
         onnx.checker.check_model(m)
-        path = os.path.join(OUT, self.name + ".onnx")
+        # a dynamic-size twin goes to networks/dynamic/, out of the static networks' folder
+        # that the check and network tests walk (its tests are in tests/tests/dynamic.rs)
+        folder = OUT if in_dims[2:] == (224, 224) else os.path.join(OUT, "dynamic")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, self.name + ".onnx")
         onnx.save(m, path)
         return path
 
