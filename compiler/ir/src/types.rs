@@ -73,7 +73,7 @@ impl Dim {
         match self {
             Dim::Known(v) => DimExpr::known(v as i64),
             Dim::Sym(s, k) => DimExpr::sym(s).scale(k as i64).unwrap_or_default(),
-            Dim::Expr(id) => id.get(),
+            Dim::Expr(id) => (*id.get()).clone(),
         }
     }
     /// The known value, if any.
@@ -82,6 +82,11 @@ impl Dim {
             Dim::Known(v) => Some(v),
             _ => None,
         }
+    }
+    /// True when both are known and differ: a contradiction no binding can resolve (any
+    /// other inequality may still hold as a constraint).
+    pub fn known_ne(self, o: Dim) -> bool {
+        matches!((self, o), (Dim::Known(a), Dim::Known(b)) if a != b)
     }
     /// True unless the dim is a known extent.
     pub fn is_symbolic(self) -> bool {
@@ -217,10 +222,10 @@ impl ExprId {
         t.ids.insert(e, id);
         ExprId(id)
     }
-    /// The expression.
-    pub fn get(self) -> DimExpr {
+    /// The expression (shared: evaluating it copies nothing).
+    pub fn get(self) -> Arc<DimExpr> {
         let t = INTERNER.read().unwrap_or_else(|p| p.into_inner());
-        (*t.exprs[self.0 as usize]).clone()
+        t.exprs[self.0 as usize].clone()
     }
 }
 

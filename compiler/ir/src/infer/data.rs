@@ -106,7 +106,7 @@ pub(super) fn reshape(cx: &Cx, shape: &Shape) -> Result<TensorType, IrError> {
     let a = ins[0].numel();
     let b = TensorType::f32(shape.iter().copied()).numel();
     let differ = match (a, b) {
-        (Some(a), Some(b)) => a != b && a.known().is_some() && b.known().is_some(),
+        (Some(a), Some(b)) => a.known_ne(b),
         _ => true,
     };
     if differ {
@@ -136,11 +136,7 @@ pub(super) fn concat(cx: &Cx, axis: usize) -> Result<TensorType, IrError> {
     }
     let mut o = ins[0].shape.clone();
     for t in &ins[1..] {
-        let known_differ = |i: usize| {
-            let (a, b) = (t.shape[i], o[i]);
-            a != b && a.known().is_some() && b.known().is_some()
-        };
-        if t.rank() != r || (0..r).any(|i| i != axis && known_differ(i)) {
+        if t.rank() != r || (0..r).any(|i| i != axis && t.shape[i].known_ne(o[i])) {
             return Err(cx.ty(format!(
                 "operand {} does not match {} outside axis {axis}",
                 t, ins[0]

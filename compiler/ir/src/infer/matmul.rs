@@ -38,7 +38,7 @@ pub(super) fn matmul(cx: &Cx) -> Result<TensorType, IrError> {
 
 /// The inner dimensions of a product agree (a constraint where they are symbolic).
 fn inner(cx: &Cx, k1: Dim, k2: Dim) -> Result<(), IrError> {
-    if k1 != k2 && k1.known().is_some() && k2.known().is_some() {
+    if k1.known_ne(k2) {
         let ins = cx.ins;
         return Err(cx.ty(format!("inner dimensions differ: {} vs {}", ins[0], ins[1])));
     }

@@ -92,7 +92,7 @@ impl Cx<'_> {
                 da
             } else if da == one {
                 db
-            } else if da.known().is_some() && db.known().is_some() {
+            } else if da.known_ne(db) {
                 return Err(self.ty(broadcast_shapes(a, b)
                     .err()
                     .unwrap_or_else(|| "do not broadcast".into())));
