@@ -27,19 +27,26 @@ const MAX_BLOCKED_KW: u64 = 16;
 /// the run-time loops of the plain kernel, so compile time stays bounded.
 const MAX_BLOCKED_POOL_TAPS: u64 = 64;
 
+/// An image whose channels are known (they are blocked at compile time); its batch, height
+/// and width may be symbolic: the blocked kernels take them at run time.
+fn known_channels(g: &Graph, v: ValueId) -> bool {
+    let t = g.ty(v);
+    t.rank() == 4 && matches!(t.shape[1], Dim::Known(_))
+}
+
 fn known_nchw(g: &Graph, v: ValueId) -> bool {
     let t = g.ty(v);
     t.rank() == 4 && t.shape[1..].iter().all(|d| matches!(d, Dim::Known(_)))
 }
 
 /// A convolution the blocked kernels implement: constant weights (they are packed at
-/// compile time), dense or depthwise, known channel and spatial extents.
+/// compile time), dense or depthwise, known channels.
 fn conv_blocks(g: &Graph, id: NodeId) -> bool {
     let Op::Conv2d(a) = &g.node(id).op else {
         return false;
     };
     let ins = g.inputs(id);
-    if !known_nchw(g, ins[0]) || !known_nchw(g, id.into()) {
+    if !known_channels(g, ins[0]) || !known_channels(g, id.into()) {
         return false;
     }
     if ins[1..].iter().any(|w| g.const_of(*w).is_none()) {
@@ -62,16 +69,18 @@ impl AssignLayout {
             Op::Pool2d(a) if a.kernel[0].saturating_mul(a.kernel[1]) > MAX_BLOCKED_POOL_TAPS => {
                 false
             }
-            Op::Act(_) | Op::Pool2d(_) | Op::SqueezeExcite(_) | Op::Resize(_) => {
-                g.ty(ins[0]).layout == blocked && known_nchw(g, id.into())
+            Op::Act(_) | Op::Pool2d(_) | Op::SqueezeExcite(_) => {
+                g.ty(ins[0]).layout == blocked && known_channels(g, id.into())
             }
-            // channel concatenation of images, all of known extents
+            // the blocked resize computes its taps at compile time
+            Op::Resize(_) => g.ty(ins[0]).layout == blocked && known_nchw(g, id.into()),
+            // channel concatenation of images, all of known channels
             Op::Concat { axis: 1 } => {
-                any_blocked && ins.iter().chain([&id.into()]).all(|v| known_nchw(g, *v))
+                any_blocked && ins.iter().chain([&id.into()]).all(|v| known_channels(g, *v))
             }
             Op::Binary(_) | Op::Elementwise { .. } => {
                 any_blocked
-                    && known_nchw(g, id.into())
+                    && known_channels(g, id.into())
                     && ins
                         .iter()
                         .all(|v| g.ty(*v).shape == out.shape || is_scalar(g.ty(*v)))

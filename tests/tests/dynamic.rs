@@ -7,6 +7,7 @@
 mod common;
 use common::build::{values, Model, A};
 use common::*;
+use secc_codegen::compile;
 use secc_ir::{interp, Dim};
 use std::path::PathBuf;
 
@@ -197,4 +198,41 @@ fn strided_windows_give_exact_symbolic_extents() {
         e.contains("\"p\" (max_pool2d)") && e.contains("x.2 = 3"),
         "{e}"
     );
+}
+
+/// The models whose compiled kernels take symbolic image sizes.
+const COMPILED: [&str; 4] = ["se_dynamic_hw", "se_dynamic_anon", "ppocr_cls", "ppocr_rec"];
+
+/// One artifact per model and vector width (the host's, and 8-lane AVX2 blocks), run at
+/// both sizes on 1 and 2 threads, then back at the first (a cached binding): ONNX Runtime's
+/// outputs within 1e-4 (relative to 1 + |y|) every time.
+#[test]
+fn one_artifact_runs_every_image_size_on_1_and_2_threads() {
+    let host = secc_codegen::vector_block(&cpu_opts().target);
+    for name in COMPILED {
+        for (block, cpu) in [(host, "native"), (Some(8), "x86-64-v3")] {
+            let mut g = import(&dynamic(name));
+            run_passes_for(&mut g, block);
+            let opts = secc_codegen::CodegenOptions {
+                target: secc_codegen::Target::Cpu { cpu: cpu.into() },
+                ..cpu_opts()
+            };
+            let bytes = compile(&g, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let model = secc_runtime::Model::from_bytes(bytes).unwrap();
+            for threads in [1, 2] {
+                let mut s = model.session(threads).unwrap();
+                for k in [0, 1, 0] {
+                    let (x, want) = case(name, k);
+                    let x = secc_runtime::Tensor::new(x.shape.clone(), x.data.clone()).unwrap();
+                    let y = s.run(&[x]).unwrap_or_else(|e| panic!("{name} size {k}: {e}"));
+                    let e = max_rel_err(&from_runtime(&y[0]), &want);
+                    assert!(
+                        e < 1e-4,
+                        "{name} ({cpu}, {threads} threads) size {k} {:?}: error {e}",
+                        want.shape
+                    );
+                }
+            }
+        }
+    }
 }

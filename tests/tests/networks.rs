@@ -127,3 +127,49 @@ fn check_network(name: &str, dir: &std::path::Path, want_se: u32, block: Option<
         }
     }
 }
+
+/// MobileNetV3-Large exported with input `[N, 3, H, W]`: one artifact per vector width runs
+/// 224x224 and a batch of 2 at 320x256, then 224x224 again (a cached binding), on 1 and 2
+/// threads, matching ONNX Runtime each time.
+#[test]
+fn a_dynamic_size_network_runs_two_image_sizes_from_one_artifact() {
+    let dir = models_dir().join("networks").join("dynamic");
+    let name = "mobilenetv3_large_dyn";
+    let model = dir.join(format!("{name}.onnx"));
+    if !model.exists() {
+        assert!(
+            std::env::var_os("SECC_REQUIRE_NETWORKS").is_none(),
+            "{name}: {} missing (run tests/models/gen_networks.py)",
+            model.display()
+        );
+        eprintln!("SKIPPED {name}: run `.venv/bin/python tests/models/gen_networks.py` to generate it");
+        return;
+    }
+    let host = secc_codegen::vector_block(&cpu_opts().target);
+    for (block, cpu) in [(host, "native"), (Some(8), "x86-64-v3")] {
+        let mut g = import(&model);
+        run_passes_for(&mut g, block);
+        let opts = secc_codegen::CodegenOptions {
+            target: secc_codegen::Target::Cpu { cpu: cpu.into() },
+            ..cpu_opts()
+        };
+        let m = secc_runtime::Model::from_bytes(compile(&g, &opts).unwrap()).unwrap();
+        assert_eq!(m.manifest().se_blocks, 8, "{name}: fused SE blocks");
+        for threads in [1, 2] {
+            let mut s = m.session(threads).unwrap();
+            for k in [0, 1, 0] {
+                let (xs, x) = npy(&dir.join(format!("{name}.s{k}.in0.npy")));
+                let (ys, want) = npy(&dir.join(format!("{name}.s{k}.ort0.npy")));
+                let y = s
+                    .run(&[secc_runtime::Tensor::new(xs.clone(), x).unwrap()])
+                    .unwrap();
+                assert_eq!(y[0].shape, ys);
+                let e = scaled_err(&y[0].data, &want);
+                assert!(
+                    e <= NET_TOL,
+                    "{name} ({cpu}, {threads} threads) at {xs:?}: differs from ONNX Runtime by {e} (scaled)"
+                );
+            }
+        }
+    }
+}

@@ -20,10 +20,10 @@ use secc_ir::{Activation, BinaryOp, Dim, PoolAttrs, PoolKind};
 pub struct View {
     /// channels
     pub c: u64,
-    /// rows
-    pub h: u64,
-    /// columns
-    pub w: u64,
+    /// rows (symbolic in a dynamic-size model)
+    pub h: Dim,
+    /// columns (symbolic in a dynamic-size model)
+    pub w: Dim,
     /// channels per block (1 = plain NCHW)
     pub block: u64,
 }
@@ -43,8 +43,8 @@ impl View {
         x: IntValue<'ctx>,
     ) -> R<IntValue<'ctx>> {
         let plane = kb.add(kb.mul(n, kb.i(self.blocks()))?, cb)?;
-        let row = kb.add(kb.mul(plane, kb.i(self.h))?, y)?;
-        let pix = kb.add(kb.mul(row, kb.i(self.w))?, x)?;
+        let row = kb.add(kb.mul(plane, kb.dim(self.h)?)?, y)?;
+        let pix = kb.add(kb.mul(row, kb.dim(self.w)?)?, x)?;
         kb.mul(pix, kb.i(self.block))
     }
 }
@@ -237,7 +237,7 @@ fn tap_rows<'ctx>(
     // first ky with oy*sh - pt + ky*dh >= 0, last with it < h (signed, clamped at 0)
     let t = kb.imax(kb.sub(kb.i(pt), top)?, kb.i(0))?;
     let lo = kb.div(kb.add(t, kb.i(dh - 1))?, kb.i(dh))?;
-    let u = kb.sub(kb.i(g.x.h - 1 + pt + dh), top)?;
+    let u = kb.sub(kb.add(kb.dim(g.x.h)?, kb.i(pt + dh - 1))?, top)?;
     let hi = kb.imin(kb.div(kb.imax(u, kb.i(0))?, kb.i(dh))?, kb.i(g.k[0]))?;
     Ok((lo, hi))
 }
@@ -253,7 +253,7 @@ fn tile_columns<'ctx>(
     pxn: u64,
     border: bool,
 ) -> R<Cols<'ctx>> {
-    let (sw, dw, pl, w) = (g.strides[1], g.dilations[1], g.pads[1], g.x.w);
+    let (sw, dw, pl, w) = (g.strides[1], g.dilations[1], g.pads[1], kb.dim(g.x.w)?);
     let base = kb.mul(ox0, kb.i(sw))?;
     (0..g.k[1])
         .map(|kx| {
@@ -263,8 +263,8 @@ fn tile_columns<'ctx>(
                     if !border {
                         return Ok((ix, None));
                     }
-                    let ok = kb.inside(ix, w)?;
-                    let c = kb.imax(kb.imin(ix, kb.i(w - 1))?, kb.i(0))?;
+                    let ok = kb.inside_n(ix, w)?;
+                    let c = kb.imax(kb.imin(ix, kb.sub(w, kb.i(1))?)?, kb.i(0))?;
                     Ok((c, Some(ok)))
                 })
                 .collect()
@@ -284,13 +284,17 @@ fn interior<'ctx>(
     let lo =
         kb.b.build_int_compare(IntPredicate::UGE, first, kb.i(pl), "")?;
     let last = kb.add(first, kb.i((pxn - 1) * sw + (g.k[1] - 1) * dw))?;
-    let hi = kb.lt(last, kb.i(g.x.w + pl))?;
+    let hi = kb.lt(last, kb.add(kb.dim(g.x.w)?, kb.i(pl))?)?;
     Ok(kb.b.build_and(lo, hi, "")?)
 }
 
-/// True when no tile of any row reaches into the column padding.
+/// True when no tile of any row reaches into the column padding (known at compile time
+/// only for known widths; symbolic widths check each tile).
 fn all_interior(g: &BlockedConv) -> bool {
-    g.pads[1] == 0 && (g.y.w - 1) * g.strides[1] + (g.k[1] - 1) * g.dilations[1] < g.x.w
+    let (Some(yw), Some(xw)) = (g.y.w.known(), g.x.w.known()) else {
+        return false;
+    };
+    g.pads[1] == 0 && (yw - 1) * g.strides[1] + (g.k[1] - 1) * g.dilations[1] < xw
 }
 
 impl BlockedConv {
@@ -337,6 +341,7 @@ fn basics(v: Vec<VectorValue<'_>>) -> Vec<BasicValueEnum<'_>> {
 }
 
 /// Position of one work unit: image, first output channel block, output row, first column.
+#[derive(Clone, Copy)]
 struct Unit<'ctx> {
     n: IntValue<'ctx>,
     q0: IntValue<'ctx>,
@@ -344,8 +349,37 @@ struct Unit<'ctx> {
     ox0: IntValue<'ctx>,
 }
 
-/// Splits `n x groups x oh x ntx` work units over the shares and runs `body(unit, group,
-/// tile column)` on each.
+/// Tiles per output row, `ceil(w / px)`: a constant for a known width.
+fn tiles_per_row<'ctx>(kb: &Kb<'_, 'ctx>, g: &BlockedConv) -> R<IntValue<'ctx>> {
+    let px = g.tile.px;
+    kb.div(kb.add(kb.dim(g.y.w)?, kb.i(px - 1))?, kb.i(px))
+}
+
+/// The unit at output row `r` of `n x groups x oh` rows (`qn` blocks per group) and tile
+/// column `tx`, and its group.
+fn unit_at<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    g: &BlockedConv,
+    [groups, qn]: [u64; 2],
+    r: IntValue<'ctx>,
+    tx: IntValue<'ctx>,
+) -> R<(Unit<'ctx>, IntValue<'ctx>)> {
+    let oh = kb.dim(g.y.h)?;
+    let oy = kb.rem(r, oh)?;
+    let r2 = kb.div(r, oh)?;
+    let grp = kb.rem(r2, kb.i(groups))?;
+    let unit = Unit {
+        n: kb.div(r2, kb.i(groups))?,
+        q0: kb.mul(grp, kb.i(qn))?,
+        oy,
+        ox0: kb.mul(tx, kb.i(g.tile.px))?,
+    };
+    Ok((unit, grp))
+}
+
+/// Splits `n x groups x oh x ntx` tiles over the shares and runs `body(unit, group, tile
+/// column)` on each: one tile per work unit for a known width, one row per work unit for a
+/// symbolic one (so the run-time divisions that place a unit happen once per row).
 fn for_units<'a, 'ctx>(
     kb: &mut Kb<'a, 'ctx>,
     g: &BlockedConv,
@@ -353,51 +387,79 @@ fn for_units<'a, 'ctx>(
     qn: u64,
     body: impl Fn(&mut Kb<'a, 'ctx>, &Unit<'ctx>, IntValue<'ctx>, IntValue<'ctx>) -> R<()>,
 ) -> R<()> {
-    let px = g.tile.px;
-    let ntx = g.y.w.div_ceil(px);
-    let units = kb.mul(kb.dim(g.n)?, kb.i(groups * g.y.h * ntx))?;
-    let (lo, hi) = kb.split(units)?;
-    kb.for_loop(lo, hi, |kb, u| {
-        let tx = kb.rem(u, kb.i(ntx))?;
-        let r = kb.div(u, kb.i(ntx))?;
-        let oy = kb.rem(r, kb.i(g.y.h))?;
-        let r2 = kb.div(r, kb.i(g.y.h))?;
-        let grp = kb.rem(r2, kb.i(groups))?;
-        let n = kb.div(r2, kb.i(groups))?;
-        let unit = Unit {
-            n,
-            q0: kb.mul(grp, kb.i(qn))?,
-            oy,
-            ox0: kb.mul(tx, kb.i(px))?,
-        };
-        body(kb, &unit, grp, tx)
+    let ntx = tiles_per_row(kb, g)?;
+    let rows = kb.mul(kb.mul(kb.dim(g.n)?, kb.i(groups))?, kb.dim(g.y.h)?)?;
+    if ntx.get_zero_extended_constant().is_some() {
+        let (lo, hi) = kb.split(kb.mul(rows, ntx)?)?;
+        return kb.for_loop(lo, hi, |kb, u| {
+            let tx = kb.rem(u, ntx)?;
+            let (unit, grp) = unit_at(kb, g, [groups, qn], kb.div(u, ntx)?, tx)?;
+            body(kb, &unit, grp, tx)
+        });
+    }
+    let (lo, hi) = kb.split(rows)?;
+    kb.for_loop(lo, hi, |kb, r| {
+        kb.for_loop(kb.i(0), ntx, |kb, tx| {
+            let (unit, grp) = unit_at(kb, g, [groups, qn], r, tx)?;
+            body(kb, &unit, grp, tx)
+        })
     })
 }
 
-/// Runs `emit(pxn, border)` for the tile at `tx`: `px` columns, or the row's remainder for
-/// the last tile; border tiles (reaching into the padding) check their columns.
+/// What a tile emitter is called with: the tile's unit, its pixels, and whether it reaches
+/// into the padding.
+type TileFn<'b, 'a, 'ctx> = &'b dyn Fn(&mut Kb<'a, 'ctx>, &Unit<'ctx>, u64, bool) -> R<()>;
+
+/// Runs `emit(unit, pxn, border)` for the tile at `tx`: `px` columns, or the row's
+/// remainder for the last tile; border tiles (reaching into the padding) check their
+/// columns. For a symbolic width the remainder (1 to `px` pixels, known only at run time)
+/// runs as a full tile or as one tile per power of two in its binary form, so every width
+/// runs register tiles of sizes fixed at compile time.
 fn for_tile_kinds<'a, 'ctx>(
     kb: &mut Kb<'a, 'ctx>,
     g: &BlockedConv,
     u: &Unit<'ctx>,
     tx: IntValue<'ctx>,
-    emit: &dyn Fn(&mut Kb<'a, 'ctx>, u64, bool) -> R<()>,
+    emit: TileFn<'_, 'a, 'ctx>,
 ) -> R<()> {
     let px = g.tile.px;
-    let ntx = g.y.w.div_ceil(px);
-    let by_border = |kb: &mut Kb<'a, 'ctx>, pxn: u64| -> R<()> {
+    let by_border = |kb: &mut Kb<'a, 'ctx>, u: &Unit<'ctx>, pxn: u64| -> R<()> {
         if all_interior(g) {
-            return emit(kb, pxn, false);
+            return emit(kb, u, pxn, false);
         }
         let inner = interior(kb, g, u.ox0, pxn)?;
-        kb.if_else(inner, |kb| emit(kb, pxn, false), |kb| emit(kb, pxn, true))
+        kb.if_else(inner, |kb| emit(kb, u, pxn, false), |kb| emit(kb, u, pxn, true))
     };
-    let tail = g.y.w % px;
-    if tail == 0 {
-        return by_border(kb, px);
+    if let Some(w) = g.y.w.known() {
+        let tail = w % px;
+        if tail == 0 {
+            return by_border(kb, u, px);
+        }
+        let last = eq(kb, tx, w.div_ceil(px) - 1)?;
+        return kb.if_else(last, |kb| by_border(kb, u, tail), |kb| by_border(kb, u, px));
     }
-    let last = eq(kb, tx, ntx - 1)?;
-    kb.if_else(last, |kb| by_border(kb, tail), |kb| by_border(kb, px))
+    let left = kb.sub(kb.dim(g.y.w)?, u.ox0)?;
+    let full =
+        kb.b.build_int_compare(IntPredicate::UGE, left, kb.i(px), "")?;
+    kb.if_else(
+        full,
+        |kb| by_border(kb, u, px),
+        |kb| {
+            let bits = (0..u64::BITS).map(|b| 1u64 << b).take_while(|p| *p < px);
+            for bit in bits.collect::<Vec<_>>().into_iter().rev() {
+                let has = kb.b.build_and(left, kb.i(bit), "")?;
+                let has = kb.b.build_int_compare(IntPredicate::NE, has, kb.i(0), "")?;
+                // the larger pieces come first: this one starts after them
+                let before = kb.b.build_and(left, kb.i(!(2 * bit - 1)), "")?;
+                let piece = Unit {
+                    ox0: kb.add(u.ox0, before)?,
+                    ..*u
+                };
+                kb.if_then(has, |kb| by_border(kb, &piece, bit))?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Emits a blocked convolution (dense or depthwise).
@@ -408,24 +470,26 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
     let qn = g.tile.qn;
     let ocb = g.y.blocks();
     let groups = ocb.div_ceil(qn);
-    let ntx = g.y.w.div_ceil(g.tile.px);
-    let nseg = ntx.div_ceil(g.blocking.seg);
-    let nband = g.y.h.div_ceil(g.blocking.band);
+    let ntx = tiles_per_row(kb, g)?;
+    let (seg, band) = (g.blocking.seg, g.blocking.band);
+    let nseg = kb.div(kb.add(ntx, kb.i(seg - 1))?, kb.i(seg))?;
+    let oh = kb.dim(g.y.h)?;
+    let nband = kb.div(kb.add(oh, kb.i(band - 1))?, kb.i(band))?;
     let nchunks = g.x.blocks().div_ceil(g.blocking.chunk);
     // a unit is one segment of a band of output rows of `qn` channel blocks
-    let units = kb.mul(kb.dim(g.n)?, kb.i(groups * nband * nseg))?;
+    let units = kb.mul(kb.mul(kb.dim(g.n)?, kb.i(groups))?, kb.mul(nband, nseg)?)?;
     let (lo, hi) = kb.split(units)?;
     kb.for_loop(lo, hi, |kb, u| {
-        let sg = kb.rem(u, kb.i(nseg))?;
-        let r = kb.div(u, kb.i(nseg))?;
-        let bd = kb.rem(r, kb.i(nband))?;
-        let r2 = kb.div(r, kb.i(nband))?;
+        let sg = kb.rem(u, nseg)?;
+        let r = kb.div(u, nseg)?;
+        let bd = kb.rem(r, nband)?;
+        let r2 = kb.div(r, nband)?;
         let grp = kb.rem(r2, kb.i(groups))?;
         let n = kb.div(r2, kb.i(groups))?;
-        let tx_lo = kb.mul(sg, kb.i(g.blocking.seg))?;
-        let tx_hi = kb.imin(kb.add(tx_lo, kb.i(g.blocking.seg))?, kb.i(ntx))?;
-        let oy_lo = kb.mul(bd, kb.i(g.blocking.band))?;
-        let oy_hi = kb.imin(kb.add(oy_lo, kb.i(g.blocking.band))?, kb.i(g.y.h))?;
+        let tx_lo = kb.mul(sg, kb.i(seg))?;
+        let tx_hi = kb.imin(kb.add(tx_lo, kb.i(seg))?, ntx)?;
+        let oy_lo = kb.mul(bd, kb.i(band))?;
+        let oy_hi = kb.imin(kb.add(oy_lo, kb.i(band))?, oh)?;
         kb.for_loop(kb.i(0), kb.i(nchunks), |kb, ch| {
             let cb_lo = kb.mul(ch, kb.i(g.blocking.chunk))?;
             let pass = Pass {
@@ -443,8 +507,8 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
                         ox0: kb.mul(tx, kb.i(g.tile.px))?,
                     };
                     let emit = |kb: &mut Kb<'a, 'ctx>, qn_: u64| {
-                        for_tile_kinds(kb, g, &unit, tx, &|kb, pxn, border| {
-                            dense_tile(kb, g, &unit, [pxn, qn_], border, &pass)
+                        for_tile_kinds(kb, g, &unit, tx, &|kb, u, pxn, border| {
+                            dense_tile(kb, g, u, [pxn, qn_], border, &pass)
                         })
                     };
                     let rem = ocb % qn;
@@ -553,7 +617,7 @@ fn dense_tile<'ctx>(
 /// A depthwise convolution: lanes are channels, the tile is `px` output pixels of a row.
 fn depthwise<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
     for_units(kb, g, g.y.blocks(), 1, |kb, u, _, tx| {
-        for_tile_kinds(kb, g, u, tx, &|kb, pxn, border| {
+        for_tile_kinds(kb, g, u, tx, &|kb, u, pxn, border| {
             depthwise_tile(kb, g, u, pxn, border)
         })
     })
@@ -607,14 +671,15 @@ pub fn reorder(kb: &mut Kb, n: Dim, v: View, to_blocked: bool) -> R<()> {
     let (src, dst) = (kb.args[0], kb.args[1]);
     let plain = View { block: 1, ..v };
     let c = v.block;
-    let rows = kb.mul(kb.dim(n)?, kb.i(v.blocks() * v.h))?;
+    let (h, w) = (kb.dim(v.h)?, kb.dim(v.w)?);
+    let rows = kb.mul(kb.mul(kb.dim(n)?, kb.i(v.blocks()))?, h)?;
     let (lo, hi) = kb.split(rows)?;
     kb.for_loop(lo, hi, |kb, r| {
-        let y = kb.rem(r, kb.i(v.h))?;
-        let r2 = kb.div(r, kb.i(v.h))?;
+        let y = kb.rem(r, h)?;
+        let r2 = kb.div(r, h)?;
         let cb = kb.rem(r2, kb.i(v.blocks()))?;
         let img = kb.div(r2, kb.i(v.blocks()))?;
-        kb.for_loop(kb.i(0), kb.i(v.w), |kb, x| {
+        kb.for_loop(kb.i(0), w, |kb, x| {
             let bi = v.at(kb, img, cb, y, x)?;
             for l in 0..c {
                 let ch = kb.add(kb.mul(cb, kb.i(c))?, kb.i(l))?;
@@ -641,13 +706,13 @@ pub fn global_pool(kb: &mut Kb, n: Dim, v: View, max: bool) -> R<()> {
     let nl = lanes(&v)?;
     let planes = kb.mul(kb.dim(n)?, kb.i(v.blocks()))?;
     let (lo, hi) = kb.split(planes)?;
-    let hw = v.h * v.w;
+    let hw = kb.mul(kb.dim(v.h)?, kb.dim(v.w)?)?;
     kb.for_loop(lo, hi, |kb, p| {
         let cb = kb.rem(p, kb.i(v.blocks()))?;
         let img = kb.div(p, kb.i(v.blocks()))?;
         let base = v.at(kb, img, cb, kb.i(0), kb.i(0))?;
         let init = kb.vec_splat_n(kb.fc(if max { f32::NEG_INFINITY } else { 0.0 }), nl)?;
-        let acc = kb.for_carry(kb.i(0), kb.i(hw), vec![init.into()], |kb, i, acc| {
+        let acc = kb.for_carry(kb.i(0), hw, vec![init.into()], |kb, i, acc| {
             let x = kb.vec_load_n(src, kb.add(base, kb.mul(i, kb.i(v.block))?)?, nl)?;
             let op = if max { BinaryOp::Max } else { BinaryOp::Add };
             Ok(vec![kb
@@ -656,7 +721,7 @@ pub fn global_pool(kb: &mut Kb, n: Dim, v: View, max: bool) -> R<()> {
         })?;
         let mut r = acc[0].into_vector_value();
         if !max {
-            let s = kb.vec_splat_n(kb.fc(1.0 / hw as f32), nl)?;
+            let s = kb.vec_splat_n(kb.recip(hw)?, nl)?;
             r = kb.b.build_float_mul(r, s, "")?;
         }
         for l in 0..v.block {
@@ -680,15 +745,17 @@ pub fn pool(kb: &mut Kb, a: &PoolAttrs, n: Dim, x: View, y: View) -> R<()> {
     let (src, dst) = (kb.args[0], kb.args[1]);
     let nl = lanes(&x)?;
     let max = a.kind == PoolKind::Max;
-    let rows = kb.mul(kb.dim(n)?, kb.i(y.blocks() * y.h))?;
+    let (oh, ow) = (kb.dim(y.h)?, kb.dim(y.w)?);
+    let (ih, iw) = (kb.dim(x.h)?, kb.dim(x.w)?);
+    let rows = kb.mul(kb.mul(kb.dim(n)?, kb.i(y.blocks()))?, oh)?;
     let (lo, hi) = kb.split(rows)?;
     kb.for_loop(lo, hi, |kb, r| {
-        let oy = kb.rem(r, kb.i(y.h))?;
-        let r2 = kb.div(r, kb.i(y.h))?;
+        let oy = kb.rem(r, oh)?;
+        let r2 = kb.div(r, oh)?;
         let cb = kb.rem(r2, kb.i(y.blocks()))?;
         let img = kb.div(r2, kb.i(y.blocks()))?;
         let y0 = kb.sub(kb.mul(oy, kb.i(a.strides[0]))?, kb.i(a.pads[0]))?;
-        kb.for_loop(kb.i(0), kb.i(y.w), |kb, ox| {
+        kb.for_loop(kb.i(0), ow, |kb, ox| {
             let x0 = kb.sub(kb.mul(ox, kb.i(a.strides[1]))?, kb.i(a.pads[1]))?;
             let mut acc = kb.vec_splat_n(kb.fc(if max { f32::NEG_INFINITY } else { 0.0 }), nl)?;
             let mut cnt = kb.i(0);
@@ -697,17 +764,17 @@ pub fn pool(kb: &mut Kb, a: &PoolAttrs, n: Dim, x: View, y: View) -> R<()> {
                 for kx in 0..a.kernel[1] {
                     let ix = kb.add(x0, kb.i(kx * a.dilations[1]))?;
                     let ok =
-                        kb.b.build_and(kb.inside(iy, x.h)?, kb.inside(ix, x.w)?, "")?;
-                    let iyc = kb.imax(kb.imin(iy, kb.i(x.h - 1))?, kb.i(0))?;
-                    let ixc = kb.imax(kb.imin(ix, kb.i(x.w - 1))?, kb.i(0))?;
+                        kb.b.build_and(kb.inside_n(iy, ih)?, kb.inside_n(ix, iw)?, "")?;
+                    let iyc = kb.imax(kb.imin(iy, kb.sub(ih, kb.i(1))?)?, kb.i(0))?;
+                    let ixc = kb.imax(kb.imin(ix, kb.sub(iw, kb.i(1))?)?, kb.i(0))?;
                     let v = kb.vec_load_n(src, x.at(kb, img, cb, iyc, ixc)?, nl)?;
                     let op = if max { BinaryOp::Max } else { BinaryOp::Add };
                     let nv = kb.vec_binary(op, acc, v)?;
                     acc = kb.b.build_select(ok, nv, acc, "")?.into_vector_value();
                     let counted = if a.count_include_pad {
                         kb.b.build_and(
-                            kb.lt(iy, kb.i(x.h + a.pads[2]))?,
-                            kb.lt(ix, kb.i(x.w + a.pads[3]))?,
+                            kb.lt(iy, kb.add(ih, kb.i(a.pads[2]))?)?,
+                            kb.lt(ix, kb.add(iw, kb.i(a.pads[3]))?)?,
                             "",
                         )?
                     } else {
@@ -858,18 +925,19 @@ pub fn concat(kb: &mut Kb, n: Dim, ins: &[View], y: View) -> R<()> {
     let dst = kb.args[ins.len()];
     let nl = lanes(&y)?;
     let c = y.block;
-    let rows = kb.mul(kb.dim(n)?, kb.i(y.h))?;
+    let oh = kb.dim(y.h)?;
+    let rows = kb.mul(kb.dim(n)?, oh)?;
     let (lo, hi) = kb.split(rows)?;
     kb.for_loop(lo, hi, |kb, r| {
-        let row = kb.rem(r, kb.i(y.h))?;
-        let img = kb.div(r, kb.i(y.h))?;
+        let row = kb.rem(r, oh)?;
+        let img = kb.div(r, oh)?;
         let mut off = 0u64;
         for (k, x) in ins.iter().enumerate() {
             let src = kb.args[k];
             if off.is_multiple_of(c) {
                 let ob = off / c;
                 kb.for_loop(kb.i(0), kb.i(x.blocks()), |kb, cb| {
-                    kb.for_loop(kb.i(0), kb.i(x.w), |kb, col| {
+                    kb.for_loop(kb.i(0), kb.dim(x.w)?, |kb, col| {
                         let v = kb.vec_load_n(src, x.at(kb, img, cb, row, col)?, nl)?;
                         let yi = y.at(kb, img, kb.add(cb, kb.i(ob))?, row, col)?;
                         kb.vec_store(dst, yi, v)
@@ -880,7 +948,7 @@ pub fn concat(kb: &mut Kb, n: Dim, ins: &[View], y: View) -> R<()> {
                     let to = kb.add(ch, kb.i(off))?;
                     let (xb, xl) = (kb.div(ch, kb.i(x.block))?, kb.rem(ch, kb.i(x.block))?);
                     let (yb, yl) = (kb.div(to, kb.i(c))?, kb.rem(to, kb.i(c))?);
-                    kb.for_loop(kb.i(0), kb.i(x.w), |kb, col| {
+                    kb.for_loop(kb.i(0), kb.dim(x.w)?, |kb, col| {
                         let v = kb.load(src, kb.add(x.at(kb, img, xb, row, col)?, xl)?)?;
                         kb.store(dst, kb.add(y.at(kb, img, yb, row, col)?, yl)?, v)
                     })

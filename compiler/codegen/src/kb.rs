@@ -282,6 +282,17 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         }
     }
 
+    /// `1 / n` in f32 (folded to a constant for a constant `n`): the mean of `n` values.
+    pub fn recip(&self, n: IntValue<'ctx>) -> R<FloatValue<'ctx>> {
+        if let Some(k) = n.get_zero_extended_constant() {
+            return Ok(self.fc(1.0 / k as f32));
+        }
+        let f = self
+            .b
+            .build_unsigned_int_to_float(n, self.ctx.f32_type(), "")?;
+        self.fdiv(self.fc(1.0), f)
+    }
+
     /// Product of dims.
     pub fn dims(&self, ds: &[Dim]) -> R<IntValue<'ctx>> {
         let mut acc = self.i(1);
@@ -797,10 +808,13 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         &mut self,
         base: PointerValue<'ctx>,
         off: IntValue<'ctx>,
-        n: u64,
+        n: IntValue<'ctx>,
     ) -> R<FloatValue<'ctx>> {
         let w = self.width() as u64;
         let zero = self.fc(0.0);
+        let Some(n) = n.get_zero_extended_constant() else {
+            return self.sum_contig_dyn(base, off, n);
+        };
         if w == 1 || n < w {
             return self.for_acc(self.i(0), self.i(n), zero, |kb, p, acc| {
                 kb.fadd(acc, kb.load(base, kb.add(off, p)?)?)
@@ -832,20 +846,7 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         let c = self.lt(next, self.i(full))?;
         self.b.build_conditional_branch(c, bb, exit)?;
         self.b.position_at_end(exit);
-        let red = intrinsic(self.m, &["llvm.vector.reduce.fadd"], &[vt.into()])?;
-        let s = self.b.build_call(red, &[zero.into(), r.into()], "hsum")?;
-        if let Some(i) = s
-            .try_as_basic_value()
-            .basic()
-            .and_then(|v| v.as_instruction_value())
-        {
-            let _ = i.set_fast_math_flags(inkwell::values::FastMathFlags::AllowReassoc);
-        }
-        let s = s
-            .try_as_basic_value()
-            .basic()
-            .ok_or_else(|| CodegenError::Llvm("reduce".into()))?
-            .into_float_value();
+        let s = self.hsum(r)?;
         if full == n {
             return Ok(s);
         }
@@ -854,27 +855,79 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         })
     }
 
+    /// [`Kb::sum_contig`] over a run-time count: whole vectors (possibly none), then the
+    /// remaining floats one by one.
+    fn sum_contig_dyn(
+        &mut self,
+        base: PointerValue<'ctx>,
+        off: IntValue<'ctx>,
+        n: IntValue<'ctx>,
+    ) -> R<FloatValue<'ctx>> {
+        let w = self.width() as u64;
+        let zero = self.fc(0.0);
+        let mut s = zero;
+        let mut full = self.i(0);
+        if w > 1 {
+            let chunks = self.div(n, self.i(w))?;
+            full = self.mul(chunks, self.i(w))?;
+            let vz = self.ctx.f32_type().vec_type(self.width()).const_zero();
+            let acc = self.for_carry(self.i(0), chunks, vec![vz.into()], |kb, k, acc| {
+                let v = kb.vload(base, kb.add(off, kb.mul(k, kb.i(w))?)?)?;
+                Ok(vec![kb
+                    .b
+                    .build_float_add(acc[0].into_vector_value(), v, "")?
+                    .into()])
+            })?;
+            s = self.hsum(acc[0].into_vector_value())?;
+        }
+        self.for_acc(full, n, s, |kb, p, acc| {
+            kb.fadd(acc, kb.load(base, kb.add(off, p)?)?)
+        })
+    }
+
+    /// Sum of the lanes of `v`, in any order.
+    fn hsum(&self, v: VectorValue<'ctx>) -> R<FloatValue<'ctx>> {
+        let red = intrinsic(self.m, &["llvm.vector.reduce.fadd"], &[v.get_type().into()])?;
+        let s = self.b.build_call(red, &[self.fc(0.0).into(), v.into()], "hsum")?;
+        if let Some(i) = s
+            .try_as_basic_value()
+            .basic()
+            .and_then(|v| v.as_instruction_value())
+        {
+            let _ = i.set_fast_math_flags(inkwell::values::FastMathFlags::AllowReassoc);
+        }
+        Ok(s.try_as_basic_value()
+            .basic()
+            .ok_or_else(|| CodegenError::Llvm("reduce".into()))?
+            .into_float_value())
+    }
+
     /// `dst[off + p] = src[off + p] * g` for `p` in `0..n`.
     pub fn scale_contig(
         &mut self,
         src: PointerValue<'ctx>,
         dst: PointerValue<'ctx>,
         off: IntValue<'ctx>,
-        n: u64,
+        n: IntValue<'ctx>,
         g: FloatValue<'ctx>,
     ) -> R<()> {
         let w = self.width() as u64;
-        let full = if w == 1 { 0 } else { n / w * w };
-        if full > 0 {
+        // constant for a known `n` (the builder folds), so a static kernel stays specialised
+        let full = if w == 1 {
+            self.i(0)
+        } else {
+            self.mul(self.div(n, self.i(w))?, self.i(w))?
+        };
+        if full.get_zero_extended_constant() != Some(0) {
             let gv = self.splat(g)?;
-            let chunks = self.i(full / w);
+            let chunks = self.div(full, self.i(w))?;
             self.for_loop(self.i(0), chunks, |kb, k| {
                 let i = kb.add(off, kb.mul(k, kb.i(w))?)?;
                 let v = kb.b.build_float_mul(kb.vload(src, i)?, gv, "")?;
                 kb.vstore(dst, i, v)
             })?;
         }
-        self.for_loop(self.i(full), self.i(n), |kb, p| {
+        self.for_loop(full, n, |kb, p| {
             let i = kb.add(off, p)?;
             let v = kb.fmul(kb.load(src, i)?, g)?;
             kb.store(dst, i, v)
@@ -1242,8 +1295,13 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
 
     /// `0 <= i < n` (signed).
     pub fn inside(&self, i: IntValue<'ctx>, n: u64) -> R<IntValue<'ctx>> {
+        self.inside_n(i, self.i(n))
+    }
+
+    /// `0 <= i < n` (signed), `n` a run-time extent.
+    pub fn inside_n(&self, i: IntValue<'ctx>, n: IntValue<'ctx>) -> R<IntValue<'ctx>> {
         Ok(self.b.build_and(
-            self.lt(i, self.i(n))?,
+            self.lt(i, n)?,
             self.b
                 .build_int_compare(IntPredicate::SGE, i, self.i(0), "")?,
             "",

@@ -1818,8 +1818,9 @@ fn squeeze_excite<'a, 'ctx>(
     block: u64,
     lanes: u64,
 ) -> R<()> {
-    let (c, h, w) = (known(x[1])?, known(x[2])?, known(x[3])?);
-    let hw = h * w;
+    let c = known(x[1])?;
+    // pixels per channel: a constant unless H or W is symbolic
+    let hw = kb.mul(kb.dim(x[2])?, kb.dim(x[3])?)?;
     let (px, pw1, pb1, pw2t, pb2, py) = (
         kb.args[0], kb.args[1], kb.args[2], kb.args[3], kb.args[4], kb.args[5],
     );
@@ -1844,15 +1845,15 @@ fn squeeze_excite<'a, 'ctx>(
         } else {
             bhi
         };
-        let inv_hw = kb.fc(1.0 / hw as f32);
+        let inv_hw = kb.recip(hw)?;
         kb.for_loop(kb.i(0), nb, |kb, b| {
-            let xb = kb.mul(kb.add(i0, b)?, kb.i(cp * hw))?;
+            let xb = kb.mul(kb.add(i0, b)?, kb.mul(kb.i(cp), hw)?)?;
             let sb = kb.mul(b, kb.i(cp))?;
             if lanes > 1 {
                 return kb.for_loop(blo, bhi, |kb, cb| {
-                    let base = kb.add(xb, kb.mul(cb, kb.i(hw * lanes))?)?;
+                    let base = kb.add(xb, kb.mul(cb, kb.mul(hw, kb.i(lanes))?)?)?;
                     let zero = kb.vec_splat_n(kb.fc(0.0), nl)?;
-                    let s = kb.for_carry(kb.i(0), kb.i(hw), vec![zero.into()], |kb, p, s| {
+                    let s = kb.for_carry(kb.i(0), hw, vec![zero.into()], |kb, p, s| {
                         let v = kb.vec_load_n(px, kb.add(base, kb.mul(p, kb.i(lanes))?)?, nl)?;
                         Ok(vec![kb
                             .b
@@ -1868,7 +1869,7 @@ fn squeeze_excite<'a, 'ctx>(
                 });
             }
             kb.for_loop(clo, chi, |kb, ch| {
-                let base = kb.add(xb, kb.mul(ch, kb.i(hw))?)?;
+                let base = kb.add(xb, kb.mul(ch, hw)?)?;
                 let s = kb.sum_contig(px, base, hw)?;
                 kb.store(scratch, kb.add(sb, ch)?, kb.fmul(s, inv_hw)?)
             })
@@ -1929,12 +1930,12 @@ fn squeeze_excite<'a, 'ctx>(
                 let v = kb.act(gate, kb.load(scratch, gi)?)?;
                 kb.store(scratch, gi, v)
             })?;
-            let xb = kb.mul(kb.add(i0, b)?, kb.i(cp * hw))?;
+            let xb = kb.mul(kb.add(i0, b)?, kb.mul(kb.i(cp), hw)?)?;
             if lanes > 1 {
                 return kb.for_loop(blo, bhi, |kb, cb| {
                     let g = kb.vec_load_n(scratch, kb.add(sb, kb.mul(cb, kb.i(lanes))?)?, nl)?;
-                    let base = kb.add(xb, kb.mul(cb, kb.i(hw * lanes))?)?;
-                    kb.for_loop(kb.i(0), kb.i(hw), |kb, p| {
+                    let base = kb.add(xb, kb.mul(cb, kb.mul(hw, kb.i(lanes))?)?)?;
+                    kb.for_loop(kb.i(0), hw, |kb, p| {
                         let i = kb.add(base, kb.mul(p, kb.i(lanes))?)?;
                         let v = kb.b.build_float_mul(kb.vec_load_n(px, i, nl)?, g, "")?;
                         kb.vec_store(py, i, v)
@@ -1943,7 +1944,7 @@ fn squeeze_excite<'a, 'ctx>(
             }
             kb.for_loop(clo, chi, |kb, ch| {
                 let g = kb.load(scratch, kb.add(sb, ch)?)?;
-                let base = kb.add(xb, kb.mul(ch, kb.i(hw))?)?;
+                let base = kb.add(xb, kb.mul(ch, hw)?)?;
                 kb.scale_contig(px, py, base, hw, g)
             })
         })

@@ -318,7 +318,7 @@ pub fn describe(p: &Plan) -> String {
             let ep: Vec<String> = c.epilogue.iter().map(|e| format!("{e:?}")).collect();
             out.push_str(&format!(
                 " x={}x{}x{}/{} y={}x{}x{}/{} k={}x{} s={}x{} tile={}px x {}blk chunk={} seg={} band={} epilogue=[{}]",
-                c.x.c, c.x.h, c.x.w, c.x.block, c.y.c, c.y.h, c.y.w, c.y.block, c.k[0], c.k[1],
+                c.x.c, ext(c.x.h), ext(c.x.w), c.x.block, c.y.c, ext(c.y.h), ext(c.y.w), c.y.block, c.k[0], c.k[1],
                 c.strides[0], c.strides[1], c.tile.px, c.tile.qn, c.blocking.chunk, c.blocking.seg, c.blocking.band,
                 ep.join(", ")
             ));
@@ -329,6 +329,12 @@ pub fn describe(p: &Plan) -> String {
         out.push('\n');
     }
     out
+}
+
+/// An extent as `describe` prints it: the number, or the expression over symbols
+/// (`s0` for the first symbol).
+fn ext(d: Dim) -> String {
+    d.display(&[])
 }
 
 /// IR constraint to manifest constraint.
@@ -413,14 +419,29 @@ fn stored_shape(g: &Graph, v: ValueId) -> Vec<Dim> {
     }
 }
 
-/// The view of a `[N, C, H, W]` value with known C, H, W (the layout pass blocks no other).
+/// Extent every symbol takes when the compiler sizes tiles and blocks for a symbolic
+/// extent: the image side of the classifiers and detectors this compiler targets, so a
+/// dynamic-size model run at 224x224 gets the tiles the 224x224 model gets. The kernels
+/// handle every other value; only the cache blocking is tuned for this one.
+pub const TYPICAL_EXTENT: u64 = 224;
+
+/// `d`, or for a symbolic `d` its value with every symbol at [`TYPICAL_EXTENT`] (at least 1).
+pub fn typical(d: Dim) -> u64 {
+    d.known().unwrap_or_else(|| {
+        let n = d.symbols().iter().map(|s| s.0 as usize + 1).max().unwrap_or(0);
+        d.eval(&vec![TYPICAL_EXTENT; n]).unwrap_or(TYPICAL_EXTENT).max(1)
+    })
+}
+
+/// The view of a `[N, C, H, W]` value with known C (the layout pass blocks no other); H and
+/// W may be symbolic.
 fn view_of(g: &Graph, v: ValueId) -> View {
     let t = g.ty(v);
-    let k = |i: usize| t.shape.get(i).and_then(|d| d.known()).unwrap_or(1);
+    let d = |i: usize| t.shape.get(i).copied().unwrap_or(Dim::Known(1));
     View {
-        c: k(1),
-        h: k(2),
-        w: k(3),
+        c: d(1).known().unwrap_or(1),
+        h: d(2),
+        w: d(3),
         block: t.layout.block().map_or(1, u64::from),
     }
 }

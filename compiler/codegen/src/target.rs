@@ -337,10 +337,32 @@ fn link_shared(obj: &[u8]) -> Result<Vec<u8>, CodegenError> {
     std::fs::read(&so).map_err(|e| CodegenError::Link(e.to_string()))
 }
 
-/// Sizes every tensor at batch 1 (all symbols 1) without overflow and, with a limit, refuses
-/// a model whose weights plus memory plan exceed it, naming the node with the largest tensor.
+/// The binding the size check sizes a model at: batch 1 (every symbol that is an input's
+/// leading dim), every other symbol (an image side) at [`plan::TYPICAL_EXTENT`], since
+/// shape rules such as a valid convolution's `H - 2` need sides of a few pixels at least.
+fn sizing_binding(m: &Manifest) -> Vec<u64> {
+    let mut v = vec![plan::TYPICAL_EXTENT; m.symbols.len()];
+    for io in &m.inputs {
+        let lead = m.buffers.get(io.buffer as usize).and_then(|b| b.shape.first());
+        if let Some(secc_artifact::DimDecl::Sym { sym, coeff: 1 }) = lead {
+            if let Some(s) = v.get_mut(*sym as usize) {
+                *s = 1;
+            }
+        }
+    }
+    v
+}
+
+/// Sizes every tensor at batch 1 (and symbolic image sides at [`plan::TYPICAL_EXTENT`])
+/// without overflow and, with a limit, refuses a model whose weights plus memory plan exceed
+/// it, naming the node with the largest tensor.
 fn check_memory(m: &Manifest, p: &plan::Plan, limit: Option<u64>) -> Result<(), CodegenError> {
-    let ones = vec![1u64; m.symbols.len()];
+    let ones = sizing_binding(m);
+    let at = if ones.iter().any(|v| *v != 1) {
+        format!("batch 1 and image sides of {}", plan::TYPICAL_EXTENT)
+    } else {
+        "batch 1".to_string()
+    };
     let bytes = |b: &secc_artifact::BufferDecl| -> Option<u64> {
         b.shape
             .iter()
@@ -386,7 +408,7 @@ fn check_memory(m: &Manifest, p: &plan::Plan, limit: Option<u64>) -> Result<(), 
         return Err(CodegenError::TooLarge {
             node: writer(largest.1),
             msg: format!(
-                "the model needs {:.2} GiB at batch 1 ({:.2} GiB of weights, {:.2} GiB of inputs and outputs, {:.2} GiB of intermediate tensors; this node's output alone is {:.2} GiB), more than the {:.2} GiB limit",
+                "the model needs {:.2} GiB at {at} ({:.2} GiB of weights, {:.2} GiB of inputs and outputs, {:.2} GiB of intermediate tensors; this node's output alone is {:.2} GiB), more than the {:.2} GiB limit",
                 gib(need),
                 gib(p.weights.len() as u64),
                 gib(io),

@@ -1,8 +1,8 @@
 //! Convolution kernels: the direct convolution and the transposed convolution over plain
 //! NCHW, and the register-tiled convolution over blocked tensors with its weights packed
 //! here, at compile time.
-use super::{push_weight, shape_of, unsupported, view_of, KernelKind, Plan};
-use crate::blocked::BlockedConv;
+use super::{push_weight, shape_of, typical, unsupported, view_of, KernelKind, Plan};
+use crate::blocked::{BlockedConv, View};
 use crate::CodegenError;
 use secc_artifact::DimDecl;
 use secc_ir::{Conv2dAttrs, ConvTransposeAttrs, Dim, Graph, NodeId};
@@ -66,17 +66,24 @@ pub(super) fn blocked(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedC
     let k = [w[2].known().unwrap_or(1), w[3].known().unwrap_or(1)];
     let pointwise = k == [1, 1] && a.strides == [1, 1] && a.pads == [0; 4];
     if pointwise {
-        (x.w, x.h) = (x.h * x.w, 1);
-        (y.w, y.h) = (y.h * y.w, 1);
+        let pixels = |v: &View| {
+            v.h.checked_mul(v.w)
+                .ok_or_else(|| unsupported(g, id, "pixel count overflows"))
+        };
+        (x.w, x.h) = (pixels(&x)?, Dim::Known(1));
+        (y.w, y.h) = (pixels(&y)?, Dim::Known(1));
     }
     let depthwise = a.group > 1;
-    let tile = crate::blocked::conv_tile(y.blocks(), y.w, vector_registers(y.block), depthwise);
+    // tiles and cache blocking are sized for the typical extent of a symbolic one; the
+    // kernel handles every extent
+    let (oh, ow) = (typical(y.h), typical(y.w));
+    let tile = crate::blocked::conv_tile(y.blocks(), ow, vector_registers(y.block), depthwise);
     let groups = y.blocks().div_ceil(tile.qn);
     let taps = k[0] * k[1];
     let b = crate::blocked::conv_blocking(
         tile,
         [x.blocks(), taps, x.block, y.block],
-        [groups, y.h, y.w],
+        [groups, oh, ow],
     );
     Ok(BlockedConv {
         n: g.ty(ins[0]).shape[0],

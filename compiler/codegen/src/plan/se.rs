@@ -28,19 +28,15 @@ pub(super) fn kind(
 ) -> Result<KernelKind, CodegenError> {
     let ins = g.inputs(id);
     let x = shape_of(g, ins[0]);
-    if x[1..].iter().any(|d| d.known().is_none()) {
-        return Err(unsupported(
-            g,
-            id,
-            "SE block needs known channel and spatial extents",
-        ));
+    if x[1].known().is_none() {
+        return Err(unsupported(g, id, "SE block needs a known channel count"));
     }
     let r = g.ty(ins[1]).shape[0]
         .known()
         .ok_or_else(|| unsupported(g, id, "squeeze width must be known"))?;
     let (c, hw) = (
         x[1].known().unwrap_or(1),
-        x[2].known().unwrap_or(1) * x[3].known().unwrap_or(1),
+        super::typical(x[2]) * super::typical(x[3]),
     );
     let block = if cpu { block_images(c, r, hw) } else { 1 };
     Ok(KernelKind::SqueezeExcite {
