@@ -76,7 +76,11 @@ impl AssignLayout {
             Op::Resize(_) => g.ty(ins[0]).layout == blocked && known_nchw(g, id.into()),
             // channel concatenation of images, all of known channels
             Op::Concat { axis: 1 } => {
-                any_blocked && ins.iter().chain([&id.into()]).all(|v| known_channels(g, *v))
+                any_blocked
+                    && ins
+                        .iter()
+                        .chain([&id.into()])
+                        .all(|v| known_channels(g, *v))
             }
             Op::Binary(_) | Op::Elementwise { .. } => {
                 any_blocked

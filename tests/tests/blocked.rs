@@ -452,3 +452,110 @@ fn resizes_stay_blocked() {
         check_both(name, &g);
     }
 }
+
+/// `x: f32[N, c, H, W]` with symbolic batch, height and width.
+fn symbolic_graph(c: u64) -> (Graph, ValueId) {
+    let mut g = Graph::new("t");
+    let (n, h, w) = (g.sym("N"), g.sym("H"), g.sym("W"));
+    let x = g.add_input(
+        "x",
+        TensorType::f32([Dim::sym(n), c.into(), Dim::sym(h), Dim::sym(w)]),
+    );
+    (g, x)
+}
+
+/// One artifact for `g` (symbolic H and W) run at every size of `sizes` (`[N, H, W]`) on 1
+/// and 2 threads against the interpreter; a size the graph's constraints refuse must be
+/// refused by the runtime too.
+fn check_sizes(name: &str, g: &Graph, block: u32, cpu: &str, sizes: &[[usize; 3]]) {
+    let g = lowered(g, block);
+    let blocked = g.node_ids().into_iter().any(|n| {
+        g.node(n).outputs[0].layout == Layout::Blocked(block)
+            && matches!(g.node(n).op, Op::Conv2d(_))
+    });
+    assert!(blocked, "{name}: no convolution was blocked");
+    let opts = secc_codegen::CodegenOptions {
+        target: secc_codegen::Target::Cpu { cpu: cpu.into() },
+        ..cpu_opts()
+    };
+    let bytes = secc_codegen::compile(&g, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let c = g.ty(g.inputs[0].1.into()).shape[1].known().unwrap() as usize;
+    for threads in [1, 2] {
+        let model = secc_runtime::Model::from_bytes(bytes.clone()).unwrap();
+        let mut m = model.session(threads).unwrap();
+        for (i, &[n, h, w]) in sizes.iter().enumerate() {
+            let data = common::build::values(n * c * h * w, 11 + i as u32);
+            let x = interp::Tensor::new(vec![n, c, h, w], data.clone());
+            let rt = secc_runtime::Tensor::new(vec![n, c, h, w], data).unwrap();
+            let got = m.run(&[rt]);
+            let Ok(want) = interp::run(&g, &[x]) else {
+                assert!(got.is_err(), "{name}: {n}x{h}x{w} must be refused");
+                continue;
+            };
+            for (a, b) in got.unwrap().iter().zip(&want) {
+                let e = max_rel_err(&from_runtime(a), b);
+                assert!(
+                    e <= TOL,
+                    "{name} block {block} {cpu} {n}x{c}x{h}x{w} threads {threads}: err {e}"
+                );
+            }
+        }
+    }
+}
+
+/// Blocked kernels with run-time extents: every convolution path, pools, concat, residual
+/// and global pool of one symbolic-size graph, at sizes whose rows leave every tail (1 to
+/// 31 columns, so each power-of-two piece of the last tile runs), a 1x1 map, and sizes a
+/// valid convolution refuses.
+#[test]
+fn blocked_kernels_take_run_time_heights_and_widths() {
+    let sizes = [
+        [1, 7, 9],
+        [3, 13, 5],
+        [1, 2, 31],
+        [2, 25, 19],
+        [1, 1, 1],
+        [1, 3, 40],
+        [1, 6, 3],
+    ];
+    let (mut g, x) = symbolic_graph(20);
+    let mut l = conv(24, 1, 1, 0);
+    l.act = Some(Activation::Relu);
+    let p = add_conv(&mut g, x, &l, 1);
+    let mut l = conv(33, 3, 1, 1);
+    l.act = Some(Activation::Silu);
+    let a = add_conv(&mut g, p, &l, 3);
+    let s2 = add_conv(&mut g, p, &conv(40, 3, 2, 1), 5);
+    let mut dw = conv(24, 5, 2, 2);
+    dw.group = 24;
+    let d = add_conv(&mut g, p, &dw, 7);
+    let mut dil = conv(24, 3, 1, 2);
+    dil.dilations = [2, 2];
+    let r = add_conv(&mut g, p, &dil, 9);
+    let sum = g
+        .add_node(Op::Binary(BinaryOp::Add), &[p, r], None)
+        .unwrap();
+    let cat = g.add_node(Op::Concat { axis: 1 }, &[sum, a], None).unwrap();
+    let mp = g
+        .add_node(pool(PoolKind::Max, 3, 2, 1, true, false), &[cat], None)
+        .unwrap();
+    let ap = g
+        .add_node(pool(PoolKind::Avg, 3, 1, 1, false, true), &[d], None)
+        .unwrap();
+    let gp = g.add_node(Op::GlobalAvgPool, &[s2], None).unwrap();
+    for (k, v) in [("mp", mp), ("ap", ap), ("gp", gp), ("a", a)] {
+        g.add_output(k, v);
+    }
+    // a valid 3x5 convolution with asymmetric pads: W >= 4 is a constraint
+    let (mut v, vx) = symbolic_graph(17);
+    let mut l = conv(24, 3, 1, 0);
+    l.pads = [0, 1, 2, 0];
+    l.strides = [2, 1];
+    l.k = [3, 5];
+    let y = add_conv(&mut v, vx, &l, 2);
+    v.add_output("y", y);
+    for (block, cpu) in [(16, "native"), (8, "x86-64-v3")] {
+        check_sizes("symbolic network", &g, block, cpu, &sizes);
+        check_sizes("symbolic 3x5 valid", &v, block, cpu, &sizes);
+    }
+}

@@ -224,7 +224,9 @@ fn one_artifact_runs_every_image_size_on_1_and_2_threads() {
                 for k in [0, 1, 0] {
                     let (x, want) = case(name, k);
                     let x = secc_runtime::Tensor::new(x.shape.clone(), x.data.clone()).unwrap();
-                    let y = s.run(&[x]).unwrap_or_else(|e| panic!("{name} size {k}: {e}"));
+                    let y = s
+                        .run(&[x])
+                        .unwrap_or_else(|e| panic!("{name} size {k}: {e}"));
                     let e = max_rel_err(&from_runtime(&y[0]), &want);
                     assert!(
                         e < 1e-4,

@@ -142,7 +142,9 @@ fn a_dynamic_size_network_runs_two_image_sizes_from_one_artifact() {
             "{name}: {} missing (run tests/models/gen_networks.py)",
             model.display()
         );
-        eprintln!("SKIPPED {name}: run `.venv/bin/python tests/models/gen_networks.py` to generate it");
+        eprintln!(
+            "SKIPPED {name}: run `.venv/bin/python tests/models/gen_networks.py` to generate it"
+        );
         return;
     }
     let host = secc_codegen::vector_block(&cpu_opts().target);

@@ -428,7 +428,11 @@ fn for_tile_kinds<'a, 'ctx>(
             return emit(kb, u, pxn, false);
         }
         let inner = interior(kb, g, u.ox0, pxn)?;
-        kb.if_else(inner, |kb| emit(kb, u, pxn, false), |kb| emit(kb, u, pxn, true))
+        kb.if_else(
+            inner,
+            |kb| emit(kb, u, pxn, false),
+            |kb| emit(kb, u, pxn, true),
+        )
     };
     if let Some(w) = g.y.w.known() {
         let tail = w % px;

@@ -888,7 +888,9 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
     /// Sum of the lanes of `v`, in any order.
     fn hsum(&self, v: VectorValue<'ctx>) -> R<FloatValue<'ctx>> {
         let red = intrinsic(self.m, &["llvm.vector.reduce.fadd"], &[v.get_type().into()])?;
-        let s = self.b.build_call(red, &[self.fc(0.0).into(), v.into()], "hsum")?;
+        let s = self
+            .b
+            .build_call(red, &[self.fc(0.0).into(), v.into()], "hsum")?;
         if let Some(i) = s
             .try_as_basic_value()
             .basic()

@@ -428,8 +428,15 @@ pub const TYPICAL_EXTENT: u64 = 224;
 /// `d`, or for a symbolic `d` its value with every symbol at [`TYPICAL_EXTENT`] (at least 1).
 pub fn typical(d: Dim) -> u64 {
     d.known().unwrap_or_else(|| {
-        let n = d.symbols().iter().map(|s| s.0 as usize + 1).max().unwrap_or(0);
-        d.eval(&vec![TYPICAL_EXTENT; n]).unwrap_or(TYPICAL_EXTENT).max(1)
+        let n = d
+            .symbols()
+            .iter()
+            .map(|s| s.0 as usize + 1)
+            .max()
+            .unwrap_or(0);
+        d.eval(&vec![TYPICAL_EXTENT; n])
+            .unwrap_or(TYPICAL_EXTENT)
+            .max(1)
     })
 }
 

@@ -343,7 +343,10 @@ fn link_shared(obj: &[u8]) -> Result<Vec<u8>, CodegenError> {
 fn sizing_binding(m: &Manifest) -> Vec<u64> {
     let mut v = vec![plan::TYPICAL_EXTENT; m.symbols.len()];
     for io in &m.inputs {
-        let lead = m.buffers.get(io.buffer as usize).and_then(|b| b.shape.first());
+        let lead = m
+            .buffers
+            .get(io.buffer as usize)
+            .and_then(|b| b.shape.first());
         if let Some(secc_artifact::DimDecl::Sym { sym, coeff: 1 }) = lead {
             if let Some(s) = v.get_mut(*sym as usize) {
                 *s = 1;
