@@ -34,11 +34,6 @@ fn known_channels(g: &Graph, v: ValueId) -> bool {
     t.rank() == 4 && matches!(t.shape[1], Dim::Known(_))
 }
 
-fn known_nchw(g: &Graph, v: ValueId) -> bool {
-    let t = g.ty(v);
-    t.rank() == 4 && t.shape[1..].iter().all(|d| matches!(d, Dim::Known(_)))
-}
-
 /// A convolution the blocked kernels implement: constant weights (they are packed at
 /// compile time), dense or depthwise, known channels.
 fn conv_blocks(g: &Graph, id: NodeId) -> bool {
@@ -69,11 +64,9 @@ impl AssignLayout {
             Op::Pool2d(a) if a.kernel[0].saturating_mul(a.kernel[1]) > MAX_BLOCKED_POOL_TAPS => {
                 false
             }
-            Op::Act(_) | Op::Pool2d(_) | Op::SqueezeExcite(_) => {
+            Op::Act(_) | Op::Pool2d(_) | Op::SqueezeExcite(_) | Op::Resize(_) => {
                 g.ty(ins[0]).layout == blocked && known_channels(g, id.into())
             }
-            // the blocked resize computes its taps at compile time
-            Op::Resize(_) => g.ty(ins[0]).layout == blocked && known_nchw(g, id.into()),
             // channel concatenation of images, all of known channels
             Op::Concat { axis: 1 } => {
                 any_blocked

@@ -443,8 +443,8 @@ fn resizes_stay_blocked() {
             mode,
             coord,
             scales: [sizes[0] as f32 / 9.0, sizes[1] as f32 / 7.0],
-            sizes,
-            lengths: [sizes[0] as f32, sizes[1] as f32],
+            sizes: [Dim::Known(sizes[0]), Dim::Known(sizes[1])],
+            lengths: [Some(sizes[0] as f32), Some(sizes[1] as f32)],
         };
         let y = g.add_node(Op::Resize(r), &[a], None).unwrap();
         let z = add_conv(&mut g, y, &conv(8, 1, 1, 0), 3);
@@ -557,5 +557,54 @@ fn blocked_kernels_take_run_time_heights_and_widths() {
     for (block, cpu) in [(16, "native"), (8, "x86-64-v3")] {
         check_sizes("symbolic network", &g, block, cpu, &sizes);
         check_sizes("symbolic 3x5 valid", &v, block, cpu, &sizes);
+    }
+}
+
+/// Resizes of symbolic extents compute their taps in the kernel: every coordinate mode and
+/// rounding rule, integer and fractional scales up and down, blocked (after a blocked
+/// convolution) and plain (of the input), against the interpreter's f32 taps.
+#[test]
+fn resizes_of_run_time_extents_compute_their_taps_in_the_kernel() {
+    use secc_ir::{CoordMode as C, NearestMode as Nm, ResizeAttrs, ResizeMode as M};
+    let cases = [
+        (M::Nearest(Nm::RoundPreferFloor), C::HalfPixel, (2, 1)),
+        (M::Linear, C::HalfPixel, (3, 2)),
+        (M::Linear, C::AlignCorners, (2, 1)),
+        (M::Nearest(Nm::Floor), C::Asymmetric, (1, 2)),
+        (M::Linear, C::PytorchHalfPixel, (3, 4)),
+        (
+            M::Nearest(Nm::RoundPreferCeil),
+            C::HalfPixelSymmetric,
+            (3, 1),
+        ),
+        (M::Nearest(Nm::Ceil), C::TfHalfPixelForNn, (5, 4)),
+    ];
+    for (mode, coord, (num, den)) in cases {
+        let (mut g, x) = symbolic_graph(5);
+        let ext = |v: ValueId, axis: usize, g: &Graph| {
+            g.ty(v).shape[axis]
+                .checked_mul(Dim::Known(num))
+                .and_then(|d| d.div_floor(den))
+                .unwrap()
+        };
+        let attrs = |v: ValueId, g: &Graph| ResizeAttrs {
+            mode,
+            coord,
+            scales: [num as f32 / den as f32; 2],
+            sizes: [ext(v, 2, g), ext(v, 3, g)],
+            lengths: [None, None],
+        };
+        let a = add_conv(&mut g, x, &conv(20, 3, 1, 1), 1);
+        let r = attrs(a, &g);
+        let blocked = g.add_node(Op::Resize(r), &[a], None).unwrap();
+        let r = attrs(x, &g);
+        let plain = g.add_node(Op::Resize(r), &[x], None).unwrap();
+        g.add_output("blocked", blocked);
+        g.add_output("plain", plain);
+        let name = format!("{mode:?} {coord:?} x{num}/{den}");
+        let sizes = [[1, 7, 9], [2, 4, 5], [1, 1, 1], [1, 2, 13], [1, 12, 3]];
+        for (block, cpu) in [(16, "native"), (8, "x86-64-v3")] {
+            check_sizes(&name, &g, block, cpu, &sizes);
+        }
     }
 }

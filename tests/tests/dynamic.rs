@@ -23,8 +23,14 @@ fn case(name: &str, k: usize) -> (interp::Tensor, interp::Tensor) {
     (x, y)
 }
 
-/// The models whose every op takes symbolic image sizes in the IR.
-const IMPORTED: [&str; 4] = ["se_dynamic_hw", "se_dynamic_anon", "ppocr_cls", "ppocr_rec"];
+/// The models (all of them) whose every op takes symbolic image sizes in the IR.
+const IMPORTED: [&str; 5] = [
+    "se_dynamic_hw",
+    "se_dynamic_anon",
+    "ppocr_cls",
+    "ppocr_rec",
+    "ppocr_det",
+];
 
 #[test]
 fn one_graph_matches_onnx_runtime_at_two_image_sizes() {
@@ -201,7 +207,13 @@ fn strided_windows_give_exact_symbolic_extents() {
 }
 
 /// The models whose compiled kernels take symbolic image sizes.
-const COMPILED: [&str; 4] = ["se_dynamic_hw", "se_dynamic_anon", "ppocr_cls", "ppocr_rec"];
+const COMPILED: [&str; 5] = [
+    "se_dynamic_hw",
+    "se_dynamic_anon",
+    "ppocr_cls",
+    "ppocr_rec",
+    "ppocr_det",
+];
 
 /// One artifact per model and vector width (the host's, and 8-lane AVX2 blocks), run at
 /// both sizes on 1 and 2 threads, then back at the first (a cached binding): ONNX Runtime's

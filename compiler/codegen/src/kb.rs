@@ -282,6 +282,19 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         }
     }
 
+    /// `x as u64` with Rust's semantics (saturating, NaN to 0): `llvm.fptoui.sat`.
+    pub fn f32_to_u64_sat(&self, x: FloatValue<'ctx>) -> R<IntValue<'ctx>> {
+        let tys = [self.ctx.i64_type().into(), self.ctx.f32_type().into()];
+        let f = intrinsic(self.m, &["llvm.fptoui.sat"], &tys)?;
+        let r = self
+            .b
+            .build_call(f, &[x.into()], "")?
+            .try_as_basic_value()
+            .basic()
+            .ok_or_else(|| CodegenError::Llvm("fptoui.sat".into()))?;
+        Ok(r.into_int_value())
+    }
+
     /// `1 / n` in f32 (folded to a constant for a constant `n`): the mean of `n` values.
     pub fn recip(&self, n: IntValue<'ctx>) -> R<FloatValue<'ctx>> {
         if let Some(k) = n.get_zero_extended_constant() {
@@ -647,7 +660,14 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         self.fadd(self.fmax(x, self.fc(0.0))?, l)
     }
 
-    fn call1(&self, names: &[&str], x: FloatValue<'ctx>, overloaded: bool) -> R<FloatValue<'ctx>> {
+    /// `f(x)` for the first of the f32 intrinsics `names` LLVM knows (`overloaded`: named
+    /// with the `.f32` suffix implied).
+    pub fn call1(
+        &self,
+        names: &[&str],
+        x: FloatValue<'ctx>,
+        overloaded: bool,
+    ) -> R<FloatValue<'ctx>> {
         let tys: Vec<BasicTypeEnum> = if overloaded {
             vec![self.ctx.f32_type().into()]
         } else {

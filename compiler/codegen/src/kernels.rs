@@ -45,8 +45,14 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
             input,
             out,
         } => slice(kb, starts, steps, input, out),
-        KernelKind::Resize { attrs, x, lanes } => resize(kb, attrs, x, *lanes),
-        KernelKind::ConvTranspose { attrs, x, w, bias } => conv_transpose(kb, attrs, x, w, *bias),
+        KernelKind::Resize { attrs, x, lanes } => crate::resize::resize(kb, attrs, x, *lanes),
+        KernelKind::ConvTranspose {
+            attrs,
+            x,
+            w,
+            y,
+            bias,
+        } => conv_transpose(kb, attrs, [x, w, y], *bias),
         KernelKind::Pad { pads, mode, input } => pad(kb, pads, *mode, input),
         KernelKind::Softmax { axis, shape } => softmax(kb, *axis, shape),
         KernelKind::Gemm { attrs, a, b, c } => gemm(kb, attrs, a, b, c.as_deref()),
@@ -472,27 +478,6 @@ fn sint<'ctx>(kb: &Kb<'_, 'ctx>, v: i64) -> IntValue<'ctx> {
     kb.i(v as u64)
 }
 
-/// Index `k` of entry `i` of a resize tap table (3 floats per entry).
-fn tap<'ctx>(
-    kb: &Kb<'_, 'ctx>,
-    t: PointerValue<'ctx>,
-    i: IntValue<'ctx>,
-    k: u64,
-) -> R<IntValue<'ctx>> {
-    let f = kb.load(t, kb.add(kb.mul(i, kb.i(3))?, kb.i(k))?)?;
-    Ok(kb.b.build_float_to_unsigned_int(f, kb.ctx.i64_type(), "")?)
-}
-
-/// `a + (b - a) * t`
-fn lerp<'ctx>(
-    kb: &Kb<'_, 'ctx>,
-    a: FloatValue<'ctx>,
-    b: FloatValue<'ctx>,
-    t: FloatValue<'ctx>,
-) -> R<FloatValue<'ctx>> {
-    kb.fadd(a, kb.fmul(kb.fsub(b, a)?, t)?)
-}
-
 /// Strided window: rows of the output's last axis; each output index maps to
 /// `start + i * step` per axis (steps may be negative: the arithmetic wraps in i64).
 fn slice(kb: &mut Kb, starts: &[u64], steps: &[i64], input: &[Dim], out: &[Dim]) -> R<()> {
@@ -529,101 +514,6 @@ fn slice(kb: &mut Kb, starts: &[u64], steps: &[i64], input: &[Dim], out: &[Dim])
     })
 }
 
-/// Resize: one output row at a time; the source taps of every output row and column are
-/// precomputed tables (3 floats each: i0, i1, weight of i1).
-fn resize(kb: &mut Kb, a: &secc_ir::ResizeAttrs, x: &[Dim], lanes: u64) -> R<()> {
-    if lanes > 1 {
-        return resize_blocked(kb, a, x, lanes);
-    }
-    let (h, w) = (known(x[2])?, known(x[3])?);
-    let (oh, ow) = (a.sizes[0], a.sizes[1]);
-    let (src, tyt, txt, dst) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3]);
-    let rows = kb.mul(kb.mul(kb.dim(x[0])?, kb.dim(x[1])?)?, kb.i(oh))?;
-    let (lo, hi) = kb.split(rows)?;
-    let linear = a.mode == secc_ir::ResizeMode::Linear;
-    kb.for_loop(lo, hi, |kb, row| {
-        let plane = kb.div(row, kb.i(oh))?;
-        let oy = kb.rem(row, kb.i(oh))?;
-        let sbase = kb.mul(plane, kb.i(h * w))?;
-        let y0 = kb.add(sbase, kb.mul(tap(kb, tyt, oy, 0)?, kb.i(w))?)?;
-        let y1 = kb.add(sbase, kb.mul(tap(kb, tyt, oy, 1)?, kb.i(w))?)?;
-        let wy = kb.load(tyt, kb.add(kb.mul(oy, kb.i(3))?, kb.i(2))?)?;
-        let obase = kb.mul(row, kb.i(ow))?;
-        kb.for_loop(kb.i(0), kb.i(ow), |kb, ox| {
-            let x0 = tap(kb, txt, ox, 0)?;
-            let v = if linear {
-                let x1 = tap(kb, txt, ox, 1)?;
-                let wx = kb.load(txt, kb.add(kb.mul(ox, kb.i(3))?, kb.i(2))?)?;
-                let top = lerp(
-                    kb,
-                    kb.load(src, kb.add(y0, x0)?)?,
-                    kb.load(src, kb.add(y0, x1)?)?,
-                    wx,
-                )?;
-                let bot = lerp(
-                    kb,
-                    kb.load(src, kb.add(y1, x0)?)?,
-                    kb.load(src, kb.add(y1, x1)?)?,
-                    wx,
-                )?;
-                lerp(kb, top, bot, wy)?
-            } else {
-                kb.load(src, kb.add(y0, x0)?)?
-            };
-            kb.store(dst, kb.add(obase, ox)?, v)
-        })
-    })
-}
-
-/// `a + (b - a) * t` on vectors.
-fn vlerp<'ctx>(
-    kb: &Kb<'_, 'ctx>,
-    a: VectorValue<'ctx>,
-    b: VectorValue<'ctx>,
-    t: VectorValue<'ctx>,
-) -> R<VectorValue<'ctx>> {
-    let d = kb.b.build_float_sub(b, a, "")?;
-    Ok(kb
-        .b
-        .build_float_add(a, kb.b.build_float_mul(d, t, "")?, "")?)
-}
-
-/// [`resize`] of a blocked tensor: the same taps, every lane (channel) of a block at once.
-fn resize_blocked(kb: &mut Kb, a: &secc_ir::ResizeAttrs, x: &[Dim], lanes: u64) -> R<()> {
-    let (c, h, w) = (known(x[1])?, known(x[2])?, known(x[3])?);
-    let (oh, ow) = (a.sizes[0], a.sizes[1]);
-    let nl = u32::try_from(lanes).map_err(|_| unsupported("channel block too wide"))?;
-    let (src, tyt, txt, dst) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3]);
-    let planes = kb.mul(kb.dim(x[0])?, kb.i(c.div_ceil(lanes)))?;
-    let rows = kb.mul(planes, kb.i(oh))?;
-    let (lo, hi) = kb.split(rows)?;
-    let linear = a.mode == secc_ir::ResizeMode::Linear;
-    kb.for_loop(lo, hi, |kb, row| {
-        let plane = kb.div(row, kb.i(oh))?;
-        let oy = kb.rem(row, kb.i(oh))?;
-        let sbase = kb.mul(plane, kb.i(h * w * lanes))?;
-        let y0 = kb.add(sbase, kb.mul(tap(kb, tyt, oy, 0)?, kb.i(w * lanes))?)?;
-        let y1 = kb.add(sbase, kb.mul(tap(kb, tyt, oy, 1)?, kb.i(w * lanes))?)?;
-        let wy = kb.vec_splat_n(kb.load(tyt, kb.add(kb.mul(oy, kb.i(3))?, kb.i(2))?)?, nl)?;
-        let obase = kb.mul(row, kb.i(ow * lanes))?;
-        kb.for_loop(kb.i(0), kb.i(ow), |kb, ox| {
-            let x0 = kb.mul(tap(kb, txt, ox, 0)?, kb.i(lanes))?;
-            let v = if linear {
-                let x1 = kb.mul(tap(kb, txt, ox, 1)?, kb.i(lanes))?;
-                let wx = kb.load(txt, kb.add(kb.mul(ox, kb.i(3))?, kb.i(2))?)?;
-                let wx = kb.vec_splat_n(wx, nl)?;
-                let ld = |r, col| kb.vec_load_n(src, kb.add(r, col)?, nl);
-                let top = vlerp(kb, ld(y0, x0)?, ld(y0, x1)?, wx)?;
-                let bot = vlerp(kb, ld(y1, x0)?, ld(y1, x1)?, wx)?;
-                vlerp(kb, top, bot, wy)?
-            } else {
-                kb.vec_load_n(src, kb.add(y0, x0)?, nl)?
-            };
-            kb.vec_store(dst, kb.add(obase, kb.mul(ox, kb.i(lanes))?)?, v)
-        })
-    })
-}
-
 /// For output coordinate `o` of a transposed convolution and a tap at offset `off`: whether
 /// an input coordinate maps there (`o + pad - off` is a non-negative multiple of `stride`
 /// below `extent`) and that coordinate, clamped into range so the load stays in bounds.
@@ -633,7 +523,7 @@ fn transposed_tap<'ctx>(
     pad: u64,
     off: IntValue<'ctx>,
     stride: u64,
-    extent: u64,
+    extent: IntValue<'ctx>,
 ) -> R<(IntValue<'ctx>, IntValue<'ctx>)> {
     let t = kb.sub(kb.add(o, kb.i(pad))?, off)?;
     let ok = kb.b.build_and(
@@ -647,39 +537,36 @@ fn transposed_tap<'ctx>(
         "",
     )?;
     let i = kb.div(t, kb.i(stride))?;
-    let ok = kb.b.build_and(ok, kb.lt(i, kb.i(extent))?, "")?;
-    let clamped = kb.imax(kb.imin(i, kb.i(extent - 1))?, kb.i(0))?;
+    let ok = kb.b.build_and(ok, kb.lt(i, extent)?, "")?;
+    let clamped = kb.imax(kb.imin(i, kb.sub(extent, kb.i(1))?)?, kb.i(0))?;
     Ok((ok, clamped))
 }
 
 /// Transposed convolution as a gather: output pixel `(oy, ox)` sums `x[iy, ix] * w[ky, kx]`
 /// over the taps with `oy + pad - ky * dil = iy * stride` (and the same for x), i.e. the
-/// scatter definition read backwards. Rows of (n, oc, oy) are split among threads.
+/// scatter definition read backwards. Rows of (n, oc, oy) are split among threads; the
+/// spatial extents are run-time values.
 fn conv_transpose(
     kb: &mut Kb,
     a: &secc_ir::ConvTransposeAttrs,
-    x: &[Dim],
-    w: &[Dim],
+    [x, w, y]: [&[Dim]; 3],
     bias: bool,
 ) -> R<()> {
-    let (c, h, wd) = (known(x[1])?, known(x[2])?, known(x[3])?);
+    let c = known(x[1])?;
+    let (h, wd) = (kb.dim(x[2])?, kb.dim(x[3])?);
     let (cg_out, kh, kw) = (known(w[1])?, known(w[2])?, known(w[3])?);
     let cg_in = c / a.group;
     let cout = cg_out * a.group;
-    let oh = a
-        .out_extent(0, h, kh)
-        .ok_or_else(|| unsupported("transposed convolution output is empty"))?;
-    let ow = a
-        .out_extent(1, wd, kw)
-        .ok_or_else(|| unsupported("transposed convolution output is empty"))?;
+    let (oh, ow) = (kb.dim(y[2])?, kb.dim(y[3])?);
+    let hw = kb.mul(h, wd)?;
     let (src, wt) = (kb.args[0], kb.args[1]);
     let bptr = bias.then(|| kb.args[2]);
     let dst = kb.args[if bias { 3 } else { 2 }];
-    let rows = kb.mul(kb.dim(x[0])?, kb.i(cout * oh))?;
+    let rows = kb.mul(kb.mul(kb.dim(x[0])?, kb.i(cout))?, oh)?;
     let (lo, hi) = kb.split(rows)?;
     kb.for_loop(lo, hi, |kb, row| {
-        let oy = kb.rem(row, kb.i(oh))?;
-        let nc = kb.div(row, kb.i(oh))?;
+        let oy = kb.rem(row, oh)?;
+        let nc = kb.div(row, oh)?;
         let oc = kb.rem(nc, kb.i(cout))?;
         let n = kb.div(nc, kb.i(cout))?;
         let grp = kb.div(oc, kb.i(cg_out))?;
@@ -697,8 +584,8 @@ fn conv_transpose(
                 transposed_tap(kb, oy, a.pads[0], off, a.strides[0], h)
             })
             .collect::<R<_>>()?;
-        let obase = kb.mul(row, kb.i(ow))?;
-        kb.for_loop(kb.i(0), kb.i(ow), move |kb, ox| {
+        let obase = kb.mul(row, ow)?;
+        kb.for_loop(kb.i(0), ow, move |kb, ox| {
             let xs: Vec<_> = (0..if unroll { kw } else { 0 })
                 .map(|kx| {
                     let off = kb.i(kx * a.dilations[1]);
@@ -707,15 +594,15 @@ fn conv_transpose(
                 .collect::<R<_>>()?;
             let acc = kb.for_acc(kb.i(0), kb.i(cg_in), b0, |kb, icl, acc| {
                 let ic = kb.add(kb.mul(grp, kb.i(cg_in))?, icl)?;
-                let xplane = kb.mul(kb.add(kb.mul(n, kb.i(c))?, ic)?, kb.i(h * wd))?;
+                let xplane = kb.mul(kb.add(kb.mul(n, kb.i(c))?, ic)?, hw)?;
                 let wbase = kb.mul(kb.add(kb.mul(ic, kb.i(cg_out))?, ocl)?, kb.i(kh * kw))?;
                 if !unroll {
                     let (x, w) = ((src, xplane), (wt, wbase));
-                    return transposed_taps_looped(kb, a, [oy, ox], x, w, [h, wd, kh, kw], acc);
+                    return transposed_taps_looped(kb, a, [oy, ox], x, w, [h, wd], [kh, kw], acc);
                 }
                 let mut acc = acc;
                 for (ky, &(oky, iy)) in ys.iter().enumerate() {
-                    let xrow = kb.add(xplane, kb.mul(iy, kb.i(wd))?)?;
+                    let xrow = kb.add(xplane, kb.mul(iy, wd)?)?;
                     for (kx, &(okx, ix)) in xs.iter().enumerate() {
                         let ok = kb.b.build_and(oky, okx, "")?;
                         let xv = kb.load(src, kb.add(xrow, ix)?)?;
@@ -740,13 +627,14 @@ fn transposed_taps_looped<'ctx>(
     [oy, ox]: [IntValue<'ctx>; 2],
     (src, xplane): (PointerValue<'ctx>, IntValue<'ctx>),
     (wt, wbase): (PointerValue<'ctx>, IntValue<'ctx>),
-    [h, wd, kh, kw]: [u64; 4],
+    [h, wd]: [IntValue<'ctx>; 2],
+    [kh, kw]: [u64; 2],
     acc: FloatValue<'ctx>,
 ) -> R<FloatValue<'ctx>> {
     kb.for_acc(kb.i(0), kb.i(kh), acc, |kb, ky, acc| {
         let offy = kb.mul(ky, kb.i(a.dilations[0]))?;
         let (oky, iy) = transposed_tap(kb, oy, a.pads[0], offy, a.strides[0], h)?;
-        let xrow = kb.add(xplane, kb.mul(iy, kb.i(wd))?)?;
+        let xrow = kb.add(xplane, kb.mul(iy, wd)?)?;
         let wrow = kb.add(wbase, kb.mul(ky, kb.i(kw))?)?;
         kb.for_acc(kb.i(0), kb.i(kw), acc, |kb, kx, acc| {
             let offx = kb.mul(kx, kb.i(a.dilations[1]))?;
@@ -1200,10 +1088,10 @@ struct ConvPlane<'ctx> {
     dst: PointerValue<'ctx>,
     xbase: IntValue<'ctx>,
     obase: IntValue<'ctx>,
-    h: u64,
-    wd: u64,
+    h: IntValue<'ctx>,
+    wd: IntValue<'ctx>,
     /// output extents `[oh, ow]`
-    ow: [u64; 2],
+    ow: [IntValue<'ctx>; 2],
     strides: [u64; 2],
     dh: u64,
     /// `[top, left]`
@@ -1221,15 +1109,15 @@ fn conv_tap<'ctx>(
     wv: FloatValue<'ctx>,
 ) -> R<()> {
     let ([oh, ow], [sh, sw], [pt, pl]) = (g.ow, g.strides, g.pads);
-    kb.for_loop(kb.i(0), kb.i(oh), |kb, oy| {
+    kb.for_loop(kb.i(0), oh, |kb, oy| {
         let iy = kb.sub(
             kb.add(kb.mul(oy, kb.i(sh))?, kb.mul(ky, kb.i(g.dh))?)?,
             kb.i(pt),
         )?;
-        let row_ok = kb.inside(iy, g.h)?;
+        let row_ok = kb.inside_n(iy, g.h)?;
         kb.if_then(row_ok, |kb| {
-            let xrow = kb.add(g.xbase, kb.mul(iy, kb.i(g.wd))?)?;
-            let orow = kb.add(g.obase, kb.mul(oy, kb.i(ow))?)?;
+            let xrow = kb.add(g.xbase, kb.mul(iy, g.wd)?)?;
+            let orow = kb.add(g.obase, kb.mul(oy, ow)?)?;
             kb.for_loop(ox_lo, ox_hi, |kb, ox| {
                 let ix = kb.sub(kb.add(kb.mul(ox, kb.i(sw))?, off)?, kb.i(pl))?;
                 let xv = kb.load(g.px, kb.add(xrow, ix)?)?;
@@ -1250,56 +1138,56 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
     if a.residual {
         return Err(unsupported("a residual convolution runs blocked only"));
     }
-    let (c, h, wd) = (known(x[1])?, known(x[2])?, known(x[3])?);
+    let c = known(x[1])?;
     let (o, cg, kh, kw) = (known(w[0])?, known(w[1])?, known(w[2])?, known(w[3])?);
     let og = o / a.group;
     let [sh, sw] = a.strides;
     let [dh, dw] = a.dilations;
     let [pt, pl, pb, pr] = a.pads;
-    let oh = (h + pt + pb - (dh * (kh - 1) + 1)) / sh + 1;
-    let ow = (wd + pl + pr - (dw * (kw - 1) + 1)) / sw + 1;
     let (px, pw) = (kb.args[0], kb.args[1]);
     let pbias = bias.then(|| kb.args[2]);
     let dst = kb.args[if bias { 3 } else { 2 }];
     let pointwise = kh == 1 && kw == 1 && a.strides == [1, 1] && a.pads == [0; 4];
-    if pointwise && a.group == 1 && kb.width() == 8 {
-        return conv_pointwise_tiled(kb, x[0], c, o, h * wd, pbias.is_some(), a.act);
+    let (ekh, ekw) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
+    // known extents: specialised register-tiled forms on 8-lane targets
+    let known_hw = x[2].known().zip(x[3].known());
+    if let Some((h, wd)) = known_hw {
+        let oh = (h + pt + pb - ekh) / sh + 1;
+        let ow = (wd + pl + pr - ekw) / sw + 1;
+        if let Some(r) = conv_tiled(kb, a, x, [c, h, wd], [o, kh, kw], [oh, ow], bias) {
+            return r;
+        }
     }
-    if !pointwise && a.group == 1 && sw <= 4 && kb.width() == 8 && kh * kw <= 49 {
-        return conv_direct_tiled(
-            kb,
-            a,
-            x[0],
-            [c, h, wd],
-            [o, kh, kw],
-            [oh, ow],
-            pbias.is_some(),
-        );
-    }
-    if a.group == c && o == c && sw <= 4 && kb.width() == 8 && kh * kw <= 64 {
-        return conv_depthwise_tiled(kb, a, x[0], [c, h, wd], [kh, kw], [oh, ow], pbias.is_some());
-    }
+    // the shape rules guarantee H + pads >= the dilated kernel at every binding
+    let (h, wd) = (kb.dim(x[2])?, kb.dim(x[3])?);
+    let oh = kb.add(
+        kb.div(kb.sub(kb.add(h, kb.i(pt + pb))?, kb.i(ekh))?, kb.i(sh))?,
+        kb.i(1),
+    )?;
+    let ow = kb.add(
+        kb.div(kb.sub(kb.add(wd, kb.i(pl + pr))?, kb.i(ekw))?, kb.i(sw))?,
+        kb.i(1),
+    )?;
+    let (hw, ohw) = (kb.mul(h, wd)?, kb.mul(oh, ow)?);
     let pairs = kb.mul(kb.dim(x[0])?, kb.i(o))?;
     let (lo, hi) = kb.split(pairs)?;
     kb.for_loop(lo, hi, |kb, pr_| {
         let n = kb.div(pr_, kb.i(o))?;
         let oc = kb.rem(pr_, kb.i(o))?;
         let grp = kb.div(oc, kb.i(og))?;
-        let obase = kb.mul(pr_, kb.i(oh * ow))?;
+        let obase = kb.mul(pr_, ohw)?;
         let init = match pbias {
             Some(pb) => kb.load(pb, oc)?,
             None => kb.fc(0.0),
         };
-        kb.for_loop(kb.i(0), kb.i(oh * ow), |kb, p| {
-            kb.store(dst, kb.add(obase, p)?, init)
-        })?;
+        kb.for_loop(kb.i(0), ohw, |kb, p| kb.store(dst, kb.add(obase, p)?, init))?;
         kb.for_loop(kb.i(0), kb.i(cg), |kb, ic| {
             let cin = kb.add(kb.mul(grp, kb.i(cg))?, ic)?;
-            let xbase = kb.mul(kb.add(kb.mul(n, kb.i(c))?, cin)?, kb.i(h * wd))?;
+            let xbase = kb.mul(kb.add(kb.mul(n, kb.i(c))?, cin)?, hw)?;
             let wbase = kb.mul(kb.add(kb.mul(oc, kb.i(cg))?, ic)?, kb.i(kh * kw))?;
             if pointwise {
                 let wv = kb.load(pw, wbase)?;
-                return kb.for_loop(kb.i(0), kb.i(h * wd), |kb, p| {
+                return kb.for_loop(kb.i(0), hw, |kb, p| {
                     let acc = kb.load(dst, kb.add(obase, p)?)?;
                     let xv = kb.load(px, kb.add(xbase, p)?)?;
                     let v = kb.fadd(acc, kb.fmul(wv, xv)?)?;
@@ -1320,25 +1208,27 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
             };
             kb.for_loop(kb.i(0), kb.i(kh), |kb, ky| {
                 let wrow = kb.add(wbase, kb.mul(ky, kb.i(kw))?)?;
-                if kw > UNROLL_KW {
-                    // wide kernels: the tap column is a loop, its column range computed
-                    // at run time (numerators clamped at 0 for the unsigned division)
+                let Some((_, wdk)) = known_hw.filter(|_| kw <= UNROLL_KW) else {
+                    // wide kernels and symbolic widths: the tap column is a loop, its
+                    // column range computed at run time (numerators clamped at 0 for the
+                    // unsigned division)
                     return kb.for_loop(kb.i(0), kb.i(kw), |kb, kx| {
                         let off = kb.mul(kx, kb.i(dw))?;
                         let t = kb.imax(kb.sub(kb.i(pl + sw - 1), off)?, kb.i(0))?;
                         let lo = kb.div(t, kb.i(sw))?;
-                        let u = kb.imax(kb.sub(kb.i(wd - 1 + pl + sw), off)?, kb.i(0))?;
-                        let hi = kb.imin(kb.div(u, kb.i(sw))?, kb.i(ow))?;
+                        let u = kb.imax(kb.sub(kb.add(wd, kb.i(pl + sw - 1))?, off)?, kb.i(0))?;
+                        let hi = kb.imin(kb.div(u, kb.i(sw))?, ow)?;
                         let wv = kb.load(pw, kb.add(wrow, kx)?)?;
                         conv_tap(kb, &geo, ky, off, [lo, hi], wv)
                     });
-                }
+                };
+                let owk = (wdk + pl + pr - ekw) / sw + 1;
                 for kx in 0..kw {
                     // output columns whose input column lies inside the image: compile-time
                     let off = kx * dw;
                     let ox_lo = if pl > off { (pl - off).div_ceil(sw) } else { 0 };
-                    let ox_hi = if wd - 1 + pl >= off {
-                        ((wd - 1 + pl - off) / sw + 1).min(ow)
+                    let ox_hi = if wdk - 1 + pl >= off {
+                        ((wdk - 1 + pl - off) / sw + 1).min(owk)
                     } else {
                         0
                     };
@@ -1353,7 +1243,7 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
         })?;
         // fused activation, over the finished plane
         match a.act {
-            Some(act) => kb.for_loop(kb.i(0), kb.i(oh * ow), |kb, p| {
+            Some(act) => kb.for_loop(kb.i(0), ohw, |kb, p| {
                 let oi = kb.add(obase, p)?;
                 let v = kb.act(act, kb.load(dst, oi)?)?;
                 kb.store(dst, oi, v)
@@ -1361,6 +1251,56 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
             None => Ok(()),
         }
     })
+}
+
+/// The register-tiled forms of a plain convolution with known extents on 8-lane targets,
+/// if one applies.
+fn conv_tiled(
+    kb: &mut Kb,
+    a: &secc_ir::Conv2dAttrs,
+    x: &[Dim],
+    [c, h, wd]: [u64; 3],
+    [o, kh, kw]: [u64; 3],
+    [oh, ow]: [u64; 2],
+    bias: bool,
+) -> Option<R<()>> {
+    let sw = a.strides[1];
+    let pointwise = kh == 1 && kw == 1 && a.strides == [1, 1] && a.pads == [0; 4];
+    let pbias = bias.then(|| kb.args[2]);
+    if pointwise && a.group == 1 && kb.width() == 8 {
+        return Some(conv_pointwise_tiled(
+            kb,
+            x[0],
+            c,
+            o,
+            h * wd,
+            pbias.is_some(),
+            a.act,
+        ));
+    }
+    if !pointwise && a.group == 1 && sw <= 4 && kb.width() == 8 && kh * kw <= 49 {
+        return Some(conv_direct_tiled(
+            kb,
+            a,
+            x[0],
+            [c, h, wd],
+            [o, kh, kw],
+            [oh, ow],
+            pbias.is_some(),
+        ));
+    }
+    if a.group == c && o == c && sw <= 4 && kb.width() == 8 && kh * kw <= 64 {
+        return Some(conv_depthwise_tiled(
+            kb,
+            a,
+            x[0],
+            [c, h, wd],
+            [kh, kw],
+            [oh, ow],
+            pbias.is_some(),
+        ));
+    }
+    None
 }
 
 /// The activation, if any, on every lane.

@@ -19,6 +19,7 @@ pub mod blocked;
 pub mod kb;
 pub mod kernels;
 pub mod plan;
+pub mod resize;
 pub mod target;
 
 pub use target::{check_target, compile, compile_timed, vector_block, CodegenOptions, Target};

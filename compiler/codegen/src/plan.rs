@@ -88,6 +88,8 @@ pub enum KernelKind {
         x: Vec<Dim>,
         /// w shape [Cin, Cout/group, kh, kw]
         w: Vec<Dim>,
+        /// output shape
+        y: Vec<Dim>,
         /// has a bias operand
         bias: bool,
     },

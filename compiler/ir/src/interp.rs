@@ -335,10 +335,15 @@ fn conv_transpose2d(
     Ok(Tensor::new(vec![n, o, oh, ow], out))
 }
 
-fn resize(a: &ResizeAttrs, x: &Tensor) -> Tensor {
+fn resize(a: &ResizeAttrs, x: &Tensor, syms: &[u64]) -> Result<Tensor, IrError> {
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
-    let ty = a.taps(0, h as u64);
-    let tx = a.taps(1, w as u64);
+    let out = |i: usize| {
+        a.sizes[i]
+            .eval(syms)
+            .ok_or_else(|| err("resize output extent is not bound"))
+    };
+    let ty = a.taps(0, h as u64, out(0)?);
+    let tx = a.taps(1, w as u64, out(1)?);
     let (oh, ow) = (ty.len(), tx.len());
     let mut out = Vec::with_capacity(n * c * oh * ow);
     for plane in 0..n * c {
@@ -358,7 +363,7 @@ fn resize(a: &ResizeAttrs, x: &Tensor) -> Tensor {
             }
         }
     }
-    Tensor::new(vec![n, c, oh, ow], out)
+    Ok(Tensor::new(vec![n, c, oh, ow], out))
 }
 
 fn conv2d(
@@ -696,7 +701,7 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
             });
             Tensor::new(s, data)
         }
-        Op::Resize(a) => resize(a, ins[0]),
+        Op::Resize(a) => resize(a, ins[0], syms)?,
         Op::ConvTranspose2d(a) => conv_transpose2d(a, ins[0], ins[1], ins.get(2).copied())?,
         Op::Act(a) => act(*a, ins[0]),
         Op::GlobalAvgPool => {

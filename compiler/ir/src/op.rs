@@ -805,7 +805,7 @@ impl Op {
                 ("pads", list(&a.pads)),
                 ("strides", list(&a.strides)),
             ],
-            Op::Resize(a) => a.attrs(),
+            Op::Resize(a) => a.attrs(names),
             Op::Elementwise { prog } => {
                 let p: Vec<String> = prog.iter().map(|i| i.spelled()).collect();
                 vec![("prog", format!("[{}]", p.join("; ")))]

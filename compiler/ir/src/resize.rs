@@ -1,6 +1,8 @@
 //! Resize (ONNX `Resize`/`Upsample`) attributes and the output-to-input coordinate map. The
-//! map is the spec's formula, computed once in f32 exactly as ONNX Runtime does; both the
-//! interpreter and the generated kernel read their source taps from it.
+//! map is the spec's formula, computed in f32 exactly as ONNX Runtime does; the interpreter
+//! and, for known extents, the generated kernel read their source taps from it (for
+//! symbolic extents the kernel evaluates the same f32 operations at run time).
+use crate::types::Dim;
 
 /// ONNX `coordinate_transformation_mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,11 +52,12 @@ pub struct ResizeAttrs {
     pub coord: CoordMode,
     /// scales `[h, w]` used by the coordinate transform (`out / in` when sizes were given)
     pub scales: [f32; 2],
-    /// output extents `[h, w]`
-    pub sizes: [u64; 2],
+    /// output extents `[h, w]` (symbolic when the input's are)
+    pub sizes: [Dim; 2],
     /// the spec's `length_resized` `[h, w]`: `in * scale` before rounding when scales were
-    /// given (align_corners and pytorch_half_pixel divide by it), else the output extent
-    pub lengths: [f32; 2],
+    /// given (align_corners and pytorch_half_pixel divide by it), else the output extent;
+    /// `None` for a symbolic input: `in * scale` at run time
+    pub lengths: [Option<f32>; 2],
 }
 
 /// One output coordinate's source: `(1 - w) * in[i0] + w * in[i1]` (nearest: `i0`, `w = 0`).
@@ -69,12 +72,17 @@ pub struct Tap {
 }
 
 impl ResizeAttrs {
-    /// Source taps of every output coordinate along spatial axis `axis` (0 = H, 1 = W).
-    pub fn taps(&self, axis: usize, in_len: u64) -> Vec<Tap> {
-        let out_len = self.sizes[axis];
+    /// `length_resized` of axis `axis` for an input extent of `inl`.
+    pub fn length(&self, axis: usize, inl: f32) -> f32 {
+        self.lengths[axis].unwrap_or(inl * self.scales[axis])
+    }
+
+    /// Source taps of every output coordinate along spatial axis `axis` (0 = H, 1 = W),
+    /// from an input extent `in_len` to `out_len`.
+    pub fn taps(&self, axis: usize, in_len: u64, out_len: u64) -> Vec<Tap> {
         let s = self.scales[axis];
         let (inl, outl) = (in_len as f32, out_len as f32);
-        let len = self.lengths[axis];
+        let len = self.length(axis, inl);
         let last = in_len.saturating_sub(1);
         (0..out_len)
             .map(|x| {
@@ -142,8 +150,8 @@ impl ResizeAttrs {
             .collect()
     }
 
-    /// Attributes for the textual IR, sorted by key.
-    pub fn attrs(&self) -> Vec<(&'static str, String)> {
+    /// Attributes for the textual IR, sorted by key (`names`: the graph's symbols).
+    pub fn attrs(&self, names: &[String]) -> Vec<(&'static str, String)> {
         let coord = match self.coord {
             CoordMode::HalfPixel => "half_pixel",
             CoordMode::HalfPixelSymmetric => "half_pixel_symmetric",
@@ -159,18 +167,26 @@ impl ResizeAttrs {
             ResizeMode::Nearest(NearestMode::Floor) => "nearest(floor)",
             ResizeMode::Nearest(NearestMode::Ceil) => "nearest(ceil)",
         };
+        let len = |l: Option<f32>| l.map_or_else(|| "in*scale".to_string(), |v| format!("{v:?}"));
         vec![
             ("coord", coord.into()),
             (
                 "lengths",
-                format!("[{:?},{:?}]", self.lengths[0], self.lengths[1]),
+                format!("[{},{}]", len(self.lengths[0]), len(self.lengths[1])),
             ),
             ("mode", mode.into()),
             (
                 "scales",
                 format!("[{:?},{:?}]", self.scales[0], self.scales[1]),
             ),
-            ("sizes", format!("[{},{}]", self.sizes[0], self.sizes[1])),
+            (
+                "sizes",
+                format!(
+                    "[{},{}]",
+                    self.sizes[0].display(names),
+                    self.sizes[1].display(names)
+                ),
+            ),
         ]
     }
 }
@@ -184,10 +200,10 @@ mod tests {
             mode,
             coord,
             scales: [s, s],
-            sizes: [outl, outl],
-            lengths: [outl as f32, outl as f32],
+            sizes: [Dim::Known(outl); 2],
+            lengths: [Some(outl as f32); 2],
         }
-        .taps(0, inl)
+        .taps(0, inl, outl)
     }
 
     #[test]

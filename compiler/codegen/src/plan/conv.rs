@@ -7,15 +7,15 @@ use crate::CodegenError;
 use secc_artifact::DimDecl;
 use secc_ir::{Conv2dAttrs, ConvTransposeAttrs, Dim, Graph, NodeId};
 
-/// The input shape of a plain convolution, whose channel and spatial extents the kernel
-/// loops over.
-fn conv_input(g: &Graph, id: NodeId) -> Result<Vec<Dim>, CodegenError> {
+/// The input shape of a plain convolution, whose channel count the kernel needs at compile
+/// time (batch and spatial extents may be symbolic).
+fn conv_channels(g: &Graph, id: NodeId) -> Result<Vec<Dim>, CodegenError> {
     let x = shape_of(g, g.inputs(id)[0]);
-    if x[1..].iter().any(|d| d.known().is_none()) {
+    if x[1].known().is_none() {
         return Err(unsupported(
             g,
             id,
-            "convolution needs known channel and spatial extents",
+            "convolution needs a known channel count",
         ));
     }
     Ok(x)
@@ -26,7 +26,7 @@ pub(super) fn conv2d(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<KernelKin
     let ins = g.inputs(id);
     Ok(KernelKind::Conv {
         attrs: a.clone(),
-        x: conv_input(g, id)?,
+        x: conv_channels(g, id)?,
         w: shape_of(g, ins[1]),
         bias: ins.len() == 3,
     })
@@ -41,8 +41,9 @@ pub(super) fn conv_transpose2d(
     let ins = g.inputs(id);
     Ok(KernelKind::ConvTranspose {
         attrs: a.clone(),
-        x: conv_input(g, id)?,
+        x: conv_channels(g, id)?,
         w: shape_of(g, ins[1]),
+        y: shape_of(g, id.into()),
         bias: ins.len() == 3,
     })
 }

@@ -36,13 +36,14 @@ pub(super) fn push_tap_tables(
     args: &mut Vec<u32>,
 ) -> Result<(), CodegenError> {
     for axis in 0..2 {
-        let inl = x[2 + axis]
-            .known()
-            .ok_or_else(|| unsupported(g, id, "resize needs known spatial extents"))?;
+        // a symbolic axis computes its taps in the kernel
+        let Some((inl, outl)) = crate::resize::table_extents(attrs, x, axis) else {
+            continue;
+        };
         if inl >= 1 << 24 {
             return Err(unsupported(g, id, "resize input extent of 2^24 or more"));
         }
-        let taps = attrs.taps(axis, inl);
+        let taps = attrs.taps(axis, inl, outl);
         // the kernel loads through these indices unchecked: they must be in range
         if taps.iter().any(|t| t.i0 >= inl || t.i1 >= inl) {
             return Err(unsupported(

@@ -59,17 +59,18 @@ pub(super) fn slice(
     Ok(TensorType::f32(shape.iter().copied()))
 }
 
-/// Resize of the spatial axes to the resolved `sizes`; scales are checked because the
-/// coordinate transform divides by them.
+/// Resize of the spatial axes to the resolved `sizes` (expressions of the input's extents
+/// when those are symbolic); scales are checked because the coordinate transform divides
+/// by them.
 pub(super) fn resize(cx: &Cx, r: &ResizeAttrs) -> Result<TensorType, IrError> {
     let ins = cx.ins;
     let x = &ins[0].shape;
     if x.len() != 4 {
         return Err(cx.ty(format!("needs a 4-D NCHW input, got {}", ins[0])));
     }
-    cx.known(x[2], "input height")?;
-    cx.known(x[3], "input width")?;
-    if r.sizes.contains(&0)
+    let bad_len = r.lengths.iter().flatten().any(|l| l.is_nan() || *l < 0.0);
+    if r.sizes.contains(&Dim::Known(0))
+        || bad_len
         || r.scales
             .iter()
             .any(|s| s.is_nan() || *s <= 0.0 || s.is_infinite())
@@ -79,12 +80,10 @@ pub(super) fn resize(cx: &Cx, r: &ResizeAttrs) -> Result<TensorType, IrError> {
             r.sizes, r.scales
         )));
     }
-    Ok(TensorType::f32([
-        x[0],
-        x[1],
-        Dim::Known(r.sizes[0]),
-        Dim::Known(r.sizes[1]),
-    ]))
+    for (d, what) in r.sizes.iter().zip(["output height", "output width"]) {
+        cx.require_ge(*d, Dim::Known(1), what)?;
+    }
+    Ok(TensorType::f32([x[0], x[1], r.sizes[0], r.sizes[1]]))
 }
 
 /// A compile-time int64 tensor: one value per element, no empty extent.

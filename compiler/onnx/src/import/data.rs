@@ -432,10 +432,6 @@ impl Importer<'_> {
                 format!("only 4-D NCHW inputs are supported (rank {})", xs.len()),
             ));
         }
-        let (h, w) = match (xs[2].known(), xs[3].known()) {
-            (Some(h), Some(w)) => (h, w),
-            _ => return Err(unsupported(cx, "spatial extents must be known")),
-        };
         let legacy = cx.op() == "Upsample" || self.opset < 11;
         let mode_s = cx.string("mode")?.unwrap_or_else(|| "nearest".into());
         let linear = match mode_s.as_str() {
@@ -449,7 +445,7 @@ impl Importer<'_> {
             }
         };
         // per-axis scale (f32) and output extent over all 4 axes
-        let rank_in = [xs[0], xs[1], Dim::Known(h), Dim::Known(w)];
+        let rank_in = [xs[0], xs[1], xs[2], xs[3]];
         let (scales4, sizes4): (Vec<Option<f32>>, Vec<Option<Dim>>) = if legacy {
             let sc = if cx.op() == "Upsample" && self.opset < 9 {
                 cx.floats("scales")?
@@ -572,36 +568,59 @@ impl Importer<'_> {
             }
         }
         let mut scales = [1f32; 2];
-        let mut sizes = [0u64; 2];
-        let mut lengths = [0f32; 2];
+        let mut sizes = [Dim::Known(1); 2];
+        let mut lengths = [None; 2];
         for i in 0..2 {
-            let inl = [h, w][i];
+            let inl = xs[2 + i];
             match (scales4[2 + i], sizes4[2 + i]) {
                 (_, Some(d)) => {
-                    let o = d
-                        .known()
-                        .ok_or_else(|| unsupported(cx, "output spatial sizes must be known"))?;
-                    sizes[i] = o;
-                    lengths[i] = o as f32;
-                    scales[i] = scales4[2 + i].unwrap_or(o as f32 / inl as f32);
+                    sizes[i] = d;
+                    if let (Some(o), Some(n)) = (d.known(), inl.known()) {
+                        lengths[i] = Some(o as f32);
+                        scales[i] = scales4[2 + i].unwrap_or(o as f32 / n as f32);
+                        continue;
+                    }
+                    // a symbolic extent: the coordinate scale out / in must be a constant
+                    scales[i] = scales4[2 + i]
+                        .or_else(|| constant_ratio(d, inl))
+                        .ok_or_else(|| {
+                            unsupported(
+                                cx,
+                                format!(
+                                    "output size {} is not a constant multiple or fraction of the input's {}",
+                                    d.display(&self.g.sym_names),
+                                    inl.display(&self.g.sym_names)
+                                ),
+                            )
+                        })?;
+                    lengths[i] = d.known().map(|o| o as f32);
                 }
                 (Some(s), None) => {
                     if s.is_nan() || s <= 0.0 || s.is_infinite() {
                         return Err(cx.err(format!("scale {s} must be positive")).into());
                     }
                     scales[i] = s;
-                    lengths[i] = inl as f32 * s;
-                    if lengths[i] > secc_ir::MAX_ELEMENTS as f32 {
+                    let Some(n) = inl.known() else {
+                        sizes[i] = scaled_extent(inl, s).ok_or_else(|| {
+                            unsupported(
+                                cx,
+                                format!("scale {s} of a symbolic extent needs a binary fraction of at most 32 bits after the point"),
+                            )
+                        })?;
+                        continue;
+                    };
+                    let len = n as f32 * s;
+                    if len > secc_ir::MAX_ELEMENTS as f32 {
                         return Err(cx
                             .err(format!(
-                                "scale {s} makes axis {} {} long, beyond the size limit {}",
+                                "scale {s} makes axis {} {len} long, beyond the size limit {}",
                                 2 + i,
-                                lengths[i],
                                 secc_ir::MAX_ELEMENTS
                             ))
                             .into());
                     }
-                    sizes[i] = lengths[i].floor() as u64;
+                    lengths[i] = Some(len);
+                    sizes[i] = Dim::Known(len.floor() as u64);
                 }
                 (None, None) => unreachable!("every axis has a scale or a size"),
             }
@@ -664,7 +683,7 @@ impl Importer<'_> {
                 },
             )
         };
-        if sizes.contains(&0) {
+        if sizes.contains(&Dim::Known(0)) {
             return Err(unsupported(cx, "an empty output is not supported"));
         }
         self.add(
@@ -792,4 +811,33 @@ mod tests {
         let w = window(5, -100, 3, 1);
         assert_eq!((w.start, w.len), (0, 3));
     }
+}
+
+/// `out / in` as an f32 when it is one constant for every binding (`out = k * in` or
+/// `in = k * out`); the f32 ONNX Runtime computes from the two extents is then the same.
+fn constant_ratio(out: Dim, inl: Dim) -> Option<f32> {
+    if let Some(k) = out.checked_div(inl).and_then(Dim::known) {
+        return Some(k as f32);
+    }
+    let k = inl.checked_div(out).and_then(Dim::known)?;
+    Some(1.0 / k as f32)
+}
+
+/// `floor(in * s)` of a symbolic extent, exactly: the f32 `s` is `num / 2^k`. (ONNX
+/// Runtime rounds the product to f32 before the floor; the two differ only when the exact
+/// product lies within half an f32 step below an integer.)
+fn scaled_extent(inl: Dim, s: f32) -> Option<Dim> {
+    let mut v = f64::from(s);
+    let mut k = 0u32;
+    while v.fract() != 0.0 {
+        v *= 2.0;
+        k += 1;
+        if k > 32 {
+            return None;
+        }
+    }
+    if v > (1u64 << 40) as f64 {
+        return None;
+    }
+    inl.checked_mul(Dim::Known(v as u64))?.div_floor(1u64 << k)
 }
