@@ -598,7 +598,7 @@ fn conv_transpose(
                 let wbase = kb.mul(kb.add(kb.mul(ic, kb.i(cg_out))?, ocl)?, kb.i(kh * kw))?;
                 if !unroll {
                     let (x, w) = ((src, xplane), (wt, wbase));
-                    return transposed_taps_looped(kb, a, [oy, ox], x, w, [h, wd], [kh, kw], acc);
+                    return transposed_taps_looped(kb, a, [oy, ox], x, w, ([h, wd], [kh, kw]), acc);
                 }
                 let mut acc = acc;
                 for (ky, &(oky, iy)) in ys.iter().enumerate() {
@@ -627,8 +627,7 @@ fn transposed_taps_looped<'ctx>(
     [oy, ox]: [IntValue<'ctx>; 2],
     (src, xplane): (PointerValue<'ctx>, IntValue<'ctx>),
     (wt, wbase): (PointerValue<'ctx>, IntValue<'ctx>),
-    [h, wd]: [IntValue<'ctx>; 2],
-    [kh, kw]: [u64; 2],
+    ([h, wd], [kh, kw]): ([IntValue<'ctx>; 2], [u64; 2]),
     acc: FloatValue<'ctx>,
 ) -> R<FloatValue<'ctx>> {
     kb.for_acc(kb.i(0), kb.i(kh), acc, |kb, ky, acc| {

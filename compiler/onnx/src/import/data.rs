@@ -794,25 +794,6 @@ impl Importer<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::window;
-
-    #[test]
-    fn slice_windows_follow_the_spec() {
-        let w = window(10, 2, 8, 3);
-        assert_eq!((w.start, w.len), (2, 2));
-        let w = window(10, -1, i64::MIN, -1);
-        assert_eq!((w.start, w.step, w.len), (9, -1, 10));
-        let w = window(10, 0, i64::MAX, 1);
-        assert_eq!((w.start, w.len), (0, 10));
-        let w = window(5, 20, 30, 1);
-        assert_eq!(w.len, 0);
-        let w = window(5, -100, 3, 1);
-        assert_eq!((w.start, w.len), (0, 3));
-    }
-}
-
 /// `out / in` as an f32 when it is one constant for every binding (`out = k * in` or
 /// `in = k * out`); the f32 ONNX Runtime computes from the two extents is then the same.
 fn constant_ratio(out: Dim, inl: Dim) -> Option<f32> {
@@ -840,4 +821,43 @@ fn scaled_extent(inl: Dim, s: f32) -> Option<Dim> {
         return None;
     }
     inl.checked_mul(Dim::Known(v as u64))?.div_floor(1u64 << k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{constant_ratio, scaled_extent, window};
+    use secc_ir::{Dim, SymId};
+
+    #[test]
+    fn symbolic_resize_extents_are_exact() {
+        let h = Dim::sym(SymId(0));
+        let at = |d: Dim, v: u64| d.eval(&[v]).unwrap();
+        let twice = scaled_extent(h, 2.0).unwrap();
+        let half = scaled_extent(h, 0.5).unwrap();
+        let odd = scaled_extent(h, 1.25).unwrap();
+        for v in [1u64, 2, 7, 64, 333] {
+            assert_eq!(at(twice, v), 2 * v);
+            assert_eq!(at(half, v), v / 2);
+            assert_eq!(at(odd, v), (v * 5) / 4);
+        }
+        // 0.1 is no short binary fraction
+        assert!(scaled_extent(h, 0.1).is_none());
+        assert_eq!(constant_ratio(twice, h), Some(2.0));
+        assert_eq!(constant_ratio(h, twice), Some(0.5));
+        assert_eq!(constant_ratio(odd, h), None);
+    }
+
+    #[test]
+    fn slice_windows_follow_the_spec() {
+        let w = window(10, 2, 8, 3);
+        assert_eq!((w.start, w.len), (2, 2));
+        let w = window(10, -1, i64::MIN, -1);
+        assert_eq!((w.start, w.step, w.len), (9, -1, 10));
+        let w = window(10, 0, i64::MAX, 1);
+        assert_eq!((w.start, w.len), (0, 10));
+        let w = window(5, 20, 30, 1);
+        assert_eq!(w.len, 0);
+        let w = window(5, -100, 3, 1);
+        assert_eq!((w.start, w.len), (0, 3));
+    }
 }
