@@ -840,8 +840,10 @@ mod tests {
             assert_eq!(at(half, v), v / 2);
             assert_eq!(at(odd, v), (v * 5) / 4);
         }
-        // 0.1 is no short binary fraction
-        assert!(scaled_extent(h, 0.1).is_none());
+        // f32 0.1 is 13421773 / 2^27, a hair above 0.1: floor(10 * s) = 1, as in f32
+        assert_eq!(at(scaled_extent(h, 0.1).unwrap(), 10), 1);
+        // a scale needing more than 32 bits after the point is refused
+        assert!(scaled_extent(h, 1e-12).is_none());
         assert_eq!(constant_ratio(twice, h), Some(2.0));
         assert_eq!(constant_ratio(h, twice), Some(0.5));
         assert_eq!(constant_ratio(odd, h), None);
