@@ -337,30 +337,13 @@ fn link_shared(obj: &[u8]) -> Result<Vec<u8>, CodegenError> {
     std::fs::read(&so).map_err(|e| CodegenError::Link(e.to_string()))
 }
 
-/// The binding the size check sizes a model at: batch 1 (every symbol that is an input's
-/// leading dim), every other symbol (an image side) at [`plan::TYPICAL_EXTENT`], since
-/// shape rules such as a valid convolution's `H - 2` need sides of a few pixels at least.
-fn sizing_binding(m: &Manifest) -> Vec<u64> {
-    let mut v = vec![plan::TYPICAL_EXTENT; m.symbols.len()];
-    for io in &m.inputs {
-        let lead = m
-            .buffers
-            .get(io.buffer as usize)
-            .and_then(|b| b.shape.first());
-        if let Some(secc_artifact::DimDecl::Sym { sym, coeff: 1 }) = lead {
-            if let Some(s) = v.get_mut(*sym as usize) {
-                *s = 1;
-            }
-        }
-    }
-    v
-}
-
 /// Sizes every tensor at batch 1 (and symbolic image sides at [`plan::TYPICAL_EXTENT`])
 /// without overflow and, with a limit, refuses a model whose weights plus memory plan exceed
 /// it, naming the node with the largest tensor.
 fn check_memory(m: &Manifest, p: &plan::Plan, limit: Option<u64>) -> Result<(), CodegenError> {
-    let ones = sizing_binding(m);
+    // symbolic image sides at the typical extent: rules such as a valid convolution's
+    // `H - 2` need sides of a few pixels at least
+    let ones = m.sizing_binding(plan::TYPICAL_EXTENT);
     let at = if ones.iter().any(|v| *v != 1) {
         format!("batch 1 and image sides of {}", plan::TYPICAL_EXTENT)
     } else {

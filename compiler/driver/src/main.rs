@@ -851,6 +851,31 @@ fn inspect(a: InspectArgs) -> Result<()> {
             })
             .collect()
     };
+    // the memory plan at batch 1, image sides (symbols that are no input's batch) at 224,
+    // as the compiler sizes models
+    let at = m.sizing_binding(secc_codegen::plan::TYPICAL_EXTENT);
+    let sized_at: Vec<String> = m
+        .symbols
+        .iter()
+        .zip(&at)
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    let rel = |r: secc_artifact::Relation| match r {
+        secc_artifact::Relation::Ge => ">=",
+        secc_artifact::Relation::Eq => "==",
+    };
+    let constraints: Vec<serde_json::Value> = m
+        .constraints
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "lhs": c.lhs.display(&m.symbols),
+                "rel": rel(c.rel),
+                "rhs": c.rhs.display(&m.symbols),
+                "origin": c.origin,
+            })
+        })
+        .collect();
     let io = |v: &[secc_artifact::IoDecl]| -> Vec<serde_json::Value> {
         v.iter().map(|i| serde_json::json!({"name": i.name, "dtype": m.buffers[i.buffer as usize].dtype, "shape": shape(i.buffer)})).collect()
     };
@@ -860,13 +885,14 @@ fn inspect(a: InspectArgs) -> Result<()> {
         "model_name": m.model_name,
         "targets": m.targets,
         "symbols": m.symbols,
+        "constraints": constraints,
         "inputs": io(&m.inputs),
         "outputs": io(&m.outputs),
         "kernels": m.kernels.iter().map(|k| serde_json::json!({"name": k.name, "kind": k.kind, "origin": k.origin})).collect::<Vec<_>>(),
         "se_blocks": m.se_blocks,
-        // memory plan at batch 1 (every symbolic dimension bound to 1)
-        "arena_bytes": m.memory_plan(&vec![1; m.symbols.len()]).arena_floats * 4,
-        "arena_bytes_without_reuse": m.memory_plan(&vec![1; m.symbols.len()]).unshared_floats * 4,
+        "sized_at": sized_at,
+        "arena_bytes": m.memory_plan(&at).arena_floats.saturating_mul(4),
+        "arena_bytes_without_reuse": m.memory_plan(&at).unshared_floats.saturating_mul(4),
         "weights_bytes": m.section("weights").map(|s| s.len).unwrap_or(0),
         "sections": m.sections,
     });
@@ -905,8 +931,22 @@ fn inspect(a: InspectArgs) -> Result<()> {
                 m.symbols.join(", ")
             }
         );
+        for c in &constraints {
+            out!(
+                "  require {} {} {}  ({})",
+                c["lhs"].as_str().unwrap_or_default(),
+                c["rel"].as_str().unwrap_or_default(),
+                c["rhs"].as_str().unwrap_or_default(),
+                c["origin"].as_str().unwrap_or_default()
+            );
+        }
+        let sized = if sized_at.is_empty() {
+            String::new()
+        } else {
+            format!(" at {}", sized_at.join(", "))
+        };
         out!(
-            "  memory at batch 1: arena {} bytes ({} without reuse), weights {} bytes",
+            "  memory{sized}: arena {} bytes ({} without reuse), weights {} bytes",
             j["arena_bytes"],
             j["arena_bytes_without_reuse"],
             j["weights_bytes"]

@@ -487,3 +487,31 @@ fn int64_outputs_are_written_as_int64_npy() {
         }
     }
 }
+
+/// `inspect` of a dynamic-size model names its symbols and lists the constraints the
+/// runtime checks (text and JSON), with the memory plan at batch 1 and image sides of 224.
+#[test]
+fn inspect_shows_symbolic_dims_and_constraints() {
+    let d = tempfile::tempdir().unwrap();
+    let model = models().join("dynamic").join("ppocr_cls.onnx");
+    let bin = d.path().join("cls.bin");
+    ok(&secc(&[s(&model), "-o", s(&bin)]));
+    let text = ok(&secc(&["inspect", s(&bin)]));
+    assert!(text.contains("input \"x\": f32[N,3,48,W]"), "{text}");
+    assert!(
+        text.contains("require W + 2 >= 3  (node \"Conv_3\" (conv2d))"),
+        "{text}"
+    );
+    assert!(text.contains("memory at N=1, W=224"), "{text}");
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&secc(&["inspect", s(&bin), "--json"]))).unwrap();
+    assert_eq!(
+        j["inputs"][0]["shape"],
+        serde_json::json!(["N", 3, 48, "W"])
+    );
+    let c = j["constraints"].as_array().unwrap();
+    assert!(!c.is_empty());
+    assert_eq!(c[0]["rel"], ">=");
+    assert!(c[0]["origin"].as_str().unwrap().starts_with("node \""));
+    assert_eq!(j["sized_at"], serde_json::json!(["N=1", "W=224"]));
+}

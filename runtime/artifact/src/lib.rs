@@ -344,6 +344,24 @@ impl Manifest {
         Ok(())
     }
 
+    /// A representative binding to size the model at: every symbol that is an input's
+    /// leading dim (the batch) at 1, every other (an image side) at `side`.
+    pub fn sizing_binding(&self, side: u64) -> Vec<u64> {
+        let mut v = vec![side; self.symbols.len()];
+        for io in &self.inputs {
+            let lead = self
+                .buffers
+                .get(io.buffer as usize)
+                .and_then(|b| b.shape.first());
+            if let Some(DimDecl::Sym { sym, coeff: 1 }) = lead {
+                if let Some(s) = v.get_mut(*sym as usize) {
+                    *s = 1;
+                }
+            }
+        }
+        v
+    }
+
     /// Places every temporary buffer in one arena for a symbol binding: a buffer lives from
     /// the first kernel that touches it (through any alias) to the last; buffers whose lives
     /// overlap get disjoint ranges (greedy first fit, largest first, 64-byte granules).
