@@ -17,32 +17,18 @@ one run, rounds interleaved.
 Latencies are the best over rounds of the median over `--runs` calls through the Python
 package (the same small call overhead in every figure); only ratios within one run count.
 """
-import argparse, os, platform, tempfile, time
+import argparse, os, tempfile, time
 import numpy as np
 import secc
+from net_bench import cpu_model, timed  # same directory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NET = os.path.join(ROOT, "tests", "models", "networks", "dynamic", "mobilenetv3_large_dyn.onnx")
 SMALL = os.path.join(ROOT, "tests", "models", "dynamic", "se_dynamic_hw.onnx")
 
 
-def cpu_model():
-    info = open("/proc/cpuinfo").read()
-    name = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")), platform.processor())
-    flags = next((l.split(":", 1)[1].split() for l in info.splitlines() if l.startswith("flags")), [])
-    simd = "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "SSE")
-    return f"{name}, {os.cpu_count()} logical CPUs, {simd}"
-
-
-def median_us(f, runs, warm=3):
-    for _ in range(warm):
-        f()
-    ts = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        f()
-        ts.append((time.perf_counter() - t) * 1e6)
-    return float(np.median(ts))
+def median_us(f, runs):
+    return timed(f, runs) * 1e3
 
 
 def image(shape, seed):

@@ -836,9 +836,7 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
             return self.sum_contig_dyn(base, off, n);
         };
         if w == 1 || n < w {
-            return self.for_acc(self.i(0), self.i(n), zero, |kb, p, acc| {
-                kb.fadd(acc, kb.load(base, kb.add(off, p)?)?)
-            });
+            return self.sum_scalar(base, off, [self.i(0), self.i(n)], zero);
         }
         let full = n / w * w;
         let vt = self.ctx.f32_type().vec_type(self.width());
@@ -870,9 +868,7 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         if full == n {
             return Ok(s);
         }
-        self.for_acc(self.i(full), self.i(n), s, |kb, p, acc| {
-            kb.fadd(acc, kb.load(base, kb.add(off, p)?)?)
-        })
+        self.sum_scalar(base, off, [self.i(full), self.i(n)], s)
     }
 
     /// [`Kb::sum_contig`] over a run-time count: whole vectors (possibly none), then the
@@ -900,7 +896,18 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
             })?;
             s = self.hsum(acc[0].into_vector_value())?;
         }
-        self.for_acc(full, n, s, |kb, p, acc| {
+        self.sum_scalar(base, off, [full, n], s)
+    }
+
+    /// `acc + base[off + lo] + ... + base[off + hi - 1]`, one float at a time.
+    fn sum_scalar(
+        &mut self,
+        base: PointerValue<'ctx>,
+        off: IntValue<'ctx>,
+        [lo, hi]: [IntValue<'ctx>; 2],
+        acc: FloatValue<'ctx>,
+    ) -> R<FloatValue<'ctx>> {
+        self.for_acc(lo, hi, acc, |kb, p, acc| {
             kb.fadd(acc, kb.load(base, kb.add(off, p)?)?)
         })
     }
