@@ -1149,13 +1149,15 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
     let pointwise = kh == 1 && kw == 1 && a.strides == [1, 1] && a.pads == [0; 4];
     let (ekh, ekw) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
     // known extents: specialised register-tiled forms on 8-lane targets
-    let known_hw = x[2].known().zip(x[3].known());
-    if let Some((h, wd)) = known_hw {
+    // (input width, output width) when the spatial extents are known
+    let mut known_w = None;
+    if let (Some(h), Some(wd)) = (x[2].known(), x[3].known()) {
         let oh = (h + pt + pb - ekh) / sh + 1;
         let ow = (wd + pl + pr - ekw) / sw + 1;
         if let Some(r) = conv_tiled(kb, a, x, [c, h, wd], [o, kh, kw], [oh, ow], bias) {
             return r;
         }
+        known_w = Some((wd, ow));
     }
     // the shape rules guarantee H + pads >= the dilated kernel at every binding
     let (h, wd) = (kb.dim(x[2])?, kb.dim(x[3])?);
@@ -1207,7 +1209,7 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
             };
             kb.for_loop(kb.i(0), kb.i(kh), |kb, ky| {
                 let wrow = kb.add(wbase, kb.mul(ky, kb.i(kw))?)?;
-                let Some((_, wdk)) = known_hw.filter(|_| kw <= UNROLL_KW) else {
+                let Some((wdk, owk)) = known_w.filter(|_| kw <= UNROLL_KW) else {
                     // wide kernels and symbolic widths: the tap column is a loop, its
                     // column range computed at run time (numerators clamped at 0 for the
                     // unsigned division)
@@ -1221,7 +1223,6 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
                         conv_tap(kb, &geo, ky, off, [lo, hi], wv)
                     });
                 };
-                let owk = (wdk + pl + pr - ekw) / sw + 1;
                 for kx in 0..kw {
                     // output columns whose input column lies inside the image: compile-time
                     let off = kx * dw;

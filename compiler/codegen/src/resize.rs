@@ -81,6 +81,11 @@ impl<'ctx> F<'_, '_, 'ctx> {
     ) -> R<FloatValue<'ctx>> {
         Ok(self.0.b.build_select(c, a, b, "")?.into_float_value())
     }
+    /// `a.max(b)` as Rust has it for non-NaN `b`: `b` when `a` is NaN or smaller.
+    fn max(&self, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        let gt = self.cmp(FloatPredicate::OGT, a, b)?;
+        self.sel(gt, a, b)
+    }
     fn cmp(
         &self,
         p: FloatPredicate,
@@ -153,12 +158,12 @@ fn inline_tap<'ctx>(
                 NearestMode::Floor => fl,
                 NearestMode::Ceil => f.call("llvm.ceil", orig)?,
             };
-            let clamped = f.call2_max(r, zero)?;
+            let clamped = f.max(r, zero)?;
             let i = kb.imin(kb.f32_to_u64_sat(clamped)?, last)?;
             Ok((i, i, zero))
         }
         ResizeMode::Linear => {
-            let c = f.call2_max(orig, zero)?;
+            let c = f.max(orig, zero)?;
             let hi = f.u(last)?;
             let lt = f.cmp(FloatPredicate::OLT, c, hi)?;
             let c = f.sel(lt, c, hi)?;
@@ -168,14 +173,6 @@ fn inline_tap<'ctx>(
             let w = f.sel(same, zero, f.sub(c, f.u(i0)?)?)?;
             Ok((i0, i1, w))
         }
-    }
-}
-
-impl<'ctx> F<'_, '_, 'ctx> {
-    /// `a.max(b)` as Rust has it for non-NaN `b`: `b` when `a` is NaN or smaller.
-    fn call2_max(&self, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
-        let gt = self.cmp(FloatPredicate::OGT, a, b)?;
-        self.sel(gt, a, b)
     }
 }
 

@@ -343,8 +343,8 @@ fn link_shared(obj: &[u8]) -> Result<Vec<u8>, CodegenError> {
 fn check_memory(m: &Manifest, p: &plan::Plan, limit: Option<u64>) -> Result<(), CodegenError> {
     // symbolic image sides at the typical extent: rules such as a valid convolution's
     // `H - 2` need sides of a few pixels at least
-    let ones = m.sizing_binding(plan::TYPICAL_EXTENT);
-    let at = if ones.iter().any(|v| *v != 1) {
+    let binding = m.sizing_binding(plan::TYPICAL_EXTENT);
+    let at = if binding.iter().any(|v| *v != 1) {
         format!("batch 1 and image sides of {}", plan::TYPICAL_EXTENT)
     } else {
         "batch 1".to_string()
@@ -352,7 +352,7 @@ fn check_memory(m: &Manifest, p: &plan::Plan, limit: Option<u64>) -> Result<(), 
     let bytes = |b: &secc_artifact::BufferDecl| -> Option<u64> {
         b.shape
             .iter()
-            .try_fold(4u64, |a, d| a.checked_mul(d.eval(&ones)?))
+            .try_fold(4u64, |a, d| a.checked_mul(d.eval(&binding)?))
     };
     let writer = |i: usize| -> String {
         m.kernels
@@ -385,7 +385,7 @@ fn check_memory(m: &Manifest, p: &plan::Plan, limit: Option<u64>) -> Result<(), 
     let Some(limit) = limit else {
         return Ok(());
     };
-    let arena = m.memory_plan(&ones).arena_floats as u64 * 4;
+    let arena = m.memory_plan(&binding).arena_floats as u64 * 4;
     let need = arena
         .saturating_add(io)
         .saturating_add(p.weights.len() as u64);

@@ -854,6 +854,7 @@ fn inspect(a: InspectArgs) -> Result<()> {
     // the memory plan at batch 1, image sides (symbols that are no input's batch) at 224,
     // as the compiler sizes models
     let at = m.sizing_binding(secc_codegen::plan::TYPICAL_EXTENT);
+    let plan = m.memory_plan(&at);
     let sized_at: Vec<String> = m
         .symbols
         .iter()
@@ -891,8 +892,8 @@ fn inspect(a: InspectArgs) -> Result<()> {
         "kernels": m.kernels.iter().map(|k| serde_json::json!({"name": k.name, "kind": k.kind, "origin": k.origin})).collect::<Vec<_>>(),
         "se_blocks": m.se_blocks,
         "sized_at": sized_at,
-        "arena_bytes": m.memory_plan(&at).arena_floats.saturating_mul(4),
-        "arena_bytes_without_reuse": m.memory_plan(&at).unshared_floats.saturating_mul(4),
+        "arena_bytes": plan.arena_floats.saturating_mul(4),
+        "arena_bytes_without_reuse": plan.unshared_floats.saturating_mul(4),
         "weights_bytes": m.section("weights").map(|s| s.len).unwrap_or(0),
         "sections": m.sections,
     });
