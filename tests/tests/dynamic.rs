@@ -250,3 +250,163 @@ fn one_artifact_runs_every_image_size_on_1_and_2_threads() {
         }
     }
 }
+
+/// Runs `g` compiled once (plain NCHW kernels: the form the CUDA target runs) at every
+/// `[N, H, W]` of `sizes` on 1 and 2 threads against the interpreter (int64 outputs equal).
+fn check_plain_sizes(g: &secc_ir::Graph, sizes: &[[usize; 3]]) {
+    let mut g = g.clone();
+    run_passes_for(&mut g, None);
+    let bytes = compile(&g, &cpu_opts()).unwrap();
+    let c = g.ty(g.inputs[0].1.into()).shape[1].known().unwrap() as usize;
+    let model = secc_runtime::Model::from_bytes(bytes).unwrap();
+    for threads in [1, 2] {
+        let mut s = model.session(threads).unwrap();
+        for (i, &[n, h, w]) in sizes.iter().enumerate() {
+            let data = values(n * c * h * w, 30 + i as u32);
+            let x = interp::Tensor::new(vec![n, c, h, w], data.clone());
+            let want = interp::run(&g, &[x]).unwrap();
+            let rt = secc_runtime::Tensor::new(vec![n, c, h, w], data).unwrap();
+            let got = s.run(&[rt]).unwrap_or_else(|e| panic!("{n}x{h}x{w}: {e}"));
+            for ((name, _), (a, b)) in g.outputs.iter().zip(got.iter().zip(&want)) {
+                let e = max_rel_err(&from_runtime(a), b);
+                assert!(e <= 1e-5, "{name} {n}x{c}x{h}x{w}, {threads} threads: {e}");
+            }
+        }
+    }
+}
+
+/// The plain (unblocked) pools, MaxPool's indices in both storage orders and every pad mode
+/// take run-time heights and widths: one artifact at sizes with odd, even and minimal
+/// extents, and batch 1 and >1.
+#[test]
+fn plain_pools_and_pads_take_run_time_extents() {
+    let pads = |m: Model, mode: &str, out: &str| {
+        let name = format!("pad_{mode}");
+        m.node(
+            "Pad",
+            &name,
+            &["x", "pads"],
+            &[out],
+            &[("mode", A::S(mode))],
+        )
+    };
+    let g = Model::new(13)
+        .input_params("x", &["N", "3", "H", "W"])
+        .i64s("pads", &[8], vec![0, 0, 1, 2, 0, 0, 2, 1])
+        .node(
+            "MaxPool",
+            "max_ceil",
+            &["x"],
+            &["max_ceil"],
+            &[
+                ("kernel_shape", A::Is(&[3, 3])),
+                ("strides", A::Is(&[2, 2])),
+                ("pads", A::Is(&[1, 1, 1, 1])),
+                ("ceil_mode", A::I(1)),
+            ],
+        )
+        .node(
+            "AveragePool",
+            "avg_incl",
+            &["x"],
+            &["avg_incl"],
+            &[
+                ("kernel_shape", A::Is(&[3, 3])),
+                ("pads", A::Is(&[1, 1, 1, 1])),
+                ("count_include_pad", A::I(1)),
+            ],
+        )
+        .node(
+            "AveragePool",
+            "avg_excl",
+            &["x"],
+            &["avg_excl"],
+            &[
+                ("kernel_shape", A::Is(&[2, 3])),
+                ("strides", A::Is(&[2, 2])),
+                ("pads", A::Is(&[0, 1, 1, 0])),
+                ("ceil_mode", A::I(1)),
+            ],
+        )
+        .node(
+            "MaxPool",
+            "max_rows",
+            &["x"],
+            &["max_rows", "idx_rows"],
+            &[
+                ("kernel_shape", A::Is(&[2, 2])),
+                ("dilations", A::Is(&[2, 1])),
+            ],
+        )
+        .node(
+            "MaxPool",
+            "max_cols",
+            &["x"],
+            &["max_cols", "idx_cols"],
+            &[
+                ("kernel_shape", A::Is(&[3, 2])),
+                ("strides", A::Is(&[1, 2])),
+                ("pads", A::Is(&[1, 0, 1, 1])),
+                ("storage_order", A::I(1)),
+            ],
+        );
+    let g = pads(
+        pads(pads(g, "reflect", "reflect"), "edge", "edge"),
+        "constant",
+        "zero",
+    );
+    let mut g = g;
+    for out in [
+        "max_ceil", "avg_incl", "avg_excl", "max_rows", "idx_rows", "max_cols", "idx_cols",
+        "reflect", "edge", "zero",
+    ] {
+        g = g.output(out);
+    }
+    let g = g.import().unwrap();
+    check_plain_sizes(&g, &[[1, 5, 7], [2, 3, 3], [1, 8, 4], [3, 4, 11]]);
+}
+
+/// A compiled model refuses, before running, a binding that breaks a constraint (naming
+/// the node and the values) and a symbol that two inputs bind to different values.
+#[test]
+fn the_runtime_names_broken_constraints_and_conflicting_inputs() {
+    let g = spatial_model(|m| {
+        m.f32s("w", &[4, 2, 3, 3], values(72, 3)).node(
+            "Conv",
+            "conv_valid",
+            &["x", "w"],
+            &["y"],
+            &[],
+        )
+    })
+    .import()
+    .unwrap();
+    let model = secc_runtime::Model::from_bytes(compile(&g, &cpu_opts()).unwrap()).unwrap();
+    let mut s = model.session(1).unwrap();
+    let x = |h: usize, w: usize| {
+        secc_runtime::Tensor::new(vec![1, 2, h, w], values(2 * h * w, 1)).unwrap()
+    };
+    assert_eq!(s.run(&[x(3, 5)]).unwrap()[0].shape, vec![1, 4, 1, 3]);
+    let e = s.run(&[x(2, 5)]).unwrap_err().to_string();
+    assert!(
+        e.contains("conv_valid") && e.contains(">= 3") && e.contains("x.2 = 2"),
+        "{e}"
+    );
+    // two inputs whose H is one symbol
+    let g = Model::new(13)
+        .input_params("a", &["1", "4", "H", "W"])
+        .input_params("b", &["1", "4", "H", "W"])
+        .node("Add", "add", &["a", "b"], &["y"], &[])
+        .output("y")
+        .import()
+        .unwrap();
+    let model = secc_runtime::Model::from_bytes(compile(&g, &cpu_opts()).unwrap()).unwrap();
+    let mut s = model.session(1).unwrap();
+    let t = |h: usize| secc_runtime::Tensor::new(vec![1, 4, h, 3], values(12 * h, 2)).unwrap();
+    assert!(s.run(&[t(5), t(5)]).is_ok());
+    let e = s.run(&[t(5), t(6)]).unwrap_err().to_string();
+    assert!(
+        e.contains("input \"b\"") && e.contains("\"H\" is 6 here but 5"),
+        "{e}"
+    );
+}

@@ -8,7 +8,11 @@ use secc_codegen::{compile, CodegenOptions, Target};
 use std::path::PathBuf;
 
 fn ptx_for(name: &str, arch: &str) -> String {
-    let mut g = import(&models_dir().join(format!("{name}.onnx")));
+    ptx_of(&models_dir().join(format!("{name}.onnx")), arch)
+}
+
+fn ptx_of(model: &std::path::Path, arch: &str) -> String {
+    let mut g = import(model);
     run_passes(&mut g);
     let bytes = compile(
         &g,
@@ -51,17 +55,17 @@ fn ptx_snapshot_se_block() {
     insta::assert_snapshot!("se_torchvision_sm80_ptx", ptx);
 }
 
-#[test]
-fn ptxas_accepts_every_fixture_for_sm80_and_sm90() {
+/// `ptxas -arch=ARCH` accepts the PTX of every model in `models` for every arch of `archs`.
+fn ptxas_accepts(models: &[PathBuf], archs: &[&str]) {
     let Some(ptxas) = ptxas() else {
         eprintln!("SKIPPED: ptxas not found (run scripts/setup.sh, or set SECC_PTXAS)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    for p in fixtures() {
-        for arch in ["sm_80", "sm_90"] {
-            let ptx = ptx_for(&stem(&p), arch);
-            let f = dir.path().join(format!("{}_{arch}.ptx", stem(&p)));
+    for p in models {
+        for &arch in archs {
+            let ptx = ptx_of(p, arch);
+            let f = dir.path().join(format!("{}_{arch}.ptx", stem(p)));
             std::fs::write(&f, &ptx).unwrap();
             let out = std::process::Command::new(&ptxas)
                 .arg(format!("-arch={arch}"))
@@ -73,9 +77,33 @@ fn ptxas_accepts_every_fixture_for_sm80_and_sm90() {
             assert!(
                 out.status.success(),
                 "ptxas rejected {} for {arch}: {}",
-                stem(&p),
+                stem(p),
                 String::from_utf8_lossy(&out.stderr)
             );
         }
     }
+}
+
+#[test]
+fn ptxas_accepts_every_fixture_for_sm80_and_sm90() {
+    ptxas_accepts(&fixtures(), &["sm_80", "sm_90"]);
+}
+
+/// The dynamic-size models (symbolic height and width: every kernel takes run-time extents)
+/// compile for the CUDA target too (sm_80 only: these are large, and the fixtures above
+/// cover sm_90's code paths).
+#[test]
+fn ptxas_accepts_the_dynamic_size_models() {
+    let dir = models_dir().join("dynamic");
+    let models: Vec<PathBuf> = [
+        "se_dynamic_hw",
+        "se_dynamic_anon",
+        "ppocr_cls",
+        "ppocr_rec",
+        "ppocr_det",
+    ]
+    .iter()
+    .map(|n| dir.join(format!("{n}.onnx")))
+    .collect();
+    ptxas_accepts(&models, &["sm_80"]);
 }

@@ -30,12 +30,13 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
     match kind {
         KernelKind::Elementwise { f, out, ins } => elementwise(kb, f, out, ins),
         KernelKind::ReduceMean { input, axes, op } => reduce_mean(kb, input, axes, *op),
-        KernelKind::Pool { attrs, x } => pool(kb, attrs, x),
+        KernelKind::Pool { attrs, x, y } => crate::pool::pool(kb, attrs, x, y),
         KernelKind::MaxPoolIndices {
             attrs,
             x,
+            y,
             column_major,
-        } => max_pool_indices(kb, attrs, x, *column_major),
+        } => crate::pool::max_pool_indices(kb, attrs, x, y, *column_major),
         KernelKind::IntTensor { values } => int_tensor(kb, values),
         KernelKind::Concat { axis, ins } => concat(kb, *axis, ins),
         KernelKind::Transpose { perm, input } => transpose(kb, perm, input),
@@ -365,11 +366,8 @@ fn pad(kb: &mut Kb, pads: &[(u64, u64)], mode: secc_ir::PadMode, input: &[Dim]) 
         .iter()
         .zip(pads)
         .map(|(&d, &(b, e))| {
-            if b + e == 0 {
-                Ok(d)
-            } else {
-                Ok(Dim::Known(known(d)? + b + e))
-            }
+            d.checked_add(Dim::Known(b + e))
+                .ok_or_else(|| unsupported("padded extent is not representable"))
         })
         .collect::<R<_>>()?;
     let mut in_strides = vec![Dim::Known(1); r];
@@ -398,30 +396,23 @@ fn pad(kb: &mut Kb, pads: &[(u64, u64)], mode: secc_ir::PadMode, input: &[Dim]) 
             let q = if pads[d] == (0, 0) {
                 idx
             } else {
-                let n = known(input[d])? as i64;
+                // the shape rules keep a reflected extent above both pads
+                let n = kb.dim(input[d])?;
+                let last = kb.sub(n, kb.i(1))?;
                 let p = kb.sub(idx, kb.i(b))?;
                 match mode {
                     secc_ir::PadMode::Constant(_) | secc_ir::PadMode::ConstantInput => {
-                        let ok = kb.b.build_and(
-                            kb.b.build_int_compare(inkwell::IntPredicate::SGE, p, kb.i(0), "")?,
-                            kb.lt(p, kb.i(n as u64))?,
-                            "",
-                        )?;
-                        inside = kb.b.build_and(inside, ok, "")?;
-                        kb.imax(kb.imin(p, kb.i(n as u64 - 1))?, kb.i(0))?
+                        inside = kb.b.build_and(inside, kb.inside_n(p, n)?, "")?;
+                        kb.imax(kb.imin(p, last)?, kb.i(0))?
                     }
-                    secc_ir::PadMode::Edge => kb.imax(kb.imin(p, kb.i(n as u64 - 1))?, kb.i(0))?,
+                    secc_ir::PadMode::Edge => kb.imax(kb.imin(p, last)?, kb.i(0))?,
                     secc_ir::PadMode::Reflect => {
                         // p < 0 -> -p; p >= n -> 2(n-1) - p
                         let neg = kb.sub(kb.i(0), p)?;
-                        let hi_ref = kb.sub(kb.i(2 * (n as u64 - 1)), p)?;
+                        let hi_ref = kb.sub(kb.add(last, last)?, p)?;
                         let below = kb.lt(p, kb.i(0))?;
-                        let above = kb.b.build_int_compare(
-                            inkwell::IntPredicate::SGE,
-                            p,
-                            kb.i(n as u64),
-                            "",
-                        )?;
+                        let above =
+                            kb.b.build_int_compare(inkwell::IntPredicate::SGE, p, n, "")?;
                         let v = kb.b.build_select(below, neg, p, "")?.into_int_value();
                         kb.b.build_select(above, hi_ref, v, "")?.into_int_value()
                     }
@@ -682,163 +673,7 @@ fn softmax(kb: &mut Kb, axis: usize, shape: &[Dim]) -> R<()> {
 /// Window taps a kernel body may unroll at compile time (output columns times taps of a
 /// pool; taps of a convolution); larger windows are emitted as run-time loops, so compile
 /// time and memory stay bounded whatever the attributes.
-const UNROLL_TAPS: u64 = 4096;
-
-/// Windowed pooling, one output row of one plane per work item; window bounds are clipped
-/// exactly as the reference interpreter (and ONNX Runtime) clip them. Small windows unroll
-/// the columns (their ranges are known at compile time), large ones are loops.
-fn pool(kb: &mut Kb, a: &secc_ir::PoolAttrs, x: &[Dim]) -> R<()> {
-    let (h, w) = (known(x[2])?, known(x[3])?);
-    let oh = a
-        .out_extent(0, h)
-        .ok_or_else(|| unsupported("pool window larger than input"))?;
-    let ow = a
-        .out_extent(1, w)
-        .ok_or_else(|| unsupported("pool window larger than input"))?;
-    if ow.saturating_mul(a.kernel[0].saturating_add(a.kernel[1])) > UNROLL_TAPS {
-        return pool_looped(kb, a, x, [h, w], [oh, ow]);
-    }
-    let (src, dst) = (kb.args[0], kb.args[1]);
-    let planes = kb.mul(kb.dim(x[0])?, kb.dim(x[1])?)?;
-    let rows = kb.mul(planes, kb.i(oh))?;
-    let (lo, hi) = kb.split(rows)?;
-    let max = a.kind == secc_ir::PoolKind::Max;
-    kb.for_loop(lo, hi, |kb, row| {
-        let plane = kb.div(row, kb.i(oh))?;
-        let oy = kb.rem(row, kb.i(oh))?;
-        let sbase = kb.mul(plane, kb.i(h * w))?;
-        let obase = kb.mul(row, kb.i(ow))?;
-        for ox in 0..ow {
-            // the column range is known at compile time; rows are bounded at run time
-            let x0 = (ox * a.strides[1]) as i64 - a.pads[1] as i64;
-            let cols: Vec<i64> = (0..a.kernel[1] as i64)
-                .map(|k| x0 + k * a.dilations[1] as i64)
-                .filter(|&c| c >= 0 && c < w as i64)
-                .collect();
-            let init = kb.fc(if max { f32::NEG_INFINITY } else { 0.0 });
-            let y0 = kb.sub(kb.mul(oy, kb.i(a.strides[0]))?, kb.i(a.pads[0]))?;
-            let acc = kb.for_acc(kb.i(0), kb.i(a.kernel[0]), init, |kb, ky, acc| {
-                let iy = kb.add(y0, kb.mul(ky, kb.i(a.dilations[0]))?)?;
-                let inside = kb.b.build_and(
-                    kb.lt(iy, kb.i(h))?,
-                    kb.b.build_int_compare(inkwell::IntPredicate::SGE, iy, kb.i(0), "")?,
-                    "",
-                )?;
-                // clamp the row so the load stays in bounds; masked out below
-                let iyc = kb.imax(kb.imin(iy, kb.i(h - 1))?, kb.i(0))?;
-                let rbase = kb.add(sbase, kb.mul(iyc, kb.i(w))?)?;
-                let mut a2 = acc;
-                for &c in &cols {
-                    let v = kb.load(src, kb.add(rbase, kb.i(c as u64))?)?;
-                    let n = if max {
-                        kb.fmax(v, a2)?
-                    } else {
-                        kb.fadd(a2, v)?
-                    };
-                    a2 = kb.b.build_select(inside, n, a2, "")?.into_float_value();
-                }
-                Ok(a2)
-            })?;
-            let v = if max {
-                acc
-            } else {
-                // divisor: the (dilated) taps inside the padded input, or inside the input;
-                // columns are known at compile time, rows counted at run time
-                let wcnt = if a.count_include_pad {
-                    (0..a.kernel[1] as i64)
-                        .filter(|k| x0 + k * (a.dilations[1] as i64) < (w + a.pads[3]) as i64)
-                        .count() as i64
-                } else {
-                    cols.len() as i64
-                };
-                let mut ycnt = kb.i(0);
-                for ky in 0..a.kernel[0] {
-                    let iy = kb.add(y0, kb.i(ky * a.dilations[0]))?;
-                    let ok = if a.count_include_pad {
-                        kb.lt(iy, kb.i(h + a.pads[2]))?
-                    } else {
-                        kb.b.build_and(
-                            kb.lt(iy, kb.i(h))?,
-                            kb.b.build_int_compare(inkwell::IntPredicate::SGE, iy, kb.i(0), "")?,
-                            "",
-                        )?
-                    };
-                    let one = kb.b.build_int_z_extend(ok, kb.ctx.i64_type(), "")?;
-                    ycnt = kb.add(ycnt, one)?;
-                }
-                let cnt = kb.mul(ycnt, kb.i(wcnt.max(0) as u64))?;
-                let cnt = kb.imax(cnt, kb.i(1))?;
-                let cf = kb.b.build_signed_int_to_float(cnt, kb.ctx.f32_type(), "")?;
-                kb.fdiv(acc, cf)?
-            };
-            kb.store(dst, kb.add(obase, kb.i(ox))?, v)?;
-        }
-        Ok(())
-    })
-}
-
-/// MaxPool's `Indices`: one output element at a time, the window's taps in a run-time loop
-/// carrying the best value and its flat input index (the first strict maximum wins, as in the
-/// ONNX reference; a window without input taps keeps -1).
-fn max_pool_indices(kb: &mut Kb, a: &secc_ir::PoolAttrs, x: &[Dim], column_major: bool) -> R<()> {
-    let (h, w) = (known(x[2])?, known(x[3])?);
-    let (oh, ow) = a
-        .out_extent(0, h)
-        .zip(a.out_extent(1, w))
-        .ok_or_else(|| unsupported("pool window larger than input"))?;
-    let (src, dst) = (kb.args[0], kb.args[1]);
-    let total = kb.mul(kb.mul(kb.dim(x[0])?, kb.dim(x[1])?)?, kb.i(oh * ow))?;
-    let (lo, hi) = kb.split(total)?;
-    let (kh, kw) = (a.kernel[0], a.kernel[1]);
-    kb.for_loop(lo, hi, |kb, e| {
-        let plane = kb.div(e, kb.i(oh * ow))?;
-        let r = kb.rem(e, kb.i(oh * ow))?;
-        let y0 = kb.sub(
-            kb.mul(kb.div(r, kb.i(ow))?, kb.i(a.strides[0]))?,
-            kb.i(a.pads[0]),
-        )?;
-        let x0 = kb.sub(
-            kb.mul(kb.rem(r, kb.i(ow))?, kb.i(a.strides[1]))?,
-            kb.i(a.pads[1]),
-        )?;
-        let sbase = kb.mul(plane, kb.i(h * w))?;
-        let init = vec![kb.fc(f32::NEG_INFINITY).into(), sint(kb, -1).into()];
-        let out = kb.for_carry(kb.i(0), kb.i(kh * kw), init, |kb, t, c| {
-            let (best, idx) = (c[0].into_float_value(), c[1].into_int_value());
-            let iy = kb.add(y0, kb.mul(kb.div(t, kb.i(kw))?, kb.i(a.dilations[0]))?)?;
-            let ix = kb.add(x0, kb.mul(kb.rem(t, kb.i(kw))?, kb.i(a.dilations[1]))?)?;
-            let sge = inkwell::IntPredicate::SGE;
-            let (y_ok, x_ok) = (
-                kb.b.build_int_compare(sge, iy, kb.i(0), "")?,
-                kb.b.build_int_compare(sge, ix, kb.i(0), "")?,
-            );
-            let inside = kb.b.build_and(
-                kb.b.build_and(y_ok, kb.lt(iy, kb.i(h))?, "")?,
-                kb.b.build_and(x_ok, kb.lt(ix, kb.i(w))?, "")?,
-                "",
-            )?;
-            // clamped so the load stays in bounds; the tap only counts when inside
-            let iyc = kb.imax(kb.imin(iy, kb.i(h - 1))?, kb.i(0))?;
-            let ixc = kb.imax(kb.imin(ix, kb.i(w - 1))?, kb.i(0))?;
-            let v = kb.load(src, kb.add(sbase, kb.add(kb.mul(iyc, kb.i(w))?, ixc)?)?)?;
-            let gt =
-                kb.b.build_float_compare(inkwell::FloatPredicate::OGT, v, best, "")?;
-            let first = kb.lt(idx, kb.i(0))?;
-            let take = kb.b.build_and(inside, kb.b.build_or(gt, first, "")?, "")?;
-            let within = if column_major {
-                kb.add(kb.mul(ixc, kb.i(h))?, iyc)?
-            } else {
-                kb.add(kb.mul(iyc, kb.i(w))?, ixc)?
-            };
-            let pos = kb.add(sbase, within)?;
-            Ok(vec![
-                kb.b.build_select(take, v, best, "")?,
-                kb.b.build_select(take, pos, idx, "")?,
-            ])
-        })?;
-        kb.store_i64(dst, e, out[1].into_int_value())
-    })
-}
+pub(crate) const UNROLL_TAPS: u64 = 4096;
 
 /// An int64 tensor known up to the symbolic batch: thread 0 writes every element.
 fn int_tensor(kb: &mut Kb, values: &[secc_ir::IntElem]) -> R<()> {
@@ -856,84 +691,6 @@ fn int_tensor(kb: &mut Kb, values: &[secc_ir::IntElem]) -> R<()> {
         }
         Ok(())
     })
-}
-
-/// [`pool`] with run-time loops over output columns and both window axes.
-fn pool_looped(
-    kb: &mut Kb,
-    a: &secc_ir::PoolAttrs,
-    x: &[Dim],
-    [h, w]: [u64; 2],
-    [oh, ow]: [u64; 2],
-) -> R<()> {
-    let (src, dst) = (kb.args[0], kb.args[1]);
-    let planes = kb.mul(kb.dim(x[0])?, kb.dim(x[1])?)?;
-    let (lo, hi) = kb.split(kb.mul(planes, kb.i(oh))?)?;
-    let max = a.kind == secc_ir::PoolKind::Max;
-    let [kh, kw] = a.kernel;
-    let [dh, dw] = a.dilations;
-    kb.for_loop(lo, hi, |kb, row| {
-        let plane = kb.div(row, kb.i(oh))?;
-        let oy = kb.rem(row, kb.i(oh))?;
-        let sbase = kb.mul(plane, kb.i(h * w))?;
-        let obase = kb.mul(row, kb.i(ow))?;
-        let y0 = kb.sub(kb.mul(oy, kb.i(a.strides[0]))?, kb.i(a.pads[0]))?;
-        kb.for_loop(kb.i(0), kb.i(ow), |kb, ox| {
-            let x0 = kb.sub(kb.mul(ox, kb.i(a.strides[1]))?, kb.i(a.pads[1]))?;
-            let init = kb.fc(if max { f32::NEG_INFINITY } else { 0.0 });
-            let acc = kb.for_acc(kb.i(0), kb.i(kh), init, |kb, ky, acc| {
-                let iy = kb.add(y0, kb.mul(ky, kb.i(dh))?)?;
-                let row_ok = kb.inside(iy, h)?;
-                // clamped so the load stays in bounds; masked out below
-                let iyc = kb.imax(kb.imin(iy, kb.i(h - 1))?, kb.i(0))?;
-                let rbase = kb.add(sbase, kb.mul(iyc, kb.i(w))?)?;
-                kb.for_acc(kb.i(0), kb.i(kw), acc, |kb, kx, acc| {
-                    let ix = kb.add(x0, kb.mul(kx, kb.i(dw))?)?;
-                    let ok = kb.b.build_and(row_ok, kb.inside(ix, w)?, "")?;
-                    let ixc = kb.imax(kb.imin(ix, kb.i(w - 1))?, kb.i(0))?;
-                    let v = kb.load(src, kb.add(rbase, ixc)?)?;
-                    let n = if max {
-                        kb.fmax(v, acc)?
-                    } else {
-                        kb.fadd(acc, v)?
-                    };
-                    Ok(kb.b.build_select(ok, n, acc, "")?.into_float_value())
-                })
-            })?;
-            let v = if max {
-                acc
-            } else {
-                let p = a.count_include_pad;
-                let ny = taps_inside(kb, y0, [dh, kh], h, p.then_some(a.pads[2]))?;
-                let nx = taps_inside(kb, x0, [dw, kw], w, p.then_some(a.pads[3]))?;
-                let cnt = kb.imax(kb.mul(ny, nx)?, kb.i(1))?;
-                let cf = kb.b.build_signed_int_to_float(cnt, kb.ctx.f32_type(), "")?;
-                kb.fdiv(acc, cf)?
-            };
-            kb.store(dst, kb.add(obase, ox)?, v)
-        })
-    })
-}
-
-/// How many of the `n` taps `start + k * d` lie inside `0..extent`, or (when counting the
-/// padding) before `extent + pad_end`: the divisor of an average pool along one axis.
-fn taps_inside<'ctx>(
-    kb: &mut Kb<'_, 'ctx>,
-    start: IntValue<'ctx>,
-    [d, n]: [u64; 2],
-    extent: u64,
-    pad_end: Option<u64>,
-) -> R<IntValue<'ctx>> {
-    let out = kb.for_carry(kb.i(0), kb.i(n), vec![kb.i(0).into()], |kb, k, c| {
-        let i = kb.add(start, kb.mul(k, kb.i(d))?)?;
-        let ok = match pad_end {
-            Some(p) => kb.lt(i, kb.i(extent + p))?,
-            None => kb.inside(i, extent)?,
-        };
-        let one = kb.b.build_int_z_extend(ok, kb.ctx.i64_type(), "")?;
-        Ok(vec![kb.add(c[0].into_int_value(), one)?.into()])
-    })?;
-    Ok(out[0].into_int_value())
 }
 
 fn dot<'ctx>(

@@ -7,6 +7,8 @@
 //!   that hides the target: on the CPU a kernel is called by every thread of the runtime's
 //!   pool with `(tid, nthreads)` and a barrier callback; on NVPTX the same body reads
 //!   `tid.x`/`ctaid.x` and uses `bar.sync`. Only the prologue differs.
+//! * [`pool`] and [`resize`] hold the windowed pools and resizes (run-time extents where
+//!   the shapes are symbolic).
 //! * [`blocked`] holds the kernels over blocked (`nChw{c}c`) tensors, with register-tiled
 //!   convolutions and weights packed at compile time.
 //! * [`target`] creates target machines, optimises (O3, vectorised reductions through
@@ -19,6 +21,7 @@ pub mod blocked;
 pub mod kb;
 pub mod kernels;
 pub mod plan;
+pub mod pool;
 pub mod resize;
 pub mod target;
 

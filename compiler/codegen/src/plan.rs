@@ -113,6 +113,8 @@ pub enum KernelKind {
         attrs: secc_ir::PoolAttrs,
         /// input shape [N, C, H, W]
         x: Vec<Dim>,
+        /// output shape
+        y: Vec<Dim>,
         /// ONNX storage_order = 1
         column_major: bool,
     },
@@ -127,6 +129,8 @@ pub enum KernelKind {
         attrs: secc_ir::PoolAttrs,
         /// input shape [N, C, H, W]
         x: Vec<Dim>,
+        /// output shape
+        y: Vec<Dim>,
     },
     /// `alpha * op(A) op(B) + beta * C`.
     Gemm {

@@ -1,24 +1,15 @@
 //! Pooling and reduction kernels: windowed pools and their argmax indices, global pools,
 //! reductions over axes and softmax, and the pools over blocked tensors.
-use super::{shape_of, unsupported, view_of, KernelKind};
-use crate::CodegenError;
+use super::{shape_of, view_of, KernelKind};
 use secc_ir::{Dim, Graph, NodeId, Op, PoolAttrs, ReduceKind};
 
-/// The input shape of a windowed pool, whose spatial extents the kernel unrolls over.
-fn pool_input(g: &Graph, id: NodeId) -> Result<Vec<Dim>, CodegenError> {
-    let x = shape_of(g, g.inputs(id)[0]);
-    if x[2..].iter().any(|d| d.known().is_none()) {
-        return Err(unsupported(g, id, "pooling needs known spatial extents"));
-    }
-    Ok(x)
-}
-
 /// Windowed max or average pooling over plain NCHW.
-pub(super) fn pool2d(g: &Graph, id: NodeId, a: &PoolAttrs) -> Result<KernelKind, CodegenError> {
-    Ok(KernelKind::Pool {
+pub(super) fn pool2d(g: &Graph, id: NodeId, a: &PoolAttrs) -> KernelKind {
+    KernelKind::Pool {
         attrs: a.clone(),
-        x: pool_input(g, id)?,
-    })
+        x: shape_of(g, g.inputs(id)[0]),
+        y: shape_of(g, id.into()),
+    }
 }
 
 /// Where each max-pooling window found its maximum.
@@ -27,12 +18,13 @@ pub(super) fn max_pool_indices(
     id: NodeId,
     pool: &PoolAttrs,
     column_major: bool,
-) -> Result<KernelKind, CodegenError> {
-    Ok(KernelKind::MaxPoolIndices {
+) -> KernelKind {
+    KernelKind::MaxPoolIndices {
         attrs: pool.clone(),
-        x: pool_input(g, id)?,
+        x: shape_of(g, g.inputs(id)[0]),
+        y: shape_of(g, id.into()),
         column_major,
-    })
+    }
 }
 
 /// A global pool over plain NCHW: a reduction over every axis after `[N, C]`.
