@@ -343,7 +343,7 @@ fn link_shared(obj: &[u8]) -> Result<Vec<u8>, CodegenError> {
 fn check_memory(m: &Manifest, p: &plan::Plan, limit: Option<u64>) -> Result<(), CodegenError> {
     // symbolic image sides at the typical extent: rules such as a valid convolution's
     // `H - 2` need sides of a few pixels at least
-    let binding = m.sizing_binding(plan::TYPICAL_EXTENT);
+    let binding = m.sizing_binding(1, plan::TYPICAL_EXTENT);
     let at = if binding.iter().any(|v| *v != 1) {
         format!("batch 1 and image sides of {}", plan::TYPICAL_EXTENT)
     } else {

@@ -23,25 +23,80 @@ pub fn random(shape: Vec<usize>, seed: u64) -> Result<Tensor> {
     Ok(Tensor::new(shape, data)?)
 }
 
-/// The artifact's input shapes with every symbolic dimension bound to `batch`.
-pub fn shapes(m: &secc_artifact::Manifest, batch: u64) -> Result<Vec<Vec<usize>>> {
-    let syms = vec![batch; m.symbols.len()];
+/// The artifact's input shapes for random inputs: the dimensions `given` fixes (by input
+/// name, `None` keeps a dimension open) take those values and bind their symbols; every
+/// other batch symbol (an input's leading dim) is `batch`, every other symbol `side`.
+pub fn shapes(
+    m: &secc_artifact::Manifest,
+    batch: u64,
+    side: u64,
+    given: &BTreeMap<String, Vec<Option<u64>>>,
+) -> Result<Vec<Vec<usize>>> {
+    let mut syms = m.sizing_binding(batch, side);
+    let mut bound = vec![false; syms.len()];
+    let decl = |i: &secc_artifact::IoDecl| &m.buffers[i.buffer as usize].shape;
+    for (name, dims) in given {
+        let Some(io) = m.inputs.iter().find(|i| &i.name == name) else {
+            let names: Vec<&str> = m.inputs.iter().map(|i| i.name.as_str()).collect();
+            bail!(
+                "--input-shape {name}: no input named {name:?} (inputs: {})",
+                names.join(", ")
+            );
+        };
+        let shape = decl(io);
+        if shape.len() != dims.len() {
+            bail!(
+                "--input-shape {name}: {} dimensions given, input {name:?} has rank {}",
+                dims.len(),
+                shape.len()
+            );
+        }
+        for (k, (d, v)) in shape.iter().zip(dims).enumerate() {
+            let (secc_artifact::DimDecl::Sym { sym, coeff }, Some(v)) = (d, *v) else {
+                continue; // known and expression dims are checked below
+            };
+            let s = *sym as usize;
+            if !v.is_multiple_of(*coeff) || (bound[s] && syms[s] != v / coeff) {
+                bail!(
+                    "--input-shape {name}: dimension {k} is {v}, which contradicts {:?} = {} \
+                     (from the other dimensions given)",
+                    m.symbols[s],
+                    syms[s] * coeff
+                );
+            }
+            (syms[s], bound[s]) = (v / coeff, true);
+        }
+    }
     m.inputs
         .iter()
         .map(|i| {
-            m.buffers[i.buffer as usize]
-                .shape
+            let shape: Vec<usize> = decl(i)
                 .iter()
                 .map(|d| d.eval(&syms).map(|v| v as usize))
                 .collect::<Option<Vec<_>>>()
-                .with_context(|| format!("input {:?} has a shape secc cannot bind", i.name))
+                .with_context(|| format!("input {:?} has a shape secc cannot bind", i.name))?;
+            for (k, v) in given.get(&i.name).into_iter().flatten().enumerate() {
+                if let Some(v) = v.filter(|&v| v as usize != shape[k]) {
+                    bail!(
+                        "--input-shape {}: dimension {k} is {v}, but the model requires {}",
+                        i.name,
+                        shape[k]
+                    );
+                }
+            }
+            Ok(shape)
         })
         .collect()
 }
 
 /// One random tensor per input (seed 1, 2, ... in input order).
-pub fn random_inputs(m: &secc_artifact::Manifest, batch: u64) -> Result<Vec<Tensor>> {
-    shapes(m, batch)?
+pub fn random_inputs(
+    m: &secc_artifact::Manifest,
+    batch: u64,
+    side: u64,
+    given: &BTreeMap<String, Vec<Option<u64>>>,
+) -> Result<Vec<Tensor>> {
+    shapes(m, batch, side, given)?
         .into_iter()
         .zip(1u64..)
         .map(|(s, seed)| random(s, seed))

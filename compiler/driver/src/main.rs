@@ -45,7 +45,7 @@ enum Cmd {
     Compile(CompileArgs),
     /// Run a compiled artifact on .npy inputs
     #[command(
-        after_help = "Example:\n  secc run model.bin --input x=input.npy --output-dir out/\n  secc run model.bin --random-inputs --batch 8 --bench 100 --json"
+        after_help = "Example:\n  secc run model.bin --input x=input.npy --output-dir out/\n  secc run model.bin --random-inputs --batch 8 --bench 100 --json\n  secc run det.bin --random-inputs --input-shape x=1,3,736,1280 --bench 20"
     )]
     Run(RunArgs),
     /// Describe a compiled artifact
@@ -194,9 +194,18 @@ struct RunArgs {
     /// Run on deterministic random inputs in [-1, 1) instead of files (for benchmarking)
     #[arg(long = "random-inputs")]
     random_inputs: bool,
-    /// With --random-inputs: the value of every symbolic dimension (the batch)
+    /// With --random-inputs: the batch (each input's symbolic leading dimension); other
+    /// symbolic dimensions (image sides) are 224 unless --input-shape gives them
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     batch: u64,
+    /// With --random-inputs: an input's shape, e.g. `x=1,3,48,320` (repeatable; `?` leaves a
+    /// dimension to --batch or 224; known dimensions must match)
+    #[arg(
+        long = "input-shape",
+        value_name = "NAME=D0,D1,...",
+        requires = "random_inputs"
+    )]
+    input_shape: Vec<String>,
     /// Folder to write each output to, as <output name>.npy with every byte of the name
     /// outside [A-Za-z0-9._-] percent-encoded (`a/b` -> `a%2Fb.npy`), so names never collide;
     /// each file written is printed to stderr (and is `file` in --json)
@@ -683,7 +692,9 @@ fn run(a: RunArgs) -> Result<()> {
         if !a.inputs.is_empty() {
             bail!("--random-inputs and --input exclude each other");
         }
-        inputs::random_inputs(model.manifest(), a.batch)?
+        let side = secc_codegen::plan::TYPICAL_EXTENT;
+        let given = input_shapes(&a.input_shape)?;
+        inputs::random_inputs(model.manifest(), a.batch, side, &given)?
     } else {
         inputs::load(&a.inputs, &names)?
     };
@@ -853,7 +864,7 @@ fn inspect(a: InspectArgs) -> Result<()> {
     };
     // the memory plan at batch 1, image sides (symbols that are no input's batch) at 224,
     // as the compiler sizes models
-    let at = m.sizing_binding(secc_codegen::plan::TYPICAL_EXTENT);
+    let at = m.sizing_binding(1, secc_codegen::plan::TYPICAL_EXTENT);
     let plan = m.memory_plan(&at);
     let sized_at: Vec<String> = m
         .symbols

@@ -515,3 +515,51 @@ fn inspect_shows_symbolic_dims_and_constraints() {
     assert!(c[0]["origin"].as_str().unwrap().starts_with("node \""));
     assert_eq!(j["sized_at"], serde_json::json!(["N=1", "W=224"]));
 }
+
+/// `run --random-inputs` of a dynamic-size model: image sides 224 by default, the batch from
+/// `--batch`, and `--input-shape` for any other size; bad shapes name the input and the
+/// dimension.
+#[test]
+fn run_random_inputs_of_a_dynamic_model_take_input_shapes() {
+    let d = tempfile::tempdir().unwrap();
+    let model = models().join("dynamic").join("ppocr_cls.onnx");
+    let bin = d.path().join("cls.bin");
+    ok(&secc(&[s(&model), "-o", s(&bin)]));
+    let shape = |args: &[&str]| {
+        let mut a = vec!["run", s(&bin), "--random-inputs", "--json"];
+        a.extend_from_slice(args);
+        let j: serde_json::Value = serde_json::from_str(&ok(&secc(&a))).unwrap();
+        j["outputs"][0]["shape"].clone()
+    };
+    // the classifier's output is [N, 2] whatever the width; the width shows in the error
+    assert_eq!(shape(&[]), serde_json::json!([1, 2]));
+    assert_eq!(shape(&["--batch", "3"]), serde_json::json!([3, 2]));
+    assert_eq!(
+        shape(&["--input-shape", "x=2,3,48,97"]),
+        serde_json::json!([2, 2])
+    );
+    assert_eq!(
+        shape(&["--batch", "2", "--input-shape", "x=?,3,48,50"]),
+        serde_json::json!([2, 2])
+    );
+    for (flag, want) in [
+        (
+            "x=1,3,40,97",
+            "dimension 2 is 40, but the model requires 48",
+        ),
+        ("y=1,3,48,97", "no input named \"y\" (inputs: x)"),
+        ("x=1,3,48", "3 dimensions given, input \"x\" has rank 4"),
+    ] {
+        let o = secc(&["run", s(&bin), "--random-inputs", "--input-shape", flag]);
+        assert_eq!(o.status.code(), Some(1), "{flag}");
+        assert!(err_of(&o).contains(want), "{flag}: {}", err_of(&o));
+    }
+    // the narrowest image runs too (every convolution is padded)
+    assert_eq!(
+        shape(&["--input-shape", "x=1,3,48,1"]),
+        serde_json::json!([1, 2])
+    );
+    // without --random-inputs the flag is a usage error
+    let o = secc(&["run", s(&bin), "--input-shape", "x=1,3,48,97"]);
+    assert_eq!(o.status.code(), Some(2));
+}

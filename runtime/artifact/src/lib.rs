@@ -344,9 +344,9 @@ impl Manifest {
         Ok(())
     }
 
-    /// A representative binding to size the model at: every symbol that is an input's
-    /// leading dim (the batch) at 1, every other (an image side) at `side`.
-    pub fn sizing_binding(&self, side: u64) -> Vec<u64> {
+    /// A representative binding to size or run the model at: every symbol that is an
+    /// input's leading dim (the batch) at `batch`, every other (an image side) at `side`.
+    pub fn sizing_binding(&self, batch: u64, side: u64) -> Vec<u64> {
         let mut v = vec![side; self.symbols.len()];
         for io in &self.inputs {
             let lead = self
@@ -355,7 +355,7 @@ impl Manifest {
                 .and_then(|b| b.shape.first());
             if let Some(DimDecl::Sym { sym, coeff: 1 }) = lead {
                 if let Some(s) = v.get_mut(*sym as usize) {
-                    *s = 1;
+                    *s = batch;
                 }
             }
         }
