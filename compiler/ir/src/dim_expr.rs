@@ -162,6 +162,26 @@ impl DimExpr {
         self.konst >= 0 && self.terms.values().all(|&c| c >= 0)
     }
 
+    /// The least value at any binding of symbols to extents (every symbol >= 1), when the
+    /// form shows one: every coefficient but the constant's non-negative and every atom
+    /// defined (its operands' least values >= 0) at every binding. Floor, ceil, min and max
+    /// are monotone, so their least values are those of their operands'. `None` when the
+    /// form shows no bound (it may still have one).
+    pub fn min_value(&self) -> Option<i128> {
+        let mut v = self.konst as i128;
+        for (m, &c) in &self.terms {
+            if c < 0 {
+                return None;
+            }
+            let mut t = c as i128;
+            for a in m {
+                t = t.checked_mul(atom_min(a)?)?;
+            }
+            v = v.checked_add(t)?;
+        }
+        Some(v)
+    }
+
     /// `self + o`; `None` on coefficient overflow.
     pub fn add(&self, o: &DimExpr) -> Option<DimExpr> {
         let mut r = self.clone();
@@ -234,6 +254,15 @@ impl DimExpr {
         let ki = i64::try_from(k).ok().filter(|&k| k >= 1)?;
         if ki == 1 {
             return Some(self.clone());
+        }
+        // floor(floor(e / a) / k) = floor(e / (a k)), and so for ceil, over the same e >= 0
+        // (a chain of strided convolutions stays one division)
+        if let (0, Some((m, 1))) = (self.konst, self.terms.iter().next()) {
+            if let (1, [Atom::FloorDiv(e, a) | Atom::CeilDiv(e, a)]) = (self.terms.len(), &m[..]) {
+                if ceil == matches!(m[0], Atom::CeilDiv(..)) {
+                    return e.divide(a.checked_mul(k)?, ceil);
+                }
+            }
         }
         let (whole, rest): (Vec<_>, Vec<_>) = self.terms.iter().partition(|(_, c)| *c % ki == 0);
         if rest.is_empty() {
@@ -432,6 +461,18 @@ fn eval_atom(a: &Atom, syms: &[u64]) -> Option<i128> {
     let nonneg = |e: &DimExpr| e.eval_signed(syms).filter(|v| *v >= 0);
     Some(match a {
         Atom::Sym(s) => *syms.get(s.0 as usize)? as i128,
+        Atom::FloorDiv(e, k) => nonneg(e)? / *k as i128,
+        Atom::CeilDiv(e, k) => (nonneg(e)? + *k as i128 - 1) / *k as i128,
+        Atom::Min(a, b) => nonneg(a)?.min(nonneg(b)?),
+        Atom::Max(a, b) => nonneg(a)?.max(nonneg(b)?),
+    })
+}
+
+/// The least value of an atom at any binding of symbols >= 1 ([`DimExpr::min_value`]).
+fn atom_min(a: &Atom) -> Option<i128> {
+    let nonneg = |e: &DimExpr| e.min_value().filter(|v| *v >= 0);
+    Some(match a {
+        Atom::Sym(_) => 1,
         Atom::FloorDiv(e, k) => nonneg(e)? / *k as i128,
         Atom::CeilDiv(e, k) => (nonneg(e)? + *k as i128 - 1) / *k as i128,
         Atom::Min(a, b) => nonneg(a)?.min(nonneg(b)?),
@@ -708,8 +749,45 @@ mod tests {
                             e.display(&names())
                         );
                     }
+                    // a least value is a bound at every binding, where all is defined
+                    if let Some(m) = e.min_value() {
+                        let v = e.eval_signed(&syms);
+                        assert!(
+                            v.is_some_and(|v| v >= m),
+                            "{} = {v:?} at {syms:?}, below its least value {m}",
+                            e.display(&names())
+                        );
+                    }
                 }
             }
         }
+    }
+
+    #[test]
+    fn nested_divisions_are_one() {
+        let e = h().sub(&k(1)).unwrap();
+        let twice = e.div_floor(2).unwrap().div_floor(4).unwrap();
+        assert_eq!(twice, e.div_floor(8).unwrap());
+        let twice = e.div_ceil(3).unwrap().div_ceil(2).unwrap();
+        assert_eq!(twice, e.div_ceil(6).unwrap());
+        // floor of a ceil stays nested (not the same function)
+        let mixed = e.div_ceil(2).unwrap().div_floor(2).unwrap();
+        assert_eq!(mixed.display(&names()), "(H - 1) /^ 2 / 2");
+    }
+
+    #[test]
+    fn least_values_at_symbols_of_at_least_one() {
+        let k3 = |e: DimExpr| e.add(&k(3)).unwrap();
+        assert_eq!(h().min_value(), Some(1));
+        assert_eq!(k3(h()).sub(&k(5)).unwrap().min_value(), Some(-1));
+        // (H - 1) / 2 + 3 >= 3: the padded window's rule, true at every H
+        let half = h().sub(&k(1)).unwrap().div_floor(2).unwrap();
+        assert_eq!(k3(half.clone()).min_value(), Some(3));
+        assert_eq!(n().mul(&h()).unwrap().min_value(), Some(1));
+        assert_eq!(half.minimum(&n()).unwrap().min_value(), Some(0));
+        // a negative term or an atom of a possibly negative operand shows no bound
+        assert_eq!(n().sub(&h()).unwrap().min_value(), None);
+        let neg = h().sub(&k(2)).unwrap().div_ceil(2).unwrap();
+        assert_eq!(neg.min_value(), None);
     }
 }

@@ -101,6 +101,14 @@ impl Dim {
             Dim::Expr(id) => id.get().eval(syms),
         }
     }
+    /// True when `self >= o` at every binding of symbols to extents (>= 1), as far as the
+    /// canonical form of `self - o` shows.
+    pub fn always_ge(self, o: Dim) -> bool {
+        self.expr()
+            .sub(&o.expr())
+            .and_then(|d| d.min_value())
+            .is_some_and(|v| v >= 0)
+    }
     /// Symbols the dim mentions, sorted.
     pub fn symbols(self) -> Vec<SymId> {
         match self {
