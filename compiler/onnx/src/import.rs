@@ -18,6 +18,7 @@ mod norm;
 mod pool;
 mod registry;
 mod reshape;
+mod resize;
 mod shape;
 pub use registry::SUPPORTED_OPS;
 use shape::IV;

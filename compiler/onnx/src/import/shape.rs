@@ -308,367 +308,407 @@ impl Importer<'_> {
     /// Evaluates one integer-tensor node.
     pub(super) fn int_node(&mut self, cx: &NodeCx) -> R<()> {
         match cx.op() {
-            "Shape" => {
-                let dims: Vec<IV> = match cx.input(0) {
-                    Some(n) if self.ints.contains_key(n) => {
-                        self.ints[n].0.iter().map(|&d| IV::K(d as i64)).collect()
-                    }
-                    _ => {
-                        let x = self.operand(cx, 0)?;
-                        self.shape_of(x).iter().map(|d| IV::from_dim(*d)).collect()
-                    }
-                };
-                let r = dims.len() as i64;
-                let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
-                let start = clamp(cx.int_or("start", 0)?);
-                let end = clamp(cx.int_or("end", r)?);
-                let v: Vec<IV> = if start < end {
-                    dims[start..end].to_vec()
-                } else {
-                    vec![]
-                };
-                self.def_int(cx, vec![v.len()], v)
-            }
-            "Identity" | "Cast" => {
-                if cx.op() == "Cast" {
-                    let to = cx
-                        .int("to")?
-                        .ok_or_else(|| cx.attr_err("to", "is required"))?;
-                    if to == 1 {
-                        // integer -> float32: a float constant, when every value is known
-                        let (s, v) = self.int_input(cx, 0)?;
-                        let f: Option<Vec<f32>> = v
-                            .iter()
-                            .map(|x| {
-                                if let IV::K(k) = x {
-                                    Some(*k as f32)
-                                } else {
-                                    None
-                                }
-                            })
-                            .collect();
-                        let f = f.ok_or_else(|| {
-                            cx.err("casting a symbolic dimension to float32 is not supported")
-                        })?;
-                        let c = self
-                            .g
-                            .add_const(ConstData::new(s, f), Some(cx.name.clone()));
-                        return self.def(cx, c);
-                    }
-                    if ![6, 7, 2, 3, 4, 5, 12, 13, 9].contains(&to) {
-                        return Err(cx
-                            .attr_err(
-                                "to",
-                                format!("cast of an integer tensor to type {to} is not supported"),
-                            )
-                            .into());
-                    }
-                }
-                let (s, v) = self.int_input(cx, 0)?;
-                self.def_int(cx, s, v)
-            }
-            "Gather" => {
-                let (ds, dv) = self.int_input(cx, 0)?;
-                let (is, iv) = self.int_input(cx, 1)?;
-                if ds.len() != 1 {
-                    return Err(cx
-                        .err("Gather of integer tensors supports 1-D data only")
-                        .into());
-                }
-                let axis = cx.axis("axis", cx.int_or("axis", 0)?, 1)?;
-                debug_assert_eq!(axis, 0);
-                let n = ds[0] as i64;
-                let mut out = Vec::with_capacity(iv.len());
-                for i in iv {
-                    let IV::K(i) = i else {
-                        return Err(cx
-                            .err("Gather index depends on a symbolic dimension")
-                            .into());
-                    };
-                    let j = if i < 0 { i + n } else { i };
-                    if j < 0 || j >= n {
-                        return Err(cx
-                            .err(format!("Gather index {i} out of range for {n} elements"))
-                            .into());
-                    }
-                    out.push(dv[j as usize]);
-                }
-                self.def_int(cx, is, out)
-            }
-            "Unsqueeze" => {
-                let (s, v) = self.int_input(cx, 0)?;
-                let axes = if self.opset < 13 {
-                    cx.ints("axes")?.unwrap_or_default()
-                } else {
-                    self.const_ints(cx, 1, "axes")?
-                };
-                let rank = s.len() + axes.len();
-                let axes = self.norm_axes(cx, &axes, rank)?;
-                let mut it = s.iter();
-                let shape: Vec<usize> = (0..rank)
-                    .map(|i| {
-                        if axes.contains(&i) {
-                            1
-                        } else {
-                            *it.next().unwrap_or(&1)
-                        }
-                    })
-                    .collect();
-                self.def_int(cx, shape, v)
-            }
-            "Squeeze" => {
-                let (s, v) = self.int_input(cx, 0)?;
-                let axes = if self.opset < 13 {
-                    cx.ints("axes")?
-                } else {
-                    self.known_list(cx, 1, "axes")?
-                };
-                let axes = match axes {
-                    Some(a) => self.norm_axes(cx, &a, s.len())?,
-                    None => (0..s.len()).filter(|&i| s[i] == 1).collect(),
-                };
-                let shape: Vec<usize> = s
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !axes.contains(i))
-                    .map(|(_, &d)| d)
-                    .collect();
-                self.def_int(cx, shape, v)
-            }
-            "Concat" => {
-                let mut vals = Vec::new();
-                for i in 0..cx.node.input.len() {
-                    let (s, v) = self.int_input(cx, i)?;
-                    if s.len() != 1 {
-                        return Err(cx
-                            .err("Concat of integer tensors supports 1-D inputs only")
-                            .into());
-                    }
-                    vals.extend(v);
-                }
-                self.def_int(cx, vec![vals.len()], vals)
-            }
+            "Shape" => self.int_shape(cx),
+            "Identity" | "Cast" => self.int_identity_or_cast(cx),
+            "Gather" => self.int_gather(cx),
+            "Unsqueeze" => self.int_unsqueeze(cx),
+            "Squeeze" => self.int_squeeze(cx),
+            "Concat" => self.int_concat(cx),
             "Slice" => self.int_slice(cx),
-            "Transpose" => {
-                let (s, v) = self.int_input(cx, 0)?;
-                let perm = match cx.ints("perm")? {
-                    Some(p) => p,
-                    None => (0..s.len() as i64).rev().collect(),
-                };
-                let mut seen = vec![false; s.len()];
-                let mut p = Vec::with_capacity(perm.len());
-                for &a in &perm {
-                    let a = cx.axis("perm", a, s.len())?;
-                    if std::mem::replace(&mut seen[a], true) {
-                        return Err(cx.attr_err("perm", format!("axis {a} repeated")).into());
-                    }
-                    p.push(a);
-                }
-                if p.len() != s.len() {
-                    return Err(cx
-                        .attr_err("perm", format!("has {} axes for rank {}", p.len(), s.len()))
-                        .into());
-                }
-                let (shape, out) = transpose_ints(&s, &v, &p);
-                self.def_int(cx, shape, out)
-            }
-            "Neg" => {
-                let (sh, v) = self.int_input(cx, 0)?;
-                let out = v
-                    .iter()
-                    .map(|x| match x {
-                        IV::K(k) => k
-                            .checked_neg()
-                            .map(IV::K)
-                            .ok_or_else(|| cx.err(format!("-({k}) overflows int64"))),
-                        IV::S(d) => d
-                            .expr()
-                            .scale(-1)
-                            .and_then(IV::from_expr)
-                            .ok_or_else(|| cx.err("cannot negate a symbolic dimension")),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.def_int(cx, sh, out)
-            }
-            "Where" => {
-                let (sc, vc) = self.int_input(cx, 0)?;
-                let (sa, va) = self.int_input(cx, 1)?;
-                let (sb, vb) = self.int_input(cx, 2)?;
-                let n = vc.len().max(va.len()).max(vb.len());
-                if [vc.len(), va.len(), vb.len()]
-                    .iter()
-                    .any(|&l| l != n && l != 1)
-                {
-                    return Err(cx
-                        .err("integer Where supports equal lengths or scalar operands")
-                        .into());
-                }
-                let at = |v: &[IV], i: usize| v[i.min(v.len() - 1)];
-                let mut out = Vec::with_capacity(n);
-                for i in 0..n {
-                    let c = match at(&vc, i) {
-                        IV::K(c) => c != 0,
-                        IV::S(..) => true,
-                    };
-                    out.push(if c { at(&va, i) } else { at(&vb, i) });
-                }
-                let shape = [sc, sa, sb]
-                    .into_iter()
-                    .find(|s| s.iter().product::<usize>() == n)
-                    .unwrap_or(vec![n]);
-                self.def_int(cx, shape, out)
-            }
+            "Transpose" => self.int_transpose(cx),
+            "Neg" => self.int_neg(cx),
+            "Where" => self.int_where(cx),
             "Add" | "Sub" | "Mul" | "Div" | "Equal" | "Less" | "Greater" | "And" | "Or" | "Max"
-            | "Min" => {
-                let (sa, va) = self.int_input(cx, 0)?;
-                let (sb, vb) = self.int_input(cx, 1)?;
-                let shape = secc_ir::interp::bshape(&sa, &sb).map_err(|e| cx.err(e.to_string()))?;
-                let n = shape.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
-                if n.is_none_or(|n| n > MAX_INT_ELEMS) {
-                    return Err(cx
-                        .err(format!(
-                            "integer {} of shapes {sa:?} and {sb:?} is too large to compute at compile time (limit {MAX_INT_ELEMS} elements)",
-                            cx.op()
-                        ))
-                        .into());
-                }
-                let mut out = Vec::with_capacity(shape.iter().product());
-                let mut idx = vec![0usize; shape.len()];
-                for _ in 0..shape.iter().product::<usize>() {
-                    let (a, b) = (va[offset(&sa, &idx)], vb[offset(&sb, &idx)]);
-                    out.push(IV::binary(cx.op(), a, b).ok_or_else(|| {
-                        cx.err(format!(
-                            "cannot compute {a:?} {} {b:?} at compile time",
-                            cx.op()
-                        ))
-                    })?);
-                    for d in (0..shape.len()).rev() {
-                        idx[d] += 1;
-                        if idx[d] < shape[d] {
-                            break;
-                        }
-                        idx[d] = 0;
-                    }
-                }
-                self.def_int(cx, shape, out)
+            | "Min" => self.int_binary(cx),
+            "Not" => self.int_not(cx),
+            "Size" => self.int_size(cx),
+            "ConstantOfShape" => self.int_constant_of_shape(cx),
+            "Reshape" => self.int_reshape(cx),
+            other => Err(Failure::Unsupported(
+                cx.err(format!("{other} on integer tensors is not supported")),
+            )),
+        }
+    }
+
+    /// `Shape` (with `start`/`end`): the dims of a tensor or of an integer tensor.
+    fn int_shape(&mut self, cx: &NodeCx) -> R<()> {
+        let dims: Vec<IV> = match cx.input(0) {
+            Some(n) if self.ints.contains_key(n) => {
+                self.ints[n].0.iter().map(|&d| IV::K(d as i64)).collect()
             }
-            "Not" => {
-                let (sh, v) = self.int_input(cx, 0)?;
-                let out = v
-                    .iter()
-                    .map(|x| match x {
-                        IV::K(k) => Ok(IV::K((*k == 0) as i64)),
-                        IV::S(..) => Err(cx.err("Not of a symbolic value")),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.def_int(cx, sh, out)
+            _ => {
+                let x = self.operand(cx, 0)?;
+                self.shape_of(x).iter().map(|d| IV::from_dim(*d)).collect()
             }
-            "Size" => {
-                let n = match cx.input(0) {
-                    Some(n) if self.ints.contains_key(n) => {
-                        IV::K(self.ints[n].0.iter().product::<usize>() as i64)
-                    }
-                    _ => {
-                        let x = self.operand(cx, 0)?;
-                        let n = self.g.ty(x).numel().ok_or_else(|| {
-                            cx.err("element count is a product of symbolic dimensions")
-                        })?;
-                        IV::from_dim(n)
-                    }
-                };
-                self.def_int(cx, vec![], vec![n])
-            }
-            "ConstantOfShape" => {
-                let (_, v) = self.int_input(cx, 0)?;
-                let shape: Option<Vec<usize>> = v
+        };
+        let r = dims.len() as i64;
+        let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
+        let start = clamp(cx.int_or("start", 0)?);
+        let end = clamp(cx.int_or("end", r)?);
+        let v: Vec<IV> = if start < end {
+            dims[start..end].to_vec()
+        } else {
+            vec![]
+        };
+        self.def_int(cx, vec![v.len()], v)
+    }
+
+    /// `Identity`, and `Cast` to another integer type or (all values known) to float32.
+    fn int_identity_or_cast(&mut self, cx: &NodeCx) -> R<()> {
+        if cx.op() == "Cast" {
+            let to = cx
+                .int("to")?
+                .ok_or_else(|| cx.attr_err("to", "is required"))?;
+            if to == 1 {
+                // integer -> float32: a float constant, when every value is known
+                let (s, v) = self.int_input(cx, 0)?;
+                let f: Option<Vec<f32>> = v
                     .iter()
                     .map(|x| {
                         if let IV::K(k) = x {
-                            usize::try_from(*k).ok()
+                            Some(*k as f32)
                         } else {
                             None
                         }
                     })
                     .collect();
-                let shape = shape.ok_or_else(|| {
-                    cx.err("ConstantOfShape with a symbolic shape is not supported")
+                let f = f.ok_or_else(|| {
+                    cx.err("casting a symbolic dimension to float32 is not supported")
                 })?;
-                let n = shape
-                    .iter()
-                    .try_fold(1usize, |a, &b| a.checked_mul(b))
-                    .filter(|&n| n <= MAX_CONST_ELEMS)
-                    .ok_or_else(|| {
-                        cx.err(format!(
-                            "output shape {shape:?} is too large to build at compile time (limit {MAX_CONST_ELEMS} elements)"
-                        ))
-                    })?;
-                match cx
-                    .tensor("value")?
-                    .map(|t| crate::tensor::decode(t, self.base))
-                    .transpose()
-                    .map_err(|m| cx.attr_err("value", m))?
-                {
-                    Some(crate::tensor::ConstVal::I64(_, d)) => {
-                        if n > MAX_INT_ELEMS {
-                            return Err(cx
-                                .err(format!(
-                                    "an integer tensor of shape {shape:?} is too large to build at compile time (limit {MAX_INT_ELEMS} elements)"
-                                ))
-                                .into());
-                        }
-                        let x = d.first().copied().unwrap_or(0);
-                        self.def_int(cx, shape, vec![IV::K(x); n])
-                    }
-                    other => {
-                        let x = match other {
-                            Some(crate::tensor::ConstVal::F32(_, d)) => {
-                                d.first().copied().unwrap_or(0.0)
-                            }
-                            _ => 0.0,
-                        };
-                        let c = self
-                            .g
-                            .add_const(ConstData::new(shape, vec![x; n]), Some(cx.name.clone()));
-                        self.def(cx, c)
-                    }
-                }
+                let c = self
+                    .g
+                    .add_const(ConstData::new(s, f), Some(cx.name.clone()));
+                return self.def(cx, c);
             }
-            "Reshape" => {
-                let (s, v) = self.int_input(cx, 0)?;
-                let t = self.const_ints(cx, 1, "shape")?;
-                let total: usize = s.iter().product();
-                let bad = || {
-                    cx.err(format!(
-                        "integer reshape of {s:?} to {t:?} changes the element count"
-                    ))
-                };
-                if t.iter().any(|&d| d < -1) || t.iter().filter(|&&d| d == -1).count() > 1 {
-                    return Err(bad().into());
-                }
-                // every extent is checked against the (small, real) element count first
-                let mut known = 1usize;
-                let mut shape: Vec<usize> = Vec::with_capacity(t.len());
-                for (i, &d) in t.iter().enumerate() {
-                    let e = match d {
-                        -1 => 1,
-                        0 => s.get(i).copied().unwrap_or(1),
-                        d => usize::try_from(d).map_err(|_| bad())?,
-                    };
-                    known = known.checked_mul(e).ok_or_else(bad)?;
-                    shape.push(e);
-                }
-                if let Some(p) = t.iter().position(|&d| d == -1) {
-                    shape[p] = total / known.max(1);
-                }
-                if shape.iter().try_fold(1usize, |a, &b| a.checked_mul(b)) != Some(total) {
-                    return Err(bad().into());
-                }
-                self.def_int(cx, shape, v)
+            if ![6, 7, 2, 3, 4, 5, 12, 13, 9].contains(&to) {
+                return Err(cx
+                    .attr_err(
+                        "to",
+                        format!("cast of an integer tensor to type {to} is not supported"),
+                    )
+                    .into());
             }
-            other => Err(Failure::Unsupported(
-                cx.err(format!("{other} on integer tensors is not supported")),
-            )),
         }
+        let (s, v) = self.int_input(cx, 0)?;
+        self.def_int(cx, s, v)
+    }
+
+    /// `Gather` from 1-D integer data at known indices.
+    fn int_gather(&mut self, cx: &NodeCx) -> R<()> {
+        let (ds, dv) = self.int_input(cx, 0)?;
+        let (is, iv) = self.int_input(cx, 1)?;
+        if ds.len() != 1 {
+            return Err(cx
+                .err("Gather of integer tensors supports 1-D data only")
+                .into());
+        }
+        let axis = cx.axis("axis", cx.int_or("axis", 0)?, 1)?;
+        debug_assert_eq!(axis, 0);
+        let n = ds[0] as i64;
+        let mut out = Vec::with_capacity(iv.len());
+        for i in iv {
+            let IV::K(i) = i else {
+                return Err(cx
+                    .err("Gather index depends on a symbolic dimension")
+                    .into());
+            };
+            let j = if i < 0 { i + n } else { i };
+            if j < 0 || j >= n {
+                return Err(cx
+                    .err(format!("Gather index {i} out of range for {n} elements"))
+                    .into());
+            }
+            out.push(dv[j as usize]);
+        }
+        self.def_int(cx, is, out)
+    }
+
+    /// `Unsqueeze` (axes an attribute before opset 13, an input from 13).
+    fn int_unsqueeze(&mut self, cx: &NodeCx) -> R<()> {
+        let (s, v) = self.int_input(cx, 0)?;
+        let axes = if self.opset < 13 {
+            cx.ints("axes")?.unwrap_or_default()
+        } else {
+            self.const_ints(cx, 1, "axes")?
+        };
+        let rank = s.len() + axes.len();
+        let axes = self.norm_axes(cx, &axes, rank)?;
+        let mut it = s.iter();
+        let shape: Vec<usize> = (0..rank)
+            .map(|i| {
+                if axes.contains(&i) {
+                    1
+                } else {
+                    *it.next().unwrap_or(&1)
+                }
+            })
+            .collect();
+        self.def_int(cx, shape, v)
+    }
+
+    /// `Squeeze` (axes an attribute before opset 13, an input from 13; none: every 1).
+    fn int_squeeze(&mut self, cx: &NodeCx) -> R<()> {
+        let (s, v) = self.int_input(cx, 0)?;
+        let axes = if self.opset < 13 {
+            cx.ints("axes")?
+        } else {
+            self.known_list(cx, 1, "axes")?
+        };
+        let axes = match axes {
+            Some(a) => self.norm_axes(cx, &a, s.len())?,
+            None => (0..s.len()).filter(|&i| s[i] == 1).collect(),
+        };
+        let shape: Vec<usize> = s
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !axes.contains(i))
+            .map(|(_, &d)| d)
+            .collect();
+        self.def_int(cx, shape, v)
+    }
+
+    /// `Concat` of 1-D integer tensors.
+    fn int_concat(&mut self, cx: &NodeCx) -> R<()> {
+        let mut vals = Vec::new();
+        for i in 0..cx.node.input.len() {
+            let (s, v) = self.int_input(cx, i)?;
+            if s.len() != 1 {
+                return Err(cx
+                    .err("Concat of integer tensors supports 1-D inputs only")
+                    .into());
+            }
+            vals.extend(v);
+        }
+        self.def_int(cx, vec![vals.len()], vals)
+    }
+
+    /// `Transpose` of an integer tensor.
+    fn int_transpose(&mut self, cx: &NodeCx) -> R<()> {
+        let (s, v) = self.int_input(cx, 0)?;
+        let perm = match cx.ints("perm")? {
+            Some(p) => p,
+            None => (0..s.len() as i64).rev().collect(),
+        };
+        let mut seen = vec![false; s.len()];
+        let mut p = Vec::with_capacity(perm.len());
+        for &a in &perm {
+            let a = cx.axis("perm", a, s.len())?;
+            if std::mem::replace(&mut seen[a], true) {
+                return Err(cx.attr_err("perm", format!("axis {a} repeated")).into());
+            }
+            p.push(a);
+        }
+        if p.len() != s.len() {
+            return Err(cx
+                .attr_err("perm", format!("has {} axes for rank {}", p.len(), s.len()))
+                .into());
+        }
+        let (shape, out) = transpose_ints(&s, &v, &p);
+        self.def_int(cx, shape, out)
+    }
+
+    /// `Neg`, of known values and of symbolic dims (as expressions).
+    fn int_neg(&mut self, cx: &NodeCx) -> R<()> {
+        let (sh, v) = self.int_input(cx, 0)?;
+        let out = v
+            .iter()
+            .map(|x| match x {
+                IV::K(k) => k
+                    .checked_neg()
+                    .map(IV::K)
+                    .ok_or_else(|| cx.err(format!("-({k}) overflows int64"))),
+                IV::S(d) => d
+                    .expr()
+                    .scale(-1)
+                    .and_then(IV::from_expr)
+                    .ok_or_else(|| cx.err("cannot negate a symbolic dimension")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.def_int(cx, sh, out)
+    }
+
+    /// `Where` with equal-length or scalar operands (a symbolic condition counts as true).
+    fn int_where(&mut self, cx: &NodeCx) -> R<()> {
+        let (sc, vc) = self.int_input(cx, 0)?;
+        let (sa, va) = self.int_input(cx, 1)?;
+        let (sb, vb) = self.int_input(cx, 2)?;
+        let n = vc.len().max(va.len()).max(vb.len());
+        if [vc.len(), va.len(), vb.len()]
+            .iter()
+            .any(|&l| l != n && l != 1)
+        {
+            return Err(cx
+                .err("integer Where supports equal lengths or scalar operands")
+                .into());
+        }
+        let at = |v: &[IV], i: usize| v[i.min(v.len() - 1)];
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let c = match at(&vc, i) {
+                IV::K(c) => c != 0,
+                IV::S(..) => true,
+            };
+            out.push(if c { at(&va, i) } else { at(&vb, i) });
+        }
+        let shape = [sc, sa, sb]
+            .into_iter()
+            .find(|s| s.iter().product::<usize>() == n)
+            .unwrap_or(vec![n]);
+        self.def_int(cx, shape, out)
+    }
+
+    /// Broadcast arithmetic, comparisons and logic of two integer tensors ([`IV::binary`]).
+    fn int_binary(&mut self, cx: &NodeCx) -> R<()> {
+        let (sa, va) = self.int_input(cx, 0)?;
+        let (sb, vb) = self.int_input(cx, 1)?;
+        let shape = secc_ir::interp::bshape(&sa, &sb).map_err(|e| cx.err(e.to_string()))?;
+        let n = shape.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+        if n.is_none_or(|n| n > MAX_INT_ELEMS) {
+            return Err(cx
+                .err(format!(
+                    "integer {} of shapes {sa:?} and {sb:?} is too large to compute at compile time (limit {MAX_INT_ELEMS} elements)",
+                    cx.op()
+                ))
+                .into());
+        }
+        let mut out = Vec::with_capacity(shape.iter().product());
+        let mut idx = vec![0usize; shape.len()];
+        for _ in 0..shape.iter().product::<usize>() {
+            let (a, b) = (va[offset(&sa, &idx)], vb[offset(&sb, &idx)]);
+            out.push(IV::binary(cx.op(), a, b).ok_or_else(|| {
+                cx.err(format!(
+                    "cannot compute {a:?} {} {b:?} at compile time",
+                    cx.op()
+                ))
+            })?);
+            for d in (0..shape.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        self.def_int(cx, shape, out)
+    }
+
+    /// `Not` of known values.
+    fn int_not(&mut self, cx: &NodeCx) -> R<()> {
+        let (sh, v) = self.int_input(cx, 0)?;
+        let out = v
+            .iter()
+            .map(|x| match x {
+                IV::K(k) => Ok(IV::K((*k == 0) as i64)),
+                IV::S(..) => Err(cx.err("Not of a symbolic value")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.def_int(cx, sh, out)
+    }
+
+    /// `Size`: the element count of a tensor or of an integer tensor.
+    fn int_size(&mut self, cx: &NodeCx) -> R<()> {
+        let n = match cx.input(0) {
+            Some(n) if self.ints.contains_key(n) => {
+                IV::K(self.ints[n].0.iter().product::<usize>() as i64)
+            }
+            _ => {
+                let x = self.operand(cx, 0)?;
+                let n =
+                    self.g.ty(x).numel().ok_or_else(|| {
+                        cx.err("element count is a product of symbolic dimensions")
+                    })?;
+                IV::from_dim(n)
+            }
+        };
+        self.def_int(cx, vec![], vec![n])
+    }
+
+    /// `ConstantOfShape` of a known shape: an integer tensor or a float32 constant.
+    fn int_constant_of_shape(&mut self, cx: &NodeCx) -> R<()> {
+        let (_, v) = self.int_input(cx, 0)?;
+        let shape: Option<Vec<usize>> = v
+            .iter()
+            .map(|x| {
+                if let IV::K(k) = x {
+                    usize::try_from(*k).ok()
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let shape = shape
+            .ok_or_else(|| cx.err("ConstantOfShape with a symbolic shape is not supported"))?;
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &b| a.checked_mul(b))
+            .filter(|&n| n <= MAX_CONST_ELEMS)
+            .ok_or_else(|| {
+                cx.err(format!(
+                    "output shape {shape:?} is too large to build at compile time (limit {MAX_CONST_ELEMS} elements)"
+                ))
+            })?;
+        match cx
+            .tensor("value")?
+            .map(|t| crate::tensor::decode(t, self.base))
+            .transpose()
+            .map_err(|m| cx.attr_err("value", m))?
+        {
+            Some(crate::tensor::ConstVal::I64(_, d)) => {
+                if n > MAX_INT_ELEMS {
+                    return Err(cx
+                        .err(format!(
+                            "an integer tensor of shape {shape:?} is too large to build at compile time (limit {MAX_INT_ELEMS} elements)"
+                        ))
+                        .into());
+                }
+                let x = d.first().copied().unwrap_or(0);
+                self.def_int(cx, shape, vec![IV::K(x); n])
+            }
+            other => {
+                let x = match other {
+                    Some(crate::tensor::ConstVal::F32(_, d)) => d.first().copied().unwrap_or(0.0),
+                    _ => 0.0,
+                };
+                let c = self
+                    .g
+                    .add_const(ConstData::new(shape, vec![x; n]), Some(cx.name.clone()));
+                self.def(cx, c)
+            }
+        }
+    }
+
+    /// `Reshape` of an integer tensor to a known target (0 and -1 as ONNX says).
+    fn int_reshape(&mut self, cx: &NodeCx) -> R<()> {
+        let (s, v) = self.int_input(cx, 0)?;
+        let t = self.const_ints(cx, 1, "shape")?;
+        let total: usize = s.iter().product();
+        let bad = || {
+            cx.err(format!(
+                "integer reshape of {s:?} to {t:?} changes the element count"
+            ))
+        };
+        if t.iter().any(|&d| d < -1) || t.iter().filter(|&&d| d == -1).count() > 1 {
+            return Err(bad().into());
+        }
+        // every extent is checked against the (small, real) element count first
+        let mut known = 1usize;
+        let mut shape: Vec<usize> = Vec::with_capacity(t.len());
+        for (i, &d) in t.iter().enumerate() {
+            let e = match d {
+                -1 => 1,
+                0 => s.get(i).copied().unwrap_or(1),
+                d => usize::try_from(d).map_err(|_| bad())?,
+            };
+            known = known.checked_mul(e).ok_or_else(bad)?;
+            shape.push(e);
+        }
+        if let Some(p) = t.iter().position(|&d| d == -1) {
+            shape[p] = total / known.max(1);
+        }
+        if shape.iter().try_fold(1usize, |a, &b| a.checked_mul(b)) != Some(total) {
+            return Err(bad().into());
+        }
+        self.def_int(cx, shape, v)
     }
 }
 
