@@ -410,3 +410,70 @@ fn the_runtime_names_broken_constraints_and_conflicting_inputs() {
         "{e}"
     );
 }
+
+/// Python's `range(start, end, step)` of a slice over `n` (ONNX clamps the same way),
+/// forward steps.
+fn py_slice(n: usize, start: i64, end: i64, step: usize) -> Vec<usize> {
+    let clamp = |v: i64| (if v < 0 { v + n as i64 } else { v }).clamp(0, n as i64) as usize;
+    (clamp(start)..clamp(end)).step_by(step).collect()
+}
+
+/// Forward slices of symbolic heights and widths (a crop `1:-1`, a Focus layer's `1::2`,
+/// a fixed-size head `0:5` clamped to short images) have expression extents and run at every
+/// size, checked against Python's slicing rule.
+#[test]
+fn slices_of_symbolic_extents_follow_the_onnx_rule() {
+    let big = i64::MAX;
+    // (name, [start, end, step] for H, then for W)
+    let cases: [(&str, [i64; 6]); 3] = [
+        ("crop", [1, -1, 1, 1, -1, 1]),
+        ("focus", [1, big, 2, 0, big, 2]),
+        ("head", [0, 5, 1, 2, 7, 3]),
+    ];
+    let mut m = Model::new(13).input_params("x", &["N", "3", "H", "W"]);
+    for (name, [hs, he, hk, ws, we, wk]) in cases {
+        m = m
+            .i64s(&format!("{name}_s"), &[2], vec![hs, ws])
+            .i64s(&format!("{name}_e"), &[2], vec![he, we])
+            .i64s(&format!("{name}_a"), &[2], vec![2, 3])
+            .i64s(&format!("{name}_k"), &[2], vec![hk, wk])
+            .node(
+                "Slice",
+                name,
+                &[
+                    "x",
+                    &format!("{name}_s"),
+                    &format!("{name}_e"),
+                    &format!("{name}_a"),
+                    &format!("{name}_k"),
+                ],
+                &[name],
+                &[],
+            )
+            .output(name);
+    }
+    let g = m.import().unwrap();
+    let model = secc_runtime::Model::from_bytes(compile(&g, &cpu_opts()).unwrap()).unwrap();
+    let mut s = model.session(2).unwrap();
+    for (n, h, w) in [(1, 9, 10), (2, 3, 8), (1, 12, 5)] {
+        let data = values(n * 3 * h * w, 40);
+        let x = secc_runtime::Tensor::new(vec![n, 3, h, w], data.clone()).unwrap();
+        let got = s.run(&[x]).unwrap();
+        for ((name, [hs, he, hk, ws, we, wk]), y) in cases.iter().zip(got) {
+            let rows = py_slice(h, *hs, *he, *hk as usize);
+            let cols = py_slice(w, *ws, *we, *wk as usize);
+            assert_eq!(y.shape, vec![n, 3, rows.len(), cols.len()], "{name} {h}x{w}");
+            let mut want = vec![];
+            for p in 0..n * 3 {
+                for &r in &rows {
+                    want.extend(cols.iter().map(|&c| data[(p * h + r) * w + c]));
+                }
+            }
+            assert_eq!(y.data, want, "{name} {n}x{h}x{w}");
+        }
+    }
+    // a crop of a 2-row image would be empty: the slice's rule refuses it
+    let x = secc_runtime::Tensor::new(vec![1, 3, 2, 8], values(48, 41)).unwrap();
+    let e = s.run(&[x]).unwrap_err().to_string();
+    assert!(e.contains("\"crop\"") && e.contains("H = 2"), "{e}");
+}

@@ -198,6 +198,7 @@ impl Importer<'_> {
                 .into());
         }
         let mut wins = Vec::new();
+        let mut symbolic = Vec::new();
         for k in 0..starts.len() {
             let axis = cx.axis("axes", axes[k], s.len())?;
             if wins.iter().any(|(a, _)| *a == axis) {
@@ -214,10 +215,35 @@ impl Importer<'_> {
             {
                 continue;
             }
+            if s[axis].known().is_none() {
+                let len = symbolic_window(s[axis], starts[k], ends[k], steps[k]);
+                let len = len.ok_or_else(|| {
+                    unsupported(
+                        cx,
+                        format!(
+                            "slicing the symbolic axis {axis} from {} to {} step {} is not supported (a start from 0 up, forwards, is)",
+                            starts[k], ends[k], steps[k]
+                        ),
+                    )
+                })?;
+                symbolic.push((axis, starts[k] as u64, steps[k], len));
+                continue;
+            }
             let n = self.known_extent(cx, x, axis)?;
             wins.push((axis, window(n, starts[k], ends[k], steps[k])));
         }
-        let op = self.slice_op(cx, x, &wins)?;
+        let mut op = self.slice_op(cx, x, &wins)?;
+        if let Op::Slice {
+            starts,
+            steps,
+            shape,
+        } = &mut op
+        {
+            // the slice's rule records that each window is non-empty and inside the extent
+            for (axis, start, step, len) in symbolic {
+                (starts[axis], steps[axis], shape[axis]) = (start, step, len);
+            }
+        }
         self.add(cx, op, &[x])
     }
 
@@ -511,6 +537,24 @@ impl Importer<'_> {
         };
         self.add(cx, Op::Pad { pads, mode }, &ins)
     }
+}
+
+/// The length of a forward slice of a symbolic extent `n` from a known `start >= 0` to
+/// `end` (from the end when negative, clamped to `n`): `ceil((end' - start) / step)`.
+/// `None` for a start counted from the end or a backward step (the IR's start is a number).
+fn symbolic_window(n: Dim, start: i64, end: i64, step: i64) -> Option<Dim> {
+    if start < 0 || step < 1 {
+        return None;
+    }
+    let end = if end >= i64::from(i32::MAX) {
+        n
+    } else if end < 0 {
+        n.checked_sub(Dim::Known(end.unsigned_abs()))?
+    } else {
+        n.min(Dim::Known(end as u64))?
+    };
+    end.checked_sub(Dim::Known(start as u64))?
+        .div_ceil(step as u64)
 }
 
 #[cfg(test)]
