@@ -462,7 +462,11 @@ fn slices_of_symbolic_extents_follow_the_onnx_rule() {
         for ((name, [hs, he, hk, ws, we, wk]), y) in cases.iter().zip(got) {
             let rows = py_slice(h, *hs, *he, *hk as usize);
             let cols = py_slice(w, *ws, *we, *wk as usize);
-            assert_eq!(y.shape, vec![n, 3, rows.len(), cols.len()], "{name} {h}x{w}");
+            assert_eq!(
+                y.shape,
+                vec![n, 3, rows.len(), cols.len()],
+                "{name} {h}x{w}"
+            );
             let mut want = vec![];
             for p in 0..n * 3 {
                 for &r in &rows {
