@@ -215,14 +215,15 @@ const COMPILED: [&str; 5] = [
     "ppocr_det",
 ];
 
-/// One artifact per model and vector width (the host's, and 8-lane AVX2 blocks), run at
-/// both sizes on 1 and 2 threads, then back at the first (a cached binding): ONNX Runtime's
-/// outputs within 1e-4 (relative to 1 + |y|) every time.
+/// One artifact per model and vector width (the host's, 8-lane AVX2 blocks, and plain NCHW
+/// kernels: the form the CUDA target runs), run at both sizes on 1 and 2 threads, then back
+/// at the first (a cached binding): ONNX Runtime's outputs within 1e-4 (relative to 1 + |y|)
+/// every time.
 #[test]
 fn one_artifact_runs_every_image_size_on_1_and_2_threads() {
     let host = secc_codegen::vector_block(&cpu_opts().target);
     for name in COMPILED {
-        for (block, cpu) in [(host, "native"), (Some(8), "x86-64-v3")] {
+        for (block, cpu) in [(host, "native"), (Some(8), "x86-64-v3"), (None, "native")] {
             let mut g = import(&dynamic(name));
             run_passes_for(&mut g, block);
             let opts = secc_codegen::CodegenOptions {
