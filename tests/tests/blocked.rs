@@ -28,6 +28,9 @@ struct Conv {
     group: u64,
     act: Option<Activation>,
     bias: bool,
+    /// weights in [-scale, scale): 1, or 1/sqrt(fan-in) as trained networks have, where a
+    /// long dot product of unit values would round past the tolerance
+    scale: f32,
 }
 
 fn conv(o: u64, k: u64, s: u64, p: u64) -> Conv {
@@ -40,6 +43,7 @@ fn conv(o: u64, k: u64, s: u64, p: u64) -> Conv {
         group: 1,
         act: None,
         bias: true,
+        scale: 1.0,
     }
 }
 
@@ -48,7 +52,8 @@ fn add_conv(g: &mut Graph, x: ValueId, c: &Conv, seed: u32) -> ValueId {
     let cg = cin / c.group;
     let n = (c.o * cg * c.k[0] * c.k[1]) as usize;
     let shape = vec![c.o as usize, cg as usize, c.k[0] as usize, c.k[1] as usize];
-    let w = g.add_const(ConstData::new(shape, weights(n, seed)), None);
+    let w: Vec<f32> = weights(n, seed).iter().map(|v| v * c.scale).collect();
+    let w = g.add_const(ConstData::new(shape, w), None);
     let mut ins = vec![x, w];
     if c.bias {
         let b = weights(c.o as usize, seed + 1);
@@ -178,6 +183,60 @@ fn kxk_convs_with_padding_stride_and_dilation() {
     l.strides = [2, 1];
     l.k = [3, 5];
     after_pointwise("3x5 asymmetric 17->24 13x7", [17, 13, 7], l);
+}
+
+/// The plan's line for `conv{seed}` after lowering for `block` lanes.
+fn plan_line(g: &Graph, block: u32, seed: u32) -> String {
+    let p = secc_codegen::plan::build(&lowered(g, block), true).unwrap();
+    let text = secc_codegen::plan::describe(&p);
+    let origin = format!(" conv{seed} ");
+    let line = text.lines().find(|l| l.contains(&origin));
+    line.unwrap_or_else(|| panic!("no conv{seed} in\n{text}"))
+        .to_string()
+}
+
+/// The cache-blocking choices that change the loop order or add prefetches keep results:
+/// output channel groups innermost (a big input, small weights), and software prefetches
+/// of weights that come from memory (4 MiB and more), at both vector widths.
+#[test]
+fn cache_blocking_choices_keep_results() {
+    let big = Conv {
+        scale: 1.0 / (300.0f32 * 9.0).sqrt(),
+        ..conv(392, 3, 1, 1)
+    };
+    let cases: [(&str, [u64; 3], Conv, &str); 3] = [
+        (
+            "1x1 24->200 25x19",
+            [24, 25, 19],
+            conv(200, 1, 1, 0),
+            "groups-inner",
+        ),
+        (
+            "3x3 s2 24->72 61x47",
+            [24, 61, 47],
+            conv(72, 3, 2, 1),
+            "groups-inner",
+        ),
+        ("3x3 300->392 5x7", [300, 5, 7], big, "prefetch="),
+    ];
+    for (name, chw, layer, choice) in cases {
+        let (mut g, x) = graph(chw[0], chw[1], chw[2]);
+        let first = Conv {
+            scale: 1.0 / (chw[0] as f32).sqrt(),
+            ..conv(chw[0], 1, 1, 0)
+        };
+        let t = add_conv(&mut g, x, &first, 1);
+        let y = add_conv(&mut g, t, &layer, 3);
+        g.add_output("y", y);
+        for block in [16, 8] {
+            let line = plan_line(&g, block, 3);
+            assert!(
+                line.contains(choice),
+                "{name} block {block}: no {choice} in {line}"
+            );
+        }
+        check_both(name, &g);
+    }
 }
 
 #[test]

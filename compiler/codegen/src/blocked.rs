@@ -99,6 +99,13 @@ pub struct BlockedConv {
 const L1_WEIGHTS: u64 = 16 << 10;
 const L1_OUTPUTS: u64 = 16 << 10;
 const L2_OUTPUTS: u64 = 256 << 10;
+/// Bytes of L2 all the weights of a convolution may take when every work unit reads them.
+const L2_WEIGHTS: u64 = 1 << 20;
+
+/// Weights of at least this many bytes are prefetched in software ([`Blocking::prefetch`]),
+/// this far ahead (floats; about the DRAM latency at the rate a tile consumes weights).
+const STREAMED_WEIGHTS: u64 = 4 << 20;
+const PREFETCH_AHEAD: u64 = 1024;
 
 /// Work units a convolution is cut into at least (where its shape allows), so that a few
 /// threads share it evenly.
@@ -116,16 +123,33 @@ pub struct Blocking {
     /// output rows per work unit, when a row is one segment: every pass reuses its weights
     /// over all of them, so small maps read each weight once per image, not once per row
     pub band: u64,
+    /// the output channel groups are the innermost loop over work units: every group
+    /// reuses one segment's input from L2 (chosen when all the weights fit L2 and the
+    /// input is the larger tensor); otherwise one group's weights are reused over the
+    /// whole map before the next group's are read
+    pub groups_inner: bool,
+    /// how far ahead (in floats) each weight stream is prefetched, 0 for not at all: the
+    /// weights of a large convolution come from memory once per run, and the hardware
+    /// prefetchers stop at every 4 KiB page of each of the `qn` streams
+    pub prefetch: u64,
 }
 
 /// The [`Blocking`] of a dense convolution with `groups` output channel groups of the tile's
 /// `qn` blocks, over `oh` rows of `ow` pixels: the input channel blocks whose weights fit
-/// [`L1_WEIGHTS`]; segments whose outputs fit [`L1_OUTPUTS`]; and for rows of one segment,
-/// bands of rows whose outputs fit [`L2_OUTPUTS`], as tall as [`MIN_UNITS`] allows.
+/// [`L1_WEIGHTS`]; segments whose outputs fit [`L1_OUTPUTS`]; for rows of one segment,
+/// bands of rows whose outputs fit [`L2_OUTPUTS`], as tall as [`MIN_UNITS`] allows; the
+/// groups innermost when all the weights fit [`L2_WEIGHTS`] and the input (`input_bytes`
+/// per image) is larger, so the input is read from memory once, not once per group (with
+/// two threads, each then reads half of it); and software prefetches for weights of
+/// [`STREAMED_WEIGHTS`] or more. (Measured on SE-ResNet-50, 2-vCPU Sapphire Rapids, same
+/// run: groups innermost took its 15 layers from 7.67 to 7.21 ms at 2 threads, unchanged
+/// at 1; prefetching took its 9 layers of 4 MiB or more from 12.4 to 11.2 ms at 1 thread
+/// and 6.8 to 6.0 at 2, and slowed layers whose weights stay in cache.)
 pub fn conv_blocking(
     tile: ConvTile,
     [icb, taps, ib, ob]: [u64; 4],
     [groups, oh, ow]: [u64; 3],
+    input_bytes: u64,
 ) -> Blocking {
     let per_block = tile.qn * taps * ib * ob * 4;
     let chunk = (L1_WEIGHTS / per_block.max(1)).clamp(1, icb.max(1));
@@ -139,7 +163,20 @@ pub fn conv_blocking(
         let bands = MIN_UNITS.div_ceil(groups.max(1)).clamp(1, oh.max(1));
         fits.min(oh.div_ceil(bands)).max(1)
     };
-    Blocking { chunk, seg, band }
+    let weight_bytes = groups * per_block * icb;
+    let groups_inner = groups > 1 && weight_bytes <= L2_WEIGHTS && weight_bytes < input_bytes;
+    let prefetch = if weight_bytes >= STREAMED_WEIGHTS {
+        PREFETCH_AHEAD
+    } else {
+        0
+    };
+    Blocking {
+        chunk,
+        seg,
+        band,
+        groups_inner,
+        prefetch,
+    }
 }
 
 /// Chooses the register tile for `ocb` output channel blocks over rows of `ow` pixels, with
@@ -484,12 +521,8 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
     let units = kb.mul(kb.mul(kb.dim(g.n)?, kb.i(groups))?, kb.mul(nband, nseg)?)?;
     let (lo, hi) = kb.split(units)?;
     kb.for_loop(lo, hi, |kb, u| {
-        let sg = kb.rem(u, nseg)?;
-        let r = kb.div(u, nseg)?;
-        let bd = kb.rem(r, nband)?;
-        let r2 = kb.div(r, nband)?;
-        let grp = kb.rem(r2, kb.i(groups))?;
-        let n = kb.div(r2, kb.i(groups))?;
+        let [sg, bd, grp, n] =
+            unit_position(kb, g.blocking.groups_inner, u, [nseg, nband, kb.i(groups)])?;
         let tx_lo = kb.mul(sg, kb.i(seg))?;
         let tx_hi = kb.imin(kb.add(tx_lo, kb.i(seg))?, ntx)?;
         let oy_lo = kb.mul(bd, kb.i(band))?;
@@ -525,6 +558,33 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
             })
         })
     })
+}
+
+/// Segment, band, group and image of dense work unit `u`, of `extents` = segments per band,
+/// bands per image, groups: the group varies fastest when `groups_inner`, else the segment.
+fn unit_position<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    groups_inner: bool,
+    u: IntValue<'ctx>,
+    [nseg, nband, groups]: [IntValue<'ctx>; 3],
+) -> R<[IntValue<'ctx>; 4]> {
+    let order = if groups_inner {
+        [groups, nseg, nband]
+    } else {
+        [nseg, nband, groups]
+    };
+    let mut rest = u;
+    let mut digits = Vec::with_capacity(3);
+    for d in order {
+        digits.push(kb.rem(rest, d)?);
+        rest = kb.div(rest, d)?;
+    }
+    let (sg, bd, grp) = if groups_inner {
+        (digits[1], digits[2], digits[0])
+    } else {
+        (digits[0], digits[1], digits[2])
+    };
+    Ok([sg, bd, grp, rest])
 }
 
 /// The input channel blocks `[lo, hi)` one pass accumulates; the first pass starts from
@@ -586,6 +646,12 @@ fn dense_tile<'ctx>(
                         .iter()
                         .map(|r| kb.vec_load_n(pw, kb.add(*r, wo)?, nl))
                         .collect::<R<Vec<_>>>()?;
+                    if g.blocking.prefetch > 0 {
+                        for r in &wrows {
+                            let ahead = kb.add(*r, kb.add(wo, kb.i(g.blocking.prefetch))?)?;
+                            kb.prefetch(pw, ahead)?;
+                        }
+                    }
                     for (j, (ix, ok)) in col.iter().enumerate() {
                         let xi = kb.add(kb.add(xrow, kb.mul(*ix, kb.i(ib))?)?, i)?;
                         let mut xs = kb.load(px_, xi)?;

@@ -1277,6 +1277,28 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         Ok(())
     }
 
+    /// Asks the CPU to bring the cache line of `base[idx]` into L1 ahead of its use (no-op
+    /// on PTX). The address may lie past the buffer: a prefetch never faults, and the
+    /// address is computed without `inbounds`, so it is defined wherever it points.
+    pub fn prefetch(&self, base: PointerValue<'ctx>, idx: IntValue<'ctx>) -> R<()> {
+        if self.flavor != Flavor::Cpu {
+            return Ok(());
+        }
+        // SAFETY: a plain (not inbounds) GEP only computes an address; nothing is loaded.
+        let p = unsafe { self.b.build_gep(self.ctx.f32_type(), base, &[idx], "pf")? };
+        let f = intrinsic(self.m, &["llvm.prefetch"], &[p.get_type().into()])?;
+        let i32t = self.ctx.i32_type();
+        // read, high temporal locality, data cache
+        let args = [
+            p.into(),
+            i32t.const_zero().into(),
+            i32t.const_int(3, false).into(),
+            i32t.const_int(1, false).into(),
+        ];
+        self.b.build_call(f, &args, "")?;
+        Ok(())
+    }
+
     /// `a * b + c` on vectors (fused where the target has FMA).
     pub fn vec_fma(
         &self,

@@ -323,9 +323,11 @@ pub fn describe(p: &Plan) -> String {
         if let KernelKind::ConvBlocked(c) = &s.kind {
             let ep: Vec<String> = c.epilogue.iter().map(|e| format!("{e:?}")).collect();
             out.push_str(&format!(
-                " x={}x{}x{}/{} y={}x{}x{}/{} k={}x{} s={}x{} tile={}px x {}blk chunk={} seg={} band={} epilogue=[{}]",
+                " x={}x{}x{}/{} y={}x{}x{}/{} k={}x{} s={}x{} tile={}px x {}blk chunk={} seg={} band={}{}{} epilogue=[{}]",
                 c.x.c, ext(c.x.h), ext(c.x.w), c.x.block, c.y.c, ext(c.y.h), ext(c.y.w), c.y.block, c.k[0], c.k[1],
                 c.strides[0], c.strides[1], c.tile.px, c.tile.qn, c.blocking.chunk, c.blocking.seg, c.blocking.band,
+                if c.blocking.groups_inner { " groups-inner" } else { "" },
+                if c.blocking.prefetch > 0 { format!(" prefetch={}", c.blocking.prefetch) } else { String::new() },
                 ep.join(", ")
             ));
         }

@@ -81,8 +81,13 @@ pub(super) fn blocked(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedC
     let tile = crate::blocked::conv_tile(y.blocks(), ow, vector_registers(y.block), depthwise);
     let groups = y.blocks().div_ceil(tile.qn);
     let taps = k[0] * k[1];
-    let b =
-        crate::blocked::conv_blocking(tile, [x.blocks(), taps, x.block, y.block], [groups, oh, ow]);
+    let input_bytes = x.blocks() * x.block * typical(x.h) * typical(x.w) * 4;
+    let b = crate::blocked::conv_blocking(
+        tile,
+        [x.blocks(), taps, x.block, y.block],
+        [groups, oh, ow],
+        input_bytes,
+    );
     Ok(BlockedConv {
         n: g.ty(ins[0]).shape[0],
         x,
