@@ -107,6 +107,9 @@ const L2_WEIGHTS: u64 = 1 << 20;
 const STREAMED_WEIGHTS: u64 = 4 << 20;
 const PREFETCH_AHEAD: u64 = 1024;
 
+/// Bytes of L1 the weights one register tile sweeps per input channel block may take.
+const TILE_WEIGHTS: u64 = 30 << 10;
+
 /// Work units a convolution is cut into at least (where its shape allows), so that a few
 /// threads share it evenly.
 const MIN_UNITS: u64 = 16;
@@ -179,16 +182,49 @@ pub fn conv_blocking(
     }
 }
 
+/// The tap columns of a KxK convolution over a blocked input, as the tile estimate sees
+/// them: `kw` columns `dilation` apart, output columns `stride` apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TapRow {
+    /// tap columns
+    pub kw: u64,
+    /// column stride
+    pub stride: u64,
+    /// column dilation
+    pub dilation: u64,
+}
+
 /// Chooses the register tile for `ocb` output channel blocks over rows of `ow` pixels, with
-/// `regs` vector registers: the tile with the fewest estimated cycles per useful FMA. A step
-/// (one input channel) issues `px * qn` FMAs on two FMA ports and `px + qn` loads, which
-/// measure at about one per cycle here (the broadcasts and the weight vectors share the
-/// load ports with the address work), plus about a cycle of loop overhead, and needs 8
-/// independent accumulators to hide the FMA latency (4 cycles x 2 ports); tiles that
-/// overhang the row or the channel blocks waste their extra lanes. (Measured on Sapphire
-/// Rapids: for 64 output channels over a 56x56 map, 6 px x 4 blocks ran at 103 GFLOP/s,
-/// 28 px x 1 block at 58.)
-pub fn conv_tile(ocb: u64, ow: u64, regs: u64, depthwise: bool) -> ConvTile {
+/// `regs` vector registers, for a kernel whose weights per output block and input block
+/// (`taps x ib x ob` floats) take `block_bytes`: the tile with the fewest estimated cycles
+/// per useful FMA. A step (one input channel) issues `px * qn` FMAs on two FMA ports and
+/// `px + qn` loads, which measure at about one per cycle here (the broadcasts and the
+/// weight vectors share the load ports with the address work), plus about a cycle of loop
+/// overhead, and needs 8 independent accumulators to hide the FMA latency (4 cycles x 2
+/// ports); tiles that overhang the row or the channel blocks waste their extra lanes.
+/// (Measured on Sapphire Rapids: for 64 output channels over a 56x56 map, 6 px x 4 blocks
+/// ran at 103 GFLOP/s, 28 px x 1 block at 58.)
+///
+/// Two limits the estimate does not see, measured there on 3x3 convolutions with 16-lane
+/// blocks: the weights one tile sweeps per input block (`qn x block_bytes`) must leave
+/// room in L1 ([`TILE_WEIGHTS`]; 4 blocks, 36 KiB, ran 10-15% slower than 3 or 2 blocks at
+/// every map size from 7x7 to 56x56), and with several tap columns over a blocked input
+/// (`taps`) LLVM keeps the tap columns' weights and broadcasts live beside the
+/// accumulators, so more than two thirds of the registers as accumulators spills (8 px x
+/// 3 blocks and 12 x 2 ran 15-60% slower than 7 x 3). For such `taps` a step is a whole
+/// row of taps of one input channel, whose broadcasts overlap (the estimate then prefers
+/// 14 x 1 at 14x14 and 28x28, 8 x 2 at 56x56, 7 x 2 for stride 2 and at 7x7: each within
+/// 5% of the fastest tile measured, and 10-25% faster than the 4 x 4 and 5 x 4 chosen
+/// before). A plain-input stem (one input channel per block) keeps the per-tap estimate and
+/// its 6 x 4 tile: the row-of-taps estimate picks 4 x 4 there, which ran 40% slower.
+pub fn conv_tile(
+    ocb: u64,
+    ow: u64,
+    regs: u64,
+    depthwise: bool,
+    block_bytes: u64,
+    taps: Option<TapRow>,
+) -> ConvTile {
     if depthwise {
         // one weight vector per tap; the accumulators are the output pixels
         return ConvTile {
@@ -196,18 +232,29 @@ pub fn conv_tile(ocb: u64, ow: u64, regs: u64, depthwise: bool) -> ConvTile {
             qn: 1,
         };
     }
+    let max_qn = (TILE_WEIGHTS / block_bytes.max(1)).clamp(1, 4);
+    let max_acc = if taps.is_some() { regs * 2 / 3 } else { regs };
     let mut best = (f64::MAX, ConvTile { px: 1, qn: 1 });
-    for qn in 1..=ocb.clamp(1, 4) {
+    for qn in 1..=ocb.clamp(1, max_qn) {
         for px in 1..=ow.clamp(1, 28) {
             // accumulators and one weight vector per block; the rest (a broadcast, border
             // selects) needs a few registers too, or LLVM spills accumulators
-            if px * qn + qn + 4 > regs {
+            if px * qn + qn + 4 > regs || px * qn > max_acc {
                 continue;
             }
-            let step = ((px * qn) as f64 / 2.0).max((px + qn) as f64).max(4.0) + 1.0;
+            let (fmas, loads) = match taps {
+                // one input channel over a row of taps: the broadcasts of neighbouring
+                // tap columns are the same input columns, loaded once
+                Some(t) => {
+                    let cols = (px - 1) * t.stride + (t.kw - 1) * t.dilation + 1;
+                    (px * qn * t.kw, cols + qn * t.kw)
+                }
+                None => (px * qn, px + qn),
+            };
+            let step = (fmas as f64 / 2.0).max(loads as f64).max(4.0) + 1.0;
             let waste = (ow.div_ceil(px) * px) as f64 / ow as f64 * (ocb.div_ceil(qn) * qn) as f64
                 / ocb as f64;
-            let cost = step / (px * qn) as f64 * waste;
+            let cost = step / fmas as f64 * waste;
             if cost < best.0 - 1e-9 {
                 best = (cost, ConvTile { px, qn });
             }
@@ -1028,4 +1075,57 @@ pub fn concat(kb: &mut Kb, n: Dim, ins: &[View], y: View) -> R<()> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tile(px: u64, qn: u64) -> ConvTile {
+        ConvTile { px, qn }
+    }
+
+    /// 16-lane 3x3 taps over a blocked input, stride `s`.
+    fn row(s: u64) -> Option<TapRow> {
+        Some(TapRow {
+            kw: 3,
+            stride: s,
+            dilation: 1,
+        })
+    }
+
+    /// The tiles the measurements in [`conv_tile`]'s notes found fastest (or within 5%).
+    #[test]
+    fn tiles_follow_the_measurements() {
+        let b3 = 9 * 16 * 16 * 4;
+        assert_eq!(conv_tile(16, 14, 32, false, b3, row(1)), tile(14, 1));
+        assert_eq!(conv_tile(8, 28, 32, false, b3, row(1)), tile(14, 1));
+        assert_eq!(conv_tile(4, 56, 32, false, b3, row(1)), tile(8, 2));
+        assert_eq!(conv_tile(32, 7, 32, false, b3, row(1)), tile(7, 2));
+        assert_eq!(conv_tile(8, 28, 32, false, b3, row(2)), tile(7, 2));
+        // the plain-input 7x7 stem, 1x1 convolutions and 8-lane blocks keep the per-tap
+        // estimate
+        assert_eq!(conv_tile(4, 112, 32, false, 49 * 16 * 4, None), tile(6, 4));
+        assert_eq!(
+            conv_tile(16, 3136, 32, false, 16 * 16 * 4, None),
+            tile(6, 4)
+        );
+        assert_eq!(conv_tile(8, 56, 16, false, 9 * 8 * 8 * 4, None), tile(5, 2));
+    }
+
+    /// No tile sweeps more weights per input block than [`TILE_WEIGHTS`], nor keeps more
+    /// than two thirds of the registers as accumulators when tap columns are live.
+    #[test]
+    fn tiles_respect_l1_and_register_limits() {
+        for ocb in 1..40 {
+            for ow in [1, 2, 7, 13, 14, 28, 56, 112] {
+                let t = conv_tile(ocb, ow, 32, false, 9 * 16 * 16 * 4, row(1));
+                assert!(t.qn * 9 * 16 * 16 * 4 <= TILE_WEIGHTS, "{ocb} {ow}: {t:?}");
+                assert!(
+                    t.px * t.qn <= 21 && t.px <= ow && t.qn <= ocb,
+                    "{ocb} {ow}: {t:?}"
+                );
+            }
+        }
+    }
 }
