@@ -92,12 +92,17 @@ pub(super) fn blocked(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedC
     let tile = crate::blocked::conv_tile(y.blocks(), ow, regs, depthwise, block_bytes, tap_row);
     let groups = y.blocks().div_ceil(tile.qn);
     let input_bytes = x.blocks() * x.block * typical(x.h) * typical(x.w) * 4;
-    let b = crate::blocked::conv_blocking(
+    let mut b = crate::blocked::conv_blocking(
         tile,
         [x.blocks(), taps, x.block, y.block],
         [groups, oh, ow],
         input_bytes,
     );
+    if depthwise {
+        // a depthwise kernel walks its own units (a row of one channel block each) and
+        // its few weights stay in cache
+        (b.groups_inner, b.prefetch) = (false, 0);
+    }
     Ok(BlockedConv {
         n: g.ty(ins[0]).shape[0],
         x,
