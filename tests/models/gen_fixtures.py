@@ -273,6 +273,67 @@ def main():
     y = b.op("Relu", [b.op("Add", ["x", y])])
     made.append(b.save([("x", ["N", c, 10, 9])], [y]))
 
+    # 14. Exporter glue around the pool and the gate (issue 9's list), each with awkward sizes:
+    #     a) ReduceMean over axes [3, 2] (reversed order, as some converters write it).
+    b = B("se_reducemean_32", 20); c = 20
+    p = b.op("ReduceMean", ["x"], axes=[3, 2], keepdims=1)
+    h = b.op("Relu", [b.op("Conv", [p, b.w([5, c, 1, 1]), b.w([5])], kernel_shape=[1, 1])])
+    g = b.op("Sigmoid", [b.op("Conv", [h, b.w([c, 5, 1, 1]), b.w([c])], kernel_shape=[1, 1])])
+    made.append(b.save([("x", ["N", c, 7, 5])], [b.op("Mul", ["x", g])], opset=13))
+
+    #     b) ReduceSum over H and W, then Mul by 1/(H*W) (TF/Keras converters, hand-written means).
+    b = B("se_reducesum_mul", 21); c, hh, ww = 24, 9, 5
+    p = b.op("ReduceSum", ["x", b.i64([2, 3])], keepdims=1)
+    p = b.op("Mul", [p, b.scalar(1.0 / (hh * ww))])
+    h = b.op("Relu", [b.op("Conv", [p, b.w([6, c, 1, 1]), b.w([6])], kernel_shape=[1, 1])])
+    g = b.op("Sigmoid", [b.op("Conv", [h, b.w([c, 6, 1, 1]), b.w([c])], kernel_shape=[1, 1])])
+    made.append(b.save([("x", ["N", c, hh, ww])], [b.op("Mul", ["x", g])], opset=13))
+
+    #     c) ReduceSum (axes [-1, -2], keepdims 0) then Div by H*W, a flat [N, C] pool into Gemm.
+    b = B("se_reducesum_div", 22); c, hh, ww = 20, 3, 11
+    p = b.op("ReduceSum", ["x", b.i64([-1, -2])], keepdims=0)
+    p = b.op("Div", [p, b.scalar(float(hh * ww))])
+    h = b.op("Relu", [b.op("Gemm", [p, b.w([5, c]), b.w([5])], transB=1)])
+    g = b.op("Sigmoid", [b.op("Gemm", [h, b.w([c, 5]), b.w([c])], transB=1)])
+    g = b.op("Reshape", [g, b.i64([-1, c, 1, 1])])
+    made.append(b.save([("x", ["N", c, hh, ww])], [b.op("Mul", [g, "x"])], opset=13))
+
+    #     c2) the other two spellings: keepdims 1 divided by H*W into 1x1 convs, keepdims 0
+    #         times 1/(H*W) into MatMul FCs, the gate unsqueezed back.
+    b = B("se_reducesum_div4", 25); c, hh, ww = 12, 6, 7
+    p = b.op("ReduceSum", ["x", b.i64([3, 2])], keepdims=1)
+    p = b.op("Div", [p, b.scalar(float(hh * ww))])
+    h = b.op("Relu", [b.op("Conv", [p, b.w([3, c, 1, 1]), b.w([3])], kernel_shape=[1, 1])])
+    g = b.op("HardSigmoid", [b.op("Conv", [h, b.w([c, 3, 1, 1]), b.w([c])], kernel_shape=[1, 1])], alpha=0.2, beta=0.5)
+    made.append(b.save([("x", ["N", c, hh, ww])], [b.op("Mul", ["x", g])], opset=13))
+    b = B("se_reducesum_flat_mul", 26); c, hh, ww = 40, 13, 1
+    p = b.op("ReduceSum", ["x", b.i64([2, 3])], keepdims=0)
+    p = b.op("Mul", [b.scalar(1.0 / (hh * ww)), p])
+    h = b.op("Relu", [b.op("Add", [b.op("MatMul", [p, b.w([c, 10])]), b.w([10])])])
+    g = b.op("Sigmoid", [b.op("Add", [b.op("MatMul", [h, b.w([10, c])]), b.w([c])])])
+    g = b.op("Unsqueeze", [g, b.i64([2, 3])])
+    made.append(b.save([("x", ["N", c, hh, ww])], [b.op("Mul", ["x", g])], opset=13))
+
+    #     d) Squeeze of a keepdims pool, FCs as Gemm, the gate unsqueezed one axis at a time
+    #        and Expanded to the input's shape before the Mul.
+    b = B("se_squeeze_expand", 23); c = 28
+    p = b.op("ReduceMean", ["x"], axes=[2, 3], keepdims=1)
+    p = b.op("Squeeze", [p, b.i64([2, 3])])
+    h = b.op("Relu", [b.op("Gemm", [p, b.w([7, c]), b.w([7])], transB=1)])
+    g = b.op("Sigmoid", [b.op("Gemm", [h, b.w([c, 7]), b.w([c])], transB=1)])
+    g = b.op("Unsqueeze", [b.op("Unsqueeze", [g, b.i64([2])]), b.i64([3])])
+    g = b.op("Expand", [g, b.op("Shape", ["x"])])
+    made.append(b.save([("x", ["N", c, 5, 9])], [b.op("Mul", ["x", g])], opset=13))
+
+    #     e) Flatten after GlobalAveragePool, Reshape of the gate by a constant [N?, C, 1, 1]
+    #        with 0 for the batch, MatMul + Add FCs.
+    b = B("se_flatten_reshape0", 24); c, r = 18, 6
+    p = b.op("Flatten", [b.op("GlobalAveragePool", ["x"])], axis=1)
+    h = b.op("Relu", [b.op("Add", [b.op("MatMul", [p, b.w([c, r])]), b.w([r])])])
+    g = b.op("Sigmoid", [b.op("Add", [b.op("MatMul", [h, b.w([r, c])]), b.w([c])])])
+    g = b.op("Reshape", [g, b.i64([0, c, 1, 1])])
+    made.append(b.save([("x", ["N", c, 11, 3])], [b.op("Mul", ["x", g])], opset=13))
+
     # Near-misses: must not fuse, must still run.
     # a) SiLU alone.
     b = B("nm_silu_alone", 12)
@@ -299,6 +360,14 @@ def main():
     g = b.op("Sigmoid", [b.op("Conv", [h, b.w([c, 4, 1, 1]), b.w([c])])])
     y = b.op("Mul", ["x", g])
     made.append(b.save([("x", ["N", c, 6, 6])], [y, g], out_dims=[["N", c, 6, 6], ["N", c, 1, 1]]))
+
+    # e) a sum pool scaled by the wrong count (1 / (H * W + 1)): not a mean, must not fuse.
+    b = B("nm_reducesum_scale", 27); c, hh, ww = 16, 5, 3
+    p = b.op("ReduceSum", ["x", b.i64([2, 3])], keepdims=1)
+    p = b.op("Mul", [p, b.scalar(1.0 / (hh * ww + 1))])
+    h = b.op("Relu", [b.op("Conv", [p, b.w([4, c, 1, 1]), b.w([4])])])
+    g = b.op("Sigmoid", [b.op("Conv", [h, b.w([c, 4, 1, 1]), b.w([c])])])
+    made.append(b.save([("x", ["N", c, hh, ww])], [b.op("Mul", ["x", g])], opset=13))
 
     made += op_models()
     for path, ins in made:

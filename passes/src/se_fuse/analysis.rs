@@ -58,13 +58,13 @@ impl Analysis<SeLang> for SeAnalysis {
                 konst: true,
                 scalar: None,
             },
-            SeLang::Gap(x) | SeLang::MeanHw(x) => Data {
+            SeLang::Gap(x) | SeLang::MeanHw(x) | SeLang::SumHw(x) => Data {
                 shape: sh(x)
                     .filter(|s| s.len() == 4)
                     .map(|s| vec![s[0], s[1], one(), one()]),
                 ..Data::default()
             },
-            SeLang::MeanHwFlat(x) => Data {
+            SeLang::MeanHwFlat(x) | SeLang::SumHwFlat(x) => Data {
                 shape: sh(x).filter(|s| s.len() == 4).map(|s| vec![s[0], s[1]]),
                 ..Data::default()
             },

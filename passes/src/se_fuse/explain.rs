@@ -150,7 +150,8 @@ impl fmt::Display for Reason {
             Reason::NotMean { kind } => write!(
                 f,
                 "the pool is a {kind}, not a mean: the SE rules only fuse average pooling \
-                 (GlobalAveragePool or ReduceMean over H and W)"
+                 (GlobalAveragePool, ReduceMean over H and W, or ReduceSum over known H and W \
+                 times 1/(H*W) or divided by H*W)"
             ),
             Reason::OtherTensor {
                 pooled,
@@ -452,14 +453,16 @@ impl Ctx<'_> {
             pool: p,
             pending: Pending::Stopped(r, None),
         };
-        if let Op::Reduce { kind, .. } = &self.g.node(p).op {
+        let xv = self.g.inputs(p)[0].node;
+        let x = self.find(self.id_of[&xv]);
+        let gap = self.eg.lookup(SeLang::Gap(x));
+        // a sum is a pool only where a rule found it scaled by 1 / (H * W)
+        if let (Op::Reduce { kind, .. }, None) = (&self.g.node(p).op, gap) {
             return stopped(Reason::NotMean {
                 kind: format!("{kind:?}").to_lowercase(),
             });
         }
-        let xv = self.g.inputs(p)[0].node;
-        let x = self.find(self.id_of[&xv]);
-        let Some(gap) = self.eg.lookup(SeLang::Gap(x)) else {
+        let Some(gap) = gap else {
             return stopped(Reason::Mismatch {
                 node: name(self.g, p),
                 expected: SE_STEPS[0].1,

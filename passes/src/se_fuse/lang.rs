@@ -105,6 +105,8 @@ define_language! {
         "gap" = Gap(Id),
         "mean_hw" = MeanHw(Id),
         "mean_hw_flat" = MeanHwFlat(Id),
+        "sum_hw" = SumHw(Id),
+        "sum_hw_flat" = SumHwFlat(Id),
         "to2d" = To2d(Id),
         "to4d" = To4d(Id),
         "dense" = Dense([Id; 3]),

@@ -26,7 +26,7 @@ use crate::{Changed, Pass, PassError, PassLog};
 use analysis::{LeafInfo, SeAnalysis};
 use egg::{AstSize, EGraph, Extractor, Id, RecExpr, Runner, StopReason, Symbol};
 use lang::{ActKind, SeLang};
-use secc_ir::{BinaryOp, ConstData, Dim, Graph, NodeId, Op, SeAttrs, ValueId};
+use secc_ir::{BinaryOp, ConstData, Dim, Graph, NodeId, Op, ReduceKind, SeAttrs, ValueId};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -102,6 +102,15 @@ impl Translator {
                     SeLang::MeanHwFlat(ins[0])
                 })
             }
+            Op::Reduce {
+                kind: ReduceKind::Sum,
+                axes,
+                keep_dims,
+            } if axes == &[2, 3] && in_shape(0).len() == 4 => Some(if *keep_dims {
+                SeLang::SumHw(ins[0])
+            } else {
+                SeLang::SumHwFlat(ins[0])
+            }),
             Op::Reshape { shape: to } => {
                 let from = in_shape(0);
                 if from.len() == 4

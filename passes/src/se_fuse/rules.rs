@@ -86,6 +86,25 @@ fn conv_bias(eg: &mut EG, _: Id, s: &Subst) -> bool {
         && (b.len() == 3 || b[0] == one)
 }
 
+/// `?k` is a scalar constant equal to `H * W` of `?x` (known extents), or to its reciprocal
+/// when `recip`: a sum over the map times `1 / (H * W)`, or divided by `H * W`, is the mean.
+fn pixel_count(recip: bool) -> impl Fn(&mut EG, Id, &Subst) -> bool {
+    move |eg, _, s| {
+        let Some(x) = shape(eg, s, "?x").filter(|x| x.len() == 4) else {
+            return false;
+        };
+        let (Some(h), Some(w)) = (x[2].known(), x[3].known()) else {
+            return false;
+        };
+        let hw = (h * w) as f64;
+        let want = if recip { 1.0 / hw } else { hw };
+        eg[s[var("?k")]]
+            .data
+            .scalar
+            .is_some_and(|k| ((k as f64) - want).abs() <= want * 1e-6)
+    }
+}
+
 /// `?x` is `[N, C, 1, 1]` and `?w` a constant `[O, C, 1, 1]`.
 fn conv_on_pooled(eg: &mut EG, _: Id, s: &Subst) -> bool {
     let one = Dim::Known(1);
@@ -190,6 +209,10 @@ pub fn rules() -> Vec<Rewrite<SeLang, SeAnalysis>> {
     vec![
         rw!("mean-hw-is-gap";     "(mean_hw ?x)"                          => "(gap ?x)"),
         rw!("mean-hw-flat";       "(mean_hw_flat ?x)"                     => "(to2d (gap ?x))"),
+        rw!("sum-hw-times-1/hw";  "(mul (sum_hw ?x) ?k)"                  => "(gap ?x)" if pixel_count(true)),
+        rw!("sum-hw-over-hw";     "(div (sum_hw ?x) ?k)"                  => "(gap ?x)" if pixel_count(false)),
+        rw!("sum-hw-flat-times";  "(mul (sum_hw_flat ?x) ?k)"             => "(to2d (gap ?x))" if pixel_count(true)),
+        rw!("sum-hw-flat-over";   "(div (sum_hw_flat ?x) ?k)"             => "(to2d (gap ?x))" if pixel_count(false)),
         rw!("to2d-of-to4d";       "(to2d (to4d ?x))"                      => "?x"),
         rw!("to4d-of-to2d";       "(to4d (to2d ?x))"                      => "?x"),
         rw!("act-through-to4d";   "(act ?k (to4d ?x))"                    => "(to4d (act ?k ?x))"),
