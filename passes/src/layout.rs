@@ -172,7 +172,9 @@ impl Pass for AssignLayout {
 /// convolution's epilogue (`residual=true`, the other addend as a fourth operand), and so
 /// does `relu(add(..))` written as one fused element-wise program: the sum is computed while
 /// the tile is in registers instead of by a kernel that reads both tensors again. Only a
-/// convolution without an activation, whose one use is the add, qualifies.
+/// convolution without an activation, whose one use is the add, qualifies. A blocked SE
+/// block's scale takes the add the same way (`relu(x * gate + shortcut)` of SE-ResNet: the
+/// shortcut as a sixth operand), so no kernel is left whose only job is the add.
 pub struct FuseConvResidual;
 
 /// The add's operand slots `(conv, other)` and the activation after the add, if `id` is
@@ -193,15 +195,44 @@ fn residual_add(g: &Graph, id: NodeId) -> Option<(Option<secc_ir::Activation>, [
     (ins.len() == 2).then_some((act, [ins[0], ins[1]]))
 }
 
-fn fusable_conv(g: &Graph, v: ValueId, out: &secc_ir::TensorType) -> bool {
-    let Op::Conv2d(a) = &g.node(v.node).op else {
-        return false;
+/// A blocked convolution or SE block without an epilogue yet, of the add's type, whose
+/// only use is the add.
+fn fusable_producer(g: &Graph, v: ValueId, out: &secc_ir::TensorType) -> bool {
+    let free = match &g.node(v.node).op {
+        Op::Conv2d(a) => a.act.is_none() && !a.residual,
+        Op::SqueezeExcite(a) => a.act.is_none() && !a.residual,
+        _ => false,
     };
-    a.act.is_none()
-        && !a.residual
-        && g.ty(v) == out
-        && out.layout.block().is_some()
-        && g.use_count(v) == 1
+    free && g.ty(v) == out && out.layout.block().is_some() && g.use_count(v) == 1
+}
+
+/// The producer's op and operands with the residual operand `other` and activation `act`
+/// added (a convolution without bias gets a zero bias first: the residual is operand 3).
+fn with_residual(
+    g: &mut Graph,
+    producer: NodeId,
+    other: ValueId,
+    act: Option<secc_ir::Activation>,
+) -> Option<(Op, Vec<ValueId>)> {
+    let mut ins = g.inputs(producer);
+    let op = match g.node(producer).op.clone() {
+        Op::Conv2d(mut a) => {
+            if ins.len() == 2 {
+                let cout = g.ty(ins[1]).shape[0].known().unwrap_or(0) as usize;
+                let zero = secc_ir::ConstData::new(vec![cout], vec![0.0; cout]);
+                ins.push(g.add_const(zero, None));
+            }
+            (a.residual, a.act) = (true, act);
+            Op::Conv2d(a)
+        }
+        Op::SqueezeExcite(mut a) => {
+            (a.residual, a.act) = (true, act);
+            Op::SqueezeExcite(a)
+        }
+        _ => return None,
+    };
+    ins.push(other);
+    Some((op, ins))
 }
 
 impl Pass for FuseConvResidual {
@@ -220,28 +251,20 @@ impl Pass for FuseConvResidual {
                 continue;
             };
             let out = g.ty(id.into()).clone();
-            let (conv, other) = if fusable_conv(g, a, &out) && g.ty(b) == &out {
+            let (conv, other) = if fusable_producer(g, a, &out) && g.ty(b) == &out {
                 (a, b)
-            } else if fusable_conv(g, b, &out) && g.ty(a) == &out {
+            } else if fusable_producer(g, b, &out) && g.ty(a) == &out {
                 (b, a)
             } else {
                 continue;
             };
-            let Op::Conv2d(mut attrs) = g.node(conv.node).op.clone() else {
+            let Some((op, ins)) = with_residual(g, conv.node, other, act) else {
                 continue;
             };
-            let mut ins = g.inputs(conv.node);
-            if ins.len() == 2 {
-                let cout = g.ty(ins[1]).shape[0].known().unwrap_or(0) as usize;
-                let zero = secc_ir::ConstData::new(vec![cout], vec![0.0; cout]);
-                ins.push(g.add_const(zero, None));
-            }
-            ins.push(other);
-            attrs.residual = true;
-            attrs.act = act;
-            // named after the convolution, which does the work (profiles, FLOP counts)
+            // named after the convolution or SE block, which does the work (profiles, FLOP
+            // counts)
             let origin = g.node(conv.node).origin.clone();
-            let new = g.add_node(Op::Conv2d(attrs), &ins, origin).map_err(err)?;
+            let new = g.add_node(op, &ins, origin).map_err(err)?;
             g.node_mut(new.node).outputs[0].layout = out.layout;
             g.replace_all_uses(id.into(), new);
             g.remove_node(id);

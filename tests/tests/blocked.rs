@@ -403,6 +403,76 @@ fn residual_add_epilogues() {
     }
 }
 
+/// `relu(x * gate + shortcut)` (SE-ResNet) and a plain `x * gate + shortcut`: the add (and
+/// activation) run in the SE kernel's scale, in both operand orders, at 40 channels (not a
+/// multiple of either block) over an odd 13x11 map.
+#[test]
+fn se_residual_epilogues() {
+    use secc_ir::{EwInstr, SeAttrs};
+    for (name, program, se_first) in [
+        ("se add+relu program", true, true),
+        ("se add, other order", false, false),
+        ("se add+relu, other order", true, false),
+    ] {
+        let (c, r) = (40u64, 10u64);
+        let (mut g, x) = graph(3, 13, 11);
+        let a = add_conv(&mut g, x, &conv(c, 3, 1, 1), 1);
+        let t = add_conv(&mut g, a, &conv(c, 1, 1, 0), 3);
+        let mut ws = vec![t];
+        for (i, shape) in [vec![r, c], vec![r], vec![c, r], vec![c]]
+            .into_iter()
+            .enumerate()
+        {
+            let n = shape.iter().product::<u64>() as usize;
+            let shape: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
+            ws.push(g.add_const(ConstData::new(shape, weights(n, 20 + i as u32)), None));
+        }
+        let attrs = SeAttrs {
+            inner: Activation::Relu,
+            gate: Activation::Sigmoid,
+            residual: false,
+            act: None,
+        };
+        let se = g.add_node(Op::SqueezeExcite(attrs), &ws, None).unwrap();
+        let ops = if se_first { [se, a] } else { [a, se] };
+        let op = if program {
+            Op::Elementwise {
+                prog: vec![
+                    EwInstr::Binary(BinaryOp::Add, 0, 1),
+                    EwInstr::Act(Activation::Relu, 2),
+                ],
+            }
+        } else {
+            Op::Binary(BinaryOp::Add)
+        };
+        let y = g.add_node(op, &ops, None).unwrap();
+        g.add_output("y", y);
+        for block in [16, 8] {
+            let low = lowered(&g, block);
+            let fused = low.node_ids().iter().any(|n| {
+                matches!(&low.node(*n).op, Op::SqueezeExcite(a)
+                    if a.residual && a.act == program.then_some(Activation::Relu))
+            });
+            assert!(
+                fused,
+                "{name} block {block}: the add was not fused into the SE block"
+            );
+            // the fused graph computes what the graph before the pass did
+            let ins = random_inputs(&g, 3, 5);
+            let (want, got) = (
+                interp::run(&g, &ins).unwrap(),
+                interp::run(&low, &ins).unwrap(),
+            );
+            let e = max_rel_err(&got[0], &want[0]);
+            assert!(
+                e <= 1e-5,
+                "{name} block {block}: lowering changed results by {e}"
+            );
+        }
+        check_both(name, &g);
+    }
+}
+
 /// A pooling window too large to unroll pools plain behind a reorder, so compile time stays
 /// bounded (the blocked pool unrolls its taps).
 #[test]

@@ -1506,7 +1506,8 @@ fn conv_depthwise_tiled<'a, 'ctx>(
 /// all B images while it is in L1); barrier; (3) each thread computes FC2 for its channel
 /// range as axpys over the transposed w2 (vectorised over channels), the gate, and writes
 /// `y = x * gate` for the same channel range it pooled, so that slice of X is still in its
-/// cache. Gates overwrite the pooled values of the same channels.
+/// cache (blocked, with a residual epilogue: `act(x * gate + r)`). Gates overwrite the pooled
+/// values of the same channels.
 fn squeeze_excite<'a, 'ctx>(
     kb: &mut Kb<'a, 'ctx>,
     a: &SeAttrs,
@@ -1518,13 +1519,23 @@ fn squeeze_excite<'a, 'ctx>(
     let c = known(x[1])?;
     // pixels per channel: a constant unless H or W is symbolic
     let hw = kb.mul(kb.dim(x[2])?, kb.dim(x[3])?)?;
-    let (px, pw1, pb1, pw2t, pb2, py) = (
-        kb.args[0], kb.args[1], kb.args[2], kb.args[3], kb.args[4], kb.args[5],
-    );
+    let (px, pw1, pb1, pw2t, pb2) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3], kb.args[4]);
+    // with a residual epilogue its operand comes before y and the scratch
+    let (pres, out) = if a.residual {
+        (Some(kb.args[5]), 6)
+    } else {
+        (None, 5)
+    };
+    let py = kb.args[out];
     let scratch = match kb.shared_scratch()? {
         Some(s) => s,
-        None => kb.args[6],
+        None => kb.args[out + 1],
     };
+    if lanes == 1 && (a.residual || a.act.is_some()) {
+        return Err(unsupported(
+            "an SE block's residual epilogue needs a blocked layout",
+        ));
+    }
     let (inner, gate): (Activation, Activation) = (a.inner, a.gate);
     let nimg = kb.dim(x[0])?;
     // blocked x (`lanes` > 1): threads own whole channel blocks; the pooled values and gates
@@ -1634,7 +1645,13 @@ fn squeeze_excite<'a, 'ctx>(
                     let base = kb.add(xb, kb.mul(cb, kb.mul(hw, kb.i(lanes))?)?)?;
                     kb.for_loop(kb.i(0), hw, |kb, p| {
                         let i = kb.add(base, kb.mul(p, kb.i(lanes))?)?;
-                        let v = kb.b.build_float_mul(kb.vec_load_n(px, i, nl)?, g, "")?;
+                        let mut v = kb.b.build_float_mul(kb.vec_load_n(px, i, nl)?, g, "")?;
+                        if let Some(pr) = pres {
+                            v = kb.b.build_float_add(v, kb.vec_load_n(pr, i, nl)?, "")?;
+                        }
+                        if let Some(act) = a.act {
+                            v = kb.vact(act, v)?;
+                        }
                         kb.vec_store(py, i, v)
                     })
                 });

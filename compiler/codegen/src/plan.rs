@@ -162,7 +162,8 @@ pub enum KernelKind {
         bias: bool,
     },
     /// Fused squeeze-and-excitation. Arguments: x, w1 [R,C], b1, w2 transposed to [R,C]
-    /// (so FC2 vectorises over channels), b2, y, scratch of `block * (C + R)` floats.
+    /// (so FC2 vectorises over channels), b2, the residual (with `attrs.residual`), y,
+    /// scratch of `block * (C + R)` floats.
     SqueezeExcite {
         /// activations
         attrs: SeAttrs,

@@ -527,6 +527,22 @@ fn max_pool2d_indices(a: &PoolAttrs, column_major: bool, x: &Tensor) -> Tensor {
     Tensor::new_i64(vec![n, c, oh, ow], out)
 }
 
+/// The fused residual add and activation after an SE block's scale, as the graph before
+/// fusion computed them (f32 add, then the activation).
+fn se_epilogue(a: &SeAttrs, mut y: Tensor, residual: Option<&Tensor>) -> Tensor {
+    if let Some(r) = residual {
+        for (v, r) in y.data.iter_mut().zip(&r.data) {
+            *v += *r;
+        }
+    }
+    if let Some(act) = a.act {
+        for v in &mut y.data {
+            *v = act.apply(*v);
+        }
+    }
+    y
+}
+
 /// The SE block written out step by step, exactly as the paper defines it.
 fn squeeze_excite(
     a: &SeAttrs,
@@ -844,7 +860,10 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
         Op::MatMul => matmul(ins[0], ins[1])?,
         Op::Gemm(a) => gemm(a, ins[0], ins[1], ins.get(2).copied())?,
         Op::Conv2d(a) => conv2d(a, ins[0], ins[1], ins.get(2).copied(), ins.get(3).copied()),
-        Op::SqueezeExcite(a) => squeeze_excite(a, ins[0], ins[1], ins[2], ins[3], ins[4]),
+        Op::SqueezeExcite(a) => {
+            let y = squeeze_excite(a, ins[0], ins[1], ins[2], ins[3], ins[4]);
+            se_epilogue(a, y, ins.get(5).copied())
+        }
     })
 }
 

@@ -41,6 +41,7 @@ pub fn operand_ok(op: &Op, slot: usize, operand: &TensorType, out: &TensorType) 
         Op::Conv2d(a) if slot == 0 => operand == out || (a.group == 1 && operand == Layout::Plain),
         // the residual is read where the output is written
         Op::Conv2d(_) if slot == 3 => operand == out,
+        Op::SqueezeExcite(_) if slot == 5 => operand == out,
         Op::SqueezeExcite(_) | Op::Act(_) | Op::Pool2d(_) | Op::Resize(_) if slot == 0 => {
             operand == out
         }

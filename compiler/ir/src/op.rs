@@ -545,6 +545,11 @@ pub struct SeAttrs {
     pub inner: Activation,
     /// gate activation applied to the second FC's output
     pub gate: Activation,
+    /// a sixth operand (of x's shape and layout) is added to `x * gate`: the residual add
+    /// of an SE-ResNet block, done while the scaled values are in registers
+    pub residual: bool,
+    /// activation applied last (after the residual add), if any
+    pub act: Option<Activation>,
 }
 
 /// One instruction of a fused element-wise program. Operand `i < n` is the node's input
@@ -868,7 +873,17 @@ impl Op {
                 let s: Vec<String> = shape.iter().map(|d| d.display(names)).collect();
                 vec![("shape", format!("[{}]", s.join(",")))]
             }
-            Op::SqueezeExcite(a) => vec![("gate", a.gate.spelled()), ("inner", a.inner.spelled())],
+            Op::SqueezeExcite(a) => {
+                let mut v = vec![];
+                if let Some(act) = a.act {
+                    v.push(("act", act.spelled()));
+                }
+                v.extend([("gate", a.gate.spelled()), ("inner", a.inner.spelled())]);
+                if a.residual {
+                    v.push(("residual", "true".into()));
+                }
+                v
+            }
             Op::Reorder { to } => vec![("to", to.name())],
             Op::Concat { axis } | Op::Softmax { axis } => vec![("axis", axis.to_string())],
             Op::Pad { pads, mode } => {
@@ -919,6 +934,7 @@ impl Op {
             Op::Binary(_) | Op::MatMul => (2, 2),
             Op::Conv2d(a) if a.residual => (4, 4),
             Op::Conv2d(_) | Op::ConvTranspose2d(_) | Op::Gemm(_) => (2, 3),
+            Op::SqueezeExcite(a) if a.residual => (6, 6),
             Op::SqueezeExcite(_) => (5, 5),
         }
     }

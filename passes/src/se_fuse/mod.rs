@@ -365,6 +365,8 @@ impl SeFuse {
             let attrs = SeAttrs {
                 inner: inner.to_ir(),
                 gate: gate.to_ir(),
+                residual: false,
+                act: None,
             };
             match g.add_node(
                 Op::SqueezeExcite(attrs),

@@ -103,5 +103,10 @@ pub(super) fn squeeze_excite(cx: &Cx) -> Result<TensorType, IrError> {
             )));
         }
     }
+    if let Some(res) = ins.get(5) {
+        if res.shape != ins[0].shape {
+            return Err(cx.ty(format!("the residual {res} must have x's shape {}", ins[0])));
+        }
+    }
     Ok(ins[0].clone())
 }
