@@ -365,9 +365,23 @@ fn packed_gemm_layers() {
 /// Residual adds become convolution epilogues (`fuse-conv-residual`): `add(x, conv(x))`,
 /// either operand order, and `relu(add(..))` as a fused program, after dense and depthwise
 /// convolutions, with and without a bias of their own.
+/// `add`, or `relu(add(..))` as one fused element-wise program (as `fuse-elementwise` leaves it).
+fn residual_add_op(program: bool) -> Op {
+    use secc_ir::EwInstr;
+    if program {
+        Op::Elementwise {
+            prog: vec![
+                EwInstr::Binary(BinaryOp::Add, 0, 1),
+                EwInstr::Act(Activation::Relu, 2),
+            ],
+        }
+    } else {
+        Op::Binary(BinaryOp::Add)
+    }
+}
+
 #[test]
 fn residual_add_epilogues() {
-    use secc_ir::EwInstr;
     for (name, depthwise, program, conv_first) in [
         ("dense add", false, false, true),
         ("dense add, other order", false, false, false),
@@ -381,17 +395,7 @@ fn residual_add_epilogues() {
         l.bias = !depthwise;
         let b = add_conv(&mut g, a, &l, 3);
         let ops = if conv_first { [b, a] } else { [a, b] };
-        let op = if program {
-            Op::Elementwise {
-                prog: vec![
-                    EwInstr::Binary(BinaryOp::Add, 0, 1),
-                    EwInstr::Act(Activation::Relu, 2),
-                ],
-            }
-        } else {
-            Op::Binary(BinaryOp::Add)
-        };
-        let y = g.add_node(op, &ops, None).unwrap();
+        let y = g.add_node(residual_add_op(program), &ops, None).unwrap();
         g.add_output("y", y);
         let lowered = lowered(&g, 16);
         let fused = lowered
@@ -408,7 +412,7 @@ fn residual_add_epilogues() {
 /// multiple of either block) over an odd 13x11 map.
 #[test]
 fn se_residual_epilogues() {
-    use secc_ir::{EwInstr, SeAttrs};
+    use secc_ir::SeAttrs;
     for (name, program, se_first) in [
         ("se add+relu program", true, true),
         ("se add, other order", false, false),
@@ -435,17 +439,7 @@ fn se_residual_epilogues() {
         };
         let se = g.add_node(Op::SqueezeExcite(attrs), &ws, None).unwrap();
         let ops = if se_first { [se, a] } else { [a, se] };
-        let op = if program {
-            Op::Elementwise {
-                prog: vec![
-                    EwInstr::Binary(BinaryOp::Add, 0, 1),
-                    EwInstr::Act(Activation::Relu, 2),
-                ],
-            }
-        } else {
-            Op::Binary(BinaryOp::Add)
-        };
-        let y = g.add_node(op, &ops, None).unwrap();
+        let y = g.add_node(residual_add_op(program), &ops, None).unwrap();
         g.add_output("y", y);
         for block in [16, 8] {
             let low = lowered(&g, block);
