@@ -137,7 +137,12 @@ def main():
             npy = os.path.join(NETS, name + ".in0.npy")
             x = np.load(npy)
             for t in threads:
-                for e in engines:
+                # each round starts with another engine, and each measurement after a pause:
+                # the peers run in this process, and their thread pools may still spin for
+                # a moment after a run, which slows whatever runs next
+                order = engines[r % len(engines):] + engines[:r % len(engines)]
+                for e in order:
+                    time.sleep(0.2)
                     if e in ("secc", "baseline"):
                         ms = secc_ms(SECC if e == "secc" else a.baseline, arts[name, e], npy, t, a.runs)
                     elif e == "ort":
