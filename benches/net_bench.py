@@ -7,7 +7,11 @@ table for SE-ResNet-50 (GFLOP/s per convolution vs that peak).
     bash scripts/setup.sh && cargo build --release -p secc
     .venv/bin/python tests/models/gen_networks.py
     .venv/bin/python benches/net_bench.py [--threads 2,1] [--rounds 3] [--baseline OLD_SECC]
-                                          [--md docs/benchmarks.md]
+                                          [--md docs/benchmarks.md] [--se-overhead]
+
+--se-overhead also times each network's no-SE twin (written by
+`tests/models/gen_networks.py --no-se-twins`) and reports latency(net) / latency(twin) per
+engine, the SE overhead of issue 9.
 
 Each figure is the best over rounds of the median over `--runs` calls; only ratios taken
 within one run mean anything on a shared machine.
@@ -114,6 +118,9 @@ def main():
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--baseline", help="an older secc binary to compare with in the same run")
     ap.add_argument("--md")
+    ap.add_argument("--se-overhead", action="store_true",
+                    help="also run each network's no-SE twin (tests/models/gen_networks.py --no-se-twins) "
+                         "and report latency(net) / latency(twin) per engine")
     a = ap.parse_args()
     threads = [int(t) for t in a.threads.split(",")]
     tmp = tempfile.mkdtemp(prefix="secc-netbench-")
@@ -122,19 +129,24 @@ def main():
     print(cpu, "FMA peak GFLOP/s by threads:", peak, flush=True)
     engines = ["secc"] + (["baseline"] if a.baseline else []) + ["ort", "openvino"]
     arts, kernels, best = {}, {}, {}
-    for name in NAMES:
-        model = os.path.join(NETS, name + ".onnx")
+    # key -> (model, input): the networks, and with --se-overhead their no-SE twins
+    models = {n: (os.path.join(NETS, n + ".onnx"), os.path.join(NETS, n + ".in0.npy")) for n in NAMES}
+    if a.se_overhead:
+        for n in NAMES:
+            twin = os.path.join(NETS, "nose", n + ".onnx")
+            if not os.path.exists(twin):
+                raise SystemExit(f"{twin} missing: run tests/models/gen_networks.py --no-se-twins")
+            models[n + " (no SE)"] = (twin, models[n][1])
+    for name, (model, _) in models.items():
         for label, exe in [("secc", SECC), ("baseline", a.baseline)]:
             if exe is None:
                 continue
-            art = os.path.join(tmp, f"{name}.{label}.bin")
+            art = os.path.join(tmp, f"{name.replace(' ', '_')}.{label}.bin")
             subprocess.run([exe, model, "-o", art], check=True, capture_output=True)
             arts[name, label] = art
         kernels[name] = len(json.loads(subprocess.run([SECC, "inspect", arts[name, "secc"], "--json"], check=True, capture_output=True, text=True).stdout)["kernels"])
     for r in range(a.rounds):
-        for name in NAMES:
-            model = os.path.join(NETS, name + ".onnx")
-            npy = os.path.join(NETS, name + ".in0.npy")
+        for name, (model, npy) in models.items():
             x = np.load(npy)
             for t in threads:
                 # each round starts with another engine, and each measurement after a pause:
@@ -159,12 +171,21 @@ def main():
             print(f"round {r + 1}: {name} done", flush=True)
     head = "| network | threads | kernels | secc ms |" + (" baseline ms |" if a.baseline else "") + " ORT all-opt ms | OpenVINO f32 ms | secc / best peer |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for name in NAMES:
+    for name in models:
         for t in threads:
             s, o, v = best[name, t, "secc"], best[name, t, "ort"], best[name, t, "openvino"]
             b = f" {best[name, t, 'baseline']:.2f} |" if a.baseline else ""
             lines.append(f"| {name} | {t} | {kernels[name]} | {s:.2f} |{b} {o:.2f} | {v:.2f} | {s / min(o, v):.2f} |")
     table = "\n".join(lines)
+    if a.se_overhead:
+        eng = [e for e in engines]
+        head = "| network | threads | " + " | ".join(f"{e} SE overhead" for e in eng) + " |"
+        rows = [head, "|" + "---|" * (head.count("|") - 1)]
+        for n in NAMES:
+            for t in threads:
+                cells = " | ".join(f"{best[n, t, e] / best[n + ' (no SE)', t, e]:.3f}" for e in eng)
+                rows.append(f"| {n} | {t} | {cells} |")
+        table += "\n\nSE overhead = latency(net) / latency(the net with every SE block removed), same run:\n\n" + "\n".join(rows)
     layers = layer_table(arts["se_resnet50", "secc"], os.path.join(NETS, "se_resnet50.onnx"), peak[0])
     when = time.strftime("%Y-%m-%d")
     text = (f"Measured {when} on {cpu}; FMA peak {', '.join(f'{g:.0f}' for g in peak)} GFLOP/s at 1..{len(peak)} threads; "

@@ -10,8 +10,13 @@ size, input ["N", 3, "H", "W"] (issue 10), in networks/dynamic/, with inputs and
 sizes: `.s0.*` at 1x3x224x224 and `.s1.*` at 2x3x320x256 (H 320, W 256).
 
     .venv/bin/python tests/models/gen_networks.py
+    .venv/bin/python tests/models/gen_networks.py --no-se-twins   # networks/nose/ only
+
+`--no-se-twins` writes the same three networks with every SE block removed (the block's
+input passed on) into networks/nose/, for benches/net_bench.py --se-overhead (issue 9).
 """
 import os
+import sys
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -20,8 +25,8 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "networks")
 
 
 class Net:
-    def __init__(self, name, seed):
-        self.name, self.rng = name, np.random.default_rng(seed)
+    def __init__(self, name, seed, with_se=True):
+        self.name, self.rng, self.with_se = name, np.random.default_rng(seed), with_se
         self.nodes, self.inits, self.n, self.se_count = [], [], 0, 0
 
     def uid(self, p):
@@ -60,6 +65,8 @@ class Net:
         return x
 
     def se(self, x, c, sq, inner, gate):
+        if not self.with_se:
+            return x  # the no-SE twin: the block removed, its input passed on
         self.se_count += 1
         p = self.op("GlobalAveragePool", [x])
         h = self.act(self.conv(p, c, sq, 1, bias=True), inner)
@@ -88,14 +95,16 @@ class Net:
         # a dynamic-size twin goes to networks/dynamic/, out of the static networks' folder
         # that the check and network tests walk (its tests are in tests/tests/dynamic.rs)
         folder = OUT if in_dims[2:] == (224, 224) else os.path.join(OUT, "dynamic")
+        if not self.with_se:
+            folder = os.path.join(OUT, "nose")
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, self.name + ".onnx")
         onnx.save(m, path)
         return path
 
 
-def se_resnet50():
-    n = Net("se_resnet50", 50)
+def se_resnet50(with_se=True):
+    n = Net("se_resnet50", 50, with_se)
     x = n.op("MaxPool", [n.act(n.bn(n.conv("x", 3, 64, 7, 2), 64), "relu")], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
     cin = 64
     for width, blocks, stride in [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]:
@@ -117,8 +126,8 @@ def make_divisible(v, d=8):
     return nv + d if nv < 0.9 * v else nv
 
 
-def mobilenetv3_large(name="mobilenetv3_large", in_dims=("N", 3, 224, 224)):
-    n = Net(name, 3)
+def mobilenetv3_large(name="mobilenetv3_large", in_dims=("N", 3, 224, 224), with_se=True):
+    n = Net(name, 3, with_se)
     cfg = [(16, 3, 16, 16, False, "relu", 1), (16, 3, 64, 24, False, "relu", 2), (24, 3, 72, 24, False, "relu", 1),
            (24, 5, 72, 40, True, "relu", 2), (40, 5, 120, 40, True, "relu", 1), (40, 5, 120, 40, True, "relu", 1),
            (40, 3, 240, 80, False, "hswish", 2), (80, 3, 200, 80, False, "hswish", 1), (80, 3, 184, 80, False, "hswish", 1),
@@ -138,8 +147,8 @@ def mobilenetv3_large(name="mobilenetv3_large", in_dims=("N", 3, 224, 224)):
     return n, n.save("x", n.head(x, 960, 1280, "hswish"), in_dims)
 
 
-def efficientnet_b0():
-    n = Net("efficientnet_b0", 0)
+def efficientnet_b0(with_se=True):
+    n = Net("efficientnet_b0", 0, with_se)
     cfg = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
            (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1)]
     x = n.act(n.bn(n.conv("x", 3, 32, 3, 2), 32), "silu")
@@ -158,8 +167,19 @@ def efficientnet_b0():
     return n, n.save("x", n.head(x, 1280))
 
 
+def no_se_twins():
+    """The same three networks with every SE block removed, into networks/nose/ (for
+    benches/net_bench.py --se-overhead; no test reads them). The removed blocks' weights are
+    not drawn, so later layers get other random values: latency does not depend on them."""
+    for make in (se_resnet50, mobilenetv3_large, efficientnet_b0):
+        net, path = make(with_se=False)
+        print(f"{net.name} without SE: {os.path.getsize(path) / 1e6:.1f} MB -> {path}")
+
+
 def main():
     import onnxruntime as ort
+    if "--no-se-twins" in sys.argv[1:]:
+        return no_se_twins()
     os.makedirs(OUT, exist_ok=True)
     for make in (se_resnet50, mobilenetv3_large, efficientnet_b0):
         net, path = make()
