@@ -93,10 +93,14 @@ fn pixel_count(recip: bool) -> impl Fn(&mut EG, Id, &Subst) -> bool {
         let Some(x) = shape(eg, s, "?x").filter(|x| x.len() == 4) else {
             return false;
         };
-        let (Some(h), Some(w)) = (x[2].known(), x[3].known()) else {
+        let Some(hw) = x[2]
+            .known()
+            .zip(x[3].known())
+            .and_then(|(h, w)| h.checked_mul(w))
+        else {
             return false;
         };
-        let hw = (h * w) as f64;
+        let hw = hw as f64;
         let want = if recip { 1.0 / hw } else { hw };
         eg[s[var("?k")]]
             .data
