@@ -131,9 +131,8 @@ pub struct Blocking {
     /// over all of them, so small maps read each weight once per image, not once per row
     pub band: u64,
     /// the output channel groups are the innermost loop over work units: every group
-    /// reuses one segment's input from L2 (chosen when all the weights fit L2 and the
-    /// input is the larger tensor); otherwise one group's weights are reused over the
-    /// whole map before the next group's are read
+    /// reuses one segment's input from L2 (see [`conv_blocking`] for when); otherwise one
+    /// group's weights are reused over the whole map before the next group's are read
     pub groups_inner: bool,
     /// how far ahead (in floats) each weight stream is prefetched, 0 for not at all: the
     /// weights of a large convolution come from memory once per run, and the hardware
@@ -147,12 +146,13 @@ pub struct Blocking {
 /// bands of rows whose outputs fit [`L2_OUTPUTS`], as tall as [`MIN_UNITS`] allows; the
 /// groups innermost when all the weights fit [`L2_WEIGHTS`] and the input (`input_bytes`
 /// per image) is larger than they are and than [`L2_INPUT`], so the input is read from
-/// memory once, not once per group (with
-/// two threads, each then reads half of it); and software prefetches for weights of
-/// [`STREAMED_WEIGHTS`] or more. (Measured on SE-ResNet-50, 2-vCPU Sapphire Rapids, same
-/// run: groups innermost took its 15 layers from 7.67 to 7.21 ms at 2 threads, unchanged
-/// at 1; prefetching took its 9 layers of 4 MiB or more from 12.4 to 11.2 ms at 1 thread
-/// and 6.8 to 6.0 at 2, and slowed layers whose weights stay in cache.)
+/// memory once, not once per group (with two threads, each then reads half of it); and
+/// software prefetches for weights of [`STREAMED_WEIGHTS`] or more. (Measured on
+/// SE-ResNet-50, 2-vCPU Sapphire Rapids, same run: groups innermost, then chosen for its
+/// 15 layers whose input outweighs the weights, took them from 7.67 to 7.21 ms at 2
+/// threads, unchanged at 1 (the [`L2_INPUT`] floor, added after, keeps the 7 with inputs
+/// over 1 MiB); prefetching took its 9 layers of 4 MiB or more from 12.4 to 11.2 ms at 1
+/// thread and 6.8 to 6.0 at 2, and slowed layers whose weights stay in cache.)
 pub fn conv_blocking(
     tile: ConvTile,
     [icb, taps, ib, ob]: [u64; 4],
@@ -615,31 +615,29 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
     })
 }
 
-/// Segment, band, group and image of dense work unit `u`, of `extents` = segments per band,
-/// bands per image, groups: the group varies fastest when `groups_inner`, else the segment.
+/// Segment, band, group and image of dense work unit `u`, for `nseg` segments per band,
+/// `nband` bands per image and `groups` groups: the group varies fastest when
+/// `groups_inner`, else the segment.
 fn unit_position<'ctx>(
     kb: &Kb<'_, 'ctx>,
     groups_inner: bool,
     u: IntValue<'ctx>,
     [nseg, nband, groups]: [IntValue<'ctx>; 3],
 ) -> R<[IntValue<'ctx>; 4]> {
-    let order = if groups_inner {
-        [groups, nseg, nband]
+    // `(u % d, u / d)`: one mixed-radix digit of `u` and the rest
+    let digit =
+        |u, d| -> R<(IntValue<'ctx>, IntValue<'ctx>)> { Ok((kb.rem(u, d)?, kb.div(u, d)?)) };
+    if groups_inner {
+        let (grp, r) = digit(u, groups)?;
+        let (sg, r) = digit(r, nseg)?;
+        let (bd, n) = digit(r, nband)?;
+        Ok([sg, bd, grp, n])
     } else {
-        [nseg, nband, groups]
-    };
-    let mut rest = u;
-    let mut digits = Vec::with_capacity(3);
-    for d in order {
-        digits.push(kb.rem(rest, d)?);
-        rest = kb.div(rest, d)?;
+        let (sg, r) = digit(u, nseg)?;
+        let (bd, r) = digit(r, nband)?;
+        let (grp, n) = digit(r, groups)?;
+        Ok([sg, bd, grp, n])
     }
-    let (sg, bd, grp) = if groups_inner {
-        (digits[1], digits[2], digits[0])
-    } else {
-        (digits[0], digits[1], digits[2])
-    };
-    Ok([sg, bd, grp, rest])
 }
 
 /// The input channel blocks `[lo, hi)` one pass accumulates; the first pass starts from

@@ -1531,6 +1531,7 @@ fn squeeze_excite<'a, 'ctx>(
         Some(s) => s,
         None => kb.args[out + 1],
     };
+    // the verifier's layout rule: an SE epilogue only on blocked tensors
     if lanes == 1 && (a.residual || a.act.is_some()) {
         return Err(unsupported(
             "an SE block's residual epilogue needs a blocked layout",

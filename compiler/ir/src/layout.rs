@@ -65,6 +65,10 @@ pub fn check(op: &Op, ins: &[&TensorType], out: &TensorType) -> Result<(), Strin
     if matches!(op, Op::Conv2d(a) if a.residual) && out.layout == Layout::Plain {
         return Err("a convolution with a residual operand must be blocked".into());
     }
+    let se_epilogue = matches!(op, Op::SqueezeExcite(a) if a.residual || a.act.is_some());
+    if se_epilogue && out.layout == Layout::Plain {
+        return Err("an SE block with a residual or activation epilogue must be blocked".into());
+    }
     if matches!(op, Op::GlobalAvgPool | Op::GlobalMaxPool) && out.layout != Layout::Plain {
         return Err("a global pool yields a plain [N, C, 1, 1] tensor".into());
     }
