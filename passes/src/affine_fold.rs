@@ -49,7 +49,8 @@ fn try_fold(g: &mut Graph, id: NodeId) -> Option<()> {
     let (conv_v, k) = [(ins[0], ins[1]), (ins[1], ins[0])]
         .into_iter()
         .find(|(a, b)| {
-            matches!(&g.node(a.node).op, Op::Conv2d(c) if c.act.is_none())
+            // a residual would be scaled too; a gate scales the input and stays
+            matches!(&g.node(a.node).op, Op::Conv2d(c) if c.act.is_none() && !c.residual)
                 && g.const_of(*b).is_some()
         })?;
     if g.use_count(conv_v) != 1 || g.ty(id.into()) != g.ty(conv_v) {
@@ -89,9 +90,9 @@ fn try_fold(g: &mut Graph, id: NodeId) -> Option<()> {
     let origin = g.node(conv_v.node).origin.clone();
     let wv = g.add_const(ConstData::new(w.shape.clone(), wdata), origin.clone());
     let bv = g.add_const(ConstData::new(vec![out_c], bias), origin.clone());
-    let nv: ValueId = g
-        .add_node(Op::Conv2d(attrs), &[cins[0], wv, bv], origin)
-        .ok()?;
+    let mut new_ins = vec![cins[0], wv, bv];
+    new_ins.extend(attrs.gate_slot().map(|s| cins[s]));
+    let nv: ValueId = g.add_node(Op::Conv2d(attrs), &new_ins, origin).ok()?;
     g.replace_all_uses(id.into(), nv);
     g.remove_node(id);
     g.remove_node(conv_v.node);

@@ -44,12 +44,17 @@ fn conv_blocks(g: &Graph, id: NodeId) -> bool {
     if !known_channels(g, ins[0]) || !known_channels(g, id.into()) {
         return false;
     }
-    if ins[1..].iter().any(|w| g.const_of(*w).is_none()) {
+    // weights and bias (a gate operand is a run-time value)
+    if ins[1..ins.len().min(3)]
+        .iter()
+        .any(|w| g.const_of(*w).is_none())
+    {
         return false;
     }
     let (c, w) = (g.ty(ins[0]).shape[1], &g.ty(ins[1]).shape);
     let depthwise = Dim::Known(a.group) == c && w[0] == c;
-    (a.group == 1 || depthwise) && w[3].known().is_some_and(|kw| kw <= MAX_BLOCKED_KW)
+    // the blocked depthwise kernel has no gated form
+    (a.group == 1 || (depthwise && !a.gated)) && w[3].known().is_some_and(|kw| kw <= MAX_BLOCKED_KW)
 }
 
 impl AssignLayout {
@@ -207,7 +212,8 @@ fn fusable_producer(g: &Graph, v: ValueId, out: &secc_ir::TensorType) -> bool {
 }
 
 /// The producer's op and operands with the residual operand `other` and activation `act`
-/// added (a convolution without bias gets a zero bias first: the residual is operand 3).
+/// added (a convolution without bias gets a zero bias first: the residual is the last
+/// operand, after the bias and a gate).
 fn with_residual(
     g: &mut Graph,
     producer: NodeId,

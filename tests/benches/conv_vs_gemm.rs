@@ -68,6 +68,7 @@ fn secc_us(cs: &Case, threads: usize) -> f64 {
                 group: cs.group as u64,
                 act: None,
                 residual: false,
+                gated: false,
             }),
             &[x, w, b],
             None,

@@ -334,6 +334,34 @@ def main():
     g = b.op("Reshape", [g, b.i64([0, c, 1, 1])])
     made.append(b.save([("x", ["N", c, 11, 3])], [b.op("Mul", ["x", g])], opset=13))
 
+    # The scale in the consumer (issue 9): an inverted-residual tail as MobileNetV3 and
+    # EfficientNet write it: expand 1x1 + HardSwish, depthwise 3x3, SE, projection 1x1 conv,
+    # residual add. secc fuses the SE into its gate step and a gated projection conv.
+    b = B("se_scale_in_conv", 25); c, e, r = 19, 37, 9
+    t = b.op("Conv", ["x", b.w([e, c, 1, 1]), b.w([e])], kernel_shape=[1, 1])
+    t = b.op("HardSwish", [t])
+    t = b.op("Conv", [t, b.w([e, 1, 3, 3]), b.w([e])], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=e)
+    t = b.op("Relu", [t])
+    s = se_torchvision(b, t, e, r, gate=(1.0 / 6, 0.5))
+    y = b.op("Conv", [s, b.w([c, e, 1, 1]), b.w([c])], kernel_shape=[1, 1])
+    made.append(b.save([("x", ["N", c, 9, 7])], [b.op("Add", [y, "x"])], opset=14))
+
+    #     the same with a bias-free projection and its bias as a separate Add (tf2onnx), the
+    #     SE's output read by two convolutions (no fold: it stays one SE kernel) and a
+    #     strided 1x1 (no fold: it is not the 1x1 stride-1 form the rule takes).
+    b = B("se_scale_two_readers", 26); c, r = 21, 5
+    s = se_torchvision(b, "x", c, r)
+    y1 = b.op("Add", [b.op("Conv", [s, b.w([11, c, 1, 1])], kernel_shape=[1, 1]), b.w([1, 11, 1, 1])])
+    y2 = b.op("Conv", [s, b.w([7, c, 1, 1]), b.w([7])], kernel_shape=[1, 1])
+    made.append(b.save([("x", ["N", c, 5, 9])], [y1, y2], opset=13,
+                       out_dims=[["N", 11, 5, 9], ["N", 7, 5, 9]]))
+    b = B("se_scale_bias_add", 27); c, r = 21, 5
+    s = se_torchvision(b, "x", c, r)
+    y = b.op("Add", [b.op("Conv", [s, b.w([11, c, 1, 1])], kernel_shape=[1, 1]), b.w([1, 11, 1, 1])])
+    s2 = se_torchvision(b, y, 11, 3)
+    y2 = b.op("Conv", [s2, b.w([6, 11, 1, 1]), b.w([6])], kernel_shape=[1, 1], strides=[2, 2])
+    made.append(b.save([("x", ["N", c, 7, 9])], [y2], opset=13, out_dims=[["N", 6, 4, 5]]))
+
     # Near-misses: must not fuse, must still run.
     # a) SiLU alone.
     b = B("nm_silu_alone", 12)

@@ -66,6 +66,7 @@ fn add_conv(g: &mut Graph, x: ValueId, c: &Conv, seed: u32) -> ValueId {
         group: c.group,
         act: c.act,
         residual: false,
+        gated: false,
     };
     g.add_node(Op::Conv2d(a), &ins, Some(format!("conv{seed}")))
         .unwrap()
@@ -465,6 +466,105 @@ fn se_residual_epilogues() {
                 e <= 1e-5,
                 "{name} block {block}: lowering changed results by {e}"
             );
+        }
+        check_both(name, &g);
+    }
+}
+
+/// An SE block's gate step and a gated convolution (the scale in the consumer): 1x1
+/// (weights scaled once per pass, on the stack), with a residual epilogue, and the forms
+/// the rule does not make but the IR allows: a strided padded 7x7 over a blocked input whose
+/// pass is too large for the stack at 16 lanes (weights scaled as the tile loads them) and the
+/// plain-input stem. Channels 37 and 19 are not multiples of either block.
+#[test]
+fn gated_convolutions() {
+    use secc_ir::SeGateAttrs;
+    let cases: [(&str, u64, Conv, bool); 4] = [
+        ("gated 1x1", 37, conv(19, 1, 1, 0), false),
+        ("gated 1x1 + residual", 37, conv(37, 1, 1, 0), true),
+        ("gated 7x7 s2", 70, conv(150, 7, 2, 3), false),
+        ("gated stem 3x3", 3, conv(19, 3, 1, 1), false),
+    ];
+    for (name, c, layer, residual) in cases {
+        let (mut g, x) = graph(c, 11, 9);
+        // a blocked input where the case has one: the SE block reads a convolution's output
+        let t = if c > 3 {
+            add_conv(&mut g, x, &conv(c, 3, 1, 1), 1)
+        } else {
+            x
+        };
+        let r = 5u64;
+        let mut ws = vec![t];
+        for (i, shape) in [vec![r, c], vec![r], vec![c, r], vec![c]]
+            .into_iter()
+            .enumerate()
+        {
+            let n = shape.iter().product::<u64>() as usize;
+            let shape: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
+            ws.push(g.add_const(ConstData::new(shape, weights(n, 30 + i as u32)), None));
+        }
+        let ga = SeGateAttrs {
+            inner: Activation::Relu,
+            gate: Activation::Sigmoid,
+        };
+        let gate = g.add_node(Op::SeGate(ga), &ws, Some("se".into())).unwrap();
+        let w = (layer.o * c * layer.k[0] * layer.k[1]) as usize;
+        let wshape = vec![
+            layer.o as usize,
+            c as usize,
+            layer.k[0] as usize,
+            layer.k[1] as usize,
+        ];
+        // trained-network scale, so the long dot products stay within the tolerance
+        let ws = 1.0 / ((c * layer.k[0] * layer.k[1]) as f32).sqrt();
+        let wdata = weights(w, 40).iter().map(|v| v * ws).collect();
+        let wv = g.add_const(ConstData::new(wshape, wdata), None);
+        let bv = g.add_const(
+            ConstData::new(vec![layer.o as usize], weights(layer.o as usize, 41)),
+            None,
+        );
+        let a = Conv2dAttrs {
+            strides: layer.strides,
+            pads: layer.pads,
+            dilations: layer.dilations,
+            group: 1,
+            // the residual add fuses into a convolution without an activation yet
+            act: (!residual).then_some(Activation::Relu),
+            residual: false,
+            gated: true,
+        };
+        let mut y = g
+            .add_node(Op::Conv2d(a), &[t, wv, bv, gate], Some("gated".into()))
+            .unwrap();
+        if residual {
+            y = g
+                .add_node(Op::Binary(BinaryOp::Add), &[y, t], None)
+                .unwrap();
+        }
+        g.add_output("y", y);
+        for block in [16, 8] {
+            let low = lowered(&g, block);
+            let gated_blocked = low.node_ids().iter().any(|n| {
+                matches!(&low.node(*n).op, Op::Conv2d(a) if a.gated && a.residual == residual)
+                    && low.node(*n).outputs[0].layout == Layout::Blocked(block)
+            });
+            assert!(
+                gated_blocked,
+                "{name} block {block}: the gated conv is not blocked"
+            );
+            let p = secc_codegen::plan::build(&low, true).unwrap();
+            let text = secc_codegen::plan::describe(&p);
+            let line = text.lines().find(|l| l.contains(" gated ")).unwrap();
+            let form = if name.contains("7x7") && block == 16 {
+                "gated=load"
+            } else {
+                "gated=pass"
+            };
+            assert!(
+                line.contains(form),
+                "{name} block {block}: not {form}: {line}"
+            );
+            assert!(text.contains("se_gate"), "{name}: no gate step in\n{text}");
         }
         check_both(name, &g);
     }

@@ -10,7 +10,7 @@
 //! is a plain address step in this layout. Tile sizes come from [`conv_tile`].
 use crate::kb::{Kb, R};
 use crate::CodegenError;
-use inkwell::values::{BasicValueEnum, IntValue, VectorValue};
+use inkwell::values::{BasicValueEnum, IntValue, PointerValue, VectorValue};
 use inkwell::IntPredicate;
 use secc_ir::{Activation, BinaryOp, Dim, PoolAttrs, PoolKind};
 
@@ -61,13 +61,14 @@ pub struct ConvTile {
 /// A step applied to the accumulators before the store.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Epilogue {
-    /// add the residual operand (argument 3, read at the output's position)
+    /// add the residual operand (read at the output's position)
     Residual,
     /// an activation on every lane
     Act(Activation),
 }
 
-/// A convolution over blocked tensors. Arguments: x, packed weights, padded bias, y.
+/// A convolution over blocked tensors. Arguments: x, packed weights, padded bias, the gate
+/// `[N, C]` (when `gated`), the residual (with an [`Epilogue::Residual`]), y.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockedConv {
     /// the batch
@@ -88,6 +89,9 @@ pub struct BlockedConv {
     pub depthwise: bool,
     /// applied in order before the store
     pub epilogue: Vec<Epilogue>,
+    /// input channels scaled per image by a gate `[N, C]` (an SE block's scale): the
+    /// weight vectors are scaled as they are loaded
+    pub gated: bool,
     /// register tile
     pub tile: ConvTile,
     /// how the output is walked (dense convolutions)
@@ -390,17 +394,17 @@ fn all_interior(g: &BlockedConv) -> bool {
 }
 
 impl BlockedConv {
-    /// Whether the epilogue reads a residual operand (then argument 3, and y argument 4).
+    /// Whether the epilogue reads a residual operand.
     pub fn residual(&self) -> bool {
         self.epilogue.contains(&Epilogue::Residual)
     }
+    /// Index of the residual argument (after the gate).
+    fn residual_arg(&self) -> usize {
+        3 + usize::from(self.gated)
+    }
     /// Index of the output argument.
     fn out_arg(&self) -> usize {
-        if self.residual() {
-            4
-        } else {
-            3
-        }
+        self.residual_arg() + usize::from(self.residual())
     }
 }
 
@@ -415,7 +419,7 @@ fn apply_epilogue<'ctx>(
     for e in &g.epilogue {
         v = match e {
             Epilogue::Residual => {
-                let r = kb.vec_load_n(kb.args[3], yi, lanes(&g.y)?)?;
+                let r = kb.vec_load_n(kb.args[g.residual_arg()], yi, lanes(&g.y)?)?;
                 kb.b.build_float_add(v, r, "")?
             }
             Epilogue::Act(a) => kb.vact(*a, v)?,
@@ -572,6 +576,11 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
     let oh = kb.dim(g.y.h)?;
     let nband = kb.div(kb.add(oh, kb.i(band - 1))?, kb.i(band))?;
     let nchunks = g.x.blocks().div_ceil(g.blocking.chunk);
+    // a gated input: each pass's weights, scaled by the image's gates, in a stack buffer
+    let wbuf = match gated_pass_floats(g) {
+        Some(n) => Some(kb.stack_f32(n)?),
+        None => None,
+    };
     // a unit is one segment of a band of output rows of `qn` channel blocks
     let units = kb.mul(kb.mul(kb.dim(g.n)?, kb.i(groups))?, kb.mul(nband, nseg)?)?;
     let (lo, hi) = kb.split(units)?;
@@ -589,7 +598,13 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
                 hi: kb.imin(kb.add(cb_lo, kb.i(g.blocking.chunk))?, kb.i(g.x.blocks()))?,
                 first: eq(kb, ch, 0)?,
                 last: eq(kb, ch, nchunks - 1)?,
+                wbuf,
             };
+            if let Some(buf) = wbuf {
+                let q0 = kb.mul(grp, kb.i(qn))?;
+                let qcount = kb.imin(kb.i(qn), kb.sub(kb.i(ocb), q0)?)?;
+                scale_pass_weights(kb, g, buf, [n, q0, qcount], &pass)?;
+            }
             kb.for_loop(oy_lo, oy_hi, |kb, oy| {
                 kb.for_loop(tx_lo, tx_hi, |kb, tx| {
                     let unit = Unit {
@@ -647,6 +662,63 @@ struct Pass<'ctx> {
     hi: IntValue<'ctx>,
     first: IntValue<'ctx>,
     last: IntValue<'ctx>,
+    /// a gated convolution's scaled weights of this pass, `[q][cb - lo][kh][ib][kw][ob]`
+    wbuf: Option<PointerValue<'ctx>>,
+}
+
+/// Bytes of stack a gated convolution may take for one pass's scaled weights; a larger
+/// pass scales each weight vector as the tile loads it instead.
+const GATED_STACK: u64 = 32 << 10;
+
+/// Floats of a gated dense convolution's pass buffer, if it takes one.
+pub(crate) fn gated_pass_floats(g: &BlockedConv) -> Option<u32> {
+    let n = g.tile.qn * g.blocking.chunk * g.k[0] * g.k[1] * g.x.block * g.y.block;
+    (g.gated && n * 4 <= GATED_STACK)
+        .then(|| u32::try_from(n).ok())
+        .flatten()
+}
+
+/// Copies the packed weights of `pass` for output blocks `[q0, q0 + qcount)` into `buf`,
+/// each input channel's vectors scaled by image `n`'s gate. Measured on MobileNetV3-Large's
+/// projection convolutions, scaling the weight vectors at every tile's load instead made
+/// them 15-25% slower (the tile loop is load-bound); once per pass it costs one multiply
+/// per weight per pass, against the pass's `px x seg` FMAs per weight.
+fn scale_pass_weights<'ctx>(
+    kb: &mut Kb<'_, 'ctx>,
+    g: &BlockedConv,
+    buf: PointerValue<'ctx>,
+    [n, q0, qcount]: [IntValue<'ctx>; 3],
+    pass: &Pass<'ctx>,
+) -> R<()> {
+    let (ib, ob, [kh, kw]) = (g.x.block, g.y.block, g.k);
+    let nl = lanes(&g.y)?;
+    let blk = kh * ib * kw * ob;
+    let (pw, pg) = (kb.args[1], kb.args[3]);
+    kb.for_loop(kb.i(0), qcount, |kb, q| {
+        kb.for_loop(pass.lo, pass.hi, |kb, cb| {
+            let src = kb.mul(
+                kb.add(kb.mul(kb.add(q0, q)?, kb.i(g.x.blocks()))?, cb)?,
+                kb.i(blk),
+            )?;
+            let local = kb.add(kb.mul(q, kb.i(g.blocking.chunk))?, kb.sub(cb, pass.lo)?)?;
+            let dst = kb.mul(local, kb.i(blk))?;
+            kb.for_loop(kb.i(0), kb.i(kh * ib), |kb, r| {
+                // input channel of row r = (ky, i); padding lanes of the last block read
+                // the last gate (their weights are zero)
+                let ci = kb.add(kb.mul(cb, kb.i(ib))?, kb.rem(r, kb.i(ib))?)?;
+                let ci = kb.imin(ci, kb.i(g.x.c - 1))?;
+                let s = kb.load(pg, kb.add(kb.mul(n, kb.i(g.x.c))?, ci)?)?;
+                let s = kb.vec_splat_n(s, nl)?;
+                for kx in 0..kw {
+                    let off = kb.add(kb.mul(r, kb.i(kw * ob))?, kb.i(kx * ob))?;
+                    let w = kb.vec_load_n(pw, kb.add(src, off)?, nl)?;
+                    let v = kb.b.build_float_mul(w, s, "")?;
+                    kb.vec_store(buf, kb.add(dst, off)?, v)?;
+                }
+                Ok(())
+            })
+        })
+    })
 }
 
 /// One `pxn x qn` tile of a dense convolution, over the input channel blocks of `pass`.
@@ -658,7 +730,9 @@ fn dense_tile<'ctx>(
     border: bool,
     pass: &Pass<'ctx>,
 ) -> R<()> {
-    let (px_, pw, pb, py) = (kb.args[0], kb.args[1], kb.args[2], kb.args[g.out_arg()]);
+    let (px_, pb, py) = (kb.args[0], kb.args[2], kb.args[g.out_arg()]);
+    // a gated convolution's pass reads its scaled copy of the weights
+    let pw = pass.wbuf.unwrap_or(kb.args[1]);
     let (ib, ob) = (g.x.block, g.y.block);
     let nl = lanes(&g.y)?;
     let (icb, [kh, kw]) = (g.x.blocks(), g.k);
@@ -686,20 +760,41 @@ fn dense_tile<'ctx>(
             let xrow = g.x.at(kb, u.n, cb, iy, kb.i(0))?;
             // packed weights of (block q0 + q, cb, ky): [ib][kw][ob]
             let wrow = |kb: &Kb<'_, 'ctx>, q: u64| -> R<IntValue<'ctx>> {
-                let blk = kb.add(kb.mul(kb.add(u.q0, kb.i(q))?, kb.i(icb))?, cb)?;
+                let blk = match pass.wbuf {
+                    Some(_) => kb.add(
+                        kb.mul(kb.i(q), kb.i(g.blocking.chunk))?,
+                        kb.sub(cb, pass.lo)?,
+                    )?,
+                    None => kb.add(kb.mul(kb.add(u.q0, kb.i(q))?, kb.i(icb))?, cb)?,
+                };
                 let r = kb.add(kb.mul(blk, kb.i(kh))?, ky)?;
                 kb.mul(r, kb.i(ib * kw * ob))
             };
             let wrows = (0..qn).map(|q| wrow(kb, q)).collect::<R<Vec<_>>>()?;
             kb.for_carry(kb.i(0), icn, acc, |kb, i, acc| {
                 let mut acc = vecs(acc);
+                // a gated input: this input channel's gate, for every weight vector
+                let gate = match g.gated && pass.wbuf.is_none() {
+                    true => {
+                        let ci = kb.add(kb.mul(cb, kb.i(ib))?, i)?;
+                        let gi = kb.add(kb.mul(u.n, kb.i(g.x.c))?, ci)?;
+                        Some(kb.vec_splat_n(kb.load(kb.args[3], gi)?, nl)?)
+                    }
+                    false => None,
+                };
                 for (kx, col) in cols.iter().enumerate() {
                     let wo = kb.mul(kb.add(kb.mul(i, kb.i(kw))?, kb.i(kx as u64))?, kb.i(ob))?;
                     let wv = wrows
                         .iter()
-                        .map(|r| kb.vec_load_n(pw, kb.add(*r, wo)?, nl))
+                        .map(|r| {
+                            let w = kb.vec_load_n(pw, kb.add(*r, wo)?, nl)?;
+                            match gate {
+                                Some(s) => Ok(kb.b.build_float_mul(w, s, "")?),
+                                None => Ok(w),
+                            }
+                        })
                         .collect::<R<Vec<_>>>()?;
-                    if g.blocking.prefetch > 0 {
+                    if g.blocking.prefetch > 0 && pass.wbuf.is_none() {
                         for r in &wrows {
                             let ahead = kb.add(*r, kb.add(wo, kb.i(g.blocking.prefetch))?)?;
                             kb.prefetch(pw, ahead)?;

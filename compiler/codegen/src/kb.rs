@@ -1401,6 +1401,33 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         Ok(())
     }
 
+    /// A thread-private array of `n` floats on the stack, 64-byte aligned, allocated in the
+    /// entry block (one frame slot, however often the code using it runs).
+    pub fn stack_f32(&self, n: u32) -> R<PointerValue<'ctx>> {
+        let llvm = |m: &str| CodegenError::Llvm(m.into());
+        let here = self
+            .b
+            .get_insert_block()
+            .ok_or_else(|| llvm("no insert block"))?;
+        let entry = self
+            .f
+            .get_first_basic_block()
+            .ok_or_else(|| llvm("no entry block"))?;
+        match entry.get_first_instruction() {
+            Some(i) => self.b.position_before(&i),
+            None => self.b.position_at_end(entry),
+        }
+        let a = self
+            .b
+            .build_alloca(self.ctx.f32_type().array_type(n), "stack");
+        self.b.position_at_end(here);
+        let a = a?;
+        if let Some(i) = a.as_instruction() {
+            i.set_alignment(64).map_err(|e| llvm(&e.to_string()))?;
+        }
+        Ok(a)
+    }
+
     /// PTX: a pointer to `floats` of CTA shared memory (the module's dynamic `extern
     /// __shared__` array, as a generic pointer). CPU: None (use a scratch buffer).
     pub fn shared_scratch(&self) -> R<Option<PointerValue<'ctx>>> {

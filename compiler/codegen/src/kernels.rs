@@ -65,7 +65,8 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
             r,
             block,
             lanes,
-        } => squeeze_excite(kb, attrs, x, *r, *block, *lanes),
+            gate_only,
+        } => squeeze_excite(kb, attrs, x, *r, [*block, *lanes], *gate_only),
         KernelKind::ConvBlocked(g) => crate::blocked::conv(kb, g),
         KernelKind::GemmPacked(g) => crate::blocked::gemm(kb, g),
         KernelKind::ConcatBlocked { n, ins, y } => crate::blocked::concat(kb, *n, ins, *y),
@@ -890,7 +891,13 @@ fn known(d: Dim) -> R<u64> {
     d.known().ok_or_else(|| unsupported("extent must be known"))
 }
 
-fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool) -> R<()> {
+fn conv<'ctx>(
+    kb: &mut Kb<'_, 'ctx>,
+    a: &secc_ir::Conv2dAttrs,
+    x: &[Dim],
+    w: &[Dim],
+    bias: bool,
+) -> R<()> {
     if a.residual {
         return Err(unsupported("a residual convolution runs blocked only"));
     }
@@ -902,13 +909,15 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
     let [pt, pl, pb, pr] = a.pads;
     let (px, pw) = (kb.args[0], kb.args[1]);
     let pbias = bias.then(|| kb.args[2]);
-    let dst = kb.args[if bias { 3 } else { 2 }];
+    // a gated input (bias explicit): each weight is scaled by its input channel's gate
+    let pgate = a.gate_slot().map(|s| kb.args[s]);
+    let dst = kb.args[usize::from(bias) + 2 + usize::from(a.gated)];
     let pointwise = kh == 1 && kw == 1 && a.strides == [1, 1] && a.pads == [0; 4];
     let (ekh, ekw) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
     // known extents: specialised register-tiled forms on 8-lane targets
     // (input width, output width) when the spatial extents are known
     let mut known_w = None;
-    if let (Some(h), Some(wd)) = (x[2].known(), x[3].known()) {
+    if let (Some(h), Some(wd), false) = (x[2].known(), x[3].known(), a.gated) {
         let oh = (h + pt + pb - ekh) / sh + 1;
         let ow = (wd + pl + pr - ekw) / sw + 1;
         if let Some(r) = conv_tiled(kb, a, x, [c, h, wd], [o, kh, kw], [oh, ow], bias) {
@@ -943,8 +952,16 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
             let cin = kb.add(kb.mul(grp, kb.i(cg))?, ic)?;
             let xbase = kb.mul(kb.add(kb.mul(n, kb.i(c))?, cin)?, hw)?;
             let wbase = kb.mul(kb.add(kb.mul(oc, kb.i(cg))?, ic)?, kb.i(kh * kw))?;
+            let gate = match pgate {
+                Some(pg) => Some(kb.load(pg, kb.add(kb.mul(n, kb.i(c))?, cin)?)?),
+                None => None,
+            };
+            let weight = |kb: &Kb<'_, 'ctx>, at: IntValue<'ctx>| -> R<FloatValue<'ctx>> {
+                let w = kb.load(pw, at)?;
+                gate.map_or(Ok(w), |s| kb.fmul(w, s))
+            };
             if pointwise {
-                let wv = kb.load(pw, wbase)?;
+                let wv = weight(kb, wbase)?;
                 return kb.for_loop(kb.i(0), hw, |kb, p| {
                     let acc = kb.load(dst, kb.add(obase, p)?)?;
                     let xv = kb.load(px, kb.add(xbase, p)?)?;
@@ -976,7 +993,7 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
                         let lo = kb.div(t, kb.i(sw))?;
                         let u = kb.imax(kb.sub(kb.add(wd, kb.i(pl + sw - 1))?, off)?, kb.i(0))?;
                         let hi = kb.imin(kb.div(u, kb.i(sw))?, ow)?;
-                        let wv = kb.load(pw, kb.add(wrow, kx)?)?;
+                        let wv = weight(kb, kb.add(wrow, kx)?)?;
                         conv_tap(kb, &geo, ky, off, [lo, hi], wv)
                     });
                 };
@@ -992,7 +1009,7 @@ fn conv(kb: &mut Kb, a: &secc_ir::Conv2dAttrs, x: &[Dim], w: &[Dim], bias: bool)
                     if ox_lo >= ox_hi {
                         continue;
                     }
-                    let wv = kb.load(pw, kb.add(wrow, kb.i(kx))?)?;
+                    let wv = weight(kb, kb.add(wrow, kb.i(kx))?)?;
                     conv_tap(kb, &geo, ky, kb.i(off), [kb.i(ox_lo), kb.i(ox_hi)], wv)?;
                 }
                 Ok(())
@@ -1507,14 +1524,15 @@ fn conv_depthwise_tiled<'a, 'ctx>(
 /// range as axpys over the transposed w2 (vectorised over channels), the gate, and writes
 /// `y = x * gate` for the same channel range it pooled, so that slice of X is still in its
 /// cache (blocked, with a residual epilogue: `act(x * gate + r)`). Gates overwrite the pooled
-/// values of the same channels.
+/// values of the same channels. The gate step (`gate_only`) ends after the gates, which it
+/// writes to y `[N, C]`: its consumer does the scale.
 fn squeeze_excite<'a, 'ctx>(
     kb: &mut Kb<'a, 'ctx>,
     a: &SeAttrs,
     x: &[Dim],
     r: u64,
-    block: u64,
-    lanes: u64,
+    [block, lanes]: [u64; 2],
+    gate_only: bool,
 ) -> R<()> {
     let c = known(x[1])?;
     // pixels per channel: a constant unless H or W is symbolic
@@ -1634,11 +1652,18 @@ fn squeeze_excite<'a, 'ctx>(
         })?;
         kb.for_loop(kb.i(0), nb, |kb, b| {
             let sb = kb.mul(b, kb.i(cp))?;
+            let yb = kb.mul(kb.add(i0, b)?, kb.i(c))?;
             kb.for_loop(clo, chi, |kb, ch| {
                 let gi = kb.add(sb, ch)?;
                 let v = kb.act(gate, kb.load(scratch, gi)?)?;
+                if gate_only {
+                    return kb.store(py, kb.add(yb, ch)?, v);
+                }
                 kb.store(scratch, gi, v)
             })?;
+            if gate_only {
+                return Ok(());
+            }
             let xb = kb.mul(kb.add(i0, b)?, kb.mul(kb.i(cp), hw)?)?;
             if lanes > 1 {
                 return kb.for_loop(blo, bhi, |kb, cb| {
@@ -1749,6 +1774,7 @@ mod tests {
             group,
             act: None,
             residual: false,
+            gated: false,
         };
         let y = g
             .add_node(Op::Conv2d(a), &[x, wt], Some("conv".into()))

@@ -175,6 +175,8 @@ pub enum KernelKind {
         block: u64,
         /// channels per block of x and y (1: plain NCHW)
         lanes: u64,
+        /// the gate step only (`se_gate`): y is the gates `[N, C]`, x is read once
+        gate_only: bool,
     },
     /// Convolution over blocked tensors, weights packed at compile time.
     ConvBlocked(BlockedConv),
@@ -266,6 +268,9 @@ impl KernelKind {
             KernelKind::Gemm { .. } => "gemm",
             KernelKind::MatMul { .. } => "matmul",
             KernelKind::Conv { .. } => "conv2d",
+            KernelKind::SqueezeExcite {
+                gate_only: true, ..
+            } => "se_gate",
             KernelKind::SqueezeExcite { .. } => "squeeze_excite",
             KernelKind::ConvBlocked(g) if g.depthwise => "conv2d_dw_blocked",
             KernelKind::ConvBlocked(_) => "conv2d_blocked",
@@ -324,11 +329,16 @@ pub fn describe(p: &Plan) -> String {
         if let KernelKind::ConvBlocked(c) = &s.kind {
             let ep: Vec<String> = c.epilogue.iter().map(|e| format!("{e:?}")).collect();
             out.push_str(&format!(
-                " x={}x{}x{}/{} y={}x{}x{}/{} k={}x{} s={}x{} tile={}px x {}blk chunk={} seg={} band={}{}{} epilogue=[{}]",
+                " x={}x{}x{}/{} y={}x{}x{}/{} k={}x{} s={}x{} tile={}px x {}blk chunk={} seg={} band={}{}{}{} epilogue=[{}]",
                 c.x.c, ext(c.x.h), ext(c.x.w), c.x.block, c.y.c, ext(c.y.h), ext(c.y.w), c.y.block, c.k[0], c.k[1],
                 c.strides[0], c.strides[1], c.tile.px, c.tile.qn, c.blocking.chunk, c.blocking.seg, c.blocking.band,
                 if c.blocking.groups_inner { " groups-inner" } else { "" },
                 if c.blocking.prefetch > 0 { format!(" prefetch={}", c.blocking.prefetch) } else { String::new() },
+                match (c.gated, crate::blocked::gated_pass_floats(c)) {
+                    (false, _) => "",
+                    (true, Some(_)) => " gated=pass",
+                    (true, None) => " gated=load",
+                },
                 ep.join(", ")
             ));
         }

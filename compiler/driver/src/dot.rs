@@ -68,7 +68,7 @@ pub fn write(g: &Graph, blocks: &[(NodeId, NodeId)]) -> String {
     let order = g.topo_order().unwrap_or_else(|| g.node_ids());
     let mut se = 0;
     for n in &order {
-        if matches!(g.node(*n).op, Op::SqueezeExcite(_)) {
+        if g.node(*n).op.is_se_block() {
             se += 1;
             cluster.insert(*n, blocks.len() + se);
         }
@@ -120,7 +120,9 @@ fn node_line(s: &mut String, g: &Graph, n: NodeId, indent: &str) {
                 );
             };
         }
-        Op::SqueezeExcite(_) => ", style=\"filled,rounded,bold\", fillcolor=\"#f0ad4e\"",
+        Op::SqueezeExcite(_) | Op::SeGate(_) => {
+            ", style=\"filled,rounded,bold\", fillcolor=\"#f0ad4e\""
+        }
         Op::Elementwise { .. } => ", style=\"filled,rounded\", fillcolor=\"#d9edf7\"",
         Op::Conv2d(c) if c.act.is_some() => ", style=\"filled,rounded\", fillcolor=\"#d9edf7\"",
         _ => "",

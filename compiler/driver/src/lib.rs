@@ -88,7 +88,7 @@ pub fn compile_file(model: &Path, out: &Path, o: &CompileOptions) -> Result<Comp
     let se_blocks = g
         .node_ids()
         .into_iter()
-        .filter(|n| matches!(g.node(*n).op, secc_ir::Op::SqueezeExcite(_)))
+        .filter(|n| g.node(*n).op.is_se_block())
         .count();
     let opts = secc_codegen::CodegenOptions {
         target,

@@ -351,7 +351,7 @@ fn codegen(
 fn se_count(g: &secc_ir::Graph) -> usize {
     g.node_ids()
         .into_iter()
-        .filter(|n| matches!(g.node(*n).op, secc_ir::Op::SqueezeExcite(_)))
+        .filter(|n| g.node(*n).op.is_se_block())
         .count()
 }
 

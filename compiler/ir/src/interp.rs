@@ -4,6 +4,7 @@ use crate::error::IrError;
 use crate::graph::{Graph, NodeId, ValueId};
 use crate::op::{
     Activation, Conv2dAttrs, ConvTransposeAttrs, GemmAttrs, Op, PoolAttrs, PoolKind, SeAttrs,
+    SeGateAttrs,
 };
 use crate::resize::{ResizeAttrs, ResizeMode};
 use crate::types::{DType, Dim};
@@ -371,9 +372,24 @@ fn conv2d(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
+    gate: Option<&Tensor>,
     residual: Option<&Tensor>,
 ) -> Tensor {
     let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    // a gated input is scaled first, in f32, as the SE block's multiply computed it
+    let scaled;
+    let x = match gate {
+        Some(gt) => {
+            let hw = h * wd;
+            let mut d = x.data.to_vec();
+            for (i, v) in d.iter_mut().enumerate() {
+                *v *= gt.data[i / hw];
+            }
+            scaled = Tensor::new(x.shape.clone(), d);
+            &scaled
+        }
+        None => x,
+    };
     let (o, cg, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
     let g = a.group as usize;
     let og = o / g;
@@ -543,9 +559,33 @@ fn se_epilogue(a: &SeAttrs, mut y: Tensor, residual: Option<&Tensor>) -> Tensor 
     y
 }
 
-/// The SE block written out step by step, exactly as the paper defines it.
+/// The SE block written out step by step, exactly as the paper defines it: the gate,
+/// then the scale.
 fn squeeze_excite(
     a: &SeAttrs,
+    x: &Tensor,
+    w1: &Tensor,
+    b1: &Tensor,
+    w2: &Tensor,
+    b2: &Tensor,
+) -> Tensor {
+    let ga = SeGateAttrs {
+        inner: a.inner,
+        gate: a.gate,
+    };
+    let gates = se_gate(&ga, x, w1, b1, w2, b2);
+    let hw = x.shape[2] * x.shape[3];
+    let mut y = x.data.to_vec();
+    for (i, v) in y.iter_mut().enumerate() {
+        *v *= gates.data[i / hw];
+    }
+    Tensor::new(x.shape.clone(), y)
+}
+
+/// An SE block's gates `[N, C]`: the pool (f64), the two FC layers (f64 sums rounded to
+/// f32 before each activation).
+fn se_gate(
+    a: &SeGateAttrs,
     x: &Tensor,
     w1: &Tensor,
     b1: &Tensor,
@@ -555,7 +595,7 @@ fn squeeze_excite(
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
     let r = w1.shape[0];
     let hw = h * w;
-    let mut y = x.data.clone();
+    let mut gates = Vec::with_capacity(n * c);
     for ni in 0..n {
         let pooled: Vec<f64> = (0..c)
             .map(|ci| {
@@ -580,13 +620,10 @@ fn squeeze_excite(
                 + (0..r)
                     .map(|j| w2.data[ci * r + j] as f64 * hidden[j] as f64)
                     .sum::<f64>();
-            let gate = a.gate.apply(s as f32);
-            for v in &mut y[(ni * c + ci) * hw..(ni * c + ci + 1) * hw] {
-                *v *= gate;
-            }
+            gates.push(a.gate.apply(s as f32));
         }
     }
-    Tensor::new(x.shape.clone(), y)
+    Tensor::new(vec![n, c], gates)
 }
 
 fn act(a: Activation, x: &Tensor) -> Tensor {
@@ -859,7 +896,15 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
         }
         Op::MatMul => matmul(ins[0], ins[1])?,
         Op::Gemm(a) => gemm(a, ins[0], ins[1], ins.get(2).copied())?,
-        Op::Conv2d(a) => conv2d(a, ins[0], ins[1], ins.get(2).copied(), ins.get(3).copied()),
+        Op::Conv2d(a) => conv2d(
+            a,
+            ins[0],
+            ins[1],
+            ins.get(2).copied(),
+            a.gate_slot().map(|s| ins[s]),
+            a.residual_slot().map(|s| ins[s]),
+        ),
+        Op::SeGate(a) => se_gate(a, ins[0], ins[1], ins[2], ins[3], ins[4]),
         Op::SqueezeExcite(a) => {
             let y = squeeze_excite(a, ins[0], ins[1], ins[2], ins[3], ins[4]);
             se_epilogue(a, y, ins.get(5).copied())

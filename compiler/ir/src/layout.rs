@@ -39,8 +39,10 @@ pub fn operand_ok(op: &Op, slot: usize, operand: &TensorType, out: &TensorType) 
         Op::Reorder { .. } | Op::GlobalAvgPool | Op::GlobalMaxPool => true,
         // a dense blocked convolution also reads a plain input (the 3-channel stem)
         Op::Conv2d(a) if slot == 0 => operand == out || (a.group == 1 && operand == Layout::Plain),
-        // the residual is read where the output is written
-        Op::Conv2d(_) if slot == 3 => operand == out,
+        // the residual is read where the output is written; the gate is a plain [N, C]
+        Op::Conv2d(a) if a.residual_slot() == Some(slot) => operand == out,
+        // an SE gate step pools x in whichever layout x has
+        Op::SeGate(_) if slot == 0 => true,
         Op::SqueezeExcite(_) if slot == 5 => operand == out,
         Op::SqueezeExcite(_) | Op::Act(_) | Op::Pool2d(_) | Op::Resize(_) if slot == 0 => {
             operand == out

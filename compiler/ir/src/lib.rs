@@ -28,7 +28,7 @@ pub use error::{IrError, NodeRef};
 pub use graph::{ConstData, ConstId, ConstPool, Graph, Node, NodeId, ValueId};
 pub use op::{
     dilated, Activation, BinaryOp, Conv2dAttrs, ConvTransposeAttrs, EwInstr, GemmAttrs, IntElem,
-    Op, PadMode, PoolAttrs, PoolKind, ReduceKind, SeAttrs,
+    Op, PadMode, PoolAttrs, PoolKind, ReduceKind, SeAttrs, SeGateAttrs,
 };
 pub use resize::{CoordMode, NearestMode, ResizeAttrs, ResizeMode, Tap};
 pub use types::{

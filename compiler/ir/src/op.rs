@@ -23,6 +23,21 @@ pub struct Conv2dAttrs {
     /// a fourth operand of the output's shape is added before the activation (a residual
     /// `add` fused by the CPU lowering `fuse-conv-residual`; the bias is then explicit)
     pub residual: bool,
+    /// the input is scaled per image and input channel by a gate operand `[N, C]` (after
+    /// the bias, before the residual; the bias is then explicit): an SE block's
+    /// `x * gate` folded into the convolution that consumes it (`se-fuse`)
+    pub gated: bool,
+}
+
+impl Conv2dAttrs {
+    /// The operand slot of the gate `[N, C]`, if the input is gated.
+    pub fn gate_slot(&self) -> Option<usize> {
+        self.gated.then_some(3)
+    }
+    /// The operand slot of the residual, if one is added.
+    pub fn residual_slot(&self) -> Option<usize> {
+        self.residual.then_some(3 + usize::from(self.gated))
+    }
 }
 
 /// Attributes of a 2-D transposed convolution (NCHW, weights `[Cin, Cout/group, kh, kw]`).
@@ -552,6 +567,16 @@ pub struct SeAttrs {
     pub act: Option<Activation>,
 }
 
+/// Attributes of an SE block's gate step (`se_gate`): the pool, the two FC layers and
+/// their activations, without the scale, which the consumer does (a gated convolution).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeGateAttrs {
+    /// activation between the two FC layers
+    pub inner: Activation,
+    /// gate activation applied to the second FC's output
+    pub gate: Activation,
+}
+
 /// One instruction of a fused element-wise program. Operand `i < n` is the node's input
 /// `i`; operand `n + k` is the result of instruction `k`. The last result is the output.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -723,6 +748,10 @@ pub enum Op {
     /// Fused SE block: `(x[N,C,H,W], w1[R,C], b1[R], w2[C,R], b2[C])` ->
     /// `x * gate(w2 @ inner(w1 @ mean_hw(x) + b1) + b2)`.
     SqueezeExcite(SeAttrs),
+    /// An SE block's gate: `(x[N,C,H,W], w1[R,C], b1[R], w2[C,R], b2[C])` ->
+    /// `gate(w2 @ inner(w1 @ mean_hw(x) + b1) + b2)` of shape `[N, C]` (plain), read by a
+    /// gated convolution that scales its input with it.
+    SeGate(SeGateAttrs),
     /// The same tensor in another memory layout (inserted by the layout pass; the identity
     /// for the interpreter, a copy with a different addressing for the code generator).
     Reorder {
@@ -772,12 +801,19 @@ impl Op {
             } => "reduce_min",
             Op::Reshape { .. } => "reshape",
             Op::SqueezeExcite(_) => "squeeze_excite",
+            Op::SeGate(_) => "se_gate",
             Op::Reorder { .. } => "reorder",
             Op::Concat { .. } => "concat",
             Op::Pad { .. } => "pad",
             Op::Transpose { .. } => "transpose",
             Op::Softmax { .. } => "softmax",
         }
+    }
+
+    /// A fused SE block: the whole block, or its gate step (whose scale a gated
+    /// convolution does).
+    pub fn is_se_block(&self) -> bool {
+        matches!(self, Op::SqueezeExcite(_) | Op::SeGate(_))
     }
 
     /// All attributes, sorted by key, defaults included (for the printer).
@@ -792,8 +828,11 @@ impl Op {
                 if let Some(act) = a.act {
                     v.push(("act", act.spelled()));
                 }
+                v.push(("dilations", list(&a.dilations)));
+                if a.gated {
+                    v.push(("gated", "true".into()));
+                }
                 v.extend([
-                    ("dilations", list(&a.dilations)),
                     ("group", a.group.to_string()),
                     ("pads", list(&a.pads)),
                     ("strides", list(&a.strides)),
@@ -884,6 +923,7 @@ impl Op {
                 }
                 v
             }
+            Op::SeGate(a) => vec![("gate", a.gate.spelled()), ("inner", a.inner.spelled())],
             Op::Reorder { to } => vec![("to", to.name())],
             Op::Concat { axis } | Op::Softmax { axis } => vec![("axis", axis.to_string())],
             Op::Pad { pads, mode } => {
@@ -932,10 +972,13 @@ impl Op {
             Op::Elementwise { .. } => (1, usize::MAX),
             Op::Concat { .. } => (1, usize::MAX),
             Op::Binary(_) | Op::MatMul => (2, 2),
-            Op::Conv2d(a) if a.residual => (4, 4),
+            Op::Conv2d(a) if a.residual || a.gated => {
+                let n = 3 + usize::from(a.residual) + usize::from(a.gated);
+                (n, n)
+            }
             Op::Conv2d(_) | Op::ConvTranspose2d(_) | Op::Gemm(_) => (2, 3),
             Op::SqueezeExcite(a) if a.residual => (6, 6),
-            Op::SqueezeExcite(_) => (5, 5),
+            Op::SqueezeExcite(_) | Op::SeGate(_) => (5, 5),
         }
     }
 

@@ -114,6 +114,19 @@ impl Analysis<SeLang> for SeAnalysis {
                 shape: sh(&c[0]),
                 ..Data::default()
             },
+            SeLang::SeGate(c) => Data {
+                shape: sh(&c[0]).filter(|s| s.len() == 4).map(|s| vec![s[0], s[1]]),
+                ..Data::default()
+            },
+            SeLang::GatedConv([x, _, w, _]) => Data {
+                shape: match (sh(x), sh(w)) {
+                    (Some(a), Some(b)) if a.len() == 4 && b.len() == 4 => {
+                        Some(vec![a[0], b[0], a[2], a[3]])
+                    }
+                    _ => None,
+                },
+                ..Data::default()
+            },
             SeLang::Shared(x) | SeLang::Shared2(x) => d(x),
             SeLang::T(w) => Data {
                 shape: sh(w).filter(|s| s.len() == 2).map(|s| vec![s[1], s[0]]),

@@ -117,6 +117,8 @@ define_language! {
         "div" = Div([Id; 2]),
         "act" = Act([Id; 2]),
         "se" = Se([Id; 7]),
+        "se_gate" = SeGate([Id; 7]),
+        "gconv" = GatedConv([Id; 4]),
         "shared" = Shared(Id),
         "shared2" = Shared2(Id),
         "t" = T(Id),

@@ -26,7 +26,10 @@ use crate::{Changed, Pass, PassError, PassLog};
 use analysis::{LeafInfo, SeAnalysis};
 use egg::{AstSize, EGraph, Extractor, Id, RecExpr, Runner, StopReason, Symbol};
 use lang::{ActKind, SeLang};
-use secc_ir::{BinaryOp, ConstData, Dim, Graph, NodeId, Op, ReduceKind, SeAttrs, ValueId};
+use secc_ir::{
+    BinaryOp, ConstData, Conv2dAttrs, Dim, Graph, NodeId, Op, ReduceKind, SeAttrs, SeGateAttrs,
+    ValueId,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -223,6 +226,117 @@ fn materialise(
     }
 }
 
+/// The first e-node of class `c` that `f` picks out.
+fn find_node<T>(eg: &EG, c: Id, f: impl Fn(&SeLang) -> Option<T>) -> Option<T> {
+    eg[eg.find(c)].nodes.iter().find_map(f)
+}
+
+/// What splicing reads from the saturated e-graph.
+struct Splicer<'a> {
+    eg: &'a EG,
+    extractor: &'a Extractor<'a, AstSize, SeLang, SeAnalysis>,
+    leaf_const: &'a BTreeMap<Symbol, secc_ir::ConstId>,
+    value_of: &'a BTreeMap<Id, NodeId>,
+}
+
+/// Shape and data of a constant operand.
+type Weight = (Vec<usize>, Vec<f32>);
+
+impl Splicer<'_> {
+    /// The constant an e-class stands for (smallest term), materialised; `None` for
+    /// `nobias`, or a class that is not a constant expression.
+    fn constant(&self, g: &Graph, c: Id) -> Option<Weight> {
+        if self.eg[c].nodes.iter().any(|n| matches!(n, SeLang::NoBias)) {
+            return None;
+        }
+        let (_, expr) = self.extractor.find_best(c);
+        let root = Id::from(expr.as_ref().len() - 1);
+        materialise(g, self.leaf_const, &expr, root)
+    }
+
+    /// The block's `w1, b1, w2, b2` (absent biases as zeros), if its weights are constants.
+    fn weights(&self, g: &Graph, ch: &[Id; 7], c: usize) -> Option<[Weight; 4]> {
+        let w1 = self.constant(g, ch[1])?;
+        let w2 = self.constant(g, ch[3])?;
+        let r = w1.0[0];
+        let b1 = self.constant(g, ch[2]).map_or(vec![0.0; r], |b| b.1);
+        let b2 = self.constant(g, ch[4]).map_or(vec![0.0; c], |b| b.1);
+        Some([w1, (vec![r], b1), w2, (vec![c], b2)])
+    }
+
+    /// The only consumer of the SE block `mul` if it takes the scale: a node whose class
+    /// holds a gated convolution of the same block.
+    fn scale_consumer(
+        &self,
+        g: &Graph,
+        core_of: &BTreeMap<NodeId, Id>,
+        mul: NodeId,
+        se: &[Id; 7],
+    ) -> Option<NodeId> {
+        let users = g.users(mul.into());
+        let [(u, _)] = users.as_slice() else {
+            return None;
+        };
+        let gc = self.gated_conv(*core_of.get(u)?)?;
+        let same = find_node(self.eg, gc[1], |n| match n {
+            SeLang::SeGate(c) => Some(
+                c.iter()
+                    .zip(se)
+                    .all(|(a, b)| self.eg.find(*a) == self.eg.find(*b)),
+            ),
+            _ => None,
+        })?;
+        (same && !g.is_output(mul.into())).then_some(*u)
+    }
+
+    fn gated_conv(&self, c: Id) -> Option<[Id; 4]> {
+        find_node(self.eg, c, |n| match n {
+            SeLang::GatedConv(ch) => Some(*ch),
+            _ => None,
+        })
+    }
+
+    /// Replaces consumer `u` (a 1x1 convolution of the block's `x * gate`, possibly with
+    /// its bias add) by `conv2d {gated}` of the block's x, reading `gate`.
+    fn scale_in_conv(
+        &self,
+        g: &mut Graph,
+        core_of: &BTreeMap<NodeId, Id>,
+        u: NodeId,
+        gate: ValueId,
+        replaced: &BTreeMap<NodeId, ValueId>,
+    ) -> Result<ValueId, String> {
+        let gc = core_of
+            .get(&u)
+            .and_then(|c| self.gated_conv(*c))
+            .ok_or("no gated convolution")?;
+        let xn = *self.value_of.get(&self.eg.find(gc[0])).ok_or("no x")?;
+        let x = replaced.get(&xn).copied().unwrap_or(xn.into());
+        let w = self
+            .constant(g, gc[2])
+            .ok_or("the weights are not constant")?;
+        let o = w.0[0];
+        let b = self.constant(g, gc[3]).map_or(vec![0.0; o], |b| b.1);
+        let origin = g.node(u).origin.clone();
+        let wv = g.add_const(ConstData::new(w.0, w.1), origin.clone());
+        let bv = g.add_const(ConstData::new(vec![o], b), origin.clone());
+        let attrs = Conv2dAttrs {
+            strides: [1, 1],
+            pads: [0; 4],
+            dilations: [1, 1],
+            group: 1,
+            act: None,
+            residual: false,
+            gated: true,
+        };
+        let v = g
+            .add_node(Op::Conv2d(attrs), &[x, wv, bv, gate], origin)
+            .map_err(|e| e.to_string())?;
+        g.replace_all_uses(u.into(), v);
+        Ok(v)
+    }
+}
+
 impl Pass for SeFuse {
     fn name(&self) -> &'static str {
         "se-fuse"
@@ -308,23 +422,38 @@ impl SeFuse {
         let mut fused_at: BTreeMap<NodeId, (usize, String, String)> = BTreeMap::new();
         let mut skipped_at: BTreeMap<NodeId, String> = BTreeMap::new();
         let extractor = Extractor::new(eg, AstSize);
+        let sp = Splicer {
+            eg,
+            extractor: &extractor,
+            leaf_const: &tr.leaf_const,
+            value_of: &value_of,
+        };
         let mut replaced: BTreeMap<NodeId, ValueId> = BTreeMap::new();
+        // consumers that take an SE block's scale, and the gate step each reads
+        let mut gate_for: BTreeMap<NodeId, ValueId> = BTreeMap::new();
         let mut fused = 0usize;
         let mut skipped = Vec::new();
         for &id in &order {
+            if let Some(&gate) = gate_for.get(&id) {
+                // a later block may read the consumer: it reads the gated conv
+                match sp.scale_in_conv(g, &tr.core_of, id, gate, &replaced) {
+                    Ok(v) => {
+                        replaced.insert(id, v);
+                    }
+                    Err(e) => skipped.push(format!("{}: {e}", g.node_ref(id))),
+                }
+                continue;
+            }
             if g.node(id).op != Op::Binary(BinaryOp::Mul) {
                 continue;
             }
             let Some(cid) = tr.core_of.get(&id) else {
                 continue;
             };
-            let class = &eg[eg.find(*cid)];
-            let Some(SeLang::Se(ch)) = class
-                .nodes
-                .iter()
-                .find(|n| matches!(n, SeLang::Se(_)))
-                .cloned()
-            else {
+            let Some(ch) = find_node(eg, *cid, |n| match n {
+                SeLang::Se(ch) => Some(*ch),
+                _ => None,
+            }) else {
                 continue;
             };
             let Some(&xn) = value_of.get(&eg.find(ch[0])) else {
@@ -336,17 +465,7 @@ impl SeFuse {
                 continue;
             };
             let c = g.ty(x).shape[1].known().unwrap_or(0) as usize;
-            let mut weights = Vec::new();
-            for &w in &ch[1..5] {
-                if eg[w].nodes.iter().any(|n| matches!(n, SeLang::NoBias)) {
-                    weights.push(None);
-                    continue;
-                }
-                let (_, expr) = extractor.find_best(w);
-                let root = Id::from(expr.as_ref().len() - 1);
-                weights.push(materialise(g, &tr.leaf_const, &expr, root));
-            }
-            let (Some(w1), Some(w2)) = (weights[0].clone(), weights[2].clone()) else {
+            let Some(ws) = sp.weights(g, &ch, c) else {
                 skipped_at.insert(id, "its weights are not constant expressions".into());
                 skipped.push(format!(
                     "{}: weights are not constant expressions",
@@ -354,34 +473,45 @@ impl SeFuse {
                 ));
                 continue;
             };
-            let r = w1.0[0];
-            let b1 = weights[1].clone().unwrap_or((vec![r], vec![0.0; r]));
-            let b2 = weights[3].clone().unwrap_or((vec![c], vec![0.0; c]));
+            let r = ws[0].0[0];
             let origin = g.node(id).origin.clone();
             let mut ops = vec![x];
-            for (s, d) in [w1, (vec![r], b1.1), w2, (vec![c], b2.1)] {
+            for (s, d) in ws {
                 ops.push(g.add_const(ConstData::new(s, d), origin.clone()));
             }
-            let attrs = SeAttrs {
-                inner: inner.to_ir(),
-                gate: gate.to_ir(),
-                residual: false,
-                act: None,
+            // the consumer takes the scale: the block is its gate step, the consumer
+            // becomes a gated convolution when the walk reaches it
+            let consumer = sp.scale_consumer(g, &tr.core_of, id, &ch);
+            let op = match consumer {
+                Some(_) => Op::SeGate(SeGateAttrs {
+                    inner: inner.to_ir(),
+                    gate: gate.to_ir(),
+                }),
+                None => Op::SqueezeExcite(SeAttrs {
+                    inner: inner.to_ir(),
+                    gate: gate.to_ir(),
+                    residual: false,
+                    act: None,
+                }),
             };
-            match g.add_node(
-                Op::SqueezeExcite(attrs),
-                &ops,
-                origin.map(|o| format!("{o}.se")),
-            ) {
+            match g.add_node(op, &ops, origin.map(|o| format!("{o}.se"))) {
                 Ok(se) => {
-                    g.replace_all_uses(id.into(), se);
-                    replaced.insert(id, se);
-                    fused += 1;
-                    let spelling = format!(
+                    let mut spelling = format!(
                         "{} / {}, C={c}, R={r}",
                         inner.to_ir().name(),
                         gate.to_ir().name()
                     );
+                    match consumer {
+                        Some(u) => {
+                            gate_for.insert(u, se);
+                            spelling += &format!(", scale in {}", explain::plain_name(g, u));
+                        }
+                        None => {
+                            g.replace_all_uses(id.into(), se);
+                            replaced.insert(id, se);
+                        }
+                    }
+                    fused += 1;
                     fused_at.insert(id, (fused, explain::plain_name(g, se.node), spelling));
                 }
                 Err(e) => {

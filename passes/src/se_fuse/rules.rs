@@ -123,6 +123,15 @@ fn conv_on_pooled(eg: &mut EG, _: Id, s: &Subst) -> bool {
         && w[1] == x[1]
 }
 
+/// `?w` is a constant `[O, C, 1, 1]` over a map `[N, C, H, W]` (`?x`, the SE block's input):
+/// the convolution that consumes an SE block's output, which can take the scale.
+fn conv_takes_scale(eg: &mut EG, _: Id, s: &Subst) -> bool {
+    let (Some(x), Some(w)) = (shape(eg, s, "?x"), shape(eg, s, "?w")) else {
+        return false;
+    };
+    eg[s[var("?w")]].data.konst && x.len() == 4 && w.len() == 4 && w[1] == x[1]
+}
+
 /// The matched SE block has consistent weights: x `[N,C,H,W]`, w1 `[R,C]`, w2 `[C,R]`,
 /// biases of R and C elements (or none), a gate activation that ends in [0,1].
 pub fn se_ok(eg: &mut EG, _: Id, s: &Subst) -> bool {
@@ -232,5 +241,9 @@ pub fn rules() -> Vec<Rewrite<SeLang, SeAnalysis>> {
         rw!("hard-sigmoid-mul";   "(mul (act relu6 (add ?t ?c3)) ?k)"     => "(act hard_sigmoid:0.16666667:0.5 ?t)" if scalar_is("?c3", 3.0, 0.0) if scalar_is("?k", 1.0 / 6.0, 1e-6)),
         rw!("se";                 { se_a.parse::<egg::Pattern<SeLang>>().expect("invariant: valid pattern") } => { se_to.clone() } if se_ok),
         rw!("se-gate-first";      { se_b.parse::<egg::Pattern<SeLang>>().expect("invariant: valid pattern") } => { se_to } if se_ok),
+        // the scale in the consumer: a 1x1 convolution of `x * gate` is the convolution of
+        // x with its input channels scaled by the gate (`conv2d {gated}`), so no kernel
+        // writes `x * gate` and none reads it back
+        rw!("se-scale-in-conv";   "(conv1x1 (se ?x ?w1 ?b1 ?w2 ?b2 ?i ?g) ?w ?b)" => "(gconv ?x (se_gate ?x ?w1 ?b1 ?w2 ?b2 ?i ?g) ?w ?b)" if conv_takes_scale),
     ]
 }

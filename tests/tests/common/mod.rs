@@ -2,7 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 use rand::{Rng, SeedableRng};
 use secc_ir::interp::Tensor;
-use secc_ir::{Graph, Op};
+use secc_ir::Graph;
 use std::path::{Path, PathBuf};
 
 pub mod build;
@@ -103,14 +103,14 @@ pub fn from_runtime(t: &secc_runtime::Tensor) -> Tensor {
 pub fn count_se(g: &Graph) -> usize {
     g.node_ids()
         .into_iter()
-        .filter(|n| matches!(g.node(*n).op, Op::SqueezeExcite(_)))
+        .filter(|n| g.node(*n).op.is_se_block())
         .count()
 }
 
 /// The number of SE blocks each fixture must fuse into.
 pub fn expected_se(name: &str) -> usize {
     match name {
-        "se_paddle" | "se_two_blocks" => 2,
+        "se_paddle" | "se_two_blocks" | "se_scale_bias_add" => 2,
         n if n.starts_with("se_") => 1,
         _ => 0,
     }

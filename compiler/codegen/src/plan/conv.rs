@@ -118,6 +118,7 @@ pub(super) fn blocked(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedC
             .into_iter()
             .chain(a.act.map(crate::blocked::Epilogue::Act))
             .collect(),
+        gated: a.gated,
         tile,
         blocking: b,
     })
@@ -149,9 +150,10 @@ pub(super) fn pack_args(
     };
     let bias = crate::blocked::pad_to(&bias, ob);
     let b = push_weight(p, vec![DimDecl::Known(bias.len() as u64)], &bias);
-    let residual = c.residual().then(|| args[3]);
+    // the gate and the residual follow the (explicit) bias
+    let rest = args.get(3..).map(<[u32]>::to_vec).unwrap_or_default();
     args.truncate(2);
     args.push(b);
-    args.extend(residual);
+    args.extend(rest);
     Ok(())
 }

@@ -45,6 +45,7 @@ pub(super) fn kind(g: &Graph, id: NodeId, cpu: bool) -> Result<KernelKind, Codeg
         Op::Conv2d(a) => conv::conv2d(g, id, a)?,
         Op::ConvTranspose2d(a) => conv::conv_transpose2d(g, id, a)?,
         Op::SqueezeExcite(a) => se::kind(g, id, a, cpu)?,
+        Op::SeGate(a) => se::gate_kind(g, id, a, cpu)?,
     })
 }
 
@@ -68,7 +69,7 @@ fn blocked(g: &Graph, id: NodeId) -> Result<Option<KernelKind>, CodegenError> {
         Op::GlobalAvgPool | Op::GlobalMaxPool => pool::global_pool_blocked(g, id, n),
         Op::Act(_) | Op::Binary(_) | Op::Elementwise { .. } => elementwise::blocked(g, id)?,
         // the SE kernel reads the layout from its operand
-        Op::SqueezeExcite(_) => return Ok(None),
+        Op::SqueezeExcite(_) | Op::SeGate(_) => return Ok(None),
         _ => {
             return Err(unsupported(
                 g,

@@ -1,9 +1,10 @@
-//! The fused squeeze-and-excitation kernel: its shapes and images per block, FC2's weights
-//! stored transposed, and its scratch buffer.
+//! The fused squeeze-and-excitation kernel and the gate step (the same kernel without the
+//! scale): their shapes and images per block, FC2's weights stored transposed, and the
+//! scratch buffer.
 use super::{push_weight, shape_of, unsupported, KernelKind, Plan};
 use crate::CodegenError;
 use secc_artifact::{BufferDecl, BufferKind, DimDecl};
-use secc_ir::{Dim, Graph, NodeId, SeAttrs};
+use secc_ir::{Dim, Graph, NodeId, SeAttrs, SeGateAttrs};
 
 /// Images per SE block iteration on the CPU: weight-heavy blocks (small maps, many channels)
 /// take many images per pass over the FC weights; otherwise as many as keep the block's X in
@@ -45,7 +46,29 @@ pub(super) fn kind(
         r,
         block,
         lanes: g.ty(ins[0]).layout.block().map_or(1, u64::from),
+        gate_only: false,
     })
+}
+
+/// The gate step of an SE block whose consumer does the scale: the same kernel without
+/// its last phase, writing the gates `[N, C]`.
+pub(super) fn gate_kind(
+    g: &Graph,
+    id: NodeId,
+    a: &SeGateAttrs,
+    cpu: bool,
+) -> Result<KernelKind, CodegenError> {
+    let se = SeAttrs {
+        inner: a.inner,
+        gate: a.gate,
+        residual: false,
+        act: None,
+    };
+    let mut k = kind(g, id, &se, cpu)?;
+    if let KernelKind::SqueezeExcite { gate_only, .. } = &mut k {
+        *gate_only = true;
+    }
+    Ok(k)
 }
 
 /// Stores FC2's weights `[C, R]` transposed, `[R, C]` (so FC2 vectorises over channels),

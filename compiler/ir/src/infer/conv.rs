@@ -61,7 +61,15 @@ pub(super) fn conv2d(cx: &Cx, c: &Conv2dAttrs) -> Result<TensorType, IrError> {
         }
         o.push(Dim::Known((inp - k) / c.strides[i] + 1));
     }
-    if let Some(r) = ins.get(3) {
+    if let Some(g) = c.gate_slot().map(|s| &ins[s]) {
+        if g.shape.as_slice() != [x[0], x[1]] {
+            return Err(cx.ty(format!(
+                "gate {g} must be [N, C] = [{}, {cin}]",
+                x[0].display(&[])
+            )));
+        }
+    }
+    if let Some(r) = c.residual_slot().map(|s| &ins[s]) {
         if r.shape != o {
             return Err(cx.ty(format!("residual {r} must have the output's shape")));
         }

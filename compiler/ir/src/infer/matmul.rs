@@ -78,6 +78,26 @@ pub(super) fn gemm(cx: &Cx, g: &GemmAttrs) -> Result<TensorType, IrError> {
 
 /// `squeeze_excite(x[N,C,H,W], w1[R,C], b1[R], w2[C,R], b2[C])` keeps `x`'s type.
 pub(super) fn squeeze_excite(cx: &Cx) -> Result<TensorType, IrError> {
+    se_operands(cx)?;
+    let ins = cx.ins;
+    if let Some(res) = ins.get(5) {
+        if res.shape != ins[0].shape {
+            return Err(cx.ty(format!("the residual {res} must have x's shape {}", ins[0])));
+        }
+    }
+    Ok(ins[0].clone())
+}
+
+/// `se_gate(x[N,C,H,W], w1[R,C], b1[R], w2[C,R], b2[C])` is `f32[N, C]`, plain.
+pub(super) fn se_gate(cx: &Cx) -> Result<TensorType, IrError> {
+    se_operands(cx)?;
+    let x = &cx.ins[0].shape;
+    Ok(TensorType::f32([x[0], x[1]]))
+}
+
+/// The operands an SE block and its gate step share: a 4-D x and FC weights of matching
+/// shapes.
+fn se_operands(cx: &Cx) -> Result<(), IrError> {
     let ins = cx.ins;
     let x = &ins[0].shape;
     if x.len() != 4 {
@@ -103,10 +123,5 @@ pub(super) fn squeeze_excite(cx: &Cx) -> Result<TensorType, IrError> {
             )));
         }
     }
-    if let Some(res) = ins.get(5) {
-        if res.shape != ins[0].shape {
-            return Err(cx.ty(format!("the residual {res} must have x's shape {}", ins[0])));
-        }
-    }
-    Ok(ins[0].clone())
+    Ok(())
 }

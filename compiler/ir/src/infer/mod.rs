@@ -152,6 +152,7 @@ pub(crate) fn shape(op: &Op, cx: &Cx) -> Result<TensorType, IrError> {
         Op::Transpose { perm } => data::transpose(cx, perm),
         Op::Softmax { axis } => pool::softmax(cx, *axis),
         Op::SqueezeExcite(_) => matmul::squeeze_excite(cx),
+        Op::SeGate(_) => matmul::se_gate(cx),
         Op::Reorder { to } => data::reorder(cx, *to),
     }
 }

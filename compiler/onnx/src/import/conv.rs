@@ -66,6 +66,7 @@ impl Importer<'_> {
                 group: group as u64,
                 act: None,
                 residual: false,
+                gated: false,
             }),
             &ins,
         )
