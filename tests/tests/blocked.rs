@@ -105,6 +105,12 @@ fn check_batches(name: &str, g: &Graph, block: u32, cpu: &str, batches: &[u64], 
         .iter()
         .any(|n| g.node(*n).outputs[0].layout == Layout::Blocked(block));
     assert!(blocked || !blocks, "{name}: nothing was blocked");
+    compare(&format!("{name} block {block}"), &g, cpu, batches);
+}
+
+/// Compiles `g` as it is for `cpu` and compares with the interpreter at `batches` on 1 and
+/// 2 threads.
+fn compare(name: &str, g: &Graph, cpu: &str, batches: &[u64]) {
     let opts = secc_codegen::CodegenOptions {
         target: secc_codegen::Target::Cpu { cpu: cpu.into() },
         ..cpu_opts()
@@ -127,7 +133,7 @@ fn check_batches(name: &str, g: &Graph, block: u32, cpu: &str, batches: &[u64], 
                 let e = max_rel_err(&from_runtime(a), b);
                 assert!(
                     e <= TOL,
-                    "{name} block {block} {cpu} batch {batch} threads {threads}: err {e}"
+                    "{name} {cpu} batch {batch} threads {threads}: err {e}"
                 );
             }
         }
@@ -567,6 +573,8 @@ fn gated_convolutions() {
             assert!(text.contains("se_gate"), "{name}: no gate step in\n{text}");
         }
         check_both(name, &g);
+        // plain NCHW kernels (the CUDA target's form): the gate scales each weight
+        compare(&format!("{name} plain"), &g, "native", &[1, 3]);
     }
 }
 

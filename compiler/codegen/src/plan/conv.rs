@@ -28,7 +28,8 @@ pub(super) fn conv2d(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<KernelKin
         attrs: a.clone(),
         x: conv_channels(g, id)?,
         w: shape_of(g, ins[1]),
-        bias: ins.len() == 3,
+        // a gated or residual convolution has an explicit bias
+        bias: ins.len() >= 3,
     })
 }
 
