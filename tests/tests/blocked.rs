@@ -115,15 +115,15 @@ fn compare(name: &str, g: &Graph, cpu: &str, batches: &[u64]) {
         target: secc_codegen::Target::Cpu { cpu: cpu.into() },
         ..cpu_opts()
     };
-    let bytes = secc_codegen::compile(&g, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let bytes = secc_codegen::compile(g, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
     for threads in [1, 2] {
         let mut m = secc_runtime::Model::from_bytes(bytes.clone())
             .and_then(|m| m.session(threads))
             .unwrap();
         for (i, &batch) in batches.iter().enumerate() {
             let seed = 7 + i as u64;
-            let ins = random_inputs(&g, batch, seed);
-            let want = interp::run(&g, &ins).unwrap();
+            let ins = random_inputs(g, batch, seed);
+            let want = interp::run(g, &ins).unwrap();
             let rt: Vec<secc_runtime::Tensor> = ins
                 .iter()
                 .map(|t| secc_runtime::Tensor::new(t.shape.clone(), t.data.clone()).unwrap())
