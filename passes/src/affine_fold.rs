@@ -50,7 +50,8 @@ fn try_fold(g: &mut Graph, id: NodeId) -> Option<()> {
         .into_iter()
         .find(|(a, b)| {
             // a residual would be scaled too; a gate scales the input and stays
-            matches!(&g.node(a.node).op, Op::Conv2d(c) if c.act.is_none() && !c.residual)
+            // and a pooling convolution's means are of its unscaled result
+            matches!(&g.node(a.node).op, Op::Conv2d(c) if c.act.is_none() && !c.residual && !c.pool)
                 && g.const_of(*b).is_some()
         })?;
     if g.use_count(conv_v) != 1 || g.ty(id.into()) != g.ty(conv_v) {
@@ -200,7 +201,7 @@ fn try_fold_pad(g: &mut Graph, id: NodeId) -> Option<()> {
     new_ins.extend_from_slice(&ins[1..]);
     let origin = g.node(id).origin.clone();
     let nv = g.add_node(Op::Conv2d(attrs), &new_ins, origin).ok()?;
-    g.replace_all_uses(id.into(), nv);
+    g.replace_node_uses(id, nv.node);
     g.remove_node(id);
     g.remove_node(p.node);
     Some(())

@@ -22,7 +22,9 @@ impl Pass for ConstFold {
         let mut changed = false;
         for id in g.topo_order().unwrap_or_default() {
             let op = g.node(id).op.clone();
+            // (a node with several results is not folded: the evaluator computes the first)
             if matches!(op, Op::Input { .. } | Op::Const(_))
+                || g.node(id).outputs.len() != 1
                 || g.node(id).outputs[0].dtype != DType::F32
             {
                 continue;

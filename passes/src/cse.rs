@@ -45,7 +45,7 @@ impl Pass for Cse {
             };
             match seen.get(&key) {
                 Some(&rep) => {
-                    g.replace_all_uses(id.into(), rep.into());
+                    g.replace_node_uses(id, rep);
                     g.remove_node(id);
                     merged += 1;
                 }

@@ -204,7 +204,7 @@ fn residual_add(g: &Graph, id: NodeId) -> Option<(Option<secc_ir::Activation>, [
 /// only use is the add.
 fn fusable_producer(g: &Graph, v: ValueId, out: &secc_ir::TensorType) -> bool {
     let free = match &g.node(v.node).op {
-        Op::Conv2d(a) => a.act.is_none() && !a.residual,
+        Op::Conv2d(a) => a.act.is_none() && !a.residual && !a.pool,
         Op::SqueezeExcite(a) => a.act.is_none() && !a.residual,
         _ => false,
     };

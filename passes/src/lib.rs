@@ -17,6 +17,7 @@ pub mod layout;
 mod manager;
 pub mod pipeline;
 pub mod se_fuse;
+mod se_pool;
 
 pub use affine_fold::AffineFold;
 pub use canon::Canonicalise;
@@ -27,5 +28,6 @@ pub use dce::DeadCode;
 pub use ew_fuse::FuseElementwise;
 pub use identity::RemoveIdentity;
 pub use layout::{AssignLayout, FuseConvResidual};
+pub use se_pool::FuseSePool;
 pub use manager::{Changed, Pass, PassError, PassLog, PassManager, PrintAfter};
 pub use se_fuse::SeFuse;

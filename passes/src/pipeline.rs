@@ -22,7 +22,8 @@
 //! Then the target's lowering passes ([`LOWERING`], built by [`lowering`] from the
 //! [`TargetOptions`] the code generator gives): `assign-layout` chooses blocked layouts on a
 //! CPU, last, so every pass before it sees plain tensors only; `fuse-conv-residual` then
-//! folds residual adds into the blocked convolutions' epilogues.
+//! folds residual adds into the blocked convolutions' epilogues, and `fuse-se-pool` moves
+//! SE gate steps' pools into the convolutions producing their inputs.
 use crate::{
     AffineFold, AssignLayout, Canonicalise, ConstFold, Cse, DeadCode, FuseConvAct, FuseElementwise,
     Pass, PassError, RemoveIdentity, SeFuse,
@@ -51,7 +52,7 @@ pub struct TargetOptions {
 }
 
 /// Names of the target-dependent passes, in order, run after [`ALL`].
-pub const LOWERING: &[&str] = &["assign-layout", "fuse-conv-residual"];
+pub const LOWERING: &[&str] = &["assign-layout", "fuse-conv-residual", "fuse-se-pool"];
 
 /// The lowering passes for a target.
 pub fn lowering(t: &TargetOptions) -> Vec<Box<dyn Pass>> {
@@ -72,6 +73,11 @@ pub fn by_name_for(name: &str, t: &TargetOptions) -> Result<Box<dyn Pass>, PassE
         ("fuse-conv-residual", Some(_)) => Ok(Box::new(crate::FuseConvResidual)),
         ("fuse-conv-residual", None) => Err(PassError::InPass {
             pass: "fuse-conv-residual",
+            msg: "this target has no blocked convolutions".into(),
+        }),
+        ("fuse-se-pool", Some(_)) => Ok(Box::new(crate::FuseSePool)),
+        ("fuse-se-pool", None) => Err(PassError::InPass {
+            pass: "fuse-se-pool",
             msg: "this target has no blocked convolutions".into(),
         }),
         _ => by_name(name),

@@ -69,6 +69,7 @@ fn secc_us(cs: &Case, threads: usize) -> f64 {
                 act: None,
                 residual: false,
                 gated: false,
+                pool: false,
             }),
             &[x, w, b],
             None,

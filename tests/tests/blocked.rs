@@ -67,6 +67,7 @@ fn add_conv(g: &mut Graph, x: ValueId, c: &Conv, seed: u32) -> ValueId {
         act: c.act,
         residual: false,
         gated: false,
+        pool: false,
     };
     g.add_node(Op::Conv2d(a), &ins, Some(format!("conv{seed}")))
         .unwrap()
@@ -538,6 +539,7 @@ fn gated_convolutions() {
             act: (!residual).then_some(Activation::Relu),
             residual: false,
             gated: true,
+            pool: false,
         };
         let mut y = g
             .add_node(Op::Conv2d(a), &[t, wv, bv, gate], Some("gated".into()))
@@ -575,6 +577,73 @@ fn gated_convolutions() {
         check_both(name, &g);
         // plain NCHW kernels (the CUDA target's form): the gate scales each weight
         compare(&format!("{name} plain"), &g, "native", &[1, 3]);
+    }
+}
+
+/// The pool in the producer's epilogue: a gate step reading a blocked convolution's result
+/// reads its channel means (`conv2d {pool=true}`, a second result) after lowering, for a
+/// depthwise producer (tile partials), a 1x1 (one long row, segment partials) with a
+/// residual epilogue, and a strided 3x3 with an activation; channels 37 and 19, odd maps.
+#[test]
+fn pooling_producers() {
+    use secc_ir::SeGateAttrs;
+    let mut dw = conv(37, 3, 1, 1);
+    dw.group = 37;
+    dw.act = Some(Activation::HardSwish);
+    let mut s2 = conv(19, 3, 2, 1);
+    s2.act = Some(Activation::Relu);
+    let cases: [(&str, Conv, bool); 3] = [
+        ("depthwise 3x3 producer", dw, false),
+        ("1x1 producer + residual", conv(37, 1, 1, 0), true),
+        ("3x3 s2 producer", s2, false),
+    ];
+    for (name, layer, residual) in cases {
+        let (mut g, x) = graph(37, 13, 11);
+        let t = add_conv(&mut g, x, &conv(37, 1, 1, 0), 1);
+        let mut p = add_conv(&mut g, t, &layer, 3);
+        if residual {
+            p = g.add_node(Op::Binary(BinaryOp::Add), &[p, t], None).unwrap();
+        }
+        let c = g.ty(p).shape[1].known().unwrap();
+        let r = 6u64;
+        let mut ws = vec![p];
+        for (i, shape) in [vec![r, c], vec![r], vec![c, r], vec![c]].into_iter().enumerate() {
+            let n = shape.iter().product::<u64>() as usize;
+            let shape: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
+            ws.push(g.add_const(ConstData::new(shape, weights(n, 50 + i as u32)), None));
+        }
+        let ga = SeGateAttrs {
+            inner: Activation::Relu,
+            gate: Activation::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+        };
+        let gate = g.add_node(Op::SeGate(ga), &ws, Some("se".into())).unwrap();
+        g.add_output("gate", gate);
+        g.add_output("p", p);
+        for block in [16, 8] {
+            let low = lowered(&g, block);
+            let pooled = low.node_ids().iter().any(|n| {
+                matches!(&low.node(*n).op, Op::Conv2d(a) if a.pool)
+                    && low.node(*n).outputs.len() == 2
+            });
+            assert!(pooled, "{name} block {block}: no pooling convolution");
+            low.verify().unwrap();
+            let text = secc_ir::print::print(&low);
+            assert!(text.contains("#1: f32[N,"), "{name}: {text}");
+            // the lowered graph computes what the graph before did
+            let ins = random_inputs(&g, 3, 5);
+            let (want, got) = (
+                interp::run(&g, &ins).unwrap(),
+                interp::run(&low, &ins).unwrap(),
+            );
+            for (a, b) in got.iter().zip(&want) {
+                let e = max_rel_err(a, b);
+                assert!(e <= 1e-5, "{name} block {block}: lowering changed results by {e}");
+            }
+        }
+        check_both(name, &g);
     }
 }
 

@@ -68,7 +68,8 @@ pub enum Epilogue {
 }
 
 /// A convolution over blocked tensors. Arguments: x, packed weights, padded bias, the gate
-/// `[N, C]` (when `gated`), the residual (with an [`Epilogue::Residual`]), y.
+/// `[N, C]` (when `gated`), the residual (with an [`Epilogue::Residual`]), y, and with
+/// `pool` the channel means `[N, C]` and the partial sums.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockedConv {
     /// the batch
@@ -92,6 +93,9 @@ pub struct BlockedConv {
     /// input channels scaled per image by a gate `[N, C]` (an SE block's scale): the
     /// weight vectors are scaled as they are loaded
     pub gated: bool,
+    /// the channel means of y are a second result: each work unit sums the outputs it
+    /// wrote into this many partial sums per image and channel block, reduced at the end
+    pub pool: Option<u64>,
     /// register tile
     pub tile: ConvTile,
     /// how the output is walked (dense convolutions)
@@ -406,6 +410,18 @@ impl BlockedConv {
     fn out_arg(&self) -> usize {
         self.residual_arg() + usize::from(self.residual())
     }
+    /// Partial sums of the channel means per image and channel block, if pooling: one per
+    /// work unit of an image's map (dense: band x segment; depthwise: row x tile), for
+    /// known output extents.
+    pub fn pool_partials(&self) -> Option<u64> {
+        let (oh, ow) = (self.y.h.known()?, self.y.w.known()?);
+        let ntx = ow.div_ceil(self.tile.px);
+        Some(if self.depthwise {
+            oh * ntx
+        } else {
+            oh.div_ceil(self.blocking.band) * ntx.div_ceil(self.blocking.seg)
+        })
+    }
 }
 
 /// The epilogue applied to the accumulator `v` of output element `yi`.
@@ -626,7 +642,77 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
                     kb.if_else(last, |kb| emit(kb, rem), |kb| emit(kb, qn))
                 })
             })
+        })?;
+        if g.pool.is_some() {
+            // the unit's outputs, just written (in L1 or L2), summed per channel block
+            let q0 = kb.mul(grp, kb.i(qn))?;
+            let qcount = kb.imin(kb.i(qn), kb.sub(kb.i(ocb), q0)?)?;
+            let cols = [
+                kb.mul(tx_lo, kb.i(g.tile.px))?,
+                kb.imin(kb.mul(tx_hi, kb.i(g.tile.px))?, kb.dim(g.y.w)?)?,
+            ];
+            let part = kb.add(kb.mul(bd, nseg)?, sg)?;
+            kb.for_loop(kb.i(0), qcount, |kb, q| {
+                let cb = kb.add(q0, q)?;
+                sum_outputs(kb, g, [n, cb], [oy_lo, oy_hi], cols, part)
+            })?;
+        }
+        Ok(())
+    })?;
+    match g.pool {
+        Some(per) => reduce_pool(kb, g, per),
+        None => Ok(()),
+    }
+}
+
+/// Adds the outputs of image `n`, channel block `cb`, rows `[oy_lo, oy_hi)` and columns
+/// `[c_lo, c_hi)` and stores the sum as partial `part` of `(n, cb)`.
+fn sum_outputs<'ctx>(
+    kb: &mut Kb<'_, 'ctx>,
+    g: &BlockedConv,
+    [n, cb]: [IntValue<'ctx>; 2],
+    [oy_lo, oy_hi]: [IntValue<'ctx>; 2],
+    [c_lo, c_hi]: [IntValue<'ctx>; 2],
+    part: IntValue<'ctx>,
+) -> R<()> {
+    let (py, pp) = (kb.args[g.out_arg()], kb.args[g.out_arg() + 2]);
+    let (nl, ob) = (lanes(&g.y)?, g.y.block);
+    let per = g.pool.unwrap_or(1);
+    let zero = kb.vec_splat_n(kb.fc(0.0), nl)?;
+    let s = kb.for_carry(oy_lo, oy_hi, vec![zero.into()], |kb, oy, s| {
+        kb.for_carry(c_lo, c_hi, s, |kb, ox, s| {
+            let v = kb.vec_load_n(py, g.y.at(kb, n, cb, oy, ox)?, nl)?;
+            Ok(vec![kb.b.build_float_add(s[0].into_vector_value(), v, "")?.into()])
         })
+    })?;
+    let pair = kb.add(kb.mul(n, kb.i(g.y.blocks()))?, cb)?;
+    let at = kb.mul(kb.add(kb.mul(pair, kb.i(per))?, part)?, kb.i(ob))?;
+    kb.vec_store(pp, at, s[0].into_vector_value())
+}
+
+/// The channel means of a pooling convolution: after a barrier (every unit has stored its
+/// partial sums), each thread adds the `per` partials of its (image, channel block) pairs
+/// and stores their mean over the map into the `[N, C]` result (padding lanes masked).
+fn reduce_pool(kb: &mut Kb<'_, '_>, g: &BlockedConv, per: u64) -> R<()> {
+    kb.barrier()?;
+    let (pm, pp) = (kb.args[g.out_arg() + 1], kb.args[g.out_arg() + 2]);
+    let (nl, ob, cbs) = (lanes(&g.y)?, g.y.block, g.y.blocks());
+    let pixels = g.y.h.known().zip(g.y.w.known()).map_or(1, |(h, w)| h * w);
+    let inv = kb.vec_splat_n(kb.fc(1.0 / pixels as f32), nl)?;
+    let zero = kb.vec_splat_n(kb.fc(0.0), nl)?;
+    let (lo, hi) = kb.split(kb.mul(kb.dim(g.n)?, kb.i(cbs))?)?;
+    kb.for_loop(lo, hi, |kb, pair| {
+        let base = kb.mul(pair, kb.i(per * ob))?;
+        let s = kb.for_carry(kb.i(0), kb.i(per), vec![zero.into()], |kb, i, s| {
+            let v = kb.vec_load_n(pp, kb.add(base, kb.mul(i, kb.i(ob))?)?, nl)?;
+            Ok(vec![kb.b.build_float_add(s[0].into_vector_value(), v, "")?.into()])
+        })?;
+        let m = kb.b.build_float_mul(s[0].into_vector_value(), inv, "")?;
+        let (n, cb) = (kb.div(pair, kb.i(cbs))?, kb.rem(pair, kb.i(cbs))?);
+        let c0 = kb.mul(cb, kb.i(ob))?;
+        let mask = kb.lane_mask_lanes(c0, kb.i(0), kb.i(g.y.c), nl)?;
+        let at = kb.add(kb.mul(n, kb.i(g.y.c))?, c0)?;
+        kb.vec_store_masked(pm, at, m, mask)
     })
 }
 
@@ -837,8 +923,21 @@ fn depthwise<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
     for_units(kb, g, g.y.blocks(), 1, |kb, u, _, tx| {
         for_tile_kinds(kb, g, u, tx, &|kb, u, pxn, border| {
             depthwise_tile(kb, g, u, pxn, border)
-        })
-    })
+        })?;
+        let Some(ntx) = g.pool.and(g.y.w.known()).map(|w| w.div_ceil(g.tile.px)) else {
+            return Ok(());
+        };
+        // the tile's outputs, just written, summed: partial (row, tile) of (image, block)
+        let c_lo = u.ox0;
+        let c_hi = kb.imin(kb.add(c_lo, kb.i(g.tile.px))?, kb.dim(g.y.w)?)?;
+        let part = kb.add(kb.mul(u.oy, kb.i(ntx))?, tx)?;
+        let rows = [u.oy, kb.add(u.oy, kb.i(1))?];
+        sum_outputs(kb, g, [u.n, u.q0], rows, [c_lo, c_hi], part)
+    })?;
+    match g.pool {
+        Some(per) => reduce_pool(kb, g, per),
+        None => Ok(()),
+    }
 }
 
 fn depthwise_tile<'ctx>(

@@ -1775,6 +1775,7 @@ mod tests {
             act: None,
             residual: false,
             gated: false,
+            pool: false,
         };
         let y = g
             .add_node(Op::Conv2d(a), &[x, wt], Some("conv".into()))

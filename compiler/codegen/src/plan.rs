@@ -329,7 +329,7 @@ pub fn describe(p: &Plan) -> String {
         if let KernelKind::ConvBlocked(c) = &s.kind {
             let ep: Vec<String> = c.epilogue.iter().map(|e| format!("{e:?}")).collect();
             out.push_str(&format!(
-                " x={}x{}x{}/{} y={}x{}x{}/{} k={}x{} s={}x{} tile={}px x {}blk chunk={} seg={} band={}{}{}{} epilogue=[{}]",
+                " x={}x{}x{}/{} y={}x{}x{}/{} k={}x{} s={}x{} tile={}px x {}blk chunk={} seg={} band={}{}{}{}{} epilogue=[{}]",
                 c.x.c, ext(c.x.h), ext(c.x.w), c.x.block, c.y.c, ext(c.y.h), ext(c.y.w), c.y.block, c.k[0], c.k[1],
                 c.strides[0], c.strides[1], c.tile.px, c.tile.qn, c.blocking.chunk, c.blocking.seg, c.blocking.band,
                 if c.blocking.groups_inner { " groups-inner" } else { "" },
@@ -339,6 +339,7 @@ pub fn describe(p: &Plan) -> String {
                     (true, Some(_)) => " gated=pass",
                     (true, None) => " gated=load",
                 },
+                c.pool.map_or(String::new(), |p| format!(" pool={p}")),
                 ep.join(", ")
             ));
         }
@@ -505,12 +506,13 @@ fn decl(g: &Graph, v: ValueId, kind: BufferKind) -> BufferDecl {
     }
 }
 
-/// Buffer ids by the node whose value they hold, and which values are graph outputs.
+/// Buffer ids by the value they hold (a node with several results has a buffer for each),
+/// and which values are graph outputs.
 struct Buffers {
-    /// the buffer of each planned node's value
-    of: BTreeMap<NodeId, u32>,
+    /// the buffer of each planned value
+    of: BTreeMap<ValueId, u32>,
     /// graph outputs: value -> first output index it feeds
-    out_index: BTreeMap<NodeId, u32>,
+    out_index: BTreeMap<ValueId, u32>,
 }
 
 /// Builds the plan from a verified graph; `cpu` selects CPU-specific layout choices.
@@ -524,13 +526,13 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
         out_index: BTreeMap::new(),
     };
     for (i, (_, v)) in g.outputs.iter().enumerate() {
-        bufs.out_index.entry(v.node).or_insert(i as u32);
+        bufs.out_index.entry(*v).or_insert(i as u32);
     }
     for (i, (name, id)) in g.inputs.iter().enumerate() {
         p.buffers
             .push(decl(g, (*id).into(), BufferKind::Input { index: i as u32 }));
         let b = p.buffers.len() as u32 - 1;
-        bufs.of.insert(*id, b);
+        bufs.of.insert((*id).into(), b);
         p.inputs.push(IoDecl {
             name: name.clone(),
             buffer: b,
@@ -563,16 +565,16 @@ fn buffer_only(g: &Graph, id: NodeId, cpu: bool, p: &mut Plan, bufs: &mut Buffer
             }
             p.buffers
                 .push(decl(g, v, BufferKind::Weight { offset: off as u64 }));
-            bufs.of.insert(id, p.buffers.len() as u32 - 1);
+            bufs.of.insert(v, p.buffers.len() as u32 - 1);
         }
-        Op::Reshape { .. } | Op::Identity if !bufs.out_index.contains_key(&id) => {
-            let src = bufs.of[&g.inputs(id)[0].node];
+        Op::Reshape { .. } | Op::Identity if !bufs.out_index.contains_key(&v) => {
+            let src = bufs.of[&g.inputs(id)[0]];
             let root = match p.buffers[src as usize].kind {
                 BufferKind::Alias { of } => of,
                 _ => src,
             };
             p.buffers.push(decl(g, v, BufferKind::Alias { of: root }));
-            bufs.of.insert(id, p.buffers.len() as u32 - 1);
+            bufs.of.insert(v, p.buffers.len() as u32 - 1);
         }
         _ => return false,
     }
@@ -593,18 +595,29 @@ fn push_step(
     let mut args: Vec<u32> = g
         .inputs(id)
         .iter()
-        .map(|x| bufs.of.get(&x.node).copied().unwrap_or(u32::MAX))
+        .map(|x| bufs.of.get(x).copied().unwrap_or(u32::MAX))
         .collect();
     kernel::prepare_args(g, id, &kind, p, &mut args)?;
-    let out_kind = match bufs.out_index.get(&id) {
-        Some(&i) => BufferKind::Output { index: i },
-        None => BufferKind::Temp,
-    };
-    p.buffers.push(decl(g, id.into(), out_kind));
-    let out = p.buffers.len() as u32 - 1;
-    bufs.of.insert(id, out);
-    args.push(out);
-    let mut writes = vec![out];
+    // one buffer per result, in result order
+    let mut writes = vec![];
+    for slot in 0..g.node(id).outputs.len() as u8 {
+        let v = ValueId { node: id, slot };
+        let out_kind = match bufs.out_index.get(&v) {
+            Some(&i) => BufferKind::Output { index: i },
+            None => BufferKind::Temp,
+        };
+        p.buffers.push(decl(g, v, out_kind));
+        let out = p.buffers.len() as u32 - 1;
+        bufs.of.insert(v, out);
+        args.push(out);
+        writes.push(out);
+    }
+    if let KernelKind::ConvBlocked(c) = &kind {
+        if let Some(s) = conv::pool_partials(p, c) {
+            args.push(s);
+            writes.push(s);
+        }
+    }
     let mut grid = None;
     if let KernelKind::SqueezeExcite {
         x, r, block, lanes, ..
@@ -631,7 +644,7 @@ fn push_step(
 /// value that is an input, a constant, an alias or an earlier output is copied into one.
 fn push_outputs(g: &Graph, p: &mut Plan, bufs: &Buffers) -> Result<(), CodegenError> {
     for (i, (name, v)) in g.outputs.iter().enumerate() {
-        let b = bufs.of[&v.node];
+        let b = bufs.of[v];
         let ok =
             matches!(p.buffers[b as usize].kind, BufferKind::Output { index } if index == i as u32);
         let b = if ok {

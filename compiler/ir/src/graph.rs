@@ -225,7 +225,9 @@ impl Graph {
             c.origin.clone_from(&at);
             self.add_constraint(c);
         }
-        let id = self.push(op, smallvec::smallvec![out], origin);
+        let mut outs: SmallVec<[TensorType; 1]> = smallvec::smallvec![out];
+        outs.extend(op.extra_outputs(&outs[0]));
+        let id = self.push(op, outs, origin);
         for (i, v) in inputs.iter().enumerate() {
             self.g.add_edge(
                 v.node,
@@ -326,6 +328,14 @@ impl Graph {
         match self.g[v.node].op {
             Op::Const(c) => Some(self.consts.get(c)),
             _ => None,
+        }
+    }
+
+    /// Redirects the uses of every result of node `old` to the same result of `new` (a node
+    /// of the same op whose results have the same types).
+    pub fn replace_node_uses(&mut self, old: NodeId, new: NodeId) {
+        for slot in 0..self.g[old].outputs.len() as u8 {
+            self.replace_all_uses(ValueId { node: old, slot }, ValueId { node: new, slot });
         }
     }
 
@@ -430,7 +440,8 @@ impl Graph {
         }
     }
 
-    /// Re-infers the output type of a node from its operands (after an op edit).
+    /// Re-infers the output types of a node from its operands (after an op edit, which may
+    /// add or drop results after the first).
     pub fn reinfer(&mut self, id: NodeId) -> Result<(), IrError> {
         if matches!(self.g[id].op, Op::Input { .. } | Op::Const(_)) {
             return Ok(());
@@ -441,7 +452,9 @@ impl Graph {
             node: self.node_ref(id),
             source: Box::new(e),
         })?;
-        self.g[id].outputs[0] = t;
+        let mut outs: SmallVec<[TensorType; 1]> = smallvec::smallvec![t];
+        outs.extend(self.g[id].op.extra_outputs(&outs[0]));
+        self.g[id].outputs = outs;
         Ok(())
     }
 

@@ -592,9 +592,10 @@ fn se_gate(
     w2: &Tensor,
     b2: &Tensor,
 ) -> Tensor {
-    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    let (n, c) = (x.shape[0], x.shape[1]);
     let r = w1.shape[0];
-    let hw = h * w;
+    // x [N, C, H, W], or its channel means [N, C] (pooled by the producing convolution)
+    let hw: usize = x.shape[2..].iter().product();
     let mut gates = Vec::with_capacity(n * c);
     for ni in 0..n {
         let pooled: Vec<f64> = (0..c)
@@ -912,17 +913,38 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
     })
 }
 
+/// The results of `op` after the first, computed from the first: a pooling
+/// convolution's channel means (f64 sums, as the SE block's pool computed them).
+fn extra_results(op: &Op, first: &Tensor) -> Vec<Tensor> {
+    match op {
+        Op::Conv2d(a) if a.pool => vec![channel_means(first)],
+        _ => vec![],
+    }
+}
+
+/// `[N, C, H, W]` -> the mean of each channel plane, `[N, C]`.
+fn channel_means(x: &Tensor) -> Tensor {
+    let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3]);
+    let means = x
+        .data
+        .chunks(hw.max(1))
+        .take(n * c)
+        .map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / hw as f64) as f32)
+        .collect();
+    Tensor::new(vec![n, c], means)
+}
+
 /// Runs the graph on `inputs` (in signature order) and returns the outputs in order.
 pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, IrError> {
     let syms = bind_symbols(g, inputs)?;
     let order = g.topo_order().ok_or_else(|| err("graph has a cycle"))?;
-    let mut vals: BTreeMap<NodeId, Tensor> = BTreeMap::new();
+    let mut vals: BTreeMap<ValueId, Tensor> = BTreeMap::new();
     for id in order {
         let n = g.node(id);
         let ins: Vec<&Tensor> = g
             .inputs(id)
             .iter()
-            .map(|v: &ValueId| vals.get(&v.node).ok_or_else(|| err("operand not computed")))
+            .map(|v: &ValueId| vals.get(v).ok_or_else(|| err("operand not computed")))
             .collect::<Result<_, _>>()?;
         let at = |e: IrError| IrError::AtNode {
             node: g.node_ref(id),
@@ -947,12 +969,21 @@ pub fn run(g: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, IrError> {
                 n.outputs[0].display(&g.sym_names)
             ))));
         }
-        vals.insert(id, t);
+        for (k, e) in extra_results(&n.op, &t).into_iter().enumerate() {
+            vals.insert(
+                ValueId {
+                    node: id,
+                    slot: k as u8 + 1,
+                },
+                e,
+            );
+        }
+        vals.insert(id.into(), t);
     }
     g.outputs
         .iter()
         .map(|(_, v)| {
-            vals.get(&v.node)
+            vals.get(v)
                 .cloned()
                 .ok_or_else(|| err("output not computed"))
         })

@@ -27,6 +27,10 @@ pub struct Conv2dAttrs {
     /// the bias, before the residual; the bias is then explicit): an SE block's
     /// `x * gate` folded into the convolution that consumes it (`se-fuse`)
     pub gated: bool,
+    /// the convolution also yields the channel means of its result, `f32[N, O]` (plain),
+    /// as its second result: an SE block's pool done by the convolution that produces the
+    /// block's input, while its outputs are in cache (`fuse-se-pool`)
+    pub pool: bool,
 }
 
 impl Conv2dAttrs {
@@ -810,6 +814,17 @@ impl Op {
         }
     }
 
+    /// Types of the results after the first, given the first (a pooling convolution's
+    /// channel means); most ops have one result.
+    pub fn extra_outputs(&self, first: &TensorType) -> Vec<TensorType> {
+        match self {
+            Op::Conv2d(a) if a.pool && first.rank() == 4 => {
+                vec![TensorType::f32([first.shape[0], first.shape[1]])]
+            }
+            _ => vec![],
+        }
+    }
+
     /// A fused SE block: the whole block, or its gate step (whose scale a gated
     /// convolution does).
     pub fn is_se_block(&self) -> bool {
@@ -832,11 +847,11 @@ impl Op {
                 if a.gated {
                     v.push(("gated", "true".into()));
                 }
-                v.extend([
-                    ("group", a.group.to_string()),
-                    ("pads", list(&a.pads)),
-                    ("strides", list(&a.strides)),
-                ]);
+                v.extend([("group", a.group.to_string()), ("pads", list(&a.pads))]);
+                if a.pool {
+                    v.push(("pool", "true".into()));
+                }
+                v.push(("strides", list(&a.strides)));
                 if a.residual {
                     v.push(("residual", "true".into()));
                 }

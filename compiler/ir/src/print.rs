@@ -1,7 +1,7 @@
 //! The stable textual form of a graph, used for `--print-after` and snapshot tests.
 //!
 //! Values are numbered densely from `%0` in a deterministic topological order (ties broken by
-//! creation order, i.e. ONNX position); attributes print sorted by key with defaults; floats in
+//! creation order, i.e. ONNX position); a node's later results are `%n#1`, `%n#2`; attributes print sorted by key with defaults; floats in
 //! shortest round-trip form; constants as `@cN: dtype[shape] #hash` (data only when they hold
 //! at most 8 elements), numbered by first use. Provenance is a trailing `# "onnx name"`.
 //! The constraints the shape rules imply on the symbols follow the signature, one
@@ -79,9 +79,19 @@ pub fn print(g: &Graph) -> String {
         next += 1;
         let args: Vec<String> = g.inputs(*id).iter().map(|x| operand(x, &val)).collect();
         let attrs = n.op.attrs(names);
+        // results after the first are `%v#k`, as operands name them
+        let results: Vec<String> = n
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(k, t)| match k {
+                0 => format!("{v}: {}", t.display(names)),
+                k => format!("{v}#{k}: {}", t.display(names)),
+            })
+            .collect();
         let mut line = format!(
-            "  {v}: {} = {}({})",
-            n.outputs[0].display(names),
+            "  {} = {}({})",
+            results.join(", "),
             n.op.name(),
             args.join(", ")
         );

@@ -36,14 +36,25 @@ impl Graph {
         for id in self.node_ids() {
             let n = self.node(id);
             let r = || Some(self.node_ref(id));
-            if n.outputs.len() != 1 {
+            let want = 1 + n.outputs.first().map_or(0, |t| n.op.extra_outputs(t).len());
+            if n.outputs.len() != want {
                 errs.push((
                     r(),
-                    format!("has {} output types, expected 1", n.outputs.len()),
+                    format!("has {} output types, expected {want}", n.outputs.len()),
                 ));
                 continue;
             }
             let ins = self.inputs(id);
+            if let Some(v) = ins
+                .iter()
+                .find(|v| self.contains(v.node) && v.slot as usize >= self.node(v.node).outputs.len())
+            {
+                errs.push((
+                    r(),
+                    format!("reads result {} of {}, which has fewer", v.slot, self.node_ref(v.node)),
+                ));
+                continue;
+            }
             let mut slots: Vec<u8> = self
                 .raw()
                 .edges_directed(id, petgraph::Direction::Incoming)
@@ -76,6 +87,9 @@ impl Graph {
                         Ok(t) if t.same_logical(&n.outputs[0]) => {
                             if let Err(m) = crate::layout::check(op, &tys, &n.outputs[0]) {
                                 errs.push((r(), m));
+                            }
+                            if n.outputs[1..] != op.extra_outputs(&n.outputs[0])[..] {
+                                errs.push((r(), "a later result's type differs from its rule".into()));
                             }
                             if matches!(op, Op::Reorder { .. }) && t.layout != n.outputs[0].layout {
                                 errs.push((r(), "reorder result layout differs from `to`".into()));

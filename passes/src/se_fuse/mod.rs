@@ -328,6 +328,7 @@ impl Splicer<'_> {
             act: None,
             residual: false,
             gated: true,
+            pool: false,
         };
         let v = g
             .add_node(Op::Conv2d(attrs), &[x, wv, bv, gate], origin)

@@ -120,9 +120,33 @@ pub(super) fn blocked(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedC
             .chain(a.act.map(crate::blocked::Epilogue::Act))
             .collect(),
         gated: a.gated,
+        pool: None,
         tile,
         blocking: b,
     })
+    .and_then(|mut c| {
+        if a.pool {
+            c.pool = Some(c.pool_partials().ok_or_else(|| {
+                unsupported(g, id, "a pooling convolution needs known output extents")
+            })?);
+        }
+        Ok(c)
+    })
+}
+
+/// Declares a pooling convolution's partial sums, `N x blocks x partials x block` floats,
+/// and returns the buffer.
+pub(super) fn pool_partials(p: &mut Plan, c: &BlockedConv) -> Option<u32> {
+    let per = c.pool?;
+    p.buffers.push(secc_artifact::BufferDecl {
+        dtype: "f32".into(),
+        shape: vec![
+            super::dim_decl(c.n),
+            DimDecl::Known(c.y.blocks() * per * c.y.block),
+        ],
+        kind: secc_artifact::BufferKind::Temp,
+    });
+    Some(p.buffers.len() as u32 - 1)
 }
 
 /// Replaces a blocked convolution's weight and bias arguments by their packed forms.

@@ -28,7 +28,11 @@ pub(super) fn kind(
     cpu: bool,
 ) -> Result<KernelKind, CodegenError> {
     let ins = g.inputs(id);
-    let x = shape_of(g, ins[0]);
+    let mut x = shape_of(g, ins[0]);
+    // already pooled (a gate step reading a convolution's channel means): a 1x1 map
+    if x.len() == 2 {
+        x.extend([Dim::Known(1), Dim::Known(1)]);
+    }
     if x[1].known().is_none() {
         return Err(unsupported(g, id, "SE block needs a known channel count"));
     }

@@ -78,7 +78,7 @@ pub(super) fn gemm(cx: &Cx, g: &GemmAttrs) -> Result<TensorType, IrError> {
 
 /// `squeeze_excite(x[N,C,H,W], w1[R,C], b1[R], w2[C,R], b2[C])` keeps `x`'s type.
 pub(super) fn squeeze_excite(cx: &Cx) -> Result<TensorType, IrError> {
-    se_operands(cx)?;
+    se_operands(cx, false)?;
     let ins = cx.ins;
     if let Some(res) = ins.get(5) {
         if res.shape != ins[0].shape {
@@ -88,19 +88,20 @@ pub(super) fn squeeze_excite(cx: &Cx) -> Result<TensorType, IrError> {
     Ok(ins[0].clone())
 }
 
-/// `se_gate(x[N,C,H,W], w1[R,C], b1[R], w2[C,R], b2[C])` is `f32[N, C]`, plain.
+/// `se_gate(x[N,C,H,W], w1[R,C], b1[R], w2[C,R], b2[C])` is `f32[N, C]`, plain; x may be
+/// its channel means already, `[N, C]` (a pooling convolution's second result).
 pub(super) fn se_gate(cx: &Cx) -> Result<TensorType, IrError> {
-    se_operands(cx)?;
+    se_operands(cx, true)?;
     let x = &cx.ins[0].shape;
     Ok(TensorType::f32([x[0], x[1]]))
 }
 
-/// The operands an SE block and its gate step share: a 4-D x and FC weights of matching
-/// shapes.
-fn se_operands(cx: &Cx) -> Result<(), IrError> {
+/// The operands an SE block and its gate step share: a 4-D x (or, where `pooled_ok`, its
+/// `[N, C]` channel means) and FC weights of matching shapes.
+fn se_operands(cx: &Cx, pooled_ok: bool) -> Result<(), IrError> {
     let ins = cx.ins;
     let x = &ins[0].shape;
-    if x.len() != 4 {
+    if x.len() != 4 && !(pooled_ok && x.len() == 2) {
         return Err(cx.ty(format!("x must be 4-D NCHW, got {}", ins[0])));
     }
     let c = x[1];

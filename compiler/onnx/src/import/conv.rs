@@ -67,6 +67,7 @@ impl Importer<'_> {
                 act: None,
                 residual: false,
                 gated: false,
+                pool: false,
             }),
             &ins,
         )
