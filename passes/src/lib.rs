@@ -28,6 +28,6 @@ pub use dce::DeadCode;
 pub use ew_fuse::FuseElementwise;
 pub use identity::RemoveIdentity;
 pub use layout::{AssignLayout, FuseConvResidual};
-pub use se_pool::FuseSePool;
 pub use manager::{Changed, Pass, PassError, PassLog, PassManager, PrintAfter};
 pub use se_fuse::SeFuse;
+pub use se_pool::FuseSePool;

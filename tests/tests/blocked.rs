@@ -602,12 +602,17 @@ fn pooling_producers() {
         let t = add_conv(&mut g, x, &conv(37, 1, 1, 0), 1);
         let mut p = add_conv(&mut g, t, &layer, 3);
         if residual {
-            p = g.add_node(Op::Binary(BinaryOp::Add), &[p, t], None).unwrap();
+            p = g
+                .add_node(Op::Binary(BinaryOp::Add), &[p, t], None)
+                .unwrap();
         }
         let c = g.ty(p).shape[1].known().unwrap();
         let r = 6u64;
         let mut ws = vec![p];
-        for (i, shape) in [vec![r, c], vec![r], vec![c, r], vec![c]].into_iter().enumerate() {
+        for (i, shape) in [vec![r, c], vec![r], vec![c, r], vec![c]]
+            .into_iter()
+            .enumerate()
+        {
             let n = shape.iter().product::<u64>() as usize;
             let shape: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
             ws.push(g.add_const(ConstData::new(shape, weights(n, 50 + i as u32)), None));
@@ -640,7 +645,10 @@ fn pooling_producers() {
             );
             for (a, b) in got.iter().zip(&want) {
                 let e = max_rel_err(a, b);
-                assert!(e <= 1e-5, "{name} block {block}: lowering changed results by {e}");
+                assert!(
+                    e <= 1e-5,
+                    "{name} block {block}: lowering changed results by {e}"
+                );
             }
         }
         check_both(name, &g);

@@ -682,7 +682,10 @@ fn sum_outputs<'ctx>(
     let s = kb.for_carry(oy_lo, oy_hi, vec![zero.into()], |kb, oy, s| {
         kb.for_carry(c_lo, c_hi, s, |kb, ox, s| {
             let v = kb.vec_load_n(py, g.y.at(kb, n, cb, oy, ox)?, nl)?;
-            Ok(vec![kb.b.build_float_add(s[0].into_vector_value(), v, "")?.into()])
+            Ok(vec![kb
+                .b
+                .build_float_add(s[0].into_vector_value(), v, "")?
+                .into()])
         })
     })?;
     let pair = kb.add(kb.mul(n, kb.i(g.y.blocks()))?, cb)?;
@@ -705,7 +708,10 @@ fn reduce_pool(kb: &mut Kb<'_, '_>, g: &BlockedConv, per: u64) -> R<()> {
         let base = kb.mul(pair, kb.i(per * ob))?;
         let s = kb.for_carry(kb.i(0), kb.i(per), vec![zero.into()], |kb, i, s| {
             let v = kb.vec_load_n(pp, kb.add(base, kb.mul(i, kb.i(ob))?)?, nl)?;
-            Ok(vec![kb.b.build_float_add(s[0].into_vector_value(), v, "")?.into()])
+            Ok(vec![kb
+                .b
+                .build_float_add(s[0].into_vector_value(), v, "")?
+                .into()])
         })?;
         let m = kb.b.build_float_mul(s[0].into_vector_value(), inv, "")?;
         let (n, cb) = (kb.div(pair, kb.i(cbs))?, kb.rem(pair, kb.i(cbs))?);
@@ -923,16 +929,7 @@ fn depthwise<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
     for_units(kb, g, g.y.blocks(), 1, |kb, u, _, tx| {
         for_tile_kinds(kb, g, u, tx, &|kb, u, pxn, border| {
             depthwise_tile(kb, g, u, pxn, border)
-        })?;
-        let Some(ntx) = g.pool.and(g.y.w.known()).map(|w| w.div_ceil(g.tile.px)) else {
-            return Ok(());
-        };
-        // the tile's outputs, just written, summed: partial (row, tile) of (image, block)
-        let c_lo = u.ox0;
-        let c_hi = kb.imin(kb.add(c_lo, kb.i(g.tile.px))?, kb.dim(g.y.w)?)?;
-        let part = kb.add(kb.mul(u.oy, kb.i(ntx))?, tx)?;
-        let rows = [u.oy, kb.add(u.oy, kb.i(1))?];
-        sum_outputs(kb, g, [u.n, u.q0], rows, [c_lo, c_hi], part)
+        })
     })?;
     match g.pool {
         Some(per) => reduce_pool(kb, g, per),
@@ -975,10 +972,34 @@ fn depthwise_tile<'ctx>(
         }
         Ok(basics(acc))
     })?;
+    let mut outs = Vec::with_capacity(pxn as usize);
     for (j, a) in vecs(acc).into_iter().enumerate() {
         let yi = g.y.at(kb, u.n, cb, u.oy, kb.add(u.ox0, kb.i(j as u64))?)?;
         let v = apply_epilogue(kb, g, a, yi)?;
         kb.vec_store(py, yi, v)?;
+        outs.push(v);
+    }
+    // pooling (known extents: one tile per work unit): the tile's sum, from the registers,
+    // is partial (row, tile) of its image and channel block
+    if let (Some(per), Some(w)) = (g.pool, g.y.w.known()) {
+        // a tree of adds: short dependency chains
+        while outs.len() > 1 {
+            let mut next = Vec::with_capacity(outs.len().div_ceil(2));
+            for p in outs.chunks(2) {
+                next.push(match p {
+                    [a, b] => kb.b.build_float_add(*a, *b, "")?,
+                    _ => p[0],
+                });
+            }
+            outs = next;
+        }
+        let sum = outs.pop().unwrap_or(zero);
+        let ntx = w.div_ceil(g.tile.px);
+        let tx = kb.div(u.ox0, kb.i(g.tile.px))?;
+        let part = kb.add(kb.mul(u.oy, kb.i(ntx))?, tx)?;
+        let pair = kb.add(kb.mul(u.n, kb.i(g.y.blocks()))?, cb)?;
+        let at = kb.mul(kb.add(kb.mul(pair, kb.i(per))?, part)?, kb.i(c))?;
+        kb.vec_store(kb.args[g.out_arg() + 2], at, sum)?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The reference interpreter: naive loops, written to be obviously correct rather than fast.
 //! Every pass and every generated kernel is checked against it. Accumulation is in f64.
 use crate::error::IrError;
-use crate::graph::{Graph, NodeId, ValueId};
+use crate::graph::{Graph, ValueId};
 use crate::op::{
     Activation, Conv2dAttrs, ConvTransposeAttrs, GemmAttrs, Op, PoolAttrs, PoolKind, SeAttrs,
     SeGateAttrs,
