@@ -73,6 +73,20 @@ fn add_conv(g: &mut Graph, x: ValueId, c: &Conv, seed: u32) -> ValueId {
         .unwrap()
 }
 
+/// An SE block's operands over `x`: x, then `w1 [R,C]`, `b1 [R]`, `w2 [C,R]`, `b2 [C]`.
+fn se_operands(g: &mut Graph, x: ValueId, [c, r]: [u64; 2], seed: u32) -> Vec<ValueId> {
+    let mut ws = vec![x];
+    for (i, shape) in [vec![r, c], vec![r], vec![c, r], vec![c]]
+        .into_iter()
+        .enumerate()
+    {
+        let n = shape.iter().product::<u64>() as usize;
+        let shape: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
+        ws.push(g.add_const(ConstData::new(shape, weights(n, seed + i as u32)), None));
+    }
+    ws
+}
+
 fn graph(c: u64, h: u64, w: u64) -> (Graph, ValueId) {
     let mut g = Graph::new("t");
     let n = g.sym("N");
@@ -433,15 +447,7 @@ fn se_residual_epilogues() {
         let (mut g, x) = graph(3, 13, 11);
         let a = add_conv(&mut g, x, &conv(c, 3, 1, 1), 1);
         let t = add_conv(&mut g, a, &conv(c, 1, 1, 0), 3);
-        let mut ws = vec![t];
-        for (i, shape) in [vec![r, c], vec![r], vec![c, r], vec![c]]
-            .into_iter()
-            .enumerate()
-        {
-            let n = shape.iter().product::<u64>() as usize;
-            let shape: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
-            ws.push(g.add_const(ConstData::new(shape, weights(n, 20 + i as u32)), None));
-        }
+        let ws = se_operands(&mut g, t, [c, r], 20);
         let attrs = SeAttrs {
             inner: Activation::Relu,
             gate: Activation::Sigmoid,
@@ -501,15 +507,7 @@ fn gated_convolutions() {
             x
         };
         let r = 5u64;
-        let mut ws = vec![t];
-        for (i, shape) in [vec![r, c], vec![r], vec![c, r], vec![c]]
-            .into_iter()
-            .enumerate()
-        {
-            let n = shape.iter().product::<u64>() as usize;
-            let shape: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
-            ws.push(g.add_const(ConstData::new(shape, weights(n, 30 + i as u32)), None));
-        }
+        let ws = se_operands(&mut g, t, [c, r], 30);
         let ga = SeGateAttrs {
             inner: Activation::Relu,
             gate: Activation::Sigmoid,
@@ -608,15 +606,7 @@ fn pooling_producers() {
         }
         let c = g.ty(p).shape[1].known().unwrap();
         let r = 6u64;
-        let mut ws = vec![p];
-        for (i, shape) in [vec![r, c], vec![r], vec![c, r], vec![c]]
-            .into_iter()
-            .enumerate()
-        {
-            let n = shape.iter().product::<u64>() as usize;
-            let shape: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
-            ws.push(g.add_const(ConstData::new(shape, weights(n, 50 + i as u32)), None));
-        }
+        let ws = se_operands(&mut g, p, [c, r], 50);
         let ga = SeGateAttrs {
             inner: Activation::Relu,
             gate: Activation::HardSigmoid {
