@@ -205,7 +205,7 @@ fn residual_add(g: &Graph, id: NodeId) -> Option<(Option<secc_ir::Activation>, [
 fn fusable_producer(g: &Graph, v: ValueId, out: &secc_ir::TensorType) -> bool {
     let free = match &g.node(v.node).op {
         Op::Conv2d(a) => a.act.is_none() && !a.residual && !a.pool,
-        Op::SqueezeExcite(a) => a.act.is_none() && !a.residual,
+        Op::SqueezeExcite(a) => a.act.is_none() && !a.residual && !a.pooled,
         _ => false,
     };
     free && g.ty(v) == out && out.layout.block().is_some() && g.use_count(v) == 1

@@ -1,6 +1,8 @@
 //! `fuse-se-pool` (CPU lowering, after `fuse-conv-residual`): the pool in the producer's
 //! epilogue. An SE gate step whose input is a blocked convolution's result reads that
-//! convolution's channel means instead: the convolution becomes `conv2d {pool=true}`, a
+//! convolution's channel means instead, and a whole SE block (`squeeze_excite`, which
+//! still reads x for its scale) takes them as a last operand (`pooled=true`): the
+//! convolution becomes `conv2d {pool=true}`, a
 //! node with two results (y and its `[N, C]` means), and sums each work unit's outputs
 //! right after writing them, while they are in cache, so no kernel reads the block's input
 //! again to pool it. A lowering pass, like `fuse-conv-residual`, because the blocked
@@ -24,9 +26,11 @@ impl Pass for FuseSePool {
         })?;
         let mut fused = 0;
         for id in order {
-            if !matches!(g.node(id).op, Op::SeGate(_)) {
-                continue;
-            }
+            let se = match g.node(id).op {
+                Op::SeGate(_) => None,
+                Op::SqueezeExcite(a) if !a.pooled => Some(a),
+                _ => continue,
+            };
             let x = g.inputs(id)[0];
             let t = g.ty(x);
             let known = t.rank() == 4 && t.shape[2..].iter().all(|d| d.known().is_some());
@@ -52,8 +56,20 @@ impl Pass for FuseSePool {
                 node: x.node,
                 slot: 1,
             };
-            g.set_operand(id, 0, means);
+            match se {
+                // the gate step reads the means in place of x
+                None => g.set_operand(id, 0, means),
+                // the block reads x for its scale and the means as a last operand
+                Some(mut a) => {
+                    a.pooled = true;
+                    let last = g.inputs(id).len() as u8;
+                    g.node_mut(id).op = Op::SqueezeExcite(a);
+                    g.set_operand(id, last, means);
+                }
+            }
+            let layout = g.ty(id.into()).layout;
             g.reinfer(id).map_err(err)?;
+            g.node_mut(id).outputs[0].layout = layout;
             fused += 1;
             let name = |n| g.node(n).origin.clone().unwrap_or_default();
             log.lines.push((
@@ -63,7 +79,7 @@ impl Pass for FuseSePool {
         }
         log.lines.push((
             "fuse-se-pool",
-            format!("{fused} SE gate step(s) read their producer's channel means"),
+            format!("{fused} SE block(s) read their producer's channel means"),
         ));
         Ok((fused > 0).into())
     }

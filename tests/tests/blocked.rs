@@ -453,6 +453,7 @@ fn se_residual_epilogues() {
             gate: Activation::Sigmoid,
             residual: false,
             act: None,
+            pooled: false,
         };
         let se = g.add_node(Op::SqueezeExcite(attrs), &ws, None).unwrap();
         let ops = if se_first { [se, a] } else { [a, se] };
@@ -584,7 +585,7 @@ fn gated_convolutions() {
 /// residual epilogue, and a strided 3x3 with an activation; channels 37 and 19, odd maps.
 #[test]
 fn pooling_producers() {
-    use secc_ir::SeGateAttrs;
+    use secc_ir::{SeAttrs, SeGateAttrs};
     let mut dw = conv(37, 3, 1, 1);
     dw.group = 37;
     dw.act = Some(Activation::HardSwish);
@@ -595,10 +596,15 @@ fn pooling_producers() {
         ("1x1 producer + residual", conv(37, 1, 1, 0), true),
         ("3x3 s2 producer", s2, false),
     ];
-    for (name, layer, residual) in cases {
+    // each producer feeds a gate step, or a whole SE block (which keeps reading x for its
+    // scale; with a residual add where the shapes allow)
+    let cases = cases
+        .iter()
+        .flat_map(|(n, l, r)| [(*n, l, *r, false), (*n, l, *r, true)]);
+    for (name, layer, residual, whole) in cases {
         let (mut g, x) = graph(37, 13, 11);
         let t = add_conv(&mut g, x, &conv(37, 1, 1, 0), 1);
-        let mut p = add_conv(&mut g, t, &layer, 3);
+        let mut p = add_conv(&mut g, t, layer, 3);
         if residual {
             p = g
                 .add_node(Op::Binary(BinaryOp::Add), &[p, t], None)
@@ -614,9 +620,26 @@ fn pooling_producers() {
                 beta: 0.5,
             },
         };
-        let gate = g.add_node(Op::SeGate(ga), &ws, Some("se".into())).unwrap();
-        g.add_output("gate", gate);
+        if whole {
+            let a = SeAttrs {
+                inner: ga.inner,
+                gate: ga.gate,
+                residual: false,
+                act: None,
+                pooled: false,
+            };
+            let mut y = g.add_node(Op::SqueezeExcite(a), &ws, Some("se".into())).unwrap();
+            if g.ty(y) == g.ty(t) {
+                y = g.add_node(residual_add_op(true), &[y, t], None).unwrap();
+            }
+            g.add_output("y", y);
+        } else {
+            let gate = g.add_node(Op::SeGate(ga), &ws, Some("se".into())).unwrap();
+            g.add_output("gate", gate);
+        }
         g.add_output("p", p);
+        let name = format!("{name}{}", if whole { ", whole SE block" } else { "" });
+        let name = name.as_str();
         for block in [16, 8] {
             let low = lowered(&g, block);
             let pooled = low.node_ids().iter().any(|n| {
@@ -624,6 +647,11 @@ fn pooling_producers() {
                     && low.node(*n).outputs.len() == 2
             });
             assert!(pooled, "{name} block {block}: no pooling convolution");
+            let se_pooled = low
+                .node_ids()
+                .iter()
+                .any(|n| matches!(&low.node(*n).op, Op::SqueezeExcite(a) if a.pooled));
+            assert_eq!(se_pooled, whole, "{name} block {block}");
             low.verify().unwrap();
             let text = secc_ir::print::print(&low);
             assert!(text.contains("#1: f32[N,"), "{name}: {text}");

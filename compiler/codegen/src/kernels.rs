@@ -1538,12 +1538,11 @@ fn squeeze_excite<'a, 'ctx>(
     // pixels per channel: a constant unless H or W is symbolic
     let hw = kb.mul(kb.dim(x[2])?, kb.dim(x[3])?)?;
     let (px, pw1, pb1, pw2t, pb2) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3], kb.args[4]);
-    // with a residual epilogue its operand comes before y and the scratch
-    let (pres, out) = if a.residual {
-        (Some(kb.args[5]), 6)
-    } else {
-        (None, 5)
-    };
+    // a residual, then x's channel means (pooled by the producer), come before y and the
+    // scratch
+    let pres = a.residual_slot().map(|s| kb.args[s]);
+    let pmeans = a.means_slot().map(|s| kb.args[s]);
+    let out = 5 + usize::from(a.residual) + usize::from(a.pooled);
     let py = kb.args[out];
     let scratch = match kb.shared_scratch()? {
         Some(s) => s,
@@ -1576,6 +1575,17 @@ fn squeeze_excite<'a, 'ctx>(
         kb.for_loop(kb.i(0), nb, |kb, b| {
             let xb = kb.mul(kb.add(i0, b)?, kb.mul(kb.i(cp), hw)?)?;
             let sb = kb.mul(b, kb.i(cp))?;
+            if let Some(pm) = pmeans {
+                // the producer pooled x: its means, padding lanes of the last block 0
+                let hi = kb.mul(bhi, kb.i(lanes))?;
+                let mb = kb.mul(kb.add(i0, b)?, kb.i(c))?;
+                return kb.for_loop(clo, hi, |kb, ch| {
+                    let real = kb.lt(ch, kb.i(c))?;
+                    let m = kb.load(pm, kb.add(mb, kb.imin(ch, kb.i(c - 1))?)?)?;
+                    let m = kb.b.build_select(real, m, kb.fc(0.0), "")?;
+                    kb.store(scratch, kb.add(sb, ch)?, m.into_float_value())
+                });
+            }
             if lanes > 1 {
                 return kb.for_loop(blo, bhi, |kb, cb| {
                     let base = kb.add(xb, kb.mul(cb, kb.mul(hw, kb.i(lanes))?)?)?;

@@ -559,21 +559,19 @@ fn se_epilogue(a: &SeAttrs, mut y: Tensor, residual: Option<&Tensor>) -> Tensor 
     y
 }
 
-/// The SE block written out step by step, exactly as the paper defines it: the gate,
-/// then the scale.
+/// The SE block written out step by step, exactly as the paper defines it: the gate (from
+/// x, or from its channel means when the producer pooled x), then the scale.
 fn squeeze_excite(
     a: &SeAttrs,
     x: &Tensor,
-    w1: &Tensor,
-    b1: &Tensor,
-    w2: &Tensor,
-    b2: &Tensor,
+    pooled: Option<&Tensor>,
+    [w1, b1, w2, b2]: [&Tensor; 4],
 ) -> Tensor {
     let ga = SeGateAttrs {
         inner: a.inner,
         gate: a.gate,
     };
-    let gates = se_gate(&ga, x, w1, b1, w2, b2);
+    let gates = se_gate(&ga, pooled.unwrap_or(x), w1, b1, w2, b2);
     let hw = x.shape[2] * x.shape[3];
     let mut y = x.data.to_vec();
     for (i, v) in y.iter_mut().enumerate() {
@@ -907,8 +905,9 @@ pub fn eval_op(op: &Op, ins: &[&Tensor], syms: &[u64]) -> Result<Tensor, IrError
         ),
         Op::SeGate(a) => se_gate(a, ins[0], ins[1], ins[2], ins[3], ins[4]),
         Op::SqueezeExcite(a) => {
-            let y = squeeze_excite(a, ins[0], ins[1], ins[2], ins[3], ins[4]);
-            se_epilogue(a, y, ins.get(5).copied())
+            let pooled = a.means_slot().map(|s| ins[s]);
+            let y = squeeze_excite(a, ins[0], pooled, [ins[1], ins[2], ins[3], ins[4]]);
+            se_epilogue(a, y, a.residual_slot().map(|s| ins[s]))
         }
     })
 }

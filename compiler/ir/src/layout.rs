@@ -43,7 +43,7 @@ pub fn operand_ok(op: &Op, slot: usize, operand: &TensorType, out: &TensorType) 
         Op::Conv2d(a) if a.residual_slot() == Some(slot) => operand == out,
         // an SE gate step pools x in whichever layout x has
         Op::SeGate(_) if slot == 0 => true,
-        Op::SqueezeExcite(_) if slot == 5 => operand == out,
+        Op::SqueezeExcite(a) if a.residual_slot() == Some(slot) => operand == out,
         Op::SqueezeExcite(_) | Op::Act(_) | Op::Pool2d(_) | Op::Resize(_) if slot == 0 => {
             operand == out
         }

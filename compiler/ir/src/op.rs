@@ -569,6 +569,20 @@ pub struct SeAttrs {
     pub residual: bool,
     /// activation applied last (after the residual add), if any
     pub act: Option<Activation>,
+    /// a last operand holds x's channel means `[N, C]` (plain), computed by the
+    /// convolution that produces x (`fuse-se-pool`): the block does not pool x itself
+    pub pooled: bool,
+}
+
+impl SeAttrs {
+    /// The operand slot of the residual, if one is added.
+    pub fn residual_slot(&self) -> Option<usize> {
+        self.residual.then_some(5)
+    }
+    /// The operand slot of x's channel means, if the producer pooled x.
+    pub fn means_slot(&self) -> Option<usize> {
+        self.pooled.then_some(5 + usize::from(self.residual))
+    }
 }
 
 /// Attributes of an SE block's gate step (`se_gate`): the pool, the two FC layers and
@@ -933,6 +947,9 @@ impl Op {
                     v.push(("act", act.spelled()));
                 }
                 v.extend([("gate", a.gate.spelled()), ("inner", a.inner.spelled())]);
+                if a.pooled {
+                    v.push(("pooled", "true".into()));
+                }
                 if a.residual {
                     v.push(("residual", "true".into()));
                 }
@@ -992,8 +1009,11 @@ impl Op {
                 (n, n)
             }
             Op::Conv2d(_) | Op::ConvTranspose2d(_) | Op::Gemm(_) => (2, 3),
-            Op::SqueezeExcite(a) if a.residual => (6, 6),
-            Op::SqueezeExcite(_) | Op::SeGate(_) => (5, 5),
+            Op::SqueezeExcite(a) => {
+                let n = 5 + usize::from(a.residual) + usize::from(a.pooled);
+                (n, n)
+            }
+            Op::SeGate(_) => (5, 5),
         }
     }
 

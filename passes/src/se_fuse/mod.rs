@@ -493,6 +493,7 @@ impl SeFuse {
                     gate: gate.to_ir(),
                     residual: false,
                     act: None,
+                    pooled: false,
                 }),
             };
             match g.add_node(op, &ops, origin.map(|o| format!("{o}.se"))) {

@@ -67,6 +67,7 @@ pub(super) fn gate_kind(
         gate: a.gate,
         residual: false,
         act: None,
+        pooled: false,
     };
     let mut k = kind(g, id, &se, cpu)?;
     if let KernelKind::SqueezeExcite { gate_only, .. } = &mut k {

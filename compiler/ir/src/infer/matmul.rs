@@ -3,7 +3,7 @@
 //! `[M, N]`), and the fused SE block (two small products around a spatial mean).
 use super::Cx;
 use crate::error::IrError;
-use crate::op::GemmAttrs;
+use crate::op::{GemmAttrs, SeAttrs};
 use crate::types::{Dim, Shape, TensorType};
 
 /// `matmul(a, b)` with numpy semantics.
@@ -77,12 +77,17 @@ pub(super) fn gemm(cx: &Cx, g: &GemmAttrs) -> Result<TensorType, IrError> {
 }
 
 /// `squeeze_excite(x[N,C,H,W], w1[R,C], b1[R], w2[C,R], b2[C])` keeps `x`'s type.
-pub(super) fn squeeze_excite(cx: &Cx) -> Result<TensorType, IrError> {
+pub(super) fn squeeze_excite(cx: &Cx, a: &SeAttrs) -> Result<TensorType, IrError> {
     se_operands(cx, false)?;
     let ins = cx.ins;
-    if let Some(res) = ins.get(5) {
+    if let Some(res) = a.residual_slot().map(|s| ins[s]) {
         if res.shape != ins[0].shape {
             return Err(cx.ty(format!("the residual {res} must have x's shape {}", ins[0])));
+        }
+    }
+    if let Some(m) = a.means_slot().map(|s| ins[s]) {
+        if m.shape.as_slice() != &ins[0].shape[..2] {
+            return Err(cx.ty(format!("the channel means {m} must be [N, C] of x {}", ins[0])));
         }
     }
     Ok(ins[0].clone())

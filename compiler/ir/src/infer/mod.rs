@@ -151,7 +151,7 @@ pub(crate) fn shape(op: &Op, cx: &Cx) -> Result<TensorType, IrError> {
         Op::Pad { pads, mode } => data::pad(cx, pads, mode),
         Op::Transpose { perm } => data::transpose(cx, perm),
         Op::Softmax { axis } => pool::softmax(cx, *axis),
-        Op::SqueezeExcite(_) => matmul::squeeze_excite(cx),
+        Op::SqueezeExcite(a) => matmul::squeeze_excite(cx, a),
         Op::SeGate(_) => matmul::se_gate(cx),
         Op::Reorder { to } => data::reorder(cx, *to),
     }
