@@ -628,7 +628,9 @@ fn pooling_producers() {
                 act: None,
                 pooled: false,
             };
-            let mut y = g.add_node(Op::SqueezeExcite(a), &ws, Some("se".into())).unwrap();
+            let mut y = g
+                .add_node(Op::SqueezeExcite(a), &ws, Some("se".into()))
+                .unwrap();
             if g.ty(y) == g.ty(t) {
                 y = g.add_node(residual_add_op(true), &[y, t], None).unwrap();
             }

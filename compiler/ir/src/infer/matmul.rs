@@ -87,7 +87,10 @@ pub(super) fn squeeze_excite(cx: &Cx, a: &SeAttrs) -> Result<TensorType, IrError
     }
     if let Some(m) = a.means_slot().map(|s| ins[s]) {
         if m.shape.as_slice() != &ins[0].shape[..2] {
-            return Err(cx.ty(format!("the channel means {m} must be [N, C] of x {}", ins[0])));
+            return Err(cx.ty(format!(
+                "the channel means {m} must be [N, C] of x {}",
+                ins[0]
+            )));
         }
     }
     Ok(ins[0].clone())
