@@ -48,9 +48,7 @@ impl Pass for FuseSePool {
             if !a.pool {
                 a.pool = true;
                 g.node_mut(x.node).op = Op::Conv2d(a);
-                let layout = g.ty(x).layout;
                 g.reinfer(x.node).map_err(err)?;
-                g.node_mut(x.node).outputs[0].layout = layout;
             }
             let means = ValueId {
                 node: x.node,
@@ -67,9 +65,7 @@ impl Pass for FuseSePool {
                     g.set_operand(id, last, means);
                 }
             }
-            let layout = g.ty(id.into()).layout;
             g.reinfer(id).map_err(err)?;
-            g.node_mut(id).outputs[0].layout = layout;
             fused += 1;
             let name = |n| g.node(n).origin.clone().unwrap_or_default();
             log.lines.push((

@@ -90,8 +90,9 @@ pub struct BlockedConv {
     pub depthwise: bool,
     /// applied in order before the store
     pub epilogue: Vec<Epilogue>,
-    /// input channels scaled per image by a gate `[N, C]` (an SE block's scale): the
-    /// weight vectors are scaled as they are loaded
+    /// input channels scaled per image by a gate `[N, C]` (an SE block's scale): each
+    /// pass's weights are scaled once into a stack buffer ([`gated_pass_floats`]), or as
+    /// the tile loads them where a pass is too large for it
     pub gated: bool,
     /// the channel means of y are a second result: each work unit sums the outputs it
     /// wrote into this many partial sums per image and channel block, reduced at the end
@@ -607,6 +608,9 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
         let tx_hi = kb.imin(kb.add(tx_lo, kb.i(seg))?, ntx)?;
         let oy_lo = kb.mul(bd, kb.i(band))?;
         let oy_hi = kb.imin(kb.add(oy_lo, kb.i(band))?, oh)?;
+        // the unit's output channel blocks: [q0, q0 + qcount), fewer in the last group
+        let q0 = kb.mul(grp, kb.i(qn))?;
+        let qcount = kb.imin(kb.i(qn), kb.sub(kb.i(ocb), q0)?)?;
         kb.for_loop(kb.i(0), kb.i(nchunks), |kb, ch| {
             let cb_lo = kb.mul(ch, kb.i(g.blocking.chunk))?;
             let pass = Pass {
@@ -617,15 +621,13 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
                 wbuf,
             };
             if let Some(buf) = wbuf {
-                let q0 = kb.mul(grp, kb.i(qn))?;
-                let qcount = kb.imin(kb.i(qn), kb.sub(kb.i(ocb), q0)?)?;
                 scale_pass_weights(kb, g, buf, [n, q0, qcount], &pass)?;
             }
             kb.for_loop(oy_lo, oy_hi, |kb, oy| {
                 kb.for_loop(tx_lo, tx_hi, |kb, tx| {
                     let unit = Unit {
                         n,
-                        q0: kb.mul(grp, kb.i(qn))?,
+                        q0,
                         oy,
                         ox0: kb.mul(tx, kb.i(g.tile.px))?,
                     };
@@ -645,8 +647,6 @@ pub fn conv<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, g: &BlockedConv) -> R<()> {
         })?;
         if g.pool.is_some() {
             // the unit's outputs, just written (in L1 or L2), summed per channel block
-            let q0 = kb.mul(grp, kb.i(qn))?;
-            let qcount = kb.imin(kb.i(qn), kb.sub(kb.i(ocb), q0)?)?;
             let cols = [
                 kb.mul(tx_lo, kb.i(g.tile.px))?,
                 kb.imin(kb.mul(tx_hi, kb.i(g.tile.px))?, kb.dim(g.y.w)?)?,
@@ -675,22 +675,31 @@ fn sum_outputs<'ctx>(
     [c_lo, c_hi]: [IntValue<'ctx>; 2],
     part: IntValue<'ctx>,
 ) -> R<()> {
-    let (py, pp) = (kb.args[g.out_arg()], kb.args[g.out_arg() + 2]);
-    let (nl, ob) = (lanes(&g.y)?, g.y.block);
-    let per = g.pool.unwrap_or(1);
+    let py = kb.args[g.out_arg()];
+    let nl = lanes(&g.y)?;
     let zero = kb.vec_splat_n(kb.fc(0.0), nl)?;
     let s = kb.for_carry(oy_lo, oy_hi, vec![zero.into()], |kb, oy, s| {
-        kb.for_carry(c_lo, c_hi, s, |kb, ox, s| {
-            let v = kb.vec_load_n(py, g.y.at(kb, n, cb, oy, ox)?, nl)?;
-            Ok(vec![kb
-                .b
-                .build_float_add(s[0].into_vector_value(), v, "")?
-                .into()])
-        })
+        let row = kb.vec_sum(c_lo, c_hi, s[0].into_vector_value(), |kb, ox| {
+            kb.vec_load_n(py, g.y.at(kb, n, cb, oy, ox)?, nl)
+        })?;
+        Ok(vec![row.into()])
     })?;
+    store_partial(kb, g, [n, cb], part, s[0].into_vector_value())
+}
+
+/// Stores `sum` as partial `part` of image `n`, channel block `cb` (`[n][cb][part]` vectors
+/// of the pooling convolution's partial sums).
+fn store_partial<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    g: &BlockedConv,
+    [n, cb]: [IntValue<'ctx>; 2],
+    part: IntValue<'ctx>,
+    sum: VectorValue<'ctx>,
+) -> R<()> {
+    let per = g.pool.unwrap_or(1);
     let pair = kb.add(kb.mul(n, kb.i(g.y.blocks()))?, cb)?;
-    let at = kb.mul(kb.add(kb.mul(pair, kb.i(per))?, part)?, kb.i(ob))?;
-    kb.vec_store(pp, at, s[0].into_vector_value())
+    let at = kb.mul(kb.add(kb.mul(pair, kb.i(per))?, part)?, kb.i(g.y.block))?;
+    kb.vec_store(kb.args[g.out_arg() + 2], at, sum)
 }
 
 /// The channel means of a pooling convolution: after a barrier (every unit has stored its
@@ -706,14 +715,10 @@ fn reduce_pool(kb: &mut Kb<'_, '_>, g: &BlockedConv, per: u64) -> R<()> {
     let (lo, hi) = kb.split(kb.mul(kb.dim(g.n)?, kb.i(cbs))?)?;
     kb.for_loop(lo, hi, |kb, pair| {
         let base = kb.mul(pair, kb.i(per * ob))?;
-        let s = kb.for_carry(kb.i(0), kb.i(per), vec![zero.into()], |kb, i, s| {
-            let v = kb.vec_load_n(pp, kb.add(base, kb.mul(i, kb.i(ob))?)?, nl)?;
-            Ok(vec![kb
-                .b
-                .build_float_add(s[0].into_vector_value(), v, "")?
-                .into()])
+        let s = kb.vec_sum(kb.i(0), kb.i(per), zero, |kb, i| {
+            kb.vec_load_n(pp, kb.add(base, kb.mul(i, kb.i(ob))?)?, nl)
         })?;
-        let m = kb.b.build_float_mul(s[0].into_vector_value(), inv, "")?;
+        let m = kb.b.build_float_mul(s, inv, "")?;
         let (n, cb) = (kb.div(pair, kb.i(cbs))?, kb.rem(pair, kb.i(cbs))?);
         let c0 = kb.mul(cb, kb.i(ob))?;
         let mask = kb.lane_mask_lanes(c0, kb.i(0), kb.i(g.y.c), nl)?;
@@ -981,7 +986,7 @@ fn depthwise_tile<'ctx>(
     }
     // pooling (known extents: one tile per work unit): the tile's sum, from the registers,
     // is partial (row, tile) of its image and channel block
-    if let (Some(per), Some(w)) = (g.pool, g.y.w.known()) {
+    if let (Some(_), Some(w)) = (g.pool, g.y.w.known()) {
         // a tree of adds: short dependency chains
         while outs.len() > 1 {
             let mut next = Vec::with_capacity(outs.len().div_ceil(2));
@@ -997,9 +1002,7 @@ fn depthwise_tile<'ctx>(
         let ntx = w.div_ceil(g.tile.px);
         let tx = kb.div(u.ox0, kb.i(g.tile.px))?;
         let part = kb.add(kb.mul(u.oy, kb.i(ntx))?, tx)?;
-        let pair = kb.add(kb.mul(u.n, kb.i(g.y.blocks()))?, cb)?;
-        let at = kb.mul(kb.add(kb.mul(pair, kb.i(per))?, part)?, kb.i(c))?;
-        kb.vec_store(kb.args[g.out_arg() + 2], at, sum)?;
+        store_partial(kb, g, [u.n, cb], part, sum)?;
     }
     Ok(())
 }

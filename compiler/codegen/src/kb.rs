@@ -963,6 +963,24 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         })
     }
 
+    /// A running vector sum: `s = init; for i in lo..hi { s += load(i) }; s`.
+    pub fn vec_sum(
+        &mut self,
+        lo: IntValue<'ctx>,
+        hi: IntValue<'ctx>,
+        init: VectorValue<'ctx>,
+        load: impl FnOnce(&mut Self, IntValue<'ctx>) -> R<VectorValue<'ctx>>,
+    ) -> R<VectorValue<'ctx>> {
+        let s = self.for_carry(lo, hi, vec![init.into()], |kb, i, s| {
+            let v = load(kb, i)?;
+            Ok(vec![kb
+                .b
+                .build_float_add(s[0].into_vector_value(), v, "")?
+                .into()])
+        })?;
+        Ok(s[0].into_vector_value())
+    }
+
     /// A counted loop carrying any values (scalars or vectors) in phis: `vals = init; for i in
     /// lo..hi { vals = body(i, vals) }; vals`.
     pub fn for_carry(

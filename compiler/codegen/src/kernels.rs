@@ -1542,7 +1542,7 @@ fn squeeze_excite<'a, 'ctx>(
     // scratch
     let pres = a.residual_slot().map(|s| kb.args[s]);
     let pmeans = a.means_slot().map(|s| kb.args[s]);
-    let out = 5 + usize::from(a.residual) + usize::from(a.pooled);
+    let out = a.operand_count();
     let py = kb.args[out];
     let scratch = match kb.shared_scratch()? {
         Some(s) => s,
@@ -1590,18 +1590,10 @@ fn squeeze_excite<'a, 'ctx>(
                 return kb.for_loop(blo, bhi, |kb, cb| {
                     let base = kb.add(xb, kb.mul(cb, kb.mul(hw, kb.i(lanes))?)?)?;
                     let zero = kb.vec_splat_n(kb.fc(0.0), nl)?;
-                    let s = kb.for_carry(kb.i(0), hw, vec![zero.into()], |kb, p, s| {
-                        let v = kb.vec_load_n(px, kb.add(base, kb.mul(p, kb.i(lanes))?)?, nl)?;
-                        Ok(vec![kb
-                            .b
-                            .build_float_add(s[0].into_vector_value(), v, "")?
-                            .into()])
+                    let s = kb.vec_sum(kb.i(0), hw, zero, |kb, p| {
+                        kb.vec_load_n(px, kb.add(base, kb.mul(p, kb.i(lanes))?)?, nl)
                     })?;
-                    let m = kb.b.build_float_mul(
-                        s[0].into_vector_value(),
-                        kb.vec_splat_n(inv_hw, nl)?,
-                        "",
-                    )?;
+                    let m = kb.b.build_float_mul(s, kb.vec_splat_n(inv_hw, nl)?, "")?;
                     kb.vec_store(scratch, kb.add(sb, kb.mul(cb, kb.i(lanes))?)?, m)
                 });
             }

@@ -613,7 +613,7 @@ fn push_step(
         writes.push(out);
     }
     if let KernelKind::ConvBlocked(c) = &kind {
-        if let Some(s) = conv::pool_partials(p, c) {
+        if let Some(s) = conv::declare_partials(p, c) {
             args.push(s);
             writes.push(s);
         }

@@ -441,7 +441,8 @@ impl Graph {
     }
 
     /// Re-infers the output types of a node from its operands (after an op edit, which may
-    /// add or drop results after the first).
+    /// add or drop results after the first). The first result keeps its stored layout: the
+    /// layout is a lowering decision, not part of the type rule.
     pub fn reinfer(&mut self, id: NodeId) -> Result<(), IrError> {
         if matches!(self.g[id].op, Op::Input { .. } | Op::Const(_)) {
             return Ok(());
@@ -452,7 +453,8 @@ impl Graph {
             node: self.node_ref(id),
             source: Box::new(e),
         })?;
-        let mut outs: SmallVec<[TensorType; 1]> = smallvec::smallvec![t];
+        let mut outs: SmallVec<[TensorType; 1]> =
+            smallvec::smallvec![t.with_layout(self.g[id].outputs[0].layout)];
         outs.extend(self.g[id].op.extra_outputs(&outs[0]));
         self.g[id].outputs = outs;
         Ok(())

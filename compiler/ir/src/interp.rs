@@ -380,12 +380,7 @@ fn conv2d(
     let scaled;
     let x = match gate {
         Some(gt) => {
-            let hw = h * wd;
-            let mut d = x.data.to_vec();
-            for (i, v) in d.iter_mut().enumerate() {
-                *v *= gt.data[i / hw];
-            }
-            scaled = Tensor::new(x.shape.clone(), d);
+            scaled = scale_planes(x, gt);
             &scaled
         }
         None => x,
@@ -572,12 +567,30 @@ fn squeeze_excite(
         gate: a.gate,
     };
     let gates = se_gate(&ga, pooled.unwrap_or(x), w1, b1, w2, b2);
+    scale_planes(x, &gates)
+}
+
+/// `x[N, C, H, W]` with each plane multiplied (in f32) by its factor in `s[N, C]`.
+fn scale_planes(x: &Tensor, s: &Tensor) -> Tensor {
     let hw = x.shape[2] * x.shape[3];
     let mut y = x.data.to_vec();
     for (i, v) in y.iter_mut().enumerate() {
-        *v *= gates.data[i / hw];
+        *v *= s.data[i / hw];
     }
     Tensor::new(x.shape.clone(), y)
+}
+
+/// The mean (f64) of each `[H, W]` plane of `x[N, C, ..]`, in (image, channel) order; a
+/// rank-2 `x` is its own means.
+fn plane_means(x: &Tensor) -> Vec<f64> {
+    let planes = x.shape[0] * x.shape[1];
+    let hw: usize = x.shape[2..].iter().product();
+    (0..planes)
+        .map(|k| {
+            let p = &x.data[k * hw..(k + 1) * hw];
+            p.iter().map(|&v| v as f64).sum::<f64>() / hw as f64
+        })
+        .collect()
 }
 
 /// An SE block's gates `[N, C]`: the pool (f64), the two FC layers (f64 sums rounded to
@@ -593,18 +606,10 @@ fn se_gate(
     let (n, c) = (x.shape[0], x.shape[1]);
     let r = w1.shape[0];
     // x [N, C, H, W], or its channel means [N, C] (pooled by the producing convolution)
-    let hw: usize = x.shape[2..].iter().product();
+    let means = plane_means(x);
     let mut gates = Vec::with_capacity(n * c);
     for ni in 0..n {
-        let pooled: Vec<f64> = (0..c)
-            .map(|ci| {
-                x.data[(ni * c + ci) * hw..(ni * c + ci + 1) * hw]
-                    .iter()
-                    .map(|&v| v as f64)
-                    .sum::<f64>()
-                    / hw as f64
-            })
-            .collect();
+        let pooled = &means[ni * c..(ni + 1) * c];
         let hidden: Vec<f32> = (0..r)
             .map(|j| {
                 let s: f64 = b1.data[j] as f64
@@ -923,14 +928,8 @@ fn extra_results(op: &Op, first: &Tensor) -> Vec<Tensor> {
 
 /// `[N, C, H, W]` -> the mean of each channel plane, `[N, C]`.
 fn channel_means(x: &Tensor) -> Tensor {
-    let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3]);
-    let means = x
-        .data
-        .chunks(hw.max(1))
-        .take(n * c)
-        .map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / hw as f64) as f32)
-        .collect();
-    Tensor::new(vec![n, c], means)
+    let means = plane_means(x).into_iter().map(|m| m as f32).collect();
+    Tensor::new(vec![x.shape[0], x.shape[1]], means)
 }
 
 /// Runs the graph on `inputs` (in signature order) and returns the outputs in order.

@@ -34,6 +34,19 @@ pub struct Conv2dAttrs {
 }
 
 impl Conv2dAttrs {
+    /// A 1x1 dense convolution: stride 1, no pads, no epilogue or extra operands.
+    pub fn pointwise() -> Self {
+        Conv2dAttrs {
+            strides: [1, 1],
+            pads: [0; 4],
+            dilations: [1, 1],
+            group: 1,
+            act: None,
+            residual: false,
+            gated: false,
+            pool: false,
+        }
+    }
     /// The operand slot of the gate `[N, C]`, if the input is gated.
     pub fn gate_slot(&self) -> Option<usize> {
         self.gated.then_some(3)
@@ -583,6 +596,10 @@ impl SeAttrs {
     pub fn means_slot(&self) -> Option<usize> {
         self.pooled.then_some(5 + usize::from(self.residual))
     }
+    /// Operands: x, the four FC weights, then a residual and x's means where present.
+    pub fn operand_count(&self) -> usize {
+        5 + usize::from(self.residual) + usize::from(self.pooled)
+    }
 }
 
 /// Attributes of an SE block's gate step (`se_gate`): the pool, the two FC layers and
@@ -1009,10 +1026,7 @@ impl Op {
                 (n, n)
             }
             Op::Conv2d(_) | Op::ConvTranspose2d(_) | Op::Gemm(_) => (2, 3),
-            Op::SqueezeExcite(a) => {
-                let n = 5 + usize::from(a.residual) + usize::from(a.pooled);
-                (n, n)
-            }
+            Op::SqueezeExcite(a) => (a.operand_count(), a.operand_count()),
             Op::SeGate(_) => (5, 5),
         }
     }

@@ -156,14 +156,8 @@ mod tests {
             None,
         );
         let a = Conv2dAttrs {
-            strides: [1, 1],
-            pads: [0; 4],
-            dilations: [1, 1],
-            group: 1,
-            act: None,
-            residual: false,
-            gated: false,
             pool: true,
+            ..Conv2dAttrs::pointwise()
         };
         let y = g
             .add_node(Op::Conv2d(a), &[x, w], Some("c".into()))

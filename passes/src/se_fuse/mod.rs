@@ -246,7 +246,7 @@ impl Splicer<'_> {
     /// The constant an e-class stands for (smallest term), materialised; `None` for
     /// `nobias`, or a class that is not a constant expression.
     fn constant(&self, g: &Graph, c: Id) -> Option<Weight> {
-        if self.eg[c].nodes.iter().any(|n| matches!(n, SeLang::NoBias)) {
+        if rules::is_nobias(self.eg, c) {
             return None;
         }
         let (_, expr) = self.extractor.find_best(c);
@@ -321,14 +321,8 @@ impl Splicer<'_> {
         let wv = g.add_const(ConstData::new(w.0, w.1), origin.clone());
         let bv = g.add_const(ConstData::new(vec![o], b), origin.clone());
         let attrs = Conv2dAttrs {
-            strides: [1, 1],
-            pads: [0; 4],
-            dilations: [1, 1],
-            group: 1,
-            act: None,
-            residual: false,
             gated: true,
-            pool: false,
+            ..Conv2dAttrs::pointwise()
         };
         let v = g
             .add_node(Op::Conv2d(attrs), &[x, wv, bv, gate], origin)

@@ -36,7 +36,7 @@ fn scalar_is(v: &'static str, want: f32, tol: f32) -> impl Fn(&mut EG, Id, &Subs
     }
 }
 
-fn is_nobias(eg: &EG, id: Id) -> bool {
+pub(crate) fn is_nobias(eg: &EG, id: Id) -> bool {
     eg[id].nodes.iter().any(|n| matches!(n, SeLang::NoBias))
 }
 

@@ -104,7 +104,7 @@ pub(super) fn blocked(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedC
         // its few weights stay in cache
         (b.groups_inner, b.prefetch) = (false, 0);
     }
-    Ok(BlockedConv {
+    let mut c = BlockedConv {
         n: g.ty(ins[0]).shape[0],
         x,
         y,
@@ -123,20 +123,18 @@ pub(super) fn blocked(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedC
         pool: None,
         tile,
         blocking: b,
-    })
-    .and_then(|mut c| {
-        if a.pool {
-            c.pool = Some(c.pool_partials().ok_or_else(|| {
-                unsupported(g, id, "a pooling convolution needs known output extents")
-            })?);
-        }
-        Ok(c)
-    })
+    };
+    if a.pool {
+        c.pool = Some(c.pool_partials().ok_or_else(|| {
+            unsupported(g, id, "a pooling convolution needs known output extents")
+        })?);
+    }
+    Ok(c)
 }
 
 /// Declares a pooling convolution's partial sums, `N x blocks x partials x block` floats,
 /// and returns the buffer.
-pub(super) fn pool_partials(p: &mut Plan, c: &BlockedConv) -> Option<u32> {
+pub(super) fn declare_partials(p: &mut Plan, c: &BlockedConv) -> Option<u32> {
     let per = c.pool?;
     p.buffers.push(secc_artifact::BufferDecl {
         dtype: "f32".into(),
