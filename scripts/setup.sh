@@ -41,8 +41,9 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   $SUDO apt-get install -y -q --no-install-recommends "${need_pkgs[@]}"
 fi
 
-if [ "$want_ptxas" = 1 ] && [ ! -x .tools/cuda/usr/bin/ptxas ] && ! command -v ptxas >/dev/null 2>&1; then
-  echo "setup: fetching ptxas from Debian non-free (nvidia-cuda-toolkit), extracted into .tools/"
+# Debian's non-free component, where NVIDIA's packages are (nothing is installed from it:
+# packages are downloaded and extracted into .tools/)
+nonfree_sources() {
   src=/etc/apt/sources.list.d/secc-nonfree.sources
   if [ ! -f "$src" ]; then
     $SUDO tee "$src" >/dev/null <<'SRC'
@@ -52,13 +53,30 @@ Suites: bookworm
 Components: non-free contrib
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
+    $SUDO apt-get update -q
   fi
-  $SUDO apt-get update -q
+}
+
+if [ "$want_ptxas" = 1 ] && [ ! -x .tools/cuda/usr/bin/ptxas ] && ! command -v ptxas >/dev/null 2>&1; then
+  echo "setup: fetching ptxas from Debian non-free (nvidia-cuda-toolkit), extracted into .tools/"
+  nonfree_sources
   mkdir -p .tools/deb .tools/cuda
   (cd .tools/deb && apt-get download nvidia-cuda-toolkit)
   dpkg -x .tools/deb/nvidia-cuda-toolkit_*.deb .tools/cuda
   rm -rf .tools/deb
   .tools/cuda/usr/bin/ptxas --version | tail -1
+fi
+
+# NVIDIA's driver library alone (libcuda1, 3 MB), for the test of a machine with a driver
+# but no GPU: the runtime must report that, not crash (compiler/driver/tests/cuda.rs)
+if [ "$want_ptxas" = 1 ] && [ ! -e .tools/libcuda/libcuda.so.1 ]; then
+  echo "setup: fetching libcuda1 from Debian non-free, extracted into .tools/libcuda/"
+  nonfree_sources
+  mkdir -p .tools/deb .tools/libcuda
+  (cd .tools/deb && apt-get download libcuda1)
+  dpkg -x .tools/deb/libcuda1_*.deb .tools/deb/root
+  cp -P .tools/deb/root/usr/lib/x86_64-linux-gnu/nvidia/current/libcuda.so* .tools/libcuda/
+  rm -rf .tools/deb
 fi
 
 if [ "$want_python" = 1 ]; then

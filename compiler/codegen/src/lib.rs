@@ -11,6 +11,8 @@
 //!   the shapes are symbolic).
 //! * [`blocked`] holds the kernels over blocked (`nChw{c}c`) tensors, with register-tiled
 //!   convolutions and weights packed at compile time.
+//! * [`launch`] writes each CUDA kernel's launch contract (grid, block, shared memory,
+//!   parameters) into the manifest.
 //! * [`target`] creates target machines, optimises (O3, vectorised reductions through
 //!   reassoc/contract flags), emits an object linked into a shared object with `cc`, or PTX.
 //!
@@ -20,6 +22,7 @@
 pub mod blocked;
 pub mod kb;
 pub mod kernels;
+pub mod launch;
 pub mod plan;
 pub mod pool;
 pub mod resize;

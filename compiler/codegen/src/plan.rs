@@ -299,8 +299,35 @@ pub struct Step {
     pub args: Vec<u32>,
     /// written buffers
     pub writes: Vec<u32>,
-    /// PTX: one CTA per unit of this dim (SE: per image)
-    pub grid: Option<Dim>,
+    /// how the work spreads over a CUDA grid
+    pub grid: Grid,
+}
+
+/// How a kernel's work spreads over a CUDA grid (the launch contract follows from it:
+/// `crate::launch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grid {
+    /// one CTA per unit of `units`, whose threads share a barrier and `shared_floats` of
+    /// shared memory (SE: one CTA per image, its scratch in shared memory)
+    PerUnit {
+        /// the extent with one CTA per unit
+        units: Dim,
+        /// floats of dynamic shared memory per CTA
+        shared_floats: u64,
+    },
+    /// any number of threads split this many work items (the elements of the first
+    /// result; `None` when that count is not representable); each thread computes its
+    /// share from the global thread index
+    Stride(Option<Dim>),
+}
+
+/// The element count of a value's logical shape (`None` when the product of symbolic
+/// extents is not representable).
+fn elements(g: &Graph, v: ValueId) -> Option<Dim> {
+    g.ty(v)
+        .shape
+        .iter()
+        .try_fold(Dim::Known(1), |a, &d| a.checked_mul(d))
 }
 
 /// The whole plan.
@@ -618,7 +645,7 @@ fn push_step(
             writes.push(s);
         }
     }
-    let mut grid = None;
+    let mut grid = Grid::Stride(elements(g, ValueId { node: id, slot: 0 }));
     if let KernelKind::SqueezeExcite {
         x, r, block, lanes, ..
     } = &kind
@@ -627,7 +654,10 @@ fn push_step(
         let s = se::scratch(p, x, *r, *block, *lanes);
         args.push(s);
         writes.push(s);
-        grid = Some(x[0]);
+        grid = Grid::PerUnit {
+            units: x[0],
+            shared_floats: DimDecl::elements(&p.buffers[s as usize].shape, &[]).unwrap_or(0),
+        };
     }
     p.steps.push(Step {
         name: format!("k{}_{}", p.steps.len(), kind.name()),
@@ -667,7 +697,7 @@ fn push_outputs(g: &Graph, p: &mut Plan, bufs: &Buffers) -> Result<(), CodegenEr
                 origin: format!("output {name}"),
                 args: vec![b, out],
                 writes: vec![out],
-                grid: None,
+                grid: Grid::Stride(elements(g, *v)),
             });
             out
         };

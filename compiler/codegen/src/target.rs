@@ -1,6 +1,6 @@
 //! Target machines, optimisation, emission, and packing into an artifact.
 use crate::kb::{Flavor, Kb};
-use crate::{kernels, plan, CodegenError};
+use crate::{kernels, launch, plan, CodegenError};
 use inkwell::context::Context;
 use inkwell::module::Module;
 use inkwell::passes::PassBuilderOptions;
@@ -263,12 +263,7 @@ pub fn generate(
                 cpu: cpu_name,
                 features,
             };
-            let d = ctx
-                .i32_type()
-                .const_int(u64::from(digest(&decl, &barriers)?), false);
-            let global = m.add_global(ctx.i32_type(), None, secc_artifact::DIGEST_SYMBOL);
-            global.set_initializer(&d);
-            global.set_constant(true);
+            embed_digest(&ctx, &m, digest(&decl, &barriers)?);
             m.set_triple(&triple);
             m.set_data_layout(&tm.get_target_data().get_data_layout());
             optimise(&m, &tm)?;
@@ -289,6 +284,13 @@ pub fn generate(
             LlvmTarget::initialize_nvptx(&InitializationConfig::default());
             let triple = TargetTriple::create("nvptx64-nvidia-cuda");
             let tm = machine(&triple, arch, "")?;
+            let decl = TargetDecl {
+                kind: "cuda".into(),
+                triple: "nvptx64-nvidia-cuda".into(),
+                cpu: arch.clone(),
+                features: vec![],
+            };
+            embed_digest(&ctx, &m, digest(&decl, &barriers)?);
             m.set_triple(&triple);
             m.set_data_layout(&tm.get_target_data().get_data_layout());
             optimise(&m, &tm)?;
@@ -298,17 +300,21 @@ pub fn generate(
                 .map_err(|e| CodegenError::Llvm(e.to_string()))?;
             lap("LLVM PTX", stage);
             Ok(Generated {
-                target: TargetDecl {
-                    kind: "cuda".into(),
-                    triple: "nvptx64-nvidia-cuda".into(),
-                    cpu: arch.clone(),
-                    features: vec![],
-                },
+                target: decl,
                 section: ("ptx", ptx.as_slice().to_vec()),
                 barriers,
             })
         }
     }
+}
+
+/// Adds the constant `u32` [`secc_artifact::DIGEST_SYMBOL`] = `digest` to the module: an
+/// exported symbol of the CPU code, a `.global .u32` initialised in the PTX text.
+fn embed_digest<'ctx>(ctx: &'ctx Context, m: &Module<'ctx>, digest: u32) {
+    let d = ctx.i32_type().const_int(u64::from(digest), false);
+    let global = m.add_global(ctx.i32_type(), None, secc_artifact::DIGEST_SYMBOL);
+    global.set_initializer(&d);
+    global.set_constant(true);
 }
 
 /// Links an object into a shared object with the system C compiler driver.
@@ -423,32 +429,38 @@ pub fn compile_timed(
     let t0 = std::time::Instant::now();
     let p = plan::build(g, matches!(opts.target, Target::Cpu { .. }))?;
     stage("plan (buffers, packed weights)", t0.elapsed());
-    let manifest_for = |target: TargetDecl, barriers: &[bool]| Manifest {
-        format_version: secc_artifact::FORMAT_VERSION,
-        compiler_version: opts.compiler_version.clone(),
-        model_name: g.name.clone(),
-        targets: vec![target],
-        symbols: g.sym_names.clone(),
-        constraints: g.constraints.iter().map(plan::constraint_decl).collect(),
-        buffers: p.buffers.clone(),
-        inputs: p.inputs.clone(),
-        outputs: p.outputs.clone(),
-        kernels: p
-            .steps
-            .iter()
-            .zip(barriers)
-            .map(|(s, &barrier)| KernelDecl {
+    let cuda = matches!(opts.target, Target::Cuda { .. });
+    let nsyms = g.sym_names.len();
+    let manifest_for = |target: TargetDecl, barriers: &[bool]| -> Result<Manifest, CodegenError> {
+        let mut kernels = Vec::with_capacity(p.steps.len());
+        for (s, &barrier) in p.steps.iter().zip(barriers) {
+            kernels.push(KernelDecl {
                 name: s.name.clone(),
                 kind: s.kind.name().into(),
                 origin: s.origin.clone(),
                 args: s.args.clone(),
                 writes: s.writes.clone(),
-                grid: s.grid.map(plan::dim_decl),
+                launch: match cuda {
+                    true => Some(launch::contract(s, nsyms, barrier)?),
+                    false => None,
+                },
                 barrier,
-            })
-            .collect(),
-        se_blocks: p.se_blocks,
-        sections: vec![],
+            });
+        }
+        Ok(Manifest {
+            format_version: secc_artifact::FORMAT_VERSION,
+            compiler_version: opts.compiler_version.clone(),
+            model_name: g.name.clone(),
+            targets: vec![target],
+            symbols: g.sym_names.clone(),
+            constraints: g.constraints.iter().map(plan::constraint_decl).collect(),
+            buffers: p.buffers.clone(),
+            inputs: p.inputs.clone(),
+            outputs: p.outputs.clone(),
+            kernels,
+            se_blocks: p.se_blocks,
+            sections: vec![],
+        })
     };
     let weights_crc = crc32fast::hash(&p.weights);
     let gen = generate(
@@ -457,14 +469,14 @@ pub fn compile_timed(
         &opts.target,
         &mut |t, b| {
             Ok(secc_artifact::layout_digest(
-                &manifest_for(t.clone(), b),
+                &manifest_for(t.clone(), b)?,
                 weights_crc,
             )?)
         },
         stage,
     )?;
     let t1 = std::time::Instant::now();
-    let manifest = manifest_for(gen.target, &gen.barriers);
+    let manifest = manifest_for(gen.target, &gen.barriers)?;
     check_memory(&manifest, &p, opts.memory_limit)?;
     let bytes = secc_artifact::write(
         manifest,

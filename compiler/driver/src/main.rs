@@ -214,6 +214,9 @@ struct RunArgs {
     /// Worker threads (default: the cores this process may use: affinity mask and cgroup quota)
     #[arg(long)]
     threads: Option<usize>,
+    /// The CUDA device a CUDA artifact runs on (CPU artifacts ignore it)
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    device: usize,
     /// Time N runs (after warm-up) and report latency statistics
     #[arg(long, value_name = "N")]
     bench: Option<usize>,
@@ -684,8 +687,12 @@ fn run(a: RunArgs) -> Result<()> {
              (CPU affinity and cgroup quota); threads will wait for each other to be scheduled"
         );
     }
-    let model = secc_runtime::Model::load(&a.artifact)
+    let opts = secc_runtime::LoadOptions { device: a.device };
+    let model = secc_runtime::Model::load_with(&a.artifact, &opts)
         .with_context(|| format!("loading {}", a.artifact.display()))?;
+    if let Some(d) = model.device() {
+        note!("running on {d}");
+    }
     let mut session = model.session(threads).context("starting a session")?;
     let names: Vec<String> = model.input_names().iter().map(|s| s.to_string()).collect();
     let inputs = if a.random_inputs {
@@ -900,7 +907,7 @@ fn inspect(a: InspectArgs) -> Result<()> {
         "constraints": constraints,
         "inputs": io(&m.inputs),
         "outputs": io(&m.outputs),
-        "kernels": m.kernels.iter().map(|k| serde_json::json!({"name": k.name, "kind": k.kind, "origin": k.origin})).collect::<Vec<_>>(),
+        "kernels": m.kernels.iter().map(|k| serde_json::json!({"name": k.name, "kind": k.kind, "origin": k.origin, "launch": k.launch})).collect::<Vec<_>>(),
         "se_blocks": m.se_blocks,
         "sized_at": sized_at,
         "arena_bytes": plan.arena_floats.saturating_mul(4),
@@ -978,7 +985,16 @@ fn inspect(a: InspectArgs) -> Result<()> {
             m.se_blocks
         );
         for k in &m.kernels {
-            out!("    {:<28} {:<16} {}", k.name, k.kind, k.origin);
+            let launch = k.launch.as_ref().map_or(String::new(), |l| {
+                let grid: Vec<String> = l.grid.iter().map(|d| d.display(&m.symbols)).collect();
+                format!(
+                    "  grid [{}] x {:?}, shared {} B",
+                    grid.join(", "),
+                    l.block,
+                    l.shared_bytes
+                )
+            });
+            out!("    {:<28} {:<16} {}{launch}", k.name, k.kind, k.origin);
         }
     }
     Ok(())

@@ -82,8 +82,13 @@ fn print_after_all_and_ptx_target() {
         "--input",
         &format!("x={}", s(&models().join("se_mobilenetv3.in0.npy"))),
     ]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("targets CUDA"));
+    // on a machine with a GPU it runs (tests/cuda.rs); without one it says why it cannot
+    if secc_runtime::cuda_devices().is_ok_and(|n| n > 0) {
+        ok(&o);
+    } else {
+        assert!(!o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr).contains("GPU: "));
+    }
 }
 
 #[test]

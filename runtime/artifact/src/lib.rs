@@ -21,15 +21,21 @@
 use serde::{Deserialize, Serialize};
 
 mod dim;
+mod launch;
 pub use dim::{check_expr, ConstraintDecl, DimDecl, DimOp, Relation, MAX_EXPR_LEN};
+pub use launch::{
+    LaunchDecl, LaunchDims, ParamDecl, MAX_BLOCK_THREADS, MAX_GRID_X, MAX_GRID_YZ, MAX_SHARED_BYTES,
+};
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"SECCART\0";
 /// Version of the layout and manifest schema this crate reads and writes (2: buffers may be
 /// `i64`; the code embeds a layout digest; kernels carry `barrier`. 3: dimensions may be
-/// expressions over the symbols; the manifest lists the constraints on the symbols).
-pub const FORMAT_VERSION: u32 = 3;
-/// Name of the code's exported `u32` that holds [`layout_digest`] (CPU code).
+/// expressions over the symbols; the manifest lists the constraints on the symbols. 4: CUDA
+/// kernels carry their launch contract, [`LaunchDecl`]; the PTX embeds the layout digest).
+pub const FORMAT_VERSION: u32 = 4;
+/// Name of the code's exported `u32` that holds [`layout_digest`] (CPU code: an exported
+/// symbol; PTX: a `.global .u32` initialised in the text).
 pub const DIGEST_SYMBOL: &str = "secc_layout_digest";
 
 /// The digest the code generator embeds in the code of an artifact (as [`DIGEST_SYMBOL`]):
@@ -141,9 +147,10 @@ pub struct KernelDecl {
     pub args: Vec<u32>,
     /// buffers it writes (a subset of args), for the memory planner
     pub writes: Vec<u32>,
-    /// PTX launch hint: one CTA per `grid` unit (0 = grid-stride over all threads)
-    #[serde(default)]
-    pub grid: Option<DimDecl>,
+    /// CUDA artifacts: how the kernel is launched (grid, block, shared memory, parameter
+    /// list); absent for CPU kernels
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<LaunchDecl>,
     /// CPU: the body waits at a barrier, so its `nthreads` shares must all run at once;
     /// otherwise the runtime may cut the work into more shares and run them in any order
     /// on any thread. Absent (artifacts from before this field): true, the safe reading.
@@ -294,9 +301,22 @@ impl Manifest {
                 }
             }
         }
+        let cuda = self.targets.first().is_some_and(|t| t.kind == "cuda");
         for k in &self.kernels {
-            if let Some(Err(m)) = k.grid.as_ref().map(|g| g.check(self.symbols.len())) {
-                return bad(format!("kernel {}: grid: {m}", k.name));
+            match &k.launch {
+                Some(l) if cuda => {
+                    if let Err(m) = l.check(self.symbols.len(), &k.args) {
+                        return bad(format!("kernel {}: launch: {m}", k.name));
+                    }
+                }
+                None if !cuda => {}
+                Some(_) => {
+                    return bad(format!(
+                        "kernel {}: a launch contract in a CPU artifact",
+                        k.name
+                    ))
+                }
+                None => return bad(format!("kernel {}: no launch contract", k.name)),
             }
             if k.args.iter().chain(&k.writes).any(|&a| a >= nb) {
                 return bad(format!("kernel {}: bad buffer id", k.name));
@@ -655,7 +675,7 @@ mod tests {
             origin: String::new(),
             args: vec![1, 2],
             writes: vec![1, 2],
-            grid: None,
+            launch: None,
             barrier: false,
         });
         m.validate().unwrap();
@@ -668,6 +688,48 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("\"u8\" unsupported"));
+    }
+
+    #[test]
+    fn cuda_kernels_and_only_they_carry_a_launch_contract() {
+        let mut m = sample();
+        m.buffers.push(BufferDecl {
+            dtype: "f32".into(),
+            shape: vec![DimDecl::Known(3)],
+            kind: BufferKind::Temp,
+        });
+        let launch = LaunchDecl {
+            grid: [DimDecl::Known(1), DimDecl::Known(1), DimDecl::Known(1)],
+            block: [128, 1, 1],
+            shared_bytes: 0,
+            params: vec![
+                ParamDecl::Buffer(0),
+                ParamDecl::Buffer(1),
+                ParamDecl::Symbol(0),
+            ],
+        };
+        m.kernels.push(KernelDecl {
+            name: "k".into(),
+            kind: "t".into(),
+            origin: String::new(),
+            args: vec![0, 1],
+            writes: vec![1],
+            launch: Some(launch.clone()),
+            barrier: false,
+        });
+        let err = |m: &Manifest| m.validate().unwrap_err().to_string();
+        assert!(err(&m).contains("a launch contract in a CPU artifact"));
+        m.targets.push(TargetDecl {
+            kind: "cuda".into(),
+            triple: "nvptx64-nvidia-cuda".into(),
+            cpu: "sm_80".into(),
+            features: vec![],
+        });
+        m.validate().unwrap();
+        m.kernels[0].launch.as_mut().unwrap().params[1] = ParamDecl::Buffer(5);
+        assert!(err(&m).contains("kernel k: launch: parameter buffer 5"));
+        m.kernels[0].launch = None;
+        assert!(err(&m).contains("kernel k: no launch contract"));
     }
 
     #[test]

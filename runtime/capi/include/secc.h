@@ -115,6 +115,11 @@ typedef struct {
 #define SECC_ERR_INTERNAL 8
 
 /*
+ No usable GPU for a CUDA artifact (no driver, no device), or a CUDA driver call failed.
+ */
+#define SECC_ERR_DEVICE 9
+
+/*
  float32
  */
 #define SECC_DTYPE_F32 0

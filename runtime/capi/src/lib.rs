@@ -38,6 +38,8 @@ pub const SECC_ERR_MEMORY: SeccStatus = 6;
 pub const SECC_ERR_INVALID_ARGUMENT: SeccStatus = 7;
 /// A bug in secc (a caught panic); the message says where.
 pub const SECC_ERR_INTERNAL: SeccStatus = 8;
+/// No usable GPU for a CUDA artifact (no driver, no device), or a CUDA driver call failed.
+pub const SECC_ERR_DEVICE: SeccStatus = 9;
 
 /// Element type of an input or output (`secc_model_output_dtype`).
 pub type SeccDType = i32;

@@ -79,9 +79,6 @@ fn host_has(feature: &str) -> Option<bool> {
 
 /// Checks that this host can run code for `t`.
 pub fn check_target(t: &TargetDecl) -> Result<(), RuntimeError> {
-    if t.kind == "cuda" {
-        return Err(RuntimeError::CudaArtifact(format!("PTX for {}", t.cpu)));
-    }
     if t.kind != "cpu" {
         return Err(RuntimeError::Target(format!(
             "unknown target kind {:?}",

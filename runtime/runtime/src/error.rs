@@ -18,9 +18,13 @@ pub enum RuntimeError {
     /// The artifact was built for another machine.
     #[error("artifact target mismatch: {0}")]
     Target(String),
-    /// The artifact holds PTX for NVIDIA GPUs.
-    #[error("this artifact targets CUDA ({0}); this runtime executes CPU artifacts only (GPU execution is not available yet). Compile with `--target cpu` to run it here")]
+    /// The artifact holds PTX for NVIDIA GPUs, and this runtime was built without CUDA.
+    #[error("this artifact targets CUDA ({0}); this runtime was built without its `cuda` feature. Rebuild secc-runtime with it, or compile the model with `--target cpu`")]
     CudaArtifact(String),
+    /// No usable GPU (no driver, no device, the wrong device), or a CUDA driver call
+    /// failed.
+    #[error("GPU: {0}")]
+    Device(String),
     /// Loading the code failed.
     #[error("cannot load the artifact's code: {0}")]
     Load(String),
@@ -51,6 +55,8 @@ pub enum ErrorKind {
     Memory = 6,
     /// a bad input or argument: wrong count, name, shape or dtype
     InvalidInput = 7,
+    /// no usable GPU for a CUDA artifact, or a CUDA driver call failed
+    Device = 9,
 }
 
 impl RuntimeError {
@@ -64,6 +70,7 @@ impl RuntimeError {
             RuntimeError::Load(_) => ErrorKind::Load,
             RuntimeError::Memory(_) => ErrorKind::Memory,
             RuntimeError::Input(_) => ErrorKind::InvalidInput,
+            RuntimeError::Device(_) => ErrorKind::Device,
         }
     }
 }

@@ -38,6 +38,8 @@
 
 mod barrier;
 mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod error;
 mod exec;
 mod mem;
@@ -47,9 +49,9 @@ mod shares;
 mod tensor;
 
 pub use error::{ErrorKind, RuntimeError};
-pub use model::{Dim, IoInfo, Model};
+pub use model::{Dim, IoInfo, LoadOptions, Model};
 pub use session::{KernelTime, RunStats, Session, PLAN_CACHE};
-pub use tensor::{AsTensorView, DType, Tensor, TensorView};
+pub use tensor::{AsTensorView, DType, DeviceTensor, Tensor, TensorView};
 
 /// The number of cores this process may run on: the CPU affinity mask and the cgroup CPU
 /// quota (on Linux, as `std::thread::available_parallelism` reads them), not the machine's
@@ -59,6 +61,22 @@ pub fn available_cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+}
+
+/// The number of CUDA devices this process can use; an error saying why there are none
+/// when there is no NVIDIA driver (or this runtime was built without its `cuda` feature).
+/// Loading a CUDA artifact needs at least one.
+pub fn cuda_devices() -> Result<usize, RuntimeError> {
+    #[cfg(feature = "cuda")]
+    {
+        cuda::device_count()
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Err(RuntimeError::Device(
+            "this runtime was built without its `cuda` feature".into(),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The model: a checked artifact's manifest, its weights and its loaded code, immutable
 //! once loaded and shared by every [`Session`] on it.
-use crate::cpu::{self, Code};
+use crate::cpu;
 use crate::session::Session;
 use crate::{DType, RuntimeError};
 use secc_artifact::{Artifact, BufferKind, DimDecl, Manifest};
@@ -70,10 +70,25 @@ impl fmt::Display for IoInfo {
     }
 }
 
+/// The loaded code: a mapped shared object, or a PTX module on a GPU.
+pub(crate) enum Code {
+    Cpu(cpu::Code),
+    #[cfg(feature = "cuda")]
+    Cuda(crate::cuda::Program),
+}
+
+/// How to load a model.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// the CUDA device a CUDA artifact runs on (0: the first); CPU artifacts ignore it
+    pub device: usize,
+}
+
 /// What loading produced; shared behind an `Arc` by the model handle and its sessions.
 pub(crate) struct Loaded {
     pub manifest: Manifest,
-    /// the weights section as f32, the only copy kept (the file's bytes are dropped)
+    /// CPU: the weights section as f32, the only copy kept (the file's bytes are dropped);
+    /// CUDA: empty (the weights live on the device)
     pub weights: Vec<f32>,
     pub code: Code,
     inputs: Vec<IoInfo>,
@@ -106,29 +121,37 @@ impl Model {
     /// mapped; it cannot make a deliberately malicious file safe, so load only artifacts
     /// produced by secc, as you would only load shared libraries you trust.
     pub fn load(path: &Path) -> Result<Self, RuntimeError> {
+        Self::load_with(path, &LoadOptions::default())
+    }
+
+    /// [`Model::load`] with options (the CUDA device).
+    pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Self, RuntimeError> {
         let bytes = std::fs::read(path).map_err(|e| RuntimeError::Io {
             path: path.display().to_string(),
             source: e,
         })?;
-        Self::from_bytes(bytes)
+        Self::from_bytes_with(bytes, opts)
     }
 
     /// Loads an artifact from memory (the bytes are dropped once loaded).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, RuntimeError> {
+        Self::from_bytes_with(bytes, &LoadOptions::default())
+    }
+
+    /// [`Model::from_bytes`] with options (the CUDA device).
+    pub fn from_bytes_with(bytes: Vec<u8>, opts: &LoadOptions) -> Result<Self, RuntimeError> {
         let artifact = Self::check(bytes)?;
         let m = &artifact.manifest;
-        let so = artifact.section("cpu_code").unwrap_or(&[]);
-        let weights = weights_of(artifact.section("weights").unwrap_or(&[]))?;
-        let names: Vec<String> = m.kernels.iter().map(|k| k.name.clone()).collect();
-        let code = cpu::load(so, &names)?;
-        let wcrc = m.section("weights").map(|s| s.crc32).unwrap_or(0);
-        if secc_artifact::layout_digest(m, wcrc)? != code.digest {
-            return Err(RuntimeError::Load(
-                "the manifest or weights do not match the code they were compiled with \
-                 (the artifact was edited after compilation); recompile the model"
-                    .into(),
-            ));
-        }
+        let mut weights = weights_of(artifact.section("weights").unwrap_or(&[]))?;
+        let code = if m.targets[0].kind == "cuda" {
+            load_cuda(&artifact, &mut weights, opts)?
+        } else {
+            let so = artifact.section("cpu_code").unwrap_or(&[]);
+            let names: Vec<String> = m.kernels.iter().map(|k| k.name.clone()).collect();
+            let code = cpu::load(so, &names)?;
+            check_digest(m, code.digest)?;
+            Code::Cpu(code)
+        };
         let manifest = artifact.manifest;
         let io = |list: &[secc_artifact::IoDecl]| -> Vec<IoInfo> {
             list.iter().map(|d| io_info(&manifest, d)).collect()
@@ -157,11 +180,17 @@ impl Model {
             .targets
             .first()
             .ok_or_else(|| RuntimeError::Target("artifact names no target".into()))?;
-        cpu::check_target(t)?;
-        if artifact.section("cpu_code").is_none() {
-            return Err(RuntimeError::Load(
-                "artifact has no cpu_code section".into(),
-            ));
+        match t.kind.as_str() {
+            "cpu" => {
+                cpu::check_target(t)?;
+                if artifact.section("cpu_code").is_none() {
+                    return Err(RuntimeError::Load(
+                        "artifact has no cpu_code section".into(),
+                    ));
+                }
+            }
+            "cuda" => check_ptx(&artifact)?,
+            k => return Err(RuntimeError::Target(format!("unknown target kind {k:?}"))),
         }
         let wfloats = artifact.section("weights").map_or(0, |w| w.len() / 4) as u64;
         for (i, b) in m.buffers.iter().enumerate() {
@@ -213,10 +242,101 @@ impl Model {
         self.inner.outputs.iter().map(|i| i.name.as_str()).collect()
     }
 
+    /// The GPU a CUDA artifact was loaded on (its name, ordinal and compute capability);
+    /// `None` for a CPU artifact.
+    pub fn device(&self) -> Option<&str> {
+        match &self.inner.code {
+            Code::Cpu(_) => None,
+            #[cfg(feature = "cuda")]
+            Code::Cuda(p) => Some(&p.device),
+        }
+    }
+
     /// The names of the model's symbolic dimensions (the batch), bound at each run.
     pub fn symbols(&self) -> &[String] {
         &self.inner.manifest.symbols
     }
+}
+
+/// Compares the digest compiled into the code with the manifest and weights read.
+fn check_digest(m: &Manifest, code_digest: u32) -> Result<(), RuntimeError> {
+    let wcrc = m.section("weights").map(|s| s.crc32).unwrap_or(0);
+    if secc_artifact::layout_digest(m, wcrc)? != code_digest {
+        return Err(RuntimeError::Load(
+            "the manifest or weights do not match the code they were compiled with \
+             (the artifact was edited after compilation); recompile the model"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A CUDA artifact's checks that need no GPU: the NVPTX triple, a PTX section of text,
+/// and the digest in that text against the manifest and weights (so an edited artifact
+/// is refused before any of its code reaches a driver).
+fn check_ptx(a: &Artifact) -> Result<(), RuntimeError> {
+    let t = &a.manifest.targets[0];
+    if t.triple != "nvptx64-nvidia-cuda" {
+        return Err(RuntimeError::Target(format!(
+            "a CUDA artifact for triple {:?} (expected nvptx64-nvidia-cuda)",
+            t.triple
+        )));
+    }
+    let ptx = a
+        .section("ptx")
+        .ok_or_else(|| RuntimeError::Load("CUDA artifact has no ptx section".into()))?;
+    let text = std::str::from_utf8(ptx)
+        .map_err(|_| RuntimeError::Load("the ptx section is not text".into()))?;
+    let digest = ptx_digest(text).ok_or_else(|| {
+        RuntimeError::Load(format!(
+            "the PTX defines no {}",
+            secc_artifact::DIGEST_SYMBOL
+        ))
+    })?;
+    check_digest(&a.manifest, digest)
+}
+
+/// The PTX's embedded layout digest (`.global .u32 secc_layout_digest = V;`, which LLVM
+/// writes as a signed decimal), read from the text.
+pub(crate) fn ptx_digest(ptx: &str) -> Option<u32> {
+    let sym = secc_artifact::DIGEST_SYMBOL;
+    ptx.lines().find_map(|l| {
+        let l = l.trim();
+        if !l.starts_with(".visible .global") || !l.contains(&format!(" {sym} ")) {
+            return None;
+        }
+        let v = l.split('=').nth(1)?.trim().trim_end_matches(';').trim();
+        v.parse::<u32>()
+            .ok()
+            .or_else(|| v.parse::<i32>().ok().map(|s| s as u32))
+    })
+}
+
+/// Loads a checked CUDA artifact on the device `opts` names; the weights go to the device
+/// and the host copy is dropped.
+#[cfg(feature = "cuda")]
+fn load_cuda(
+    a: &Artifact,
+    weights: &mut Vec<f32>,
+    opts: &LoadOptions,
+) -> Result<Code, RuntimeError> {
+    let ptx = std::str::from_utf8(a.section("ptx").unwrap_or(&[]))
+        .map_err(|_| RuntimeError::Load("the ptx section is not text".into()))?;
+    let p = crate::cuda::Program::load(&a.manifest, ptx, weights, opts.device)?;
+    *weights = Vec::new();
+    Ok(Code::Cuda(p))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn load_cuda(
+    a: &Artifact,
+    _weights: &mut Vec<f32>,
+    _opts: &LoadOptions,
+) -> Result<Code, RuntimeError> {
+    Err(RuntimeError::CudaArtifact(format!(
+        "PTX for {}",
+        a.manifest.targets[0].cpu
+    )))
 }
 
 /// The weights section as f32 in a buffer from the runtime's allocator (aligned, huge

@@ -4,7 +4,7 @@
 //! a time (`&mut self`), and may move between threads.
 use crate::exec::Run;
 use crate::tensor::AsTensorView;
-use crate::{DType, Model, RuntimeError, Tensor, TensorView};
+use crate::{DType, DeviceTensor, Model, RuntimeError, Tensor, TensorView};
 use secc_artifact::{BufferKind, DimDecl};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -48,12 +48,27 @@ pub struct KernelTime {
 pub const PLAN_CACHE: usize = 8;
 
 /// The memory plan of one symbol binding: offsets of temporaries in the arena.
-struct Bound {
-    syms: Vec<u64>,
+pub(crate) struct Bound {
+    pub syms: Vec<u64>,
     /// arena offset (elements) of each Temp buffer
-    offsets: Vec<usize>,
+    pub offsets: Vec<usize>,
     /// elements of arena the plan needs
-    arena_floats: usize,
+    pub arena_floats: usize,
+}
+
+/// Where a session runs the kernels.
+enum Exec {
+    /// on the calling thread and a pool, temporaries in one host arena
+    Cpu {
+        /// barrier waiters spin before parking (not when threads exceed the usable cores)
+        spin: bool,
+        pool: Option<rayon::ThreadPool>,
+        /// one arena for every plan: grown to the largest binding run so far, never shrunk
+        arena: Vec<f32>,
+    },
+    /// on the model's GPU, through the session's stream
+    #[cfg(feature = "cuda")]
+    Cuda(crate::cuda::Exec),
 }
 
 /// A shape's extents under a binding that [`Manifest::check_binding`] accepted (so every
@@ -67,47 +82,54 @@ fn extents(shape: &[DimDecl], syms: &[u64]) -> Vec<usize> {
         .collect()
 }
 
+/// The pool of a CPU session with `threads` threads (none for one thread).
+fn cpu_pool(threads: usize) -> Result<Option<rayon::ThreadPool>, RuntimeError> {
+    if threads <= 1 {
+        return Ok(None);
+    }
+    // The calling thread runs share 0, so threads - 1 workers would do; one more idle
+    // worker measured faster (25 vs 40 us on a 64x56x56 SE block): an awake spare picks up
+    // the next run's share without a futex wake.
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map(Some)
+        .map_err(|e| RuntimeError::Load(format!("cannot start threads: {e}")))
+}
+
 /// A caller's handle for running a model; see the module docs.
 pub struct Session {
     model: Model,
     threads: usize,
-    /// barrier waiters spin before parking (not when threads exceed the usable cores)
-    spin: bool,
-    pool: Option<rayon::ThreadPool>,
+    exec: Exec,
     /// plans by binding, most recently used last (at most [`PLAN_CACHE`])
     plans: Vec<Bound>,
-    /// one arena for every plan: grown to the largest binding run so far, never shrunk
-    arena: Vec<f32>,
     outputs: Vec<Tensor>,
 }
 
 impl Session {
-    /// A session on `model` with `threads` threads (0: one per usable core).
+    /// A session on `model` with `threads` threads (0: one per usable core). A session on
+    /// a CUDA model runs on the model's GPU through a stream of its own, whatever
+    /// `threads` says.
     pub fn new(model: Model, threads: usize) -> Result<Self, RuntimeError> {
         let threads = match threads {
             0 => crate::available_cores(),
             t => t,
         };
-        let pool = if threads > 1 {
-            // The calling thread runs share 0, so threads - 1 workers would do; one more idle
-            // worker measured faster (25 vs 40 us on a 64x56x56 SE block): an awake spare
-            // picks up the next run's share without a futex wake.
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .map_err(|e| RuntimeError::Load(format!("cannot start threads: {e}")))?,
-            )
-        } else {
-            None
+        let exec = match &model.inner.code {
+            crate::model::Code::Cpu(_) => Exec::Cpu {
+                spin: threads <= crate::available_cores(),
+                pool: cpu_pool(threads)?,
+                arena: Vec::new(),
+            },
+            #[cfg(feature = "cuda")]
+            crate::model::Code::Cuda(p) => Exec::Cuda(crate::cuda::Exec::new(p)?),
         };
         Ok(Session {
             model,
             threads,
-            spin: threads <= crate::available_cores(),
-            pool,
+            exec,
             plans: Vec::new(),
-            arena: Vec::new(),
             outputs: Vec::new(),
         })
     }
@@ -222,20 +244,37 @@ impl Session {
             .collect())
     }
 
-    /// Binds symbols from input shapes, checking each input against its declaration.
+    /// Binds symbols from the inputs, checking each against its declaration.
     fn bind(&self, inputs: &[TensorView<'_>]) -> Result<Vec<u64>, RuntimeError> {
+        let m = self.model.manifest();
+        for (io, t) in m.inputs.iter().zip(inputs) {
+            if t.data().len() != t.shape().iter().product::<usize>() {
+                return Err(RuntimeError::Input(format!(
+                    "input {:?}: {} values given for shape {:?} (model inputs are float32)",
+                    io.name,
+                    t.data().len(),
+                    t.shape()
+                )));
+            }
+        }
+        let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+        self.bind_shapes(&shapes)
+    }
+
+    /// Binds symbols from input shapes, checking each shape against its declaration.
+    fn bind_shapes(&self, shapes: &[&[usize]]) -> Result<Vec<u64>, RuntimeError> {
         let model = &self.model;
         let m = model.manifest();
-        if inputs.len() != m.inputs.len() {
+        if shapes.len() != m.inputs.len() {
             return Err(RuntimeError::Input(format!(
                 "model has {} input(s) ({}), got {}",
                 m.inputs.len(),
                 model.input_names().join(", "),
-                inputs.len()
+                shapes.len()
             )));
         }
         let mut syms: Vec<Option<u64>> = vec![None; m.symbols.len()];
-        for ((io, info), t) in m.inputs.iter().zip(model.inputs()).zip(inputs) {
+        for ((io, info), &shape) in m.inputs.iter().zip(model.inputs()).zip(shapes) {
             let decl = &m.buffers[io.buffer as usize].shape;
             let bad = || {
                 let want: Vec<String> = info.shape.iter().map(|d| d.to_string()).collect();
@@ -243,13 +282,13 @@ impl Session {
                     "input {:?}: expected shape [{}], got {:?}",
                     io.name,
                     want.join(", "),
-                    t.shape()
+                    shape
                 ))
             };
-            if decl.len() != t.shape().len() {
+            if decl.len() != shape.len() {
                 return Err(bad());
             }
-            for (d, &v) in decl.iter().zip(t.shape()) {
+            for (d, &v) in decl.iter().zip(shape) {
                 match d {
                     DimDecl::Known(k) if *k as usize == v => {}
                     DimDecl::Sym { sym, coeff } if v > 0 && (v as u64).is_multiple_of(*coeff) => {
@@ -269,14 +308,6 @@ impl Session {
                     _ => return Err(bad()),
                 }
             }
-            if t.data().len() != t.shape().iter().product::<usize>() {
-                return Err(RuntimeError::Input(format!(
-                    "input {:?}: {} values given for shape {:?} (model inputs are float32)",
-                    io.name,
-                    t.data().len(),
-                    t.shape()
-                )));
-            }
         }
         let syms: Vec<u64> = syms
             .into_iter()
@@ -290,9 +321,9 @@ impl Session {
                 })
             })
             .collect::<Result<_, _>>()?;
-        for ((io, info), t) in m.inputs.iter().zip(model.inputs()).zip(inputs) {
+        for ((io, info), &shape) in m.inputs.iter().zip(model.inputs()).zip(shapes) {
             let decl = &m.buffers[io.buffer as usize].shape;
-            for (k, (d, &v)) in decl.iter().zip(t.shape()).enumerate() {
+            for (k, (d, &v)) in decl.iter().zip(shape).enumerate() {
                 if matches!(d, DimDecl::Expr { .. }) && d.eval(&syms) != Some(v as u64) {
                     return Err(RuntimeError::Input(format!(
                         "input {:?}: dimension {k} must be {} = {}, got {v}",
@@ -311,6 +342,11 @@ impl Session {
     /// a serving loop does not re-check every buffer on every call).
     fn checked(&self, inputs: &[TensorView<'_>]) -> Result<Vec<u64>, RuntimeError> {
         let syms = self.bind(inputs)?;
+        self.check_new(syms)
+    }
+
+    /// [`Session::checked`]'s checks of a binding with no cached plan.
+    fn check_new(&self, syms: Vec<u64>) -> Result<Vec<u64>, RuntimeError> {
         if !self.plans.iter().any(|b| b.syms == syms) {
             self.model
                 .manifest()
@@ -400,8 +436,80 @@ impl Session {
                 )));
             }
         }
+        if self.on_gpu() {
+            // the outputs come back from the device into the session's buffers first
+            self.shape_outputs(&syms)?;
+            self.execute(&views, syms, None, None)?;
+            for (dst, t) in outputs.iter_mut().zip(&self.outputs) {
+                dst.copy_from_slice(&t.data);
+            }
+            return Ok(());
+        }
         let ptrs: Vec<*mut f32> = outputs.iter_mut().map(|b| b.as_mut_ptr()).collect();
         self.execute(&views, syms, Some(&ptrs), None)
+    }
+
+    /// Runs a CUDA model on inputs and outputs that already live in the GPU's memory
+    /// (device addresses, `CUdeviceptr`: from cudarc, PyTorch's `data_ptr()`, CuPy...), so
+    /// nothing is copied between host and device. Output `i` needs room for the elements
+    /// [`Session::output_shapes`] gives (float32 outputs only). Returns once the outputs
+    /// are written. The kernel graph captured for these addresses is replayed when they
+    /// come again, so keep reusing the same buffers.
+    ///
+    /// # Safety
+    ///
+    /// The runtime cannot check device addresses. Each `inputs[i].ptr` must be device
+    /// memory on the model's device holding the input's float32 elements (row-major, in
+    /// `inputs[i].shape`), completely written before this call (synchronise the stream
+    /// that wrote it) and unchanged until it returns; each `outputs[i]` must be writable
+    /// device memory there with room for output `i`, overlapping no input or other output.
+    /// Wrong addresses make the kernels fault or overwrite the application's memory.
+    pub unsafe fn run_device(
+        &mut self,
+        inputs: &[DeviceTensor<'_>],
+        outputs: &[u64],
+    ) -> Result<(), RuntimeError> {
+        if !self.on_gpu() {
+            return Err(RuntimeError::Input(
+                "run_device needs a CUDA model; this one runs on the CPU".into(),
+            ));
+        }
+        let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape).collect();
+        let syms = self.check_new(self.bind_shapes(&shapes)?)?;
+        let m = self.model.manifest();
+        if outputs.len() != m.outputs.len() {
+            return Err(RuntimeError::Input(format!(
+                "model has {} output(s), got {} device address(es)",
+                m.outputs.len(),
+                outputs.len()
+            )));
+        }
+        if let Some(o) = m
+            .outputs
+            .iter()
+            .find(|o| m.buffers[o.buffer as usize].dtype == "i64")
+        {
+            return Err(RuntimeError::Input(format!(
+                "output {:?} is int64: run this model with Session::run",
+                o.name
+            )));
+        }
+        let ins: Vec<u64> = inputs.iter().map(|t| t.ptr).collect();
+        if ins.iter().chain(outputs).any(|&p| p == 0) {
+            return Err(RuntimeError::Input("a device address is null".into()));
+        }
+        self.plan_for(&syms);
+        let bound = self
+            .plans
+            .last()
+            .expect("invariant: plan_for leaves it last");
+        match (&mut self.exec, &self.model.inner.code) {
+            #[cfg(feature = "cuda")]
+            (Exec::Cuda(e), crate::model::Code::Cuda(p)) => {
+                e.run_device(p, &self.model.inner.manifest, bound, &ins, outputs)
+            }
+            _ => unreachable!("on_gpu: a CUDA executor over CUDA code"),
+        }
     }
 
     fn run_views(
@@ -415,8 +523,8 @@ impl Session {
     }
 
     /// Makes the plan of `syms` the last (most recent) entry of the cache, computing it if
-    /// needed, and grows the arena to cover it.
-    fn plan_for(&mut self, syms: &[u64]) -> Result<(), RuntimeError> {
+    /// needed.
+    fn plan_for(&mut self, syms: &[u64]) {
         match self.plans.iter().position(|b| b.syms == syms) {
             Some(i) => {
                 let b = self.plans.remove(i);
@@ -434,12 +542,6 @@ impl Session {
                 });
             }
         }
-        let need = self.plans.last().map_or(0, |b| b.arena_floats);
-        if self.arena.len() < need {
-            self.arena = Vec::new(); // free the old arena before allocating the new one
-            self.arena = crate::mem::zeroed(need)?;
-        }
-        Ok(())
     }
 
     /// The number of memory plans cached (one per recent symbol binding).
@@ -448,7 +550,8 @@ impl Session {
     }
 
     /// Runs the kernels for a binding; outputs go to `caller_outputs` (checked by the
-    /// caller) or to the session's own buffers (shaped by `shape_outputs`).
+    /// caller; CPU sessions only) or to the session's own buffers (shaped by
+    /// `shape_outputs`).
     fn execute(
         &mut self,
         inputs: &[TensorView<'_>],
@@ -456,16 +559,66 @@ impl Session {
         caller_outputs: Option<&[*mut f32]>,
         nanos: Option<&[AtomicU64]>,
     ) -> Result<(), RuntimeError> {
-        self.plan_for(&syms)?;
-        let loaded = &*self.model.inner;
-        let m = &loaded.manifest;
+        self.plan_for(&syms);
         let bound = self
             .plans
             .last()
             .expect("invariant: plan_for leaves it last");
-        let arena = self.arena.as_mut_ptr();
+        let loaded = &*self.model.inner;
+        match (&mut self.exec, &loaded.code) {
+            (Exec::Cpu { spin, pool, arena }, crate::model::Code::Cpu(code)) => {
+                if arena.len() < bound.arena_floats {
+                    *arena = Vec::new(); // free the old arena before allocating the new one
+                    *arena = crate::mem::zeroed(bound.arena_floats)?;
+                }
+                let cpu = CpuRun {
+                    code,
+                    bound,
+                    arena: arena.as_mut_ptr(),
+                    threads: self.threads,
+                    spin: *spin,
+                    pool: pool.as_ref(),
+                };
+                cpu.run(loaded, inputs, &mut self.outputs, caller_outputs, nanos);
+                Ok(())
+            }
+            #[cfg(feature = "cuda")]
+            (Exec::Cuda(e), crate::model::Code::Cuda(p)) => {
+                e.run_host(p, &loaded.manifest, bound, inputs, &mut self.outputs, nanos)
+            }
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("a session's executor matches its model's code"),
+        }
+    }
+
+    /// True for a session on a GPU.
+    fn on_gpu(&self) -> bool {
+        !matches!(self.exec, Exec::Cpu { .. })
+    }
+}
+
+/// One run on the CPU: the kernels on the calling thread and the pool.
+struct CpuRun<'a> {
+    code: &'a crate::cpu::Code,
+    bound: &'a Bound,
+    arena: *mut f32,
+    threads: usize,
+    spin: bool,
+    pool: Option<&'a rayon::ThreadPool>,
+}
+
+impl CpuRun<'_> {
+    fn run(
+        &self,
+        loaded: &crate::model::Loaded,
+        inputs: &[TensorView<'_>],
+        outputs: &mut [Tensor],
+        caller_outputs: Option<&[*mut f32]>,
+        nanos: Option<&[AtomicU64]>,
+    ) {
+        let m = &loaded.manifest;
+        let (bound, arena) = (self.bound, self.arena);
         let weights = loaded.weights.as_ptr() as *mut f32;
-        let outputs = &mut self.outputs;
         let mut ptr_of = |b: u32| -> *mut f32 {
             let b = match m.buffers[b as usize].kind {
                 BufferKind::Alias { of } => of,
@@ -492,8 +645,8 @@ impl Session {
                     unsafe { weights.add(offset as usize / 4) }
                 }
                 BufferKind::Temp => {
-                    // SAFETY: the plan covers every temp's offset + size, and plan_for grew the
-                    // arena to at least the plan's size.
+                    // SAFETY: the plan covers every temp's offset + size, and the caller
+                    // grew the arena to at least the plan's size.
                     unsafe { arena.add(bound.offsets[b as usize]) }
                 }
                 BufferKind::Alias { .. } => unreachable!("aliases resolve to a root"),
@@ -505,20 +658,19 @@ impl Session {
             .map(|k| k.args.iter().map(|&a| ptr_of(a)).collect())
             .collect();
         let run = Arc::new(Run::new(
-            loaded.code.kernels.clone(),
+            self.code.kernels.clone(),
             m.kernels.iter().map(|k| k.barrier).collect(),
             args,
-            syms.iter().map(|&s| s as i64).collect(),
+            bound.syms.iter().map(|&s| s as i64).collect(),
             self.threads,
             self.spin,
             nanos.is_some(),
         ));
-        run.execute(self.pool.as_ref());
+        run.execute(self.pool);
         if let (Some(out), Some(got)) = (nanos, &run.nanos) {
             for (o, g) in out.iter().zip(got) {
                 o.fetch_add(g.load(Ordering::Relaxed), Ordering::Relaxed);
             }
         }
-        Ok(())
     }
 }

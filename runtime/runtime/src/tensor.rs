@@ -121,6 +121,16 @@ impl<'a> TensorView<'a> {
     }
 }
 
+/// A float32 tensor in the memory of the GPU a CUDA model runs on, for
+/// [`Session::run_device`](crate::Session::run_device): its device address and its shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceTensor<'a> {
+    /// the device address of the first element (`CUdeviceptr`)
+    pub ptr: u64,
+    /// extents, row-major
+    pub shape: &'a [usize],
+}
+
 /// Anything a session takes as an input: a [`TensorView`] or a [`Tensor`].
 pub trait AsTensorView {
     /// The borrowed view the session reads.
