@@ -12,12 +12,14 @@ fn ptx_for(name: &str, arch: &str) -> String {
 }
 
 fn ptx_of(model: &std::path::Path, arch: &str) -> String {
+    let target = Target::Cuda { arch: arch.into() };
     let mut g = import(model);
-    run_passes(&mut g);
+    // The CUDA pipeline (plain NCHW: no channel blocks, so no cross-CTA barriers).
+    run_passes_for(&mut g, secc_codegen::vector_block(&target));
     let bytes = compile(
         &g,
         &CodegenOptions {
-            target: Target::Cuda { arch: arch.into() },
+            target,
             compiler_version: "test".into(),
             memory_limit: None,
         },
