@@ -194,6 +194,21 @@ fn dependency_invariants_hold() {
                 "secc-codegen",
             ],
         ),
+        // carried to bare GPU machines: the runtime and the driver API only
+        (
+            "gpu_check",
+            &[
+                "secc-ir",
+                "egg",
+                "inkwell",
+                "llvm-sys",
+                "secc-onnx",
+                "secc-passes",
+                "secc-codegen",
+                "onnx-protobuf",
+                "protobuf",
+            ],
+        ),
     ];
     let mut bad = vec![];
     for (krate, forbidden) in rules {
