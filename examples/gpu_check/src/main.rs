@@ -113,7 +113,9 @@ fn check_model(
     let cpu_path = dir.join(format!("{name}.cpu.bin"));
     if cpu_path.exists() {
         let mut cpu = Model::load(&cpu_path)?.session(secc_runtime::available_cores())?;
-        for (batch, seed) in [(1, 11), (8, 12), (1, 13)] {
+        // a binding's first run launches kernel by kernel, its second captures a graph, its
+        // third replays it: batch 1 and 8 alternate, so each replay follows a changed batch
+        for (batch, seed) in [(1, 11), (8, 12), (1, 13), (8, 14), (1, 15), (8, 16)] {
             let ins = random_inputs(&model, batch, seed);
             let e = max_err(gpu.run(&ins)?, cpu.run(&ins)?)?;
             if e > TOL {
@@ -326,7 +328,8 @@ impl DeviceIo {
 fn device_io(gpu: &mut Session, ins: &[Tensor], st: &Arc<CudaStream>) -> R<()> {
     let want = gpu.run(ins)?.to_vec();
     let io = DeviceIo::new(gpu, ins, st)?;
-    for round in 0..2 {
+    // launched, captured, replayed
+    for round in 0..3 {
         io.run(gpu, st)?;
         for (i, (b, w)) in io.outs.iter().zip(&want).enumerate() {
             let got = st.clone_dtoh(b)?;
@@ -336,6 +339,43 @@ fn device_io(gpu: &mut Session, ins: &[Tensor], st: &Arc<CudaStream>) -> R<()> {
                 )
                 .into());
             }
+        }
+    }
+    refused_addresses(gpu, &io, st)
+}
+
+/// Device addresses `run_device` must refuse before any kernel runs: a misaligned output,
+/// an output overlapping an input, an output whose allocation is too short. (Were a check
+/// missing, the kernels would write where they should not: the check fails either way.)
+fn refused_addresses(gpu: &mut Session, io: &DeviceIo, st: &Arc<CudaStream>) -> R<()> {
+    let ins: Vec<DeviceTensor<'_>> = io
+        .ins
+        .iter()
+        .zip(&io.shapes)
+        .map(|(b, shape)| DeviceTensor {
+            ptr: b.device_ptr(st).0,
+            shape,
+        })
+        .collect();
+    let outs: Vec<u64> = io.outs.iter().map(|b| b.device_ptr(st).0).collect();
+    let n = io.outs[0].len() as u64;
+    let cases = [
+        ("misaligned", outs[0] + 2, "aligned"),
+        ("on an input", ins.first().map_or(0, |t| t.ptr), "overlap"),
+        ("too short", outs[0] + 4 * (n - 1), "allocation ends"),
+    ];
+    for (what, ptr, want) in cases {
+        if (what == "too short" && n < 2) || ptr == 0 {
+            continue;
+        }
+        let mut bad = outs.clone();
+        bad[0] = ptr;
+        // SAFETY: nothing else is running on these buffers; the addresses are wrong on
+        // purpose and the runtime must refuse them before launching (see above)
+        match unsafe { gpu.run_device(&ins, &bad) } {
+            Err(e) if e.to_string().contains(want) => {}
+            Err(e) => return Err(format!("output {what}: unexpected error: {e}").into()),
+            Ok(()) => return Err(format!("output {what}: run_device accepted it").into()),
         }
     }
     Ok(())

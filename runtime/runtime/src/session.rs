@@ -99,9 +99,11 @@ fn cpu_pool(threads: usize) -> Result<Option<rayon::ThreadPool>, RuntimeError> {
 
 /// A caller's handle for running a model; see the module docs.
 pub struct Session {
+    /// declared (so dropped) before `model`: a CUDA session's graphs and buffers go before
+    /// the module and weights they refer to, when this session holds the last handle
+    exec: Exec,
     model: Model,
     threads: usize,
-    exec: Exec,
     /// plans by binding, most recently used last (at most [`PLAN_CACHE`])
     plans: Vec<Bound>,
     outputs: Vec<Tensor>,
@@ -453,17 +455,18 @@ impl Session {
     /// (device addresses, `CUdeviceptr`: from cudarc, PyTorch's `data_ptr()`, CuPy...), so
     /// nothing is copied between host and device. Output `i` needs room for the elements
     /// [`Session::output_shapes`] gives (float32 outputs only). Returns once the outputs
-    /// are written. The kernel graph captured for these addresses is replayed when they
-    /// come again, so keep reusing the same buffers.
+    /// are written. The kernel graph is captured the second time the same addresses come and
+    /// replayed from then on, so keep reusing the same buffers.
     ///
     /// # Safety
     ///
-    /// The runtime cannot check device addresses. Each `inputs[i].ptr` must be device
-    /// memory on the model's device holding the input's float32 elements (row-major, in
-    /// `inputs[i].shape`), completely written before this call (synchronise the stream
-    /// that wrote it) and unchanged until it returns; each `outputs[i]` must be writable
-    /// device memory there with room for output `i`, overlapping no input or other output.
-    /// Wrong addresses make the kernels fault or overwrite the application's memory.
+    /// The runtime checks what the driver can tell it (an error, nothing run, otherwise):
+    /// each address is 4-byte aligned device memory of the model's device whose
+    /// allocation holds the tensor's bytes, and no output overlaps an input or another
+    /// output. It cannot check the rest: each `inputs[i].ptr` must hold the input's
+    /// float32 elements (row-major, in `inputs[i].shape`), completely written before this
+    /// call (synchronise the stream that wrote it) and unchanged until it returns, and no
+    /// other work may use the outputs' memory meanwhile.
     pub unsafe fn run_device(
         &mut self,
         inputs: &[DeviceTensor<'_>],
@@ -474,6 +477,24 @@ impl Session {
                 "run_device needs a CUDA model; this one runs on the CPU".into(),
             ));
         }
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = (inputs, outputs);
+            Err(RuntimeError::Device(
+                "this runtime was built without its cuda feature".into(),
+            ))
+        }
+        #[cfg(feature = "cuda")]
+        self.run_on_device(inputs, outputs)
+    }
+
+    /// `run_device` on a CUDA session.
+    #[cfg(feature = "cuda")]
+    fn run_on_device(
+        &mut self,
+        inputs: &[DeviceTensor<'_>],
+        outputs: &[u64],
+    ) -> Result<(), RuntimeError> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape).collect();
         let syms = self.check_new(self.bind_shapes(&shapes)?)?;
         let m = self.model.manifest();
@@ -494,22 +515,54 @@ impl Session {
                 o.name
             )));
         }
+        let spans = self.device_spans(&syms, inputs, outputs);
         let ins: Vec<u64> = inputs.iter().map(|t| t.ptr).collect();
-        if ins.iter().chain(outputs).any(|&p| p == 0) {
-            return Err(RuntimeError::Input("a device address is null".into()));
-        }
         self.plan_for(&syms);
         let bound = self
             .plans
             .last()
             .expect("invariant: plan_for leaves it last");
         match (&mut self.exec, &self.model.inner.code) {
-            #[cfg(feature = "cuda")]
             (Exec::Cuda(e), crate::model::Code::Cuda(p)) => {
+                p.check_io(&spans)?;
                 e.run_device(p, &self.model.inner.manifest, bound, &ins, outputs)
             }
             _ => unreachable!("on_gpu: a CUDA executor over CUDA code"),
         }
+    }
+
+    /// The caller's buffers of a `run_device` at binding `syms`, for `Program::check_io`.
+    #[cfg(feature = "cuda")]
+    fn device_spans(
+        &self,
+        syms: &[u64],
+        inputs: &[DeviceTensor<'_>],
+        outputs: &[u64],
+    ) -> Vec<crate::cuda::DeviceSpan> {
+        let m = self.model.manifest();
+        let span = |io: &secc_artifact::IoDecl, kind: &str, ptr: u64| {
+            let b = &m.buffers[io.buffer as usize];
+            let width = if b.dtype == "i64" { 8 } else { 4 };
+            crate::cuda::DeviceSpan {
+                what: format!("{kind} {:?}", io.name),
+                ptr,
+                // bind_shapes checked that every size fits in memory
+                bytes: DimDecl::elements(&b.shape, syms)
+                    .map_or(u64::MAX, |n| n.saturating_mul(width)),
+                written: kind == "output",
+            }
+        };
+        m.inputs
+            .iter()
+            .zip(inputs)
+            .map(|(io, t)| span(io, "input", t.ptr))
+            .chain(
+                m.outputs
+                    .iter()
+                    .zip(outputs)
+                    .map(|(io, &p)| span(io, "output", p)),
+            )
+            .collect()
     }
 
     fn run_views(
