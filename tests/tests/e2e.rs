@@ -15,19 +15,28 @@ pub const KERNEL_TOL: f32 = 1e-4;
 #[test]
 fn every_fixture_runs_and_matches_the_interpreter() {
     let host = secc_codegen::vector_block(&cpu_opts().target);
-    check_all(true, host, "native");
+    check_all(true, host, "native", false);
 }
 
 /// Plain layouts only (the kernels the GPU path and non-blockable ops use).
 #[test]
 fn every_fixture_runs_plain_and_matches_the_interpreter() {
-    check_all(true, None, "native");
+    check_all(true, None, "native", false);
+}
+
+/// The GPU's form, on the CPU: plain layouts and every SE block split into the steps a CUDA
+/// artifact launches (pool, FC1, FC2, scale; docs/kernels.md), so that their plan (buffers,
+/// weights, arguments) and index arithmetic are checked where there is no GPU. The PTX
+/// bodies differ from these only in how a step's work maps onto threads.
+#[test]
+fn every_fixture_runs_in_the_gpu_form_and_matches_the_interpreter() {
+    check_all(true, None, "native", true);
 }
 
 /// The AVX2 artifact every x86-64-v3 machine runs: 8-lane blocks.
 #[test]
 fn every_fixture_runs_for_x86_64_v3_and_matches_the_interpreter() {
-    check_all(true, Some(8), "x86-64-v3");
+    check_all(true, Some(8), "x86-64-v3", false);
 }
 
 /// Without SE fusion every op of the chain runs as its own kernel (conv, gemm, matmul,
@@ -35,12 +44,13 @@ fn every_fixture_runs_for_x86_64_v3_and_matches_the_interpreter() {
 #[test]
 fn every_fixture_runs_unfused_and_matches_the_interpreter() {
     let host = secc_codegen::vector_block(&cpu_opts().target);
-    check_all(false, host, "native");
+    check_all(false, host, "native", false);
 }
 
-fn check_all(fuse: bool, block: Option<u32>, cpu: &str) {
+fn check_all(fuse: bool, block: Option<u32>, cpu: &str, split_se: bool) {
     let opts = secc_codegen::CodegenOptions {
         target: secc_codegen::Target::Cpu { cpu: cpu.into() },
+        split_se,
         ..cpu_opts()
     };
     for p in fixtures() {
@@ -61,9 +71,27 @@ fn check_all(fuse: bool, block: Option<u32>, cpu: &str) {
             let mut model = secc_runtime::Model::from_bytes(bytes.clone())
                 .and_then(|m| m.session(threads))
                 .unwrap();
+            let m = model.model().manifest();
             assert_eq!(
-                model.model().manifest().se_blocks as usize,
+                m.se_blocks as usize,
                 if fuse { expected_se(&stem(&p)) } else { 0 }
+            );
+            // the split form: two FC steps per SE block, no fused SE kernel
+            let fcs = m.kernels.iter().filter(|k| k.kind == "se_fc").count();
+            let fused = m
+                .kernels
+                .iter()
+                .filter(|k| k.kind == "squeeze_excite" || k.kind == "se_gate")
+                .count();
+            assert_eq!(
+                (fcs, fused),
+                if split_se {
+                    (2 * m.se_blocks as usize, 0)
+                } else {
+                    (0, m.se_blocks as usize)
+                },
+                "{}: SE kernels",
+                stem(&p)
             );
             for (batch, seed) in [(1u64, 21u64), (8, 22), (19, 23)] {
                 let ins = random_inputs(&g, batch, seed);

@@ -71,17 +71,30 @@ fn every_fixture_has_the_launch_contract_its_kernels_need() {
             for batch in [1, 8] {
                 let syms = m.sizing_binding(batch, 64);
                 let d = l.dims(&syms).unwrap().expect("work to do");
-                if k.barrier {
-                    // a barrier inside: one CTA per image, its scratch in shared memory
-                    assert_eq!(u64::from(d.grid[0]), batch, "{}: {}", stem(&p), k.name);
-                    assert!(d.shared_bytes > 0);
-                } else {
+                let out = &m.buffers[k.writes[0] as usize].shape;
+                let work = DimDecl::elements(out, &syms).unwrap();
+                let what = format!("{}: {} at batch {batch}", stem(&p), k.name);
+                match k.kind.as_str() {
+                    // the SE pool: a CTA per (image, channel) plane, a shared float per warp
+                    "se_pool" => {
+                        assert!(k.barrier, "{what}");
+                        assert_eq!((u64::from(d.grid[0]), d.shared_bytes), (work, 16), "{what}");
+                    }
+                    // the SE FC layers: a warp per output row, four rows per CTA
+                    "se_fc" => {
+                        let ctas = batch * (work / batch).div_ceil(4);
+                        assert_eq!((u64::from(d.grid[0]), d.shared_bytes), (ctas, 0), "{what}");
+                    }
+                    // any other barrier inside: one CTA per image, scratch in shared memory
+                    _ if k.barrier => {
+                        assert_eq!(u64::from(d.grid[0]), batch, "{what}");
+                        assert!(d.shared_bytes > 0, "{what}");
+                    }
                     // grid-stride: one thread per element of the first result, up to 2^20
-                    let out = &m.buffers[k.writes[0] as usize].shape;
-                    let work = DimDecl::elements(out, &syms).unwrap();
-                    let ctas = work.div_ceil(128).min(8192);
-                    assert_eq!(u64::from(d.grid[0]), ctas, "{}: {}", stem(&p), k.name);
-                    assert_eq!(d.shared_bytes, 0);
+                    _ => {
+                        let ctas = work.div_ceil(128).min(8192);
+                        assert_eq!((u64::from(d.grid[0]), d.shared_bytes), (ctas, 0), "{what}");
+                    }
                 }
                 assert_eq!(d.block, [128, 1, 1]);
             }
@@ -106,7 +119,7 @@ fn an_edited_cuda_artifact_is_refused_before_the_driver() {
     type Edit = Box<dyn Fn(&mut Manifest, &mut String)>;
     let edits: Vec<(&str, Edit, &str)> = vec![
         (
-            "the SE kernel's grid made one CTA",
+            "the SE pool's grid made one CTA",
             Box::new(|m, _| m.kernels[0].launch.as_mut().unwrap().grid[0] = DimDecl::Known(1)),
             "do not match the code",
         ),

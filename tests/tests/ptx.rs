@@ -22,6 +22,7 @@ fn ptx_of(model: &std::path::Path, arch: &str) -> String {
             target,
             compiler_version: "test".into(),
             memory_limit: None,
+            split_se: false,
         },
     )
     .unwrap();
@@ -49,10 +50,20 @@ fn ptxas() -> Option<PathBuf> {
 #[test]
 fn ptx_snapshot_se_block() {
     let ptx = ptx_for("se_torchvision", "sm_80");
-    assert!(ptx.contains(".visible .entry k0_squeeze_excite"), "{ptx}");
+    // the GPU's split form: pool (CTA per plane), FC1, FC2 (warp per row), scale
+    for k in ["k0_se_pool", "k1_se_fc", "k2_se_fc", "k3_elementwise"] {
+        assert!(
+            ptx.contains(&format!(".visible .entry {k}(")),
+            "no {k}: {ptx}"
+        );
+    }
     assert!(
         ptx.contains("bar.sync"),
-        "SE kernel must synchronise its CTA"
+        "the pool must synchronise its CTA"
+    );
+    assert!(
+        ptx.contains("shfl.sync.bfly.b32"),
+        "pool and FC layers reduce by warp shuffles"
     );
     insta::assert_snapshot!("se_torchvision_sm80_ptx", ptx);
 }
@@ -89,6 +100,15 @@ fn ptxas_accepts(models: &[PathBuf], archs: &[&str]) {
 #[test]
 fn ptxas_accepts_every_fixture_for_sm80_and_sm90() {
     ptxas_accepts(&fixtures(), &["sm_80", "sm_90"]);
+}
+
+/// Every architecture `--arch` accepts: the SE steps' warp shuffles need PTX 6.0, older
+/// than some architectures' LLVM default (LLVM aborted the process on them before the
+/// target asked for it).
+#[test]
+fn ptxas_accepts_the_se_steps_for_every_accepted_arch() {
+    let se = [models_dir().join("se_torchvision.onnx")];
+    ptxas_accepts(&se, secc_codegen::target::PTX_ARCHS);
 }
 
 /// The dynamic-size models (symbolic height and width: every kernel takes run-time extents)

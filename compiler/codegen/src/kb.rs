@@ -1419,6 +1419,78 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         Ok(())
     }
 
+    /// `sum f(i)` over `i = t, t + step, ... < n`: thread `t`'s part of a sum its group
+    /// shares (`step` threads; adjacent threads take adjacent `i`, so loads coalesce).
+    pub fn group_strided_sum(
+        &mut self,
+        n: IntValue<'ctx>,
+        t: IntValue<'ctx>,
+        step: IntValue<'ctx>,
+        f: impl FnOnce(&mut Self, IntValue<'ctx>) -> R<FloatValue<'ctx>>,
+    ) -> R<FloatValue<'ctx>> {
+        // ceil((n - t) / step), 0 when t >= n (signed before the unsigned division)
+        let ahead = self.sub(self.add(n, step)?, self.add(t, self.i(1))?)?;
+        let trips = self.div(self.imax(ahead, self.i(0))?, step)?;
+        let zero = self.fc(0.0);
+        self.for_acc(self.i(0), trips, zero, |kb, j, acc| {
+            let i = kb.add(t, kb.mul(j, step)?)?;
+            let v = f(kb, i)?;
+            kb.fadd(acc, v)
+        })
+    }
+
+    /// PTX: the sum of `v` over the 32 lanes of the warp, in every lane (butterfly
+    /// shuffles; all 32 lanes must reach it). CPU: `v` (a warp of one).
+    pub fn warp_sum(&self, v: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        if self.flavor != Flavor::Ptx {
+            return Ok(v);
+        }
+        let f = intrinsic(self.m, &["llvm.nvvm.shfl.sync.bfly.f32"], &[])?;
+        let i32t = self.ctx.i32_type();
+        let mut v = v;
+        for lanes in [16, 8, 4, 2, 1] {
+            let args = [
+                i32t.const_all_ones().into(),
+                v.into(),
+                i32t.const_int(lanes, false).into(),
+                i32t.const_int(0x1f, false).into(),
+            ];
+            let other = self
+                .b
+                .build_call(f, &args, "shfl")?
+                .try_as_basic_value()
+                .basic()
+                .ok_or_else(|| CodegenError::Llvm("shfl".into()))?;
+            v = self.fadd(v, other.into_float_value())?;
+        }
+        Ok(v)
+    }
+
+    /// PTX: the sum of `v` over the CTA, in every thread: [`Kb::warp_sum`], each warp's sum
+    /// through shared memory (one float per warp: the launch contract's shared memory),
+    /// a barrier, every thread adding the warps' sums in the same order. Every thread of
+    /// the CTA must reach it, and at most once per kernel (nothing waits before the shared
+    /// floats are reused). CPU: `v`.
+    pub fn group_sum(&mut self, v: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        let Some(smem) = self.shared_scratch()? else {
+            return Ok(v);
+        };
+        let s = self.warp_sum(v)?;
+        let warp = self.div(self.group_tid, self.i(32))?;
+        let lane = self.rem(self.group_tid, self.i(32))?;
+        let first = self
+            .b
+            .build_int_compare(IntPredicate::EQ, lane, self.i(0), "")?;
+        self.if_then(first, |kb| kb.store(smem, warp, s))?;
+        self.barrier()?;
+        let warps = self.div(self.group_n, self.i(32))?;
+        let zero = self.fc(0.0);
+        self.for_acc(self.i(0), warps, zero, |kb, w, acc| {
+            let part = kb.load(smem, w)?;
+            kb.fadd(acc, part)
+        })
+    }
+
     /// A thread-private array of `n` floats on the stack, 64-byte aligned, allocated in the
     /// entry block (one frame slot, however often the code using it runs).
     pub fn stack_f32(&self, n: u32) -> R<PointerValue<'ctx>> {

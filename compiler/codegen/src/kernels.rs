@@ -4,9 +4,11 @@
 //! threads, on NVPTX the grid's threads. The SE kernel additionally needs a group that shares
 //! a barrier and scratch: all CPU threads (looping over images) or one CTA per image on NVPTX.
 use crate::kb::{Kb, R};
+use crate::launch::WARPS;
 use crate::plan::{EwFn, KernelKind};
 use crate::CodegenError;
 use inkwell::values::{FloatValue, IntValue, PointerValue, VectorValue};
+use inkwell::IntPredicate;
 use secc_ir::{Activation, Dim, GemmAttrs, SeAttrs};
 
 fn unsupported(msg: impl Into<String>) -> CodegenError {
@@ -67,6 +69,8 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
             lanes,
             gate_only,
         } => squeeze_excite(kb, attrs, x, *r, [*block, *lanes], *gate_only),
+        KernelKind::PlaneMean { planes, h, w } => plane_mean(kb, *planes, *h, *w),
+        KernelKind::RowDot { n, rows, cols, act } => row_dot(kb, *n, [*rows, *cols], *act),
         KernelKind::ConvBlocked(g) => crate::blocked::conv(kb, g),
         KernelKind::GemmPacked(g) => crate::blocked::gemm(kb, g),
         KernelKind::ConcatBlocked { n, ins, y } => crate::blocked::concat(kb, *n, ins, *y),
@@ -1705,6 +1709,91 @@ fn squeeze_excite<'a, 'ctx>(
             kb.if_then(ok, |kb| body(kb, img, kb.i(1)))
         }
     }
+}
+
+/// The GPU's SE pool (`se_pool`): the mean of each of `planes` contiguous `h * w` planes.
+/// PTX: one CTA per plane; its threads stride over the plane (adjacent threads read
+/// adjacent floats) and [`Kb::group_sum`] adds their sums. CPU (the interpreter's check of
+/// this form): each thread takes a share of the planes.
+fn plane_mean(kb: &mut Kb, planes: Dim, h: Dim, w: Dim) -> R<()> {
+    let hw = kb.mul(kb.dim(h)?, kb.dim(w)?)?;
+    let (px, py) = (kb.args[0], kb.args[1]);
+    let np = kb.dim(planes)?;
+    let inv = kb.recip(hw)?;
+    let Some(plane) = kb.block_id else {
+        let (lo, hi) = kb.split(np)?;
+        return kb.for_loop(lo, hi, |kb, q| {
+            let s = kb.sum_contig(px, kb.mul(q, hw)?, hw)?;
+            kb.store(py, q, kb.fmul(s, inv)?)
+        });
+    };
+    // uniform over the CTA, so every thread reaches group_sum's barrier
+    kb.if_then(kb.lt(plane, np)?, |kb| {
+        let base = kb.mul(plane, hw)?;
+        let part = kb.group_strided_sum(hw, kb.group_tid, kb.group_n, |kb, i| {
+            kb.load(px, kb.add(base, i)?)
+        })?;
+        let s = kb.group_sum(part)?;
+        let first =
+            kb.b.build_int_compare(IntPredicate::EQ, kb.group_tid, kb.i(0), "")?;
+        kb.if_then(first, |kb| kb.store(py, plane, kb.fmul(s, inv)?))
+    })
+}
+
+/// The GPU's SE FC layers (`se_fc`): `y[i, o] = act(b[o] + sum_k W[o, k] v[i, k])`. PTX:
+/// one warp per output row, [`WARPS`] rows per CTA, one CTA per (image, row group); the
+/// lanes stride the row (coalesced reads of W as stored) and [`Kb::warp_sum`] adds them.
+/// CPU: each thread takes a share of the (image, row) pairs.
+fn row_dot<'a, 'ctx>(
+    kb: &mut Kb<'a, 'ctx>,
+    n: Dim,
+    [rows, cols]: [u64; 2],
+    act: Activation,
+) -> R<()> {
+    let (pv, pw, pb, py) = (kb.args[0], kb.args[1], kb.args[2], kb.args[3]);
+    let nv = kb.dim(n)?;
+    let out = |kb: &mut Kb<'a, 'ctx>,
+               img: IntValue<'ctx>,
+               o: IntValue<'ctx>,
+               s: FloatValue<'ctx>|
+     -> R<()> {
+        let v = kb.act(act, kb.fadd(s, kb.load(pb, o)?)?)?;
+        kb.store(py, kb.add(kb.mul(img, kb.i(rows))?, o)?, v)
+    };
+    let Some(unit) = kb.block_id else {
+        let (lo, hi) = kb.split(kb.mul(nv, kb.i(rows))?)?;
+        return kb.for_loop(lo, hi, |kb, e| {
+            let (img, o) = (kb.div(e, kb.i(rows))?, kb.rem(e, kb.i(rows))?);
+            let one = kb.i(1);
+            let v0 = kb.mul(img, kb.i(cols))?;
+            let s = dot(
+                kb,
+                kb.i(cols),
+                (pw, kb.mul(o, kb.i(cols))?, one),
+                (pv, v0, one),
+                kb.fc(0.0),
+            )?;
+            out(kb, img, o, s)
+        });
+    };
+    let groups = kb.i(rows.div_ceil(u64::from(WARPS)));
+    let (img, grp) = (kb.div(unit, groups)?, kb.rem(unit, groups)?);
+    let warp = kb.div(kb.group_tid, kb.i(32))?;
+    let lane = kb.rem(kb.group_tid, kb.i(32))?;
+    let o = kb.add(kb.mul(grp, kb.i(u64::from(WARPS)))?, warp)?;
+    // uniform over each warp, so all its lanes reach the shuffles
+    let live = kb.b.build_and(kb.lt(img, nv)?, kb.lt(o, kb.i(rows))?, "")?;
+    kb.if_then(live, |kb| {
+        let (w0, v0) = (kb.mul(o, kb.i(cols))?, kb.mul(img, kb.i(cols))?);
+        let part = kb.group_strided_sum(kb.i(cols), lane, kb.i(32), |kb, k| {
+            let w = kb.load(pw, kb.add(w0, k)?)?;
+            kb.fmul(w, kb.load(pv, kb.add(v0, k)?)?)
+        })?;
+        let s = kb.warp_sum(part)?;
+        let first =
+            kb.b.build_int_compare(IntPredicate::EQ, lane, kb.i(0), "")?;
+        kb.if_then(first, |kb| out(kb, img, o, s))
+    })
 }
 
 #[cfg(test)]

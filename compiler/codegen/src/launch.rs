@@ -11,6 +11,9 @@ use secc_ir::Dim;
 /// Threads per CTA.
 pub const THREADS: u32 = 128;
 
+/// Warps per CTA (32 threads each).
+pub const WARPS: u32 = THREADS / 32;
+
 /// Most CTAs of a grid-stride kernel: 2^20 threads, enough for one thread per element of
 /// every map of the networks at batch 1 (so adjacent threads touch adjacent elements), and
 /// small enough that a kernel's split (`total * thread` in 64 bits) cannot overflow for

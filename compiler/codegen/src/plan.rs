@@ -178,6 +178,29 @@ pub enum KernelKind {
         /// the gate step only (`se_gate`): y is the gates `[N, C]`, x is read once
         gate_only: bool,
     },
+    /// The GPU form of an SE block, phase 1 (`se_pool`): the mean of each of `planes`
+    /// contiguous `h * w` planes. Arguments: x, means `[planes]`.
+    PlaneMean {
+        /// planes (`N * C`)
+        planes: Dim,
+        /// plane height
+        h: Dim,
+        /// plane width
+        w: Dim,
+    },
+    /// The GPU form of an SE block, FC1 and FC2 (`se_fc`): `y[i, o] = act(b[o] + sum_k
+    /// W[o, k] v[i, k])` for `i < n`, `o < rows`. Arguments: v `[n, cols]`, W `[rows,
+    /// cols]`, b `[rows]`, y `[n, rows]`.
+    RowDot {
+        /// images
+        n: Dim,
+        /// outputs per image
+        rows: u64,
+        /// inputs per image
+        cols: u64,
+        /// applied to each output
+        act: secc_ir::Activation,
+    },
     /// Convolution over blocked tensors, weights packed at compile time.
     ConvBlocked(BlockedConv),
     /// Channel concatenation of blocked images. Arguments: the operands, y.
@@ -272,6 +295,8 @@ impl KernelKind {
                 gate_only: true, ..
             } => "se_gate",
             KernelKind::SqueezeExcite { .. } => "squeeze_excite",
+            KernelKind::PlaneMean { .. } => "se_pool",
+            KernelKind::RowDot { .. } => "se_fc",
             KernelKind::ConvBlocked(g) if g.depthwise => "conv2d_dw_blocked",
             KernelKind::ConvBlocked(_) => "conv2d_blocked",
             KernelKind::GemmPacked(_) => "gemm_packed",
@@ -542,8 +567,17 @@ struct Buffers {
     out_index: BTreeMap<ValueId, u32>,
 }
 
-/// Builds the plan from a verified graph; `cpu` selects CPU-specific layout choices.
+/// Builds the plan from a verified graph; `cpu` selects CPU-specific layout choices. SE
+/// blocks take the GPU's split form off the CPU ([`build_with`]).
 pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
+    build_with(g, cpu, !cpu)
+}
+
+/// [`build`], choosing the form of SE blocks: `split_se` plans each as the GPU's steps
+/// (pool, FC1, FC2, scale: `se::push_split`), otherwise as one fused kernel. A CPU plan
+/// with split SE blocks exists so that the interpreter checks the GPU's form where there
+/// is no GPU.
+pub fn build_with(g: &Graph, cpu: bool, split_se: bool) -> Result<Plan, CodegenError> {
     let order = g
         .topo_order()
         .ok_or_else(|| CodegenError::Llvm("graph has a cycle".into()))?;
@@ -566,8 +600,14 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
         });
     }
     for &id in &order {
-        if !buffer_only(g, id, cpu, &mut p, &mut bufs) {
-            push_step(g, id, cpu, &mut p, &mut bufs)?;
+        if buffer_only(g, id, cpu, &mut p, &mut bufs) {
+            continue;
+        }
+        match &g.node(id).op {
+            Op::SqueezeExcite(_) | Op::SeGate(_) if split_se => {
+                se::push_split(g, id, &mut p, &mut bufs)?
+            }
+            _ => push_step(g, id, cpu, &mut p, &mut bufs)?,
         }
     }
     push_outputs(g, &mut p, &bufs)?;
@@ -625,20 +665,8 @@ fn push_step(
         .map(|x| bufs.of.get(x).copied().unwrap_or(u32::MAX))
         .collect();
     kernel::prepare_args(g, id, &kind, p, &mut args)?;
-    // one buffer per result, in result order
-    let mut writes = vec![];
-    for slot in 0..g.node(id).outputs.len() as u8 {
-        let v = ValueId { node: id, slot };
-        let out_kind = match bufs.out_index.get(&v) {
-            Some(&i) => BufferKind::Output { index: i },
-            None => BufferKind::Temp,
-        };
-        p.buffers.push(decl(g, v, out_kind));
-        let out = p.buffers.len() as u32 - 1;
-        bufs.of.insert(v, out);
-        args.push(out);
-        writes.push(out);
-    }
+    let mut writes = result_buffers(g, id, p, bufs);
+    args.extend_from_slice(&writes);
     if let KernelKind::ConvBlocked(c) = &kind {
         if let Some(s) = conv::declare_partials(p, c) {
             args.push(s);
@@ -668,6 +696,24 @@ fn push_step(
         grid,
     });
     Ok(())
+}
+
+/// Declares one buffer per result of node `id`, in result order (an output buffer where
+/// the result is a graph output), and returns them.
+fn result_buffers(g: &Graph, id: NodeId, p: &mut Plan, bufs: &mut Buffers) -> Vec<u32> {
+    (0..g.node(id).outputs.len() as u8)
+        .map(|slot| {
+            let v = ValueId { node: id, slot };
+            let out_kind = match bufs.out_index.get(&v) {
+                Some(&i) => BufferKind::Output { index: i },
+                None => BufferKind::Temp,
+            };
+            p.buffers.push(decl(g, v, out_kind));
+            let out = p.buffers.len() as u32 - 1;
+            bufs.of.insert(v, out);
+            out
+        })
+        .collect()
 }
 
 /// Declares the graph outputs: each needs its own Output buffer written by a kernel, so a

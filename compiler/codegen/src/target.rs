@@ -37,6 +37,10 @@ pub struct CodegenOptions {
     /// refuse models whose weights plus intermediate tensors at batch 1 exceed this many
     /// bytes (`None`: no limit)
     pub memory_limit: Option<u64>,
+    /// plan SE blocks in the GPU's split form (pool, FC1, FC2, scale) on a CPU target too,
+    /// so that tests check that form against the interpreter where there is no GPU; CUDA
+    /// targets always use it
+    pub split_se: bool,
 }
 
 /// LLVM 19's x86 CPU names (`llc -march=x86-64 -mcpu=help`) that can run 64-bit code: an
@@ -283,7 +287,10 @@ pub fn generate(
         Target::Cuda { arch } => {
             LlvmTarget::initialize_nvptx(&InitializationConfig::default());
             let triple = TargetTriple::create("nvptx64-nvidia-cuda");
-            let tm = machine(&triple, arch, "")?;
+            // PTX 6.0 at least: the warp shuffles (`shfl.sync`) need it, and LLVM's default
+            // for sm_35..sm_62 is older (it then aborts on the shuffle intrinsic); newer
+            // architectures already default to a later PTX
+            let tm = machine(&triple, arch, "+ptx60")?;
             let decl = TargetDecl {
                 kind: "cuda".into(),
                 triple: "nvptx64-nvidia-cuda".into(),
@@ -427,7 +434,8 @@ pub fn compile_timed(
 ) -> Result<Vec<u8>, CodegenError> {
     check_target(&opts.target)?;
     let t0 = std::time::Instant::now();
-    let p = plan::build(g, matches!(opts.target, Target::Cpu { .. }))?;
+    let cpu = matches!(opts.target, Target::Cpu { .. });
+    let p = plan::build_with(g, cpu, !cpu || opts.split_se)?;
     stage("plan (buffers, packed weights)", t0.elapsed());
     let cuda = matches!(opts.target, Target::Cuda { .. });
     let nsyms = g.sym_names.len();
