@@ -21,6 +21,8 @@ OUT=gpu-check
 
 if [ "${1:-run}" = run ]; then
   [ -x "$OUT/gpu_check" ] || { echo "no $OUT/gpu_check: run 'bash scripts/gpu.sh prepare' first" >&2; exit 1; }
+  # where GPU containers mount the driver, in case the loader's path lacks it
+  export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}/usr/local/nvidia/lib64:/usr/local/nvidia/lib
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null || true
   exec "$OUT/gpu_check" "$OUT" --bench
 fi
