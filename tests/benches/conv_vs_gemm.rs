@@ -84,7 +84,7 @@ fn secc_us(cs: &Case, threads: usize) -> f64 {
             },
             compiler_version: "bench".into(),
             memory_limit: None,
-            split_se: false,
+            gpu_form: false,
         },
     )
     .unwrap();

@@ -163,7 +163,7 @@ fn corrupted_truncated_and_foreign_artifacts_are_rejected_before_running() {
             },
             compiler_version: "t".into(),
             memory_limit: None,
-            split_se: false,
+            gpu_form: false,
         },
     )
     .unwrap();
@@ -267,7 +267,7 @@ fn a_model_too_large_for_memory_is_refused_at_compile_time_naming_the_node() {
     run_passes(&mut g);
     let opts = |limit| CodegenOptions {
         memory_limit: limit,
-        split_se: false,
+        gpu_form: false,
         ..cpu_opts()
     };
     let e = match compile(&g, &opts(Some(1 << 30))) {

@@ -47,10 +47,10 @@ fn every_fixture_runs_unfused_and_matches_the_interpreter() {
     check_all(false, host, "native", false);
 }
 
-fn check_all(fuse: bool, block: Option<u32>, cpu: &str, split_se: bool) {
+fn check_all(fuse: bool, block: Option<u32>, cpu: &str, gpu_form: bool) {
     let opts = secc_codegen::CodegenOptions {
         target: secc_codegen::Target::Cpu { cpu: cpu.into() },
-        split_se,
+        gpu_form,
         ..cpu_opts()
     };
     for p in fixtures() {
@@ -76,6 +76,10 @@ fn check_all(fuse: bool, block: Option<u32>, cpu: &str, split_se: bool) {
                 m.se_blocks as usize,
                 if fuse { expected_se(&stem(&p)) } else { 0 }
             );
+            // the GPU's form: convolutions one output per work item
+            if gpu_form {
+                assert!(m.kernels.iter().all(|k| k.kind != "conv2d"), "{}", stem(&p));
+            }
             // the split form: two FC steps per SE block, no fused SE kernel
             let fcs = m.kernels.iter().filter(|k| k.kind == "se_fc").count();
             let fused = m
@@ -85,7 +89,7 @@ fn check_all(fuse: bool, block: Option<u32>, cpu: &str, split_se: bool) {
                 .count();
             assert_eq!(
                 (fcs, fused),
-                if split_se {
+                if gpu_form {
                     (2 * m.se_blocks as usize, 0)
                 } else {
                     (0, m.se_blocks as usize)

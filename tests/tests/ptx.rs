@@ -22,7 +22,7 @@ fn ptx_of(model: &std::path::Path, arch: &str) -> String {
             target,
             compiler_version: "test".into(),
             memory_limit: None,
-            split_se: false,
+            gpu_form: false,
         },
     )
     .unwrap();

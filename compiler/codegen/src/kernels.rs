@@ -70,6 +70,7 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
             gate_only,
         } => squeeze_excite(kb, attrs, x, *r, [*block, *lanes], *gate_only),
         KernelKind::PlaneMean { planes, h, w } => plane_mean(kb, *planes, *h, *w),
+        KernelKind::ConvOut { attrs, x, w, bias } => conv_out(kb, attrs, x, w, *bias),
         KernelKind::RowDot { n, rows, cols, act } => row_dot(kb, *n, [*rows, *cols], *act),
         KernelKind::ConvBlocked(g) => crate::blocked::conv(kb, g),
         KernelKind::GemmPacked(g) => crate::blocked::gemm(kb, g),
@@ -1028,6 +1029,108 @@ fn conv<'ctx>(
             }),
             None => Ok(()),
         }
+    })
+}
+
+/// The GPU's direct convolution (`conv2d_out`): one output element per work item, the
+/// items dealt out round-robin (item `t + k * threads` to thread `t`, so adjacent threads
+/// write adjacent outputs and read adjacent inputs), each a dot product over its input
+/// channels and taps that skips the padding, then the bias and activation, one store.
+fn conv_out<'ctx>(
+    kb: &mut Kb<'_, 'ctx>,
+    a: &secc_ir::Conv2dAttrs,
+    x: &[Dim],
+    w: &[Dim],
+    bias: bool,
+) -> R<()> {
+    if a.residual || a.pool {
+        return Err(unsupported(
+            "a residual or pooling convolution runs blocked only",
+        ));
+    }
+    let c = known(x[1])?;
+    let (o, cg, kh, kw) = (known(w[0])?, known(w[1])?, known(w[2])?, known(w[3])?);
+    let og = o / a.group;
+    let [sh, sw] = a.strides;
+    let [dh, dw] = a.dilations;
+    let [pt, pl, pb, pr] = a.pads;
+    let (px, pw) = (kb.args[0], kb.args[1]);
+    let pbias = bias.then(|| kb.args[2]);
+    let pgate = a.gate_slot().map(|s| kb.args[s]);
+    let dst = kb.args[usize::from(bias) + 2 + usize::from(a.gated)];
+    let (ekh, ekw) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
+    let (h, wd) = (kb.dim(x[2])?, kb.dim(x[3])?);
+    // the shape rules guarantee H + pads >= the dilated kernel at every binding
+    let oh = kb.add(
+        kb.div(kb.sub(kb.add(h, kb.i(pt + pb))?, kb.i(ekh))?, kb.i(sh))?,
+        kb.i(1),
+    )?;
+    let ow = kb.add(
+        kb.div(kb.sub(kb.add(wd, kb.i(pl + pr))?, kb.i(ekw))?, kb.i(sw))?,
+        kb.i(1),
+    )?;
+    let ohw = kb.mul(oh, ow)?;
+    let total = kb.mul(kb.mul(kb.dim(x[0])?, kb.i(o))?, ohw)?;
+    let (tid, nthr) = (kb.tid, kb.nthr);
+    let inside = |kb: &Kb<'_, 'ctx>, v: IntValue<'ctx>, hi: IntValue<'ctx>| -> R<IntValue<'ctx>> {
+        let ge = kb.b.build_int_compare(IntPredicate::SGE, v, kb.i(0), "")?;
+        Ok(kb.b.build_and(ge, kb.lt(v, hi)?, "")?)
+    };
+    let items = kb.div(
+        kb.imax(
+            kb.sub(kb.add(total, nthr)?, kb.add(tid, kb.i(1))?)?,
+            kb.i(0),
+        )?,
+        nthr,
+    )?;
+    kb.for_loop(kb.i(0), items, |kb, j| {
+        let e = kb.add(tid, kb.mul(j, nthr)?)?;
+        let (pair, p) = (kb.div(e, ohw)?, kb.rem(e, ohw)?);
+        let (n, oc) = (kb.div(pair, kb.i(o))?, kb.rem(pair, kb.i(o))?);
+        let (oy, ox) = (kb.div(p, ow)?, kb.rem(p, ow)?);
+        let grp = kb.div(oc, kb.i(og))?;
+        let iy0 = kb.sub(kb.mul(oy, kb.i(sh))?, kb.i(pt))?;
+        let ix0 = kb.sub(kb.mul(ox, kb.i(sw))?, kb.i(pl))?;
+        let init = match pbias {
+            Some(pb) => kb.load(pb, oc)?,
+            None => kb.fc(0.0),
+        };
+        let acc = kb.for_acc(kb.i(0), kb.i(cg), init, |kb, ic, acc| {
+            let cin = kb.add(kb.mul(grp, kb.i(cg))?, ic)?;
+            let plane = kb.add(kb.mul(n, kb.i(c))?, cin)?;
+            let xbase = kb.mul(plane, kb.mul(h, wd)?)?;
+            let wbase = kb.mul(kb.add(kb.mul(oc, kb.i(cg))?, ic)?, kb.i(kh * kw))?;
+            let s = kb.for_acc(kb.i(0), kb.i(kh), kb.fc(0.0), |kb, ky, s| {
+                let iy = kb.add(iy0, kb.mul(ky, kb.i(dh))?)?;
+                let row_in = inside(kb, iy, h)?;
+                let iyc = kb.imax(kb.imin(iy, kb.sub(h, kb.i(1))?)?, kb.i(0))?;
+                let xrow = kb.add(xbase, kb.mul(iyc, wd)?)?;
+                let wrow = kb.add(wbase, kb.mul(ky, kb.i(kw))?)?;
+                kb.for_acc(kb.i(0), kb.i(kw), s, |kb, kx, s| {
+                    let ix = kb.add(ix0, kb.mul(kx, kb.i(dw))?)?;
+                    let ok = kb.b.build_and(row_in, inside(kb, ix, wd)?, "")?;
+                    // clamped address, value selected away: no branch per tap
+                    let ixc = kb.imax(kb.imin(ix, kb.sub(wd, kb.i(1))?)?, kb.i(0))?;
+                    let xv = kb.load(px, kb.add(xrow, ixc)?)?;
+                    let xv =
+                        kb.b.build_select(ok, xv, kb.fc(0.0), "")?
+                            .into_float_value();
+                    let wv = kb.load(pw, kb.add(wrow, kx)?)?;
+                    kb.fadd(s, kb.fmul(wv, xv)?)
+                })
+            })?;
+            let s = match pgate {
+                // a gated input: the input channel's gate scales its taps' sum
+                Some(pg) => kb.fmul(s, kb.load(pg, plane)?)?,
+                None => s,
+            };
+            kb.fadd(acc, s)
+        })?;
+        let v = match a.act {
+            Some(act) => kb.act(act, acc)?,
+            None => acc,
+        };
+        kb.store(dst, e, v)
     })
 }
 

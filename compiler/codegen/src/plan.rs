@@ -178,6 +178,18 @@ pub enum KernelKind {
         /// the gate step only (`se_gate`): y is the gates `[N, C]`, x is read once
         gate_only: bool,
     },
+    /// Direct 2-D convolution over plain NCHW, one output element per work item (the GPU's
+    /// form: every thread busy, each output written once). Arguments as [`KernelKind::Conv`].
+    ConvOut {
+        /// attributes
+        attrs: Conv2dAttrs,
+        /// x shape
+        x: Vec<Dim>,
+        /// w shape
+        w: Vec<Dim>,
+        /// has a bias operand
+        bias: bool,
+    },
     /// The GPU form of an SE block, phase 1 (`se_pool`): the mean of each of `planes`
     /// contiguous `h * w` planes. Arguments: x, means `[planes]`.
     PlaneMean {
@@ -296,6 +308,7 @@ impl KernelKind {
             } => "se_gate",
             KernelKind::SqueezeExcite { .. } => "squeeze_excite",
             KernelKind::PlaneMean { .. } => "se_pool",
+            KernelKind::ConvOut { .. } => "conv2d_out",
             KernelKind::RowDot { .. } => "se_fc",
             KernelKind::ConvBlocked(g) if g.depthwise => "conv2d_dw_blocked",
             KernelKind::ConvBlocked(_) => "conv2d_blocked",
@@ -573,11 +586,12 @@ pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
     build_with(g, cpu, !cpu)
 }
 
-/// [`build`], choosing the form of SE blocks: `split_se` plans each as the GPU's steps
-/// (pool, FC1, FC2, scale: `se::push_split`), otherwise as one fused kernel. A CPU plan
-/// with split SE blocks exists so that the interpreter checks the GPU's form where there
-/// is no GPU.
-pub fn build_with(g: &Graph, cpu: bool, split_se: bool) -> Result<Plan, CodegenError> {
+/// [`build`], choosing the kernels' form: `gpu_form` plans the GPU's (SE blocks as pool,
+/// FC1, FC2 and scale steps, `se::push_split`; plain convolutions one output per work
+/// item, [`gpu_kernel`]), otherwise the CPU's (one fused SE kernel, convolutions by output
+/// plane). A CPU plan in the GPU's form exists so that the interpreter checks that form
+/// where there is no GPU.
+pub fn build_with(g: &Graph, cpu: bool, gpu_form: bool) -> Result<Plan, CodegenError> {
     let order = g
         .topo_order()
         .ok_or_else(|| CodegenError::Llvm("graph has a cycle".into()))?;
@@ -604,10 +618,15 @@ pub fn build_with(g: &Graph, cpu: bool, split_se: bool) -> Result<Plan, CodegenE
             continue;
         }
         match &g.node(id).op {
-            Op::SqueezeExcite(_) | Op::SeGate(_) if split_se => {
+            Op::SqueezeExcite(_) | Op::SeGate(_) if gpu_form => {
                 se::push_split(g, id, &mut p, &mut bufs)?
             }
-            _ => push_step(g, id, cpu, &mut p, &mut bufs)?,
+            _ => {
+                push_step(g, id, cpu, &mut p, &mut bufs)?;
+                if gpu_form {
+                    gpu_kernel(&mut p);
+                }
+            }
         }
     }
     push_outputs(g, &mut p, &bufs)?;
@@ -696,6 +715,23 @@ fn push_step(
         grid,
     });
     Ok(())
+}
+
+/// The last step in the GPU's form where it has one: a plain convolution computed one
+/// output element per work item (the CPU's form gives each thread whole output planes,
+/// which leaves all but `N * C_out` threads of a GPU grid idle).
+fn gpu_kernel(p: &mut Plan) {
+    let k = p.steps.len().saturating_sub(1);
+    let Some(s) = p.steps.last_mut() else { return };
+    if let KernelKind::Conv { attrs, x, w, bias } = &s.kind {
+        s.kind = KernelKind::ConvOut {
+            attrs: attrs.clone(),
+            x: x.clone(),
+            w: w.clone(),
+            bias: *bias,
+        };
+        s.name = format!("k{k}_{}", s.kind.name());
+    }
 }
 
 /// Declares one buffer per result of node `id`, in result order (an output buffer where

@@ -40,7 +40,7 @@ pub struct CodegenOptions {
     /// plan SE blocks in the GPU's split form (pool, FC1, FC2, scale) on a CPU target too,
     /// so that tests check that form against the interpreter where there is no GPU; CUDA
     /// targets always use it
-    pub split_se: bool,
+    pub gpu_form: bool,
 }
 
 /// LLVM 19's x86 CPU names (`llc -march=x86-64 -mcpu=help`) that can run 64-bit code: an
@@ -435,7 +435,7 @@ pub fn compile_timed(
     check_target(&opts.target)?;
     let t0 = std::time::Instant::now();
     let cpu = matches!(opts.target, Target::Cpu { .. });
-    let p = plan::build_with(g, cpu, !cpu || opts.split_se)?;
+    let p = plan::build_with(g, cpu, !cpu || opts.gpu_form)?;
     stage("plan (buffers, packed weights)", t0.elapsed());
     let cuda = matches!(opts.target, Target::Cuda { .. });
     let nsyms = g.sym_names.len();

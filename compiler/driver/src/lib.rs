@@ -94,7 +94,7 @@ pub fn compile_file(model: &Path, out: &Path, o: &CompileOptions) -> Result<Comp
         target,
         compiler_version: format!("secc {}", env!("CARGO_PKG_VERSION")),
         memory_limit,
-        split_se: false,
+        gpu_form: false,
     };
     let bytes = secc_codegen::compile(&g, &opts)
         .with_context(|| format!("generating code for {:?}", g.name))?;

@@ -344,7 +344,7 @@ fn codegen(
         target,
         compiler_version: format!("secc {}", env!("CARGO_PKG_VERSION")),
         memory_limit,
-        split_se: false,
+        gpu_form: false,
     };
     secc_codegen::compile_timed(g, &opts, &mut |name, d| {
         st.record(&format!("codegen: {name}"), d)

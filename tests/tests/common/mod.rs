@@ -48,7 +48,7 @@ pub fn cpu_opts() -> secc_codegen::CodegenOptions {
         },
         compiler_version: "test".into(),
         memory_limit: None,
-        split_se: false,
+        gpu_form: false,
     }
 }
 
