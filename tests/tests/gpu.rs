@@ -85,6 +85,18 @@ fn every_fixture_has_the_launch_contract_its_kernels_need() {
                         let ctas = batch * (work / batch).div_ceil(4);
                         assert_eq!((u64::from(d.grid[0]), d.shared_bytes), (ctas, 0), "{what}");
                     }
+                    // the 1x1 convolutions' GEMM: a CTA per 64 channels x 64 pixels of an
+                    // image, its two 16 x 64 tiles in shared memory
+                    "conv2d_gemm" => {
+                        let o = out[1].eval(&syms).unwrap();
+                        let plane = work / batch / o;
+                        let ctas = batch * o.div_ceil(64) * plane.div_ceil(64);
+                        assert_eq!(
+                            (u64::from(d.grid[0]), d.shared_bytes),
+                            (ctas, 8192),
+                            "{what}"
+                        );
+                    }
                     // any other barrier inside: one CTA per image, scratch in shared memory
                     _ if k.barrier => {
                         assert_eq!(u64::from(d.grid[0]), batch, "{what}");

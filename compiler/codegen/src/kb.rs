@@ -1439,6 +1439,22 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         })
     }
 
+    /// `for e in (group_tid..n).step_by(group_n) { body(e) }`: the group's threads share
+    /// `0..n` round-robin (adjacent threads take adjacent items, so accesses coalesce).
+    pub fn for_strided(
+        &mut self,
+        n: u64,
+        body: impl FnOnce(&mut Self, IntValue<'ctx>) -> R<()>,
+    ) -> R<()> {
+        let (t, step) = (self.group_tid, self.group_n);
+        let ahead = self.sub(self.add(self.i(n), step)?, self.add(t, self.i(1))?)?;
+        let trips = self.div(self.imax(ahead, self.i(0))?, step)?;
+        self.for_loop(self.i(0), trips, |kb, j| {
+            let e = kb.add(t, kb.mul(j, step)?)?;
+            body(kb, e)
+        })
+    }
+
     /// PTX: the sum of `v` over the 32 lanes of the warp, in every lane (butterfly
     /// shuffles; all 32 lanes must reach it). CPU: `v` (a warp of one).
     pub fn warp_sum(&self, v: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {

@@ -70,6 +70,7 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
             gate_only,
         } => squeeze_excite(kb, attrs, x, *r, [*block, *lanes], *gate_only),
         KernelKind::PlaneMean { planes, h, w } => plane_mean(kb, *planes, *h, *w),
+        KernelKind::ConvGemm { attrs, x, o, bias } => conv_gemm(kb, attrs, x, *o, *bias),
         KernelKind::ConvOut { attrs, x, w, bias } => conv_out(kb, attrs, x, w, *bias),
         KernelKind::RowDot { n, rows, cols, act } => row_dot(kb, *n, [*rows, *cols], *act),
         KernelKind::ConvBlocked(g) => crate::blocked::conv(kb, g),
@@ -1132,6 +1133,195 @@ fn conv_out<'ctx>(
         };
         kb.store(dst, e, v)
     })
+}
+
+/// Tile of a `conv2d_gemm` CTA: output channels, pixels, input channels per chunk.
+const GT_M: u64 = 64;
+const GT_N: u64 = 64;
+const GT_K: u64 = 16;
+/// Threads of a `conv2d_gemm` CTA, each 8 output channels x 4 pixels of the tile.
+const GT_THREADS: u64 = 128;
+
+/// The GPU's 1x1 convolution (`conv2d_gemm`): `Y[n] = act(W X[n] * gate + b)` as a GEMM
+/// tiled through shared memory. A CTA computes 64 output channels x 64 pixels of one image;
+/// per chunk of 16 input channels its threads load the W tile (from W stored `[C, O]`) and
+/// the X tile (gated as loaded) cooperatively, coalesced, into shared memory, wait, and
+/// each thread `t` (`ty = t / 16`, `tx = t % 16`) adds the chunk into its 32 accumulators:
+/// channels `ty + 8i`, pixels `tx + 16j` (so a warp's reads of the X tile hit distinct
+/// banks and its stores of Y are 16 adjacent floats). CPU (the interpreter's check of this
+/// form): the team is the CTA, looping over the tiles, and each thread plays the CTA
+/// threads `t = tid, tid + nthr, ...` in turn, their accumulators kept in the scratch.
+fn conv_gemm<'a, 'ctx>(
+    kb: &mut Kb<'a, 'ctx>,
+    a: &secc_ir::Conv2dAttrs,
+    x: &[Dim],
+    o: u64,
+    bias: bool,
+) -> R<()> {
+    let c = known(x[1])?;
+    let (px, pwt) = (kb.args[0], kb.args[1]);
+    let pbias = bias.then(|| kb.args[2]);
+    let pgate = a.gate_slot().map(|s| kb.args[s]);
+    let out = usize::from(bias) + 2 + usize::from(a.gated);
+    let py = kb.args[out];
+    let (smem, accs) = match kb.shared_scratch()? {
+        Some(s) => (s, None),
+        None => (kb.args[out + 1], Some(kb.args[out + 1])),
+    };
+    let hw = kb.mul(kb.dim(x[2])?, kb.dim(x[3])?)?;
+    let nimg = kb.dim(x[0])?;
+    let (mtiles, ptiles) = (
+        kb.i(o.div_ceil(GT_M)),
+        kb.div(kb.add(hw, kb.i(GT_N - 1))?, kb.i(GT_N))?,
+    );
+    let units = kb.mul(kb.mul(nimg, mtiles)?, ptiles)?;
+    let tile = |kb: &mut Kb<'a, 'ctx>, unit: IntValue<'ctx>| -> R<()> {
+        let pt = kb.rem(unit, ptiles)?;
+        let rest = kb.div(unit, ptiles)?;
+        let (mt, n) = (kb.rem(rest, mtiles)?, kb.div(rest, mtiles)?);
+        let (co0, p0) = (kb.mul(mt, kb.i(GT_M))?, kb.mul(pt, kb.i(GT_N))?);
+        let zero = kb.fc(0.0);
+        let acc0: Vec<_> = (0..32).map(|_| zero.into()).collect();
+        if let Some(acc) = accs {
+            // this thread's CTA threads start at 0
+            kb.for_strided(GT_THREADS, |kb, t| {
+                for i in 0..32 {
+                    let at = kb.add(kb.i(GEMM_ACC + i), kb.mul(t, kb.i(32))?)?;
+                    kb.store(acc, at, zero)?;
+                }
+                Ok(())
+            })?;
+        }
+        let chunks = kb.i(c.div_ceil(GT_K));
+        let done = kb.for_carry(kb.i(0), chunks, acc0, |kb, kc, regs| {
+            let k0 = kb.mul(kc, kb.i(GT_K))?;
+            // the W tile: row kk (input channel k0 + kk) holds output channels co0..+64
+            kb.for_strided(GT_K * GT_M, |kb, e| {
+                let (kk, cc) = (kb.div(e, kb.i(GT_M))?, kb.rem(e, kb.i(GT_M))?);
+                let (ci, co) = (kb.add(k0, kk)?, kb.add(co0, cc)?);
+                let ok =
+                    kb.b.build_and(kb.lt(ci, kb.i(c))?, kb.lt(co, kb.i(o))?, "")?;
+                let at = kb.add(
+                    kb.mul(kb.imin(ci, kb.i(c - 1))?, kb.i(o))?,
+                    kb.imin(co, kb.i(o - 1))?,
+                )?;
+                let v = kb.load(pwt, at)?;
+                let v = kb.b.build_select(ok, v, zero, "")?.into_float_value();
+                kb.store(smem, e, v)
+            })?;
+            // the X tile: row kk holds pixels p0..+64 of input channel k0 + kk, gated
+            kb.for_strided(GT_K * GT_N, |kb, e| {
+                let (kk, pp) = (kb.div(e, kb.i(GT_N))?, kb.rem(e, kb.i(GT_N))?);
+                let (ci, p) = (kb.add(k0, kk)?, kb.add(p0, pp)?);
+                let ok = kb.b.build_and(kb.lt(ci, kb.i(c))?, kb.lt(p, hw)?, "")?;
+                let plane = kb.add(kb.mul(n, kb.i(c))?, kb.imin(ci, kb.i(c - 1))?)?;
+                let pc = kb.imin(p, kb.sub(hw, kb.i(1))?)?;
+                let mut v = kb.load(px, kb.add(kb.mul(plane, hw)?, pc)?)?;
+                if let Some(pg) = pgate {
+                    v = kb.fmul(v, kb.load(pg, plane)?)?;
+                }
+                let v = kb.b.build_select(ok, v, zero, "")?.into_float_value();
+                kb.store(smem, kb.add(kb.i(GT_K * GT_M), e)?, v)
+            })?;
+            kb.barrier()?;
+            let regs: Vec<FloatValue<'ctx>> = regs.iter().map(|v| v.into_float_value()).collect();
+            let regs = match accs {
+                None => gemm_chunk(kb, smem, kb.group_tid, regs)?,
+                Some(acc) => {
+                    kb.for_strided(GT_THREADS, |kb, t| {
+                        let base = kb.add(kb.i(GEMM_ACC), kb.mul(t, kb.i(32))?)?;
+                        let mut r = Vec::with_capacity(32);
+                        for i in 0..32 {
+                            r.push(kb.load(acc, kb.add(base, kb.i(i))?)?);
+                        }
+                        let r = gemm_chunk(kb, smem, t, r)?;
+                        for (i, v) in r.into_iter().enumerate() {
+                            kb.store(acc, kb.add(base, kb.i(i as u64))?, v)?;
+                        }
+                        Ok(())
+                    })?;
+                    regs
+                }
+            };
+            // nobody overwrites the tiles before every thread has read them
+            kb.barrier()?;
+            Ok(regs.into_iter().map(|v| v.into()).collect())
+        })?;
+        let store = |kb: &mut Kb<'a, 'ctx>, t: IntValue<'ctx>, r: &[FloatValue<'ctx>]| -> R<()> {
+            let (ty, tx) = (kb.div(t, kb.i(16))?, kb.rem(t, kb.i(16))?);
+            for i in 0..8u64 {
+                let co = kb.add(co0, kb.add(ty, kb.i(8 * i))?)?;
+                kb.if_then(kb.lt(co, kb.i(o))?, |kb| {
+                    let b = match pbias {
+                        Some(pb) => kb.load(pb, co)?,
+                        None => kb.fc(0.0),
+                    };
+                    let row = kb.mul(kb.add(kb.mul(n, kb.i(o))?, co)?, hw)?;
+                    for j in 0..4u64 {
+                        let p = kb.add(p0, kb.add(tx, kb.i(16 * j))?)?;
+                        let v = kb.fadd(r[(4 * i + j) as usize], b)?;
+                        let v = match a.act {
+                            Some(act) => kb.act(act, v)?,
+                            None => v,
+                        };
+                        kb.if_then(kb.lt(p, hw)?, |kb| kb.store(py, kb.add(row, p)?, v))?;
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        };
+        match accs {
+            None => {
+                let r: Vec<FloatValue<'ctx>> = done.iter().map(|v| v.into_float_value()).collect();
+                store(kb, kb.group_tid, &r)
+            }
+            Some(acc) => kb.for_strided(GT_THREADS, |kb, t| {
+                let base = kb.add(kb.i(GEMM_ACC), kb.mul(t, kb.i(32))?)?;
+                let mut r = Vec::with_capacity(32);
+                for i in 0..32 {
+                    r.push(kb.load(acc, kb.add(base, kb.i(i))?)?);
+                }
+                store(kb, t, &r)
+            }),
+        }
+    };
+    match kb.block_id {
+        None => kb.for_loop(kb.i(0), units, |kb, u| tile(kb, u)),
+        Some(u) => kb.if_then(kb.lt(u, units)?, |kb| tile(kb, u)),
+    }
+}
+
+/// Where a CPU `conv2d_gemm` keeps its CTA threads' accumulators in the scratch.
+const GEMM_ACC: u64 = crate::plan::GEMM_SHARED;
+
+/// One chunk of 16 input channels into CTA thread `t`'s 32 accumulators, from the W tile
+/// (`smem[kk * 64 + channel]`) and the X tile after it (`[kk * 64 + pixel]`).
+fn gemm_chunk<'ctx>(
+    kb: &mut Kb<'_, 'ctx>,
+    smem: PointerValue<'ctx>,
+    t: IntValue<'ctx>,
+    mut r: Vec<FloatValue<'ctx>>,
+) -> R<Vec<FloatValue<'ctx>>> {
+    let (ty, tx) = (kb.div(t, kb.i(16))?, kb.rem(t, kb.i(16))?);
+    for kk in 0..GT_K {
+        let mut wv = Vec::with_capacity(8);
+        for i in 0..8 {
+            wv.push(kb.load(smem, kb.add(ty, kb.i(kk * GT_M + 8 * i))?)?);
+        }
+        let mut xv = Vec::with_capacity(4);
+        for j in 0..4 {
+            let at = kb.add(tx, kb.i(GT_K * GT_M + kk * GT_N + 16 * j))?;
+            xv.push(kb.load(smem, at)?);
+        }
+        for (i, &w) in wv.iter().enumerate() {
+            for (j, &x) in xv.iter().enumerate() {
+                let k = 4 * i + j;
+                r[k] = kb.fadd(r[k], kb.fmul(w, x)?)?;
+            }
+        }
+    }
+    Ok(r)
 }
 
 /// The register-tiled forms of a plain convolution with known extents on 8-lane targets,

@@ -190,6 +190,21 @@ pub enum KernelKind {
         /// has a bias operand
         bias: bool,
     },
+    /// A 1x1 convolution (stride 1, no padding, one group) as a GEMM tiled through shared
+    /// memory, the GPU's form (`conv2d_gemm`): per CTA a tile of 64 output channels x 64
+    /// pixels of one image, the input channels in chunks of 16. Arguments: x, W transposed
+    /// to `[C, O]`, the bias (with `bias`), the gates `[N, C]` (with `attrs.gated`), y,
+    /// scratch (CPU: the tiles and the accumulators; PTX uses shared memory).
+    ConvGemm {
+        /// attributes (activation, gated)
+        attrs: Conv2dAttrs,
+        /// x shape [N, C, H, W]
+        x: Vec<Dim>,
+        /// output channels
+        o: u64,
+        /// has a bias operand
+        bias: bool,
+    },
     /// The GPU form of an SE block, phase 1 (`se_pool`): the mean of each of `planes`
     /// contiguous `h * w` planes. Arguments: x, means `[planes]`.
     PlaneMean {
@@ -309,6 +324,7 @@ impl KernelKind {
             KernelKind::SqueezeExcite { .. } => "squeeze_excite",
             KernelKind::PlaneMean { .. } => "se_pool",
             KernelKind::ConvOut { .. } => "conv2d_out",
+            KernelKind::ConvGemm { .. } => "conv2d_gemm",
             KernelKind::RowDot { .. } => "se_fc",
             KernelKind::ConvBlocked(g) if g.depthwise => "conv2d_dw_blocked",
             KernelKind::ConvBlocked(_) => "conv2d_blocked",
@@ -720,18 +736,76 @@ fn push_step(
 /// The last step in the GPU's form where it has one: a plain convolution computed one
 /// output element per work item (the CPU's form gives each thread whole output planes,
 /// which leaves all but `N * C_out` threads of a GPU grid idle).
+/// A 1x1 convolution whose weights are constants is a tiled GEMM instead
+/// ([`KernelKind::ConvGemm`]).
 fn gpu_kernel(p: &mut Plan) {
-    let k = p.steps.len().saturating_sub(1);
-    let Some(s) = p.steps.last_mut() else { return };
+    let Some(mut s) = p.steps.pop() else { return };
     if let KernelKind::Conv { attrs, x, w, bias } = &s.kind {
-        s.kind = KernelKind::ConvOut {
-            attrs: attrs.clone(),
-            x: x.clone(),
-            w: w.clone(),
-            bias: *bias,
+        let (attrs, x, w, bias) = (attrs.clone(), x.clone(), w.clone(), *bias);
+        s.kind = match gemm_form(p, &mut s, &attrs, &x, &w) {
+            Some(o) => KernelKind::ConvGemm { attrs, x, o, bias },
+            None => KernelKind::ConvOut { attrs, x, w, bias },
         };
-        s.name = format!("k{k}_{}", s.kind.name());
+        s.name = format!("k{}_{}", p.steps.len(), s.kind.name());
     }
+    p.steps.push(s);
+}
+
+/// Floats of a `conv2d_gemm` CTA's shared memory: the W and X tiles, 16 x 64 each.
+pub const GEMM_SHARED: u64 = 2 * 16 * 64;
+/// Floats of its scratch on a CPU: the tiles, then 128 threads' 32 accumulators.
+const GEMM_SCRATCH: u64 = GEMM_SHARED + 128 * 32;
+
+/// Makes step `s` (a plain convolution) a `conv2d_gemm` if it is a 1x1 convolution with
+/// stride 1, no padding, one group, known extents and constant weights: the weights stored
+/// again as `[C, O]`, the scratch appended, a CTA per tile. Returns O if it did.
+fn gemm_form(p: &mut Plan, s: &mut Step, a: &Conv2dAttrs, x: &[Dim], w: &[Dim]) -> Option<u64> {
+    let one = Some(1);
+    let fits = w[2].known() == one
+        && w[3].known() == one
+        && a.strides == [1, 1]
+        && a.pads == [0; 4]
+        && a.group == 1
+        && !a.residual
+        && !a.pool;
+    let (o, c) = (w[0].known()?, w[1].known()?);
+    let BufferKind::Weight { offset } = p.buffers[s.args[1] as usize].kind else {
+        return None;
+    };
+    let pixel_tiles = x[2].checked_mul(x[3])?.div_ceil(64)?;
+    let units = x[0]
+        .checked_mul(Dim::Known(o.div_ceil(64)))?
+        .checked_mul(pixel_tiles)?;
+    if !fits {
+        return None;
+    }
+    // W [O, C] as [C, O]: a CTA's W tile then loads coalesced, 64 output channels a row
+    let at = |i: u64| -> Option<f32> {
+        let b = p
+            .weights
+            .get((offset + 4 * i) as usize..(offset + 4 * i + 4) as usize)?;
+        Some(f32::from_le_bytes(b.try_into().ok()?))
+    };
+    let mut t = vec![0f32; (o * c) as usize];
+    for oc in 0..o {
+        for ic in 0..c {
+            t[(ic * o + oc) as usize] = at(oc * c + ic)?;
+        }
+    }
+    s.args[1] = push_weight(p, vec![DimDecl::Known(c), DimDecl::Known(o)], &t);
+    p.buffers.push(BufferDecl {
+        dtype: "f32".into(),
+        shape: vec![DimDecl::Known(GEMM_SCRATCH)],
+        kind: BufferKind::Temp,
+    });
+    let scratch = p.buffers.len() as u32 - 1;
+    s.args.push(scratch);
+    s.writes.push(scratch);
+    s.grid = Grid::PerUnit {
+        units,
+        shared_floats: GEMM_SHARED,
+    };
+    Some(o)
 }
 
 /// Declares one buffer per result of node `id`, in result order (an output buffer where
