@@ -70,7 +70,13 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
             gate_only,
         } => squeeze_excite(kb, attrs, x, *r, [*block, *lanes], *gate_only),
         KernelKind::PlaneMean { planes, h, w } => plane_mean(kb, *planes, *h, *w),
-        KernelKind::ConvGemm { attrs, x, o, bias } => conv_gemm(kb, attrs, x, *o, *bias),
+        KernelKind::ConvGemm {
+            attrs,
+            x,
+            w,
+            y,
+            bias,
+        } => conv_gemm(kb, attrs, [x, w, y], *bias),
         KernelKind::ConvOut { attrs, x, w, bias } => conv_out(kb, attrs, x, w, *bias),
         KernelKind::RowDot { n, rows, cols, act } => row_dot(kb, *n, [*rows, *cols], *act),
         KernelKind::ConvBlocked(g) => crate::blocked::conv(kb, g),
@@ -1142,10 +1148,12 @@ const GT_K: u64 = 16;
 /// Threads of a `conv2d_gemm` CTA, each 8 output channels x 4 pixels of the tile.
 const GT_THREADS: u64 = 128;
 
-/// The GPU's 1x1 convolution (`conv2d_gemm`): `Y[n] = act(W X[n] * gate + b)` as a GEMM
-/// tiled through shared memory. A CTA computes 64 output channels x 64 pixels of one image;
-/// per chunk of 16 input channels its threads load the W tile (from W stored `[C, O]`) and
-/// the X tile (gated as loaded) cooperatively, coalesced, into shared memory, wait, and
+/// The GPU's one-group convolution (`conv2d_gemm`): `Y[n] = act(W im2col(X[n] * gate) +
+/// b)` as an implicit GEMM tiled through shared memory (K = C * KH * KW, k = (channel,
+/// tap)). A CTA computes 64 output channels x 64 output pixels of one image; per chunk of
+/// 16 k its threads load the W tile (from W stored `[K, O]`) and the X tile (each element
+/// the input under its pixel's tap, 0 in the padding, gated as loaded) cooperatively,
+/// coalesced for 1x1 convolutions, into shared memory, wait, and
 /// each thread `t` (`ty = t / 16`, `tx = t % 16`) adds the chunk into its 32 accumulators:
 /// channels `ty + 8i`, pixels `tx + 16j` (so a warp's reads of the X tile hit distinct
 /// banks and its stores of Y are 16 adjacent floats). CPU (the interpreter's check of this
@@ -1154,11 +1162,15 @@ const GT_THREADS: u64 = 128;
 fn conv_gemm<'a, 'ctx>(
     kb: &mut Kb<'a, 'ctx>,
     a: &secc_ir::Conv2dAttrs,
-    x: &[Dim],
-    o: u64,
+    [x, w, y]: [&Vec<Dim>; 3],
     bias: bool,
 ) -> R<()> {
     let c = known(x[1])?;
+    let (o, kh, kw) = (known(w[0])?, known(w[2])?, known(w[3])?);
+    let (taps, kdim) = (kh * kw, c * kh * kw);
+    let [sh, sw] = a.strides;
+    let [dh, dw] = a.dilations;
+    let [pad_t, pad_l, _, _] = a.pads;
     let (px, pwt) = (kb.args[0], kb.args[1]);
     let pbias = bias.then(|| kb.args[2]);
     let pgate = a.gate_slot().map(|s| kb.args[s]);
@@ -1168,7 +1180,9 @@ fn conv_gemm<'a, 'ctx>(
         Some(s) => (s, None),
         None => (kb.args[out + 1], Some(kb.args[out + 1])),
     };
-    let hw = kb.mul(kb.dim(x[2])?, kb.dim(x[3])?)?;
+    let (ih, iw) = (kb.dim(x[2])?, kb.dim(x[3])?);
+    let ow = kb.dim(y[3])?;
+    let hw = kb.mul(kb.dim(y[2])?, ow)?;
     let nimg = kb.dim(x[0])?;
     let (mtiles, ptiles) = (
         kb.i(o.div_ceil(GT_M)),
@@ -1192,31 +1206,54 @@ fn conv_gemm<'a, 'ctx>(
                 Ok(())
             })?;
         }
-        let chunks = kb.i(c.div_ceil(GT_K));
+        let chunks = kb.i(kdim.div_ceil(GT_K));
         let done = kb.for_carry(kb.i(0), chunks, acc0, |kb, kc, regs| {
             let k0 = kb.mul(kc, kb.i(GT_K))?;
-            // the W tile: row kk (input channel k0 + kk) holds output channels co0..+64
+            // the W tile: row kk (k = k0 + kk) holds output channels co0..+64
             kb.for_strided(GT_K * GT_M, |kb, e| {
                 let (kk, cc) = (kb.div(e, kb.i(GT_M))?, kb.rem(e, kb.i(GT_M))?);
-                let (ci, co) = (kb.add(k0, kk)?, kb.add(co0, cc)?);
+                let (k, co) = (kb.add(k0, kk)?, kb.add(co0, cc)?);
                 let ok =
-                    kb.b.build_and(kb.lt(ci, kb.i(c))?, kb.lt(co, kb.i(o))?, "")?;
+                    kb.b.build_and(kb.lt(k, kb.i(kdim))?, kb.lt(co, kb.i(o))?, "")?;
                 let at = kb.add(
-                    kb.mul(kb.imin(ci, kb.i(c - 1))?, kb.i(o))?,
+                    kb.mul(kb.imin(k, kb.i(kdim - 1))?, kb.i(o))?,
                     kb.imin(co, kb.i(o - 1))?,
                 )?;
                 let v = kb.load(pwt, at)?;
                 let v = kb.b.build_select(ok, v, zero, "")?.into_float_value();
                 kb.store(smem, e, v)
             })?;
-            // the X tile: row kk holds pixels p0..+64 of input channel k0 + kk, gated
+            // the X tile: row kk holds, for output pixels p0..+64, the input under tap
+            // (ky, kx) of channel ci (k0 + kk = ci * KH * KW + ky * KW + kx), gated
             kb.for_strided(GT_K * GT_N, |kb, e| {
                 let (kk, pp) = (kb.div(e, kb.i(GT_N))?, kb.rem(e, kb.i(GT_N))?);
-                let (ci, p) = (kb.add(k0, kk)?, kb.add(p0, pp)?);
-                let ok = kb.b.build_and(kb.lt(ci, kb.i(c))?, kb.lt(p, hw)?, "")?;
-                let plane = kb.add(kb.mul(n, kb.i(c))?, kb.imin(ci, kb.i(c - 1))?)?;
+                let (k, p) = (kb.add(k0, kk)?, kb.add(p0, pp)?);
+                let k = kb.imin(k, kb.i(kdim - 1))?;
+                let (ci, tap) = (kb.div(k, kb.i(taps))?, kb.rem(k, kb.i(taps))?);
+                let (ky, kx) = (kb.div(tap, kb.i(kw))?, kb.rem(tap, kb.i(kw))?);
                 let pc = kb.imin(p, kb.sub(hw, kb.i(1))?)?;
-                let mut v = kb.load(px, kb.add(kb.mul(plane, hw)?, pc)?)?;
+                let (oy, ox) = (kb.div(pc, ow)?, kb.rem(pc, ow)?);
+                let iy = kb.add(
+                    kb.sub(kb.mul(oy, kb.i(sh))?, kb.i(pad_t))?,
+                    kb.mul(ky, kb.i(dh))?,
+                )?;
+                let ix = kb.add(
+                    kb.sub(kb.mul(ox, kb.i(sw))?, kb.i(pad_l))?,
+                    kb.mul(kx, kb.i(dw))?,
+                )?;
+                let inside = |kb: &Kb<'a, 'ctx>, v: IntValue<'ctx>, hi: IntValue<'ctx>| {
+                    let ge = kb.b.build_int_compare(IntPredicate::SGE, v, kb.i(0), "")?;
+                    R::Ok(kb.b.build_and(ge, kb.lt(v, hi)?, "")?)
+                };
+                let ok =
+                    kb.b.build_and(kb.lt(kb.add(k0, kk)?, kb.i(kdim))?, kb.lt(p, hw)?, "")?;
+                let ok = kb.b.build_and(ok, inside(kb, iy, ih)?, "")?;
+                let ok = kb.b.build_and(ok, inside(kb, ix, iw)?, "")?;
+                let iyc = kb.imax(kb.imin(iy, kb.sub(ih, kb.i(1))?)?, kb.i(0))?;
+                let ixc = kb.imax(kb.imin(ix, kb.sub(iw, kb.i(1))?)?, kb.i(0))?;
+                let plane = kb.add(kb.mul(n, kb.i(c))?, ci)?;
+                let at = kb.add(kb.mul(kb.add(kb.mul(plane, ih)?, iyc)?, iw)?, ixc)?;
+                let mut v = kb.load(px, at)?;
                 if let Some(pg) = pgate {
                     v = kb.fmul(v, kb.load(pg, plane)?)?;
                 }

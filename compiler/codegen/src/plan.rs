@@ -190,18 +190,21 @@ pub enum KernelKind {
         /// has a bias operand
         bias: bool,
     },
-    /// A 1x1 convolution (stride 1, no padding, one group) as a GEMM tiled through shared
-    /// memory, the GPU's form (`conv2d_gemm`): per CTA a tile of 64 output channels x 64
-    /// pixels of one image, the input channels in chunks of 16. Arguments: x, W transposed
-    /// to `[C, O]`, the bias (with `bias`), the gates `[N, C]` (with `attrs.gated`), y,
-    /// scratch (CPU: the tiles and the accumulators; PTX uses shared memory).
+    /// A one-group convolution as an implicit GEMM tiled through shared memory, the GPU's
+    /// form (`conv2d_gemm`): per CTA a tile of 64 output channels x 64 output pixels of one
+    /// image, the reduction (input channel, tap) in chunks of 16. Arguments: x, W as
+    /// `[C * KH * KW, O]`, the bias (with `bias`), the gates `[N, C]` (with
+    /// `attrs.gated`), y, scratch (CPU: the tiles and the accumulators; PTX uses shared
+    /// memory).
     ConvGemm {
-        /// attributes (activation, gated)
+        /// attributes (strides, pads, dilations, activation, gated)
         attrs: Conv2dAttrs,
         /// x shape [N, C, H, W]
         x: Vec<Dim>,
-        /// output channels
-        o: u64,
+        /// w shape [O, C, KH, KW] (as the model gives it; stored transposed)
+        w: Vec<Dim>,
+        /// y shape [N, O, OH, OW]
+        y: Vec<Dim>,
         /// has a bias operand
         bias: bool,
     },
@@ -640,7 +643,7 @@ pub fn build_with(g: &Graph, cpu: bool, gpu_form: bool) -> Result<Plan, CodegenE
             _ => {
                 push_step(g, id, cpu, &mut p, &mut bufs)?;
                 if gpu_form {
-                    gpu_kernel(&mut p);
+                    gpu_kernel(&mut p, &shape_of(g, id.into()));
                 }
             }
         }
@@ -733,17 +736,23 @@ fn push_step(
     Ok(())
 }
 
-/// The last step in the GPU's form where it has one: a plain convolution computed one
-/// output element per work item (the CPU's form gives each thread whole output planes,
-/// which leaves all but `N * C_out` threads of a GPU grid idle).
-/// A 1x1 convolution whose weights are constants is a tiled GEMM instead
-/// ([`KernelKind::ConvGemm`]).
-fn gpu_kernel(p: &mut Plan) {
+/// The last step (of a node with result shape `y`) in the GPU's form where it has one: a
+/// one-group convolution with constant weights as a tiled implicit GEMM
+/// ([`KernelKind::ConvGemm`]); any other plain convolution (depthwise, grouped, runtime
+/// weights) one output element per work item (the CPU's form gives each thread whole
+/// output planes, which leaves all but `N * C_out` threads of a GPU grid idle).
+fn gpu_kernel(p: &mut Plan, y: &[Dim]) {
     let Some(mut s) = p.steps.pop() else { return };
     if let KernelKind::Conv { attrs, x, w, bias } = &s.kind {
         let (attrs, x, w, bias) = (attrs.clone(), x.clone(), w.clone(), *bias);
-        s.kind = match gemm_form(p, &mut s, &attrs, &x, &w) {
-            Some(o) => KernelKind::ConvGemm { attrs, x, o, bias },
+        s.kind = match gemm_form(p, &mut s, &attrs, &w, y) {
+            Some(()) => KernelKind::ConvGemm {
+                attrs,
+                x,
+                w,
+                y: y.to_vec(),
+                bias,
+            },
             None => KernelKind::ConvOut { attrs, x, w, bias },
         };
         s.name = format!("k{}_{}", p.steps.len(), s.kind.name());
@@ -756,43 +765,36 @@ pub const GEMM_SHARED: u64 = 2 * 16 * 64;
 /// Floats of its scratch on a CPU: the tiles, then 128 threads' 32 accumulators.
 const GEMM_SCRATCH: u64 = GEMM_SHARED + 128 * 32;
 
-/// Makes step `s` (a plain convolution) a `conv2d_gemm` if it is a 1x1 convolution with
-/// stride 1, no padding, one group, known extents and constant weights: the weights stored
-/// again as `[C, O]`, the scratch appended, a CTA per tile. Returns O if it did.
-fn gemm_form(p: &mut Plan, s: &mut Step, a: &Conv2dAttrs, x: &[Dim], w: &[Dim]) -> Option<u64> {
-    let one = Some(1);
-    let fits = w[2].known() == one
-        && w[3].known() == one
-        && a.strides == [1, 1]
-        && a.pads == [0; 4]
-        && a.group == 1
-        && !a.residual
-        && !a.pool;
-    let (o, c) = (w[0].known()?, w[1].known()?);
+/// Makes step `s` (a plain convolution with result shape `y`) a `conv2d_gemm` if it has
+/// one group, known weight extents and constant weights: the weights stored again as
+/// `[C * KH * KW, O]`, the scratch appended, a CTA per output tile.
+fn gemm_form(p: &mut Plan, s: &mut Step, a: &Conv2dAttrs, w: &[Dim], y: &[Dim]) -> Option<()> {
+    if a.group != 1 || a.residual || a.pool {
+        return None;
+    }
+    let o = w[0].known()?;
+    let k = w[1].known()? * w[2].known()? * w[3].known()?;
     let BufferKind::Weight { offset } = p.buffers[s.args[1] as usize].kind else {
         return None;
     };
-    let pixel_tiles = x[2].checked_mul(x[3])?.div_ceil(64)?;
-    let units = x[0]
+    let pixel_tiles = y[2].checked_mul(y[3])?.div_ceil(64)?;
+    let units = y[0]
         .checked_mul(Dim::Known(o.div_ceil(64)))?
         .checked_mul(pixel_tiles)?;
-    if !fits {
-        return None;
-    }
-    // W [O, C] as [C, O]: a CTA's W tile then loads coalesced, 64 output channels a row
+    // W [O, K] as [K, O]: a CTA's W tile then loads coalesced, 64 output channels a row
     let at = |i: u64| -> Option<f32> {
         let b = p
             .weights
             .get((offset + 4 * i) as usize..(offset + 4 * i + 4) as usize)?;
         Some(f32::from_le_bytes(b.try_into().ok()?))
     };
-    let mut t = vec![0f32; (o * c) as usize];
+    let mut t = vec![0f32; (o * k) as usize];
     for oc in 0..o {
-        for ic in 0..c {
-            t[(ic * o + oc) as usize] = at(oc * c + ic)?;
+        for ik in 0..k {
+            t[(ik * o + oc) as usize] = at(oc * k + ik)?;
         }
     }
-    s.args[1] = push_weight(p, vec![DimDecl::Known(c), DimDecl::Known(o)], &t);
+    s.args[1] = push_weight(p, vec![DimDecl::Known(k), DimDecl::Known(o)], &t);
     p.buffers.push(BufferDecl {
         dtype: "f32".into(),
         shape: vec![DimDecl::Known(GEMM_SCRATCH)],
@@ -805,7 +807,7 @@ fn gemm_form(p: &mut Plan, s: &mut Step, a: &Conv2dAttrs, x: &[Dim], w: &[Dim]) 
         units,
         shared_floats: GEMM_SHARED,
     };
-    Some(o)
+    Some(())
 }
 
 /// Declares one buffer per result of node `id`, in result order (an output buffer where
