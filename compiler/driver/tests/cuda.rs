@@ -23,16 +23,16 @@ fn inspect_shows_the_launch_contracts() {
     let j: serde_json::Value =
         serde_json::from_str(&ok(&secc(&["inspect", s(&bin), "--json"]))).unwrap();
     let k = &j["kernels"][0];
-    assert_eq!(k["kind"], "squeeze_excite");
-    // one CTA per image; the SE scratch (C + R floats, C = 40, R = 10) in shared memory
+    assert_eq!(k["kind"], "se_pool");
+    // the SE pool: one CTA per (image, channel) plane (C = 40), a shared float per warp
     assert_eq!(
         k["launch"]["grid"],
-        serde_json::json!([{"sym": 0, "coeff": 1}, 1, 1])
+        serde_json::json!([{"sym": 0, "coeff": 40}, 1, 1])
     );
-    assert_eq!(k["launch"]["shared_bytes"], (40 + 10) * 4);
+    assert_eq!(k["launch"]["shared_bytes"], 16);
     let text = ok(&secc(&["inspect", s(&bin)]));
     assert!(
-        text.contains("grid [batch, 1, 1] x [128, 1, 1], shared 200 B"),
+        text.contains("grid [40*batch, 1, 1] x [128, 1, 1], shared 16 B"),
         "{text}"
     );
 }
