@@ -1419,6 +1419,26 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         Ok(())
     }
 
+    /// How many of `t, t + step, ...` are below `n`: `ceil((n - t) / step)`, 0 when
+    /// `t >= n` (clamped while signed, before the unsigned division).
+    pub fn strided_trips(
+        &self,
+        n: IntValue<'ctx>,
+        t: IntValue<'ctx>,
+        step: IntValue<'ctx>,
+    ) -> R<IntValue<'ctx>> {
+        let ahead = self.sub(self.add(n, step)?, self.add(t, self.i(1))?)?;
+        self.div(self.imax(ahead, self.i(0))?, step)
+    }
+
+    /// Signed `0 <= v < hi`.
+    pub fn in_range(&self, v: IntValue<'ctx>, hi: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+        let ge = self
+            .b
+            .build_int_compare(IntPredicate::SGE, v, self.i(0), "")?;
+        Ok(self.b.build_and(ge, self.lt(v, hi)?, "")?)
+    }
+
     /// `sum f(i)` over `i = t, t + step, ... < n`: thread `t`'s part of a sum its group
     /// shares (`step` threads; adjacent threads take adjacent `i`, so loads coalesce).
     pub fn group_strided_sum(
@@ -1428,9 +1448,7 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         step: IntValue<'ctx>,
         f: impl FnOnce(&mut Self, IntValue<'ctx>) -> R<FloatValue<'ctx>>,
     ) -> R<FloatValue<'ctx>> {
-        // ceil((n - t) / step), 0 when t >= n (signed before the unsigned division)
-        let ahead = self.sub(self.add(n, step)?, self.add(t, self.i(1))?)?;
-        let trips = self.div(self.imax(ahead, self.i(0))?, step)?;
+        let trips = self.strided_trips(n, t, step)?;
         let zero = self.fc(0.0);
         self.for_acc(self.i(0), trips, zero, |kb, j, acc| {
             let i = kb.add(t, kb.mul(j, step)?)?;
@@ -1447,8 +1465,7 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         body: impl FnOnce(&mut Self, IntValue<'ctx>) -> R<()>,
     ) -> R<()> {
         let (t, step) = (self.group_tid, self.group_n);
-        let ahead = self.sub(self.add(self.i(n), step)?, self.add(t, self.i(1))?)?;
-        let trips = self.div(self.imax(ahead, self.i(0))?, step)?;
+        let trips = self.strided_trips(self.i(n), t, step)?;
         self.for_loop(self.i(0), trips, |kb, j| {
             let e = kb.add(t, kb.mul(j, step)?)?;
             body(kb, e)

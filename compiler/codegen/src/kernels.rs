@@ -919,11 +919,15 @@ fn conv<'ctx>(
     let [sh, sw] = a.strides;
     let [dh, dw] = a.dilations;
     let [pt, pl, pb, pr] = a.pads;
-    let (px, pw) = (kb.args[0], kb.args[1]);
-    let pbias = bias.then(|| kb.args[2]);
     // a gated input (bias explicit): each weight is scaled by its input channel's gate
-    let pgate = a.gate_slot().map(|s| kb.args[s]);
-    let dst = kb.args[usize::from(bias) + 2 + usize::from(a.gated)];
+    let ConvArgs {
+        px,
+        pw,
+        pbias,
+        pgate,
+        dst,
+        ..
+    } = conv_args(kb, a, bias);
     let pointwise = kh == 1 && kw == 1 && a.strides == [1, 1] && a.pads == [0; 4];
     let (ekh, ekw) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
     // known extents: specialised register-tiled forms on 8-lane targets
@@ -937,16 +941,8 @@ fn conv<'ctx>(
         }
         known_w = Some((wd, ow));
     }
-    // the shape rules guarantee H + pads >= the dilated kernel at every binding
     let (h, wd) = (kb.dim(x[2])?, kb.dim(x[3])?);
-    let oh = kb.add(
-        kb.div(kb.sub(kb.add(h, kb.i(pt + pb))?, kb.i(ekh))?, kb.i(sh))?,
-        kb.i(1),
-    )?;
-    let ow = kb.add(
-        kb.div(kb.sub(kb.add(wd, kb.i(pl + pr))?, kb.i(ekw))?, kb.i(sw))?,
-        kb.i(1),
-    )?;
+    let [oh, ow] = conv_out_hw(kb, a, [h, wd], [kh, kw])?;
     let (hw, ohw) = (kb.mul(h, wd)?, kb.mul(oh, ow)?);
     let pairs = kb.mul(kb.dim(x[0])?, kb.i(o))?;
     let (lo, hi) = kb.split(pairs)?;
@@ -1039,6 +1035,47 @@ fn conv<'ctx>(
     })
 }
 
+/// A plain convolution's operands: x, w, the bias, the gates, y (at slot `out`).
+struct ConvArgs<'ctx> {
+    px: PointerValue<'ctx>,
+    pw: PointerValue<'ctx>,
+    pbias: Option<PointerValue<'ctx>>,
+    pgate: Option<PointerValue<'ctx>>,
+    dst: PointerValue<'ctx>,
+    out: usize,
+}
+
+fn conv_args<'ctx>(kb: &Kb<'_, 'ctx>, a: &secc_ir::Conv2dAttrs, bias: bool) -> ConvArgs<'ctx> {
+    let out = usize::from(bias) + 2 + usize::from(a.gated);
+    ConvArgs {
+        px: kb.args[0],
+        pw: kb.args[1],
+        pbias: bias.then(|| kb.args[2]),
+        pgate: a.gate_slot().map(|s| kb.args[s]),
+        dst: kb.args[out],
+        out,
+    }
+}
+
+/// The output height and width at run time for input `[h, wd]` and kernel `[kh, kw]` (the
+/// shape rules guarantee H + pads >= the dilated kernel at every binding).
+fn conv_out_hw<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    a: &secc_ir::Conv2dAttrs,
+    [h, wd]: [IntValue<'ctx>; 2],
+    [kh, kw]: [u64; 2],
+) -> R<[IntValue<'ctx>; 2]> {
+    let [pt, pl, pb, pr] = a.pads;
+    let one = |len: IntValue<'ctx>, pads: u64, k: u64, d: u64, stride: u64| {
+        let span = kb.sub(kb.add(len, kb.i(pads))?, kb.i(d * (k - 1) + 1))?;
+        kb.add(kb.div(span, kb.i(stride))?, kb.i(1))
+    };
+    Ok([
+        one(h, pt + pb, kh, a.dilations[0], a.strides[0])?,
+        one(wd, pl + pr, kw, a.dilations[1], a.strides[1])?,
+    ])
+}
+
 /// The GPU's direct convolution (`conv2d_out`): one output element per work item, the
 /// items dealt out round-robin (item `t + k * threads` to thread `t`, so adjacent threads
 /// write adjacent outputs and read adjacent inputs), each a dot product over its input
@@ -1060,36 +1097,21 @@ fn conv_out<'ctx>(
     let og = o / a.group;
     let [sh, sw] = a.strides;
     let [dh, dw] = a.dilations;
-    let [pt, pl, pb, pr] = a.pads;
-    let (px, pw) = (kb.args[0], kb.args[1]);
-    let pbias = bias.then(|| kb.args[2]);
-    let pgate = a.gate_slot().map(|s| kb.args[s]);
-    let dst = kb.args[usize::from(bias) + 2 + usize::from(a.gated)];
-    let (ekh, ekw) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
+    let [pt, pl, _, _] = a.pads;
+    let ConvArgs {
+        px,
+        pw,
+        pbias,
+        pgate,
+        dst,
+        ..
+    } = conv_args(kb, a, bias);
     let (h, wd) = (kb.dim(x[2])?, kb.dim(x[3])?);
-    // the shape rules guarantee H + pads >= the dilated kernel at every binding
-    let oh = kb.add(
-        kb.div(kb.sub(kb.add(h, kb.i(pt + pb))?, kb.i(ekh))?, kb.i(sh))?,
-        kb.i(1),
-    )?;
-    let ow = kb.add(
-        kb.div(kb.sub(kb.add(wd, kb.i(pl + pr))?, kb.i(ekw))?, kb.i(sw))?,
-        kb.i(1),
-    )?;
+    let [oh, ow] = conv_out_hw(kb, a, [h, wd], [kh, kw])?;
     let ohw = kb.mul(oh, ow)?;
     let total = kb.mul(kb.mul(kb.dim(x[0])?, kb.i(o))?, ohw)?;
     let (tid, nthr) = (kb.tid, kb.nthr);
-    let inside = |kb: &Kb<'_, 'ctx>, v: IntValue<'ctx>, hi: IntValue<'ctx>| -> R<IntValue<'ctx>> {
-        let ge = kb.b.build_int_compare(IntPredicate::SGE, v, kb.i(0), "")?;
-        Ok(kb.b.build_and(ge, kb.lt(v, hi)?, "")?)
-    };
-    let items = kb.div(
-        kb.imax(
-            kb.sub(kb.add(total, nthr)?, kb.add(tid, kb.i(1))?)?,
-            kb.i(0),
-        )?,
-        nthr,
-    )?;
+    let items = kb.strided_trips(total, tid, nthr)?;
     kb.for_loop(kb.i(0), items, |kb, j| {
         let e = kb.add(tid, kb.mul(j, nthr)?)?;
         let (pair, p) = (kb.div(e, ohw)?, kb.rem(e, ohw)?);
@@ -1109,13 +1131,13 @@ fn conv_out<'ctx>(
             let wbase = kb.mul(kb.add(kb.mul(oc, kb.i(cg))?, ic)?, kb.i(kh * kw))?;
             let s = kb.for_acc(kb.i(0), kb.i(kh), kb.fc(0.0), |kb, ky, s| {
                 let iy = kb.add(iy0, kb.mul(ky, kb.i(dh))?)?;
-                let row_in = inside(kb, iy, h)?;
+                let row_in = kb.in_range(iy, h)?;
                 let iyc = kb.imax(kb.imin(iy, kb.sub(h, kb.i(1))?)?, kb.i(0))?;
                 let xrow = kb.add(xbase, kb.mul(iyc, wd)?)?;
                 let wrow = kb.add(wbase, kb.mul(ky, kb.i(kw))?)?;
                 kb.for_acc(kb.i(0), kb.i(kw), s, |kb, kx, s| {
                     let ix = kb.add(ix0, kb.mul(kx, kb.i(dw))?)?;
-                    let ok = kb.b.build_and(row_in, inside(kb, ix, wd)?, "")?;
+                    let ok = kb.b.build_and(row_in, kb.in_range(ix, wd)?, "")?;
                     // clamped address, value selected away: no branch per tap
                     let ixc = kb.imax(kb.imin(ix, kb.sub(wd, kb.i(1))?)?, kb.i(0))?;
                     let xv = kb.load(px, kb.add(xrow, ixc)?)?;
@@ -1171,11 +1193,14 @@ fn conv_gemm<'a, 'ctx>(
     let [sh, sw] = a.strides;
     let [dh, dw] = a.dilations;
     let [pad_t, pad_l, _, _] = a.pads;
-    let (px, pwt) = (kb.args[0], kb.args[1]);
-    let pbias = bias.then(|| kb.args[2]);
-    let pgate = a.gate_slot().map(|s| kb.args[s]);
-    let out = usize::from(bias) + 2 + usize::from(a.gated);
-    let py = kb.args[out];
+    let ConvArgs {
+        px,
+        pw: pwt,
+        pbias,
+        pgate,
+        dst: py,
+        out,
+    } = conv_args(kb, a, bias);
     let (smem, accs) = match kb.shared_scratch()? {
         Some(s) => (s, None),
         None => (kb.args[out + 1], Some(kb.args[out + 1])),
@@ -1241,14 +1266,10 @@ fn conv_gemm<'a, 'ctx>(
                     kb.sub(kb.mul(ox, kb.i(sw))?, kb.i(pad_l))?,
                     kb.mul(kx, kb.i(dw))?,
                 )?;
-                let inside = |kb: &Kb<'a, 'ctx>, v: IntValue<'ctx>, hi: IntValue<'ctx>| {
-                    let ge = kb.b.build_int_compare(IntPredicate::SGE, v, kb.i(0), "")?;
-                    R::Ok(kb.b.build_and(ge, kb.lt(v, hi)?, "")?)
-                };
                 let ok =
                     kb.b.build_and(kb.lt(kb.add(k0, kk)?, kb.i(kdim))?, kb.lt(p, hw)?, "")?;
-                let ok = kb.b.build_and(ok, inside(kb, iy, ih)?, "")?;
-                let ok = kb.b.build_and(ok, inside(kb, ix, iw)?, "")?;
+                let ok = kb.b.build_and(ok, kb.in_range(iy, ih)?, "")?;
+                let ok = kb.b.build_and(ok, kb.in_range(ix, iw)?, "")?;
                 let iyc = kb.imax(kb.imin(iy, kb.sub(ih, kb.i(1))?)?, kb.i(0))?;
                 let ixc = kb.imax(kb.imin(ix, kb.sub(iw, kb.i(1))?)?, kb.i(0))?;
                 let plane = kb.add(kb.mul(n, kb.i(c))?, ci)?;
@@ -1266,11 +1287,7 @@ fn conv_gemm<'a, 'ctx>(
                 None => gemm_chunk(kb, smem, kb.group_tid, regs)?,
                 Some(acc) => {
                     kb.for_strided(GT_THREADS, |kb, t| {
-                        let base = kb.add(kb.i(GEMM_ACC), kb.mul(t, kb.i(32))?)?;
-                        let mut r = Vec::with_capacity(32);
-                        for i in 0..32 {
-                            r.push(kb.load(acc, kb.add(base, kb.i(i))?)?);
-                        }
+                        let (base, r) = cta_accs(kb, acc, t)?;
                         let r = gemm_chunk(kb, smem, t, r)?;
                         for (i, v) in r.into_iter().enumerate() {
                             kb.store(acc, kb.add(base, kb.i(i as u64))?, v)?;
@@ -1314,11 +1331,7 @@ fn conv_gemm<'a, 'ctx>(
                 store(kb, kb.group_tid, &r)
             }
             Some(acc) => kb.for_strided(GT_THREADS, |kb, t| {
-                let base = kb.add(kb.i(GEMM_ACC), kb.mul(t, kb.i(32))?)?;
-                let mut r = Vec::with_capacity(32);
-                for i in 0..32 {
-                    r.push(kb.load(acc, kb.add(base, kb.i(i))?)?);
-                }
+                let (_, r) = cta_accs(kb, acc, t)?;
                 store(kb, t, &r)
             }),
         }
@@ -1331,6 +1344,20 @@ fn conv_gemm<'a, 'ctx>(
 
 /// Where a CPU `conv2d_gemm` keeps its CTA threads' accumulators in the scratch.
 const GEMM_ACC: u64 = crate::plan::GEMM_SHARED;
+
+/// CPU `conv2d_gemm`: where CTA thread `t`'s 32 accumulators start in the scratch, and
+/// their values.
+fn cta_accs<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    acc: PointerValue<'ctx>,
+    t: IntValue<'ctx>,
+) -> R<(IntValue<'ctx>, Vec<FloatValue<'ctx>>)> {
+    let base = kb.add(kb.i(GEMM_ACC), kb.mul(t, kb.i(32))?)?;
+    let r = (0..32)
+        .map(|i| kb.load(acc, kb.add(base, kb.i(i))?))
+        .collect::<R<Vec<_>>>()?;
+    Ok((base, r))
+}
 
 /// One chunk of 16 input channels into CTA thread `t`'s 32 accumulators, from the W tile
 /// (`smem[kk * 64 + channel]`) and the X tile after it (`[kk * 64 + pixel]`).

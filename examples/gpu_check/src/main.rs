@@ -304,8 +304,9 @@ impl DeviceIo {
         })
     }
 
-    fn run(&self, s: &mut Session, st: &Arc<CudaStream>) -> R<()> {
-        let ins: Vec<DeviceTensor<'_>> = self
+    /// The inputs as device tensors and the outputs' addresses.
+    fn addresses(&self, st: &Arc<CudaStream>) -> (Vec<DeviceTensor<'_>>, Vec<u64>) {
+        let ins = self
             .ins
             .iter()
             .zip(&self.shapes)
@@ -314,7 +315,12 @@ impl DeviceIo {
                 shape,
             })
             .collect();
-        let outs: Vec<u64> = self.outs.iter().map(|b| b.device_ptr(st).0).collect();
+        let outs = self.outs.iter().map(|b| b.device_ptr(st).0).collect();
+        (ins, outs)
+    }
+
+    fn run(&self, s: &mut Session, st: &Arc<CudaStream>) -> R<()> {
+        let (ins, outs) = self.addresses(st);
         // SAFETY: every input buffer holds its tensor's elements, written and synchronised
         // in `new`; every output buffer has room for its output (sized from output_shapes);
         // all are distinct allocations on the model's device, alive for the whole call.
@@ -348,16 +354,7 @@ fn device_io(gpu: &mut Session, ins: &[Tensor], st: &Arc<CudaStream>) -> R<()> {
 /// an output overlapping an input, an output whose allocation is too short. (Were a check
 /// missing, the kernels would write where they should not: the check fails either way.)
 fn refused_addresses(gpu: &mut Session, io: &DeviceIo, st: &Arc<CudaStream>) -> R<()> {
-    let ins: Vec<DeviceTensor<'_>> = io
-        .ins
-        .iter()
-        .zip(&io.shapes)
-        .map(|(b, shape)| DeviceTensor {
-            ptr: b.device_ptr(st).0,
-            shape,
-        })
-        .collect();
-    let outs: Vec<u64> = io.outs.iter().map(|b| b.device_ptr(st).0).collect();
+    let (ins, outs) = io.addresses(st);
     let n = io.outs[0].len() as u64;
     let cases = [
         ("misaligned", outs[0] + 2, "aligned"),
