@@ -89,7 +89,7 @@ pub(crate) struct Loaded {
     pub manifest: Manifest,
     /// CPU: the weights section as f32, the only copy kept (the file's bytes are dropped);
     /// CUDA: empty (the weights live on the device)
-    pub weights: Vec<f32>,
+    pub weights: crate::mem::Aligned,
     pub code: Code,
     inputs: Vec<IoInfo>,
     outputs: Vec<IoInfo>,
@@ -317,20 +317,20 @@ pub(crate) fn ptx_digest(ptx: &str) -> Option<u32> {
 #[cfg(feature = "cuda")]
 fn load_cuda(
     a: &Artifact,
-    weights: &mut Vec<f32>,
+    weights: &mut crate::mem::Aligned,
     opts: &LoadOptions,
 ) -> Result<Code, RuntimeError> {
     let ptx = std::str::from_utf8(a.section("ptx").unwrap_or(&[]))
         .map_err(|_| RuntimeError::Load("the ptx section is not text".into()))?;
-    let p = crate::cuda::Program::load(&a.manifest, ptx, weights, opts.device)?;
-    *weights = Vec::new();
+    let p = crate::cuda::Program::load(&a.manifest, ptx, weights.as_slice(), opts.device)?;
+    *weights = crate::mem::Aligned::default();
     Ok(Code::Cuda(p))
 }
 
 #[cfg(not(feature = "cuda"))]
 fn load_cuda(
     a: &Artifact,
-    _weights: &mut Vec<f32>,
+    _weights: &mut crate::mem::Aligned,
     _opts: &LoadOptions,
 ) -> Result<Code, RuntimeError> {
     Err(RuntimeError::CudaArtifact(format!(
@@ -339,13 +339,14 @@ fn load_cuda(
     )))
 }
 
-/// The weights section as f32 in a buffer from the runtime's allocator (aligned, huge
-/// pages when large), converted in one pass.
-fn weights_of(bytes: &[u8]) -> Result<Vec<f32>, RuntimeError> {
+/// The weights section as f32 in a buffer from the runtime's allocator (on a cache line,
+/// so that every weight buffer, 64-byte aligned in the section, is too; huge pages when
+/// large), converted in one pass.
+fn weights_of(bytes: &[u8]) -> Result<crate::mem::Aligned, RuntimeError> {
     let values = bytes
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-    crate::mem::collected(bytes.len() / 4, values)
+    crate::mem::Aligned::collected(bytes.len() / 4, values)
 }
 
 fn io_info(m: &Manifest, io: &secc_artifact::IoDecl) -> IoInfo {

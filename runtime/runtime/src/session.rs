@@ -64,7 +64,7 @@ enum Exec {
         spin: bool,
         pool: Option<rayon::ThreadPool>,
         /// one arena for every plan: grown to the largest binding run so far, never shrunk
-        arena: Vec<f32>,
+        arena: crate::mem::Aligned,
     },
     /// on the model's GPU, through the session's stream
     #[cfg(feature = "cuda")]
@@ -122,7 +122,7 @@ impl Session {
             crate::model::Code::Cpu(_) => Exec::Cpu {
                 spin: threads <= crate::available_cores(),
                 pool: cpu_pool(threads)?,
-                arena: Vec::new(),
+                arena: crate::mem::Aligned::default(),
             },
             #[cfg(feature = "cuda")]
             crate::model::Code::Cuda(p) => Exec::Cuda(crate::cuda::Exec::new(p)?),
@@ -621,8 +621,9 @@ impl Session {
         match (&mut self.exec, &loaded.code) {
             (Exec::Cpu { spin, pool, arena }, crate::model::Code::Cpu(code)) => {
                 if arena.len() < bound.arena_floats {
-                    *arena = Vec::new(); // free the old arena before allocating the new one
-                    *arena = crate::mem::zeroed(bound.arena_floats)?;
+                    // free the old arena before allocating the new one
+                    *arena = crate::mem::Aligned::default();
+                    *arena = crate::mem::Aligned::zeroed(bound.arena_floats)?;
                 }
                 let cpu = CpuRun {
                     code,
@@ -671,7 +672,7 @@ impl CpuRun<'_> {
     ) {
         let m = &loaded.manifest;
         let (bound, arena) = (self.bound, self.arena);
-        let weights = loaded.weights.as_ptr() as *mut f32;
+        let weights = loaded.weights.as_slice().as_ptr() as *mut f32;
         let mut ptr_of = |b: u32| -> *mut f32 {
             let b = match m.buffers[b as usize].kind {
                 BufferKind::Alias { of } => of,
