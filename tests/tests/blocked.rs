@@ -207,14 +207,15 @@ fn kxk_convs_with_padding_stride_and_dilation() {
     after_pointwise("3x5 asymmetric 17->24 13x7", [17, 13, 7], l);
 }
 
-/// The plan's line for `conv{seed}` after lowering for `block` lanes.
+/// The plan's lines for `conv{seed}` (one kernel, or a Winograd convolution's three)
+/// after lowering for `block` lanes.
 fn plan_line(g: &Graph, block: u32, seed: u32) -> String {
     let p = secc_codegen::plan::build(&lowered(g, block), true).unwrap();
     let text = secc_codegen::plan::describe(&p);
     let origin = format!(" conv{seed} ");
-    let line = text.lines().find(|l| l.contains(&origin));
-    line.unwrap_or_else(|| panic!("no conv{seed} in\n{text}"))
-        .to_string()
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(&origin)).collect();
+    assert!(!lines.is_empty(), "no conv{seed} in\n{text}");
+    lines.join("\n")
 }
 
 /// The cache-blocking choices that change the loop order or add prefetches keep results:
@@ -226,7 +227,11 @@ fn cache_blocking_choices_keep_results() {
         scale: 1.0 / (300.0f32 * 9.0).sqrt(),
         ..conv(392, 3, 1, 1)
     };
-    let cases: [(&str, [u64; 3], Conv, &str); 3] = [
+    let big_s2 = Conv {
+        scale: big.scale,
+        ..conv(392, 3, 2, 1)
+    };
+    let cases: [(&str, [u64; 3], Conv, &str); 4] = [
         // inputs over 1 MiB per image (20 and 24 channels padded to the block)
         (
             "1x1 20->72 128x103",
@@ -240,7 +245,14 @@ fn cache_blocking_choices_keep_results() {
             conv(72, 3, 2, 1),
             "groups-inner",
         ),
-        ("3x3 300->392 5x7", [300, 5, 7], big, "prefetch="),
+        ("3x3 s2 300->392 9x13", [300, 9, 13], big_s2, "prefetch="),
+        // the Winograd form's GEMM streams 16 weight sets of 460 KiB
+        (
+            "3x3 300->392 5x7",
+            [300, 5, 7],
+            big,
+            "prefetch=1024 sets=16",
+        ),
     ];
     for (name, chw, layer, choice) in cases {
         let (mut g, x) = graph(chw[0], chw[1], chw[2]);
@@ -261,6 +273,44 @@ fn cache_blocking_choices_keep_results() {
         // batch 1 and 3 only: these maps are large for the interpreter
         check_batches(name, &g, 16, "native", &[1, 3], true);
         check_batches(name, &g, 8, "x86-64-v3", &[1, 3], true);
+    }
+}
+
+/// 3x3 stride-1 convolutions in the Winograd form (input transform, batched GEMM, output
+/// transform): odd maps (a last tile row and column half outside), channel counts that are
+/// not multiples of either block, no padding, asymmetric padding, maps smaller than a
+/// tile, and the bias-free, activation and residual epilogues.
+#[test]
+fn winograd_convs() {
+    let scaled = |c: u64, o: u64, p: u64| Conv {
+        scale: 1.0 / ((c * 9) as f32).sqrt(),
+        ..conv(o, 3, 1, p)
+    };
+    let mut relu = scaled(37, 45, 1);
+    relu.act = Some(Activation::Relu);
+    let mut asym = scaled(32, 48, 1);
+    asym.pads = [0, 2, 2, 1];
+    let mut no_bias = scaled(40, 33, 0);
+    no_bias.bias = false;
+    let cases: [(&str, [u64; 3], Conv); 5] = [
+        ("3x3 relu 37->45 13x11", [37, 13, 11], relu),
+        ("3x3 asymmetric pads 32->48 7x10", [32, 7, 10], asym),
+        ("3x3 valid no bias 40->33 9x8", [40, 9, 8], no_bias),
+        ("3x3 32->32 1x1", [32, 1, 1], scaled(32, 32, 1)),
+        ("3x3 50->64 2x3", [50, 2, 3], scaled(50, 64, 1)),
+    ];
+    for (name, chw, layer) in cases {
+        let (mut g, x) = graph(chw[0], chw[1], chw[2]);
+        let mut first = conv(chw[0], 1, 1, 0);
+        first.act = Some(Activation::Relu);
+        let t = add_conv(&mut g, x, &first, 1);
+        let y = add_conv(&mut g, t, &layer, 3);
+        g.add_output("y", y);
+        for block in [16, 8] {
+            let line = plan_line(&g, block, 3);
+            assert!(line.contains("wino_gemm"), "{name} block {block}: {line}");
+        }
+        check_both(name, &g);
     }
 }
 
@@ -412,10 +462,18 @@ fn residual_add_epilogues() {
         ("dense add, other order", false, false, false),
         ("dense add+relu program", false, true, true),
         ("depthwise add", true, false, true),
+        ("winograd add+relu program", false, true, false),
     ] {
         let (mut g, x) = graph(3, 13, 11);
         let a = add_conv(&mut g, x, &conv(40, 3, 1, 1), 1);
-        let mut l = conv(40, if depthwise { 3 } else { 1 }, 1, u64::from(depthwise));
+        // the last case's second conv is 3x3: the Winograd form, its epilogue after the
+        // output transform
+        let winograd = name.starts_with("winograd");
+        let k = if depthwise || winograd { 3 } else { 1 };
+        let mut l = conv(40, k, 1, u64::from(k == 3));
+        if winograd {
+            l.scale = 1.0 / (40.0f32 * 9.0).sqrt();
+        }
         l.group = if depthwise { 40 } else { 1 };
         l.bias = !depthwise;
         let b = add_conv(&mut g, a, &l, 3);
@@ -428,6 +486,13 @@ fn residual_add_epilogues() {
             .iter()
             .any(|n| matches!(&lowered.node(*n).op, Op::Conv2d(c) if c.residual));
         assert!(fused, "{name}: the add was not fused");
+        if winograd {
+            let line = plan_line(&g, 16, 3);
+            assert!(
+                line.contains("wino_output") && line.contains("epilogue=[Residual, Act(Relu)]"),
+                "{name}: {line}"
+            );
+        }
         check_both(name, &g);
     }
 }

@@ -34,7 +34,7 @@ impl View {
         self.c.div_ceil(self.block)
     }
     /// Index of `(n, channel block cb, row y, column x)`, lane 0.
-    fn at<'ctx>(
+    pub(crate) fn at<'ctx>(
         &self,
         kb: &Kb<'_, 'ctx>,
         n: IntValue<'ctx>,
@@ -101,6 +101,10 @@ pub struct BlockedConv {
     pub tile: ConvTile,
     /// how the output is walked (dense convolutions)
     pub blocking: Blocking,
+    /// sets of packed weights, one after another: image `n` reads set `n % weight_sets`
+    /// (1 for a convolution; a Winograd convolution's batched GEMM has one per
+    /// transformed position, see [`crate::winograd`])
+    pub weight_sets: u64,
 }
 
 /// Bytes of L1 the blocked convolution plans to use for the weights of one pass, and for
@@ -185,17 +189,22 @@ pub fn conv_blocking(
         && weight_bytes <= L2_WEIGHTS
         && input_bytes > L2_INPUT
         && weight_bytes < input_bytes;
-    let prefetch = if weight_bytes >= STREAMED_WEIGHTS {
-        PREFETCH_AHEAD
-    } else {
-        0
-    };
     Blocking {
         chunk,
         seg,
         band,
         groups_inner,
-        prefetch,
+        prefetch: prefetch_for(weight_bytes),
+    }
+}
+
+/// How far ahead a convolution whose weights take `weight_bytes` prefetches them
+/// ([`Blocking::prefetch`]): weights of [`STREAMED_WEIGHTS`] or more come from DRAM.
+pub fn prefetch_for(weight_bytes: u64) -> u64 {
+    if weight_bytes >= STREAMED_WEIGHTS {
+        PREFETCH_AHEAD
+    } else {
+        0
     }
 }
 
@@ -318,7 +327,7 @@ pub fn pad_to(v: &[f32], ob: usize) -> Vec<f32> {
     out
 }
 
-fn lanes(v: &View) -> R<u32> {
+pub(crate) fn lanes(v: &View) -> R<u32> {
     u32::try_from(v.block).map_err(|_| CodegenError::Llvm("block too wide".into()))
 }
 
@@ -432,11 +441,23 @@ fn apply_epilogue<'ctx>(
     v: VectorValue<'ctx>,
     yi: IntValue<'ctx>,
 ) -> R<VectorValue<'ctx>> {
+    epilogue(kb, &g.epilogue, kb.args[g.residual_arg()], v, yi)
+}
+
+/// `steps` applied to the vector `v` of output element `yi`, the residual (if a step adds
+/// it) read from `residual` at the same index.
+pub(crate) fn epilogue<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    steps: &[Epilogue],
+    residual: PointerValue<'ctx>,
+    v: VectorValue<'ctx>,
+    yi: IntValue<'ctx>,
+) -> R<VectorValue<'ctx>> {
     let mut v = v;
-    for e in &g.epilogue {
+    for e in steps {
         v = match e {
             Epilogue::Residual => {
-                let r = kb.vec_load_n(kb.args[g.residual_arg()], yi, lanes(&g.y)?)?;
+                let r = kb.vec_load_n(residual, yi, v.get_type().get_size())?;
                 kb.b.build_float_add(v, r, "")?
             }
             Epilogue::Act(a) => kb.vact(*a, v)?,
@@ -834,6 +855,11 @@ fn dense_tile<'ctx>(
     let nl = lanes(&g.y)?;
     let (icb, [kh, kw]) = (g.x.blocks(), g.k);
     let cols = tile_columns(kb, g, u.ox0, pxn, border)?;
+    // the image's weight set: its first packed block
+    let set0 = match g.weight_sets {
+        1 => kb.i(0),
+        s => kb.mul(kb.rem(u.n, kb.i(s))?, kb.i(g.y.blocks() * icb))?,
+    };
     let out_at = |kb: &Kb<'_, 'ctx>, q: u64, j: u64| -> R<IntValue<'ctx>> {
         let ox = kb.add(u.ox0, kb.i(j))?;
         g.y.at(kb, u.n, kb.add(u.q0, kb.i(q))?, u.oy, ox)
@@ -862,7 +888,10 @@ fn dense_tile<'ctx>(
                         kb.mul(kb.i(q), kb.i(g.blocking.chunk))?,
                         kb.sub(cb, pass.lo)?,
                     )?,
-                    None => kb.add(kb.mul(kb.add(u.q0, kb.i(q))?, kb.i(icb))?, cb)?,
+                    None => kb.add(
+                        set0,
+                        kb.add(kb.mul(kb.add(u.q0, kb.i(q))?, kb.i(icb))?, cb)?,
+                    )?,
                 };
                 let r = kb.add(kb.mul(blk, kb.i(kh))?, ky)?;
                 kb.mul(r, kb.i(ib * kw * ob))

@@ -80,6 +80,8 @@ pub fn emit(kb: &mut Kb, kind: &KernelKind) -> R<()> {
         KernelKind::ConvOut { attrs, x, w, bias } => conv_out(kb, attrs, x, w, *bias),
         KernelKind::RowDot { n, rows, cols, act } => row_dot(kb, *n, [*rows, *cols], *act),
         KernelKind::ConvBlocked(g) => crate::blocked::conv(kb, g),
+        KernelKind::WinoInput(t) => crate::winograd::input(kb, t),
+        KernelKind::WinoOutput(t) => crate::winograd::output(kb, t),
         KernelKind::GemmPacked(g) => crate::blocked::gemm(kb, g),
         KernelKind::ConcatBlocked { n, ins, y } => crate::blocked::concat(kb, *n, ins, *y),
         KernelKind::Reorder {

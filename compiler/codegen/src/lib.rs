@@ -10,7 +10,8 @@
 //! * [`pool`] and [`resize`] hold the windowed pools and resizes (run-time extents where
 //!   the shapes are symbolic).
 //! * [`blocked`] holds the kernels over blocked (`nChw{c}c`) tensors, with register-tiled
-//!   convolutions and weights packed at compile time.
+//!   convolutions and weights packed at compile time; [`winograd`] the Winograd F(2x2, 3x3)
+//!   form of 3x3 stride-1 convolutions over them.
 //! * [`launch`] writes each CUDA kernel's launch contract (grid, block, shared memory,
 //!   parameters) into the manifest.
 //! * [`target`] creates target machines, optimises (O3, vectorised reductions through
@@ -27,6 +28,7 @@ pub mod plan;
 pub mod pool;
 pub mod resize;
 pub mod target;
+pub mod winograd;
 
 pub use target::{check_target, compile, compile_timed, vector_block, CodegenOptions, Target};
 

@@ -233,6 +233,11 @@ pub enum KernelKind {
     },
     /// Convolution over blocked tensors, weights packed at compile time.
     ConvBlocked(BlockedConv),
+    /// A Winograd convolution's input transform (`crate::winograd`). Arguments: x, V.
+    WinoInput(crate::winograd::Transform),
+    /// A Winograd convolution's output transform. Arguments: M, bias, the residual (with
+    /// one in the epilogue), y.
+    WinoOutput(crate::winograd::Transform),
     /// Channel concatenation of blocked images. Arguments: the operands, y.
     ConcatBlocked {
         /// the batch
@@ -330,6 +335,9 @@ impl KernelKind {
             KernelKind::ConvGemm { .. } => "conv2d_gemm",
             KernelKind::RowDot { .. } => "se_fc",
             KernelKind::ConvBlocked(g) if g.depthwise => "conv2d_dw_blocked",
+            KernelKind::ConvBlocked(g) if g.weight_sets > 1 => "wino_gemm",
+            KernelKind::WinoInput(_) => "wino_input",
+            KernelKind::WinoOutput(_) => "wino_output",
             KernelKind::ConvBlocked(_) => "conv2d_blocked",
             KernelKind::GemmPacked(_) => "gemm_packed",
             KernelKind::ConcatBlocked { .. } => "concat_blocked",
@@ -423,12 +431,31 @@ pub fn describe(p: &Plan) -> String {
                     (true, Some(_)) => " gated=pass",
                     (true, None) => " gated=load",
                 },
-                c.pool.map_or(String::new(), |p| format!(" pool={p}")),
+                c.pool.map_or(String::new(), |p| format!(" pool={p}"))
+                    + &(if c.weight_sets > 1 { format!(" sets={}", c.weight_sets) } else { String::new() }),
                 ep.join(", ")
             ));
         }
         if let KernelKind::GemmPacked(g) = &s.kind {
             out.push_str(&format!(" k={} n={} tile=4 rows x 4 blk", g.k, g.n));
+        }
+        if let KernelKind::WinoInput(t) | KernelKind::WinoOutput(t) = &s.kind {
+            let ep: Vec<String> = t.epilogue.iter().map(|e| format!("{e:?}")).collect();
+            out.push_str(&format!(
+                " {}={}x{}x{}/{} tiles={}x{} epilogue=[{}]",
+                if matches!(s.kind, KernelKind::WinoInput(_)) {
+                    "x"
+                } else {
+                    "y"
+                },
+                t.image.c,
+                ext(t.image.h),
+                ext(t.image.w),
+                t.image.block,
+                t.tiles[0],
+                t.tiles[1],
+                ep.join(", ")
+            ));
         }
         out.push('\n');
     }
@@ -696,6 +723,11 @@ fn push_step(
     bufs: &mut Buffers,
 ) -> Result<(), CodegenError> {
     let kind = kernel::kind(g, id, cpu)?;
+    if let KernelKind::ConvBlocked(c) = &kind {
+        if crate::winograd::eligible(c) {
+            return conv::push_winograd(g, id, c, p, bufs);
+        }
+    }
     // constants only a blocked convolution reads have no buffer: it packs its own
     let mut args: Vec<u32> = g
         .inputs(id)

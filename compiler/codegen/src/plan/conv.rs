@@ -123,6 +123,7 @@ pub(super) fn blocked(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedC
         pool: None,
         tile,
         blocking: b,
+        weight_sets: 1,
     };
     if a.pool {
         c.pool = Some(c.pool_partials().ok_or_else(|| {
@@ -147,6 +148,167 @@ pub(super) fn declare_partials(p: &mut Plan, c: &BlockedConv) -> Option<u32> {
     Some(p.buffers.len() as u32 - 1)
 }
 
+/// The bias of convolution `id` (zero without one), padded to the output block.
+fn padded_bias(g: &Graph, id: NodeId, ob: usize) -> Result<Vec<f32>, CodegenError> {
+    let bias = match g.inputs(id).get(2) {
+        Some(b) => g
+            .const_of(*b)
+            .ok_or_else(|| unsupported(g, id, "blocked convolution weights must be constants"))?
+            .data
+            .to_vec(),
+        None => {
+            let c = g.ty(id.into()).shape[1].known().unwrap_or(0);
+            vec![0.0; c as usize]
+        }
+    };
+    Ok(crate::blocked::pad_to(&bias, ob))
+}
+
+/// The batched GEMM of a Winograd convolution `c` (see [`crate::winograd`]): a blocked
+/// 1x1 convolution over `16 N` images of the tiles, one weight set per position, tiled and
+/// blocked for that shape.
+fn winograd_gemm(c: &BlockedConv) -> Option<BlockedConv> {
+    use crate::winograd::POSITIONS;
+    let [th, tw] = crate::winograd::tiles(c.y.h.known()?, c.y.w.known()?);
+    let t = th * tw;
+    let (x, y) = (
+        View {
+            h: Dim::Known(1),
+            w: Dim::Known(t),
+            ..c.x
+        },
+        View {
+            h: Dim::Known(1),
+            w: Dim::Known(t),
+            ..c.y
+        },
+    );
+    let (ib, ob) = (x.block, y.block);
+    let tile = crate::blocked::conv_tile(
+        y.blocks(),
+        t,
+        vector_registers(ob),
+        false,
+        ib * ob * 4,
+        None,
+    );
+    let groups = y.blocks().div_ceil(tile.qn);
+    let mut blocking = crate::blocked::conv_blocking(
+        tile,
+        [x.blocks(), 1, ib, ob],
+        [groups, 1, t],
+        x.blocks() * ib * t * 4,
+    );
+    // every image streams its own position's weights: 16 sets from memory per run
+    let set_bytes = y.blocks() * x.blocks() * ib * ob * 4;
+    blocking.prefetch = crate::blocked::prefetch_for(POSITIONS * set_bytes);
+    Some(BlockedConv {
+        n: c.n.checked_mul(Dim::Known(POSITIONS))?,
+        x,
+        y,
+        k: [1, 1],
+        strides: [1, 1],
+        dilations: [1, 1],
+        pads: [0, 0],
+        depthwise: false,
+        epilogue: vec![],
+        gated: false,
+        pool: None,
+        tile,
+        blocking,
+        weight_sets: POSITIONS,
+    })
+}
+
+/// Pushes the three steps of blocked convolution `c` (node `id`) in the Winograd form:
+/// input transform, batched GEMM, output transform with the bias and epilogue, through
+/// two temporaries (the transformed input V and the GEMM's result M, 16 floats per tile
+/// and channel each).
+pub(super) fn push_winograd(
+    g: &Graph,
+    id: NodeId,
+    c: &BlockedConv,
+    p: &mut Plan,
+    bufs: &mut super::Buffers,
+) -> Result<(), CodegenError> {
+    use crate::winograd::{Transform, POSITIONS};
+    let ins = g.inputs(id);
+    let internal = || unsupported(g, id, "Winograd form: operand without a buffer (internal)");
+    let gemm = winograd_gemm(c).ok_or_else(internal)?;
+    let buf = |v: usize| {
+        ins.get(v)
+            .and_then(|v| bufs.of.get(v).copied())
+            .ok_or_else(internal)
+    };
+    let x = buf(0)?;
+    let residual = if c.residual() { Some(buf(3)?) } else { None };
+    let w = g
+        .const_of(ins[1])
+        .ok_or_else(|| unsupported(g, id, "blocked convolution weights must be constants"))?;
+    let (o, ci, ib, ob) = (
+        c.y.c as usize,
+        c.x.c as usize,
+        c.x.block as usize,
+        c.y.block as usize,
+    );
+    let u = crate::winograd::transform_weights(&w.data, [o, ci]);
+    let packed: Vec<f32> = u
+        .chunks(o * ci)
+        .flat_map(|s| crate::blocked::pack_dense(s, [o, ci, 1, 1], ib, ob))
+        .collect();
+    let uw = push_weight(p, vec![DimDecl::Known(packed.len() as u64)], &packed);
+    let bias = padded_bias(g, id, ob)?;
+    let b = push_weight(p, vec![DimDecl::Known(bias.len() as u64)], &bias);
+    let zero = push_weight(
+        p,
+        vec![DimDecl::Known(bias.len() as u64)],
+        &vec![0.0; bias.len()],
+    );
+    let per_image = |v: &View| POSITIONS * v.blocks() * v.block * gemm.x.w.known().unwrap_or(1);
+    let mut temp = |floats: u64| {
+        p.buffers.push(secc_artifact::BufferDecl {
+            dtype: "f32".into(),
+            shape: vec![super::dim_decl(c.n), DimDecl::Known(floats)],
+            kind: secc_artifact::BufferKind::Temp,
+        });
+        p.buffers.len() as u32 - 1
+    };
+    let (v, m) = (temp(per_image(&c.x)), temp(per_image(&c.y)));
+    let y = super::result_buffers(g, id, p, bufs)[0];
+    let [th, tw] = crate::winograd::tiles(c.y.h.known().unwrap_or(1), c.y.w.known().unwrap_or(1));
+    let transform = |image: View, epilogue: Vec<crate::blocked::Epilogue>| Transform {
+        n: c.n,
+        image,
+        tiles: [th, tw],
+        pads: c.pads,
+        epilogue,
+    };
+    let origin = g.node(id).origin.clone().unwrap_or_default();
+    let mut out_args = vec![m, b];
+    out_args.extend(residual);
+    out_args.push(y);
+    let steps = [
+        (KernelKind::WinoInput(transform(c.x, vec![])), vec![x, v], v),
+        (KernelKind::ConvBlocked(gemm), vec![v, uw, zero, m], m),
+        (
+            KernelKind::WinoOutput(transform(c.y, c.epilogue.clone())),
+            out_args,
+            y,
+        ),
+    ];
+    for (kind, args, writes) in steps {
+        p.steps.push(super::Step {
+            name: format!("k{}_{}", p.steps.len(), kind.name()),
+            kind,
+            origin: origin.clone(),
+            args,
+            writes: vec![writes],
+            grid: super::Grid::Stride(None),
+        });
+    }
+    Ok(())
+}
+
 /// Replaces a blocked convolution's weight and bias arguments by their packed forms.
 pub(super) fn pack_args(
     g: &Graph,
@@ -167,11 +329,7 @@ pub(super) fn pack_args(
         crate::blocked::pack_dense(&w.data, shape, c.x.block as usize, ob)
     };
     args[1] = push_weight(p, vec![DimDecl::Known(packed.len() as u64)], &packed);
-    let bias = match ins.get(2) {
-        Some(b) => g.const_of(*b).ok_or_else(missing)?.data.to_vec(),
-        None => vec![0.0; c.y.c as usize],
-    };
-    let bias = crate::blocked::pad_to(&bias, ob);
+    let bias = padded_bias(g, id, ob)?;
     let b = push_weight(p, vec![DimDecl::Known(bias.len() as u64)], &bias);
     // the gate and the residual follow the (explicit) bias
     let rest = args.get(3..).map(<[u32]>::to_vec).unwrap_or_default();
