@@ -276,8 +276,8 @@ fn cache_blocking_choices_keep_results() {
     }
 }
 
-/// 3x3 stride-1 convolutions in the Winograd form (input transform, batched GEMM, output
-/// transform): odd maps (a last tile row and column half outside), channel counts that are
+/// 3x3 stride-1 convolutions in both Winograd forms (input transform, batched GEMM,
+/// output transform): maps that are not multiples of the tile (a last tile row and column half outside), channel counts that are
 /// not multiples of either block, no padding, asymmetric padding, maps smaller than a
 /// tile, and the bias-free, activation and residual epilogues.
 #[test]
@@ -292,14 +292,31 @@ fn winograd_convs() {
     asym.pads = [0, 2, 2, 1];
     let mut no_bias = scaled(40, 33, 0);
     no_bias.bias = false;
-    let cases: [(&str, [u64; 3], Conv); 5] = [
-        ("3x3 relu 37->45 13x11", [37, 13, 11], relu),
-        ("3x3 asymmetric pads 32->48 7x10", [32, 7, 10], asym),
-        ("3x3 valid no bias 40->33 9x8", [40, 9, 8], no_bias),
-        ("3x3 32->32 1x1", [32, 1, 1], scaled(32, 32, 1)),
-        ("3x3 50->64 2x3", [50, 2, 3], scaled(50, 64, 1)),
+    let mut relu4 = scaled(35, 40, 1);
+    relu4.act = Some(Activation::Relu);
+    let mut asym4 = scaled(32, 48, 1);
+    asym4.pads = [2, 0, 1, 2];
+    // F(2x2) where the weights are large for the map, F(4x4) where the map is large
+    let cases: [(&str, [u64; 3], Conv, &str); 7] = [
+        ("3x3 relu 37->45 13x11", [37, 13, 11], relu, "F(2x2"),
+        (
+            "3x3 asymmetric pads 32->48 7x10",
+            [32, 7, 10],
+            asym,
+            "F(2x2",
+        ),
+        ("3x3 valid no bias 40->33 9x8", [40, 9, 8], no_bias, "F(2x2"),
+        ("3x3 32->32 1x1", [32, 1, 1], scaled(32, 32, 1), "F(2x2"),
+        ("3x3 50->64 2x3", [50, 2, 3], scaled(50, 64, 1), "F(2x2"),
+        ("3x3 relu 35->40 26x21", [35, 26, 21], relu4, "F(4x4"),
+        (
+            "3x3 asymmetric pads 32->48 23x30",
+            [32, 23, 30],
+            asym4,
+            "F(4x4",
+        ),
     ];
-    for (name, chw, layer) in cases {
+    for (name, chw, layer, form) in cases {
         let (mut g, x) = graph(chw[0], chw[1], chw[2]);
         let mut first = conv(chw[0], 1, 1, 0);
         first.act = Some(Activation::Relu);
@@ -308,7 +325,10 @@ fn winograd_convs() {
         g.add_output("y", y);
         for block in [16, 8] {
             let line = plan_line(&g, block, 3);
-            assert!(line.contains("wino_gemm"), "{name} block {block}: {line}");
+            assert!(
+                line.contains("wino_gemm") && line.contains(form),
+                "{name} block {block}: no {form} in {line}"
+            );
         }
         check_both(name, &g);
     }

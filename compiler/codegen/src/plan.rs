@@ -442,7 +442,7 @@ pub fn describe(p: &Plan) -> String {
         if let KernelKind::WinoInput(t) | KernelKind::WinoOutput(t) = &s.kind {
             let ep: Vec<String> = t.epilogue.iter().map(|e| format!("{e:?}")).collect();
             out.push_str(&format!(
-                " {}={}x{}x{}/{} tiles={}x{} epilogue=[{}]",
+                " {}={}x{}x{}/{} F({m}x{m},3x3) tiles={}x{} epilogue=[{}]",
                 if matches!(s.kind, KernelKind::WinoInput(_)) {
                     "x"
                 } else {
@@ -454,7 +454,8 @@ pub fn describe(p: &Plan) -> String {
                 t.image.block,
                 t.tiles[0],
                 t.tiles[1],
-                ep.join(", ")
+                ep.join(", "),
+                m = t.m
             ));
         }
         out.push('\n');
@@ -724,8 +725,8 @@ fn push_step(
 ) -> Result<(), CodegenError> {
     let kind = kernel::kind(g, id, cpu)?;
     if let KernelKind::ConvBlocked(c) = &kind {
-        if crate::winograd::eligible(c) {
-            return conv::push_winograd(g, id, c, p, bufs);
+        if let Some(m) = crate::winograd::form(c) {
+            return conv::push_winograd(g, id, c, m, p, bufs);
         }
     }
     // constants only a blocked convolution reads have no buffer: it packs its own

@@ -1,17 +1,22 @@
-//! Winograd F(2x2, 3x3) convolution over blocked tensors (Lavin and Gray, "Fast Algorithms
-//! for Convolutional Neural Networks", 2016): a 3x3 stride-1 convolution computes each 2x2
-//! output tile from a 4x4 input tile as `Y = A^T [(G g G^T) . (B^T d B)] A`, 16
-//! multiplications per tile and channel pair instead of 36. It runs as three kernel steps:
+//! Winograd convolution over blocked tensors (Lavin and Gray, "Fast Algorithms for
+//! Convolutional Neural Networks", 2016): F(m x m, 3x3) computes each m x m output tile of
+//! a 3x3 stride-1 convolution from an (m+2) x (m+2) input tile as
+//! `Y = A^T [(G g G^T) . (B^T d B)] A`, `(m+2)^2` multiplications per tile and channel pair
+//! instead of `9 m^2`: F(2x2, 3x3) (16 for 36) and F(4x4, 3x3) (36 for 144). It runs as
+//! three kernel steps:
 //!
-//! 1. [`input`]: every 4x4 input tile of every channel block to its 16 transformed
-//!    positions `V = B^T d B` (adds only), stored as 16 blocked "images" per image whose
-//!    pixels are the tiles: `V[n][xi][cb][tile][lane]`;
-//! 2. a batched GEMM per position, `M_xi = U_xi V_xi` over the channels: this is the
-//!    blocked 1x1 convolution ([`crate::blocked::conv`], register tiles and all) over
-//!    `16 N` images whose weights are the set of their position
-//!    ([`BlockedConv::weight_sets`]), `U = G g G^T` transformed and packed at compile time;
+//! 1. [`input`]: every input tile of every channel block to its `(m+2)^2` transformed
+//!    positions `V = B^T d B`, stored as that many blocked "images" per image whose pixels
+//!    are the tiles: `V[n][xi][cb][tile][lane]`;
+//! 2. a batched GEMM per position, `M_xi = U_xi V_xi` over the channels: the blocked 1x1
+//!    convolution ([`crate::blocked::conv`], register tiles and all) over `(m+2)^2 N`
+//!    images whose weights are the set of their position ([`BlockedConv::weight_sets`]),
+//!    `U = G g G^T` computed in f64 and packed at compile time;
 //! 3. [`output`]: `Y = A^T M A` per tile, then the bias and the convolution's epilogue
-//!    (residual, activation), stored where the tile lies inside the output (odd extents).
+//!    (residual, activation), stored where the tile lies inside the output.
+//!
+//! [`form`] picks the tile per convolution: F(4x4) does 56% of F(2x2)'s GEMM work but
+//! stores 36/9 of the weights, which at batch 1 stream from memory every run.
 //!
 //! Written here rather than taken from a crate: no maintained Rust crate provides it over
 //! this layout, and the GEMM is the code generator's own tiled kernel.
@@ -20,21 +25,88 @@ use crate::kb::{Kb, R};
 use inkwell::values::{IntValue, VectorValue};
 use secc_ir::Dim;
 
-/// Transformed positions per tile (4 x 4).
-pub const POSITIONS: u64 = 16;
+/// The transforms of F(2x2, 3x3): `B^T`, `G`, `A^T`.
+static F2: Matrices = Matrices {
+    bt: &[
+        &[1.0, 0.0, -1.0, 0.0],
+        &[0.0, 1.0, 1.0, 0.0],
+        &[0.0, -1.0, 1.0, 0.0],
+        &[0.0, 1.0, 0.0, -1.0],
+    ],
+    g: &[
+        &[1.0, 0.0, 0.0],
+        &[0.5, 0.5, 0.5],
+        &[0.5, -0.5, 0.5],
+        &[0.0, 0.0, 1.0],
+    ],
+    at: &[&[1.0, 1.0, 1.0, 0.0], &[0.0, 1.0, -1.0, -1.0]],
+};
 
-/// Input and output channels a convolution needs at least for the Winograd form: with
+/// The transforms of F(4x4, 3x3) (interpolation points 0, 1, -1, 2, -2 and infinity).
+static F4: Matrices = Matrices {
+    bt: &[
+        &[4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+        &[0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+        &[0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+        &[0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+        &[0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+        &[0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+    ],
+    g: &[
+        &[1.0 / 4.0, 0.0, 0.0],
+        &[-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+        &[-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+        &[1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+        &[1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+        &[0.0, 0.0, 1.0],
+    ],
+    at: &[
+        &[1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+        &[0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
+        &[0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
+        &[0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+    ],
+};
+
+/// `B^T` (`a x a`), `G` (`a x 3`) and `A^T` (`m x a`) of one form, `a = m + 2`.
+struct Matrices {
+    bt: &'static [&'static [f64]],
+    g: &'static [&'static [f64]],
+    at: &'static [&'static [f64]],
+}
+
+fn matrices(m: u64) -> &'static Matrices {
+    if m == 4 {
+        &F4
+    } else {
+        &F2
+    }
+}
+
+/// Transformed positions per tile of F(m x m, 3x3): `(m + 2)^2`.
+pub fn positions(m: u64) -> u64 {
+    (m + 2) * (m + 2)
+}
+
+/// Input and output channels a convolution needs at least for a Winograd form: with
 /// fewer, the GEMM's reduction is too short to pay for the two transforms.
 const MIN_CHANNELS: u64 = 32;
 
-/// Whether blocked convolution `c` runs in the Winograd form: 3x3, stride 1, no
-/// dilation, one group, not gated or pooling, blocked input and output of one block
-/// width, known spatial extents and enough channels.
-pub fn eligible(c: &BlockedConv) -> bool {
-    let known = [c.x.h, c.x.w, c.y.h, c.y.w]
-        .iter()
-        .all(|d| d.known().is_some());
-    c.k == [3, 3]
+/// Weight bytes that cost as much as one GEMM FLOP... inverted: FLOPs one weight byte
+/// costs, for [`form`]'s estimate: at batch 1 every weight streams from memory each run,
+/// measured here at 16-30 GB/s for one core against 180-210 GFLOP/s in the GEMM
+/// (2-vCPU Sapphire Rapids), about 9 FLOPs a byte.
+const FLOPS_PER_WEIGHT_BYTE: u64 = 9;
+
+/// The Winograd form (output tile side `m`: 2 or 4) blocked convolution `c` runs in, if
+/// any: 3x3, stride 1, no dilation, one group, not gated or pooling, blocked input and
+/// output of one block width, known spatial extents and enough channels; of the two
+/// forms the one whose GEMM work plus weight streaming ([`FLOPS_PER_WEIGHT_BYTE`]) is
+/// smaller. (SE-ResNet-50's 56x56 and 28x28 layers take F(4x4), its 14x14 and 7x7 ones,
+/// with 4 to 16 times the weights, F(2x2).)
+pub fn form(c: &BlockedConv) -> Option<u64> {
+    let (oh, ow) = (c.y.h.known()?, c.y.w.known()?);
+    let eligible = c.k == [3, 3]
         && c.strides == [1, 1]
         && c.dilations == [1, 1]
         && !c.depthwise
@@ -43,14 +115,25 @@ pub fn eligible(c: &BlockedConv) -> bool {
         && c.weight_sets == 1
         && c.x.block > 1
         && c.x.block == c.y.block
-        && known
+        && c.x.h.known().is_some()
+        && c.x.w.known().is_some()
         && c.x.c >= MIN_CHANNELS
-        && c.y.c >= MIN_CHANNELS
+        && c.y.c >= MIN_CHANNELS;
+    if !eligible {
+        return None;
+    }
+    let channels = c.x.blocks() * c.x.block * c.y.blocks() * c.y.block;
+    let cost = |m: u64| {
+        let [th, tw] = tiles(m, oh, ow);
+        let p = positions(m);
+        2 * p * channels * th * tw + FLOPS_PER_WEIGHT_BYTE * 4 * p * channels
+    };
+    Some(if cost(4) < cost(2) { 4 } else { 2 })
 }
 
-/// Tiles `[rows, columns]` of an output of `oh x ow` pixels.
-pub fn tiles(oh: u64, ow: u64) -> [u64; 2] {
-    [oh.div_ceil(2), ow.div_ceil(2)]
+/// Tiles `[rows, columns]` of F(m x m) over an output of `oh x ow` pixels.
+pub fn tiles(m: u64, oh: u64, ow: u64) -> [u64; 2] {
+    [oh.div_ceil(m), ow.div_ceil(m)]
 }
 
 /// One transform step of a Winograd convolution. The input transform's arguments: x, V;
@@ -58,6 +141,8 @@ pub fn tiles(oh: u64, ow: u64) -> [u64; 2] {
 /// [`Epilogue::Residual`]), y.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transform {
+    /// output tile side: F(m x m, 3x3)
+    pub m: u64,
     /// the batch
     pub n: Dim,
     /// the convolution's input (input transform) or output (output transform)
@@ -79,14 +164,14 @@ impl Transform {
         [n, cb, t]: [IntValue<'ctx>; 3],
         xi: u64,
     ) -> R<IntValue<'ctx>> {
-        let img = kb.add(kb.mul(n, kb.i(POSITIONS))?, kb.i(xi))?;
+        let img = kb.add(kb.mul(n, kb.i(positions(self.m)))?, kb.i(xi))?;
         let plane = kb.add(kb.mul(img, kb.i(self.image.blocks()))?, cb)?;
         let tile = kb.add(kb.mul(plane, kb.i(self.tiles[0] * self.tiles[1]))?, t)?;
         kb.mul(tile, kb.i(self.image.block))
     }
 
-    /// This thread's rows of tiles: `(image, channel block, tile row)` of each, with
-    /// `body` run per tile column.
+    /// Runs `body(image, channel block, tile row, tile column)` on every tile of this
+    /// thread's share of the rows of tiles.
     fn for_tiles<'a, 'ctx>(
         &self,
         kb: &mut Kb<'a, 'ctx>,
@@ -105,49 +190,69 @@ impl Transform {
     }
 }
 
-/// `B^T d` over four vectors (one column or row of a 4x4 input tile).
-fn bt<'ctx>(kb: &Kb<'_, 'ctx>, d: [VectorValue<'ctx>; 4]) -> R<[VectorValue<'ctx>; 4]> {
-    let (add, sub) = (
-        |a, b| kb.b.build_float_add(a, b, ""),
-        |a, b| kb.b.build_float_sub(a, b, ""),
-    );
-    Ok([
-        sub(d[0], d[2])?,
-        add(d[1], d[2])?,
-        sub(d[2], d[1])?,
-        sub(d[1], d[3])?,
-    ])
+/// `mat v` for a matrix of small constants over vectors: zero terms skipped, ones as adds
+/// and subtractions, other coefficients as FMAs.
+fn apply<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    mat: &[&[f64]],
+    v: &[VectorValue<'ctx>],
+) -> R<Vec<VectorValue<'ctx>>> {
+    let nl = v[0].get_type().get_size();
+    mat.iter()
+        .map(|row| {
+            let mut acc: Option<VectorValue<'ctx>> = None;
+            for (&c, &x) in row.iter().zip(v) {
+                let k = || kb.vec_splat_n(kb.fc(c as f32), nl);
+                acc = Some(match (acc, c) {
+                    (_, 0.0) => continue,
+                    (None, 1.0) => x,
+                    (None, _) => kb.b.build_float_mul(x, k()?, "")?,
+                    (Some(a), 1.0) => kb.b.build_float_add(a, x, "")?,
+                    (Some(a), -1.0) => kb.b.build_float_sub(a, x, "")?,
+                    (Some(a), _) => kb.vec_fma(x, k()?, a)?,
+                });
+            }
+            acc.ok_or_else(|| crate::CodegenError::Llvm("a zero transform row".into()))
+        })
+        .collect()
 }
 
-/// `A^T m` over four vectors (one column or row of a 4x4 tile of GEMM results).
-fn at<'ctx>(kb: &Kb<'_, 'ctx>, m: [VectorValue<'ctx>; 4]) -> R<[VectorValue<'ctx>; 2]> {
-    let b = &kb.b;
-    let s = b.build_float_add(m[0], m[1], "")?;
-    let d = b.build_float_sub(m[1], m[2], "")?;
-    Ok([
-        b.build_float_add(s, m[2], "")?,
-        b.build_float_sub(d, m[3], "")?,
-    ])
+/// `mat X mat^T` of the `a x a` tile `x` (row-major), the rows of `mat` being `r` long:
+/// down each column first, then along each row of the result.
+fn sandwich<'ctx>(
+    kb: &Kb<'_, 'ctx>,
+    mat: &[&[f64]],
+    x: &[VectorValue<'ctx>],
+) -> R<Vec<VectorValue<'ctx>>> {
+    let a = mat[0].len();
+    let cols: Vec<Vec<VectorValue<'ctx>>> = (0..a)
+        .map(|c| apply(kb, mat, &(0..a).map(|r| x[r * a + c]).collect::<Vec<_>>()))
+        .collect::<R<_>>()?;
+    let mut out = Vec::with_capacity(mat.len() * mat.len());
+    for r in 0..mat.len() {
+        let row: Vec<VectorValue<'ctx>> = cols.iter().map(|c| c[r]).collect();
+        out.extend(apply(kb, mat, &row)?);
+    }
+    Ok(out)
 }
 
 /// The input transform (arguments x, V): each thread a share of the rows of tiles.
-pub fn input(kb: &mut Kb, t: &Transform) -> R<()> {
-    let x = t.image;
+pub fn input<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, t: &Transform) -> R<()> {
+    let (x, a) = (t.image, t.m + 2);
     t.for_tiles(kb, |kb, [n, cb, ty, tx]| {
-        let iy0 = kb.sub(kb.mul(ty, kb.i(2))?, kb.i(t.pads[0]))?;
-        let ix0 = kb.sub(kb.mul(tx, kb.i(2))?, kb.i(t.pads[1]))?;
+        let iy0 = kb.sub(kb.mul(ty, kb.i(t.m))?, kb.i(t.pads[0]))?;
+        let ix0 = kb.sub(kb.mul(tx, kb.i(t.m))?, kb.i(t.pads[1]))?;
         // a tile wholly inside the input loads without checks
-        let rows = kb.b.build_and(
-            kb.inside_n(iy0, kb.dim(x.h)?)?,
-            kb.inside_n(kb.add(iy0, kb.i(3))?, kb.dim(x.h)?)?,
-            "",
-        )?;
-        let cols = kb.b.build_and(
-            kb.inside_n(ix0, kb.dim(x.w)?)?,
-            kb.inside_n(kb.add(ix0, kb.i(3))?, kb.dim(x.w)?)?,
-            "",
-        )?;
-        let inner = kb.b.build_and(rows, cols, "")?;
+        let within = |kb: &Kb<'a, 'ctx>, v0: IntValue<'ctx>, ext: Dim| -> R<IntValue<'ctx>> {
+            let e = kb.dim(ext)?;
+            Ok(kb.b.build_and(
+                kb.inside_n(v0, e)?,
+                kb.inside_n(kb.add(v0, kb.i(a - 1))?, e)?,
+                "",
+            )?)
+        };
+        let inner =
+            kb.b.build_and(within(kb, iy0, x.h)?, within(kb, ix0, x.w)?, "")?;
         let tile = kb.add(kb.mul(ty, kb.i(t.tiles[1]))?, tx)?;
         kb.if_else(
             inner,
@@ -157,8 +262,8 @@ pub fn input(kb: &mut Kb, t: &Transform) -> R<()> {
     })
 }
 
-/// Transforms the 4x4 tile at input `(iy0, ix0)` of image `n`, channel block `cb` into
-/// the 16 positions of tile `tile`; a `border` tile reads 0 outside the input.
+/// Transforms the input tile at `(iy0, ix0)` of image `n`, channel block `cb` into the
+/// positions of tile `tile`; a `border` tile reads 0 outside the input.
 fn input_tile<'ctx>(
     kb: &mut Kb<'_, 'ctx>,
     t: &Transform,
@@ -167,42 +272,31 @@ fn input_tile<'ctx>(
     border: bool,
 ) -> R<()> {
     let (px, pv) = (kb.args[0], kb.args[1]);
-    let x = t.image;
+    let (x, a) = (t.image, t.m + 2);
     let nl = lanes(&x)?;
     let zero = kb.vec_splat_n(kb.fc(0.0), nl)?;
     let (h, w) = (kb.dim(x.h)?, kb.dim(x.w)?);
     let clamp = |kb: &Kb<'_, 'ctx>, v, n: IntValue<'ctx>| -> R<IntValue<'ctx>> {
         kb.imax(kb.imin(v, kb.sub(n, kb.i(1))?)?, kb.i(0))
     };
-    let mut d = [[zero; 4]; 4];
-    for (r, row) in d.iter_mut().enumerate() {
-        let iy = kb.add(iy0, kb.i(r as u64))?;
-        for (c, v) in row.iter_mut().enumerate() {
-            let ix = kb.add(ix0, kb.i(c as u64))?;
+    let mut d = Vec::with_capacity((a * a) as usize);
+    for r in 0..a {
+        let iy = kb.add(iy0, kb.i(r))?;
+        for c in 0..a {
+            let ix = kb.add(ix0, kb.i(c))?;
             if !border {
-                *v = kb.vec_load_n(px, x.at(kb, n, cb, iy, ix)?, nl)?;
+                d.push(kb.vec_load_n(px, x.at(kb, n, cb, iy, ix)?, nl)?);
                 continue;
             }
             let ok =
                 kb.b.build_and(kb.inside_n(iy, h)?, kb.inside_n(ix, w)?, "")?;
             let at = x.at(kb, n, cb, clamp(kb, iy, h)?, clamp(kb, ix, w)?)?;
             let l = kb.vec_load_n(px, at, nl)?;
-            *v = kb.b.build_select(ok, l, zero, "")?.into_vector_value();
+            d.push(kb.b.build_select(ok, l, zero, "")?.into_vector_value());
         }
     }
-    // B^T d down each column, then (B^T d) B along each row
-    let mut cols = [[zero; 4]; 4];
-    for c in 0..4 {
-        let col = bt(kb, [d[0][c], d[1][c], d[2][c], d[3][c]])?;
-        for r in 0..4 {
-            cols[r][c] = col[r];
-        }
-    }
-    for (r, row) in cols.iter().enumerate() {
-        for (c, v) in bt(kb, *row)?.into_iter().enumerate() {
-            let xi = (r * 4 + c) as u64;
-            kb.vec_store(pv, t.at(kb, [n, cb, tile], xi)?, v)?;
-        }
+    for (xi, v) in sandwich(kb, matrices(t.m).bt, &d)?.into_iter().enumerate() {
+        kb.vec_store(pv, t.at(kb, [n, cb, tile], xi as u64)?, v)?;
     }
     Ok(())
 }
@@ -210,40 +304,37 @@ fn input_tile<'ctx>(
 /// The output transform (arguments M, bias, [residual], y): each thread a share of the
 /// rows of tiles.
 pub fn output<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, t: &Transform) -> R<()> {
-    let y = t.image;
+    let (y, m) = (t.image, t.m);
     let residual = t.epilogue.contains(&Epilogue::Residual);
     let (pm, pb) = (kb.args[0], kb.args[1]);
     let (pr, py) = (kb.args[2], kb.args[2 + usize::from(residual)]);
     let nl = lanes(&y)?;
+    // tile rows and columns past these offsets lie outside the output in the last tile
     let (oh, ow) = (y.h.known().unwrap_or(0), y.w.known().unwrap_or(0));
+    let (rh, rw) = (oh % m, ow % m);
     t.for_tiles(kb, |kb, [n, cb, ty, tx]| {
         let tile = kb.add(kb.mul(ty, kb.i(t.tiles[1]))?, tx)?;
         let bias = kb.vec_load_n(pb, kb.mul(cb, kb.i(y.block))?, nl)?;
-        let mut m = Vec::with_capacity(POSITIONS as usize);
-        for xi in 0..POSITIONS {
-            m.push(kb.vec_load_n(pm, t.at(kb, [n, cb, tile], xi)?, nl)?);
-        }
-        // A^T m down each column, then (A^T m) A along each of the two rows
-        let cols: Vec<[VectorValue; 2]> = (0..4)
-            .map(|c| at(kb, [m[c], m[4 + c], m[8 + c], m[12 + c]]))
-            .collect::<R<_>>()?;
-        for i in 0..2u64 {
-            let row = at(kb, [0, 1, 2, 3].map(|c| cols[c][i as usize]))?;
-            let oy = kb.add(kb.mul(ty, kb.i(2))?, kb.i(i))?;
-            for (j, v) in row.into_iter().enumerate() {
-                let ox = kb.add(kb.mul(tx, kb.i(2))?, kb.i(j as u64))?;
+        let ms = (0..positions(m))
+            .map(|xi| kb.vec_load_n(pm, t.at(kb, [n, cb, tile], xi)?, nl))
+            .collect::<R<Vec<_>>>()?;
+        let out = sandwich(kb, matrices(m).at, &ms)?;
+        for i in 0..m {
+            let oy = kb.add(kb.mul(ty, kb.i(m))?, kb.i(i))?;
+            for j in 0..m {
+                let ox = kb.add(kb.mul(tx, kb.i(m))?, kb.i(j))?;
+                let v = out[(i * m + j) as usize];
                 let store = |kb: &mut Kb<'a, 'ctx>| -> R<()> {
                     let yi = y.at(kb, n, cb, oy, ox)?;
                     let v = kb.b.build_float_add(v, bias, "")?;
                     let v = epilogue(kb, &t.epilogue, pr, v, yi)?;
                     kb.vec_store(py, yi, v)
                 };
-                // the last tile row or column of an odd extent has one pixel inside
                 let mut inside = None;
-                if oh % 2 == 1 && i == 1 {
+                if rh != 0 && i >= rh {
                     inside = Some(kb.lt(oy, kb.i(oh))?);
                 }
-                if ow % 2 == 1 && j == 1 {
+                if rw != 0 && j >= rw {
                     let c = kb.lt(ox, kb.i(ow))?;
                     inside = Some(match inside {
                         Some(r) => kb.b.build_and(r, c, "")?,
@@ -260,30 +351,27 @@ pub fn output<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, t: &Transform) -> R<()> {
     })
 }
 
-/// The transformed weights `U = G g G^T` of dense 3x3 weights `[O, C, 3, 3]`, as 16
-/// matrices `[xi][O][C]` (computed in f64).
-pub fn transform_weights(w: &[f32], [o, c]: [usize; 2]) -> Vec<f32> {
-    const G: [[f64; 3]; 4] = [
-        [1.0, 0.0, 0.0],
-        [0.5, 0.5, 0.5],
-        [0.5, -0.5, 0.5],
-        [0.0, 0.0, 1.0],
-    ];
-    let mut u = vec![0f32; 16 * o * c];
+/// The transformed weights `U = G g G^T` of dense 3x3 weights `[O, C, 3, 3]` for F(m x m),
+/// as `(m+2)^2` matrices `[xi][O][C]` (computed in f64).
+pub fn transform_weights(w: &[f32], [o, c]: [usize; 2], m: u64) -> Vec<f32> {
+    let g = matrices(m).g;
+    let a = g.len();
+    let mut u = vec![0f32; a * a * o * c];
     for oc in 0..o {
         for ic in 0..c {
-            let g = &w[(oc * c + ic) * 9..][..9];
-            // G g (4x3), then (G g) G^T (4x4)
-            let mut gg = [[0f64; 3]; 4];
-            for (r, row) in gg.iter_mut().enumerate() {
-                for (k, v) in row.iter_mut().enumerate() {
-                    *v = (0..3).map(|j| G[r][j] * f64::from(g[j * 3 + k])).sum();
-                }
-            }
-            for r in 0..4 {
-                for s in 0..4 {
-                    let v: f64 = (0..3).map(|k| gg[r][k] * G[s][k]).sum();
-                    u[((r * 4 + s) * o + oc) * c + ic] = v as f32;
+            let k = &w[(oc * c + ic) * 9..][..9];
+            // G k (a x 3), then (G k) G^T (a x a)
+            let gk: Vec<[f64; 3]> = g
+                .iter()
+                .map(|row| {
+                    let v = |col: usize| (0..3).map(|j| row[j] * f64::from(k[j * 3 + col])).sum();
+                    [v(0), v(1), v(2)]
+                })
+                .collect();
+            for r in 0..a {
+                for s in 0..a {
+                    let v: f64 = (0..3).map(|j| gk[r][j] * g[s][j]).sum();
+                    u[((r * a + s) * o + oc) * c + ic] = v as f32;
                 }
             }
         }
@@ -295,40 +383,40 @@ pub fn transform_weights(w: &[f32], [o, c]: [usize; 2]) -> Vec<f32> {
 mod tests {
     use super::*;
 
-    /// F(2x2, 3x3) on one channel pair, written with the matrices of the paper, against
-    /// the 3x3 correlation it replaces.
+    /// Both forms on one channel pair, with the matrices applied in f64, against the 3x3
+    /// correlation they replace.
     #[test]
     fn transforms_compute_the_correlation() {
-        let g: Vec<f32> = (0..9).map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0).collect();
-        let d: Vec<f64> = (0..16).map(|i| ((i * 5 % 13) as f64 - 6.0) / 4.0).collect();
-        let u = transform_weights(&g, [1, 1]);
-        let bt = [
-            [1.0, 0.0, -1.0, 0.0],
-            [0.0, 1.0, 1.0, 0.0],
-            [0.0, -1.0, 1.0, 0.0],
-            [0.0, 1.0, 0.0, -1.0],
-        ];
-        let at = [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]];
-        let mut v = [[0f64; 4]; 4];
-        for (r, row) in v.iter_mut().enumerate() {
-            for (s, e) in row.iter_mut().enumerate() {
-                *e = (0..4)
-                    .flat_map(|i| (0..4).map(move |j| (i, j)))
-                    .map(|(i, j)| bt[r][i] * d[i * 4 + j] * bt[s][j])
-                    .sum();
-            }
-        }
-        for oy in 0..2 {
-            for ox in 0..2 {
-                let want: f64 = (0..3)
-                    .flat_map(|ky| (0..3).map(move |kx| (ky, kx)))
-                    .map(|(ky, kx)| d[(oy + ky) * 4 + ox + kx] * f64::from(g[ky * 3 + kx]))
-                    .sum();
-                let got: f64 = (0..4)
-                    .flat_map(|r| (0..4).map(move |s| (r, s)))
-                    .map(|(r, s)| at[oy][r] * f64::from(u[r * 4 + s]) * v[r][s] * at[ox][s])
-                    .sum();
-                assert!((want - got).abs() < 1e-5, "({oy},{ox}): {want} vs {got}");
+        for m in [2u64, 4] {
+            let (a, mu) = ((m + 2) as usize, m as usize);
+            let f = matrices(m);
+            let g: Vec<f32> = (0..9).map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0).collect();
+            let d: Vec<f64> = (0..a * a)
+                .map(|i| ((i * 5 % 13) as f64 - 6.0) / 4.0)
+                .collect();
+            let u = transform_weights(&g, [1, 1], m);
+            let sandwich = |mat: &[&[f64]], x: &dyn Fn(usize, usize) -> f64, r: usize, s: usize| {
+                (0..a)
+                    .flat_map(|i| (0..a).map(move |j| (i, j)))
+                    .map(|(i, j)| mat[r][i] * x(i, j) * mat[s][j])
+                    .sum::<f64>()
+            };
+            let v: Vec<f64> = (0..a * a)
+                .map(|p| sandwich(f.bt, &|i, j| d[i * a + j], p / a, p % a))
+                .collect();
+            for oy in 0..mu {
+                for ox in 0..mu {
+                    let want: f64 = (0..3)
+                        .flat_map(|ky| (0..3).map(move |kx| (ky, kx)))
+                        .map(|(ky, kx)| d[(oy + ky) * a + ox + kx] * f64::from(g[ky * 3 + kx]))
+                        .sum();
+                    let got =
+                        sandwich(f.at, &|i, j| f64::from(u[i * a + j]) * v[i * a + j], oy, ox);
+                    assert!(
+                        (want - got).abs() < 1e-4,
+                        "F({m}) ({oy},{ox}): {want} vs {got}"
+                    );
+                }
             }
         }
     }

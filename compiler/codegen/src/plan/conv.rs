@@ -167,9 +167,9 @@ fn padded_bias(g: &Graph, id: NodeId, ob: usize) -> Result<Vec<f32>, CodegenErro
 /// The batched GEMM of a Winograd convolution `c` (see [`crate::winograd`]): a blocked
 /// 1x1 convolution over `16 N` images of the tiles, one weight set per position, tiled and
 /// blocked for that shape.
-fn winograd_gemm(c: &BlockedConv) -> Option<BlockedConv> {
-    use crate::winograd::POSITIONS;
-    let [th, tw] = crate::winograd::tiles(c.y.h.known()?, c.y.w.known()?);
+fn winograd_gemm(c: &BlockedConv, m: u64) -> Option<BlockedConv> {
+    let positions = crate::winograd::positions(m);
+    let [th, tw] = crate::winograd::tiles(m, c.y.h.known()?, c.y.w.known()?);
     let t = th * tw;
     let (x, y) = (
         View {
@@ -199,11 +199,11 @@ fn winograd_gemm(c: &BlockedConv) -> Option<BlockedConv> {
         [groups, 1, t],
         x.blocks() * ib * t * 4,
     );
-    // every image streams its own position's weights: 16 sets from memory per run
+    // every image streams its own position's weights: all the sets from memory per run
     let set_bytes = y.blocks() * x.blocks() * ib * ob * 4;
-    blocking.prefetch = crate::blocked::prefetch_for(POSITIONS * set_bytes);
+    blocking.prefetch = crate::blocked::prefetch_for(positions * set_bytes);
     Some(BlockedConv {
-        n: c.n.checked_mul(Dim::Known(POSITIONS))?,
+        n: c.n.checked_mul(Dim::Known(positions))?,
         x,
         y,
         k: [1, 1],
@@ -216,25 +216,26 @@ fn winograd_gemm(c: &BlockedConv) -> Option<BlockedConv> {
         pool: None,
         tile,
         blocking,
-        weight_sets: POSITIONS,
+        weight_sets: positions,
     })
 }
 
-/// Pushes the three steps of blocked convolution `c` (node `id`) in the Winograd form:
-/// input transform, batched GEMM, output transform with the bias and epilogue, through
-/// two temporaries (the transformed input V and the GEMM's result M, 16 floats per tile
-/// and channel each).
+/// Pushes the three steps of blocked convolution `c` (node `id`) in the Winograd form
+/// F(m x m, 3x3): input transform, batched GEMM, output transform with the bias and
+/// epilogue, through two temporaries (the transformed input V and the GEMM's result M,
+/// `(m+2)^2` floats per tile and channel each).
 pub(super) fn push_winograd(
     g: &Graph,
     id: NodeId,
     c: &BlockedConv,
+    m: u64,
     p: &mut Plan,
     bufs: &mut super::Buffers,
 ) -> Result<(), CodegenError> {
-    use crate::winograd::{Transform, POSITIONS};
+    use crate::winograd::{positions, Transform};
     let ins = g.inputs(id);
     let internal = || unsupported(g, id, "Winograd form: operand without a buffer (internal)");
-    let gemm = winograd_gemm(c).ok_or_else(internal)?;
+    let gemm = winograd_gemm(c, m).ok_or_else(internal)?;
     let buf = |v: usize| {
         ins.get(v)
             .and_then(|v| bufs.of.get(v).copied())
@@ -251,7 +252,7 @@ pub(super) fn push_winograd(
         c.x.block as usize,
         c.y.block as usize,
     );
-    let u = crate::winograd::transform_weights(&w.data, [o, ci]);
+    let u = crate::winograd::transform_weights(&w.data, [o, ci], m);
     let packed: Vec<f32> = u
         .chunks(o * ci)
         .flat_map(|s| crate::blocked::pack_dense(s, [o, ci, 1, 1], ib, ob))
@@ -264,7 +265,7 @@ pub(super) fn push_winograd(
         vec![DimDecl::Known(bias.len() as u64)],
         &vec![0.0; bias.len()],
     );
-    let per_image = |v: &View| POSITIONS * v.blocks() * v.block * gemm.x.w.known().unwrap_or(1);
+    let per_image = |v: &View| positions(m) * v.blocks() * v.block * gemm.x.w.known().unwrap_or(1);
     let mut temp = |floats: u64| {
         p.buffers.push(secc_artifact::BufferDecl {
             dtype: "f32".into(),
@@ -273,10 +274,12 @@ pub(super) fn push_winograd(
         });
         p.buffers.len() as u32 - 1
     };
-    let (v, m) = (temp(per_image(&c.x)), temp(per_image(&c.y)));
+    let (vbuf, mbuf) = (temp(per_image(&c.x)), temp(per_image(&c.y)));
     let y = super::result_buffers(g, id, p, bufs)[0];
-    let [th, tw] = crate::winograd::tiles(c.y.h.known().unwrap_or(1), c.y.w.known().unwrap_or(1));
+    let [th, tw] =
+        crate::winograd::tiles(m, c.y.h.known().unwrap_or(1), c.y.w.known().unwrap_or(1));
     let transform = |image: View, epilogue: Vec<crate::blocked::Epilogue>| Transform {
+        m,
         n: c.n,
         image,
         tiles: [th, tw],
@@ -284,12 +287,20 @@ pub(super) fn push_winograd(
         epilogue,
     };
     let origin = g.node(id).origin.clone().unwrap_or_default();
-    let mut out_args = vec![m, b];
+    let mut out_args = vec![mbuf, b];
     out_args.extend(residual);
     out_args.push(y);
     let steps = [
-        (KernelKind::WinoInput(transform(c.x, vec![])), vec![x, v], v),
-        (KernelKind::ConvBlocked(gemm), vec![v, uw, zero, m], m),
+        (
+            KernelKind::WinoInput(transform(c.x, vec![])),
+            vec![x, vbuf],
+            vbuf,
+        ),
+        (
+            KernelKind::ConvBlocked(gemm),
+            vec![vbuf, uw, zero, mbuf],
+            mbuf,
+        ),
         (
             KernelKind::WinoOutput(transform(c.y, c.epilogue.clone())),
             out_args,
