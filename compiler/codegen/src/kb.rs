@@ -444,7 +444,7 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
     /// libcall for `llvm.exp`.
     pub fn exp(&self, x: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
         match self.flavor {
-            Flavor::Cpu => self.exp_poly(x),
+            Flavor::Cpu => self.exp_poly(x, 1.0),
             Flavor::Ptx => {
                 let f = intrinsic(
                     self.m,
@@ -465,38 +465,44 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
     }
 
     /// exp(x) without a libm call, so loops that use it vectorise: `2^n * 2^f` with
-    /// `n = round(x log2 e)`, `f` in [-0.5, 0.5] and a degree-6 Taylor polynomial of `2^f`
-    /// (relative error about 2e-7 over the clamped range [-87.3, 88.0]). NaN propagates.
-    fn exp_poly(&self, x: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+    /// `n = roundeven(x log2 e)`, `f` in [-0.5, 0.5] and a degree-6 Taylor polynomial of `2^f`
+    /// in FMAs (relative error about 2e-7 over the clamped range [-87.3, 88.0]). NaN
+    /// propagates through the clamps (the constant is their first operand) and every step
+    /// after, so no select is needed. It is most of a SiLU epilogue's cost (each vector
+    /// instruction takes one of the two 512-bit ports), so it is kept to 17 of them.
+    ///
+    /// `exp(k x)` for `k` = 1 or -1 (the sigmoid's `exp(-x)` without a negation).
+    fn exp_poly(&self, x: FloatValue<'ctx>, k: f32) -> R<FloatValue<'ctx>> {
         let f32t = self.ctx.f32_type();
         let i32t = self.ctx.i32_type();
-        let xc = self.fmin(self.fmax(x, self.fc(-87.3))?, self.fc(88.0))?;
+        let [lo, hi] = if k < 0.0 {
+            [-88.0, 87.3]
+        } else {
+            [-87.3, 88.0]
+        };
+        let xc = self.fmin(self.fc(hi), self.fmax(self.fc(lo), x)?)?;
         let t = self
             .b
-            .build_float_mul(xc, self.fc(std::f32::consts::LOG2_E), "")?;
-        let floor = intrinsic(self.m, &["llvm.floor"], &[f32t.into()])?;
-        let tp = self.b.build_float_add(t, self.fc(0.5), "")?;
-        let n = self
-            .b
-            .build_call(floor, &[tp.into()], "")?
-            .try_as_basic_value()
-            .basic()
-            .ok_or_else(|| CodegenError::Llvm("floor".into()))?
-            .into_float_value();
+            .build_float_mul(xc, self.fc(k * std::f32::consts::LOG2_E), "")?;
+        let n = self.call1(&["llvm.roundeven"], t, true)?;
         let f = self.b.build_float_sub(t, n, "")?;
         let ln2 = std::f64::consts::LN_2;
         let mut c = [1.0f64; 7];
         for i in 1..7 {
             c[i] = c[i - 1] * ln2 / i as f64;
         }
+        let fma = intrinsic(self.m, &["llvm.fmuladd"], &[f32t.into()])?;
         let mut p = self.fc(c[6] as f32);
         for i in (0..6).rev() {
-            p = self.b.build_float_add(
-                self.b.build_float_mul(p, f, "")?,
-                self.fc(c[i] as f32),
-                "",
-            )?;
+            p = self
+                .b
+                .build_call(fma, &[p.into(), f.into(), self.fc(c[i] as f32).into()], "")?
+                .try_as_basic_value()
+                .basic()
+                .ok_or_else(|| CodegenError::Llvm("fmuladd".into()))?
+                .into_float_value();
         }
+        // NaN: n converts to i32::MIN, whose scale is 1.0, and p is NaN
         let ni = self.b.build_float_to_signed_int(n, i32t, "")?;
         let bits = self.b.build_left_shift(
             self.b.build_int_add(ni, i32t.const_int(127, false), "")?,
@@ -504,23 +510,26 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
             "",
         )?;
         let scale = self.b.build_bit_cast(bits, f32t, "")?.into_float_value();
-        let r = self.b.build_float_mul(p, scale, "")?;
-        let nan = self.b.build_float_compare(FloatPredicate::UNO, x, x, "")?;
-        Ok(self.b.build_select(nan, x, r, "")?.into_float_value())
+        Ok(self.b.build_float_mul(p, scale, "")?)
     }
 
     /// An activation applied to a scalar.
     pub fn act(&self, a: Activation, x: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
         let zero = self.fc(0.0);
         let one = self.fc(1.0);
-        let sigmoid = |x| -> R<FloatValue<'ctx>> {
-            let e = self.exp(self.b.build_float_neg(x, "")?)?;
-            self.fdiv(one, self.fadd(one, e)?)
+        // 1 + exp(-x)
+        let denom = |x| -> R<FloatValue<'ctx>> {
+            let e = match self.flavor {
+                Flavor::Cpu => self.exp_poly(x, -1.0)?,
+                Flavor::Ptx => self.exp(self.b.build_float_neg(x, "")?)?,
+            };
+            self.fadd(one, e)
         };
+        let sigmoid = |x| -> R<FloatValue<'ctx>> { self.fdiv(one, denom(x)?) };
         match a {
             Activation::Relu => self.fmax(x, zero),
             Activation::Sigmoid => sigmoid(x),
-            Activation::Silu => self.fmul(x, sigmoid(x)?),
+            Activation::Silu => self.fdiv(x, denom(x)?),
             Activation::HardSigmoid { alpha, beta } => {
                 let t = self.fadd(self.fmul(x, self.fc(alpha))?, self.fc(beta))?;
                 self.fmin(self.fmax(t, zero)?, one)
