@@ -976,6 +976,55 @@ fn blocked_kernels_take_run_time_heights_and_widths() {
     }
 }
 
+/// Winograd convolutions of run-time extents: the tile counts are expressions of H and W,
+/// the last tile row and column check their pixels at run time (every remainder of 2 and 4
+/// among the sizes), a padded and a valid 3x3 (which refuses maps under 3x3), with
+/// activation and residual epilogues, for the form chosen at the typical extent.
+#[test]
+fn winograd_at_run_time_extents() {
+    let sizes = [
+        [1, 7, 9],
+        [3, 13, 5],
+        [1, 2, 31],
+        [2, 26, 19],
+        [1, 1, 1],
+        [1, 6, 3],
+        [1, 33, 30],
+        [1, 3, 3],
+    ];
+    let (mut g, x) = symbolic_graph(35);
+    let first = Conv {
+        scale: 1.0 / 35f32.sqrt(),
+        act: Some(Activation::Relu),
+        ..conv(40, 1, 1, 0)
+    };
+    let p = add_conv(&mut g, x, &first, 1);
+    let padded = Conv {
+        scale: 1.0 / 360f32.sqrt(),
+        act: Some(Activation::Silu),
+        ..conv(40, 3, 1, 1)
+    };
+    let a = add_conv(&mut g, p, &padded, 3);
+    let sum = g.add_node(residual_add_op(true), &[a, p], None).unwrap();
+    let valid = Conv {
+        scale: 1.0 / 360f32.sqrt(),
+        ..conv(33, 3, 1, 0)
+    };
+    let b = add_conv(&mut g, p, &valid, 5);
+    g.add_output("sum", sum);
+    g.add_output("b", b);
+    for (block, cpu) in [(16, "native"), (8, "x86-64-v3")] {
+        for seed in [3, 5] {
+            let line = plan_line(&g, block, seed);
+            assert!(
+                line.contains("wino_gemm"),
+                "conv{seed} block {block}: {line}"
+            );
+        }
+        check_sizes("symbolic winograd", &g, block, cpu, &sizes);
+    }
+}
+
 /// Resizes of symbolic extents compute their taps in the kernel: every coordinate mode and
 /// rounding rule, integer and fractional scales up and down, blocked (after a blocked
 /// convolution) and plain (of the input), against the interpreter's f32 taps.

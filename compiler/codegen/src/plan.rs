@@ -452,8 +452,8 @@ pub fn describe(p: &Plan) -> String {
                 ext(t.image.h),
                 ext(t.image.w),
                 t.image.block,
-                t.tiles[0],
-                t.tiles[1],
+                ext(t.tiles[0]),
+                ext(t.tiles[1]),
                 ep.join(", "),
                 m = t.m
             ));

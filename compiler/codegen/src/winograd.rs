@@ -100,12 +100,12 @@ const FLOPS_PER_WEIGHT_BYTE: u64 = 9;
 
 /// The Winograd form (output tile side `m`: 2 or 4) blocked convolution `c` runs in, if
 /// any: 3x3, stride 1, no dilation, one group, not gated or pooling, blocked input and
-/// output of one block width, known spatial extents and enough channels; of the two
-/// forms the one whose GEMM work plus weight streaming ([`FLOPS_PER_WEIGHT_BYTE`]) is
-/// smaller. (SE-ResNet-50's 56x56 and 28x28 layers take F(4x4), its 14x14 and 7x7 ones,
-/// with 4 to 16 times the weights, F(2x2).)
+/// output of one block width and enough channels; of the two forms the one whose GEMM
+/// work plus weight streaming ([`FLOPS_PER_WEIGHT_BYTE`]) is smaller, for the typical
+/// value of a symbolic extent (`plan::typical`). (SE-ResNet-50's 56x56 and 28x28 layers
+/// take F(4x4), its 14x14 and 7x7 ones, with 4 to 16 times the weights, F(2x2).)
 pub fn form(c: &BlockedConv) -> Option<u64> {
-    let (oh, ow) = (c.y.h.known()?, c.y.w.known()?);
+    let (oh, ow) = (crate::plan::typical(c.y.h), crate::plan::typical(c.y.w));
     let eligible = c.k == [3, 3]
         && c.strides == [1, 1]
         && c.dilations == [1, 1]
@@ -115,8 +115,7 @@ pub fn form(c: &BlockedConv) -> Option<u64> {
         && c.weight_sets == 1
         && c.x.block > 1
         && c.x.block == c.y.block
-        && c.x.h.known().is_some()
-        && c.x.w.known().is_some()
+        && tiles(2, c.y.h, c.y.w).is_some()
         && c.x.c >= MIN_CHANNELS
         && c.y.c >= MIN_CHANNELS;
     if !eligible {
@@ -124,16 +123,17 @@ pub fn form(c: &BlockedConv) -> Option<u64> {
     }
     let channels = c.x.blocks() * c.x.block * c.y.blocks() * c.y.block;
     let cost = |m: u64| {
-        let [th, tw] = tiles(m, oh, ow);
+        let (th, tw) = (oh.div_ceil(m), ow.div_ceil(m));
         let p = positions(m);
         2 * p * channels * th * tw + FLOPS_PER_WEIGHT_BYTE * 4 * p * channels
     };
     Some(if cost(4) < cost(2) { 4 } else { 2 })
 }
 
-/// Tiles `[rows, columns]` of F(m x m) over an output of `oh x ow` pixels.
-pub fn tiles(m: u64, oh: u64, ow: u64) -> [u64; 2] {
-    [oh.div_ceil(m), ow.div_ceil(m)]
+/// Tiles `[rows, columns]` of F(m x m) over an output of `oh x ow` pixels (expressions of
+/// the symbols for symbolic extents).
+pub fn tiles(m: u64, oh: Dim, ow: Dim) -> Option<[Dim; 2]> {
+    Some([oh.div_ceil(m)?, ow.div_ceil(m)?])
 }
 
 /// One transform step of a Winograd convolution. The input transform's arguments: x, V;
@@ -148,7 +148,7 @@ pub struct Transform {
     /// the convolution's input (input transform) or output (output transform)
     pub image: View,
     /// tiles `[rows, columns]` of the output
-    pub tiles: [u64; 2],
+    pub tiles: [Dim; 2],
     /// leading pads `[top, left]` (input transform)
     pub pads: [u64; 2],
     /// applied after the bias, before the store (output transform)
@@ -166,7 +166,8 @@ impl Transform {
     ) -> R<IntValue<'ctx>> {
         let img = kb.add(kb.mul(n, kb.i(positions(self.m)))?, kb.i(xi))?;
         let plane = kb.add(kb.mul(img, kb.i(self.image.blocks()))?, cb)?;
-        let tile = kb.add(kb.mul(plane, kb.i(self.tiles[0] * self.tiles[1]))?, t)?;
+        let per_plane = kb.mul(kb.dim(self.tiles[0])?, kb.dim(self.tiles[1])?)?;
+        let tile = kb.add(kb.mul(plane, per_plane)?, t)?;
         kb.mul(tile, kb.i(self.image.block))
     }
 
@@ -177,15 +178,15 @@ impl Transform {
         kb: &mut Kb<'a, 'ctx>,
         body: impl Fn(&mut Kb<'a, 'ctx>, [IntValue<'ctx>; 4]) -> R<()>,
     ) -> R<()> {
-        let [th, tw] = self.tiles;
+        let (th, tw) = (kb.dim(self.tiles[0])?, kb.dim(self.tiles[1])?);
         let cbs = self.image.blocks();
-        let rows = kb.mul(kb.dim(self.n)?, kb.i(cbs * th))?;
+        let rows = kb.mul(kb.mul(kb.dim(self.n)?, kb.i(cbs))?, th)?;
         let (lo, hi) = kb.split(rows)?;
         kb.for_loop(lo, hi, |kb, r| {
-            let ty = kb.rem(r, kb.i(th))?;
-            let r2 = kb.div(r, kb.i(th))?;
+            let ty = kb.rem(r, th)?;
+            let r2 = kb.div(r, th)?;
             let (cb, n) = (kb.rem(r2, kb.i(cbs))?, kb.div(r2, kb.i(cbs))?);
-            kb.for_loop(kb.i(0), kb.i(tw), |kb, tx| body(kb, [n, cb, ty, tx]))
+            kb.for_loop(kb.i(0), tw, |kb, tx| body(kb, [n, cb, ty, tx]))
         })
     }
 }
@@ -253,7 +254,7 @@ pub fn input<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, t: &Transform) -> R<()> {
         };
         let inner =
             kb.b.build_and(within(kb, iy0, x.h)?, within(kb, ix0, x.w)?, "")?;
-        let tile = kb.add(kb.mul(ty, kb.i(t.tiles[1]))?, tx)?;
+        let tile = kb.add(kb.mul(ty, kb.dim(t.tiles[1])?)?, tx)?;
         kb.if_else(
             inner,
             |kb| input_tile(kb, t, [n, cb, tile], [iy0, ix0], false),
@@ -309,11 +310,15 @@ pub fn output<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, t: &Transform) -> R<()> {
     let (pm, pb) = (kb.args[0], kb.args[1]);
     let (pr, py) = (kb.args[2], kb.args[2 + usize::from(residual)]);
     let nl = lanes(&y)?;
-    // tile rows and columns past these offsets lie outside the output in the last tile
-    let (oh, ow) = (y.h.known().unwrap_or(0), y.w.known().unwrap_or(0));
-    let (rh, rw) = (oh % m, ow % m);
+    // whether tile row (column) `i` may lie outside the output in the last tile: past the
+    // remainder of a known extent, any but the first of a symbolic one
+    let outside = |ext: Dim, i: u64| match ext.known().map(|e| e % m) {
+        Some(0) => false,
+        Some(r) => i >= r,
+        None => i >= 1,
+    };
     t.for_tiles(kb, |kb, [n, cb, ty, tx]| {
-        let tile = kb.add(kb.mul(ty, kb.i(t.tiles[1]))?, tx)?;
+        let tile = kb.add(kb.mul(ty, kb.dim(t.tiles[1])?)?, tx)?;
         let bias = kb.vec_load_n(pb, kb.mul(cb, kb.i(y.block))?, nl)?;
         let ms = (0..positions(m))
             .map(|xi| kb.vec_load_n(pm, t.at(kb, [n, cb, tile], xi)?, nl))
@@ -331,11 +336,11 @@ pub fn output<'a, 'ctx>(kb: &mut Kb<'a, 'ctx>, t: &Transform) -> R<()> {
                     kb.vec_store(py, yi, v)
                 };
                 let mut inside = None;
-                if rh != 0 && i >= rh {
-                    inside = Some(kb.lt(oy, kb.i(oh))?);
+                if outside(y.h, i) {
+                    inside = Some(kb.lt(oy, kb.dim(y.h)?)?);
                 }
-                if rw != 0 && j >= rw {
-                    let c = kb.lt(ox, kb.i(ow))?;
+                if outside(y.w, j) {
+                    let c = kb.lt(ox, kb.dim(y.w)?)?;
                     inside = Some(match inside {
                         Some(r) => kb.b.build_and(r, c, "")?,
                         None => c,

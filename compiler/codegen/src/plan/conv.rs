@@ -169,20 +169,22 @@ fn padded_bias(g: &Graph, id: NodeId, ob: usize) -> Result<Vec<f32>, CodegenErro
 /// blocked for that shape.
 fn winograd_gemm(c: &BlockedConv, m: u64) -> Option<BlockedConv> {
     let positions = crate::winograd::positions(m);
-    let [th, tw] = crate::winograd::tiles(m, c.y.h.known()?, c.y.w.known()?);
-    let t = th * tw;
+    let [th, tw] = crate::winograd::tiles(m, c.y.h, c.y.w)?;
+    let t = th.checked_mul(tw)?;
     let (x, y) = (
         View {
             h: Dim::Known(1),
-            w: Dim::Known(t),
+            w: t,
             ..c.x
         },
         View {
             h: Dim::Known(1),
-            w: Dim::Known(t),
+            w: t,
             ..c.y
         },
     );
+    // sized for the typical extent of a symbolic tile count, like every blocked conv
+    let t = typical(t);
     let (ib, ob) = (x.block, y.block);
     let tile = crate::blocked::conv_tile(
         y.blocks(),
@@ -265,19 +267,24 @@ pub(super) fn push_winograd(
         vec![DimDecl::Known(bias.len() as u64)],
         &vec![0.0; bias.len()],
     );
-    let per_image = |v: &View| positions(m) * v.blocks() * v.block * gemm.x.w.known().unwrap_or(1);
-    let mut temp = |floats: u64| {
+    // V and M: (m+2)^2 positions of every tile of every channel block, per image
+    let tiles = gemm.x.w;
+    let per_image = |v: &View| tiles.checked_mul(Dim::Known(positions(m) * v.blocks() * v.block));
+    let mut temp = |floats: Dim| {
         p.buffers.push(secc_artifact::BufferDecl {
             dtype: "f32".into(),
-            shape: vec![super::dim_decl(c.n), DimDecl::Known(floats)],
+            shape: vec![super::dim_decl(c.n), super::dim_decl(floats)],
             kind: secc_artifact::BufferKind::Temp,
         });
         p.buffers.len() as u32 - 1
     };
-    let (vbuf, mbuf) = (temp(per_image(&c.x)), temp(per_image(&c.y)));
+    let (pv, pm) = (
+        per_image(&c.x).ok_or_else(internal)?,
+        per_image(&c.y).ok_or_else(internal)?,
+    );
+    let (vbuf, mbuf) = (temp(pv), temp(pm));
     let y = super::result_buffers(g, id, p, bufs)[0];
-    let [th, tw] =
-        crate::winograd::tiles(m, c.y.h.known().unwrap_or(1), c.y.w.known().unwrap_or(1));
+    let [th, tw] = crate::winograd::tiles(m, c.y.h, c.y.w).ok_or_else(internal)?;
     let transform = |image: View, epilogue: Vec<crate::blocked::Epilogue>| Transform {
         m,
         n: c.n,
