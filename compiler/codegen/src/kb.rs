@@ -465,7 +465,7 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
     }
 
     /// exp(x) without a libm call, so loops that use it vectorise: `2^n * 2^f` with
-    /// `n = roundeven(x log2 e)`, `f` in [-0.5, 0.5] and a degree-6 Taylor polynomial of `2^f`
+    /// `n = round(x log2 e)`, `f` in [-0.5, 0.5] and a degree-6 Taylor polynomial of `2^f`
     /// in FMAs (relative error about 2e-7 over the clamped range [-87.3, 88.0]). NaN
     /// propagates through the clamps (the constant is their first operand) and every step
     /// after, so no select is needed. It is most of a SiLU epilogue's cost (each vector
@@ -484,7 +484,12 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
         let t = self
             .b
             .build_float_mul(xc, self.fc(k * std::f32::consts::LOG2_E), "")?;
-        let n = self.call1(&["llvm.roundeven"], t, true)?;
+        // n = round(t) by the 1.5 * 2^23 trick: the sum rounds t to an integer in its low
+        // mantissa bits, read back as bits (no float-to-int conversion, whose NaN result
+        // LLVM leaves undefined); no fast-math flags, so the add and subtract stay
+        const MAGIC: f32 = 12_582_912.0;
+        let biased = self.b.build_float_add(t, self.fc(MAGIC), "")?;
+        let n = self.b.build_float_sub(biased, self.fc(MAGIC), "")?;
         let f = self.b.build_float_sub(t, n, "")?;
         let ln2 = std::f64::consts::LN_2;
         let mut c = [1.0f64; 7];
@@ -502,8 +507,13 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
                 .ok_or_else(|| CodegenError::Llvm("fmuladd".into()))?
                 .into_float_value();
         }
-        // NaN: n converts to i32::MIN, whose scale is 1.0, and p is NaN
-        let ni = self.b.build_float_to_signed_int(n, i32t, "")?;
+        // the bits of `biased` are MAGIC's plus n; 2^n's exponent field is n + 127 (a NaN
+        // gives some scale, and p, NaN, makes the product NaN)
+        let magic_bits = u64::from(MAGIC.to_bits());
+        let nb = self.b.build_bit_cast(biased, i32t, "")?.into_int_value();
+        let ni = self
+            .b
+            .build_int_sub(nb, i32t.const_int(magic_bits, false), "")?;
         let bits = self.b.build_left_shift(
             self.b.build_int_add(ni, i32t.const_int(127, false), "")?,
             i32t.const_int(23, false),

@@ -725,8 +725,11 @@ fn push_step(
 ) -> Result<(), CodegenError> {
     let kind = kernel::kind(g, id, cpu)?;
     if let KernelKind::ConvBlocked(c) = &kind {
-        if let Some(m) = crate::winograd::form(c) {
-            return conv::push_winograd(g, id, c, m, p, bufs);
+        // the Winograd form, where its GEMM is plannable (symbolic tile counts whose
+        // expressions overflow keep the direct kernel)
+        let wino = crate::winograd::form(c).and_then(|m| Some((m, conv::winograd_gemm(c, m)?)));
+        if let Some((m, gemm)) = wino {
+            return conv::push_winograd(g, id, c, (m, gemm), p, bufs);
         }
     }
     // constants only a blocked convolution reads have no buffer: it packs its own

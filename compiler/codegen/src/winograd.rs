@@ -92,10 +92,13 @@ pub fn positions(m: u64) -> u64 {
 /// fewer, the GEMM's reduction is too short to pay for the two transforms.
 const MIN_CHANNELS: u64 = 32;
 
-/// Weight bytes that cost as much as one GEMM FLOP... inverted: FLOPs one weight byte
-/// costs, for [`form`]'s estimate: at batch 1 every weight streams from memory each run,
-/// measured here at 16-30 GB/s for one core against 180-210 GFLOP/s in the GEMM
-/// (2-vCPU Sapphire Rapids), about 9 FLOPs a byte.
+/// Bytes the transformed input and the GEMM's result (V and M) may take together at batch
+/// 1 for a layer to run in a Winograd form.
+const MAX_TRANSFORMED: u64 = 1 << 30;
+
+/// What one weight byte costs in GEMM FLOPs, for [`form`]'s estimate: at batch 1 every
+/// weight streams from memory each run, measured here at 16-30 GB/s for one core against
+/// 180-210 GFLOP/s in the GEMM (2-vCPU Sapphire Rapids), about 9 FLOPs a byte.
 const FLOPS_PER_WEIGHT_BYTE: u64 = 9;
 
 /// The Winograd form (output tile side `m`: 2 or 4) blocked convolution `c` runs in, if
@@ -127,7 +130,17 @@ pub fn form(c: &BlockedConv) -> Option<u64> {
         let p = positions(m);
         2 * p * channels * th * tw + FLOPS_PER_WEIGHT_BYTE * 4 * p * channels
     };
-    Some(if cost(4) < cost(2) { 4 } else { 2 })
+    // V and M are live together during the GEMM: a form whose pair would take more than
+    // MAX_TRANSFORMED at batch 1 (a huge map) leaves the layer to the direct kernel
+    let transformed = |m: u64| {
+        let (th, tw) = (oh.div_ceil(m), ow.div_ceil(m));
+        let per_tile = c.x.blocks() * c.x.block + c.y.blocks() * c.y.block;
+        4 * positions(m) * th * tw * per_tile
+    };
+    [2, 4]
+        .into_iter()
+        .filter(|&m| transformed(m) <= MAX_TRANSFORMED)
+        .min_by_key(|&m| (cost(m), m))
 }
 
 /// Tiles `[rows, columns]` of F(m x m) over an output of `oh x ow` pixels (expressions of

@@ -167,10 +167,14 @@ fn padded_bias(g: &Graph, id: NodeId, ob: usize) -> Result<Vec<f32>, CodegenErro
 /// The batched GEMM of a Winograd convolution `c` (see [`crate::winograd`]): a blocked
 /// 1x1 convolution over `16 N` images of the tiles, one weight set per position, tiled and
 /// blocked for that shape.
-fn winograd_gemm(c: &BlockedConv, m: u64) -> Option<BlockedConv> {
+pub(super) fn winograd_gemm(c: &BlockedConv, m: u64) -> Option<BlockedConv> {
     let positions = crate::winograd::positions(m);
     let [th, tw] = crate::winograd::tiles(m, c.y.h, c.y.w)?;
     let t = th.checked_mul(tw)?;
+    // V and M per image (push_winograd sizes them so)
+    for v in [&c.x, &c.y] {
+        t.checked_mul(Dim::Known(positions * v.blocks() * v.block))?;
+    }
     let (x, y) = (
         View {
             h: Dim::Known(1),
@@ -230,14 +234,13 @@ pub(super) fn push_winograd(
     g: &Graph,
     id: NodeId,
     c: &BlockedConv,
-    m: u64,
+    (m, gemm): (u64, BlockedConv),
     p: &mut Plan,
     bufs: &mut super::Buffers,
 ) -> Result<(), CodegenError> {
     use crate::winograd::{positions, Transform};
     let ins = g.inputs(id);
     let internal = || unsupported(g, id, "Winograd form: operand without a buffer (internal)");
-    let gemm = winograd_gemm(c, m).ok_or_else(internal)?;
     let buf = |v: usize| {
         ins.get(v)
             .and_then(|v| bufs.of.get(v).copied())
