@@ -56,6 +56,7 @@ def compile(
     max_memory: Optional[float] = None,
     fuse: bool = True,
     force: bool = False,
+    winograd: bool = True,
 ) -> Dict[str, int]:
     """Compiles an ONNX model into a secc artifact, as ``secc MODEL -o OUTPUT`` does.
 
@@ -63,7 +64,8 @@ def compile(
     ``arch`` the PTX architecture for "cuda"; ``fix_dim`` fixes symbolic input dimensions
     ({"N": 1}); ``input_shape`` fixes inputs' shapes ({"x": (1, 3, 224, 224)}; None keeps a
     dimension symbolic); ``max_memory`` refuses models needing more GiB at batch 1; ``fuse=False``
-    compiles without SE fusion; ``force`` replaces a file that is not a secc artifact.
+    compiles without SE fusion; ``force`` replaces a file that is not a secc artifact;
+    ``winograd=False`` keeps every 3x3 convolution direct (no Winograd form).
     Returns ``{"bytes": size, "se_blocks": fused}``; raises ``CompileError``.
     """
     return _secc.compile(
@@ -77,6 +79,7 @@ def compile(
         max_memory=max_memory,
         fuse=fuse,
         force=force,
+        winograd=winograd,
     )
 
 

@@ -57,12 +57,13 @@ fn runtime_error(e: RuntimeError) -> PyErr {
 }
 
 /// Compiles an ONNX model into a secc artifact; the options are the CLI's (`secc MODEL -o
-/// OUT --target --cpu --arch --fix-dim --input-shape --max-memory --no-fuse --force`). Returns
+/// OUT --target --cpu --arch --fix-dim --input-shape --max-memory --no-fuse --force
+/// --no-winograd`). Returns
 /// `{"bytes": size, "se_blocks": fused}`.
 #[pyfunction]
 #[pyo3(signature = (model, output, *, target = "cpu".to_string(), cpu = "native".to_string(),
     arch = "sm_80".to_string(), fix_dim = None, input_shape = None, max_memory = None,
-    fuse = true, force = false))]
+    fuse = true, force = false, winograd = true))]
 #[allow(clippy::too_many_arguments)]
 fn compile<'py>(
     py: Python<'py>,
@@ -76,6 +77,7 @@ fn compile<'py>(
     max_memory: Option<f64>,
     fuse: bool,
     force: bool,
+    winograd: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let opts = secc_driver::CompileOptions {
         target,
@@ -86,6 +88,7 @@ fn compile<'py>(
         max_memory_gib: max_memory,
         fuse,
         force,
+        winograd,
     };
     let r = py
         .detach(|| secc_driver::compile_file(&model, &output, &opts))

@@ -85,6 +85,7 @@ fn secc_us(cs: &Case, threads: usize) -> f64 {
             compiler_version: "bench".into(),
             memory_limit: None,
             gpu_form: false,
+            winograd: true,
         },
     )
     .unwrap();

@@ -164,6 +164,7 @@ fn corrupted_truncated_and_foreign_artifacts_are_rejected_before_running() {
             compiler_version: "t".into(),
             memory_limit: None,
             gpu_form: false,
+            winograd: true,
         },
     )
     .unwrap();
@@ -268,6 +269,7 @@ fn a_model_too_large_for_memory_is_refused_at_compile_time_naming_the_node() {
     let opts = |limit| CodegenOptions {
         memory_limit: limit,
         gpu_form: false,
+        winograd: true,
         ..cpu_opts()
     };
     let e = match compile(&g, &opts(Some(1 << 30))) {

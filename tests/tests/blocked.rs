@@ -976,6 +976,47 @@ fn blocked_kernels_take_run_time_heights_and_widths() {
     }
 }
 
+/// `CodegenOptions::winograd = false` (`secc --no-winograd`) keeps every convolution
+/// direct: no Winograd step in the plan, and the results still match the interpreter.
+#[test]
+fn winograd_can_be_turned_off() {
+    let (mut g, x) = graph(40, 13, 11);
+    let t = add_conv(&mut g, x, &conv(40, 1, 1, 0), 1);
+    let layer = Conv {
+        scale: 1.0 / 360f32.sqrt(),
+        ..conv(48, 3, 1, 1)
+    };
+    let y = add_conv(&mut g, t, &layer, 3);
+    g.add_output("y", y);
+    let low = lowered(&g, 16);
+    for winograd in [true, false] {
+        let forms = secc_codegen::plan::Forms {
+            gpu: false,
+            winograd,
+        };
+        let plan = secc_codegen::plan::build_with(&low, true, forms).unwrap();
+        let text = secc_codegen::plan::describe(&plan);
+        assert_eq!(text.contains("wino_gemm"), winograd, "{text}");
+    }
+    let opts = secc_codegen::CodegenOptions {
+        winograd: false,
+        ..cpu_opts()
+    };
+    let bytes = secc_codegen::compile(&low, &opts).unwrap();
+    let mut m = secc_runtime::Model::from_bytes(bytes)
+        .and_then(|m| m.session(2))
+        .unwrap();
+    let ins = random_inputs(&low, 3, 5);
+    let want = interp::run(&low, &ins).unwrap();
+    let rt: Vec<secc_runtime::Tensor> = ins
+        .iter()
+        .map(|t| secc_runtime::Tensor::new(t.shape.clone(), t.data.clone()).unwrap())
+        .collect();
+    let got = m.run(&rt).unwrap();
+    let e = max_rel_err(&from_runtime(&got[0]), &want[0]);
+    assert!(e <= TOL, "direct 3x3 with Winograd off: err {e}");
+}
+
 /// Winograd convolutions of run-time extents: the tile counts are expressions of H and W,
 /// the last tile row and column check their pixels at run time (every remainder of 2 and 4
 /// among the sizes), a padded and a valid 3x3 (which refuses maps under 3x3), with

@@ -23,6 +23,7 @@ fn ptx_of(model: &std::path::Path, arch: &str) -> String {
             compiler_version: "test".into(),
             memory_limit: None,
             gpu_form: false,
+            winograd: true,
         },
     )
     .unwrap();

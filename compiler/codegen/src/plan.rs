@@ -630,15 +630,29 @@ struct Buffers {
 /// Builds the plan from a verified graph; `cpu` selects CPU-specific layout choices. SE
 /// blocks take the GPU's split form off the CPU ([`build_with`]).
 pub fn build(g: &Graph, cpu: bool) -> Result<Plan, CodegenError> {
-    build_with(g, cpu, !cpu)
+    let forms = Forms {
+        gpu: !cpu,
+        winograd: true,
+    };
+    build_with(g, cpu, forms)
 }
 
-/// [`build`], choosing the kernels' form: `gpu_form` plans the GPU's (SE blocks as pool,
+/// The kernel forms a plan may choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forms {
+    /// the GPU's forms (see [`build_with`])
+    pub gpu: bool,
+    /// Winograd convolutions where [`crate::winograd::form`] finds them cheaper
+    pub winograd: bool,
+}
+
+/// [`build`], choosing the kernels' form: `forms.gpu` plans the GPU's (SE blocks as pool,
 /// FC1, FC2 and scale steps, `se::push_split`; plain convolutions one output per work
 /// item, [`gpu_kernel`]), otherwise the CPU's (one fused SE kernel, convolutions by output
 /// plane). A CPU plan in the GPU's form exists so that the interpreter checks that form
-/// where there is no GPU.
-pub fn build_with(g: &Graph, cpu: bool, gpu_form: bool) -> Result<Plan, CodegenError> {
+/// where there is no GPU. `forms.winograd` lets 3x3 convolutions run in a Winograd form.
+pub fn build_with(g: &Graph, cpu: bool, forms: Forms) -> Result<Plan, CodegenError> {
+    let gpu_form = forms.gpu;
     let order = g
         .topo_order()
         .ok_or_else(|| CodegenError::Llvm("graph has a cycle".into()))?;
@@ -669,7 +683,7 @@ pub fn build_with(g: &Graph, cpu: bool, gpu_form: bool) -> Result<Plan, CodegenE
                 se::push_split(g, id, &mut p, &mut bufs)?
             }
             _ => {
-                push_step(g, id, cpu, &mut p, &mut bufs)?;
+                push_step(g, id, [cpu, forms.winograd], &mut p, &mut bufs)?;
                 if gpu_form {
                     gpu_kernel(&mut p, &shape_of(g, id.into()));
                 }
@@ -719,7 +733,7 @@ fn buffer_only(g: &Graph, id: NodeId, cpu: bool, p: &mut Plan, bufs: &mut Buffer
 fn push_step(
     g: &Graph,
     id: NodeId,
-    cpu: bool,
+    [cpu, winograd]: [bool; 2],
     p: &mut Plan,
     bufs: &mut Buffers,
 ) -> Result<(), CodegenError> {
@@ -727,7 +741,10 @@ fn push_step(
     if let KernelKind::ConvBlocked(c) = &kind {
         // the Winograd form, where its GEMM is plannable (symbolic tile counts whose
         // expressions overflow keep the direct kernel)
-        let wino = crate::winograd::form(c).and_then(|m| Some((m, conv::winograd_gemm(c, m)?)));
+        let wino = winograd
+            .then(|| crate::winograd::form(c))
+            .flatten()
+            .and_then(|m| Some((m, conv::winograd_gemm(c, m)?)));
         if let Some((m, gemm)) = wino {
             return conv::push_winograd(g, id, c, (m, gemm), p, bufs);
         }

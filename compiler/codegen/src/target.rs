@@ -41,6 +41,10 @@ pub struct CodegenOptions {
     /// so that tests check that form against the interpreter where there is no GPU; CUDA
     /// targets always use it
     pub gpu_form: bool,
+    /// let 3x3 stride-1 convolutions run in a Winograd form where it costs less
+    /// (`crate::winograd`); `false` keeps every convolution direct, whose results on
+    /// non-finite inputs stay within each output's window
+    pub winograd: bool,
 }
 
 /// LLVM 19's x86 CPU names (`llc -march=x86-64 -mcpu=help`) that can run 64-bit code: an
@@ -435,7 +439,11 @@ pub fn compile_timed(
     check_target(&opts.target)?;
     let t0 = std::time::Instant::now();
     let cpu = matches!(opts.target, Target::Cpu { .. });
-    let p = plan::build_with(g, cpu, !cpu || opts.gpu_form)?;
+    let forms = plan::Forms {
+        gpu: !cpu || opts.gpu_form,
+        winograd: opts.winograd,
+    };
+    let p = plan::build_with(g, cpu, forms)?;
     stage("plan (buffers, packed weights)", t0.elapsed());
     let cuda = matches!(opts.target, Target::Cuda { .. });
     let nsyms = g.sym_names.len();

@@ -31,6 +31,8 @@ pub struct CompileOptions {
     pub fuse: bool,
     /// replace an existing regular file that is not a secc artifact (`--force`)
     pub force: bool,
+    /// Winograd forms for 3x3 convolutions (`--no-winograd` turns them off)
+    pub winograd: bool,
 }
 
 impl Default for CompileOptions {
@@ -44,6 +46,7 @@ impl Default for CompileOptions {
             max_memory_gib: None,
             fuse: true,
             force: false,
+            winograd: true,
         }
     }
 }
@@ -95,6 +98,7 @@ pub fn compile_file(model: &Path, out: &Path, o: &CompileOptions) -> Result<Comp
         compiler_version: format!("secc {}", env!("CARGO_PKG_VERSION")),
         memory_limit,
         gpu_form: false,
+        winograd: o.winograd,
     };
     let bytes = secc_codegen::compile(&g, &opts)
         .with_context(|| format!("generating code for {:?}", g.name))?;

@@ -104,6 +104,9 @@ struct CheckArgs {
     /// Compile without SE fusion
     #[arg(long = "no-fuse")]
     no_fuse: bool,
+    /// Keep every 3x3 convolution direct (see `secc compile --help`)
+    #[arg(long = "no-winograd")]
+    no_winograd: bool,
     /// CPU to compile for (see `secc compile --help`)
     #[arg(long, default_value = "native")]
     cpu: String,
@@ -159,6 +162,10 @@ struct CompileArgs {
     /// Run the standard pipeline without SE fusion (for comparisons)
     #[arg(long = "no-fuse")]
     no_fuse: bool,
+    /// Keep every 3x3 stride-1 convolution direct instead of a Winograd form (for
+    /// comparisons, or where an infinity in the input must stay within its window)
+    #[arg(long = "no-winograd")]
+    no_winograd: bool,
     /// Fix a symbolic dimension of the model's inputs to a value of at least 1, e.g. `N=1`
     /// (repeatable; the name must be one of the model's)
     #[arg(long = "fix-dim", value_name = "NAME=VALUE")]
@@ -337,7 +344,7 @@ fn optimise(
 fn codegen(
     g: &secc_ir::Graph,
     target: secc_codegen::Target,
-    memory_limit: Option<u64>,
+    (memory_limit, winograd): (Option<u64>, bool),
     st: &mut Stages,
 ) -> Result<Vec<u8>> {
     let opts = secc_codegen::CodegenOptions {
@@ -345,6 +352,7 @@ fn codegen(
         compiler_version: format!("secc {}", env!("CARGO_PKG_VERSION")),
         memory_limit,
         gpu_form: false,
+        winograd,
     };
     secc_codegen::compile_timed(g, &opts, &mut |name, d| {
         st.record(&format!("codegen: {name}"), d)
@@ -383,7 +391,7 @@ fn compile(a: CompileArgs) -> Result<()> {
         }
         return Ok(());
     };
-    let bytes = codegen(&g, target, memory_limit, &mut st)?;
+    let bytes = codegen(&g, target, (memory_limit, !a.no_winograd), &mut st)?;
     st.run("write", || files::write_atomic(out, &bytes))?;
     if a.timings {
         st.print();
@@ -463,6 +471,7 @@ fn check_cmd(a: CheckArgs) -> Result<()> {
         cpu: a.cpu.clone(),
         target: "cpu".into(),
         no_fuse: a.no_fuse,
+        no_winograd: a.no_winograd,
         ..Default::default()
     };
     let target = target(&ca.target, &ca.cpu, &ca.arch)?;
@@ -472,7 +481,8 @@ fn check_cmd(a: CheckArgs) -> Result<()> {
     if a.perturb_weights {
         check::perturb_weights(&mut g);
     }
-    let bytes = codegen(&g, target, memory_limit(ca.max_memory)?, &mut st)?;
+    let limits = (memory_limit(ca.max_memory)?, !ca.no_winograd);
+    let bytes = codegen(&g, target, limits, &mut st)?;
     let threads = a
         .threads
         .unwrap_or_else(secc_runtime::available_cores)

@@ -49,6 +49,7 @@ pub fn cpu_opts() -> secc_codegen::CodegenOptions {
         compiler_version: "test".into(),
         memory_limit: None,
         gpu_form: false,
+        winograd: true,
     }
 }
 
