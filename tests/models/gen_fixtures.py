@@ -831,6 +831,25 @@ def cli_models():
     m.ir_version = 8
     onnx.checker.check_model(m)
     onnx.save(m, os.path.join(cli, "awkward_names.onnx"))
+    # a 3x3 stride-1 convolution with 40 channels after a 1x1: the Winograd form by default,
+    # direct with --no-winograd
+    rng = np.random.default_rng(818)
+    w1 = (rng.standard_normal([40, 32, 1, 1]) / np.sqrt(32)).astype(np.float32)
+    w3 = (rng.standard_normal([40, 40, 3, 3]) / np.sqrt(360)).astype(np.float32)
+    b3 = (rng.standard_normal([40]) * 0.1).astype(np.float32)
+    inits = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w3, "w3"),
+             numpy_helper.from_array(b3, "b3")]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], kernel_shape=[1, 1], name="conv1x1"),
+             helper.make_node("Relu", ["a"], ["r"], name="relu1"),
+             helper.make_node("Conv", ["r", "w3", "b3"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                              name="conv3x3"),
+             helper.make_node("Relu", ["c"], ["y"], name="relu2")]
+    g = helper.make_graph(nodes, "conv3x3", [helper.make_tensor_value_info("x", F, ["N", 32, 9, 10])],
+                          [helper.make_tensor_value_info("y", F, ["N", 40, 9, 10])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="secc-fixtures")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, os.path.join(cli, "conv3x3.onnx"))
 
 
 if __name__ == "__main__":

@@ -323,7 +323,11 @@ fn optimise(
         .is_some_and(|l| l == "all" || l.split(',').any(|n| n == "plan"));
     if print_plan {
         let cpu = matches!(target, secc_codegen::Target::Cpu { .. });
-        let p = secc_codegen::plan::build(&g, cpu)
+        let forms = secc_codegen::plan::Forms {
+            gpu: !cpu,
+            winograd: !a.no_winograd,
+        };
+        let p = secc_codegen::plan::build_with(&g, cpu, forms)
             .with_context(|| format!("planning {}", model.display()))?;
         let _ = writeln!(
             std::io::stdout().lock(),

@@ -579,3 +579,39 @@ fn run_random_inputs_of_a_dynamic_model_take_input_shapes() {
     let o = secc(&["run", s(&bin), "--input-shape", "x=1,3,48,97"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn no_winograd_keeps_convolutions_direct() {
+    let d = tempfile::tempdir().unwrap();
+    let model = models().join("cli/conv3x3.onnx");
+    let bin = d.path().join("c.bin");
+    let plan = |extra: &[&str]| {
+        let mut args = vec![s(&model), "-o", s(&bin), "--print-after", "plan"];
+        args.extend_from_slice(extra);
+        ok(&secc(&args))
+    };
+    assert!(
+        plan(&[]).contains("wino_gemm"),
+        "the 3x3 layer takes a Winograd form"
+    );
+    let direct = plan(&["--no-winograd"]);
+    assert!(!direct.contains("wino_"), "{direct}");
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&secc(&["inspect", s(&bin), "--json"]))).unwrap();
+    let kinds: Vec<&str> = j["kernels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds[..2],
+        ["conv2d_blocked", "conv2d_blocked"],
+        "{kinds:?}"
+    );
+    for extra in [&[][..], &["--no-winograd"][..]] {
+        let mut args = vec!["check", s(&model)];
+        args.extend_from_slice(extra);
+        assert!(ok(&secc(&args)).contains("ok: every output within"));
+    }
+}
