@@ -130,7 +130,16 @@ fn compare(name: &str, g: &Graph, cpu: &str, batches: &[u64]) {
         target: secc_codegen::Target::Cpu { cpu: cpu.into() },
         ..cpu_opts()
     };
-    let bytes = secc_codegen::compile(g, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+    compare_with(name, g, &opts, batches);
+}
+
+/// [`compare`] with explicit code generation options.
+fn compare_with(name: &str, g: &Graph, opts: &secc_codegen::CodegenOptions, batches: &[u64]) {
+    let cpu = match &opts.target {
+        secc_codegen::Target::Cpu { cpu } => cpu.as_str(),
+        _ => "?",
+    };
+    let bytes = secc_codegen::compile(g, opts).unwrap_or_else(|e| panic!("{name}: {e}"));
     for threads in [1, 2] {
         let mut m = secc_runtime::Model::from_bytes(bytes.clone())
             .and_then(|m| m.session(threads))
@@ -1002,19 +1011,7 @@ fn winograd_can_be_turned_off() {
         winograd: false,
         ..cpu_opts()
     };
-    let bytes = secc_codegen::compile(&low, &opts).unwrap();
-    let mut m = secc_runtime::Model::from_bytes(bytes)
-        .and_then(|m| m.session(2))
-        .unwrap();
-    let ins = random_inputs(&low, 3, 5);
-    let want = interp::run(&low, &ins).unwrap();
-    let rt: Vec<secc_runtime::Tensor> = ins
-        .iter()
-        .map(|t| secc_runtime::Tensor::new(t.shape.clone(), t.data.clone()).unwrap())
-        .collect();
-    let got = m.run(&rt).unwrap();
-    let e = max_rel_err(&from_runtime(&got[0]), &want[0]);
-    assert!(e <= TOL, "direct 3x3 with Winograd off: err {e}");
+    compare_with("direct 3x3 with Winograd off", &low, &opts, &[1, 3]);
 }
 
 /// Winograd convolutions of run-time extents: the tile counts are expressions of H and W,
