@@ -100,9 +100,9 @@ def layer_table(art, model, peak1):
     per = {}
     for k in prof["kernels"]:
         if k["origin"] in flops:
-            t, kinds = per.setdefault(k["origin"], [0.0, []])
-            per[k["origin"]][0] = t + k["mean_us"]
-            kinds.append(k["kind"])
+            e = per.setdefault(k["origin"], [0.0, []])
+            e[0] += k["mean_us"]
+            e[1].append(k["kind"])
     rows = []
     for origin, (us, kinds) in per.items():
         f = flops[origin]

@@ -469,7 +469,7 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
     /// in FMAs (relative error about 2e-7 over the clamped range [-87.3, 88.0]). NaN
     /// propagates through the clamps (the constant is their first operand) and every step
     /// after, so no select is needed. It is most of a SiLU epilogue's cost (each vector
-    /// instruction takes one of the two 512-bit ports), so it is kept to 17 of them.
+    /// instruction takes one of the two 512-bit ports), so it is kept to 16 of them.
     ///
     /// `exp(k x)` for `k` = 1 or -1 (the sigmoid's `exp(-x)` without a negation).
     fn exp_poly(&self, x: FloatValue<'ctx>, k: f32) -> R<FloatValue<'ctx>> {

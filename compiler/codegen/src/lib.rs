@@ -11,7 +11,7 @@
 //!   the shapes are symbolic).
 //! * [`blocked`] holds the kernels over blocked (`nChw{c}c`) tensors, with register-tiled
 //!   convolutions and weights packed at compile time; [`winograd`] the Winograd F(2x2, 3x3)
-//!   form of 3x3 stride-1 convolutions over them.
+//!   and F(4x4, 3x3) forms of 3x3 stride-1 convolutions over them.
 //! * [`launch`] writes each CUDA kernel's launch contract (grid, block, shared memory,
 //!   parameters) into the manifest.
 //! * [`target`] creates target machines, optimises (O3, vectorised reductions through

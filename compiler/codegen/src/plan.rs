@@ -421,7 +421,7 @@ pub fn describe(p: &Plan) -> String {
         if let KernelKind::ConvBlocked(c) = &s.kind {
             let ep: Vec<String> = c.epilogue.iter().map(|e| format!("{e:?}")).collect();
             out.push_str(&format!(
-                " x={}x{}x{}/{} y={}x{}x{}/{} k={}x{} s={}x{} tile={}px x {}blk chunk={} seg={} band={}{}{}{}{} epilogue=[{}]",
+                " x={}x{}x{}/{} y={}x{}x{}/{} k={}x{} s={}x{} tile={}px x {}blk chunk={} seg={} band={}{}{}{}{}{} epilogue=[{}]",
                 c.x.c, ext(c.x.h), ext(c.x.w), c.x.block, c.y.c, ext(c.y.h), ext(c.y.w), c.y.block, c.k[0], c.k[1],
                 c.strides[0], c.strides[1], c.tile.px, c.tile.qn, c.blocking.chunk, c.blocking.seg, c.blocking.band,
                 if c.blocking.groups_inner { " groups-inner" } else { "" },
@@ -431,8 +431,8 @@ pub fn describe(p: &Plan) -> String {
                     (true, Some(_)) => " gated=pass",
                     (true, None) => " gated=load",
                 },
-                c.pool.map_or(String::new(), |p| format!(" pool={p}"))
-                    + &(if c.weight_sets > 1 { format!(" sets={}", c.weight_sets) } else { String::new() }),
+                c.pool.map_or(String::new(), |p| format!(" pool={p}")),
+                if c.weight_sets > 1 { format!(" sets={}", c.weight_sets) } else { String::new() },
                 ep.join(", ")
             ));
         }
@@ -683,7 +683,7 @@ pub fn build_with(g: &Graph, cpu: bool, forms: Forms) -> Result<Plan, CodegenErr
                 se::push_split(g, id, &mut p, &mut bufs)?
             }
             _ => {
-                push_step(g, id, [cpu, forms.winograd], &mut p, &mut bufs)?;
+                push_step(g, id, (cpu, forms.winograd), &mut p, &mut bufs)?;
                 if gpu_form {
                     gpu_kernel(&mut p, &shape_of(g, id.into()));
                 }
@@ -733,20 +733,15 @@ fn buffer_only(g: &Graph, id: NodeId, cpu: bool, p: &mut Plan, bufs: &mut Buffer
 fn push_step(
     g: &Graph,
     id: NodeId,
-    [cpu, winograd]: [bool; 2],
+    (cpu, winograd): (bool, bool),
     p: &mut Plan,
     bufs: &mut Buffers,
 ) -> Result<(), CodegenError> {
     let kind = kernel::kind(g, id, cpu)?;
     if let KernelKind::ConvBlocked(c) = &kind {
-        // the Winograd form, where its GEMM is plannable (symbolic tile counts whose
-        // expressions overflow keep the direct kernel)
-        let wino = winograd
-            .then(|| crate::winograd::form(c))
-            .flatten()
-            .and_then(|m| Some((m, conv::winograd_gemm(c, m)?)));
-        if let Some((m, gemm)) = wino {
-            return conv::push_winograd(g, id, c, (m, gemm), p, bufs);
+        let form = winograd.then(|| crate::winograd::form(c)).flatten();
+        if let Some(w) = form.and_then(|m| conv::winograd_plan(c, m)) {
+            return conv::push_winograd(g, id, c, w, p, bufs);
         }
     }
     // constants only a blocked convolution reads have no buffer: it packs its own

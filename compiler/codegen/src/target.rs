@@ -47,6 +47,16 @@ pub struct CodegenOptions {
     pub winograd: bool,
 }
 
+impl CodegenOptions {
+    /// The kernel forms these options let a plan choose.
+    pub fn plan_forms(&self) -> plan::Forms {
+        plan::Forms {
+            gpu: !matches!(self.target, Target::Cpu { .. }) || self.gpu_form,
+            winograd: self.winograd,
+        }
+    }
+}
+
 /// LLVM 19's x86 CPU names (`llc -march=x86-64 -mcpu=help`) that can run 64-bit code: an
 /// unknown name, or a 32-bit-only one such as `pentium4`, makes LLVM print a warning per
 /// function and then abort the process ("64-bit code requested on a subtarget that doesn't
@@ -439,11 +449,7 @@ pub fn compile_timed(
     check_target(&opts.target)?;
     let t0 = std::time::Instant::now();
     let cpu = matches!(opts.target, Target::Cpu { .. });
-    let forms = plan::Forms {
-        gpu: !cpu || opts.gpu_form,
-        winograd: opts.winograd,
-    };
-    let p = plan::build_with(g, cpu, forms)?;
+    let p = plan::build_with(g, cpu, opts.plan_forms())?;
     stage("plan (buffers, packed weights)", t0.elapsed());
     let cuda = matches!(opts.target, Target::Cuda { .. });
     let nsyms = g.sym_names.len();

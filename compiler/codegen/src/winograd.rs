@@ -118,24 +118,22 @@ pub fn form(c: &BlockedConv) -> Option<u64> {
         && c.weight_sets == 1
         && c.x.block > 1
         && c.x.block == c.y.block
-        && tiles(2, c.y.h, c.y.w).is_some()
         && c.x.c >= MIN_CHANNELS
         && c.y.c >= MIN_CHANNELS;
     if !eligible {
         return None;
     }
     let channels = c.x.blocks() * c.x.block * c.y.blocks() * c.y.block;
+    let tiles_of = |m: u64| oh.div_ceil(m) * ow.div_ceil(m);
     let cost = |m: u64| {
-        let (th, tw) = (oh.div_ceil(m), ow.div_ceil(m));
         let p = positions(m);
-        2 * p * channels * th * tw + FLOPS_PER_WEIGHT_BYTE * 4 * p * channels
+        2 * p * channels * tiles_of(m) + FLOPS_PER_WEIGHT_BYTE * 4 * p * channels
     };
     // V and M are live together during the GEMM: a form whose pair would take more than
     // MAX_TRANSFORMED at batch 1 (a huge map) leaves the layer to the direct kernel
     let transformed = |m: u64| {
-        let (th, tw) = (oh.div_ceil(m), ow.div_ceil(m));
         let per_tile = c.x.blocks() * c.x.block + c.y.blocks() * c.y.block;
-        4 * positions(m) * th * tw * per_tile
+        4 * positions(m) * tiles_of(m) * per_tile
     };
     [2, 4]
         .into_iter()

@@ -323,10 +323,7 @@ fn optimise(
         .is_some_and(|l| l == "all" || l.split(',').any(|n| n == "plan"));
     if print_plan {
         let cpu = matches!(target, secc_codegen::Target::Cpu { .. });
-        let forms = secc_codegen::plan::Forms {
-            gpu: !cpu,
-            winograd: !a.no_winograd,
-        };
+        let forms = codegen_options(target.clone(), None, !a.no_winograd).plan_forms();
         let p = secc_codegen::plan::build_with(&g, cpu, forms)
             .with_context(|| format!("planning {}", model.display()))?;
         let _ = writeln!(
@@ -345,20 +342,27 @@ fn optimise(
 
 /// Generates the artifact bytes, each code generation stage timed (plan, LLVM IR, O3,
 /// object code, link, artifact).
-fn codegen(
-    g: &secc_ir::Graph,
+/// The code generation options of the CLI's flags.
+fn codegen_options(
     target: secc_codegen::Target,
-    (memory_limit, winograd): (Option<u64>, bool),
-    st: &mut Stages,
-) -> Result<Vec<u8>> {
-    let opts = secc_codegen::CodegenOptions {
+    memory_limit: Option<u64>,
+    winograd: bool,
+) -> secc_codegen::CodegenOptions {
+    secc_codegen::CodegenOptions {
         target,
         compiler_version: format!("secc {}", env!("CARGO_PKG_VERSION")),
         memory_limit,
         gpu_form: false,
         winograd,
-    };
-    secc_codegen::compile_timed(g, &opts, &mut |name, d| {
+    }
+}
+
+fn codegen(
+    g: &secc_ir::Graph,
+    opts: &secc_codegen::CodegenOptions,
+    st: &mut Stages,
+) -> Result<Vec<u8>> {
+    secc_codegen::compile_timed(g, opts, &mut |name, d| {
         st.record(&format!("codegen: {name}"), d)
     })
     .with_context(|| format!("generating code for {:?}", g.name))
@@ -395,7 +399,8 @@ fn compile(a: CompileArgs) -> Result<()> {
         }
         return Ok(());
     };
-    let bytes = codegen(&g, target, (memory_limit, !a.no_winograd), &mut st)?;
+    let opts = codegen_options(target, memory_limit, !a.no_winograd);
+    let bytes = codegen(&g, &opts, &mut st)?;
     st.run("write", || files::write_atomic(out, &bytes))?;
     if a.timings {
         st.print();
@@ -485,8 +490,8 @@ fn check_cmd(a: CheckArgs) -> Result<()> {
     if a.perturb_weights {
         check::perturb_weights(&mut g);
     }
-    let limits = (memory_limit(ca.max_memory)?, !ca.no_winograd);
-    let bytes = codegen(&g, target, limits, &mut st)?;
+    let opts = codegen_options(target, memory_limit(ca.max_memory)?, !ca.no_winograd);
+    let bytes = codegen(&g, &opts, &mut st)?;
     let threads = a
         .threads
         .unwrap_or_else(secc_runtime::available_cores)

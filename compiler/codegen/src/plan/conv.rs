@@ -164,17 +164,29 @@ fn padded_bias(g: &Graph, id: NodeId, ob: usize) -> Result<Vec<f32>, CodegenErro
     Ok(crate::blocked::pad_to(&bias, ob))
 }
 
-/// The batched GEMM of a Winograd convolution `c` (see [`crate::winograd`]): a blocked
-/// 1x1 convolution over `16 N` images of the tiles, one weight set per position, tiled and
-/// blocked for that shape.
-pub(super) fn winograd_gemm(c: &BlockedConv, m: u64) -> Option<BlockedConv> {
+/// What a Winograd convolution in the form F(m x m, 3x3) is planned from: its batched GEMM
+/// and the extents its steps share.
+pub(super) struct WinogradPlan {
+    /// output tile side
+    m: u64,
+    /// tiles `[rows, columns]` of the output
+    tiles: [Dim; 2],
+    /// floats per image of the transformed input V and of the GEMM's result M
+    floats: [Dim; 2],
+    /// a blocked 1x1 convolution over `(m+2)^2 N` images of the tiles, one weight set per
+    /// position, tiled and blocked for that shape
+    gemm: BlockedConv,
+}
+
+/// The plan of blocked convolution `c` in the form F(m x m, 3x3), if its extents are
+/// representable (symbolic tile counts whose expressions overflow keep the direct kernel).
+pub(super) fn winograd_plan(c: &BlockedConv, m: u64) -> Option<WinogradPlan> {
     let positions = crate::winograd::positions(m);
-    let [th, tw] = crate::winograd::tiles(m, c.y.h, c.y.w)?;
-    let t = th.checked_mul(tw)?;
-    // V and M per image (push_winograd sizes them so)
-    for v in [&c.x, &c.y] {
-        t.checked_mul(Dim::Known(positions * v.blocks() * v.block))?;
-    }
+    let tiles = crate::winograd::tiles(m, c.y.h, c.y.w)?;
+    let t = tiles[0].checked_mul(tiles[1])?;
+    // V and M: every position of every tile of every channel block, per image
+    let per_image = |v: &View| t.checked_mul(Dim::Known(positions * v.blocks() * v.block));
+    let floats = [per_image(&c.x)?, per_image(&c.y)?];
     let (x, y) = (
         View {
             h: Dim::Known(1),
@@ -208,7 +220,7 @@ pub(super) fn winograd_gemm(c: &BlockedConv, m: u64) -> Option<BlockedConv> {
     // every image streams its own position's weights: all the sets from memory per run
     let set_bytes = y.blocks() * x.blocks() * ib * ob * 4;
     blocking.prefetch = crate::blocked::prefetch_for(positions * set_bytes);
-    Some(BlockedConv {
+    let gemm = BlockedConv {
         n: c.n.checked_mul(Dim::Known(positions))?,
         x,
         y,
@@ -223,22 +235,28 @@ pub(super) fn winograd_gemm(c: &BlockedConv, m: u64) -> Option<BlockedConv> {
         tile,
         blocking,
         weight_sets: positions,
+    };
+    Some(WinogradPlan {
+        m,
+        tiles,
+        floats,
+        gemm,
     })
 }
 
-/// Pushes the three steps of blocked convolution `c` (node `id`) in the Winograd form
-/// F(m x m, 3x3): input transform, batched GEMM, output transform with the bias and
-/// epilogue, through two temporaries (the transformed input V and the GEMM's result M,
-/// `(m+2)^2` floats per tile and channel each).
+/// Pushes the three steps of blocked convolution `c` (node `id`) in the Winograd form of
+/// `w`: input transform, batched GEMM, output transform with the bias and epilogue,
+/// through two temporaries (the transformed input V and the GEMM's result M, `(m+2)^2`
+/// floats per tile and channel each).
 pub(super) fn push_winograd(
     g: &Graph,
     id: NodeId,
     c: &BlockedConv,
-    (m, gemm): (u64, BlockedConv),
+    w: WinogradPlan,
     p: &mut Plan,
     bufs: &mut super::Buffers,
 ) -> Result<(), CodegenError> {
-    use crate::winograd::{positions, Transform};
+    use crate::winograd::Transform;
     let ins = g.inputs(id);
     let internal = || unsupported(g, id, "Winograd form: operand without a buffer (internal)");
     let buf = |v: usize| {
@@ -248,7 +266,7 @@ pub(super) fn push_winograd(
     };
     let x = buf(0)?;
     let residual = if c.residual() { Some(buf(3)?) } else { None };
-    let w = g
+    let weights = g
         .const_of(ins[1])
         .ok_or_else(|| unsupported(g, id, "blocked convolution weights must be constants"))?;
     let (o, ci, ib, ob) = (
@@ -257,7 +275,7 @@ pub(super) fn push_winograd(
         c.x.block as usize,
         c.y.block as usize,
     );
-    let u = crate::winograd::transform_weights(&w.data, [o, ci], m);
+    let u = crate::winograd::transform_weights(&weights.data, [o, ci], w.m);
     let packed: Vec<f32> = u
         .chunks(o * ci)
         .flat_map(|s| crate::blocked::pack_dense(s, [o, ci, 1, 1], ib, ob))
@@ -270,9 +288,6 @@ pub(super) fn push_winograd(
         vec![DimDecl::Known(bias.len() as u64)],
         &vec![0.0; bias.len()],
     );
-    // V and M: (m+2)^2 positions of every tile of every channel block, per image
-    let tiles = gemm.x.w;
-    let per_image = |v: &View| tiles.checked_mul(Dim::Known(positions(m) * v.blocks() * v.block));
     let mut temp = |floats: Dim| {
         p.buffers.push(secc_artifact::BufferDecl {
             dtype: "f32".into(),
@@ -281,18 +296,13 @@ pub(super) fn push_winograd(
         });
         p.buffers.len() as u32 - 1
     };
-    let (pv, pm) = (
-        per_image(&c.x).ok_or_else(internal)?,
-        per_image(&c.y).ok_or_else(internal)?,
-    );
-    let (vbuf, mbuf) = (temp(pv), temp(pm));
+    let (vbuf, mbuf) = (temp(w.floats[0]), temp(w.floats[1]));
     let y = super::result_buffers(g, id, p, bufs)[0];
-    let [th, tw] = crate::winograd::tiles(m, c.y.h, c.y.w).ok_or_else(internal)?;
     let transform = |image: View, epilogue: Vec<crate::blocked::Epilogue>| Transform {
-        m,
+        m: w.m,
         n: c.n,
         image,
-        tiles: [th, tw],
+        tiles: w.tiles,
         pads: c.pads,
         epilogue,
     };
@@ -307,7 +317,7 @@ pub(super) fn push_winograd(
             vbuf,
         ),
         (
-            KernelKind::ConvBlocked(gemm),
+            KernelKind::ConvBlocked(w.gemm),
             vec![vbuf, uw, zero, mbuf],
             mbuf,
         ),
