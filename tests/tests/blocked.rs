@@ -351,6 +351,12 @@ fn plain_input_stems() {
     let mut l = conv(24, 3, 2, 1);
     l.act = Some(Activation::HardSwish);
     single("3x3 s2 stem 3->24 odd", [3, 19, 25], l);
+    // one output block (a 16 x 1 tile and a 5-pixel tail at 16 lanes)
+    let mut l = conv(16, 3, 2, 1);
+    l.act = Some(Activation::Silu);
+    single("3x3 s2 stem 3->16 41x43", [3, 41, 43], l);
+    // three output blocks in tiles of two (the last tile one block), 5x5 stride 1
+    single("5x5 stem 3->40 9x35", [3, 9, 35], conv(40, 5, 1, 2));
 }
 
 #[test]

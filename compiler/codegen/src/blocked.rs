@@ -220,6 +220,17 @@ pub struct TapRow {
     pub dilation: u64,
 }
 
+/// What one step of a dense tile's inner loop covers, for [`conv_tile`]'s estimate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// one tap of one input channel
+    Tap,
+    /// a row of taps of one input channel of a blocked input (16-lane blocks)
+    Row(TapRow),
+    /// one tap of one channel of a plain input with several tap columns (16-lane blocks)
+    PlainTaps,
+}
+
 /// Chooses the register tile for `ocb` output channel blocks over rows of `ow` pixels, with
 /// `regs` vector registers, for a kernel whose weights per output block and input block
 /// (`taps x ib x ob` floats) take `block_bytes`: the tile with the fewest estimated cycles
@@ -235,21 +246,29 @@ pub struct TapRow {
 /// blocks: the weights one tile sweeps per input block (`qn x block_bytes`) must leave
 /// room in L1 ([`TILE_WEIGHTS`]; 4 blocks, 36 KiB, ran 10-15% slower than 3 or 2 blocks at
 /// every map size from 7x7 to 56x56), and with several tap columns over a blocked input
-/// (`taps`) LLVM keeps the tap columns' weights and broadcasts live beside the
+/// ([`Step::Row`]) LLVM keeps the tap columns' weights and broadcasts live beside the
 /// accumulators, so more than two thirds of the registers as accumulators spills (8 px x
-/// 3 blocks and 12 x 2 ran 15-60% slower than 7 x 3). For such `taps` a step is a whole
+/// 3 blocks and 12 x 2 ran 15-60% slower than 7 x 3). Such a step is a whole
 /// row of taps of one input channel, whose broadcasts overlap (the estimate then prefers
 /// 14 x 1 at 14x14 and 28x28, 8 x 2 at 56x56, 7 x 2 for stride 2 and at 7x7: each within
 /// 5% of the fastest tile measured, and 10-25% faster than the 4 x 4 and 5 x 4 chosen
-/// before). A plain-input stem (one input channel per block) keeps the per-tap estimate and
-/// its 6 x 4 tile: the row-of-taps estimate picks 4 x 4 there, which ran 40% slower.
+/// before).
+///
+/// A plain-input stem (one input channel per block, [`Step::PlainTaps`]) keeps the per-tap
+/// estimate, but LLVM hoists the broadcasts of all its tap columns above their FMAs, so it
+/// spills with far fewer accumulators: measured on Zen 5 (1 thread, 3 input channels at
+/// 224x224, stride 2), 3x3 to 32 channels ran 328 us as 13 x 2 and 191-198 as 5..8 x 2;
+/// 7x7 to 64 channels 1311 as 6 x 4, 1419 as 4 x 4, 1255 as 5 x 3 and 1117-1179 as 7 x 2,
+/// 8 x 2 or 14 x 1. Such a step keeps at most half the registers as accumulators over at
+/// most 2 blocks. (A loop over the tap columns instead of unrolling them kept 13 x 2 and
+/// 6 x 4 from spilling, but ran no faster than these tiles unrolled.)
 pub fn conv_tile(
     ocb: u64,
     ow: u64,
     regs: u64,
     depthwise: bool,
     block_bytes: u64,
-    taps: Option<TapRow>,
+    step: Step,
 ) -> ConvTile {
     if depthwise {
         // one weight vector per tap; the accumulators are the output pixels
@@ -258,8 +277,12 @@ pub fn conv_tile(
             qn: 1,
         };
     }
-    let max_qn = (TILE_WEIGHTS / block_bytes.max(1)).clamp(1, 4);
-    let max_acc = if taps.is_some() { regs * 2 / 3 } else { regs };
+    let (max_qn, max_acc) = match step {
+        Step::Tap => (4, regs),
+        Step::Row(_) => (4, regs * 2 / 3),
+        Step::PlainTaps => (2, regs / 2),
+    };
+    let max_qn = (TILE_WEIGHTS / block_bytes.max(1)).clamp(1, max_qn);
     let mut best = (f64::MAX, ConvTile { px: 1, qn: 1 });
     for qn in 1..=ocb.clamp(1, max_qn) {
         for px in 1..=ow.clamp(1, 28) {
@@ -268,14 +291,14 @@ pub fn conv_tile(
             if px * qn + qn + 4 > regs || px * qn > max_acc {
                 continue;
             }
-            let (fmas, loads) = match taps {
+            let (fmas, loads) = match step {
                 // one input channel over a row of taps: the broadcasts of neighbouring
                 // tap columns are the same input columns, loaded once
-                Some(t) => {
+                Step::Row(t) => {
                     let cols = (px - 1) * t.stride + (t.kw - 1) * t.dilation + 1;
                     (px * qn * t.kw, cols + qn * t.kw)
                 }
-                None => (px * qn, px + qn),
+                Step::Tap | Step::PlainTaps => (px * qn, px + qn),
             };
             let step = (fmas as f64 / 2.0).max(loads as f64).max(4.0) + 1.0;
             let waste = (ow.div_ceil(px) * px) as f64 / ow as f64 * (ocb.div_ceil(qn) * qn) as f64
@@ -1339,8 +1362,8 @@ mod tests {
     }
 
     /// 16-lane 3x3 taps over a blocked input, stride `s`.
-    fn row(s: u64) -> Option<TapRow> {
-        Some(TapRow {
+    fn row(s: u64) -> Step {
+        Step::Row(TapRow {
             kw: 3,
             stride: s,
             dilation: 1,
@@ -1356,18 +1379,26 @@ mod tests {
         assert_eq!(conv_tile(4, 56, 32, false, b3, row(1)), tile(8, 2));
         assert_eq!(conv_tile(32, 7, 32, false, b3, row(1)), tile(7, 2));
         assert_eq!(conv_tile(8, 28, 32, false, b3, row(2)), tile(7, 2));
-        // the plain-input 7x7 stem, 1x1 convolutions and 8-lane blocks keep the per-tap
-        // estimate
-        assert_eq!(conv_tile(4, 112, 32, false, 49 * 16 * 4, None), tile(6, 4));
+        // plain-input stems (7x7 to 64 channels, 3x3 to 32 and 16) within 5% of the
+        // fastest tiles measured
+        let plain = Step::PlainTaps;
+        assert_eq!(conv_tile(4, 112, 32, false, 49 * 16 * 4, plain), tile(8, 2));
+        assert_eq!(conv_tile(2, 112, 32, false, 9 * 16 * 4, plain), tile(8, 2));
+        assert_eq!(conv_tile(1, 112, 32, false, 9 * 16 * 4, plain), tile(16, 1));
+        // 1x1 convolutions and 8-lane blocks keep the per-tap estimate
         assert_eq!(
-            conv_tile(16, 3136, 32, false, 16 * 16 * 4, None),
+            conv_tile(16, 3136, 32, false, 16 * 16 * 4, Step::Tap),
             tile(6, 4)
         );
-        assert_eq!(conv_tile(8, 56, 16, false, 9 * 8 * 8 * 4, None), tile(5, 2));
+        assert_eq!(
+            conv_tile(8, 56, 16, false, 9 * 8 * 8 * 4, Step::Tap),
+            tile(5, 2)
+        );
     }
 
     /// No tile sweeps more weights per input block than [`TILE_WEIGHTS`], nor keeps more
-    /// than two thirds of the registers as accumulators when tap columns are live.
+    /// than two thirds of the registers as accumulators when tap columns are live (half,
+    /// over at most 2 blocks, for a plain input).
     #[test]
     fn tiles_respect_l1_and_register_limits() {
         for ocb in 1..40 {
@@ -1377,6 +1408,11 @@ mod tests {
                 assert!(
                     t.px * t.qn <= 21 && t.px <= ow && t.qn <= ocb,
                     "{ocb} {ow}: {t:?}"
+                );
+                let t = conv_tile(ocb, ow, 32, false, 49 * 16 * 4, Step::PlainTaps);
+                assert!(
+                    t.px * t.qn <= 16 && t.qn <= 2 && t.px <= ow && t.qn <= ocb,
+                    "plain {ocb} {ow}: {t:?}"
                 );
             }
         }

@@ -85,12 +85,17 @@ pub(super) fn blocked(g: &Graph, id: NodeId, a: &Conv2dAttrs) -> Result<BlockedC
     // the row-of-taps estimate was measured with 16-lane blocks (AVX-512); with 8 lanes
     // the per-tap estimate's tiles measured as fast or faster (5 x 2 against 4 x 2 for a
     // 64-channel 3x3 at 56x56: 2.5 against 5 ms)
-    let tap_row = (k[1] > 1 && x.block > 1 && y.block >= 16).then_some(crate::blocked::TapRow {
-        kw: k[1],
-        stride: a.strides[1],
-        dilation: a.dilations[1],
-    });
-    let tile = crate::blocked::conv_tile(y.blocks(), ow, regs, depthwise, block_bytes, tap_row);
+    use crate::blocked::{Step, TapRow};
+    let step = match (k[1] > 1 && y.block >= 16, x.block > 1) {
+        (false, _) => Step::Tap,
+        (true, false) => Step::PlainTaps,
+        (true, true) => Step::Row(TapRow {
+            kw: k[1],
+            stride: a.strides[1],
+            dilation: a.dilations[1],
+        }),
+    };
+    let tile = crate::blocked::conv_tile(y.blocks(), ow, regs, depthwise, block_bytes, step);
     let groups = y.blocks().div_ceil(tile.qn);
     let input_bytes = x.blocks() * x.block * typical(x.h) * typical(x.w) * 4;
     let mut b = crate::blocked::conv_blocking(
@@ -208,7 +213,7 @@ pub(super) fn winograd_plan(c: &BlockedConv, m: u64) -> Option<WinogradPlan> {
         vector_registers(ob),
         false,
         ib * ob * 4,
-        None,
+        crate::blocked::Step::Tap,
     );
     let groups = y.blocks().div_ceil(tile.qn);
     let mut blocking = crate::blocked::conv_blocking(
