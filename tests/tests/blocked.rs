@@ -229,7 +229,7 @@ fn plan_line(g: &Graph, block: u32, seed: u32) -> String {
 
 /// The cache-blocking choices that change the loop order or add prefetches keep results:
 /// output channel groups innermost (an input over 1 MiB, small weights), and software
-/// prefetches of weights that come from memory (4 MiB and more), at both vector widths.
+/// prefetches of weights that come from memory (256 KiB and more), at both vector widths.
 #[test]
 fn cache_blocking_choices_keep_results() {
     let big = Conv {

@@ -121,7 +121,12 @@ const L2_INPUT: u64 = 1 << 20;
 
 /// Weights of at least this many bytes are prefetched in software ([`Blocking::prefetch`]),
 /// this far ahead (floats; about the DRAM latency at the rate a tile consumes weights).
-const STREAMED_WEIGHTS: u64 = 4 << 20;
+/// At batch 1 a network's weights do not stay in L2 from one run to the next, so layers of
+/// a quarter of a 1 MiB L2 and more come from L3 or DRAM: on Zen 5 (same run, 5 rounds)
+/// lowering the threshold from 4 MiB to 256 KiB made SE-ResNet-50 4% / 2% faster at 1 / 2
+/// threads, EfficientNet-B0 3% / 2%, MobileNetV3-Large 5% / 0%, batch 8 unchanged; 64 KiB
+/// gained nothing more.
+const STREAMED_WEIGHTS: u64 = 256 << 10;
 const PREFETCH_AHEAD: u64 = 1024;
 
 /// Bytes of L1 the weights one register tile sweeps per input channel block may take.
@@ -165,7 +170,8 @@ pub struct Blocking {
 /// 15 layers whose input outweighs the weights, took them from 7.67 to 7.21 ms at 2
 /// threads, unchanged at 1 (the [`L2_INPUT`] floor, added after, keeps the 7 with inputs
 /// over 1 MiB); prefetching took its 9 layers of 4 MiB or more from 12.4 to 11.2 ms at 1
-/// thread and 6.8 to 6.0 at 2, and slowed layers whose weights stay in cache.)
+/// thread and 6.8 to 6.0 at 2, and slowed layers whose weights stay in cache; on Zen 5
+/// the threshold is lower, see [`STREAMED_WEIGHTS`].)
 pub fn conv_blocking(
     tile: ConvTile,
     [icb, taps, ib, ob]: [u64; 4],
@@ -199,7 +205,7 @@ pub fn conv_blocking(
 }
 
 /// How far ahead a convolution whose weights take `weight_bytes` prefetches them
-/// ([`Blocking::prefetch`]): weights of [`STREAMED_WEIGHTS`] or more come from DRAM.
+/// ([`Blocking::prefetch`]): weights of [`STREAMED_WEIGHTS`] or more come from L3 or DRAM.
 pub fn prefetch_for(weight_bytes: u64) -> u64 {
     if weight_bytes >= STREAMED_WEIGHTS {
         PREFETCH_AHEAD
