@@ -932,7 +932,7 @@ impl<'a, 'ctx> Kb<'a, 'ctx> {
     }
 
     /// Sum of the lanes of `v`, in any order.
-    fn hsum(&self, v: VectorValue<'ctx>) -> R<FloatValue<'ctx>> {
+    pub fn hsum(&self, v: VectorValue<'ctx>) -> R<FloatValue<'ctx>> {
         let red = intrinsic(self.m, &["llvm.vector.reduce.fadd"], &[v.get_type().into()])?;
         let s = self
             .b

@@ -722,6 +722,111 @@ fn dot<'ctx>(
     })
 }
 
+/// Weight rows an SE gate's FC1 reads at once, and how far ahead (floats) it prefetches
+/// each. Its weights come from L3 or DRAM each run at batch 1; on Zen 5 one sequential
+/// stream read 19 GB/s cold, four streams 13 GB/s, four prefetched 2 KiB ahead 34-37
+/// (`benches/read_bw.c`).
+const FC_STREAMS: u64 = 4;
+const FC_PREFETCH: u64 = 512;
+
+/// `init[k] + w[js[k] * c ..][..c] . x[x0 ..][..c]` for each row `js[k]`: the rows are
+/// read side by side, 16 floats at a time, each prefetched [`FC_PREFETCH`] floats ahead
+/// (CPU); the last `c % 16` one at a time.
+fn dot_rows<'ctx>(
+    kb: &mut Kb<'_, 'ctx>,
+    c: u64,
+    w: PointerValue<'ctx>,
+    js: &[IntValue<'ctx>],
+    (x, x0): (PointerValue<'ctx>, IntValue<'ctx>),
+    init: &[FloatValue<'ctx>],
+) -> R<Vec<FloatValue<'ctx>>> {
+    const L: u64 = 16;
+    let rows = js
+        .iter()
+        .map(|j| kb.mul(*j, kb.i(c)))
+        .collect::<R<Vec<_>>>()?;
+    let zero = kb.vec_splat_n(kb.fc(0.0), L as u32)?;
+    let acc = kb.for_carry(
+        kb.i(0),
+        kb.i(c / L),
+        vec![zero.into(); js.len()],
+        |kb, v, acc| {
+            let off = kb.mul(v, kb.i(L))?;
+            let xv = kb.vec_load_n(x, kb.add(x0, off)?, L as u32)?;
+            rows.iter()
+                .zip(acc)
+                .map(|(row, a)| {
+                    let at = kb.add(*row, off)?;
+                    kb.prefetch(w, kb.add(at, kb.i(FC_PREFETCH))?)?;
+                    let wv = kb.vec_load_n(w, at, L as u32)?;
+                    Ok(kb.vec_fma(wv, xv, a.into_vector_value())?.into())
+                })
+                .collect()
+        },
+    )?;
+    let sums = acc
+        .iter()
+        .zip(init)
+        .map(|(a, i)| kb.fadd(kb.hsum(a.into_vector_value())?, *i).map(Into::into))
+        .collect::<R<Vec<_>>>()?;
+    let sums = kb.for_carry(kb.i(c / L * L), kb.i(c), sums, |kb, i, s| {
+        let xi = kb.load(x, kb.add(x0, i)?)?;
+        rows.iter()
+            .zip(s)
+            .map(|(row, s)| {
+                let p = kb.fmul(kb.load(w, kb.add(*row, i)?)?, xi)?;
+                Ok(kb.fadd(s.into_float_value(), p)?.into())
+            })
+            .collect()
+    })?;
+    Ok(sums.into_iter().map(|s| s.into_float_value()).collect())
+}
+
+/// `g[g0 + ch] += sum_k w[js[k] * c + ch] * hs[k]` for `ch` in `[lo, hi)`: the rows are read
+/// side by side, 16 floats at a time, each prefetched [`FC_PREFETCH`] floats ahead (CPU);
+/// the last `(hi - lo) % 16` one at a time.
+fn axpy_rows<'ctx>(
+    kb: &mut Kb<'_, 'ctx>,
+    c: u64,
+    w: PointerValue<'ctx>,
+    js: &[IntValue<'ctx>],
+    hs: &[FloatValue<'ctx>],
+    (g, g0): (PointerValue<'ctx>, IntValue<'ctx>),
+    [lo, hi]: [IntValue<'ctx>; 2],
+) -> R<()> {
+    const L: u64 = 16;
+    let rows = js
+        .iter()
+        .map(|j| kb.mul(*j, kb.i(c)))
+        .collect::<R<Vec<_>>>()?;
+    let hv = hs
+        .iter()
+        .map(|h| kb.vec_splat_n(*h, L as u32))
+        .collect::<R<Vec<_>>>()?;
+    let n = kb.div(kb.sub(hi, lo)?, kb.i(L))?;
+    kb.for_loop(kb.i(0), n, |kb, v| {
+        let ch = kb.add(lo, kb.mul(v, kb.i(L))?)?;
+        let gi = kb.add(g0, ch)?;
+        let mut acc = kb.vec_load_n(g, gi, L as u32)?;
+        for (row, h) in rows.iter().zip(&hv) {
+            let at = kb.add(*row, ch)?;
+            kb.prefetch(w, kb.add(at, kb.i(FC_PREFETCH))?)?;
+            acc = kb.vec_fma(kb.vec_load_n(w, at, L as u32)?, *h, acc)?;
+        }
+        kb.vec_store(g, gi, acc)
+    })?;
+    let tail = kb.add(lo, kb.mul(n, kb.i(L))?)?;
+    kb.for_loop(tail, hi, |kb, ch| {
+        let gi = kb.add(g0, ch)?;
+        let mut acc = kb.load(g, gi)?;
+        for (row, h) in rows.iter().zip(hs) {
+            let p = kb.fmul(kb.load(w, kb.add(*row, ch)?)?, *h)?;
+            acc = kb.fadd(acc, p)?;
+        }
+        kb.store(g, gi, acc)
+    })
+}
+
 fn gemm(kb: &mut Kb, g: &GemmAttrs, a: &[Dim], b: &[Dim], c: Option<&[Dim]>) -> R<()> {
     let (m, k) = if g.trans_a {
         (a[1], a[0])
@@ -1968,26 +2073,30 @@ fn squeeze_excite<'a, 'ctx>(
         })?;
         kb.barrier()?;
         let (rlo, rhi) = kb.split_by(kb.i(r), kb.group_tid, kb.group_n)?;
-        kb.for_loop(rlo, rhi, |kb, j| {
-            let bias = kb.load(pb1, j)?;
-            let wrow = kb.mul(j, kb.i(c))?;
+        // FC1 of rows `js`, each image of the block: hidden = inner(b1 + w1[j, :] . pooled)
+        let fc1 = |kb: &mut Kb<'a, 'ctx>, js: &[IntValue<'ctx>]| -> R<()> {
             kb.for_loop(kb.i(0), nb, |kb, b| {
-                let one = kb.i(1);
-                let s = dot(
-                    kb,
-                    kb.i(c),
-                    (pw1, wrow, one),
-                    (scratch, kb.mul(b, kb.i(cp))?, one),
-                    bias,
-                )?;
-                let v = kb.act(inner, s)?;
-                kb.store(
-                    scratch,
-                    kb.add(kb.i(hid0), kb.add(kb.mul(b, kb.i(r))?, j)?)?,
-                    v,
-                )
+                let init = js.iter().map(|j| kb.load(pb1, *j)).collect::<R<Vec<_>>>()?;
+                let x = (scratch, kb.mul(b, kb.i(cp))?);
+                let sums = dot_rows(kb, c, pw1, js, x, &init)?;
+                for (j, s) in js.iter().zip(sums) {
+                    let v = kb.act(inner, s)?;
+                    let hi = kb.add(kb.i(hid0), kb.add(kb.mul(b, kb.i(r))?, *j)?)?;
+                    kb.store(scratch, hi, v)?;
+                }
+                Ok(())
             })
+        };
+        // FC_STREAMS rows at once, a quarter of this thread's rows apart, then the rest
+        let quarter = kb.div(kb.sub(rhi, rlo)?, kb.i(FC_STREAMS))?;
+        kb.for_loop(kb.i(0), quarter, |kb, t| {
+            let js = (0..FC_STREAMS)
+                .map(|k| kb.add(kb.add(rlo, t)?, kb.mul(quarter, kb.i(k))?))
+                .collect::<R<Vec<_>>>()?;
+            fc1(kb, &js)
         })?;
+        let rest = kb.add(rlo, kb.mul(quarter, kb.i(FC_STREAMS))?)?;
+        kb.for_loop(rest, rhi, |kb, j| fc1(kb, &[j]))?;
         kb.barrier()?;
         // FC2: gates = b2 + sum_j w2t[j, :] * hidden[b, j], j outermost so each w2t row
         // slice is reused from L1 for every image of the block
@@ -1997,24 +2106,28 @@ fn squeeze_excite<'a, 'ctx>(
                 kb.store(scratch, kb.add(sb, ch)?, kb.load(pb2, ch)?)
             })
         })?;
-        kb.for_loop(kb.i(0), kb.i(r), |kb, j| {
-            let wrow = kb.mul(j, kb.i(c))?;
+        let fc2 = |kb: &mut Kb<'a, 'ctx>, js: &[IntValue<'ctx>]| -> R<()> {
             kb.for_loop(kb.i(0), nb, |kb, b| {
-                let sb = kb.mul(b, kb.i(cp))?;
-                let hj = kb.load(
-                    scratch,
-                    kb.add(kb.i(hid0), kb.add(kb.mul(b, kb.i(r))?, j)?)?,
-                )?;
-                kb.for_loop(clo, chi, |kb, ch| {
-                    let gi = kb.add(sb, ch)?;
-                    let v = kb.fadd(
-                        kb.load(scratch, gi)?,
-                        kb.fmul(kb.load(pw2t, kb.add(wrow, ch)?)?, hj)?,
-                    )?;
-                    kb.store(scratch, gi, v)
-                })
+                let hs = js
+                    .iter()
+                    .map(|j| {
+                        let hi = kb.add(kb.i(hid0), kb.add(kb.mul(b, kb.i(r))?, *j)?)?;
+                        kb.load(scratch, hi)
+                    })
+                    .collect::<R<Vec<_>>>()?;
+                let g0 = kb.mul(b, kb.i(cp))?;
+                axpy_rows(kb, c, pw2t, js, &hs, (scratch, g0), [clo, chi])
             })
+        };
+        // FC_STREAMS rows at once, a quarter of the rows apart, then the rest
+        let quarter = r / FC_STREAMS;
+        kb.for_loop(kb.i(0), kb.i(quarter), |kb, t| {
+            let js = (0..FC_STREAMS)
+                .map(|k| kb.add(t, kb.i(k * quarter)))
+                .collect::<R<Vec<_>>>()?;
+            fc2(kb, &js)
         })?;
+        kb.for_loop(kb.i(quarter * FC_STREAMS), kb.i(r), |kb, j| fc2(kb, &[j]))?;
         kb.for_loop(kb.i(0), nb, |kb, b| {
             let sb = kb.mul(b, kb.i(cp))?;
             let yb = kb.mul(kb.add(i0, b)?, kb.i(c))?;
