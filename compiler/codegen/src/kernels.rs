@@ -722,7 +722,7 @@ fn dot<'ctx>(
     })
 }
 
-/// Weight rows an SE gate's FC1 reads at once, and how far ahead (floats) it prefetches
+/// Weight rows an SE gate's FCs read at once, and how far ahead (floats) they prefetch
 /// each. Its weights come from L3 or DRAM each run at batch 1; on Zen 5 one sequential
 /// stream read 19 GB/s cold, four streams 13 GB/s, four prefetched 2 KiB ahead 34-37
 /// (`benches/read_bw.c`).
